@@ -1,0 +1,295 @@
+/*
+ * kvsplit/backend.h — for backend authors (libgit2's git2/sys/ idea).
+ *
+ * A backend stores named objects with Kubernetes ConfigMap semantics: each
+ * object has labels, annotations, binary data entries, a resourceVersion
+ * drawn from ONE global revision counter, a uid, a server creation time and
+ * an immutable flag. The store relies on exactly these semantics:
+ *
+ *  - create fails with KVS_EEXISTS if the name exists;
+ *  - replace succeeds only if obj->resource_version equals the current one
+ *    (KVS_ECONFLICT otherwise, KVS_ENOTFOUND if gone); an empty
+ *    resource_version means unconditional;
+ *  - an immutable object's data can never change, but its labels and
+ *    annotations can (and that bumps its resourceVersion);
+ *  - delete honours resourceVersion / uid preconditions (KVS_ECONFLICT);
+ *  - one object's data (sum of value lengths) is limited to max_object_bytes
+ *    (KVS_ETOOBIG over it);
+ *  - list filters by label selector and pages with a continue token; a list
+ *    reports the revision it was served at;
+ *  - watch delivers every change after a resourceVersion in revision order,
+ *    with BOOKMARKs, or KVS_EGONE when that history was compacted.
+ *
+ * Every method must be safe to call from several threads at once. Methods
+ * return 0 or a negative KVS_E code and put the detail into the per-thread
+ * error with kvs_error_set().
+ */
+#ifndef KVSPLIT_BACKEND_H
+#define KVSPLIT_BACKEND_H
+
+#include "../kvsplit.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A key/value string pair (label or annotation). */
+typedef struct kvs_kv {
+	char *key;
+	char *value;
+} kvs_kv;
+
+/** One binaryData entry. */
+typedef struct kvs_blob {
+	char *key;      /**< [-._a-zA-Z0-9]+ */
+	uint8_t *data;
+	size_t len;
+} kvs_blob;
+
+/**
+ * An object as the backend stores it. Strings are NUL-terminated and owned by
+ * the object; release with kvs_object_free(). Objects returned by list with
+ * KVS_LIST_METADATA_ONLY have ndata == 0 and data_bytes set.
+ */
+typedef struct kvs_object {
+	char *name;
+	char *resource_version;   /**< "" when unset */
+	char *uid;                /**< "" when unset */
+	int64_t created_ms;       /**< server creation time, Unix ms (0 unknown) */
+	int immutable;
+	kvs_kv *labels;
+	size_t nlabels;
+	kvs_kv *annotations;
+	size_t nannotations;
+	kvs_blob *data;
+	size_t ndata;
+	uint64_t data_bytes;      /**< total data bytes (set by backends on reads) */
+} kvs_object;
+
+/* Helpers to build and read objects (all allocate with the library allocator). */
+KVS_API kvs_object *kvs_object_new(const char *name);
+KVS_API void kvs_object_free(kvs_object *obj);
+KVS_API int kvs_object_dup(kvs_object **out, const kvs_object *src);
+/** Set (replace) a label/annotation; copies both strings. */
+KVS_API int kvs_object_set_label(kvs_object *obj, const char *key, const char *value);
+KVS_API int kvs_object_set_annotation(kvs_object *obj, const char *key, const char *value);
+/** Append a data entry, copying `len` bytes. */
+KVS_API int kvs_object_add_data(kvs_object *obj, const char *key, const void *data, size_t len);
+/** Append a data entry taking ownership of `data` (allocated with malloc). */
+KVS_API int kvs_object_add_data_owned(kvs_object *obj, const char *key, uint8_t *data, size_t len);
+KVS_API const char *kvs_object_label(const kvs_object *obj, const char *key);
+KVS_API const char *kvs_object_annotation(const kvs_object *obj, const char *key);
+KVS_API const kvs_blob *kvs_object_data(const kvs_object *obj, const char *key);
+KVS_API int kvs_object_set_rv(kvs_object *obj, const char *rv);
+
+/** A page of objects; release with kvs_object_list_free(). */
+typedef struct kvs_object_list {
+	kvs_object **items;
+	size_t count;
+	char *next;               /**< continue token, NULL on the last page */
+	char *resource_version;   /**< revision the list was served at */
+} kvs_object_list;
+KVS_API void kvs_object_list_free(kvs_object_list *list);
+
+#define KVS_LIST_METADATA_ONLY 0x1u /**< omit data (PartialObjectMetadataList) */
+
+typedef enum kvs_event_type {
+	KVS_EVENT_ADDED = 1,
+	KVS_EVENT_MODIFIED = 2,
+	KVS_EVENT_DELETED = 3,
+	KVS_EVENT_BOOKMARK = 4   /**< object holds only resource_version */
+} kvs_event_type;
+
+typedef struct kvs_event {
+	kvs_event_type type;
+	kvs_object *object;      /**< owned by the event; release with kvs_event_clear */
+} kvs_event;
+KVS_API void kvs_event_clear(kvs_event *ev);
+
+typedef struct kvs_backend_watch kvs_backend_watch;
+
+/**
+ * One operation of a batch (see kvs_backend_ops.batch): lets a backend run
+ * many object transfers in parallel (curl multi, HTTP/2 streams).
+ */
+typedef enum kvs_op_kind {
+	KVS_OP_GET = 1,     /**< name → out */
+	KVS_OP_CREATE = 2   /**< in → out (out may be left NULL) */
+} kvs_op_kind;
+
+typedef struct kvs_op {
+	kvs_op_kind kind;
+	const char *name;         /**< GET */
+	const kvs_object *in;     /**< CREATE */
+	kvs_object *out;          /**< result, owned by the caller afterwards */
+	int result;               /**< 0 or KVS_E code, per operation */
+} kvs_op;
+
+#define KVS_BACKEND_OPS_VERSION 1
+
+/**
+ * The backend vtable. New methods are only ever appended; `version` tells
+ * which are present. Optional methods may be NULL.
+ */
+typedef struct kvs_backend_ops {
+	unsigned int version;   /**< KVS_BACKEND_OPS_VERSION */
+	const char *name;       /**< "memory", "kubernetes", ... */
+
+	/** Fetch an object. KVS_ENOTFOUND if absent. */
+	int (*get)(kvs_backend *b, kvs_object **out, const char *name);
+
+	/** Create; KVS_EEXISTS if present. `out` (may be NULL) gets the stored object's metadata. */
+	int (*create)(kvs_backend *b, kvs_object **out, const kvs_object *obj);
+
+	/**
+	 * Replace the whole object (labels, annotations, data). Conditional on
+	 * obj->resource_version when it is not "". `out` (may be NULL) gets the
+	 * stored object's metadata (new resourceVersion).
+	 */
+	int (*replace)(kvs_backend *b, kvs_object **out, const kvs_object *obj);
+
+	/**
+	 * Merge `annotations` into an existing object's annotations without
+	 * sending or changing its data (a metadata-only update, allowed on
+	 * immutable objects). Bumps resourceVersion. `out` (may be NULL) gets the
+	 * new metadata. KVS_ENOTFOUND if absent.
+	 */
+	int (*annotate)(kvs_backend *b, kvs_object **out, const char *name,
+	                const kvs_kv *annotations, size_t n);
+
+	/** Delete with optional preconditions (NULL or "" = none). */
+	int (*remove)(kvs_backend *b, const char *name, const char *expect_rv,
+	              const char *expect_uid);
+
+	/**
+	 * List objects matching a label selector (Kubernetes syntax, NULL = all),
+	 * at most `limit` per page (0 = backend default), from `token` (NULL =
+	 * first page). `flags`: KVS_LIST_METADATA_ONLY.
+	 */
+	int (*list)(kvs_backend *b, kvs_object_list **out, const char *selector,
+	            size_t limit, const char *token, unsigned int flags);
+
+	/**
+	 * Start a watch of objects matching `selector` for every change after
+	 * `from_rv` ("" = current objects as ADDED first). KVS_EGONE (now or from
+	 * watch_next) when that history is compacted.
+	 */
+	int (*watch_open)(kvs_backend *b, kvs_backend_watch **out, const char *selector,
+	                  const char *from_rv);
+	/**
+	 * Next event, waiting up to timeout_ms (-1 forever). KVS_ETIMEOUT if none
+	 * came, KVS_EGONE after compaction, KVS_EIO when the stream broke (the
+	 * caller reopens from the last resourceVersion it saw).
+	 */
+	int (*watch_next)(kvs_backend_watch *w, kvs_event *out, int timeout_ms);
+	void (*watch_close)(kvs_backend_watch *w);
+
+	/**
+	 * Optional: run `n` independent operations, in parallel where possible.
+	 * Returns 0 when every op ran (each op->result says how it went), or a
+	 * code for a failure of the batch as a whole. NULL: the store runs them
+	 * one by one through get/create.
+	 */
+	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
+
+	/** Server time, Unix ms (used for gc grace periods). */
+	int (*now)(kvs_backend *b, int64_t *out_ms);
+
+	/** Free the backend. */
+	void (*free)(kvs_backend *b);
+} kvs_backend_ops;
+
+/**
+ * Base of every backend: backends embed it first and cast.
+ */
+struct kvs_backend {
+	const kvs_backend_ops *ops;
+	uint64_t max_object_bytes;  /**< data limit per object (1048576 on Kubernetes) */
+};
+
+/** Record the detail of a failure for kvs_error_last(); returns `code`. */
+KVS_API int kvs_error_set(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* ------------------------------------------------------------------------ */
+/* In-memory backend                                                        */
+
+/**
+ * Fault injection and hooks of the in-memory backend. The call counter counts
+ * every vtable call (batch ops count one each).
+ */
+typedef enum kvs_mem_call {
+	KVS_MEM_GET = 0, KVS_MEM_CREATE, KVS_MEM_REPLACE, KVS_MEM_ANNOTATE,
+	KVS_MEM_REMOVE, KVS_MEM_LIST, KVS_MEM_WATCH, KVS_MEM_NCALLS
+} kvs_mem_call;
+
+#define KVS_MEM_OPTIONS_VERSION 1
+typedef struct kvs_mem_options {
+	unsigned int version;        /**< KVS_MEM_OPTIONS_VERSION */
+	uint64_t max_object_bytes;   /**< default 1048576 */
+	size_t history;              /**< watch events kept; default 1000 */
+	size_t list_page_default;    /**< default page when limit == 0: 500 */
+} kvs_mem_options;
+#define KVS_MEM_OPTIONS_INIT { KVS_MEM_OPTIONS_VERSION, 0, 0, 0 }
+
+/** Create an in-memory backend. Release with its free (or by kvs_close). */
+KVS_API int kvs_backend_mem(kvs_backend **out, const kvs_mem_options *opts);
+
+/**
+ * Share one in-memory "cluster" between several backend handles (several
+ * clients of the same server): the new handle sees the same objects, counter
+ * and watch history. Faults and stats are per handle.
+ */
+KVS_API int kvs_backend_mem_clone(kvs_backend **out, kvs_backend *mem);
+
+/** Fail the n-th call from now (1 = the next) with `code`; 0 disables. */
+KVS_API void kvs_mem_fail_nth(kvs_backend *mem, uint64_t n, int code);
+/** Fail every call of one kind with `code` (0 clears). */
+KVS_API void kvs_mem_fail_kind(kvs_backend *mem, kvs_mem_call kind, int code);
+/**
+ * Crash after `n` more calls: call n+1 and every later call fail with KVS_EIO
+ * and have no effect (0 disables). A call that "crashes" never half-applies.
+ */
+KVS_API void kvs_mem_crash_after(kvs_backend *mem, uint64_t n);
+
+/** Per-handle counters. */
+typedef struct kvs_mem_stats {
+	uint64_t calls[KVS_MEM_NCALLS];
+	uint64_t bytes_written;     /**< data bytes of created/replaced objects */
+	uint64_t bytes_read;        /**< data bytes returned by get/list */
+	uint64_t objects;           /**< objects now stored (whole cluster) */
+	uint64_t stored_bytes;      /**< data bytes now stored (whole cluster) */
+} kvs_mem_stats;
+KVS_API void kvs_mem_get_stats(kvs_backend *mem, kvs_mem_stats *out);
+KVS_API void kvs_mem_reset_stats(kvs_backend *mem);
+
+/**
+ * A hook called before every call takes effect, with the call kind and the
+ * object name (NULL for list/watch). Tests use it to interleave other
+ * clients (a concurrent gc, a second writer) at exact points. A non-zero
+ * return fails the call with that code. The hook may call into other
+ * backend handles of the same cluster, but not into this handle.
+ */
+typedef int (*kvs_mem_hook)(void *ctx, kvs_mem_call kind, const char *name);
+KVS_API void kvs_mem_set_hook(kvs_backend *mem, kvs_mem_hook hook, void *ctx);
+
+/** Advance the in-memory server clock (for grace periods). */
+KVS_API void kvs_mem_advance_clock(kvs_backend *mem, int64_t ms);
+
+/**
+ * Reach into the cluster for fault tests: flip one bit of the data entry
+ * `key` of object `name` at byte `offset`, without changing its
+ * resourceVersion (disk corruption). KVS_ENOTFOUND if absent.
+ */
+KVS_API int kvs_mem_corrupt(kvs_backend *mem, const char *name, const char *key,
+                            size_t offset);
+/** Compact watch history now: watches from older revisions get KVS_EGONE. */
+KVS_API void kvs_mem_compact(kvs_backend *mem);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVSPLIT_BACKEND_H */

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install the Debian packages kvsplit builds, tests and demos with, if any is
+# missing. Quiet and quick when everything is already there, so every make
+# target can depend on it.
+set -e
+PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libmsgpack-dev \
+liblz4-dev libxxhash-dev libcjson-dev libcriterion-dev libyaml-dev \
+libmicrohttpd-dev openssl python3 python3-kubernetes lz4 ca-certificates"
+[ -n "$KVS_EXTRA_PKGS" ] && PKGS="$PKGS $KVS_EXTRA_PKGS"
+missing=""
+for p in $PKGS; do
+	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$s" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing" >&2
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: not root; run: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2 || true
+apt-get install -y -qq --no-install-recommends $missing >&2

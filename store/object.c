@@ -1,0 +1,228 @@
+/*
+ * object.c — the backend object model (a ConfigMap as the store sees it) and
+ * its helpers. Every allocation failure is reported as KVS_ENOMEM; nothing
+ * here aborts.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvsplit.h"
+#include "kvsplit/backend.h"
+
+static char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = malloc(n);
+
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+kvs_object *kvs_object_new(const char *name)
+{
+	kvs_object *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->name = xstrdup(name ? name : "");
+	o->resource_version = xstrdup("");
+	o->uid = xstrdup("");
+	if (!o->name || !o->resource_version || !o->uid) {
+		kvs_object_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void free_kvs(kvs_kv *kv, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+	free(kv);
+}
+
+void kvs_object_free(kvs_object *o)
+{
+	if (!o)
+		return;
+	free(o->name);
+	free(o->resource_version);
+	free(o->uid);
+	free_kvs(o->labels, o->nlabels);
+	free_kvs(o->annotations, o->nannotations);
+	for (size_t i = 0; i < o->ndata; i++) {
+		free(o->data[i].key);
+		free(o->data[i].data);
+	}
+	free(o->data);
+	free(o);
+}
+
+static int set_kv(kvs_kv **arr, size_t *n, const char *key, const char *value)
+{
+	char *v;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp((*arr)[i].key, key) == 0) {
+			if (!(v = xstrdup(value)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory");
+			free((*arr)[i].value);
+			(*arr)[i].value = v;
+			return 0;
+		}
+	}
+	kvs_kv *na = realloc(*arr, (*n + 1) * sizeof(**arr));
+	if (!na)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	*arr = na;
+	na[*n].key = xstrdup(key);
+	na[*n].value = xstrdup(value);
+	if (!na[*n].key || !na[*n].value) {
+		free(na[*n].key);
+		free(na[*n].value);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	(*n)++;
+	return 0;
+}
+
+int kvs_object_set_label(kvs_object *o, const char *key, const char *value)
+{
+	return set_kv(&o->labels, &o->nlabels, key, value);
+}
+
+int kvs_object_set_annotation(kvs_object *o, const char *key, const char *value)
+{
+	return set_kv(&o->annotations, &o->nannotations, key, value);
+}
+
+int kvs_object_add_data_owned(kvs_object *o, const char *key, uint8_t *data, size_t len)
+{
+	kvs_blob *nd = realloc(o->data, (o->ndata + 1) * sizeof(*nd));
+
+	if (!nd) {
+		free(data);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	o->data = nd;
+	nd[o->ndata].key = xstrdup(key);
+	if (!nd[o->ndata].key) {
+		free(data);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	nd[o->ndata].data = data;
+	nd[o->ndata].len = len;
+	o->ndata++;
+	o->data_bytes += len;
+	return 0;
+}
+
+int kvs_object_add_data(kvs_object *o, const char *key, const void *data, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (!copy)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (len)
+		memcpy(copy, data, len);
+	return kvs_object_add_data_owned(o, key, copy, len);
+}
+
+static const char *get_kv(const kvs_kv *arr, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(arr[i].key, key) == 0)
+			return arr[i].value;
+	return NULL;
+}
+
+const char *kvs_object_label(const kvs_object *o, const char *key)
+{
+	return get_kv(o->labels, o->nlabels, key);
+}
+
+const char *kvs_object_annotation(const kvs_object *o, const char *key)
+{
+	return get_kv(o->annotations, o->nannotations, key);
+}
+
+const kvs_blob *kvs_object_data(const kvs_object *o, const char *key)
+{
+	for (size_t i = 0; i < o->ndata; i++)
+		if (strcmp(o->data[i].key, key) == 0)
+			return &o->data[i];
+	return NULL;
+}
+
+int kvs_object_set_rv(kvs_object *o, const char *rv)
+{
+	char *v = xstrdup(rv ? rv : "");
+
+	if (!v)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	free(o->resource_version);
+	o->resource_version = v;
+	return 0;
+}
+
+int kvs_object_dup(kvs_object **out, const kvs_object *src)
+{
+	kvs_object *o = kvs_object_new(src->name);
+	int rc = 0;
+
+	*out = NULL;
+	if (!o)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	free(o->uid);
+	o->uid = xstrdup(src->uid);
+	if (!o->uid || (rc = kvs_object_set_rv(o, src->resource_version)) < 0)
+		goto fail;
+	o->created_ms = src->created_ms;
+	o->immutable = src->immutable;
+	for (size_t i = 0; i < src->nlabels; i++)
+		if ((rc = kvs_object_set_label(o, src->labels[i].key, src->labels[i].value)) < 0)
+			goto fail;
+	for (size_t i = 0; i < src->nannotations; i++)
+		if ((rc = kvs_object_set_annotation(o, src->annotations[i].key,
+		                                    src->annotations[i].value)) < 0)
+			goto fail;
+	for (size_t i = 0; i < src->ndata; i++)
+		if ((rc = kvs_object_add_data(o, src->data[i].key, src->data[i].data,
+		                              src->data[i].len)) < 0)
+			goto fail;
+	o->data_bytes = src->data_bytes;
+	*out = o;
+	return 0;
+fail:
+	kvs_object_free(o);
+	return rc < 0 ? rc : kvs_error_set(KVS_ENOMEM, "out of memory");
+}
+
+void kvs_object_list_free(kvs_object_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		kvs_object_free(l->items[i]);
+	free(l->items);
+	free(l->next);
+	free(l->resource_version);
+	free(l);
+}
+
+void kvs_event_clear(kvs_event *ev)
+{
+	if (!ev)
+		return;
+	kvs_object_free(ev->object);
+	ev->object = NULL;
+}
+
+void kvs_backend_free(kvs_backend *b)
+{
+	if (b && b->ops && b->ops->free)
+		b->ops->free(b);
+}
