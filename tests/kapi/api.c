@@ -1,0 +1,1903 @@
+/* HTTP side: routing, content negotiation, the verbs, watch streams, fault
+ * injection and the /kapi control endpoints, on libmicrohttpd. */
+#include "kapi.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+struct config g_cfg;
+struct faults g_faults;
+
+/* ---- stats --------------------------------------------------------------- */
+
+enum verb { V_GET, V_LIST, V_WATCH, V_CREATE, V_UPDATE, V_PATCH, V_DELETE, V_DELETECOLLECTION,
+            V_OTHER, V_COUNT };
+static const char *const verb_names[V_COUNT] = {"get", "list", "watch", "create", "update",
+                                                "patch", "delete", "deletecollection", "other"};
+
+static struct {
+	uint64_t verbs[V_COUNT];
+	uint64_t requests, bytes_in, bytes_out;
+	uint64_t injected_latency, injected_fail, injected_throttle, injected_drop;
+	uint64_t watches_open;
+	uint64_t codes[6]; /* 1xx..5xx by first digit */
+} st;
+
+#define STAT_ADD(f, n) __atomic_add_fetch(&st.f, (n), __ATOMIC_RELAXED)
+#define STAT_GET(f) __atomic_load_n(&st.f, __ATOMIC_RELAXED)
+
+/* ---- per-request state --------------------------------------------------- */
+
+struct request {
+	struct buf body;
+	bool too_large;
+};
+
+enum fmt { FMT_PLAIN, FMT_POM, FMT_TABLE };
+
+struct neg {
+	enum fmt fmt;
+	const char *meta_version; /* "v1" or "v1beta1" for Table/PartialObjectMetadata */
+};
+
+static const char JSON_CT[] = "application/json";
+
+static void add_common_headers(struct MHD_Response *r, const char *ctype)
+{
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+struct dropper {
+	char *body;
+	size_t len, cut;
+};
+
+static ssize_t drop_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct dropper *d = cls;
+	if (pos >= d->cut)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = d->cut - (size_t)pos;
+	if (n > max)
+		n = max;
+	memcpy(out, d->body + pos, n);
+	return (ssize_t)n;
+}
+
+static void drop_free(void *cls)
+{
+	struct dropper *d = cls;
+	free(d->body);
+	free(d);
+}
+
+static bool decide(double rate)
+{
+	return rate > 0 && rng_unit() < rate;
+}
+
+/* Queue a response; body (malloc) is consumed. A drop fault sends the headers
+ * with the full Content-Length and half the body, then resets the connection,
+ * after the request took effect, as a proxy or a crashing server would. */
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const char *ctype,
+                                 char *body, size_t len, bool faults_apply)
+{
+	double drop;
+	pthread_mutex_lock(&g_store.lock);
+	drop = g_faults.drop_rate;
+	pthread_mutex_unlock(&g_store.lock);
+	struct MHD_Response *r;
+	if (faults_apply && len > 1 && decide(drop)) {
+		STAT_ADD(injected_drop, 1);
+		struct dropper *d = xmalloc(sizeof *d);
+		d->body = body;
+		d->len = len;
+		d->cut = len / 2;
+		r = MHD_create_response_from_callback(len, 64 * 1024, drop_reader, d, drop_free);
+	} else {
+		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	}
+	add_common_headers(r, ctype);
+	STAT_ADD(bytes_out, len);
+	if (code >= 100 && code < 600)
+		STAT_ADD(codes[code / 100], 1);
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return send_body(c, code, JSON_CT, s, strlen(s), true);
+}
+
+static enum MHD_Result send_status(struct MHD_Connection *c, struct status *s)
+{
+	unsigned code = (unsigned)s->code;
+	char *body = s->json;
+	s->json = NULL;
+	status_free(s);
+	return send_body(c, code, JSON_CT, body, strlen(body), true);
+}
+
+static enum MHD_Result send_status_nofault(struct MHD_Connection *c, struct status *s,
+                                           const char *hname, const char *hval)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s->json), s->json,
+	                                                         MHD_RESPMEM_MUST_FREE);
+	add_common_headers(r, JSON_CT);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
+	STAT_ADD(bytes_out, strlen(s->json));
+	STAT_ADD(codes[s->code / 100], 1);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)s->code, r);
+	MHD_destroy_response(r);
+	s->json = NULL;
+	status_free(s);
+	return ret;
+}
+
+static const char *arg(struct MHD_Connection *c, const char *k)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
+}
+
+static const char *hdr(struct MHD_Connection *c, const char *k)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, k);
+}
+
+static bool arg_true(struct MHD_Connection *c, const char *k)
+{
+	const char *v = arg(c, k);
+	/* strconv.ParseBool; Python clients send "True" */
+	return v && (!strcmp(v, "1") || !strcmp(v, "t") || !strcmp(v, "T") || !strcmp(v, "true") ||
+	             !strcmp(v, "True") || !strcmp(v, "TRUE"));
+}
+
+/* Accept negotiation for the transformations kubectl and metadata clients
+ * ask for: as=Table and as=PartialObjectMetadata(List) in meta.k8s.io v1 or
+ * v1beta1, or plain JSON. Returns false if nothing offered is servable. */
+/* list: 0 single object, 1 list, 2 watch (either PartialObjectMetadata form). */
+static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
+{
+	const char *acc = hdr(c, MHD_HTTP_HEADER_ACCEPT);
+	out->fmt = FMT_PLAIN;
+	out->meta_version = "v1";
+	if (!acc || !*acc)
+		return true;
+	char *copy = xstrdup(acc), *save1 = NULL;
+	bool ok = false;
+	for (char *mt = strtok_r(copy, ",", &save1); mt && !ok; mt = strtok_r(NULL, ",", &save1)) {
+		char *save2 = NULL;
+		char *type = strtok_r(mt, ";", &save2);
+		while (type && *type == ' ')
+			type++;
+		if (!type)
+			continue;
+		char *end = type + strlen(type);
+		while (end > type && end[-1] == ' ')
+			*--end = 0;
+		if (strcmp(type, "application/json") != 0 && strcmp(type, "*/*") != 0 &&
+		    strcmp(type, "application/*") != 0)
+			continue;
+		const char *as = NULL, *g = NULL, *v = NULL;
+		for (char *p = strtok_r(NULL, ";", &save2); p; p = strtok_r(NULL, ";", &save2)) {
+			while (*p == ' ')
+				p++;
+			char *eq = strchr(p, '=');
+			if (!eq)
+				continue;
+			*eq = 0;
+			if (strcmp(p, "as") == 0)
+				as = eq + 1;
+			else if (strcmp(p, "g") == 0)
+				g = eq + 1;
+			else if (strcmp(p, "v") == 0)
+				v = eq + 1;
+		}
+		if (!as) {
+			out->fmt = FMT_PLAIN;
+			ok = true;
+			break;
+		}
+		if (!g || strcmp(g, "meta.k8s.io") != 0 || !v ||
+		    (strcmp(v, "v1") != 0 && strcmp(v, "v1beta1") != 0))
+			continue;
+		if (strcmp(as, "Table") == 0) {
+			out->fmt = FMT_TABLE;
+		} else if ((list != 0 && strcmp(as, "PartialObjectMetadataList") == 0) ||
+		           (list != 1 && strcmp(as, "PartialObjectMetadata") == 0)) {
+			out->fmt = FMT_POM;
+		} else {
+			continue;
+		}
+		out->meta_version = strcmp(v, "v1") == 0 ? "v1" : "v1beta1";
+		ok = true;
+	}
+	free(copy);
+	return ok;
+}
+
+static const char *neg_ctype(const struct neg *n, bool list)
+{
+	if (n->fmt == FMT_TABLE)
+		return strcmp(n->meta_version, "v1") == 0 ? "application/json;as=Table;v=v1;g=meta.k8s.io"
+		                                          : "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
+	if (n->fmt == FMT_POM) {
+		if (list)
+			return strcmp(n->meta_version, "v1") == 0
+			               ? "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+			               : "application/json;as=PartialObjectMetadataList;v=v1beta1;g=meta.k8s.io";
+		return strcmp(n->meta_version, "v1") == 0
+		               ? "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+		               : "application/json;as=PartialObjectMetadata;v=v1beta1;g=meta.k8s.io";
+	}
+	return JSON_CT;
+}
+
+/* ---- representations ----------------------------------------------------- */
+
+static cJSON *pom_of(const struct objver *o, const char *mv)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "kind", "PartialObjectMetadata");
+	char av[32];
+	snprintf(av, sizeof av, "meta.k8s.io/%s", mv);
+	cJSON_AddStringToObject(p, "apiVersion", av);
+	cJSON_AddItemToObject(p, "metadata",
+	                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), 1));
+	return p;
+}
+
+static void add_column(cJSON *cols, const char *name, const char *type, const char *format,
+                       const char *desc)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "name", name);
+	cJSON_AddStringToObject(c, "type", type);
+	cJSON_AddStringToObject(c, "format", format);
+	cJSON_AddStringToObject(c, "description", desc);
+	cJSON_AddNumberToObject(c, "priority", 0);
+	cJSON_AddItemToArray(cols, c);
+}
+
+static const char NAME_DESC[] =
+	"Name must be unique within a namespace. Is required when creating resources, although some "
+	"resources may allow a client to request the generation of an appropriate name automatically. "
+	"Name is primarily intended for creation idempotence and configuration definition. Cannot be "
+	"updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+static const char AGE_DESC[] =
+	"CreationTimestamp is a timestamp representing the server time when this object was created. "
+	"It is not guaranteed to be set in happens-before order across separate operations. Clients "
+	"may not set this value. It is represented in RFC3339 form and is in UTC.";
+
+/* The server-side printing of pkg/printers/internalversion for the kinds
+ * served here (kubectl get prints these columns). */
+static cJSON *table_new(const struct resource *r, const char *mv)
+{
+	cJSON *t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "kind", "Table");
+	char av[32];
+	snprintf(av, sizeof av, "meta.k8s.io/%s", mv);
+	cJSON_AddStringToObject(t, "apiVersion", av);
+	cJSON_AddItemToObject(t, "metadata", cJSON_CreateObject());
+	cJSON *cols = cJSON_AddArrayToObject(t, "columnDefinitions");
+	add_column(cols, "Name", "string", "name", NAME_DESC);
+	switch (r->type) {
+	case RES_CONFIGMAP:
+		add_column(cols, "Data", "integer", "", "Data contains the configuration data.");
+		break;
+	case RES_LEASE:
+		add_column(cols, "Holder", "string", "", "HolderIdentity contains the identity of the holder of a current lease.");
+		break;
+	case RES_NAMESPACE:
+		add_column(cols, "Status", "string", "", "The status of the namespace");
+		break;
+	case RES_CUSTOM:
+		break;
+	}
+	add_column(cols, "Age", "string", "", AGE_DESC);
+	cJSON_AddArrayToObject(t, "rows");
+	return t;
+}
+
+static void table_row(cJSON *t, const struct objver *o, const char *mv, const char *include)
+{
+	cJSON *row = cJSON_CreateObject();
+	cJSON *cells = cJSON_AddArrayToObject(row, "cells");
+	cJSON_AddItemToArray(cells, cJSON_CreateString(o->name));
+	switch (o->res->type) {
+	case RES_CONFIGMAP: {
+		int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o->obj, "data")) +
+		        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o->obj, "binaryData"));
+		cJSON_AddItemToArray(cells, cJSON_CreateNumber(n));
+		break;
+	}
+	case RES_LEASE: {
+		const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o->obj, "spec"), "holderIdentity"));
+		cJSON_AddItemToArray(cells, cJSON_CreateString(h ? h : ""));
+		break;
+	}
+	case RES_NAMESPACE:
+		cJSON_AddItemToArray(cells, cJSON_CreateString("Active"));
+		break;
+	case RES_CUSTOM:
+		break;
+	}
+	char age[32];
+	human_duration(rfc3339_age(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		               cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "creationTimestamp"))),
+	               age);
+	cJSON_AddItemToArray(cells, cJSON_CreateString(age));
+	if (!include || strcmp(include, "Metadata") == 0)
+		cJSON_AddItemToObject(row, "object", pom_of(o, mv));
+	else if (strcmp(include, "Object") == 0)
+		cJSON_AddItemToObject(row, "object", cJSON_Duplicate(o->obj, 1));
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(t, "rows"), row);
+}
+
+/* One object in the negotiated representation, appended to b. */
+static void emit_object(struct buf *b, const struct objver *o, const struct neg *n,
+                        const char *include)
+{
+	if (n->fmt == FMT_PLAIN) {
+		buf_add(b, o->json, o->len);
+		return;
+	}
+	cJSON *x;
+	if (n->fmt == FMT_POM) {
+		x = pom_of(o, n->meta_version);
+	} else {
+		x = table_new(o->res, n->meta_version);
+		table_row(x, o, n->meta_version, include);
+	}
+	char *s = cJSON_PrintUnformatted(x);
+	cJSON_Delete(x);
+	buf_adds(b, s);
+	free(s);
+}
+
+/* ---- continue tokens (the real format: base64 of {"v","rv","start"}) ----- */
+
+static char *continue_token(uint64_t rv, const char *last_key)
+{
+	cJSON *k = cJSON_CreateString(last_key);
+	char *ks = cJSON_PrintUnformatted(k);
+	cJSON_Delete(k);
+	/* start = last key + "\u0000": the next page starts strictly after it */
+	ks[strlen(ks) - 1] = 0;
+	char *j = xasprintf("{\"v\":\"meta.k8s.io/v1\",\"rv\":%llu,\"start\":%s\\u0000\"}",
+	                    (unsigned long long)rv, ks);
+	free(ks);
+	char *t = b64_encode((const unsigned char *)j, strlen(j));
+	free(j);
+	return t;
+}
+
+static int parse_continue(const char *tok, uint64_t *rv, char **start)
+{
+	size_t n;
+	unsigned char *raw = b64_decode(tok, &n);
+	if (!raw)
+		return -1;
+	cJSON *j = cJSON_ParseWithLength((const char *)raw, n);
+	free(raw);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "v");
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "rv");
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "start");
+	int rc = -1;
+	if (cJSON_IsString(v) && strcmp(v->valuestring, "meta.k8s.io/v1") == 0 && cJSON_IsNumber(r) &&
+	    r->valuedouble >= 0 && cJSON_IsString(s)) {
+		*rv = (uint64_t)r->valuedouble;
+		*start = xstrdup(s->valuestring); /* cJSON stops at the \u0000 */
+		rc = 0;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* ---- discovery ------------------------------------------------------------ */
+
+static cJSON *str_array(const char *const *v)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (; *v; v++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+	return a;
+}
+
+static cJSON *resource_list(const char *group, const char *version)
+{
+	static const char *const rw[] = {"create", "delete", "deletecollection", "get", "list",
+	                                 "patch", "update", "watch", NULL};
+	static const char *const ro[] = {"get", "list", "watch", NULL};
+	cJSON *l = cJSON_CreateObject();
+	cJSON_AddStringToObject(l, "kind", "APIResourceList");
+	cJSON_AddStringToObject(l, "apiVersion", "v1");
+	char *gv = *group ? xasprintf("%s/%s", group, version) : xstrdup(version);
+	cJSON_AddStringToObject(l, "groupVersion", gv);
+	free(gv);
+	cJSON *rs = cJSON_AddArrayToObject(l, "resources");
+	for (size_t i = 0; i < g_store.nres; i++) {
+		struct resource *r = g_store.res[i];
+		if (strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", r->plural);
+		cJSON_AddStringToObject(o, "singularName", r->singular);
+		cJSON_AddBoolToObject(o, "namespaced", r->namespaced);
+		cJSON_AddStringToObject(o, "kind", r->kind);
+		cJSON_AddItemToObject(o, "verbs", str_array(r->readonly ? ro : rw));
+		if (r->short_name) {
+			const char *sn[] = {r->short_name, NULL};
+			cJSON_AddItemToObject(o, "shortNames", str_array(sn));
+		}
+		cJSON_AddItemToArray(rs, o);
+	}
+	return l;
+}
+
+static cJSON *api_group(const char *group)
+{
+	cJSON *g = cJSON_CreateObject();
+	cJSON_AddStringToObject(g, "name", group);
+	cJSON *vs = cJSON_AddArrayToObject(g, "versions");
+	const char *first = NULL;
+	for (size_t i = 0; i < g_store.nres; i++) {
+		struct resource *r = g_store.res[i];
+		if (strcmp(r->group, group) != 0)
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < i; j++)
+			seen |= strcmp(g_store.res[j]->group, group) == 0 &&
+			        strcmp(g_store.res[j]->version, r->version) == 0;
+		if (seen)
+			continue;
+		cJSON *v = cJSON_CreateObject();
+		cJSON_AddStringToObject(v, "groupVersion", r->api_version);
+		cJSON_AddStringToObject(v, "version", r->version);
+		cJSON_AddItemToArray(vs, v);
+		if (!first)
+			first = r->api_version;
+	}
+	if (!first)
+		return g;
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "groupVersion", first);
+	cJSON_AddStringToObject(p, "version", strchr(first, '/') + 1);
+	cJSON_AddItemToObject(g, "preferredVersion", p);
+	return g;
+}
+
+static bool group_known(const char *group)
+{
+	for (size_t i = 0; i < g_store.nres; i++)
+		if (*group && strcmp(g_store.res[i]->group, group) == 0)
+			return true;
+	return false;
+}
+
+static enum MHD_Result discovery(struct MHD_Connection *c, char **seg, size_t n, bool *handled)
+{
+	*handled = true;
+	if (n == 1 && strcmp(seg[0], "version") == 0) {
+		cJSON *v = cJSON_CreateObject();
+		cJSON_AddStringToObject(v, "major", "1");
+		cJSON_AddStringToObject(v, "minor", "31");
+		cJSON_AddStringToObject(v, "gitVersion", "v1.31.0-kapi");
+		cJSON_AddStringToObject(v, "gitCommit", "0000000000000000000000000000000000000000");
+		cJSON_AddStringToObject(v, "gitTreeState", "clean");
+		cJSON_AddStringToObject(v, "buildDate", "2024-08-13T07:28:49Z");
+		cJSON_AddStringToObject(v, "goVersion", "go1.22.5");
+		cJSON_AddStringToObject(v, "compiler", "gc");
+		cJSON_AddStringToObject(v, "platform", "linux/amd64");
+		return send_json(c, 200, v);
+	}
+	if (n == 1 && strcmp(seg[0], "api") == 0) {
+		cJSON *v = cJSON_CreateObject();
+		cJSON_AddStringToObject(v, "kind", "APIVersions");
+		const char *vs[] = {"v1", NULL};
+		cJSON_AddItemToObject(v, "versions", str_array(vs));
+		cJSON *a = cJSON_AddArrayToObject(v, "serverAddressByClientCIDRs");
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "clientCIDR", "0.0.0.0/0");
+		char addr[64];
+		snprintf(addr, sizeof addr, "127.0.0.1:%d", g_cfg.port);
+		cJSON_AddStringToObject(e, "serverAddress", addr);
+		cJSON_AddItemToArray(a, e);
+		return send_json(c, 200, v);
+	}
+	if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "v1") == 0)
+		return send_json(c, 200, resource_list("", "v1"));
+	if (n == 1 && strcmp(seg[0], "apis") == 0) {
+		cJSON *l = cJSON_CreateObject();
+		cJSON_AddStringToObject(l, "kind", "APIGroupList");
+		cJSON_AddStringToObject(l, "apiVersion", "v1");
+		cJSON *gs = cJSON_AddArrayToObject(l, "groups");
+		for (size_t i = 0; i < g_store.nres; i++) {
+			const char *g = g_store.res[i]->group;
+			bool seen = !*g;
+			for (size_t j = 0; j < i; j++)
+				seen |= strcmp(g_store.res[j]->group, g) == 0;
+			if (!seen)
+				cJSON_AddItemToArray(gs, api_group(g));
+		}
+		return send_json(c, 200, l);
+	}
+	if (n == 2 && strcmp(seg[0], "apis") == 0 && group_known(seg[1])) {
+		cJSON *g = api_group(seg[1]);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "kind", "APIGroup");
+		cJSON_AddStringToObject(o, "apiVersion", "v1");
+		while (g->child) {
+			cJSON *x = cJSON_DetachItemViaPointer(g, g->child);
+			cJSON_AddItemToObject(o, x->string, x);
+		}
+		cJSON_Delete(g);
+		return send_json(c, 200, o);
+	}
+	if (n == 3 && strcmp(seg[0], "apis") == 0) {
+		for (size_t i = 0; i < g_store.nres; i++)
+			if (strcmp(g_store.res[i]->group, seg[1]) == 0 &&
+			    strcmp(g_store.res[i]->version, seg[2]) == 0)
+				return send_json(c, 200, resource_list(seg[1], seg[2]));
+	}
+	if (n == 1 && (strcmp(seg[0], "healthz") == 0 || strcmp(seg[0], "livez") == 0 ||
+	               strcmp(seg[0], "readyz") == 0))
+		return send_body(c, 200, "text/plain; charset=utf-8", xstrdup("ok"), 2, false);
+	*handled = false;
+	return MHD_NO;
+}
+
+/* ---- helpers for the verbs ------------------------------------------------ */
+
+static bool forbidden(const struct resource *r, const char *verb)
+{
+	for (size_t i = 0; i < g_cfg.nforbids; i++) {
+		const struct forbid *f = &g_cfg.forbids[i];
+		if ((strcmp(f->verb, "*") == 0 || strcmp(f->verb, verb) == 0) &&
+		    (strcmp(f->resource, "*") == 0 || strcmp(f->resource, r->plural) == 0 ||
+		     strcmp(f->resource, r->qualified) == 0))
+			return true;
+	}
+	return false;
+}
+
+static struct resource *ns_resource(void)
+{
+	return resource_find("", "v1", "namespaces");
+}
+
+static cJSON *meta_of(cJSON *obj)
+{
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	if (!cJSON_IsObject(m)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "metadata");
+		m = cJSON_AddObjectToObject(obj, "metadata");
+	}
+	return m;
+}
+
+static const char *meta_str(const cJSON *obj, const char *k)
+{
+	return cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), k));
+}
+
+static void meta_set(cJSON *m, const char *k, const char *v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(m, k);
+	if (v)
+		cJSON_AddStringToObject(m, k, v);
+}
+
+static struct status *parse_body(const struct request *rq, cJSON **out)
+{
+	*out = NULL;
+	if (rq->body.len == 0)
+		return st_bad_request("the body of the request was empty");
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(rq->body.p, rq->body.len, &end, 0);
+	if (!j) {
+		char *m = xasprintf("couldn't get version/kind; json parse error: invalid character near offset %zu",
+		                    end ? (size_t)(end - rq->body.p) : 0);
+		struct status *s = st_bad_request(m);
+		free(m);
+		return s;
+	}
+	*out = j;
+	return NULL;
+}
+
+static struct status *check_kind(const struct resource *r, const cJSON *obj)
+{
+	if (!cJSON_IsObject(obj))
+		return st_bad_request("Object 'Kind' is missing in the request body");
+	const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "kind"));
+	const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+	if ((k && *k && strcmp(k, r->kind) != 0) || (av && *av && strcmp(av, r->api_version) != 0)) {
+		char *m = xasprintf("the API version in the data (%s) does not match the expected API version (%s)",
+		                    av ? av : "", r->api_version);
+		if (k && strcmp(k, r->kind) != 0) {
+			free(m);
+			m = xasprintf("%s in version \"%s\" cannot be handled as a %s: no kind \"%s\" is registered for version \"%s\"",
+			              r->kind, r->version, r->kind, k, av ? av : "");
+		}
+		struct status *s = st_bad_request(m);
+		free(m);
+		return s;
+	}
+	return NULL;
+}
+
+static char *gen_name(const char *prefix)
+{
+	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+	char suf[6];
+	for (int i = 0; i < 5; i++)
+		suf[i] = alphabet[rng_next() % (sizeof alphabet - 1)];
+	suf[5] = 0;
+	return xasprintf("%s%s", prefix, suf);
+}
+
+/* Copy the object's serialized form for a response, with a reference held. */
+static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, struct objver *o,
+                                   const struct neg *n)
+{
+	struct buf b = {0};
+	emit_object(&b, o, n, arg(c, "includeObject"));
+	objver_unref(o);
+	size_t len;
+	char *s = buf_take(&b, &len);
+	return send_body(c, code, neg_ctype(n, false), s, len, true);
+}
+
+static struct status *ns_missing(const char *ns)
+{
+	struct resource *nr = ns_resource();
+	return st_not_found(nr, ns);
+}
+
+static bool ns_exists_locked(const char *ns)
+{
+	return store_get_locked(ns_resource(), "", ns) != NULL;
+}
+
+/* Fill server-owned metadata of a new object. */
+static void stamp_new(struct resource *r, cJSON *obj, const char *ns, const char *name)
+{
+	cJSON *m = meta_of(obj);
+	meta_set(m, "name", name);
+	meta_set(m, "namespace", r->namespaced ? ns : NULL);
+	char uid[37], ts[32];
+	uuid_v4(uid);
+	now_rfc3339(ts);
+	meta_set(m, "uid", uid);
+	meta_set(m, "creationTimestamp", ts);
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionTimestamp");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionGracePeriodSeconds");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "managedFields");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "generation");
+	if (r->type == RES_CUSTOM)
+		cJSON_AddNumberToObject(m, "generation", 1);
+}
+
+/* ---- create --------------------------------------------------------------- */
+
+static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, const char *ns,
+                                 struct request *rq)
+{
+	cJSON *obj;
+	struct status *s = parse_body(rq, &obj);
+	if (!s)
+		s = check_kind(r, obj);
+	if (s) {
+		cJSON_Delete(obj);
+		return send_status(c, s);
+	}
+	cJSON *m = meta_of(obj);
+	const char *bns = meta_str(obj, "namespace");
+	if (r->namespaced && bns && *bns && strcmp(bns, ns) != 0) {
+		cJSON_Delete(obj);
+		return send_status(c, st_bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+	}
+	const char *rv = meta_str(obj, "resourceVersion");
+	if (rv && *rv) {
+		cJSON_Delete(obj);
+		return send_status(c, status_new(500, NULL, "resourceVersion should not be set on objects to be created", NULL));
+	}
+	const char *gn = meta_str(obj, "generateName");
+	const char *bname = meta_str(obj, "name");
+	char *name = bname && *bname ? xstrdup(bname) : gn && *gn ? gen_name(gn) : xstrdup("");
+	struct ferrs fe = {0};
+	validate_name(bname && *bname ? bname : NULL, gn, &fe);
+	if (!(bname && *bname) && gn && *gn)
+		validate_name(name, NULL, &fe);
+	s = validate_object(r, obj, name, &fe);
+	if (!s && fe.n)
+		s = st_invalid(r, name, &fe);
+	if (s) {
+		cJSON_Delete(fe.causes);
+		buf_free(&fe.msg);
+		cJSON_Delete(obj);
+		free(name);
+		return send_status(c, s);
+	}
+	(void)m;
+	stamp_new(r, obj, ns, name);
+	pthread_mutex_lock(&g_store.lock);
+	if (r->namespaced && !ns_exists_locked(ns))
+		s = ns_missing(ns);
+	else if (store_get_locked(r, ns, name))
+		s = st_already_exists(r, name);
+	struct objver *o = NULL;
+	if (!s) {
+		o = store_put_locked(r, obj, NULL);
+		objver_ref(o);
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	free(name);
+	if (s) {
+		cJSON_Delete(obj);
+		return send_status(c, s);
+	}
+	struct neg n;
+	negotiate(c, 0, &n);
+	return send_objver(c, 201, o, &n);
+}
+
+/* ---- update / patch -------------------------------------------------------- */
+
+/* Carry server-owned fields over from old and decide the generation. */
+static void carry_meta(struct resource *r, cJSON *obj, const cJSON *oldo)
+{
+	cJSON *m = meta_of(obj);
+	meta_set(m, "uid", meta_str(oldo, "uid"));
+	meta_set(m, "creationTimestamp", meta_str(oldo, "creationTimestamp"));
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "managedFields");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "generation");
+	if (r->type == RES_CUSTOM) {
+		const cJSON *og = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(oldo, "metadata"), "generation");
+		double g = cJSON_IsNumber(og) ? og->valuedouble : 1;
+		/* generation moves when anything but metadata and status changes */
+		bool changed = false;
+		for (const cJSON *x = obj->child; x; x = x->next) {
+			if (!strcmp(x->string, "metadata") || !strcmp(x->string, "status") ||
+			    !strcmp(x->string, "kind") || !strcmp(x->string, "apiVersion"))
+				continue;
+			const cJSON *y = cJSON_GetObjectItemCaseSensitive(oldo, x->string);
+			changed |= !y || !cJSON_Compare(x, y, 1);
+		}
+		for (const cJSON *y = oldo->child; y; y = y->next)
+			if (strcmp(y->string, "metadata") && strcmp(y->string, "status") &&
+			    !cJSON_GetObjectItemCaseSensitive(obj, y->string))
+				changed = true;
+		cJSON_AddNumberToObject(m, "generation", changed ? g + 1 : g);
+	}
+}
+
+/* The common tail of PUT and PATCH, under the lock: preconditions, immutable
+ * fields, no-op detection (etcd3's GuaranteedUpdate writes nothing when the
+ * bytes are unchanged, so the resourceVersion stays), then the write. */
+static struct status *commit_update(struct resource *r, struct objver *old, cJSON *obj,
+                                    const char *want_rv, struct objver **out)
+{
+	char oldrv[24];
+	snprintf(oldrv, sizeof oldrv, "%llu", (unsigned long long)old->rv);
+	if (want_rv && *want_rv && strcmp(want_rv, oldrv) != 0)
+		return st_conflict(r, old->name,
+		                   "the object has been modified; please apply your changes to the latest version and try again");
+	const char *uid = meta_str(obj, "uid");
+	const char *ouid = meta_str(old->obj, "uid");
+	struct ferrs fe = {0};
+	if (uid && *uid && ouid && strcmp(uid, ouid) != 0) {
+		char *b = xasprintf("Invalid value: \"%s\": field is immutable", uid);
+		ferr_add(&fe, "FieldValueInvalid", "metadata.uid", b);
+		free(b);
+	}
+	if (r->type == RES_CONFIGMAP)
+		validate_immutable(old->obj, obj, &fe);
+	if (fe.n)
+		return st_invalid(r, old->name, &fe);
+	carry_meta(r, obj, old->obj);
+	cJSON_DeleteItemFromObjectCaseSensitive(meta_of(obj), "resourceVersion");
+	cJSON_AddStringToObject(meta_of(obj), "resourceVersion", oldrv);
+	normalize_object(r, obj);
+	if (cJSON_Compare(obj, old->obj, 1)) {
+		cJSON_Delete(obj);
+		objver_ref(old);
+		*out = old;
+		return NULL;
+	}
+	objver_ref(old); /* store_put_locked drops the index's reference */
+	struct objver *o = store_put_locked(r, obj, old);
+	objver_unref(old);
+	objver_ref(o);
+	*out = o;
+	return NULL;
+}
+
+static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, const char *ns,
+                                 const char *name, struct request *rq)
+{
+	cJSON *obj;
+	struct status *s = parse_body(rq, &obj);
+	if (!s)
+		s = check_kind(r, obj);
+	if (s) {
+		cJSON_Delete(obj);
+		return send_status(c, s);
+	}
+	const char *bname = meta_str(obj, "name");
+	const char *bns = meta_str(obj, "namespace");
+	char *m = NULL;
+	if (!bname || strcmp(bname, name) != 0)
+		m = xasprintf("the name of the object (%s) does not match the name on the URL (%s)",
+		              bname ? bname : "", name);
+	else if (r->namespaced && bns && *bns && strcmp(bns, ns) != 0)
+		m = xstrdup("the namespace of the provided object does not match the namespace sent on the request");
+	if (m) {
+		cJSON_Delete(obj);
+		s = st_bad_request(m);
+		free(m);
+		return send_status(c, s);
+	}
+	struct ferrs fe = {0};
+	validate_name(name, NULL, &fe);
+	s = validate_object(r, obj, name, &fe);
+	char *want = meta_str(obj, "resourceVersion") ? xstrdup(meta_str(obj, "resourceVersion")) : NULL;
+	if (!s && !fe.n && !r->allow_unconditional_update && (!want || !*want))
+		ferr_add(&fe, "FieldValueInvalid", "metadata.resourceVersion",
+		         "Invalid value: 0x0: must be specified for an update");
+	if (!s && fe.n)
+		s = st_invalid(r, name, &fe);
+	cJSON_Delete(fe.causes);
+	buf_free(&fe.msg);
+	if (s) {
+		cJSON_Delete(obj);
+		free(want);
+		return send_status(c, s);
+	}
+	meta_set(meta_of(obj), "namespace", r->namespaced ? ns : NULL);
+	struct objver *o = NULL;
+	unsigned code = 200;
+	pthread_mutex_lock(&g_store.lock);
+	struct objver *old = store_get_locked(r, ns, name);
+	if (!old && r->allow_create_on_update && !(want && *want)) {
+		if (r->namespaced && !ns_exists_locked(ns)) {
+			s = ns_missing(ns);
+		} else {
+			stamp_new(r, obj, ns, name);
+			o = store_put_locked(r, obj, NULL);
+			objver_ref(o);
+			obj = NULL;
+			code = 201;
+		}
+	} else if (!old) {
+		s = st_not_found(r, name);
+	} else {
+		s = commit_update(r, old, obj, want, &o);
+		if (!s)
+			obj = NULL;
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	free(want);
+	cJSON_Delete(obj);
+	if (s)
+		return send_status(c, s);
+	struct neg n;
+	negotiate(c, 0, &n);
+	return send_objver(c, code, o, &n);
+}
+
+static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, const char *ns,
+                                const char *name, struct request *rq)
+{
+	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	char ctype[64] = "";
+	if (ct) {
+		snprintf(ctype, sizeof ctype, "%s", ct);
+		char *semi = strchr(ctype, ';');
+		if (semi)
+			*semi = 0;
+	}
+	int kind = !strcmp(ctype, "application/merge-patch+json")             ? 1
+	           : !strcmp(ctype, "application/strategic-merge-patch+json") ? 2
+	           : !strcmp(ctype, "application/json-patch+json")            ? 3
+	                                                                      : 0;
+	if (kind == 2 && r->type == RES_CUSTOM)
+		kind = 0; /* CRs reject strategic merge patch */
+	if (!kind) {
+		char *m = xasprintf("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json%s",
+		                    r->type == RES_CUSTOM ? "" : ", application/strategic-merge-patch+json");
+		struct status *s = status_new(415, "UnsupportedMediaType", m, NULL);
+		free(m);
+		return send_status(c, s);
+	}
+	cJSON *patch;
+	struct status *s = parse_body(rq, &patch);
+	if (s)
+		return send_status(c, s);
+	if (kind != 3 && !cJSON_IsObject(patch)) {
+		cJSON_Delete(patch);
+		return send_status(c, st_bad_request("json: cannot unmarshal into Go value of type map[string]interface {}"));
+	}
+	struct objver *o = NULL;
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&g_store.lock);
+		struct objver *old = store_get_locked(r, ns, name);
+		if (old)
+			objver_ref(old);
+		pthread_mutex_unlock(&g_store.lock);
+		if (!old) {
+			cJSON_Delete(patch);
+			return send_status(c, st_not_found(r, name));
+		}
+		cJSON *obj = cJSON_Duplicate(old->obj, 1);
+		const char *perr = NULL;
+		if (kind == 3) {
+			if (json_patch(&obj, patch, &perr) < 0 || !cJSON_IsObject(obj))
+				s = status_new(422, "Invalid", perr ? perr : "the result of the patch is not an object", NULL);
+		} else {
+			obj = merge_patch(obj, patch, kind == 2);
+		}
+		const char *pn = s ? NULL : meta_str(obj, "name");
+		const char *pns = s ? NULL : meta_str(obj, "namespace");
+		if (!s && (!pn || strcmp(pn, name) != 0)) {
+			char *m = xasprintf("the name of the object (%s) does not match the name on the URL (%s)",
+			                    pn ? pn : "", name);
+			s = st_bad_request(m);
+			free(m);
+		} else if (!s && r->namespaced && pns && strcmp(pns, ns) != 0) {
+			s = st_bad_request("the namespace of the provided object does not match the namespace sent on the request");
+		}
+		struct ferrs fe = {0};
+		if (!s)
+			s = check_kind(r, obj);
+		if (!s)
+			s = validate_object(r, obj, name, &fe);
+		if (!s && fe.n)
+			s = st_invalid(r, name, &fe);
+		cJSON_Delete(fe.causes);
+		buf_free(&fe.msg);
+		if (s) {
+			cJSON_Delete(obj);
+			objver_unref(old);
+			cJSON_Delete(patch);
+			return send_status(c, s);
+		}
+		/* a resourceVersion in the patched result is a precondition */
+		char *want = meta_str(obj, "resourceVersion") ? xstrdup(meta_str(obj, "resourceVersion")) : NULL;
+		pthread_mutex_lock(&g_store.lock);
+		struct objver *cur = store_get_locked(r, ns, name);
+		if (cur != old) {
+			pthread_mutex_unlock(&g_store.lock);
+			free(want);
+			cJSON_Delete(obj);
+			objver_unref(old);
+			if (attempt < 20)
+				continue; /* the real server retries patches internally too */
+			cJSON_Delete(patch);
+			return send_status(c, st_conflict(r, name, "the object has been modified; please apply your changes to the latest version and try again"));
+		}
+		s = commit_update(r, old, obj, want, &o);
+		pthread_mutex_unlock(&g_store.lock);
+		if (s)
+			cJSON_Delete(obj);
+		free(want);
+		objver_unref(old);
+		break;
+	}
+	cJSON_Delete(patch);
+	if (s)
+		return send_status(c, s);
+	struct neg n;
+	negotiate(c, 0, &n);
+	return send_objver(c, 200, o, &n);
+}
+
+/* ---- delete ---------------------------------------------------------------- */
+
+static char *storage_key(const struct resource *r, const char *ns, const char *name)
+{
+	const char *prefix = r->type == RES_CUSTOM ? r->group : NULL;
+	if (r->namespaced)
+		return prefix ? xasprintf("/registry/%s/%s/%s/%s", prefix, r->plural, ns, name)
+		              : xasprintf("/registry/%s/%s/%s", r->plural, ns, name);
+	return xasprintf("/registry/%s/%s", r->plural, name);
+}
+
+static struct status *check_preconditions(const struct resource *r, const struct objver *o,
+                                          const cJSON *opts)
+{
+	const cJSON *pre = cJSON_GetObjectItemCaseSensitive(opts, "preconditions");
+	const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pre, "uid"));
+	const char *rv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pre, "resourceVersion"));
+	const char *ouid = meta_str(o->obj, "uid");
+	char orv[24];
+	snprintf(orv, sizeof orv, "%llu", (unsigned long long)o->rv);
+	char *why = NULL;
+	if (uid && strcmp(uid, ouid ? ouid : "") != 0)
+		why = xasprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid,
+		                ouid ? ouid : "");
+	else if (rv && strcmp(rv, orv) != 0)
+		why = xasprintf("Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s",
+		                rv, orv);
+	if (!why)
+		return NULL;
+	char *key = storage_key(r, o->ns, o->name);
+	char *full = xasprintf("StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, AdditionalErrorMsg: %s",
+	                       key, why);
+	struct status *s = st_conflict(r, o->name, full);
+	free(key);
+	free(why);
+	free(full);
+	return s;
+}
+
+static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, const char *ns,
+                                 const char *name, struct request *rq)
+{
+	cJSON *opts = NULL;
+	if (rq->body.len) {
+		struct status *s = parse_body(rq, &opts);
+		if (s)
+			return send_status(c, s);
+	}
+	struct status *s = NULL;
+	struct objver *gone = NULL;
+	pthread_mutex_lock(&g_store.lock);
+	struct objver *o = store_get_locked(r, ns, name);
+	if (!o)
+		s = st_not_found(r, name);
+	else
+		s = check_preconditions(r, o, opts);
+	if (!s) {
+		gone = o;
+		objver_ref(gone);
+		store_delete_locked(o);
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	cJSON_Delete(opts);
+	if (s)
+		return send_status(c, s);
+	if (!r->typed) {
+		struct neg n;
+		negotiate(c, 0, &n);
+		return send_objver(c, 200, gone, &n);
+	}
+	/* typed registries answer a finished delete with Status Success */
+	cJSON *st_ = cJSON_CreateObject();
+	cJSON_AddStringToObject(st_, "kind", "Status");
+	cJSON_AddStringToObject(st_, "apiVersion", "v1");
+	cJSON_AddItemToObject(st_, "metadata", cJSON_CreateObject());
+	cJSON_AddStringToObject(st_, "status", "Success");
+	cJSON *d = cJSON_AddObjectToObject(st_, "details");
+	cJSON_AddStringToObject(d, "name", name);
+	if (*r->group)
+		cJSON_AddStringToObject(d, "group", r->group);
+	cJSON_AddStringToObject(d, "kind", r->plural);
+	const char *uid = meta_str(gone->obj, "uid");
+	cJSON_AddStringToObject(d, "uid", uid ? uid : "");
+	objver_unref(gone);
+	return send_json(c, 200, st_);
+}
+
+/* ---- list ------------------------------------------------------------------ */
+
+struct listq {
+	struct selector *ls, *fs;
+	size_t limit;
+	char *after;
+	uint64_t at_rv;
+	bool from_continue;
+};
+
+static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, bool watch)
+{
+	char *err = NULL;
+	memset(q, 0, sizeof *q);
+	q->at_rv = UINT64_MAX;
+	q->ls = label_selector_parse(arg(c, "labelSelector"), &err);
+	if (!q->ls)
+		goto bad;
+	q->fs = field_selector_parse(arg(c, "fieldSelector"), &err);
+	if (!q->fs)
+		goto bad;
+	if (watch)
+		return NULL;
+	const char *lim = arg(c, "limit");
+	if (lim && *lim) {
+		char *end;
+		long long l = strtoll(lim, &end, 10);
+		if (*end || l < 0) {
+			err = xasprintf("limit: Invalid value: \"%s\"", lim);
+			goto bad;
+		}
+		q->limit = (size_t)l;
+	}
+	const char *cont = arg(c, "continue");
+	const char *rv = arg(c, "resourceVersion");
+	const char *match = arg(c, "resourceVersionMatch");
+	if (cont && *cont) {
+		if (rv && *rv && strcmp(rv, "0") != 0) {
+			err = xstrdup("specifying resource version is not allowed when using continue");
+			goto bad;
+		}
+		if (parse_continue(cont, &q->at_rv, &q->after) < 0) {
+			err = xstrdup("continue key is not valid: illegal base64 data or invalid token");
+			goto bad;
+		}
+		q->from_continue = true;
+	} else if (rv && *rv && match && strcmp(match, "Exact") == 0) {
+		char *end;
+		unsigned long long v = strtoull(rv, &end, 10);
+		if (*end) {
+			err = xasprintf("resourceVersion: Invalid value: \"%s\": must be a valid resource version", rv);
+			goto bad;
+		}
+		q->at_rv = v;
+	}
+	return NULL;
+bad:;
+	struct status *s = st_bad_request(err);
+	free(err);
+	return s;
+}
+
+static void listq_free(struct listq *q)
+{
+	selector_free(q->ls);
+	selector_free(q->fs);
+	free(q->after);
+}
+
+static const char EXPIRED_CONTINUE[] =
+	"The provided continue parameter is too old to display a consistent list result. You can start "
+	"a new list without the continue parameter, or use the continue token in this response to "
+	"retrieve the remainder of the results. Continuing with the provided token results in an "
+	"inconsistent list - objects that were created, modified, or deleted between the time the first "
+	"chunk was returned and now may show up in the list.";
+
+static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, const char *ns)
+{
+	struct neg n;
+	if (!negotiate(c, 1, &n))
+		return send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
+	struct listq q;
+	struct status *s = parse_listq(c, &q, false);
+	if (s) {
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	struct objver **items;
+	size_t ni;
+	bool more;
+	uint64_t at = q.at_rv;
+	if (store_list(r, r->namespaced ? ns : NULL, &at, q.after, q.ls, q.fs, q.limit, &items, &ni, &more) < 0) {
+		if (q.from_continue) {
+			/* the real server hands out a token to go on inconsistently */
+			pthread_mutex_lock(&g_store.lock);
+			uint64_t now = g_store.rv;
+			pthread_mutex_unlock(&g_store.lock);
+			cJSON *d = NULL;
+			s = status_new(410, "Expired", EXPIRED_CONTINUE, d);
+			cJSON *sj = cJSON_Parse(s->json);
+			char *tok = continue_token(now, q.after ? q.after : "");
+			cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(sj, "metadata"), "continue", tok);
+			free(tok);
+			free(s->json);
+			s->json = cJSON_PrintUnformatted(sj);
+			cJSON_Delete(sj);
+		} else {
+			s = st_expired("The resourceVersion for the provided list is too old.");
+		}
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	char *tok = more && ni ? continue_token(at, items[ni - 1]->key) : NULL;
+	struct buf b = {0};
+	const char *include = arg(c, "includeObject");
+	if (n.fmt == FMT_TABLE) {
+		cJSON *t = table_new(r, n.meta_version);
+		cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metadata");
+		char rvs[24];
+		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
+		cJSON_AddStringToObject(m, "resourceVersion", rvs);
+		if (tok)
+			cJSON_AddStringToObject(m, "continue", tok);
+		for (size_t i = 0; i < ni; i++)
+			table_row(t, items[i], n.meta_version, include);
+		char *ts = cJSON_PrintUnformatted(t);
+		cJSON_Delete(t);
+		buf_adds(&b, ts);
+		free(ts);
+	} else {
+		if (n.fmt == FMT_POM)
+			buf_addf(&b, "{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"meta.k8s.io/%s\",",
+			         n.meta_version);
+		else
+			buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
+		buf_addf(&b, "\"metadata\":{\"resourceVersion\":\"%llu\"", (unsigned long long)at);
+		if (tok)
+			buf_addf(&b, ",\"continue\":\"%s\"", tok);
+		buf_adds(&b, "},\"items\":[");
+		for (size_t i = 0; i < ni; i++) {
+			if (i)
+				buf_add(&b, ",", 1);
+			if (n.fmt == FMT_POM) {
+				emit_object(&b, items[i], &n, include);
+			} else if (r->typed && items[i]->hdr) {
+				/* typed lists carry no kind/apiVersion on their items */
+				buf_add(&b, "{", 1);
+				buf_add(&b, items[i]->json + items[i]->hdr, items[i]->len - items[i]->hdr);
+			} else {
+				buf_add(&b, items[i]->json, items[i]->len);
+			}
+		}
+		buf_adds(&b, "]}");
+	}
+	for (size_t i = 0; i < ni; i++)
+		objver_unref(items[i]);
+	free(items);
+	free(tok);
+	listq_free(&q);
+	size_t len;
+	char *body = buf_take(&b, &len);
+	return send_body(c, 200, neg_ctype(&n, true), body, len, true);
+}
+
+static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct resource *r,
+                                           const char *ns)
+{
+	struct listq q;
+	struct status *s = parse_listq(c, &q, true);
+	if (s) {
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	struct objver **items;
+	size_t ni;
+	bool more;
+	uint64_t at = UINT64_MAX;
+	store_list(r, r->namespaced ? ns : NULL, &at, NULL, q.ls, q.fs, 0, &items, &ni, &more);
+	struct buf b = {0};
+	buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{},\"items\":[", r->kind,
+	         r->api_version);
+	bool first = true;
+	pthread_mutex_lock(&g_store.lock);
+	for (size_t i = 0; i < ni; i++) {
+		struct objver *o = store_get_locked(r, items[i]->ns, items[i]->name);
+		if (o == items[i]) {
+			if (!first)
+				buf_add(&b, ",", 1);
+			first = false;
+			buf_add(&b, o->json, o->len);
+			store_delete_locked(o);
+		}
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	for (size_t i = 0; i < ni; i++)
+		objver_unref(items[i]);
+	free(items);
+	listq_free(&q);
+	buf_adds(&b, "]}");
+	size_t len;
+	char *body = buf_take(&b, &len);
+	return send_body(c, 200, JSON_CT, body, len, true);
+}
+
+/* ---- watch ----------------------------------------------------------------- */
+
+struct watch {
+	struct resource *res;
+	char *ns; /* NULL = all namespaces */
+	struct selector *ls, *fs;
+	struct neg neg;
+	bool bookmarks;
+	bool initial_end_bookmark;
+	uint64_t last_rv;
+	uint64_t deadline_ms;
+	uint64_t next_bookmark_ms;
+	unsigned gen;
+	int fd;
+	struct objver **init; /* synthetic ADDED, sent first */
+	size_t ninit, init_pos;
+	struct buf out;
+	size_t out_pos;
+	int ending; /* 0 running, 1 clean end after out drains, 2 abort */
+};
+
+static bool watch_passes(const struct watch *w, const struct objver *o)
+{
+	if (w->ns && strcmp(o->ns, w->ns) != 0)
+		return false;
+	if (!selector_empty(w->fs) && !field_selector_match(w->fs, o->ns, o->name))
+		return false;
+	if (selector_empty(w->ls))
+		return true;
+	return label_selector_match(w->ls, cJSON_GetObjectItemCaseSensitive(
+		                                    cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels"));
+}
+
+static void watch_emit(struct watch *w, const char *type, const struct objver *o)
+{
+	buf_addf(&w->out, "{\"type\":\"%s\",\"object\":", type);
+	emit_object(&w->out, o, &w->neg, NULL);
+	buf_adds(&w->out, "}\n");
+}
+
+static void watch_bookmark(struct watch *w, uint64_t rv, bool initial_end)
+{
+	const char *kind = w->neg.fmt == FMT_POM ? "PartialObjectMetadata" : w->res->kind;
+	char av[64];
+	if (w->neg.fmt == FMT_POM)
+		snprintf(av, sizeof av, "meta.k8s.io/%s", w->neg.meta_version);
+	else
+		snprintf(av, sizeof av, "%s", w->res->api_version);
+	buf_addf(&w->out,
+	         "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%llu\",\"creationTimestamp\":null%s}}}\n",
+	         kind, av, (unsigned long long)rv,
+	         initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
+}
+
+static void watch_error(struct watch *w, struct status *s)
+{
+	buf_addf(&w->out, "{\"type\":\"ERROR\",\"object\":%s}\n", s->json);
+	status_free(s);
+}
+
+static bool peer_gone(int fd)
+{
+	if (fd < 0)
+		return false;
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Translate one stored event for this watcher the way the cacher does:
+ * an object entering the selection is ADDED, leaving it is DELETED with the
+ * previous content at the event's revision. */
+static void watch_event(struct watch *w, const struct event *e)
+{
+	bool cur = e->cur && watch_passes(w, e->cur);
+	bool old = e->prev && watch_passes(w, e->prev);
+	if (cur && old)
+		watch_emit(w, "MODIFIED", e->cur);
+	else if (cur)
+		watch_emit(w, "ADDED", e->cur);
+	else if (old)
+		watch_emit(w, "DELETED", e->gone ? e->gone : e->prev);
+}
+
+#define WATCH_BATCH 256
+
+static ssize_t watch_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct watch *w = cls;
+	for (;;) {
+		if (w->out_pos < w->out.len) {
+			size_t n = w->out.len - w->out_pos;
+			if (n > max)
+				n = max;
+			memcpy(buf, w->out.p + w->out_pos, n);
+			w->out_pos += n;
+			if (w->out_pos == w->out.len)
+				w->out.len = w->out_pos = 0;
+			STAT_ADD(bytes_out, n);
+			return (ssize_t)n;
+		}
+		if (w->ending)
+			return w->ending == 2 ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+		if (w->init_pos < w->ninit) {
+			while (w->init_pos < w->ninit && w->out.len < 256 * 1024) {
+				struct objver *o = w->init[w->init_pos++];
+				if (watch_passes(w, o))
+					watch_emit(w, "ADDED", o);
+				objver_unref(o);
+			}
+			if (w->init_pos == w->ninit && w->initial_end_bookmark)
+				watch_bookmark(w, w->last_rv, true);
+			continue;
+		}
+		struct event *batch[WATCH_BATCH];
+		size_t nb = 0;
+		pthread_mutex_lock(&g_store.lock);
+		for (;;) {
+			uint64_t now = mono_ms();
+			if (g_store.shutting_down) {
+				w->ending = 1;
+				break;
+			}
+			if (g_store.watch_gen != w->gen) {
+				w->ending = g_store.watch_abort ? 2 : 1;
+				break;
+			}
+			if (now >= w->deadline_ms) {
+				w->ending = 1;
+				break;
+			}
+			bool stalled = g_faults.stall_watch;
+			if (!stalled && w->last_rv < g_store.compacted_rv) {
+				char *m = xasprintf("too old resource version: %llu (%llu)",
+				                    (unsigned long long)w->last_rv,
+				                    (unsigned long long)g_store.compacted_rv);
+				watch_error(w, st_expired(m));
+				free(m);
+				w->ending = 1;
+				break;
+			}
+			if (!stalled && g_store.rv > w->last_rv) {
+				for (uint64_t rv = w->last_rv + 1; rv <= g_store.rv && nb < WATCH_BATCH; rv++) {
+					struct event *e = store_event_locked(rv);
+					w->last_rv = rv;
+					if (e->res != w->res)
+						continue;
+					/* the ring may evict while we serialize: hold references */
+					struct event *copy = xmalloc(sizeof *copy);
+					*copy = *e;
+					if (copy->cur)
+						objver_ref(copy->cur);
+					if (copy->prev)
+						objver_ref(copy->prev);
+					if (copy->gone)
+						objver_ref(copy->gone);
+					batch[nb++] = copy;
+				}
+				if (nb)
+					break;
+				continue;
+			}
+			if (!stalled && w->bookmarks && now >= w->next_bookmark_ms) {
+				watch_bookmark(w, w->last_rv, false);
+				w->next_bookmark_ms = now + g_cfg.bookmark_ms;
+				break;
+			}
+			uint64_t wake = w->deadline_ms;
+			if (w->bookmarks && !stalled && w->next_bookmark_ms < wake)
+				wake = w->next_bookmark_ms;
+			if (wake > now + 1000)
+				wake = now + 1000; /* notice vanished peers */
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (wake - now) * 1000000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&g_store.changed, &g_store.lock, &ts);
+			if (mono_ms() >= wake && peer_gone(w->fd)) {
+				w->ending = 2;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&g_store.lock);
+		for (size_t i = 0; i < nb; i++) {
+			watch_event(w, batch[i]);
+			objver_unref(batch[i]->cur);
+			objver_unref(batch[i]->prev);
+			objver_unref(batch[i]->gone);
+			free(batch[i]);
+		}
+	}
+}
+
+static void watch_free(void *cls)
+{
+	struct watch *w = cls;
+	for (size_t i = w->init_pos; i < w->ninit; i++)
+		objver_unref(w->init[i]);
+	free(w->init);
+	free(w->ns);
+	selector_free(w->ls);
+	selector_free(w->fs);
+	buf_free(&w->out);
+	free(w);
+	__atomic_sub_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);
+}
+
+static enum MHD_Result do_watch(struct MHD_Connection *c, struct resource *r, const char *ns)
+{
+	struct neg n;
+	if (!negotiate(c, 2, &n))
+		return send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
+	struct listq q;
+	struct status *s = parse_listq(c, &q, true);
+	if (s) {
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	const char *rvs = arg(c, "resourceVersion");
+	uint64_t from = 0;
+	bool initial = !rvs || !*rvs || strcmp(rvs, "0") == 0;
+	if (arg_true(c, "sendInitialEvents"))
+		initial = true;
+	if (rvs && *rvs) {
+		char *end;
+		from = strtoull(rvs, &end, 10);
+		if (*end) {
+			listq_free(&q);
+			return send_status(c, st_bad_request("resourceVersion: Invalid value: must be a valid resource version"));
+		}
+	}
+	struct watch *w = xmalloc(sizeof *w);
+	memset(w, 0, sizeof *w);
+	w->res = r;
+	w->ns = r->namespaced && ns ? xstrdup(ns) : NULL;
+	w->ls = q.ls;
+	w->fs = q.fs;
+	w->neg = n;
+	w->bookmarks = arg_true(c, "allowWatchBookmarks");
+	w->initial_end_bookmark = arg_true(c, "sendInitialEvents") && w->bookmarks;
+	const char *to = arg(c, "timeoutSeconds");
+	uint64_t now = mono_ms();
+	w->deadline_ms = now + (to && *to ? strtoull(to, NULL, 10) : 1800) * 1000u;
+	w->next_bookmark_ms = now + g_cfg.bookmark_ms;
+	w->fd = -1;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		w->fd = ci->connect_fd;
+	q.ls = q.fs = NULL;
+	free(q.after);
+	if (initial) {
+		bool more;
+		uint64_t at = UINT64_MAX;
+		store_list(r, w->ns, &at, NULL, NULL, NULL, 0, &w->init, &w->ninit, &more);
+		w->last_rv = at; /* store_list's snapshot: the live part starts after it */
+	} else {
+		w->last_rv = from;
+	}
+	pthread_mutex_lock(&g_store.lock);
+	w->gen = g_store.watch_gen;
+	pthread_mutex_unlock(&g_store.lock);
+	__atomic_add_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+	                                                              watch_reader, w, watch_free);
+	add_common_headers(resp, neg_ctype(&n, false));
+	STAT_ADD(codes[2], 1);
+	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- control endpoints ----------------------------------------------------- */
+
+static cJSON *faults_json(void)
+{
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddNumberToObject(f, "latency_ms", g_faults.latency_ms);
+	cJSON_AddNumberToObject(f, "fail_rate", g_faults.fail_rate);
+	cJSON_AddNumberToObject(f, "throttle_rate", g_faults.throttle_rate);
+	cJSON_AddNumberToObject(f, "drop_rate", g_faults.drop_rate);
+	cJSON_AddNumberToObject(f, "retry_after", g_faults.retry_after);
+	cJSON_AddBoolToObject(f, "stall_watch", g_faults.stall_watch);
+	return f;
+}
+
+static bool rate_ok(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1;
+}
+
+static enum MHD_Result control(struct MHD_Connection *c, const char *url, const char *method,
+                               struct request *rq)
+{
+	bool post = strcmp(method, "POST") == 0;
+	if (strcmp(url, "/kapi/faults") == 0 && (post || !strcmp(method, "GET"))) {
+		cJSON *in = NULL;
+		if (post) {
+			in = cJSON_ParseWithLength(rq->body.p ? rq->body.p : "", rq->body.len);
+			if (!cJSON_IsObject(in)) {
+				cJSON_Delete(in);
+				return send_body(c, 400, JSON_CT, xstrdup("{\"error\":\"body must be a JSON object\"}"), 37, false);
+			}
+		}
+		const cJSON *v;
+		pthread_mutex_lock(&g_store.lock);
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "latency_ms")) && cJSON_IsNumber(v) && v->valuedouble >= 0)
+			g_faults.latency_ms = (unsigned)v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "fail_rate")) && rate_ok(v))
+			g_faults.fail_rate = v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "throttle_rate")) && rate_ok(v))
+			g_faults.throttle_rate = v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "drop_rate")) && rate_ok(v))
+			g_faults.drop_rate = v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "retry_after")) && cJSON_IsNumber(v) && v->valuedouble >= 0)
+			g_faults.retry_after = (unsigned)v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "stall_watch")) && cJSON_IsBool(v))
+			g_faults.stall_watch = cJSON_IsTrue(v);
+		cJSON *out = faults_json();
+		pthread_cond_broadcast(&g_store.changed);
+		pthread_mutex_unlock(&g_store.lock);
+		cJSON_Delete(in);
+		char *s = cJSON_PrintUnformatted(out);
+		cJSON_Delete(out);
+		return send_body(c, 200, JSON_CT, s, strlen(s), false);
+	}
+	if (strcmp(url, "/kapi/stats") == 0 && !strcmp(method, "GET")) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *v = cJSON_AddObjectToObject(o, "requests_by_verb");
+		for (int i = 0; i < V_COUNT; i++)
+			cJSON_AddNumberToObject(v, verb_names[i], (double)STAT_GET(verbs[i]));
+		cJSON_AddNumberToObject(o, "requests", (double)STAT_GET(requests));
+		cJSON_AddNumberToObject(o, "bytes_in", (double)STAT_GET(bytes_in));
+		cJSON_AddNumberToObject(o, "bytes_out", (double)STAT_GET(bytes_out));
+		cJSON *codes = cJSON_AddObjectToObject(o, "responses_by_class");
+		static const char *const cls[] = {"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"};
+		for (int i = 1; i < 6; i++)
+			cJSON_AddNumberToObject(codes, cls[i], (double)STAT_GET(codes[i]));
+		cJSON *inj = cJSON_AddObjectToObject(o, "injected");
+		cJSON_AddNumberToObject(inj, "latency", (double)STAT_GET(injected_latency));
+		cJSON_AddNumberToObject(inj, "fail", (double)STAT_GET(injected_fail));
+		cJSON_AddNumberToObject(inj, "throttle", (double)STAT_GET(injected_throttle));
+		cJSON_AddNumberToObject(inj, "drop", (double)STAT_GET(injected_drop));
+		cJSON_AddNumberToObject(o, "watches_open", (double)STAT_GET(watches_open));
+		pthread_mutex_lock(&g_store.lock);
+		cJSON_AddNumberToObject(o, "revision", (double)g_store.rv);
+		cJSON_AddNumberToObject(o, "compacted_revision", (double)g_store.compacted_rv);
+		cJSON_AddNumberToObject(o, "history_events", (double)g_store.ring_n);
+		cJSON_AddNumberToObject(o, "history_bytes", (double)g_store.ring_bytes);
+		cJSON *objs = cJSON_AddObjectToObject(o, "objects");
+		for (size_t i = 0; i < g_store.nres; i++)
+			cJSON_AddNumberToObject(objs, g_store.res[i]->qualified, (double)g_store.res[i]->n);
+		pthread_mutex_unlock(&g_store.lock);
+		char *s = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		return send_body(c, 200, JSON_CT, s, strlen(s), false);
+	}
+	if (strcmp(url, "/kapi/compact") == 0 && post) {
+		pthread_mutex_lock(&g_store.lock);
+		store_compact_locked();
+		uint64_t rv = g_store.rv;
+		pthread_mutex_unlock(&g_store.lock);
+		char *s = xasprintf("{\"compactedRevision\":%llu}", (unsigned long long)rv);
+		return send_body(c, 200, JSON_CT, s, strlen(s), false);
+	}
+	if (strcmp(url, "/kapi/drop-watches") == 0 && post) {
+		pthread_mutex_lock(&g_store.lock);
+		g_store.watch_gen++;
+		g_store.watch_abort = arg_true(c, "abort");
+		pthread_cond_broadcast(&g_store.changed);
+		pthread_mutex_unlock(&g_store.lock);
+		char *s = xasprintf("{\"dropped\":%llu}", (unsigned long long)STAT_GET(watches_open));
+		return send_body(c, 200, JSON_CT, s, strlen(s), false);
+	}
+	char *s = xstrdup("{\"error\":\"unknown control endpoint\"}");
+	return send_body(c, 404, JSON_CT, s, strlen(s), false);
+}
+
+/* ---- routing --------------------------------------------------------------- */
+
+static size_t split_path(char *p, char **seg, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(p, "/", &save); tok && n < max; tok = strtok_r(NULL, "/", &save))
+		seg[n++] = tok;
+	return n;
+}
+
+static bool authorized(struct MHD_Connection *c)
+{
+	if (!g_cfg.ntokens)
+		return true;
+	const char *a = hdr(c, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!a || strncasecmp(a, "Bearer ", 7) != 0)
+		return false;
+	a += 7;
+	while (*a == ' ')
+		a++;
+	for (size_t i = 0; i < g_cfg.ntokens; i++)
+		if (strcmp(a, g_cfg.tokens[i]) == 0)
+			return true;
+	return false;
+}
+
+static enum verb verb_of(const char *method, bool named, bool watch)
+{
+	if (!strcmp(method, "GET"))
+		return watch ? V_WATCH : named ? V_GET : V_LIST;
+	if (!strcmp(method, "POST"))
+		return named ? V_OTHER : V_CREATE;
+	if (!strcmp(method, "PUT"))
+		return named ? V_UPDATE : V_OTHER;
+	if (!strcmp(method, "PATCH"))
+		return named ? V_PATCH : V_OTHER;
+	if (!strcmp(method, "DELETE"))
+		return named ? V_DELETE : V_DELETECOLLECTION;
+	return V_OTHER;
+}
+
+static enum MHD_Result route(struct MHD_Connection *c, const char *url, const char *method,
+                             struct request *rq)
+{
+	char *path = xstrdup(url);
+	char *seg[16];
+	size_t n = split_path(path, seg, 16);
+	bool handled = false;
+	enum MHD_Result ret;
+	if (!strcmp(method, "GET")) {
+		ret = discovery(c, seg, n, &handled);
+		if (handled) {
+			STAT_ADD(verbs[V_OTHER], 1);
+			free(path);
+			return ret;
+		}
+	}
+	/* /api/v1/... or /apis/<group>/<version>/... */
+	const char *group = NULL, *version = NULL;
+	size_t i = 0;
+	if (n >= 2 && !strcmp(seg[0], "api")) {
+		group = "";
+		version = seg[1];
+		i = 2;
+	} else if (n >= 3 && !strcmp(seg[0], "apis")) {
+		group = seg[1];
+		version = seg[2];
+		i = 3;
+	}
+	const char *ns = NULL, *plural = NULL, *name = NULL;
+	size_t rest = group ? n - i : 0;
+	if (group && rest >= 3 && !strcmp(seg[i], "namespaces") && rest <= 4) {
+		ns = seg[i + 1];
+		plural = seg[i + 2];
+		name = rest == 4 ? seg[i + 3] : NULL;
+	} else if (group && (rest == 1 || rest == 2)) {
+		plural = seg[i];
+		name = rest == 2 ? seg[i + 1] : NULL;
+	}
+	struct resource *r = plural ? resource_find(group, version, plural) : NULL;
+	if (!r || (ns && !r->namespaced) || (!r->namespaced && ns) || (r->namespaced && !ns && name)) {
+		STAT_ADD(verbs[V_OTHER], 1);
+		free(path);
+		return send_status(c, st_path_not_found());
+	}
+	bool watch = arg_true(c, "watch");
+	enum verb v = verb_of(method, name != NULL, watch && !name);
+	STAT_ADD(verbs[v], 1);
+	if (v == V_OTHER || (r->readonly && v != V_GET && v != V_LIST && v != V_WATCH) ||
+	    (!ns && r->namespaced && v != V_LIST && v != V_WATCH)) {
+		free(path);
+		return send_status(c, st_method_not_allowed());
+	}
+	if (forbidden(r, verb_names[v])) {
+		ret = send_status(c, st_forbidden(r, name, verb_names[v], ns, g_cfg.user));
+		free(path);
+		return ret;
+	}
+	switch (v) {
+	case V_GET: {
+		struct neg ng;
+		if (!negotiate(c, 0, &ng)) {
+			ret = send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
+			break;
+		}
+		pthread_mutex_lock(&g_store.lock);
+		struct objver *o = store_get_locked(r, ns ? ns : "", name);
+		if (o)
+			objver_ref(o);
+		pthread_mutex_unlock(&g_store.lock);
+		ret = o ? send_objver(c, 200, o, &ng) : send_status(c, st_not_found(r, name));
+		break;
+	}
+	case V_LIST:
+		ret = do_list(c, r, ns);
+		break;
+	case V_WATCH:
+		ret = do_watch(c, r, ns);
+		break;
+	case V_CREATE:
+		ret = do_create(c, r, ns ? ns : "", rq);
+		break;
+	case V_UPDATE:
+		ret = do_update(c, r, ns ? ns : "", name, rq);
+		break;
+	case V_PATCH:
+		ret = do_patch(c, r, ns ? ns : "", name, rq);
+		break;
+	case V_DELETE:
+		ret = do_delete(c, r, ns ? ns : "", name, rq);
+		break;
+	case V_DELETECOLLECTION:
+		ret = do_deletecollection(c, r, ns);
+		break;
+	case V_OTHER:
+	case V_COUNT:
+	default:
+		ret = send_status(c, st_method_not_allowed());
+		break;
+	}
+	free(path);
+	return ret;
+}
+
+enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url,
+                            const char *method, const char *version, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls)
+{
+	(void)cls;
+	(void)version;
+	struct request *rq = *con_cls;
+	if (!rq) {
+		rq = xmalloc(sizeof *rq);
+		memset(rq, 0, sizeof *rq);
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		STAT_ADD(bytes_in, *upload_data_size);
+		if (!rq->too_large && rq->body.len + *upload_data_size > KAPI_MAX_BODY) {
+			rq->too_large = true;
+			buf_free(&rq->body);
+		}
+		if (!rq->too_large)
+			buf_add(&rq->body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	STAT_ADD(requests, 1);
+	if (strncmp(url, "/kapi/", 6) == 0)
+		return control(c, url, method, rq);
+	if (!authorized(c))
+		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
+	struct faults f;
+	pthread_mutex_lock(&g_store.lock);
+	f = g_faults;
+	pthread_mutex_unlock(&g_store.lock);
+	if (f.latency_ms) {
+		STAT_ADD(injected_latency, 1);
+		usleep(f.latency_ms * 1000u);
+	}
+	if (decide(f.throttle_rate)) {
+		STAT_ADD(injected_throttle, 1);
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddNumberToObject(d, "retryAfterSeconds", f.retry_after);
+		char ra[16];
+		snprintf(ra, sizeof ra, "%u", f.retry_after);
+		return send_status_nofault(
+			c, status_new(429, "TooManyRequests", "Too many requests, please try again later.", d),
+			MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (decide(f.fail_rate)) {
+		STAT_ADD(injected_fail, 1);
+		if (rng_next() & 1)
+			return send_status_nofault(c, st_internal("injected fault (kapi-server --fail-rate)"), NULL, NULL);
+		return send_status_nofault(c, status_new(503, "ServiceUnavailable",
+		                                         "the server is currently unable to handle the request (injected fault)",
+		                                         cJSON_CreateObject()),
+		                           NULL, NULL);
+	}
+	if (rq->too_large) {
+		char *m = xasprintf("Request entity too large: limit is %u", KAPI_MAX_BODY);
+		struct status *s = status_new(413, "RequestEntityTooLarge", m, NULL);
+		free(m);
+		return send_status_nofault(c, s, NULL, NULL);
+	}
+	return route(c, url, method, rq);
+}
+
+void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	struct request *rq = *con_cls;
+	if (!rq)
+		return;
+	buf_free(&rq->body);
+	free(rq);
+	*con_cls = NULL;
+}

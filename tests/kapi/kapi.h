@@ -1,0 +1,257 @@
+/*
+ * kapi-server: an in-memory Kubernetes API test server for kvsplit.
+ *
+ * Private header shared by the files of tests/kapi/. Layering:
+ *   util.c      buffers, time, uuid, rng, base64 (libcrypto), merge patch
+ *   select.c    label and field selectors
+ *   validate.c  Status objects and the object validation of the real server
+ *   store.c     the objects, the one revision counter, the watch history ring
+ *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
+ *   main.c      command line, daemon start, signals
+ */
+#ifndef KAPI_H
+#define KAPI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <sys/types.h>
+
+#define KAPI_MAX_BODY (3u * 1024u * 1024u) /* kube-apiserver's request limit */
+#define KAPI_MAX_CM_BYTES 1048576u         /* core.MaxSecretSize */
+
+/* ---- util.c -------------------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+void buf_add(struct buf *b, const void *data, size_t n);
+void buf_adds(struct buf *b, const char *s);
+void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+/* Take ownership of the bytes (NUL-terminated); the buffer is reset. */
+char *buf_take(struct buf *b, size_t *len);
+
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void now_rfc3339(char out[32]);
+int64_t rfc3339_age(const char *ts); /* seconds since ts, -1 if unparsable */
+void human_duration(int64_t secs, char out[32]);
+void uuid_v4(char out[37]);
+uint64_t rng_next(void);
+void rng_seed(uint64_t seed);
+double rng_unit(void);
+uint64_t mono_ms(void);
+
+/* Strictly validate standard padded base64 as Go's StdEncoding does (CR/LF are
+ * ignored), decode with EVP_DecodeBlock and re-encode canonically with
+ * EVP_EncodeBlock. Returns 0 and sets *canon (malloc) and *decoded_len, or -1
+ * with *bad_at set to the index of the first offending input byte. */
+int b64_canon(const char *in, char **canon, size_t *decoded_len, size_t *bad_at);
+char *b64_encode(const unsigned char *in, size_t n);
+/* Returns malloc'd bytes or NULL if invalid. */
+unsigned char *b64_decode(const char *in, size_t *out_len);
+
+/* RFC 7386 JSON merge patch; returns the new target (target consumed). */
+cJSON *merge_patch(cJSON *target, const cJSON *patch, bool strategic);
+/* RFC 6902 JSON patch applied in place to *doc; 0 or -1 with *err set (static). */
+int json_patch(cJSON **doc, const cJSON *ops, const char **err);
+/* Sort the members of an object by key (Go marshals maps sorted). */
+void json_sort_object(cJSON *obj);
+
+/* ---- select.c ------------------------------------------------------------ */
+
+struct selector;
+/* Parse a label selector; NULL with *err (malloc) on a syntax error. An empty
+ * string gives a selector that matches everything. */
+struct selector *label_selector_parse(const char *s, char **err);
+/* Parse a field selector: metadata.name and metadata.namespace, = == !=. */
+struct selector *field_selector_parse(const char *s, char **err);
+void selector_free(struct selector *s);
+bool selector_empty(const struct selector *s);
+bool label_selector_match(const struct selector *s, const cJSON *labels);
+bool field_selector_match(const struct selector *s, const char *ns, const char *name);
+
+/* ---- resources and objects (store.c) ------------------------------------- */
+
+enum res_type { RES_CONFIGMAP, RES_LEASE, RES_NAMESPACE, RES_CUSTOM };
+
+struct objver;
+
+struct resource {
+	enum res_type type;
+	char *group;       /* "" for the core group */
+	char *version;
+	char *plural;
+	char *singular;
+	char *kind;
+	char *api_version; /* "v1" or "group/version" */
+	char *qualified;   /* "configmaps" or "leases.coordination.k8s.io" */
+	char *qkind;       /* "ConfigMap" or "Lease.coordination.k8s.io" */
+	char *short_name;  /* may be NULL */
+	bool namespaced;
+	bool typed;        /* built-in: list items omit kind/apiVersion, delete returns Status */
+	bool readonly;
+	bool allow_create_on_update;
+	bool allow_unconditional_update;
+	/* sorted by key (etcd order of "<ns>/<name>"), protected by the store lock */
+	struct objver **items;
+	size_t n, cap;
+};
+
+/* One immutable version of one object; shared by the index, the history ring
+ * and readers through a reference count. Never modified once published. */
+struct objver {
+	int refs;                 /* atomic */
+	uint64_t rv;
+	struct resource *res;
+	char *ns;                 /* "" when cluster-scoped */
+	char *name;
+	char *key;                /* "<ns>/<name>" or "<name>" */
+	cJSON *obj;               /* full object, kind+apiVersion first */
+	char *json;               /* serialized obj */
+	size_t len;
+	size_t hdr;               /* bytes of `{"kind":..,"apiVersion":..,` (item form: "{" + json+hdr) */
+};
+
+void objver_ref(struct objver *o);
+void objver_unref(struct objver *o);
+
+enum ev_type { EV_ADDED, EV_MODIFIED, EV_DELETED };
+
+struct event {
+	enum ev_type type;
+	uint64_t rv;
+	struct resource *res;
+	struct objver *cur;  /* NULL for DELETED */
+	struct objver *prev; /* NULL for ADDED */
+	struct objver *gone; /* prev content stamped with rv; set for DELETED or label change */
+};
+
+struct store {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	uint64_t rv;           /* the one global revision counter */
+	uint64_t compacted_rv; /* events with rv <= this are gone */
+	struct event *ring;
+	size_t ring_cap, ring_head, ring_n;
+	size_t ring_bytes, ring_max_bytes;
+	unsigned watch_gen;    /* bumped by /kapi/drop-watches */
+	bool watch_abort;      /* how the last drop closes: abort instead of clean end */
+	bool shutting_down;
+	struct resource **res;
+	size_t nres;
+};
+
+extern struct store g_store;
+
+void store_init(size_t history, size_t history_bytes);
+struct resource *resource_add(enum res_type type, const char *group, const char *version,
+                              const char *plural, const char *kind);
+struct resource *resource_find(const char *group, const char *version, const char *plural);
+
+/* Under the lock. */
+struct objver *store_get_locked(struct resource *r, const char *ns, const char *name);
+/* Publish obj (consumed) as a new version; assigns the next revision, stamps
+ * metadata.resourceVersion, appends the event. prev may be NULL. Under the lock.
+ * Returns the new version (borrowed, owned by the index). */
+struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *prev);
+void store_delete_locked(struct objver *prev);
+void store_compact_locked(void);
+/* Event with revision rv, or NULL if outside the ring. Under the lock. */
+struct event *store_event_locked(uint64_t rv);
+
+char *obj_key(const struct resource *r, const char *ns, const char *name);
+/* Serialize obj into a new objver (refs = 1); obj consumed. */
+struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
+
+/* A consistent list: every object of r in namespace ns (NULL = all) as of
+ * revision *at_rv (clamped to the current one, which is stored back) that sorts after the key `after` (NULL = from the start) and
+ * passes the selectors. At most limit items (0 = all); *more tells whether any
+ * further item passes. Items are referenced; caller unrefs and frees.
+ * Returns 0, or -1 if at_rv is older than the history window. Takes the lock. */
+int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
+               const struct selector *ls, const struct selector *fs, size_t limit,
+               struct objver ***out, size_t *n, bool *more);
+
+/* ---- validate.c ---------------------------------------------------------- */
+
+struct status {
+	int code;
+	char *json; /* serialized Status object */
+};
+
+/* reason NULL = StatusReasonUnknown (omitted); details NULL = omitted. */
+struct status *status_new(int code, const char *reason, const char *message, cJSON *details);
+void status_free(struct status *s);
+struct status *st_not_found(const struct resource *r, const char *name);
+struct status *st_already_exists(const struct resource *r, const char *name);
+struct status *st_conflict(const struct resource *r, const char *name, const char *why);
+struct status *st_bad_request(const char *msg);
+struct status *st_internal(const char *msg);
+struct status *st_forbidden(const struct resource *r, const char *name, const char *verb,
+                            const char *ns, const char *user);
+struct status *st_path_not_found(void);
+struct status *st_method_not_allowed(void);
+struct status *st_expired(const char *msg);
+
+/* Field errors collected for a 422 Invalid Status. */
+struct ferrs {
+	cJSON *causes;  /* array of {reason,message,field} */
+	struct buf msg; /* "field: body" strings joined by ", " */
+	int n;
+};
+void ferr_add(struct ferrs *e, const char *reason, const char *field, const char *body);
+struct status *st_invalid(const struct resource *r, const char *name, struct ferrs *e);
+
+/* Normalize and validate a body for r (metadata handled by the caller).
+ * Returns NULL or a Status (400 for undecodable, 422 Invalid). */
+struct status *validate_object(struct resource *r, cJSON *obj, const char *name, struct ferrs *fe);
+void validate_name(const char *name, const char *gen_name, struct ferrs *fe);
+void validate_immutable(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
+/* Keep known fields in Go struct order; sort map members. */
+void normalize_object(struct resource *r, cJSON *obj);
+
+/* ---- api.c / main.c ------------------------------------------------------ */
+
+struct faults {
+	unsigned latency_ms;
+	double fail_rate, throttle_rate, drop_rate;
+	unsigned retry_after;
+	bool stall_watch;
+};
+
+struct forbid {
+	char *verb;     /* "*" or a verb */
+	char *resource; /* "*" or a plural */
+};
+
+struct config {
+	char **tokens;
+	size_t ntokens;
+	char *user;
+	struct forbid *forbids;
+	size_t nforbids;
+	unsigned bookmark_ms;
+	int port;
+	bool tls;
+};
+
+extern struct config g_cfg;
+extern struct faults g_faults; /* protected by g_store.lock */
+
+enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                            const char *method, const char *version, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls);
+void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                   enum MHD_RequestTerminationCode toe);
+
+#endif

@@ -1,0 +1,375 @@
+/* The object store: one global revision counter (etcd's), a sorted index per
+ * resource, and a bounded ring of every write event, which serves watches,
+ * 410 decisions and consistent paginated lists. One mutex guards it all;
+ * object versions are immutable and reference-counted so that readers
+ * serialize and write to sockets without holding the lock. */
+#include "kapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store g_store;
+
+void objver_ref(struct objver *o)
+{
+	__atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
+}
+
+void objver_unref(struct objver *o)
+{
+	if (!o || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	cJSON_Delete(o->obj);
+	free(o->json);
+	free(o->ns);
+	free(o->name);
+	free(o->key);
+	free(o);
+}
+
+char *obj_key(const struct resource *r, const char *ns, const char *name)
+{
+	return r->namespaced ? xasprintf("%s/%s", ns, name) : xstrdup(name);
+}
+
+static void set_rv(cJSON *obj, uint64_t rv)
+{
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	char s[24];
+	snprintf(s, sizeof s, "%llu", (unsigned long long)rv);
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+	if (cJSON_IsString(v))
+		cJSON_SetValuestring(v, s);
+	else {
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
+		cJSON_AddStringToObject(meta, "resourceVersion", s);
+	}
+}
+
+struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv)
+{
+	struct objver *o = xmalloc(sizeof *o);
+	o->refs = 1;
+	o->rv = rv;
+	o->res = r;
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "namespace"));
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "name"));
+	o->ns = xstrdup(r->namespaced && ns ? ns : "");
+	o->name = xstrdup(name ? name : "");
+	o->key = obj_key(r, o->ns, o->name);
+	o->obj = obj;
+	o->json = cJSON_PrintUnformatted(obj);
+	o->len = strlen(o->json);
+	char *pre = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
+	size_t pl = strlen(pre);
+	o->hdr = o->len > pl && memcmp(o->json, pre, pl) == 0 ? pl : 0;
+	free(pre);
+	return o;
+}
+
+void store_init(size_t history, size_t history_bytes)
+{
+	pthread_mutex_init(&g_store.lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g_store.changed, &ca);
+	pthread_condattr_destroy(&ca);
+	g_store.ring_cap = history ? history : 1;
+	g_store.ring = xmalloc(g_store.ring_cap * sizeof *g_store.ring);
+	g_store.ring_max_bytes = history_bytes;
+}
+
+static char *lower(const char *s)
+{
+	char *r = xstrdup(s);
+	for (char *p = r; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return r;
+}
+
+struct resource *resource_add(enum res_type type, const char *group, const char *version,
+                              const char *plural, const char *kind)
+{
+	struct resource *r = xmalloc(sizeof *r);
+	memset(r, 0, sizeof *r);
+	r->type = type;
+	r->group = xstrdup(group);
+	r->version = xstrdup(version);
+	r->plural = xstrdup(plural);
+	r->singular = lower(kind);
+	r->kind = xstrdup(kind);
+	r->api_version = *group ? xasprintf("%s/%s", group, version) : xstrdup(version);
+	r->qualified = *group ? xasprintf("%s.%s", plural, group) : xstrdup(plural);
+	r->qkind = *group ? xasprintf("%s.%s", kind, group) : xstrdup(kind);
+	r->namespaced = type != RES_NAMESPACE;
+	r->typed = type != RES_CUSTOM;
+	r->readonly = type == RES_NAMESPACE;
+	/* leaseStrategy.AllowCreateOnUpdate is true; configmaps' and CRs' false */
+	r->allow_create_on_update = type == RES_LEASE;
+	r->allow_unconditional_update = type != RES_CUSTOM;
+	if (type == RES_CONFIGMAP)
+		r->short_name = xstrdup("cm");
+	else if (type == RES_NAMESPACE)
+		r->short_name = xstrdup("ns");
+	g_store.res = xrealloc(g_store.res, (g_store.nres + 1) * sizeof *g_store.res);
+	g_store.res[g_store.nres++] = r;
+	return r;
+}
+
+struct resource *resource_find(const char *group, const char *version, const char *plural)
+{
+	for (size_t i = 0; i < g_store.nres; i++) {
+		struct resource *r = g_store.res[i];
+		if (strcmp(r->group, group) == 0 && strcmp(r->version, version) == 0 &&
+		    strcmp(r->plural, plural) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* First index whose key is >= key (or > key when strict). */
+static size_t lower_bound(const struct resource *r, const char *key, bool strict)
+{
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(r->items[mid]->key, key);
+		if (c < 0 || (strict && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct objver *store_get_locked(struct resource *r, const char *ns, const char *name)
+{
+	char *key = obj_key(r, ns, name);
+	size_t i = lower_bound(r, key, false);
+	struct objver *o = i < r->n && strcmp(r->items[i]->key, key) == 0 ? r->items[i] : NULL;
+	free(key);
+	return o;
+}
+
+static size_t ev_bytes(const struct event *e)
+{
+	return (e->cur ? e->cur->len : 0) + (e->gone ? e->gone->len : 0);
+}
+
+static void evict_oldest(void)
+{
+	struct event *e = &g_store.ring[g_store.ring_head];
+	g_store.ring_bytes -= ev_bytes(e);
+	objver_unref(e->cur);
+	objver_unref(e->prev);
+	objver_unref(e->gone);
+	g_store.ring_head = (g_store.ring_head + 1) % g_store.ring_cap;
+	g_store.ring_n--;
+	g_store.compacted_rv++;
+}
+
+static void push_event(enum ev_type t, struct resource *r, struct objver *cur, struct objver *prev,
+                       struct objver *gone)
+{
+	if (g_store.ring_n == g_store.ring_cap)
+		evict_oldest();
+	struct event *e = &g_store.ring[(g_store.ring_head + g_store.ring_n) % g_store.ring_cap];
+	e->type = t;
+	e->rv = g_store.rv;
+	e->res = r;
+	e->cur = cur;
+	e->prev = prev;
+	e->gone = gone;
+	if (cur)
+		objver_ref(cur);
+	if (prev)
+		objver_ref(prev);
+	g_store.ring_n++;
+	g_store.ring_bytes += ev_bytes(e);
+	while (g_store.ring_n > 1 && g_store.ring_bytes > g_store.ring_max_bytes)
+		evict_oldest();
+	pthread_cond_broadcast(&g_store.changed);
+}
+
+struct event *store_event_locked(uint64_t rv)
+{
+	if (rv <= g_store.compacted_rv || rv > g_store.rv)
+		return NULL;
+	size_t off = (size_t)(rv - g_store.compacted_rv - 1);
+	return &g_store.ring[(g_store.ring_head + off) % g_store.ring_cap];
+}
+
+void store_compact_locked(void)
+{
+	while (g_store.ring_n)
+		evict_oldest();
+	g_store.compacted_rv = g_store.rv;
+	pthread_cond_broadcast(&g_store.changed);
+}
+
+/* The previous content stamped with the revision of the event that removed it
+ * from a watcher's view (the cacher's DELETED object). */
+static struct objver *gone_copy(struct objver *prev, uint64_t rv)
+{
+	cJSON *c = cJSON_Duplicate(prev->obj, 1);
+	set_rv(c, rv);
+	return objver_new(prev->res, c, rv);
+}
+
+struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *prev)
+{
+	uint64_t rv = ++g_store.rv;
+	set_rv(obj, rv);
+	normalize_object(r, obj);
+	struct objver *o = objver_new(r, obj, rv);
+	struct objver *gone = NULL;
+	if (prev) {
+		size_t i = lower_bound(r, prev->key, false);
+		r->items[i] = o; /* the index reference moves to the event below */
+		const cJSON *ol = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(prev->obj, "metadata"), "labels");
+		const cJSON *nl = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "labels");
+		if (!(ol == NULL && nl == NULL) && !(ol && nl && cJSON_Compare(ol, nl, 1)))
+			gone = gone_copy(prev, rv);
+		push_event(EV_MODIFIED, r, o, prev, gone);
+		objver_unref(prev);
+	} else {
+		size_t i = lower_bound(r, o->key, false);
+		if (r->n == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 64;
+			r->items = xrealloc(r->items, r->cap * sizeof *r->items);
+		}
+		memmove(r->items + i + 1, r->items + i, (r->n - i) * sizeof *r->items);
+		r->items[i] = o;
+		r->n++;
+		push_event(EV_ADDED, r, o, NULL, NULL);
+	}
+	return o;
+}
+
+void store_delete_locked(struct objver *prev)
+{
+	struct resource *r = prev->res;
+	uint64_t rv = ++g_store.rv;
+	size_t i = lower_bound(r, prev->key, false);
+	memmove(r->items + i, r->items + i + 1, (r->n - i - 1) * sizeof *r->items);
+	r->n--;
+	push_event(EV_DELETED, r, NULL, prev, gone_copy(prev, rv));
+	objver_unref(prev);
+}
+
+struct touched {
+	const char *key;
+	uint64_t rv;
+	struct objver *then; /* state at the list revision; NULL if absent then */
+};
+
+static int cmp_touched(const void *a, const void *b)
+{
+	const struct touched *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c)
+		return c;
+	return x->rv < y->rv ? -1 : x->rv > y->rv;
+}
+
+static bool passes(const struct objver *o, const struct selector *ls, const struct selector *fs)
+{
+	if (!selector_empty(fs) && !field_selector_match(fs, o->ns, o->name))
+		return false;
+	if (selector_empty(ls))
+		return true;
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels");
+	return label_selector_match(ls, labels);
+}
+
+/* The state at at_rv is the current index with every later write undone:
+ * for a key written after at_rv, its state then is the `prev` of the first
+ * such event. The ring holds every event after compacted_rv, so any
+ * at_rv >= compacted_rv can be served exactly. */
+int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char *after,
+               const struct selector *ls, const struct selector *fs, size_t limit,
+               struct objver ***out, size_t *n, bool *more)
+{
+	char *lo = ns ? xasprintf("%s/", ns) : xstrdup("");
+	char *hi = ns ? xasprintf("%s0", ns) : NULL; /* '0' follows '/' */
+	const char *start = after && strcmp(after, lo) >= 0 ? after : lo;
+	bool strict = start == after;
+	*out = NULL;
+	*n = 0;
+	*more = false;
+	pthread_mutex_lock(&g_store.lock);
+	if (*at_rvp > g_store.rv)
+		*at_rvp = g_store.rv;
+	uint64_t at_rv = *at_rvp;
+	if (at_rv < g_store.compacted_rv) {
+		pthread_mutex_unlock(&g_store.lock);
+		free(lo);
+		free(hi);
+		return -1;
+	}
+	struct touched *t = NULL;
+	size_t nt = 0, ct = 0;
+	for (uint64_t rv = at_rv + 1; rv <= g_store.rv; rv++) {
+		struct event *e = store_event_locked(rv);
+		if (e->res != r)
+			continue;
+		const char *key = (e->cur ? e->cur : e->prev)->key;
+		int c = strcmp(key, start);
+		if (c < 0 || (strict && c == 0) || (hi && strcmp(key, hi) >= 0))
+			continue;
+		if (nt == ct) {
+			ct = ct ? ct * 2 : 16;
+			t = xrealloc(t, ct * sizeof *t);
+		}
+		t[nt++] = (struct touched){key, rv, e->prev};
+	}
+	if (nt)
+		qsort(t, nt, sizeof *t, cmp_touched);
+	size_t w = 0;
+	for (size_t k = 0; k < nt; k++)
+		if (w == 0 || strcmp(t[w - 1].key, t[k].key) != 0)
+			t[w++] = t[k];
+	nt = w;
+	size_t i = lower_bound(r, start, strict), j = 0, cap = 0;
+	for (;;) {
+		struct objver *ci = i < r->n && (!hi || strcmp(r->items[i]->key, hi) < 0) ? r->items[i] : NULL;
+		struct touched *tj = j < nt ? &t[j] : NULL;
+		if (!ci && !tj)
+			break;
+		struct objver *cand;
+		int c = !ci ? 1 : !tj ? -1 : strcmp(ci->key, tj->key);
+		if (c < 0) {
+			cand = ci;
+			i++;
+		} else {
+			cand = tj->then;
+			j++;
+			if (c == 0)
+				i++;
+		}
+		if (!cand || !passes(cand, ls, fs))
+			continue;
+		if (limit && *n == limit) {
+			*more = true;
+			break;
+		}
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*out = xrealloc(*out, cap * sizeof **out);
+		}
+		objver_ref(cand);
+		(*out)[(*n)++] = cand;
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	free(t);
+	free(lo);
+	free(hi);
+	return 0;
+}
