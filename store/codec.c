@@ -1,0 +1,65 @@
+/*
+ * codec.c — chunk blobs: codec byte + payload (docs/format.md "Chunk blob").
+ */
+#include <string.h>
+
+#include <lz4.h>
+
+#include "codec.h"
+#include "kvsplit.h"
+#include "kvsplit/backend.h"
+
+size_t kvs__blob_bound(size_t raw_len)
+{
+	if (raw_len > (size_t)LZ4_MAX_INPUT_SIZE)
+		return 0;
+	return 1 + (size_t)LZ4_compressBound((int)raw_len);
+}
+
+size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len, int accel)
+{
+	int n = 0;
+
+	/* Full-bound capacity keeps lz4 on its fast (unlimited) path; the block
+	 * is kept only when it is strictly smaller than the raw bytes. */
+	if (len > 1 && cap > 1)
+		n = LZ4_compress_fast((const char *)src, (char *)dst + 1, (int)len,
+		                      (int)(cap - 1 > (size_t)INT32_MAX ? INT32_MAX : cap - 1),
+		                      accel < 1 ? 1 : accel);
+	if (n > 0 && (size_t)n < len) {
+		dst[0] = KVS__CODEC_LZ4;
+		return 1 + (size_t)n;
+	}
+	dst[0] = KVS__CODEC_RAW;
+	if (len)
+		memcpy(dst + 1, src, len);
+	return 1 + len;
+}
+
+int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t blob_len)
+{
+	int n;
+
+	if (blob_len < 1)
+		return kvs_error_set(KVS_ECORRUPT, "empty chunk blob");
+	switch (blob[0]) {
+	case KVS__CODEC_RAW:
+		if (blob_len - 1 != raw_len)
+			return kvs_error_set(KVS_ECORRUPT, "raw chunk blob of %zu bytes, expected %zu",
+			                     blob_len - 1, raw_len);
+		if (raw_len)
+			memcpy(dst, blob + 1, raw_len);
+		return 0;
+	case KVS__CODEC_LZ4:
+		if (raw_len > (size_t)LZ4_MAX_INPUT_SIZE || blob_len - 1 > (size_t)INT32_MAX)
+			return kvs_error_set(KVS_ECORRUPT, "lz4 chunk blob too large");
+		n = LZ4_decompress_safe((const char *)blob + 1, (char *)dst, (int)(blob_len - 1),
+		                        (int)raw_len);
+		if (n < 0 || (size_t)n != raw_len)
+			return kvs_error_set(KVS_ECORRUPT,
+			                     "lz4 chunk blob does not decompress to %zu bytes", raw_len);
+		return 0;
+	default:
+		return kvs_error_set(KVS_ECORRUPT, "unknown chunk codec %u", blob[0]);
+	}
+}

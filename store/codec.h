@@ -1,0 +1,32 @@
+/*
+ * codec.h — chunk blobs (docs/format.md "Chunk blob"): one codec byte
+ * followed by the payload. Codec 0 = raw bytes, 1 = one lz4 block. A chunk is
+ * stored raw whenever lz4 does not make it strictly smaller.
+ */
+#ifndef KVS_CODEC_H
+#define KVS_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVS__CODEC_RAW 0
+#define KVS__CODEC_LZ4 1
+
+/* Largest blob a raw chunk of `raw_len` bytes can become (0 if too large). */
+size_t kvs__blob_bound(size_t raw_len);
+
+/*
+ * Encode `len` raw bytes into `dst` (capacity at least kvs__blob_bound(len)).
+ * Returns the blob length (>= 1). Never fails for len <= INT32_MAX / 2.
+ */
+size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len, int accel);
+
+/*
+ * Decode a blob into exactly `raw_len` bytes at `dst`. Uses only
+ * LZ4_decompress_safe. 0, or KVS_ECORRUPT (unknown codec, malformed lz4,
+ * size mismatch) with a generic detail the caller should overwrite with
+ * names (key, segment, chunk).
+ */
+int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t blob_len);
+
+#endif

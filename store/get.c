@@ -1,0 +1,518 @@
+/*
+ * get.c — the read protocol (docs/design.md "Get"): one GET of the index,
+ * a strict manifest decode, then the referenced segments fetched a few at a
+ * time (through the cache), every chunk checked for size, decompressed with
+ * LZ4_decompress_safe into exactly its declared size, and compared with its
+ * XXH3-128 address before a byte of it is delivered; the whole value is
+ * checked against the manifest's hash at the end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "codec.h"
+#include "internal.h"
+
+int kvs__key_to_index(char out[KVS__NAME_BUF], const kvs_store *s, const char *key,
+                      size_t *key_len)
+{
+	size_t n;
+	int rc;
+
+	if (!key)
+		return kvs_error_set(KVS_EINVAL, "key is NULL");
+	n = strnlen(key, KVS_KEY_MAX + 1);
+	if ((rc = kvs__key_check(key, n)) < 0)
+		return rc;
+	kvs__index_name(out, s->name, key, n);
+	if (key_len)
+		*key_len = n;
+	return 0;
+}
+
+int kvs__index_decode(kvs__manifest *m, const kvs_store *s, const kvs_object *index,
+                      const char *key, size_t key_len)
+{
+	char what[KVS__NAME_BUF + 16];
+	const kvs_blob *b = kvs_object_data(index, KVS__INDEX_DATA_KEY);
+	int rc;
+
+	(void)s;
+	memset(m, 0, sizeof(*m));
+	snprintf(what, sizeof(what), "index %s", index->name);
+	if (!b)
+		return kvs_error_set(KVS_ECORRUPT, "index %s has no manifest", index->name);
+	if ((rc = kvs__manifest_decode(m, b->data, b->len, what)) < 0)
+		return rc;
+	if (key && (m->key_len != key_len || memcmp(m->key, key, key_len) != 0))
+		return kvs_error_set(KVS_ECORRUPT, "index %s holds key \"%.*s\", not \"%.*s\"",
+		                     index->name, (int)(m->key_len > 64 ? 64 : m->key_len), m->key,
+		                     (int)(key_len > 64 ? 64 : key_len), key);
+	return 0;
+}
+
+int kvs__segment_fetch(kvs__segment **out, kvs_store *s, const uint8_t addr[16],
+                       uint64_t *requests)
+{
+	char name[KVS__NAME_BUF];
+	kvs_object *obj = NULL;
+	int rc;
+
+	if ((*out = kvs__cache_get(s->cache, addr)) != NULL)
+		return 0;
+	kvs__segment_name(name, s->name, addr);
+	if (requests)
+		(*requests)++;
+	rc = s->be->ops->get(s->be, &obj, name);
+	if (rc == KVS_ENOTFOUND)
+		return kvs_error_set(KVS_ENOTFOUND, "segment %s is missing", name);
+	if (rc < 0)
+		return rc;
+	if ((rc = kvs__seg_open(out, obj, addr, s->be->max_object_bytes)) < 0)
+		return rc;
+	kvs__cache_put(s->cache, *out);
+	return 0;
+}
+
+/* Fetch the n segments of `want` (indices into m->segs) into segs[]. Cached
+ * ones come from the cache, the others in one batch (or one by one). */
+static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
+                     const uint32_t *want, size_t n, const char *what, uint64_t *requests)
+{
+	kvs_op ops[KVS__MAX_CONCURRENCY];
+	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
+	size_t map[KVS__MAX_CONCURRENCY], nops = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		segs[i] = kvs__cache_get(s->cache, m->segs[want[i]].addr);
+		if (segs[i])
+			continue;
+		kvs__segment_name(names[nops], s->name, m->segs[want[i]].addr);
+		memset(&ops[nops], 0, sizeof(ops[nops]));
+		ops[nops].kind = KVS_OP_GET;
+		ops[nops].name = names[nops];
+		map[nops++] = i;
+	}
+	if (nops == 0)
+		return 0;
+	if (requests)
+		*requests += nops;
+	if (s->be->ops->batch && nops > 1) {
+		if ((rc = s->be->ops->batch(s->be, ops, nops)) < 0) {
+			for (size_t k = 0; k < nops; k++)
+				kvs_object_free(ops[k].out);
+			return rc;
+		}
+	} else {
+		for (size_t k = 0; k < nops; k++)
+			ops[k].result = s->be->ops->get(s->be, &ops[k].out, ops[k].name);
+	}
+	for (size_t k = 0; k < nops; k++) {
+		kvs_object *obj = ops[k].out;
+		ops[k].out = NULL;
+		if (rc == 0 && ops[k].result == KVS_ENOTFOUND)
+			rc = kvs_error_set(KVS_ENOTFOUND, "%s: segment %s is missing", what, names[k]);
+		else if (rc == 0 && ops[k].result < 0)
+			rc = ops[k].result;
+		else if (rc == 0 && !obj)
+			rc = kvs_error_set(KVS_EIO, "%s: backend returned no object for %s", what, names[k]);
+		if (rc < 0) {
+			kvs_object_free(obj);
+			continue;
+		}
+		rc = kvs__seg_open(&segs[map[k]], obj, m->segs[want[map[k]]].addr, s->be->max_object_bytes);
+		if (rc < 0)
+			rc = kvs_error_set(rc, "%s: %s", what, kvs_error_last());
+		else
+			kvs__cache_put(s->cache, segs[map[k]]);
+	}
+	return rc;
+}
+
+/* Where verified chunks go: into a buffer, or to a callback through a
+ * scratch buffer. */
+typedef struct sink {
+	uint8_t *buf;            /* whole-value buffer, or NULL */
+	uint8_t *scratch;        /* one chunk, when buf is NULL */
+	kvs_write_cb write;
+	void *ctx;
+} sink;
+
+static int chunk_fail(const char *what, const char *segname, uint32_t i,
+                      const kvs__chunk_ref *c, const char *why)
+{
+	char hex[KVS__ADDR_HEX + 1];
+
+	kvs__hex(hex, c->addr, 16);
+	return kvs_error_set(KVS_ECORRUPT, "%s: segment %s: chunk %u (%s): %s", what, segname, i,
+	                     hex, why);
+}
+
+/* What can be wrong with one chunk (decided off the main thread). */
+enum { CK_OK = 0, CK_MISSING, CK_SIZE, CK_DECODE, CK_HASH };
+static const char *const ck_why[] = {
+	"ok", "not in the segment", "stored size differs from the manifest",
+	"does not decompress to its declared size", "fails its XXH3-128 check"
+};
+
+static kvs__segment *seg_of(kvs__segment **segs, const uint32_t *want, size_t nwant, uint32_t seg)
+{
+	for (size_t k = 0; k < nwant; k++)
+		if (want[k] == seg)
+			return segs[k];
+	return NULL;
+}
+
+/* Size check, decompression into exactly raw_len bytes, address check. */
+static int verify_chunk(const kvs__segment *sg, const kvs__chunk_ref *c, uint8_t *dst)
+{
+	const kvs_blob *b = kvs__seg_find(sg, c->addr);
+	uint8_t a[16];
+
+	if (!b)
+		return CK_MISSING;
+	if (b->len != c->stored_len)
+		return CK_SIZE;
+	if (kvs__blob_decode(dst, c->raw_len, b->data, b->len) < 0)
+		return CK_DECODE;
+	kvs__addr_of(a, dst, c->raw_len);
+	return memcmp(a, c->addr, 16) == 0 ? CK_OK : CK_HASH;
+}
+
+/* A run of chunks decoded into the value buffer by a few threads. */
+typedef struct dec {
+	const kvs__manifest *m;
+	kvs__segment **segs;
+	const uint32_t *want;
+	size_t nwant;
+	uint8_t *buf;
+	const uint64_t *offs;
+	uint8_t *status;
+	uint32_t end;
+	uint32_t next;        /* atomic */
+} dec;
+
+static void decode_some(dec *d)
+{
+	for (;;) {
+		uint32_t i = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
+		const kvs__chunk_ref *c;
+		if (i >= d->end)
+			return;
+		c = &d->m->chunks[i];
+		d->status[i] = (uint8_t)verify_chunk(seg_of(d->segs, d->want, d->nwant, c->seg), c,
+		                                     d->buf + d->offs[i]);
+	}
+}
+
+static void *decode_thread(void *arg)
+{
+	decode_some(arg);
+	return NULL;
+}
+
+static void decode_run(kvs_store *s, dec *d, uint32_t start)
+{
+	pthread_t th[8];
+	size_t nt = 0, want = s->workers;
+
+	d->next = start;
+	if (want > d->end - start)
+		want = d->end - start;
+	for (; nt + 1 < want && nt < 8; nt++)
+		if (pthread_create(&th[nt], NULL, decode_thread, d) != 0)
+			break;
+	decode_some(d);
+	for (size_t k = 0; k < nt; k++)
+		pthread_join(th[k], NULL);
+}
+
+static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
+                       XXH3_state_t *whole, const kvs_get_options *opts, uint64_t *requests)
+{
+	kvs__segment *segs[KVS__MAX_CONCURRENCY];
+	uint32_t want[KVS__MAX_CONCURRENCY];
+	size_t conc = s->opts.concurrency, nwant;
+	uint64_t off = 0, *offs = NULL;
+	uint8_t *status = NULL;
+	uint32_t i = 0, j;
+	int rc = 0;
+
+	if (out->buf) {
+		offs = malloc((size_t)m->nchunks * sizeof(*offs));
+		status = malloc(m->nchunks);
+		if (!offs || !status) {
+			free(offs);
+			free(status);
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		}
+		for (uint32_t k = 0; k < m->nchunks; k++) {
+			offs[k] = off;
+			off += m->chunks[k].raw_len;
+		}
+		off = 0;
+	}
+	while (i < m->nchunks) {
+		nwant = 0;
+		/* The longest run from chunk i that needs at most `conc` segments. */
+		for (j = i; j < m->nchunks; j++) {
+			size_t k;
+			for (k = 0; k < nwant && want[k] != m->chunks[j].seg; k++)
+				;
+			if (k == nwant) {
+				if (nwant == conc)
+					break;
+				want[nwant++] = m->chunks[j].seg;
+			}
+		}
+		memset(segs, 0, sizeof(segs));
+		rc = fetch_run(segs, s, m, want, nwant, what, requests);
+		if (rc == 0 && out->buf) {
+			dec d = { m, segs, want, nwant, out->buf, offs, status, j, 0 };
+			decode_run(s, &d, i);
+		}
+		for (; rc == 0 && i < j; i++) {
+			const kvs__chunk_ref *c = &m->chunks[i];
+			kvs__segment *sg = seg_of(segs, want, nwant, c->seg);
+			uint8_t *dst = out->buf ? out->buf + off : out->scratch;
+			int st = out->buf ? status[i] : verify_chunk(sg, c, dst);
+			if (st != CK_OK) {
+				char segname[KVS__NAME_BUF];
+				kvs__segment_name(segname, s->name, sg->addr);
+				rc = chunk_fail(what, segname, i, c, ck_why[st]);
+				kvs__cache_drop(s->cache, sg->addr);
+				break;
+			}
+			XXH3_128bits_update(whole, dst, c->raw_len);
+			if (!out->buf && out->write(out->ctx, dst, c->raw_len) != 0)
+				rc = kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get", what);
+			off += c->raw_len;
+		}
+		for (size_t k = 0; k < nwant; k++)
+			kvs__seg_unref(segs[k]);
+		if (rc == 0 && opts && opts->progress &&
+		    opts->progress(opts->progress_ctx, off, m->length) != 0)
+			rc = kvs_error_set(KVS_ECANCELED, "%s: canceled by the progress callback", what);
+		if (rc < 0)
+			break;
+	}
+	free(offs);
+	free(status);
+	return rc;
+}
+
+static int value_read(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
+                      const kvs_get_options *opts, uint64_t *requests)
+{
+	XXH3_state_t whole;
+	XXH128_canonical_t h;
+	int rc;
+
+	XXH3_128bits_reset(&whole);
+	if (m->is_inline) {
+		uint8_t *dst = out->buf ? out->buf : out->scratch;
+		if (kvs__blob_decode(dst, m->length, m->inline_blob, m->inline_len) < 0)
+			return kvs_error_set(KVS_ECORRUPT, "%s: inline value: %s", what, kvs_error_last());
+		XXH3_128bits_update(&whole, dst, m->length);
+		XXH128_canonicalFromHash(&h, XXH3_128bits_digest(&whole));
+		if (memcmp(h.digest, m->hash, 16) != 0)
+			return kvs_error_set(KVS_ECORRUPT, "%s: inline value fails its XXH3-128 check", what);
+		if (!out->buf && m->length && out->write(out->ctx, dst, m->length) != 0)
+			return kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get", what);
+		return 0;
+	}
+	if ((rc = read_chunks(s, m, what, out, &whole, opts, requests)) < 0)
+		return rc;
+	XXH128_canonicalFromHash(&h, XXH3_128bits_digest(&whole));
+	if (memcmp(h.digest, m->hash, 16) != 0)
+		return kvs_error_set(KVS_ECORRUPT, "%s: the whole value fails its XXH3-128 check", what);
+	return 0;
+}
+
+int kvs__value_read(kvs_store *s, const kvs__manifest *m, const char *what,
+                    kvs_write_cb write, void *ctx, const kvs_get_options *opts,
+                    uint64_t *requests)
+{
+	sink out = { NULL, NULL, write, ctx };
+	int rc;
+
+	if (!(out.scratch = malloc(m->is_inline ? (m->length ? m->length : 1) : m->cdc_max)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	rc = value_read(s, m, what, &out, opts, requests);
+	free(out.scratch);
+	return rc;
+}
+
+int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
+                        const char *what, const kvs_get_options *opts, uint64_t *requests)
+{
+	sink out = { NULL, NULL, NULL, NULL };
+	int rc;
+
+	*outp = NULL;
+	if (m->length > SIZE_MAX - 1 || !(out.buf = malloc(m->length ? m->length : 1)))
+		return kvs_error_set(KVS_ENOMEM, "%s: cannot allocate %llu bytes", what,
+		                     (unsigned long long)m->length);
+	if ((rc = value_read(s, m, what, &out, opts, requests)) < 0) {
+		free(out.buf);
+		return rc;
+	}
+	*outp = out.buf;
+	return 0;
+}
+
+int kvs__index_load(kvs__manifest *m, kvs_store *s, const kvs_object *index,
+                    const char *key, size_t key_len, uint64_t *requests)
+{
+	kvs__manifest outer, body;
+	char what[KVS__NAME_BUF + 32];
+	uint8_t *buf = NULL;
+	int rc;
+
+	if ((rc = kvs__index_decode(&outer, s, index, key, key_len)) < 0) {
+		kvs__manifest_clear(&outer);
+		return rc;
+	}
+	if (outer.kind != KVS__MF_INDIRECT) {
+		*m = outer;
+		return 0;
+	}
+	/* Read the body as if it were a value of its own. */
+	body = outer;
+	body.kind = KVS__MF_BLOB;
+	body.length = outer.body_len;
+	memcpy(body.hash, outer.body_hash, 16);
+	snprintf(what, sizeof(what), "index %s (manifest body)", index->name);
+	rc = kvs__value_read_buf(&buf, s, &body, what, NULL, requests);
+	memset(m, 0, sizeof(*m));
+	if (rc == 0)
+		rc = kvs__manifest_decode(m, buf, outer.body_len, what);
+	free(buf);
+	if (rc == 0 && (m->kind != KVS__MF_BLOB || m->is_inline || m->key_len != outer.key_len ||
+	                memcmp(m->key, outer.key, outer.key_len) != 0 || m->length != outer.length ||
+	                memcmp(m->hash, outer.hash, 16) != 0))
+		rc = kvs_error_set(KVS_ECORRUPT, "%s does not match its index", what);
+	if (rc == 0)
+		m->generation = outer.generation;
+	else
+		kvs__manifest_clear(m);
+	kvs__manifest_clear(&outer);
+	return rc;
+}
+
+/* GET + load the index of a key. */
+static int load_key(kvs__manifest *m, kvs_ver *ver, kvs_store *s, const char *key,
+                    uint64_t *requests)
+{
+	char name[KVS__NAME_BUF];
+	kvs_object *idx = NULL;
+	size_t klen;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (!s)
+		return kvs_error_set(KVS_EINVAL, "store is NULL");
+	if ((rc = kvs__key_to_index(name, s, key, &klen)) < 0)
+		return rc;
+	(*requests)++;
+	rc = s->be->ops->get(s->be, &idx, name);
+	if (rc == KVS_ENOTFOUND)
+		return kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", key);
+	if (rc < 0)
+		return rc;
+	rc = kvs__index_load(m, s, idx, key, klen, requests);
+	if (rc == 0 && ver)
+		snprintf(ver->str, sizeof(ver->str), "%s", idx->resource_version);
+	kvs_object_free(idx);
+	return rc;
+}
+
+int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *s, const char *key,
+            const kvs_get_options *opts)
+{
+	kvs__manifest m;
+	char what[KVS_KEY_MAX + 16];
+	uint64_t req = 0;
+	uint8_t *buf = NULL;
+	kvs_ver v = { "" };
+	int rc;
+
+	if (!out || !out_len)
+		return kvs_error_set(KVS_EINVAL, "kvs_get: out is NULL");
+	*out = NULL;
+	*out_len = 0;
+	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
+		snprintf(what, sizeof(what), "key \"%s\"", key);
+		rc = kvs__value_read_buf(&buf, s, &m, what, opts, &req);
+	}
+	if (rc == 0) {
+		*out = buf;
+		*out_len = (size_t)m.length;
+		if (out_ver)
+			*out_ver = v;
+	}
+	kvs__manifest_clear(&m);
+	return rc;
+}
+
+int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb write,
+                   void *ctx, const kvs_get_options *opts)
+{
+	kvs__manifest m;
+	char what[KVS_KEY_MAX + 16];
+	uint64_t req = 0;
+	kvs_ver v = { "" };
+	int rc;
+
+	if (!write)
+		return kvs_error_set(KVS_EINVAL, "kvs_get_stream: write callback is NULL");
+	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
+		snprintf(what, sizeof(what), "key \"%s\"", key);
+		rc = kvs__value_read(s, &m, what, write, ctx, opts, &req);
+	}
+	if (rc == 0 && out_ver)
+		*out_ver = v;
+	kvs__manifest_clear(&m);
+	return rc;
+}
+
+static int fd_write(void *ctx, const void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			kvs_error_set(KVS_EIO, "write to fd %d: %s", fd, strerror(errno));
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int kvs_get_fd(kvs_ver *out_ver, kvs_store *s, const char *key, int fd,
+               const kvs_get_options *opts)
+{
+	char detail[1024];
+	int rc = kvs_get_stream(out_ver, s, key, fd_write, &fd, opts);
+
+	if (rc == KVS_ECANCELED) {
+		/* the write callback failed: report the I/O error, not a cancel */
+		snprintf(detail, sizeof(detail), "%s", kvs_error_last());
+		if (strstr(detail, "write callback"))
+			rc = kvs_error_set(KVS_EIO, "writing key \"%s\" to fd %d failed", key, fd);
+	}
+	return rc;
+}

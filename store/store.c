@@ -1,0 +1,136 @@
+/*
+ * store.c — opening and closing a store: option validation and defaults
+ * (docs/design.md "Sizes" explains the defaults).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "internal.h"
+
+int64_t kvs__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int bad(const char *what)
+{
+	return kvs_error_set(KVS_EINVAL, "%s", what);
+}
+
+int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
+{
+	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
+	uint64_t objmax, idxmax;
+	int rc;
+
+	if (!out)
+		return bad("kvs_open: out is NULL");
+	*out = NULL;
+	if (!be || !be->ops || !be->ops->get || !be->ops->create || !be->ops->replace ||
+	    !be->ops->annotate || !be->ops->remove || !be->ops->list || !be->ops->now)
+		return bad("kvs_open: backend is NULL or lacks a required method");
+	if (opts) {
+		if (opts->version < 1 || opts->version > KVS_OPTIONS_VERSION)
+			return kvs_error_set(KVS_EINVAL, "kvs_options version %u is not supported",
+			                     opts->version);
+		o = *opts;
+	}
+	if (!o.name) o.name = KVS__DEF_STORE;
+	if (!o.chunk_min) o.chunk_min = KVS__DEF_CHUNK_MIN;
+	if (!o.chunk_avg) o.chunk_avg = KVS__DEF_CHUNK_AVG;
+	if (!o.chunk_max) o.chunk_max = KVS__DEF_CHUNK_MAX;
+	if (!o.inline_max) o.inline_max = KVS__DEF_INLINE_MAX;
+	if (!o.segment_target) o.segment_target = KVS__DEF_SEGMENT_TARGET;
+	if (!o.concurrency) o.concurrency = KVS__DEF_CONCURRENCY;
+	if (!o.cache_bytes) o.cache_bytes = KVS__DEF_CACHE_BYTES;
+	if (!o.lz4_accel) o.lz4_accel = 1;
+	if (!o.touch_window_s) o.touch_window_s = KVS__DEF_TOUCH_WINDOW_S;
+
+	if ((rc = kvs__store_name_check(o.name)) < 0)
+		return rc;
+	if (!(s = calloc(1, sizeof(*s))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if ((rc = kvs__cdc_init(&s->cdc, o.chunk_min, o.chunk_avg, o.chunk_max)) < 0)
+		goto fail;
+	objmax = be->max_object_bytes ? be->max_object_bytes : 1048576u;
+	idxmax = objmax < KVS__MF_INDEX_MAX ? objmax : KVS__MF_INDEX_MAX;
+	rc = KVS_EINVAL;
+	if (kvs__blob_bound(o.chunk_max) > objmax) {
+		kvs_error_set(rc, "chunk_max %u: a chunk could not fit the backend's %llu-byte objects",
+		              o.chunk_max, (unsigned long long)objmax);
+		goto fail;
+	}
+	if ((uint64_t)o.inline_max + KVS__INDEX_OVERHEAD + 64 > idxmax ||
+	    kvs__blob_bound(o.inline_max) + KVS__INDEX_OVERHEAD > idxmax) {
+		kvs_error_set(rc, "inline_max %u does not fit an index object (at most %llu bytes)",
+		              o.inline_max, (unsigned long long)(idxmax - KVS__INDEX_OVERHEAD - 64));
+		goto fail;
+	}
+	if (o.segment_target > objmax) {
+		kvs_error_set(rc, "segment_target %u is over the backend's object limit %llu",
+		              o.segment_target, (unsigned long long)objmax);
+		goto fail;
+	}
+	if (o.concurrency > KVS__MAX_CONCURRENCY) {
+		kvs_error_set(rc, "concurrency %u is over %u", o.concurrency, KVS__MAX_CONCURRENCY);
+		goto fail;
+	}
+	if (o.lz4_accel > KVS__MAX_LZ4_ACCEL) {
+		kvs_error_set(rc, "lz4_accel %u is over %u", o.lz4_accel, KVS__MAX_LZ4_ACCEL);
+		goto fail;
+	}
+	memcpy(s->name, o.name, strlen(o.name) + 1);
+	o.name = s->name;
+	s->opts = o;
+	s->manifest_max = idxmax;
+	s->seg_cap = o.segment_target;
+	s->put_retries = KVS__DEF_PUT_RETRIES;
+	s->workers = 1;
+	{
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		if (n > 1)
+			s->workers = n > 4 ? 4 : (unsigned)n;
+	}
+	if ((rc = kvs__cache_new(&s->cache, o.cache_bytes == UINT64_MAX ? 0 : o.cache_bytes)) < 0)
+		goto fail;
+	s->be = be;
+	*out = s;
+	return 0;
+fail:
+	kvs__cache_free(s->cache);
+	free(s);
+	return rc;
+}
+
+void kvs_close(kvs_store *s)
+{
+	if (!s)
+		return;
+	kvs__cache_free(s->cache);
+	kvs_backend_free(s->be);
+	free(s);
+}
+
+int kvs__store_set_manifest_max(kvs_store *s, uint64_t bytes)
+{
+	if (bytes < 1024 || bytes > KVS__MF_INDEX_MAX)
+		return kvs_error_set(KVS_EINVAL, "manifest_max %llu out of range",
+		                     (unsigned long long)bytes);
+	s->manifest_max = bytes;
+	return 0;
+}
+
+int kvs__store_set_workers(kvs_store *s, unsigned int n)
+{
+	if (n < 1 || n > 8)
+		return kvs_error_set(KVS_EINVAL, "workers %u out of range", n);
+	s->workers = n;
+	return 0;
+}
