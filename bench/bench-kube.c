@@ -1,0 +1,234 @@
+/*
+ * bench-kube.c — a 64 MiB JSON value through the Kubernetes backend on
+ * loopback (build/kapi-server), side by side with the in-memory backend and
+ * the LZ4 floor. Prints figures; asserts nothing.
+ *
+ *   KVS_BUILD=$PWD/build build/bench-kube [MiB]
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lz4.h>
+
+#include <kvsplit.h>
+#include <kvsplit/backend.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Argo-like workflow status: {"nodes":{"wf-123":{...},...}} filled to n bytes. */
+static void gen_json(char *buf, size_t n)
+{
+	static const char *phases[] = { "Succeeded", "Running", "Failed", "Pending" };
+	size_t off = 0;
+	unsigned i = 0;
+
+	off += (size_t)snprintf(buf, n, "{\"nodes\":{");
+	while (off + 600 < n) {
+		uint64_t r = next();
+		off += (size_t)snprintf(
+		    buf + off, n - off,
+		    "%s\"wf-%08x\":{\"id\":\"wf-%08x\",\"name\":\"wf.step-%u[%u].task-%llx\","
+		    "\"displayName\":\"task-%llx\",\"type\":\"Pod\",\"templateName\":\"tmpl-%u\","
+		    "\"phase\":\"%s\",\"boundaryID\":\"wf-%08x\",\"startedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\","
+		    "\"finishedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\",\"progress\":\"1/1\","
+		    "\"resourcesDuration\":{\"cpu\":%u,\"memory\":%u},\"outputs\":{\"exitCode\":\"%u\","
+		    "\"parameters\":[{\"name\":\"result\",\"value\":\"%016llx\"}]},\"children\":[\"wf-%08x\"]}",
+		    i ? "," : "", i, i, i / 10, i % 10, (unsigned long long)(r & 0xffffff),
+		    (unsigned long long)(r >> 40), (unsigned)(r % 50), phases[r % 4],
+		    (unsigned)(i / 10), (unsigned)(r % 28) + 1, (unsigned)(r >> 8) % 24,
+		    (unsigned)(r >> 16) % 60, (unsigned)(r >> 24) % 60, (unsigned)(r % 28) + 1,
+		    (unsigned)(r >> 32) % 24, (unsigned)(r >> 40) % 60, (unsigned)(r >> 48) % 60,
+		    (unsigned)(r % 900), (unsigned)(r % 4000), (unsigned)(r % 3 == 0),
+		    (unsigned long long)next(), i + 1);
+		i++;
+	}
+	while (off < n - 2)
+		buf[off++] = ' ';
+	buf[n - 2] = '}';
+	buf[n - 1] = '}';
+}
+
+static pid_t server_pid;
+
+static void stop_server(void)
+{
+	if (server_pid > 0) {
+		kill(server_pid, SIGKILL);
+		waitpid(server_pid, NULL, 0);
+	}
+}
+
+static int start_server(char *url, size_t cap, char *dir)
+{
+	const char *b = getenv("KVS_BUILD");
+	char bin[512], portfile[300];
+	int port = 0;
+
+	snprintf(bin, sizeof(bin), "%s/kapi-server", b && *b ? b : "build");
+	snprintf(portfile, sizeof(portfile), "%s/port", dir);
+	server_pid = fork();
+	if (server_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		freopen("/dev/null", "w", stdout);
+		execl(bin, bin, "--listen", "127.0.0.1:0", "--port-file", portfile, "--namespaces",
+		      "bench", "--history-bytes", "1073741824", (char *)NULL);
+		_exit(127);
+	}
+	atexit(stop_server);
+	for (int i = 0; i < 5000 && port <= 0; i++) {
+		FILE *f = fopen(portfile, "r");
+		if (f) {
+			if (fscanf(f, "%d", &port) != 1)
+				port = 0;
+			fclose(f);
+		}
+		usleep(1000);
+	}
+	if (port <= 0)
+		return -1;
+	snprintf(url, cap, "http://127.0.0.1:%d", port);
+	return 0;
+}
+
+struct run {
+	double put_s, get_s, reput_s;
+	kvs_put_stats put, reput;
+};
+
+static int run_store(struct run *r, kvs_backend *b, const char *v, size_t n, char *edited)
+{
+	kvs_store *st = NULL;
+	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
+	void *got = NULL;
+	size_t len = 0;
+	double t;
+	int rc;
+
+	if ((rc = kvs_open(&st, b, NULL)) < 0)
+		return rc;
+	po.stats = &r->put;
+	t = now_s();
+	if ((rc = kvs_put(NULL, st, "bench/workflow", v, n, &po)) < 0)
+		goto out;
+	r->put_s = now_s() - t;
+	t = now_s();
+	if ((rc = kvs_get(&got, &len, NULL, st, "bench/workflow", NULL)) < 0)
+		goto out;
+	r->get_s = now_s() - t;
+	if (len != n || memcmp(got, v, n) != 0) {
+		fprintf(stderr, "bench: value read back differs\n");
+		rc = -1;
+		goto out;
+	}
+	po.stats = &r->reput;
+	t = now_s();
+	rc = kvs_put(NULL, st, "bench/workflow", edited, n, &po);
+	r->reput_s = now_s() - t;
+out:
+	kvs_free(got);
+	kvs_close(st);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = argc > 1 ? (size_t)atoi(argv[1]) : 64, n = mib << 20;
+	char *v = malloc(n), *edited = malloc(n), *lz = malloc((size_t)LZ4_compressBound((int)n)),
+	     *back = malloc(n);
+	char url[128], dir[] = "/tmp/kvs-bench-kube-XXXXXX", cfg[256];
+	struct run mem = { 0 }, kube = { 0 };
+	kvs_backend *b = NULL;
+	int rc, clen;
+	double t, lz_c, lz_d;
+
+	if (!v || !edited || !lz || !back || !mkdtemp(dir))
+		return 1;
+	gen_json(v, n);
+	memcpy(edited, v, n);
+	/* a 1% edit: rewrite a run of node records in the middle */
+	for (size_t i = n / 2; i < n / 2 + n / 100; i++)
+		if (edited[i] >= '0' && edited[i] <= '9')
+			edited[i] = (char)('0' + (edited[i] - '0' + 1) % 10);
+
+	t = now_s();
+	clen = LZ4_compress_default(v, lz, (int)n, LZ4_compressBound((int)n));
+	lz_c = now_s() - t;
+	t = now_s();
+	LZ4_decompress_safe(lz, back, clen, (int)n);
+	lz_d = now_s() - t;
+
+	if ((rc = kvs_backend_mem(&b, NULL)) < 0 || (rc = run_store(&mem, b, v, n, edited)) < 0) {
+		fprintf(stderr, "memory: %s: %s\n", kvs_strerror(rc), kvs_error_last());
+		return 1;
+	}
+	if (start_server(url, sizeof(url), dir) < 0) {
+		fprintf(stderr, "kapi-server did not start\n");
+		return 1;
+	}
+	snprintf(cfg, sizeof(cfg), "%s/kubeconfig", dir);
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "clusters:\n- name: k\n  cluster: {server: '%s'}\ncontexts:\n- name: c\n"
+	           "  context: {cluster: k, namespace: bench}\ncurrent-context: c\n",
+	        url);
+	fclose(f);
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	ko.kubeconfig = cfg;
+	if ((rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = run_store(&kube, b, v, n, edited)) < 0) {
+		fprintf(stderr, "kube: %s: %s\n", kvs_strerror(rc), kvs_error_last());
+		return 1;
+	}
+
+	printf("value: %zu MiB of workflow-status JSON, lz4 -> %.1f MiB (%.1f%%)\n", mib,
+	       clen / 1048576.0, 100.0 * clen / (double)n);
+	printf("lz4 floor:   compress %.3f s (%.0f MiB/s), decompress %.3f s\n", lz_c,
+	       mib / lz_c, lz_d);
+	printf("%-8s %9s %9s %9s %10s %12s %9s %12s\n", "backend", "put s", "get s", "reput s",
+	       "put reqs", "put bytes", "reput reqs", "reput bytes");
+	const struct run *rs[2] = { &mem, &kube };
+	const char *names[2] = { "memory", "kube" };
+	for (int i = 0; i < 2; i++)
+		printf("%-8s %9.3f %9.3f %9.3f %10llu %12llu %9llu %12llu\n", names[i], rs[i]->put_s,
+		       rs[i]->get_s, rs[i]->reput_s, (unsigned long long)rs[i]->put.requests,
+		       (unsigned long long)rs[i]->put.bytes_written,
+		       (unsigned long long)rs[i]->reput.requests,
+		       (unsigned long long)rs[i]->reput.bytes_written);
+	printf("kube put   = %.2fx memory, %.2fx lz4 compress floor\n", kube.put_s / mem.put_s,
+	       kube.put_s / lz_c);
+	printf("kube get   = %.2fx memory, %.2fx lz4 decompress floor\n", kube.get_s / mem.get_s,
+	       kube.get_s / lz_d);
+	printf("kube re-put after a 1%% edit: %.3f s, %llu requests, %.2f%% of the value's bytes sent\n",
+	       kube.reput_s, (unsigned long long)kube.reput.requests,
+	       100.0 * (double)kube.reput.bytes_written / (double)n);
+	kvs_close(NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return 0;
+	free(v);
+	free(edited);
+	free(lz);
+	free(back);
+	return 0;
+}

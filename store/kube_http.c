@@ -1,0 +1,1215 @@
+/*
+ * kube_http.c — libcurl client of the Kubernetes backend.
+ *
+ * Design:
+ *  - one CURLSH per backend shares the DNS cache and TLS sessions between
+ *    every thread (a lock per data kind). Connections live in the connection
+ *    cache of each multi handle, and multi handles come from a pool, so a
+ *    request finds a warm connection (and HTTP/2 streams of one batch share
+ *    one connection). The connection cache itself is NOT put in the share:
+ *    with libcurl 7.88, transfers of several threads' multi handles sharing
+ *    it were seen to stall forever (kubefault suite), and libcurl only
+ *    multiplexes within one multi handle anyway;
+ *  - easy handles come from a pool too and are reset, not recreated;
+ *  - every request goes through a multi handle (a lone GET is a batch of
+ *    one), so there is one code path for retries: a transfer that fails
+ *    transiently goes back to the waiting set with a "not before" time and
+ *    is re-added to the multi when that time comes, while the other
+ *    transfers keep running;
+ *  - the rate limiter is a token bucket (qps, burst) like client-go's: each
+ *    attempt reserves a token and waits until it is its turn.
+ *
+ * Secrets (bearer token, password, client key) go only into curl options and
+ * request headers; no message built here ever contains them.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "kvsplit.h"
+#include "kvsplit/backend.h"
+#include "kube_http.h"
+
+#define POOL_MAX 32
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_CAP_MS 5000
+#define RETRY_AFTER_CAP_MS 30000
+#define CONNECT_RETRIES 2      /* connection refused: retried only this often */
+#define TOKEN_MAX (64u * 1024u)
+#define ERRBODY_MAX (1024u * 1024u)
+#define STREAM_QUEUE 64
+
+struct kvs__http {
+	char *base;
+	struct curl_slist *connect_to;
+	char *ca_file;
+	uint8_t *ca_data;
+	size_t ca_len;
+	int insecure;
+	char *cert_file;
+	uint8_t *cert_data;
+	size_t cert_len;
+	char *key_file;
+	uint8_t *key_data;
+	size_t key_len;
+	char *username;
+	char *password;
+	char *ua;
+	unsigned timeout_ms;
+	unsigned retries;
+
+	pthread_mutex_t tok_lock;
+	char *token;
+	char *token_file;
+	struct stat tok_st;
+
+	pthread_mutex_t rl_lock;
+	double qps, burst, tokens;
+	int64_t rl_last_us;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t pool_lock;
+	CURL *easy[POOL_MAX];
+	int neasy;
+	CURLM *multi[POOL_MAX];
+	int nmulti;
+
+	pthread_mutex_t date_lock;
+	int64_t date_ms, date_mono;
+};
+
+/* ------------------------------------------------------------------------ */
+/* small helpers                                                            */
+
+int64_t kvs__kube_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* xorshift64*, one state per thread: only for jitter */
+static uint64_t jitter_rand(void)
+{
+	static _Thread_local uint64_t s;
+
+	if (s == 0)
+		s = (uint64_t)mono_us() ^ ((uint64_t)(uintptr_t)&s << 16) ^ 0x9E3779B97F4A7C15ull;
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	return s * 2685821657736338717ull;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^attempt)). attempt >= 1. */
+static int64_t backoff_ms(unsigned attempt)
+{
+	int64_t ceil_ms = BACKOFF_BASE_MS;
+
+	for (unsigned i = 1; i < attempt && ceil_ms < BACKOFF_CAP_MS; i++)
+		ceil_ms *= 2;
+	if (ceil_ms > BACKOFF_CAP_MS)
+		ceil_ms = BACKOFF_CAP_MS;
+	return (int64_t)(jitter_rand() % (uint64_t)ceil_ms);
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_global(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *r;
+
+	if (!p)
+		return NULL;
+	if ((r = malloc(n ? n : 1)) != NULL)
+		memcpy(r, p, n);
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* share locks, pools                                                       */
+
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
+{
+	kvs__http *h = u;
+
+	(void)c;
+	(void)a;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&h->share_locks[d]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *u)
+{
+	kvs__http *h = u;
+
+	(void)c;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&h->share_locks[d]);
+}
+
+static CURL *easy_get(kvs__http *h)
+{
+	CURL *e = NULL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->neasy > 0)
+		e = h->easy[--h->neasy];
+	pthread_mutex_unlock(&h->pool_lock);
+	if (e)
+		curl_easy_reset(e);
+	else
+		e = curl_easy_init();
+	return e;
+}
+
+static void easy_put(kvs__http *h, CURL *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->neasy < POOL_MAX) {
+		h->easy[h->neasy++] = e;
+		e = NULL;
+	}
+	pthread_mutex_unlock(&h->pool_lock);
+	curl_easy_cleanup(e);
+}
+
+static CURLM *multi_get(kvs__http *h)
+{
+	CURLM *m = NULL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->nmulti > 0)
+		m = h->multi[--h->nmulti];
+	pthread_mutex_unlock(&h->pool_lock);
+	if (!m && (m = curl_multi_init()) != NULL)
+		curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	return m;
+}
+
+static void multi_put(kvs__http *h, CURLM *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->nmulti < POOL_MAX) {
+		h->multi[h->nmulti++] = m;
+		m = NULL;
+	}
+	pthread_mutex_unlock(&h->pool_lock);
+	curl_multi_cleanup(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* token                                                                    */
+
+/* Re-read the token file when it changed (rotation of a projected service
+ * account token) or when `force` (after a 401). Under tok_lock. */
+static int token_refresh_locked(kvs__http *h, int force)
+{
+	struct stat st;
+	char *t = NULL;
+	size_t n;
+	int rc;
+
+	if (!h->token_file)
+		return 0;
+	if (stat(h->token_file, &st) != 0)
+		return h->token ? 0 /* keep the last one; the server will say */
+		                : kvs_error_set(KVS_ECONFIG, "token file %s: %s", h->token_file,
+		                                strerror(errno));
+	if (!force && h->token && st.st_mtim.tv_sec == h->tok_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == h->tok_st.st_mtim.tv_nsec && st.st_ino == h->tok_st.st_ino &&
+	    st.st_size == h->tok_st.st_size)
+		return 0;
+	rc = kvs__read_small_file(&t, &n, h->token_file, TOKEN_MAX);
+	if (rc < 0)
+		return h->token ? 0
+		                : kvs_error_set(KVS_ECONFIG, "token file %s: %s", h->token_file,
+		                                strerror(-rc));
+	while (n && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' ' || t[n - 1] == '\t'))
+		t[--n] = '\0';
+	if (strchr(t, '\n') || strchr(t, '\r')) {
+		explicit_bzero(t, n);
+		free(t);
+		return kvs_error_set(KVS_ECONFIG, "token file %s: token contains a line break",
+		                     h->token_file);
+	}
+	if (h->token) {
+		explicit_bzero(h->token, strlen(h->token));
+		free(h->token);
+	}
+	h->token = t;
+	h->tok_st = st;
+	return 0;
+}
+
+/* "Authorization: Bearer ..." for one transfer, or NULL when no token. */
+static struct curl_slist *auth_header(kvs__http *h, struct curl_slist *l, int *rc)
+{
+	char *line = NULL;
+	struct curl_slist *nl;
+
+	*rc = 0;
+	pthread_mutex_lock(&h->tok_lock);
+	*rc = token_refresh_locked(h, 0);
+	if (*rc == 0 && h->token && h->token[0] &&
+	    asprintf(&line, "Authorization: Bearer %s", h->token) < 0)
+		line = NULL;
+	pthread_mutex_unlock(&h->tok_lock);
+	if (*rc < 0 || !line)
+		return l;
+	nl = curl_slist_append(l, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	if (!nl)
+		*rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+	return nl ? nl : l;
+}
+
+/* ------------------------------------------------------------------------ */
+/* rate limiter                                                             */
+
+/* Reserve one token; returns how many ms to wait before using it. */
+static int64_t rl_reserve(kvs__http *h)
+{
+	int64_t now, wait = 0;
+
+	if (h->qps <= 0)
+		return 0;
+	pthread_mutex_lock(&h->rl_lock);
+	now = mono_us();
+	h->tokens += (double)(now - h->rl_last_us) / 1e6 * h->qps;
+	if (h->tokens > h->burst)
+		h->tokens = h->burst;
+	h->rl_last_us = now;
+	h->tokens -= 1.0;
+	if (h->tokens < 0)
+		wait = (int64_t)(-h->tokens / h->qps * 1000.0) + 1;
+	pthread_mutex_unlock(&h->rl_lock);
+	return wait;
+}
+
+/* ------------------------------------------------------------------------ */
+/* create / free                                                            */
+
+void kvs__http_free(kvs__http *h)
+{
+	if (!h)
+		return;
+	for (int i = 0; i < h->neasy; i++)
+		curl_easy_cleanup(h->easy[i]);
+	for (int i = 0; i < h->nmulti; i++)
+		curl_multi_cleanup(h->multi[i]);
+	if (h->share)
+		curl_share_cleanup(h->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&h->share_locks[i]);
+	pthread_mutex_destroy(&h->pool_lock);
+	pthread_mutex_destroy(&h->tok_lock);
+	pthread_mutex_destroy(&h->rl_lock);
+	pthread_mutex_destroy(&h->date_lock);
+	curl_slist_free_all(h->connect_to);
+	free(h->base);
+	free(h->ca_file);
+	free(h->ca_data);
+	free(h->cert_file);
+	free(h->cert_data);
+	free(h->key_file);
+	if (h->key_data)
+		explicit_bzero(h->key_data, h->key_len);
+	free(h->key_data);
+	free(h->username);
+	if (h->password)
+		explicit_bzero(h->password, strlen(h->password));
+	free(h->password);
+	if (h->token)
+		explicit_bzero(h->token, strlen(h->token));
+	free(h->token);
+	free(h->token_file);
+	free(h->ua);
+	free(h);
+}
+
+/* tls-server-name: talk to the configured host but name (SNI + certificate
+ * check) `name`: URL host := name, CURLOPT_CONNECT_TO name:port → host:port. */
+static int set_tls_server_name(kvs__http *h, const char *server, const char *name)
+{
+	const char *p = strstr(server, "://"), *hs, *he, *port = NULL, *rest;
+	char *url = NULL, *ct = NULL;
+	int hlen;
+
+	if (!p || strncmp(server, "https://", 8) != 0)
+		return 0; /* only meaningful for TLS */
+	hs = p + 3;
+	if (*hs == '[') {
+		he = strchr(hs, ']');
+		if (!he)
+			return kvs_error_set(KVS_ECONFIG, "server URL %s is malformed", server);
+		he++;
+	} else {
+		he = hs + strcspn(hs, ":/");
+	}
+	rest = he;
+	if (*he == ':') {
+		port = he + 1;
+		rest = port + strcspn(port, "/");
+	}
+	hlen = (int)(he - hs);
+	int plen = port ? (int)(rest - port) : 3;
+	const char *pp = port ? port : "443";
+	if (asprintf(&url, "https://%s:%.*s%s", name, plen, pp, rest) < 0)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (asprintf(&ct, "%s:%.*s:%.*s:%.*s", name, plen, pp, hlen, hs, plen, pp) < 0) {
+		free(url);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	h->connect_to = curl_slist_append(NULL, ct);
+	free(ct);
+	if (!h->connect_to) {
+		free(url);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	free(h->base);
+	h->base = url;
+	return 0;
+}
+
+int kvs__http_new(kvs__http **out, const kvs__http_config *cfg)
+{
+	const kvs__kubeconf *kc = cfg->kc;
+	kvs__http *h;
+	int rc;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_global);
+	if (curl_init_rc != CURLE_OK)
+		return kvs_error_set(KVS_EIO, "libcurl failed to initialise: %s",
+		                     curl_easy_strerror(curl_init_rc));
+	if (!kc->server)
+		return kvs_error_set(KVS_ECONFIG, "%s: no server URL", kc->source ? kc->source : "");
+	if (!(h = calloc(1, sizeof(*h))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->tok_lock, NULL);
+	pthread_mutex_init(&h->rl_lock, NULL);
+	pthread_mutex_init(&h->date_lock, NULL);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&h->share_locks[i], NULL);
+	h->timeout_ms = cfg->timeout_ms;
+	h->retries = cfg->retries;
+	h->qps = cfg->qps;
+	h->burst = cfg->burst ? cfg->burst : 1;
+	h->tokens = h->burst;
+	h->rl_last_us = mono_us();
+	h->insecure = kc->insecure;
+	h->ca_len = kc->ca_len;
+	h->cert_len = kc->cert_len;
+	h->key_len = kc->key_len;
+	if (!(h->base = strdup(kc->server)) || !(h->ua = strdup(cfg->user_agent)) ||
+	    (kc->ca_file && !(h->ca_file = strdup(kc->ca_file))) ||
+	    (kc->ca_data && !(h->ca_data = dup_bytes(kc->ca_data, kc->ca_len))) ||
+	    (kc->cert_file && !(h->cert_file = strdup(kc->cert_file))) ||
+	    (kc->cert_data && !(h->cert_data = dup_bytes(kc->cert_data, kc->cert_len))) ||
+	    (kc->key_file && !(h->key_file = strdup(kc->key_file))) ||
+	    (kc->key_data && !(h->key_data = dup_bytes(kc->key_data, kc->key_len))) ||
+	    (kc->username && !(h->username = strdup(kc->username))) ||
+	    (kc->password && !(h->password = strdup(kc->password))) ||
+	    (kc->token && !(h->token = dup_or_null(kc->token))) ||
+	    (kc->token_file && !(h->token_file = strdup(kc->token_file)))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (h->token_file) {
+		/* tokenFile wins over an inline token, as in client-go */
+		if (h->token) {
+			explicit_bzero(h->token, strlen(h->token));
+			free(h->token);
+			h->token = NULL;
+		}
+		if ((rc = token_refresh_locked(h, 1)) < 0)
+			goto fail;
+	}
+	if (kc->tls_server_name && (rc = set_tls_server_name(h, kc->server, kc->tls_server_name)) < 0)
+		goto fail;
+	if (!(h->share = curl_share_init())) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	*out = h;
+	return 0;
+fail:
+	kvs__http_free(h);
+	return rc;
+}
+
+const char *kvs__http_server(const kvs__http *h)
+{
+	return h->base;
+}
+
+/* ------------------------------------------------------------------------ */
+/* per-transfer setup                                                       */
+
+struct xfer {
+	kvs__http *h;
+	kvs__http_req *req;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *buf;
+	size_t len, cap, max;
+	int too_big;
+	int64_t date_ms;
+	int64_t not_before;
+	int reserved;          /* a rate-limiter token is held for the next start */
+	int state;             /* 0 waiting, 1 running, 2 done */
+	unsigned connect_fails;
+	int reauthed;
+	int lost;              /* an attempt failed after the request may have been sent */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *u)
+{
+	struct xfer *x = u;
+	size_t n = sz * nm;
+
+	if (n > x->max - x->len || x->len + n + 1 > x->max + 1) {
+		x->too_big = 1;
+		return 0;
+	}
+	if (x->len + n + 1 > x->cap) {
+		size_t nc = x->cap ? x->cap : 16384;
+		char *nb;
+
+		while (nc < x->len + n + 1)
+			nc = nc > SIZE_MAX / 2 ? SIZE_MAX : nc * 2;
+		if (nc > x->max + 1)
+			nc = x->max + 1;
+		if (!(nb = realloc(x->buf, nc)))
+			return 0;
+		x->buf = nb;
+		x->cap = nc;
+	}
+	memcpy(x->buf + x->len, p, n);
+	x->len += n;
+	x->buf[x->len] = '\0';
+	return n;
+}
+
+static int64_t header_date(const char *p, size_t n)
+{
+	char tmp[128];
+	time_t t;
+
+	if (n < 6 || n >= sizeof(tmp) || strncasecmp(p, "date:", 5) != 0)
+		return -1;
+	memcpy(tmp, p + 5, n - 5);
+	tmp[n - 5] = '\0';
+	t = curl_getdate(tmp, NULL);
+	return t > 0 ? (int64_t)t * 1000 : -1;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *u)
+{
+	struct xfer *x = u;
+	size_t n = sz * nm;
+	int64_t d = header_date(p, n);
+
+	if (d > 0)
+		x->date_ms = d;
+	return n;
+}
+
+static void note_date(kvs__http *h, int64_t date_ms)
+{
+	if (date_ms <= 0)
+		return;
+	pthread_mutex_lock(&h->date_lock);
+	h->date_ms = date_ms;
+	h->date_mono = kvs__kube_mono_ms();
+	pthread_mutex_unlock(&h->date_lock);
+}
+
+int kvs__http_now(kvs__http *h, int64_t *ms)
+{
+	int known;
+
+	pthread_mutex_lock(&h->date_lock);
+	known = h->date_ms > 0;
+	if (known)
+		*ms = h->date_ms + (kvs__kube_mono_ms() - h->date_mono);
+	pthread_mutex_unlock(&h->date_lock);
+	return known;
+}
+
+/* Options common to every transfer: URL, TLS, auth, timeouts. */
+static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_slist **hdrs,
+                        const char *accept, const char *ctype, char *errbuf)
+{
+	char *url = NULL, *line = NULL;
+	int rc = 0;
+
+	if (asprintf(&url, "%s%s", h->base, path) < 0)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	free(url); /* curl copies strings */
+	curl_easy_setopt(e, CURLOPT_SHARE, h->share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)(h->timeout_ms && h->timeout_ms < 10000 ? h->timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_USERAGENT, h->ua);
+	if (h->connect_to)
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, h->connect_to);
+	if (h->ca_data) {
+		struct curl_blob b = { h->ca_data, h->ca_len, CURL_BLOB_NOCOPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+	} else if (h->ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+	}
+	if (h->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (h->cert_data) {
+		struct curl_blob b = { h->cert_data, h->cert_len, CURL_BLOB_NOCOPY };
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	} else if (h->cert_file) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, h->cert_file);
+	}
+	if (h->key_data) {
+		struct curl_blob b = { h->key_data, h->key_len, CURL_BLOB_NOCOPY };
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (h->key_file) {
+		curl_easy_setopt(e, CURLOPT_SSLKEY, h->key_file);
+	}
+	if (h->username && h->password) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, h->username);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, h->password);
+	}
+	*hdrs = auth_header(h, NULL, &rc);
+	if (rc < 0)
+		return rc;
+	if (asprintf(&line, "Accept: %s", accept ? accept : "application/json") < 0)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	struct curl_slist *l = curl_slist_append(*hdrs, line);
+	free(line);
+	if (!l)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	*hdrs = l;
+	if (ctype) {
+		if (asprintf(&line, "Content-Type: %s", ctype) < 0)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		l = curl_slist_append(*hdrs, line);
+		free(line);
+		if (!l)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		*hdrs = l;
+	}
+	if (!(l = curl_slist_append(*hdrs, "Expect:")))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	*hdrs = l;
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
+	return 0;
+}
+
+static int xfer_start(struct xfer *x, CURLM *m)
+{
+	kvs__http *h = x->h;
+	kvs__http_req *r = x->req;
+	int rc;
+
+	if (!x->easy && !(x->easy = easy_get(h)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	curl_easy_reset(x->easy);
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	x->len = 0;
+	x->too_big = 0;
+	x->errbuf[0] = '\0';
+	if ((rc = setup_common(h, x->easy, r->path, &x->hdrs, r->accept, r->content_type,
+	                       x->errbuf)) < 0)
+		return rc;
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	if (strcmp(r->method, "GET") != 0) {
+		if (strcmp(r->method, "POST") != 0)
+			curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, r->method);
+		if (r->body || strcmp(r->method, "DELETE") != 0) {
+			curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+			curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+		}
+	}
+	if (x->lost)
+		r->resent_after_loss = 1;
+	r->attempts++;
+	if (curl_multi_add_handle(m, x->easy) != CURLM_OK)
+		return kvs_error_set(KVS_ENOMEM, "curl_multi_add_handle failed");
+	x->state = 1;
+	return 0;
+}
+
+static int transient_curl(CURLcode c)
+{
+	return c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
+	       c == CURLE_GOT_NOTHING || c == CURLE_SEND_ERROR || c == CURLE_RECV_ERROR ||
+	       c == CURLE_PARTIAL_FILE || c == CURLE_HTTP2 || c == CURLE_HTTP2_STREAM ||
+	       c == CURLE_SSL_CONNECT_ERROR || c == CURLE_WEIRD_SERVER_REPLY;
+}
+
+static void xfer_final(struct xfer *x)
+{
+	x->state = 2;
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+}
+
+/* A transfer finished with `res`: decide between done and retry. */
+static void xfer_done(struct xfer *x, CURLcode res)
+{
+	kvs__http *h = x->h;
+	kvs__http_req *r = x->req;
+	unsigned max_attempts = h->retries + 1;
+	long status = 0;
+	int64_t delay = -1;
+
+	note_date(h, x->date_ms);
+	if (res == CURLE_OK) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 401 && h->token_file && !x->reauthed) {
+			/* the token may have rotated under us: re-read it, once */
+			pthread_mutex_lock(&h->tok_lock);
+			token_refresh_locked(h, 1);
+			pthread_mutex_unlock(&h->tok_lock);
+			x->reauthed = 1;
+			r->attempts--;
+			delay = 0;
+		} else if ((status == 429 || status == 500 || status == 502 || status == 503 ||
+		            status == 504) &&
+		           r->attempts < max_attempts) {
+			curl_off_t ra = -1;
+
+			curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra);
+			if ((status == 429 || status == 503) && ra > 0)
+				delay = ra * 1000 > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : ra * 1000;
+			else
+				delay = backoff_ms(r->attempts);
+		}
+		if (delay < 0) {
+			r->rc = 0;
+			r->status = status;
+			r->resp = x->buf;
+			r->resp_len = x->len;
+			if (!r->resp)
+				r->resp = calloc(1, 1);
+			x->buf = NULL;
+			x->len = x->cap = 0;
+			xfer_final(x);
+			return;
+		}
+	} else {
+		if (x->too_big) {
+			r->rc = kvs_error_set(KVS_EIO, "%s %s%s: response larger than the %zu-byte cap",
+			                      r->method, h->base, r->path, x->max);
+			snprintf(r->err, sizeof(r->err), "%s", kvs_error_last());
+			xfer_final(x);
+			return;
+		}
+		if (res == CURLE_COULDNT_CONNECT)
+			x->connect_fails++;
+		else if (res != CURLE_COULDNT_RESOLVE_HOST)
+			x->lost = 1;
+		if (transient_curl(res) && r->attempts < max_attempts &&
+		    (res != CURLE_COULDNT_CONNECT || x->connect_fails <= CONNECT_RETRIES))
+			delay = backoff_ms(r->attempts);
+		if (delay < 0) {
+			int code = res == CURLE_OPERATION_TIMEDOUT ? KVS_ETIMEOUT : KVS_EIO;
+			r->rc = kvs_error_set(code, "%s %s%s: %s%s%s (attempt %u)", r->method, h->base,
+			                      r->path, curl_easy_strerror(res), x->errbuf[0] ? ": " : "",
+			                      x->errbuf, r->attempts);
+			snprintf(r->err, sizeof(r->err), "%s", kvs_error_last());
+			xfer_final(x);
+			return;
+		}
+	}
+	/* retry */
+	x->state = 0;
+	x->not_before = kvs__kube_mono_ms() + delay;
+	x->len = 0;
+}
+
+void kvs__http_req_reset(kvs__http_req *r)
+{
+	free(r->resp);
+	r->resp = NULL;
+	r->resp_len = 0;
+	r->rc = 0;
+	r->status = 0;
+	r->attempts = 0;
+	r->resent_after_loss = 0;
+	r->err[0] = '\0';
+}
+
+int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurrency)
+{
+	struct xfer *xs;
+	CURLM *m;
+	size_t done = 0, running = 0;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (concurrency == 0)
+		concurrency = 1;
+	if (!(xs = calloc(n, sizeof(*xs))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (!(m = multi_get(h))) {
+		free(xs);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		kvs__http_req_reset(&reqs[i]);
+		xs[i].h = h;
+		xs[i].req = &reqs[i];
+		xs[i].max = reqs[i].max_resp ? reqs[i].max_resp : 4u * 1024u * 1024u;
+	}
+	while (done < n) {
+		int64_t now = kvs__kube_mono_ms(), wait = 1000;
+		int still = 0, msgs = 0;
+		CURLMsg *msg;
+
+		/* start what may start */
+		for (size_t i = 0; i < n && running < concurrency; i++) {
+			struct xfer *x = &xs[i];
+
+			if (x->state != 0 || x->not_before > now)
+				continue;
+			if (!x->reserved) {
+				int64_t d = rl_reserve(h);
+				x->reserved = 1;
+				if (d > 0) {
+					x->not_before = now + d;
+					continue;
+				}
+			}
+			x->reserved = 0;
+			if ((rc = xfer_start(x, m)) < 0) {
+				x->req->rc = rc;
+				snprintf(x->req->err, sizeof(x->req->err), "%s", kvs_error_last());
+				xfer_final(x);
+				done++;
+				continue;
+			}
+			running++;
+		}
+		rc = 0;
+		if (done == n)
+			break;
+		if (running) {
+			curl_multi_perform(m, &still);
+			while ((msg = curl_multi_info_read(m, &msgs)) != NULL) {
+				struct xfer *x = NULL;
+
+				if (msg->msg != CURLMSG_DONE)
+					continue;
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+				CURLcode res = msg->data.result;
+				curl_multi_remove_handle(m, msg->easy_handle);
+				running--;
+				xfer_done(x, res);
+				if (x->state == 2)
+					done++;
+			}
+		}
+		if (done == n)
+			break;
+		/* how long until something can start */
+		now = kvs__kube_mono_ms();
+		for (size_t i = 0; i < n; i++)
+			if (xs[i].state == 0) {
+				int64_t d = xs[i].not_before - now;
+				if (running >= concurrency && !xs[i].reserved)
+					continue;
+				if (d < wait)
+					wait = d;
+			}
+		if (wait < 0)
+			wait = 0;
+		if (running)
+			curl_multi_poll(m, NULL, 0, (int)wait, NULL);
+		else
+			sleep_ms(wait);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (xs[i].state == 1)
+			curl_multi_remove_handle(m, xs[i].easy);
+		curl_slist_free_all(xs[i].hdrs);
+		free(xs[i].buf);
+		easy_put(h, xs[i].easy);
+	}
+	multi_put(h, m);
+	/* leave the detail of the last failure on this thread */
+	for (size_t i = n; i-- > 0;)
+		if (reqs[i].rc < 0) {
+			kvs_error_set(reqs[i].rc, "%s", reqs[i].err);
+			break;
+		}
+	free(xs);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* streams (watch)                                                          */
+
+struct line {
+	char *p;
+	size_t n;
+};
+
+struct kvs__http_stream {
+	kvs__http *h;
+	CURL *easy;
+	CURLM *multi;
+	struct curl_slist *hdrs;
+	char *path;
+	char *part;            /* the line being received */
+	size_t plen, pcap, max_line;
+	struct line q[STREAM_QUEUE];
+	size_t qhead, qn;
+	int paused, finished, overflow, headers_done, nomem;
+	CURLcode result;
+	long status;
+	char *errbody;         /* non-200 body */
+	size_t errlen;
+	int64_t date_ms;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t st_header(char *p, size_t sz, size_t nm, void *u)
+{
+	kvs__http_stream *s = u;
+	size_t n = sz * nm;
+	int64_t d = header_date(p, n);
+
+	if (d > 0)
+		s->date_ms = d;
+	if (n >= 5 && strncmp(p, "HTTP/", 5) == 0)
+		s->headers_done = 0;
+	if ((n == 2 && p[0] == '\r' && p[1] == '\n') || (n == 1 && p[0] == '\n')) {
+		long st = 0;
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &st);
+		if (st >= 200) {
+			s->status = st;
+			s->headers_done = 1;
+		}
+	}
+	return n;
+}
+
+static int push_line(kvs__http_stream *s)
+{
+	struct line *l = &s->q[(s->qhead + s->qn) % STREAM_QUEUE];
+
+	if (s->plen && s->part[s->plen - 1] == '\r')
+		s->plen--;
+	if (s->plen == 0)
+		return 0; /* blank line: nothing */
+	l->p = s->part;
+	l->n = s->plen;
+	l->p[l->n] = '\0';
+	s->qn++;
+	s->part = NULL;
+	s->plen = s->pcap = 0;
+	return 0;
+}
+
+static size_t st_body(char *p, size_t sz, size_t nm, void *u)
+{
+	kvs__http_stream *s = u;
+	size_t n = sz * nm, off = 0;
+
+	if (s->status != 200) {
+		size_t take = n;
+		char *nb;
+
+		if (s->errlen + take > ERRBODY_MAX)
+			take = ERRBODY_MAX - s->errlen;
+		if (take) {
+			if (!(nb = realloc(s->errbody, s->errlen + take + 1)))
+				return 0;
+			s->errbody = nb;
+			memcpy(nb + s->errlen, p, take);
+			s->errlen += take;
+			nb[s->errlen] = '\0';
+		}
+		return n;
+	}
+	/* a chunk is at most CURL_MAX_WRITE_SIZE: it adds a bounded number of
+	 * lines, so pausing only when the queue is over half full is enough */
+	if (s->qn >= STREAM_QUEUE / 2) {
+		s->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	while (off < n) {
+		const char *nl = memchr(p + off, '\n', n - off);
+		size_t take = nl ? (size_t)(nl - (p + off)) : n - off;
+
+		if (take > s->max_line - s->plen) {
+			s->overflow = 1;
+			return 0;
+		}
+		if (s->plen + take + 1 > s->pcap) {
+			size_t nc = s->pcap ? s->pcap : 4096;
+			char *nb;
+
+			while (nc < s->plen + take + 1)
+				nc *= 2;
+			if (nc > s->max_line + 1)
+				nc = s->max_line + 1;
+			if (!(nb = realloc(s->part, nc))) {
+				s->nomem = 1;
+				return 0;
+			}
+			s->part = nb;
+			s->pcap = nc;
+		}
+		memcpy(s->part + s->plen, p + off, take);
+		s->plen += take;
+		off += take;
+		if (nl) {
+			off++;
+			if (s->qn == STREAM_QUEUE) { /* cannot happen (see above) */
+				s->overflow = 1;
+				return 0;
+			}
+			push_line(s);
+		}
+	}
+	return n;
+}
+
+/* Drive the transfer for at most timeout_ms (0 = once). */
+static void st_pump(kvs__http_stream *s, int timeout_ms)
+{
+	int still = 0, msgs = 0;
+	CURLMsg *msg;
+
+	if (s->finished)
+		return;
+	if (timeout_ms > 0)
+		curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+	curl_multi_perform(s->multi, &still);
+	while ((msg = curl_multi_info_read(s->multi, &msgs)) != NULL) {
+		if (msg->msg == CURLMSG_DONE) {
+			s->finished = 1;
+			s->result = msg->data.result;
+			if (!s->status)
+				curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
+		}
+	}
+	note_date(s->h, s->date_ms);
+}
+
+void kvs__http_stream_close(kvs__http_stream *s)
+{
+	if (!s)
+		return;
+	if (s->multi && s->easy)
+		curl_multi_remove_handle(s->multi, s->easy);
+	/* a watch connection is mid-stream: never give it back to the pool */
+	if (s->easy) {
+		curl_easy_cleanup(s->easy);
+	}
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	curl_slist_free_all(s->hdrs);
+	for (size_t i = 0; i < s->qn; i++)
+		free(s->q[(s->qhead + i) % STREAM_QUEUE].p);
+	free(s->part);
+	free(s->errbody);
+	free(s->path);
+	free(s);
+}
+
+int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path,
+                          size_t max_line, long *status, char **errbody, size_t *errlen)
+{
+	kvs__http_stream *s = calloc(1, sizeof(*s));
+	int64_t deadline, d;
+	int rc;
+
+	*out = NULL;
+	*status = 0;
+	*errbody = NULL;
+	*errlen = 0;
+	if (!s)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	s->h = h;
+	s->max_line = max_line;
+	if (!(s->path = strdup(path)) || !(s->easy = curl_easy_init()) ||
+	    !(s->multi = curl_multi_init())) {
+		kvs__http_stream_close(s);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	if ((rc = setup_common(h, s->easy, path, &s->hdrs, NULL, NULL, s->errbuf)) < 0) {
+		kvs__http_stream_close(s);
+		return rc;
+	}
+	/* no total timeout: a watch lasts; the server ends it (timeoutSeconds) */
+	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 0L);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, st_body);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, st_header);
+	curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+	/* the stream needs its own connection: no sharing of this one */
+	curl_easy_setopt(s->easy, CURLOPT_SHARE, NULL);
+	if ((d = rl_reserve(h)) > 0)
+		sleep_ms(d);
+	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) {
+		kvs__http_stream_close(s);
+		return kvs_error_set(KVS_ENOMEM, "curl_multi_add_handle failed");
+	}
+	deadline = kvs__kube_mono_ms() + (h->timeout_ms ? h->timeout_ms : 30000);
+	for (;;) {
+		int64_t left = deadline - kvs__kube_mono_ms();
+
+		st_pump(s, 0);
+		if (s->headers_done && s->status == 200)
+			break;
+		if (s->finished) {
+			if (s->result != CURLE_OK && s->status == 0) {
+				rc = kvs_error_set(s->result == CURLE_OPERATION_TIMEDOUT ? KVS_ETIMEOUT : KVS_EIO,
+				                   "watch %s%s: %s%s%s", h->base, path,
+				                   curl_easy_strerror(s->result), s->errbuf[0] ? ": " : "",
+				                   s->errbuf);
+				kvs__http_stream_close(s);
+				return rc;
+			}
+			break;
+		}
+		if (left <= 0) {
+			rc = kvs_error_set(KVS_ETIMEOUT, "watch %s%s: no response within %u ms", h->base,
+			                   path, h->timeout_ms);
+			kvs__http_stream_close(s);
+			return rc;
+		}
+		curl_multi_poll(s->multi, NULL, 0, left > 200 ? 200 : (int)left, NULL);
+	}
+	*status = s->status;
+	if (s->status != 200) {
+		*errbody = s->errbody;
+		*errlen = s->errlen;
+		s->errbody = NULL;
+		kvs__http_stream_close(s);
+		return 0;
+	}
+	*out = s;
+	return 0;
+}
+
+int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : kvs__kube_mono_ms() + timeout_ms;
+
+	*line = NULL;
+	*len = 0;
+	for (;;) {
+		if (s->qn) {
+			struct line *l = &s->q[s->qhead];
+			*line = l->p;
+			*len = l->n;
+			l->p = NULL;
+			s->qhead = (s->qhead + 1) % STREAM_QUEUE;
+			s->qn--;
+			return 0;
+		}
+		if (s->finished) {
+			if (s->nomem)
+				return kvs_error_set(KVS_ENOMEM, "watch %s: out of memory", s->path);
+			if (s->overflow)
+				return kvs_error_set(KVS_EIO, "watch %s%s: event line over %zu bytes",
+				                     s->h->base, s->path, s->max_line);
+			if (s->result != CURLE_OK)
+				return kvs_error_set(KVS_EIO, "watch %s%s: stream broke: %s%s%s", s->h->base,
+				                     s->path, curl_easy_strerror(s->result),
+				                     s->errbuf[0] ? ": " : "", s->errbuf);
+			return kvs_error_set(KVS_EIO, "watch %s%s: stream ended by the server", s->h->base,
+			                     s->path);
+		}
+		if (s->paused) {
+			s->paused = 0;
+			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+		}
+		st_pump(s, 0);
+		if (s->qn || s->finished)
+			continue;
+		int64_t left = deadline == INT64_MAX ? 1000 : deadline - kvs__kube_mono_ms();
+		if (left <= 0)
+			return kvs_error_set(KVS_ETIMEOUT, "watch: no event within %d ms", timeout_ms);
+		st_pump(s, left > 1000 ? 1000 : (int)left);
+	}
+}

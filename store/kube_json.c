@@ -1,0 +1,783 @@
+/*
+ * kube_json.c — ConfigMap JSON ⇄ kvs_object, Status objects, base64.
+ *
+ * JSON is parsed with cJSON and base64 is done by libcrypto's
+ * EVP_EncodeBlock/EVP_DecodeBlock. Request bodies are assembled directly:
+ * the small metadata part is printed by cJSON, while the large base64 data
+ * strings (about 1.4 MB per segment) are encoded straight into the output
+ * buffer, so building a body is one pass over the data.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+
+#include "kube_json.h"
+
+/* ------------------------------------------------------------------------ */
+/* base64                                                                   */
+
+size_t kvs__b64_len(size_t n)
+{
+	size_t groups = n / 3 + (n % 3 != 0);
+
+	if (groups > SIZE_MAX / 4 - 1)
+		return 0;
+	return groups * 4;
+}
+
+size_t kvs__b64_encode(char *dst, const uint8_t *src, size_t n)
+{
+	size_t out = 0;
+
+	/* EVP_EncodeBlock takes an int length: feed it in large slices that are
+	 * multiples of 3 so the output concatenates without inner padding. */
+	while (n > 0) {
+		size_t take = n > (size_t)3 * 1024 * 1024 ? (size_t)3 * 1024 * 1024 : n;
+		int w = EVP_EncodeBlock((unsigned char *)dst + out, src, (int)take);
+
+		out += (size_t)w;
+		src += take;
+		n -= take;
+	}
+	dst[out] = '\0';
+	return out;
+}
+
+static int b64_valid_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n)
+{
+	size_t pad = 0, done = 0, olen = 0;
+	uint8_t *buf;
+
+	*out = NULL;
+	*out_len = 0;
+	if (n % 4 != 0)
+		return -1;
+	if (n > 0 && src[n - 1] == '=')
+		pad++;
+	if (n > 1 && src[n - 2] == '=')
+		pad++;
+	for (size_t i = 0; i < n - pad; i++)
+		if (!b64_valid_char((unsigned char)src[i]))
+			return -1;
+	buf = malloc(n / 4 * 3 + 1);
+	if (!buf)
+		return -2;
+	while (done < n) {
+		/* slices of 4 MiB input (a multiple of 4) */
+		size_t take = n - done > (size_t)4 * 1024 * 1024 ? (size_t)4 * 1024 * 1024 : n - done;
+		int w = EVP_DecodeBlock(buf + olen, (const unsigned char *)src + done, (int)take);
+
+		if (w < 0) {
+			free(buf);
+			return -1;
+		}
+		olen += (size_t)w;
+		done += take;
+	}
+	*out = buf;
+	*out_len = olen - pad;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* time                                                                     */
+
+int64_t kvs__rfc3339_ms(const char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	int64_t ms = 0;
+	struct tm tm;
+	const char *p;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
+		return -1;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	p = s + n;
+	if (*p == '.') {
+		int digits = 0;
+
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (digits < 3)
+				ms = ms * 10 + (*p - '0');
+			digits++;
+			p++;
+		}
+		if (digits == 0)
+			return -1;
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	int64_t t = (int64_t)timegm(&tm);
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, k = 0;
+
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
+			return -1;
+		int64_t off = (int64_t)oh * 3600 + om * 60;
+		t += *p == '+' ? -off : off;
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	return t * 1000 + ms;
+}
+
+/* ------------------------------------------------------------------------ */
+/* request bodies                                                           */
+
+static int valid_data_key(const char *k)
+{
+	if (!k || !*k || strlen(k) > 253)
+		return 0;
+	for (const char *p = k; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static cJSON *kv_object(const kvs_kv *kv, size_t n)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!cJSON_AddStringToObject(o, kv[i].key, kv[i].value)) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+int kvs__kube_body_object(char **out, size_t *out_len, const kvs_object *obj, const char *ns,
+                          int with_rv)
+{
+	cJSON *meta = NULL, *x;
+	char *metajs = NULL, *buf = NULL;
+	size_t total, mlen, off = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	for (size_t i = 0; i < obj->ndata; i++)
+		if (!valid_data_key(obj->data[i].key))
+			return kvs_error_set(KVS_EINVAL,
+			                     "object %s: data key \"%.64s\" is not [-._a-zA-Z0-9]+",
+			                     obj->name, obj->data[i].key ? obj->data[i].key : "");
+	if (!(meta = cJSON_CreateObject()) || !cJSON_AddStringToObject(meta, "name", obj->name) ||
+	    !cJSON_AddStringToObject(meta, "namespace", ns))
+		goto nomem;
+	if (with_rv && obj->resource_version && obj->resource_version[0] &&
+	    !cJSON_AddStringToObject(meta, "resourceVersion", obj->resource_version))
+		goto nomem;
+	if (obj->nlabels) {
+		if (!(x = kv_object(obj->labels, obj->nlabels)))
+			goto nomem;
+		cJSON_AddItemToObject(meta, "labels", x);
+	}
+	{
+		uint64_t bytes = 0;
+		char num[24];
+
+		for (size_t i = 0; i < obj->ndata; i++)
+			bytes += obj->data[i].len;
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)bytes);
+		if (!(x = kv_object(obj->annotations, obj->nannotations)))
+			goto nomem;
+		cJSON_AddItemToObject(meta, "annotations", x);
+		cJSON_DeleteItemFromObjectCaseSensitive(x, KVS__KUBE_DATA_BYTES);
+		if (!cJSON_AddStringToObject(x, KVS__KUBE_DATA_BYTES, num))
+			goto nomem;
+	}
+	if (!(metajs = cJSON_PrintUnformatted(meta)))
+		goto nomem;
+	cJSON_Delete(meta);
+	meta = NULL;
+
+	static const char head[] = "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":";
+	static const char imm[] = ",\"immutable\":true";
+	static const char bd[] = ",\"binaryData\":{";
+	mlen = strlen(metajs);
+	total = sizeof(head) + mlen + sizeof(imm) + sizeof(bd) + 4;
+	for (size_t i = 0; i < obj->ndata; i++) {
+		size_t b = kvs__b64_len(obj->data[i].len);
+		if ((b == 0 && obj->data[i].len) || b > SIZE_MAX / 2 - total)
+			return free(metajs), kvs_error_set(KVS_ETOOBIG, "object %s too large", obj->name);
+		total += b + strlen(obj->data[i].key) + 8;
+	}
+	if (!(buf = malloc(total)))
+		goto nomem;
+#define PUT(s, n) (memcpy(buf + off, (s), (n)), off += (n))
+	PUT(head, sizeof(head) - 1);
+	PUT(metajs, mlen);
+	if (obj->immutable)
+		PUT(imm, sizeof(imm) - 1);
+	if (obj->ndata) {
+		PUT(bd, sizeof(bd) - 1);
+		for (size_t i = 0; i < obj->ndata; i++) {
+			size_t kl = strlen(obj->data[i].key);
+			if (i)
+				PUT(",", 1);
+			PUT("\"", 1);
+			PUT(obj->data[i].key, kl);
+			PUT("\":\"", 3);
+			off += kvs__b64_encode(buf + off, obj->data[i].data, obj->data[i].len);
+			PUT("\"", 1);
+		}
+		PUT("}", 1);
+	}
+	PUT("}", 1);
+#undef PUT
+	buf[off] = '\0';
+	free(metajs);
+	*out = buf;
+	*out_len = off;
+	return 0;
+nomem:
+	cJSON_Delete(meta);
+	free(metajs);
+	return kvs_error_set(KVS_ENOMEM, "out of memory building request for %s", obj->name);
+}
+
+static int print_body(char **out, size_t *out_len, cJSON *root)
+{
+	char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+
+	cJSON_Delete(root);
+	if (!s)
+		return kvs_error_set(KVS_ENOMEM, "out of memory building a request body");
+	*out = s;
+	*out_len = strlen(s);
+	return 0;
+}
+
+int kvs__kube_body_annotate(char **out, size_t *out_len, const kvs_kv *annotations, size_t n)
+{
+	cJSON *root = cJSON_CreateObject(), *meta, *ann;
+
+	*out = NULL;
+	if (!root || !(meta = cJSON_AddObjectToObject(root, "metadata")) ||
+	    !(ann = kv_object(annotations, n))) {
+		cJSON_Delete(root);
+		return kvs_error_set(KVS_ENOMEM, "out of memory building a request body");
+	}
+	cJSON_AddItemToObject(meta, "annotations", ann);
+	return print_body(out, out_len, root);
+}
+
+int kvs__kube_body_delete(char **out, size_t *out_len, const char *rv, const char *uid)
+{
+	cJSON *root = cJSON_CreateObject(), *pre;
+
+	*out = NULL;
+	if (!root || !cJSON_AddStringToObject(root, "kind", "DeleteOptions") ||
+	    !cJSON_AddStringToObject(root, "apiVersion", "v1") ||
+	    !cJSON_AddStringToObject(root, "propagationPolicy", "Background"))
+		goto nomem;
+	if ((rv && *rv) || (uid && *uid)) {
+		if (!(pre = cJSON_AddObjectToObject(root, "preconditions")))
+			goto nomem;
+		if (rv && *rv && !cJSON_AddStringToObject(pre, "resourceVersion", rv))
+			goto nomem;
+		if (uid && *uid && !cJSON_AddStringToObject(pre, "uid", uid))
+			goto nomem;
+	}
+	return print_body(out, out_len, root);
+nomem:
+	cJSON_Delete(root);
+	return kvs_error_set(KVS_ENOMEM, "out of memory building a request body");
+}
+
+/* ------------------------------------------------------------------------ */
+/* parsing                                                                  */
+
+#define BAD(what, ...) kvs_error_set(KVS_ECORRUPT, "malformed response to %s: " __VA_ARGS__)
+
+static int set_str(char **dst, const cJSON *v, const char *field, const char *what)
+{
+	char *s;
+	size_t n;
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return BAD(what, "%s is not a string", what, field);
+	n = strlen(v->valuestring) + 1;
+	if (!(s = malloc(n)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	memcpy(s, v->valuestring, n);
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int read_kvs(kvs_object *o, const cJSON *m, const char *field, int labels,
+                    const char *what, int64_t *hint)
+{
+	const cJSON *e;
+	int rc;
+
+	if (!m || cJSON_IsNull(m))
+		return 0;
+	if (!cJSON_IsObject(m))
+		return BAD(what, "metadata.%s is not an object", what, field);
+	cJSON_ArrayForEach(e, m) {
+		if (!cJSON_IsString(e) || !e->string)
+			return BAD(what, "metadata.%s.%.100s is not a string", what, field,
+			           e->string ? e->string : "?");
+		if (!labels && strcmp(e->string, KVS__KUBE_DATA_BYTES) == 0) {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(e->valuestring, &end, 10);
+			if (errno == 0 && end != e->valuestring && *end == '\0' && v <= (1ull << 40))
+				*hint = (int64_t)v;
+			continue;
+		}
+		rc = labels ? kvs_object_set_label(o, e->string, e->valuestring)
+		            : kvs_object_set_annotation(o, e->string, e->valuestring);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Decoded size of a base64 string without decoding it; -1 if its length or
+ * padding is impossible. */
+static int64_t b64_decoded_len(const char *s)
+{
+	size_t n = strlen(s), pad = 0;
+
+	if (n % 4)
+		return -1;
+	if (n && s[n - 1] == '=')
+		pad++;
+	if (n > 1 && s[n - 2] == '=')
+		pad++;
+	return (int64_t)(n / 4 * 3 - pad);
+}
+
+int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned flags,
+                               const char *what)
+{
+	const cJSON *meta, *name, *e, *data, *imm;
+	kvs_object *o = NULL;
+	int64_t hint = -1;
+	int rc;
+
+	*out = NULL;
+	if (!cJSON_IsObject(item))
+		return BAD(what, "object is not a JSON object", what);
+	meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+	if (!cJSON_IsObject(meta))
+		return BAD(what, "metadata missing or not an object", what);
+	name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+	if (!cJSON_IsString(name) || !name->valuestring[0])
+		return BAD(what, "metadata.name missing or not a string", what);
+	if (strlen(name->valuestring) > 253)
+		return BAD(what, "metadata.name longer than 253 characters", what);
+	if (!(o = kvs_object_new(name->valuestring)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if ((rc = set_str(&o->resource_version,
+	                  cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"),
+	                  "metadata.resourceVersion", what)) < 0 ||
+	    (rc = set_str(&o->uid, cJSON_GetObjectItemCaseSensitive(meta, "uid"), "metadata.uid",
+	                  what)) < 0)
+		goto fail;
+	if (strlen(o->resource_version) >= KVS_VER_MAX) {
+		rc = BAD(what, "metadata.resourceVersion longer than %d bytes", what, KVS_VER_MAX - 1);
+		goto fail;
+	}
+	e = cJSON_GetObjectItemCaseSensitive(meta, "creationTimestamp");
+	if (e && !cJSON_IsNull(e)) {
+		if (!cJSON_IsString(e) || (o->created_ms = kvs__rfc3339_ms(e->valuestring)) < 0) {
+			rc = BAD(what, "metadata.creationTimestamp is not an RFC 3339 time", what);
+			goto fail;
+		}
+	}
+	if ((rc = read_kvs(o, cJSON_GetObjectItemCaseSensitive(meta, "labels"), "labels", 1,
+	                   what, &hint)) < 0 ||
+	    (rc = read_kvs(o, cJSON_GetObjectItemCaseSensitive(meta, "annotations"),
+	                   "annotations", 0, what, &hint)) < 0)
+		goto fail;
+	imm = cJSON_GetObjectItemCaseSensitive(item, "immutable");
+	if (imm && !cJSON_IsNull(imm)) {
+		if (!cJSON_IsBool(imm)) {
+			rc = BAD(what, "immutable is not a boolean", what);
+			goto fail;
+		}
+		o->immutable = cJSON_IsTrue(imm);
+	}
+	data = cJSON_GetObjectItemCaseSensitive(item, "binaryData");
+	if (data && !cJSON_IsNull(data)) {
+		if (!cJSON_IsObject(data)) {
+			rc = BAD(what, "binaryData is not an object", what);
+			goto fail;
+		}
+		cJSON_ArrayForEach(e, data) {
+			uint8_t *bytes;
+			size_t n;
+			int d;
+
+			if (!cJSON_IsString(e) || !e->string || !valid_data_key(e->string)) {
+				rc = BAD(what, "binaryData entry \"%.100s\" is not a string under a valid key",
+				         what, e->string ? e->string : "?");
+				goto fail;
+			}
+			if (flags & KVS__KJ_META_ONLY) {
+				int64_t dl = b64_decoded_len(e->valuestring);
+				if (dl < 0) {
+					rc = BAD(what, "binaryData[\"%.100s\"] is not valid base64", what,
+					         e->string);
+					goto fail;
+				}
+				o->data_bytes += (uint64_t)dl;
+				continue;
+			}
+			d = kvs__b64_decode(&bytes, &n, e->valuestring, strlen(e->valuestring));
+			if (d == -2) {
+				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+				goto fail;
+			}
+			if (d < 0) {
+				rc = BAD(what, "binaryData[\"%.100s\"] is not valid base64", what, e->string);
+				goto fail;
+			}
+			if ((rc = kvs_object_add_data_owned(o, e->string, bytes, n)) < 0)
+				goto fail;
+		}
+	}
+	/* string data (not written by kvsplit, but part of a ConfigMap) */
+	data = cJSON_GetObjectItemCaseSensitive(item, "data");
+	if (data && !cJSON_IsNull(data)) {
+		if (!cJSON_IsObject(data)) {
+			rc = BAD(what, "data is not an object", what);
+			goto fail;
+		}
+		cJSON_ArrayForEach(e, data) {
+			if (!cJSON_IsString(e) || !e->string || !valid_data_key(e->string)) {
+				rc = BAD(what, "data entry \"%.100s\" is not a string under a valid key", what,
+				         e->string ? e->string : "?");
+				goto fail;
+			}
+			if (flags & KVS__KJ_META_ONLY) {
+				o->data_bytes += strlen(e->valuestring);
+				continue;
+			}
+			if ((rc = kvs_object_add_data(o, e->string, e->valuestring,
+			                              strlen(e->valuestring))) < 0)
+				goto fail;
+		}
+	}
+	/* PartialObjectMetadata has no data: its size comes from the annotation
+	 * this backend writes with every object (informational only). */
+	if (!cJSON_GetObjectItemCaseSensitive(item, "binaryData") &&
+	    !cJSON_GetObjectItemCaseSensitive(item, "data") && hint > 0 && o->ndata == 0)
+		o->data_bytes = (uint64_t)hint;
+	*out = o;
+	return 0;
+fail:
+	kvs_object_free(o);
+	return rc;
+}
+
+static cJSON *parse_doc(const char *body, size_t len, size_t cap, const char *what, int *rc)
+{
+	cJSON *root;
+
+	if (len > cap) {
+		*rc = kvs_error_set(KVS_EIO, "response to %s is %zu bytes, over the %zu-byte cap", what,
+		                    len, cap);
+		return NULL;
+	}
+	root = cJSON_ParseWithLength(body, len);
+	if (!root)
+		*rc = BAD(what, "not valid JSON (%zu bytes)", what, len);
+	return root;
+}
+
+int kvs__kube_object_parse(kvs_object **out, const char *body, size_t len, unsigned flags,
+                           const char *what)
+{
+	int rc = 0;
+	cJSON *root = parse_doc(body, len, KVS__KUBE_MAX_OBJECT, what, &rc);
+
+	*out = NULL;
+	if (!root)
+		return rc;
+	rc = kvs__kube_object_from_json(out, root, flags, what);
+	cJSON_Delete(root);
+	return rc;
+}
+
+int kvs__kube_list_parse(kvs_object_list **out, const char *body, size_t len, unsigned flags,
+                         const char *what)
+{
+	int rc = 0;
+	cJSON *root = parse_doc(body, len, KVS__KUBE_MAX_LIST, what, &rc);
+	const cJSON *items, *meta, *e;
+	kvs_object_list *l = NULL;
+	size_t n;
+
+	*out = NULL;
+	if (!root)
+		return rc;
+	items = cJSON_GetObjectItemCaseSensitive(root, "items");
+	meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+	if ((items && !cJSON_IsNull(items) && !cJSON_IsArray(items)) ||
+	    (meta && !cJSON_IsObject(meta))) {
+		rc = BAD(what, "not a list (items/metadata of the wrong type)", what);
+		goto out;
+	}
+	n = cJSON_IsArray(items) ? (size_t)cJSON_GetArraySize(items) : 0;
+	if (!(l = calloc(1, sizeof(*l))) || (n && !(l->items = calloc(n, sizeof(*l->items))))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (meta) {
+		if ((rc = set_str(&l->resource_version,
+		                  cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"),
+		                  "metadata.resourceVersion", what)) < 0 ||
+		    (rc = set_str(&l->next, cJSON_GetObjectItemCaseSensitive(meta, "continue"),
+		                  "metadata.continue", what)) < 0)
+			goto out;
+		if (l->next && !l->next[0]) {
+			free(l->next);
+			l->next = NULL;
+		}
+	}
+	if (!l->resource_version && !(l->resource_version = calloc(1, 1))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n) {
+		cJSON_ArrayForEach(e, items) {
+			if ((rc = kvs__kube_object_from_json(&l->items[l->count], e, flags, what)) < 0)
+				goto out;
+			l->count++;
+		}
+	}
+	*out = l;
+	l = NULL;
+out:
+	kvs_object_list_free(l);
+	cJSON_Delete(root);
+	return rc;
+}
+
+static void copy_field(char *dst, size_t cap, const cJSON *v)
+{
+	if (cJSON_IsString(v) && v->valuestring)
+		snprintf(dst, cap, "%s", v->valuestring);
+}
+
+static void status_from_json(kvs__kube_status *st, const cJSON *root)
+{
+	const cJSON *d, *causes, *c;
+
+	memset(st, 0, sizeof(*st));
+	if (!cJSON_IsObject(root))
+		return;
+	c = cJSON_GetObjectItemCaseSensitive(root, "code");
+	if (cJSON_IsNumber(c) && c->valuedouble >= 0 && c->valuedouble < 1000)
+		st->code = c->valueint;
+	copy_field(st->reason, sizeof(st->reason), cJSON_GetObjectItemCaseSensitive(root, "reason"));
+	copy_field(st->message, sizeof(st->message),
+	           cJSON_GetObjectItemCaseSensitive(root, "message"));
+	d = cJSON_GetObjectItemCaseSensitive(root, "details");
+	if (cJSON_IsObject(d)) {
+		copy_field(st->details_kind, sizeof(st->details_kind),
+		           cJSON_GetObjectItemCaseSensitive(d, "kind"));
+		copy_field(st->details_name, sizeof(st->details_name),
+		           cJSON_GetObjectItemCaseSensitive(d, "name"));
+		causes = cJSON_GetObjectItemCaseSensitive(d, "causes");
+		if (cJSON_IsArray(causes)) {
+			cJSON_ArrayForEach(c, causes) {
+				const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "reason");
+				const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "message");
+				if ((cJSON_IsString(r) && strcmp(r->valuestring, "FieldValueTooLong") == 0) ||
+				    (cJSON_IsString(m) && strstr(m->valuestring, "Too long")))
+					st->too_long = 1;
+			}
+		}
+	}
+	if (strstr(st->message, "Too long") || strstr(st->message, "too long"))
+		st->too_long = 1;
+}
+
+void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len)
+{
+	cJSON *root = NULL;
+
+	memset(st, 0, sizeof(*st));
+	if (body && len && len <= KVS__KUBE_MAX_OBJECT)
+		root = cJSON_ParseWithLength(body, len);
+	status_from_json(st, root);
+	cJSON_Delete(root);
+}
+
+int kvs__kube_status_code(const kvs__kube_status *st, long http)
+{
+	const char *r = st->reason;
+	long code = st->code ? st->code : http;
+
+	if (strcmp(r, "AlreadyExists") == 0)
+		return KVS_EEXISTS;
+	if (strcmp(r, "Conflict") == 0)
+		return KVS_ECONFLICT;
+	if (strcmp(r, "NotFound") == 0)
+		return KVS_ENOTFOUND;
+	if (strcmp(r, "Gone") == 0 || strcmp(r, "Expired") == 0)
+		return KVS_EGONE;
+	if (strcmp(r, "Unauthorized") == 0 || strcmp(r, "Forbidden") == 0)
+		return KVS_EDENIED;
+	if (strcmp(r, "RequestEntityTooLarge") == 0)
+		return KVS_ETOOBIG;
+	if (strcmp(r, "Invalid") == 0)
+		return st->too_long ? KVS_ETOOBIG : KVS_EINVALOBJ;
+	if (strcmp(r, "Timeout") == 0 || strcmp(r, "ServerTimeout") == 0 ||
+	    strcmp(r, "TooManyRequests") == 0)
+		return KVS_ETIMEOUT;
+	switch (code) {
+	case 401: case 403: return KVS_EDENIED;
+	case 404: return KVS_ENOTFOUND;
+	case 409: return KVS_ECONFLICT;
+	case 410: return KVS_EGONE;
+	case 413: return KVS_ETOOBIG;
+	case 422: return st->too_long ? KVS_ETOOBIG : KVS_EINVALOBJ;
+	case 429: case 504: return KVS_ETIMEOUT;
+	case 400: return KVS_EINVAL;
+	default: break;
+	}
+	if (code >= 500)
+		return KVS_EIO;
+	return KVS_ERROR;
+}
+
+int kvs__kube_http_error(long http, const char *body, size_t len, const char *what,
+                         const char *ns, int retried)
+{
+	kvs__kube_status st;
+	int code;
+	char msg[600];
+
+	kvs__kube_status_parse(&st, body, len);
+	code = kvs__kube_status_code(&st, http);
+	if (st.message[0])
+		snprintf(msg, sizeof(msg), "%s", st.message);
+	else if (body && len && len < 200 && !memchr(body, '\0', len))
+		snprintf(msg, sizeof(msg), "%.*s", (int)len, body);
+	else
+		snprintf(msg, sizeof(msg), "(no Status message)");
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (code == KVS_ENOTFOUND && strcmp(st.details_kind, "namespaces") == 0)
+		return kvs_error_set(code, "%s: HTTP %ld NotFound: namespace \"%s\" does not exist (%s)",
+		                     what, http, ns ? ns : st.details_name, msg);
+	return kvs_error_set(code, "%s: HTTP %ld %s: %s%s", what, http,
+	                     st.reason[0] ? st.reason : "(no reason)", msg,
+	                     retried && (code == KVS_EEXISTS || code == KVS_ECONFLICT)
+	                         ? " (after a retry of a request whose response was lost: our "
+	                           "own earlier attempt may have applied)"
+	                         : "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* watch events                                                             */
+
+int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const char *what)
+{
+	cJSON *root;
+	const cJSON *type, *obj;
+	int rc = 0;
+
+	out->type = 0;
+	out->object = NULL;
+	if (len > KVS__KUBE_MAX_EVENT)
+		return kvs_error_set(KVS_EIO, "%s: event of %zu bytes over the cap", what, len);
+	if (!(root = cJSON_ParseWithLength(line, len)))
+		return BAD(what, "watch event is not valid JSON (%zu bytes)", what, len);
+	type = cJSON_GetObjectItemCaseSensitive(root, "type");
+	obj = cJSON_GetObjectItemCaseSensitive(root, "object");
+	if (!cJSON_IsString(type) || !cJSON_IsObject(obj)) {
+		rc = BAD(what, "watch event without type or object", what);
+		goto out;
+	}
+	if (strcmp(type->valuestring, "ERROR") == 0) {
+		kvs__kube_status st;
+
+		status_from_json(&st, obj);
+		rc = kvs__kube_status_code(&st, st.code);
+		if (rc == KVS_ERROR && st.code == 0)
+			rc = KVS_EIO;
+		rc = kvs_error_set(rc, "%s: watch ERROR %d %s: %s", what, st.code,
+		                   st.reason[0] ? st.reason : "(no reason)", st.message);
+		goto out;
+	}
+	if (strcmp(type->valuestring, "ADDED") == 0)
+		out->type = KVS_EVENT_ADDED;
+	else if (strcmp(type->valuestring, "MODIFIED") == 0)
+		out->type = KVS_EVENT_MODIFIED;
+	else if (strcmp(type->valuestring, "DELETED") == 0)
+		out->type = KVS_EVENT_DELETED;
+	else if (strcmp(type->valuestring, "BOOKMARK") == 0)
+		out->type = KVS_EVENT_BOOKMARK;
+	else {
+		rc = BAD(what, "unknown watch event type \"%.32s\"", what, type->valuestring);
+		goto out;
+	}
+	if (out->type == KVS_EVENT_BOOKMARK) {
+		const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+		const cJSON *rv = cJSON_IsObject(meta)
+		                      ? cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion")
+		                      : NULL;
+		if (!cJSON_IsString(rv) || strlen(rv->valuestring) >= KVS_VER_MAX) {
+			rc = BAD(what, "BOOKMARK without a valid metadata.resourceVersion", what);
+			goto out;
+		}
+		if (!(out->object = kvs_object_new("")) ||
+		    kvs_object_set_rv(out->object, rv->valuestring) < 0) {
+			kvs_object_free(out->object);
+			out->object = NULL;
+			rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		}
+		goto out;
+	}
+	rc = kvs__kube_object_from_json(&out->object, obj, 0, what);
+out:
+	if (rc < 0)
+		out->type = 0;
+	cJSON_Delete(root);
+	return rc;
+}

@@ -1,0 +1,113 @@
+/*
+ * kube_json.h — ConfigMap JSON ⇄ kvs_object, Kubernetes Status objects and
+ * base64, for the Kubernetes backend (private to the library).
+ *
+ * Everything parsed here comes from the network and is untrusted: types,
+ * base64 and sizes are checked, and a malformed document is KVS_ECORRUPT with
+ * a detail that names the request (`what`, e.g. "get configmap ns/name") and
+ * the offending field.
+ */
+#ifndef KVS_KUBE_JSON_H
+#define KVS_KUBE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvsplit.h"
+#include "kvsplit/backend.h"
+
+struct cJSON;
+
+/* Caps on what the server may send us. */
+#define KVS__KUBE_MAX_OBJECT (4u * 1024u * 1024u)   /* one object's JSON */
+#define KVS__KUBE_MAX_LIST (64u * 1024u * 1024u)    /* one list page */
+#define KVS__KUBE_MAX_EVENT (4u * 1024u * 1024u)    /* one watch event line */
+
+/**
+ * Annotation the backend adds to every object it writes: the object's data
+ * size, so that a metadata-only list (PartialObjectMetadataList, which
+ * carries no data) can still report data_bytes. Hidden from callers on read.
+ */
+#define KVS__KUBE_DATA_BYTES "kvsplit.io/data-bytes"
+
+/** Bytes of the standard padded base64 of n bytes (no NUL), or 0 on overflow. */
+size_t kvs__b64_len(size_t n);
+/** Encode n bytes into dst (kvs__b64_len(n) bytes + NUL); returns the length. */
+size_t kvs__b64_encode(char *dst, const uint8_t *src, size_t n);
+/**
+ * Strictly decode standard padded base64 (no whitespace). Returns 0 and a
+ * malloc'd buffer (non-NULL even when empty), or -1 if `src` is not valid.
+ */
+int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n);
+
+/** RFC 3339 timestamp → Unix ms; -1 if unparsable. */
+int64_t kvs__rfc3339_ms(const char *s);
+
+/**
+ * Serialize an object as a ConfigMap request body. metadata.resourceVersion
+ * is included when `with_rv` and the object has one. Data keys must be
+ * [-._a-zA-Z0-9]+ (KVS_EINVAL otherwise). The big base64 strings are written
+ * straight into the body: linear in the data size. *out is malloc'd.
+ */
+int kvs__kube_body_object(char **out, size_t *out_len, const kvs_object *obj,
+                          const char *ns, int with_rv);
+
+/** Merge patch that sets `annotations` (metadata only). *out is malloc'd. */
+int kvs__kube_body_annotate(char **out, size_t *out_len, const kvs_kv *annotations,
+                            size_t n);
+
+/** DeleteOptions with preconditions (either may be NULL/""). *out malloc'd. */
+int kvs__kube_body_delete(char **out, size_t *out_len, const char *rv, const char *uid);
+
+/**
+ * Parse flag: keep metadata only. Data is not decoded (its base64 is still
+ * validated cheaply: length and padding) and data_bytes is computed from it.
+ */
+#define KVS__KJ_META_ONLY 0x1u
+
+/**
+ * A ConfigMap (or PartialObjectMetadata) JSON item → object. data_bytes is
+ * set. `what` names the request for error details.
+ */
+int kvs__kube_object_from_json(kvs_object **out, const struct cJSON *item, unsigned flags,
+                               const char *what);
+/** Parse a response body holding one ConfigMap. */
+int kvs__kube_object_parse(kvs_object **out, const char *body, size_t len, unsigned flags,
+                           const char *what);
+/** Parse a ConfigMapList or PartialObjectMetadataList page. */
+int kvs__kube_list_parse(kvs_object_list **out, const char *body, size_t len, unsigned flags,
+                         const char *what);
+
+/**
+ * Parse one watch event line. ADDED/MODIFIED/DELETED/BOOKMARK fill *out. An
+ * ERROR event is returned as the code its Status maps to (KVS_EGONE for 410)
+ * with the detail set.
+ */
+int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const char *what);
+
+/** Fields of a Status object (all may be empty). */
+typedef struct kvs__kube_status {
+	int code;
+	char reason[64];
+	char message[512];
+	char details_kind[64];
+	char details_name[256];
+	int too_long;          /* a cause or the message says "Too long" / FieldValueTooLong */
+} kvs__kube_status;
+
+/** Parse a Status body (best effort: a non-Status body leaves fields empty). */
+void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len);
+
+/**
+ * Map an HTTP error response to a KVS code and set the detail
+ * "<what>: HTTP <status> <reason>: <message>". `retried_after_transport`
+ * marks a request re-sent after a lost response (AlreadyExists/Conflict then
+ * may come from our own earlier attempt; the detail says so).
+ */
+int kvs__kube_http_error(long http, const char *body, size_t len, const char *what,
+                         const char *ns, int retried_after_transport);
+
+/** Map a parsed Status (from a watch ERROR event or a body) to a KVS code. */
+int kvs__kube_status_code(const kvs__kube_status *st, long http);
+
+#endif

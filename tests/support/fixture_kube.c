@@ -1,0 +1,464 @@
+/*
+ * fixture_kube.c — Kubernetes backends on the project's API test server.
+ *
+ * A kapi-server starts in a few milliseconds, so every fx_kube_backend() call
+ * gets a server of its own: a fresh, empty cluster, exactly like a fresh
+ * in-memory backend. The backend is always opened THROUGH a kubeconfig the
+ * fixture writes (never $KUBECONFIG or ~/.kube/config of the machine, whose
+ * credentials must not reach a test server). With TLS, a test CA and a
+ * server certificate for IP 127.0.0.1 are made once per process with the
+ * openssl CLI, and the kubeconfig carries the CA (a path relative to the
+ * kubeconfig) and a bearer token. Servers die with the test process
+ * (PR_SET_PDEATHSIG) and are killed at exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "fixture_kube.h"
+
+#define FX_NS "kvs-test"
+#define MAX_SERVERS 128
+#define MAX_BACKENDS 256
+
+struct fx_kapi {
+	pid_t pid;
+	int tls;
+	int port;
+	char url[64];
+	char dir[256];
+	char kubeconfig[300];
+	char token[64];
+	char ca[300];
+};
+
+static pthread_mutex_t fx_lock = PTHREAD_MUTEX_INITIALIZER;
+static fx_kapi *servers[MAX_SERVERS];
+static struct {
+	const kvs_backend *b;
+	fx_kapi *k;
+} backends[MAX_BACKENDS];
+static char tls_dir[256];
+static int atexit_done;
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("KVS_BUILD");
+
+	return b && *b ? b : "build";
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[600];
+
+	if (!dir[0] || strncmp(dir, "/tmp/", 5) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0) {
+		/* best effort */
+	}
+}
+
+static void kill_server(fx_kapi *k)
+{
+	if (k->pid > 0) {
+		kill(k->pid, SIGKILL);
+		waitpid(k->pid, NULL, 0);
+		k->pid = 0;
+	}
+	rm_tree(k->dir);
+	k->dir[0] = '\0';
+}
+
+static void at_exit(void)
+{
+	pthread_mutex_lock(&fx_lock);
+	for (int i = 0; i < MAX_SERVERS; i++)
+		if (servers[i]) {
+			kill_server(servers[i]);
+			free(servers[i]);
+			servers[i] = NULL;
+		}
+	pthread_mutex_unlock(&fx_lock);
+	rm_tree(tls_dir);
+}
+
+static int run_quiet(const char *cmd)
+{
+	int st = system(cmd);
+
+	return st == 0 ? 0 : -1;
+}
+
+/* CA + server certificate (SAN IP:127.0.0.1), EC P-256: fast to make. */
+static int make_tls_dir(void)
+{
+	char cmd[2048];
+
+	if (tls_dir[0])
+		return 0;
+	char tmpl[] = "/tmp/kvs-fx-tls-XXXXXX";
+	if (!mkdtemp(tmpl))
+		return kvs_error_set(KVS_EIO, "mkdtemp: %s", strerror(errno));
+	snprintf(cmd, sizeof(cmd),
+	         "cd %s && "
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	         "-keyout ca.key -out ca.crt -days 2 -subj /CN=kvs-test-ca "
+	         "-addext basicConstraints=critical,CA:TRUE "
+	         "-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 && "
+	         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	         "-keyout srv.key -out srv.csr -subj /CN=127.0.0.1 >/dev/null 2>&1 && "
+	         "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
+	         "basicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && "
+	         "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-out srv.crt -days 2 -extfile ext.cnf >/dev/null 2>&1",
+	         tmpl);
+	if (run_quiet(cmd) < 0) {
+		rm_tree(tmpl);
+		return kvs_error_set(KVS_EIO, "openssl failed making the test CA in %s", tmpl);
+	}
+	snprintf(tls_dir, sizeof(tls_dir), "%s", tmpl);
+	return 0;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static int write_kubeconfig(fx_kapi *k)
+{
+	char text[2048];
+
+	if (k->tls) {
+		/* CA path relative to the kubeconfig's directory (kubectl's rule) */
+		snprintf(k->kubeconfig, sizeof(k->kubeconfig), "%s/kubeconfig-%d", tls_dir, k->port);
+		snprintf(k->ca, sizeof(k->ca), "%s/ca.crt", tls_dir);
+		snprintf(text, sizeof(text),
+		         "apiVersion: v1\nkind: Config\n"
+		         "clusters:\n- name: kapi\n  cluster:\n    server: %s\n"
+		         "    certificate-authority: ca.crt\n"
+		         "contexts:\n- name: kapi\n  context:\n    cluster: kapi\n    user: tester\n"
+		         "    namespace: " FX_NS "\n"
+		         "current-context: kapi\n"
+		         "users:\n- name: tester\n  user:\n    token: %s\n",
+		         k->url, k->token);
+	} else {
+		snprintf(k->kubeconfig, sizeof(k->kubeconfig), "%s/kubeconfig", k->dir);
+		snprintf(text, sizeof(text),
+		         "apiVersion: v1\nkind: Config\n"
+		         "clusters:\n- name: kapi\n  cluster:\n    server: %s\n"
+		         "contexts:\n- name: kapi\n  context:\n    cluster: kapi\n"
+		         "    namespace: " FX_NS "\n"
+		         "current-context: kapi\n",
+		         k->url);
+	}
+	return write_file(k->kubeconfig, text);
+}
+
+int fx_kapi_start(fx_kapi **out, int tls, const char *const *extra)
+{
+	fx_kapi *k = calloc(1, sizeof(*k));
+	char bin[512], portfile[300], logfile[300], cert[300], key[300];
+	const char *argv[64];
+	int argc = 0, slot = -1, rc;
+
+	*out = NULL;
+	if (!k)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	pthread_mutex_lock(&fx_lock);
+	if (!atexit_done) {
+		atexit(at_exit);
+		atexit_done = 1;
+	}
+	rc = tls ? make_tls_dir() : 0;
+	for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
+		if (!servers[i])
+			slot = i;
+	pthread_mutex_unlock(&fx_lock);
+	if (rc < 0) {
+		free(k);
+		return rc;
+	}
+	if (slot < 0) {
+		free(k);
+		return kvs_error_set(KVS_ENOMEM, "fixture: more than %d servers", MAX_SERVERS);
+	}
+	snprintf(k->dir, sizeof(k->dir), "/tmp/kvs-fx-XXXXXX");
+	if (!mkdtemp(k->dir)) {
+		free(k);
+		return kvs_error_set(KVS_EIO, "mkdtemp: %s", strerror(errno));
+	}
+	k->tls = tls;
+	snprintf(bin, sizeof(bin), "%s/kapi-server", build_dir());
+	snprintf(portfile, sizeof(portfile), "%s/port", k->dir);
+	snprintf(logfile, sizeof(logfile), "%s/log", k->dir);
+	argv[argc++] = bin;
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--port-file";
+	argv[argc++] = portfile;
+	argv[argc++] = "--namespaces";
+	argv[argc++] = FX_NS ",default";
+	if (tls) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(k->token, sizeof(k->token), "kvs-secret-token-%ld%09ld-%d", (long)ts.tv_sec,
+		         ts.tv_nsec, (int)getpid());
+		snprintf(cert, sizeof(cert), "%s/srv.crt", tls_dir);
+		snprintf(key, sizeof(key), "%s/srv.key", tls_dir);
+		argv[argc++] = "--tls-cert";
+		argv[argc++] = cert;
+		argv[argc++] = "--tls-key";
+		argv[argc++] = key;
+		argv[argc++] = "--token";
+		argv[argc++] = k->token;
+	}
+	for (int i = 0; extra && extra[i] && argc < 62; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		rm_tree(k->dir);
+		free(k);
+		return kvs_error_set(KVS_EIO, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	k->pid = pid;
+	/* wait for the port file (atomic rename by the server) */
+	for (int waited = 0;; waited++) {
+		FILE *f = fopen(portfile, "r");
+		int st;
+
+		if (f) {
+			int ok = fscanf(f, "%d", &k->port) == 1;
+			fclose(f);
+			if (ok && k->port > 0)
+				break;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			k->pid = 0;
+			char cmd[400];
+			snprintf(cmd, sizeof(cmd), "cat '%s' >&2", logfile);
+			if (system(cmd) != 0) {
+				/* nothing */
+			}
+			rm_tree(k->dir);
+			free(k);
+			return kvs_error_set(KVS_EIO, "%s exited before listening (status %d)", bin, st);
+		}
+		if (waited > 10000) {
+			kill_server(k);
+			free(k);
+			return kvs_error_set(KVS_ETIMEOUT, "%s did not listen within 10 s", bin);
+		}
+		usleep(1000);
+	}
+	snprintf(k->url, sizeof(k->url), "%s://127.0.0.1:%d", tls ? "https" : "http", k->port);
+	if (write_kubeconfig(k) < 0) {
+		kill_server(k);
+		free(k);
+		return kvs_error_set(KVS_EIO, "cannot write a kubeconfig");
+	}
+	pthread_mutex_lock(&fx_lock);
+	servers[slot] = k;
+	pthread_mutex_unlock(&fx_lock);
+	*out = k;
+	return 0;
+}
+
+void fx_kapi_stop(fx_kapi *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&fx_lock);
+	for (int i = 0; i < MAX_SERVERS; i++)
+		if (servers[i] == k)
+			servers[i] = NULL;
+	for (int i = 0; i < MAX_BACKENDS; i++)
+		if (backends[i].k == k)
+			backends[i].k = NULL, backends[i].b = NULL;
+	pthread_mutex_unlock(&fx_lock);
+	if (k->tls && k->kubeconfig[0])
+		unlink(k->kubeconfig);
+	kill_server(k);
+	free(k);
+}
+
+const char *fx_kapi_url(const fx_kapi *k) { return k->url; }
+const char *fx_kapi_kubeconfig(const fx_kapi *k) { return k->kubeconfig; }
+const char *fx_kapi_token(const fx_kapi *k) { return k->tls ? k->token : NULL; }
+const char *fx_kapi_ca(const fx_kapi *k) { return k->tls ? k->ca : NULL; }
+const char *fx_kapi_ns(const fx_kapi *k) { (void)k; return FX_NS; }
+
+int fx_kapi_backend(kvs_backend **out, fx_kapi *k, const kvs_kube_options *base)
+{
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	int rc;
+
+	if (base)
+		o = *base;
+	o.kubeconfig = k->kubeconfig;
+	if ((rc = kvs_backend_kube(out, &o)) < 0)
+		return rc;
+	pthread_mutex_lock(&fx_lock);
+	int free_slot = -1, done = 0;
+	for (int i = 0; i < MAX_BACKENDS && !done; i++) {
+		if (backends[i].b == *out) {
+			backends[i].k = k;
+			done = 1;
+		} else if (!backends[i].b && free_slot < 0) {
+			free_slot = i;
+		}
+	}
+	if (!done) {
+		if (free_slot < 0) /* recycle: oldest entries are the least likely in use */
+			free_slot = (int)((uintptr_t)*out / 64 % MAX_BACKENDS);
+		backends[free_slot].b = *out;
+		backends[free_slot].k = k;
+	}
+	pthread_mutex_unlock(&fx_lock);
+	return 0;
+}
+
+fx_kapi *fx_kapi_of(const kvs_backend *b)
+{
+	fx_kapi *k = NULL;
+
+	pthread_mutex_lock(&fx_lock);
+	for (int i = 0; i < MAX_BACKENDS; i++)
+		if (backends[i].b == b)
+			k = backends[i].k;
+	pthread_mutex_unlock(&fx_lock);
+	return k;
+}
+
+int fx_kube_backend(kvs_backend **out, int tls)
+{
+	fx_kapi *k;
+	int rc;
+
+	*out = NULL;
+	if ((rc = fx_kapi_start(&k, tls, NULL)) < 0)
+		return rc;
+	if ((rc = fx_kapi_backend(out, k, NULL)) < 0)
+		fx_kapi_stop(k);
+	return rc;
+}
+
+int fx_kube_backend_peer(kvs_backend **out, kvs_backend *b)
+{
+	fx_kapi *k = fx_kapi_of(b);
+
+	*out = NULL;
+	if (!k)
+		return kvs_error_set(KVS_EINVAL, "fx_kube_backend_peer: backend not made by the fixture");
+	return fx_kapi_backend(out, k, NULL);
+}
+
+struct sink {
+	char *p;
+	size_t n;
+};
+
+static size_t sink_write(char *p, size_t sz, size_t nm, void *u)
+{
+	struct sink *s = u;
+	size_t n = sz * nm;
+	char *np = realloc(s->p, s->n + n + 1);
+
+	if (!np)
+		return 0;
+	memcpy(np + s->n, p, n);
+	s->p = np;
+	s->n += n;
+	np[s->n] = '\0';
+	return n;
+}
+
+long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *json,
+                  char **resp)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct sink s = { NULL, 0 };
+	char url[512];
+	long status = -1;
+
+	if (resp)
+		*resp = NULL;
+	if (!c)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", k->url, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+	if (k->tls)
+		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca);
+	if (json) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (resp)
+		*resp = s.p;
+	else
+		free(s.p);
+	return status;
+}
+
+int fx_kapi_faults(fx_kapi *k, const char *json)
+{
+	long st = fx_kapi_call(k, "POST", "/kapi/faults", json, NULL);
+
+	return st >= 200 && st < 300 ? 0 : kvs_error_set(KVS_EIO, "POST /kapi/faults: %ld", st);
+}
+
+int fx_kube_compact(kvs_backend *b)
+{
+	fx_kapi *k = fx_kapi_of(b);
+	long st;
+
+	if (!k)
+		return kvs_error_set(KVS_EINVAL, "fx_kube_compact: backend not made by the fixture");
+	st = fx_kapi_call(k, "POST", "/kapi/compact", "{}", NULL);
+	return st >= 200 && st < 300 ? 0 : kvs_error_set(KVS_EIO, "POST /kapi/compact: %ld", st);
+}

@@ -1,0 +1,740 @@
+/*
+ * test_kube.c — suite `kube`: the Kubernetes backend against the project's
+ * API test server (build/kapi-server): error mapping, retries, rate of
+ * parallel transfers, watch, HTTPS through a kubeconfig, and that no
+ * credential ever shows up in an error message. A few tests at the end check
+ * the JSON/Status parsing on hostile input without a server.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kube_json.h"
+#include "support/fixture_kube.h"
+
+TestSuite(kube, .timeout = 60);
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static fx_kapi *start(int tls, const char *const *extra)
+{
+	fx_kapi *k = NULL;
+	int rc = fx_kapi_start(&k, tls, extra);
+
+	cr_assert_eq(rc, 0, "kapi-server: %s", kvs_error_last());
+	return k;
+}
+
+static kvs_backend *open_be(fx_kapi *k, const kvs_kube_options *o)
+{
+	kvs_backend *b = NULL;
+	int rc = fx_kapi_backend(&b, k, o);
+
+	cr_assert_eq(rc, 0, "backend: %s", kvs_error_last());
+	return b;
+}
+
+static kvs_object *mk(const char *name, const char *data)
+{
+	kvs_object *o = kvs_object_new(name);
+
+	cr_assert_not_null(o);
+	cr_assert_eq(kvs_object_set_label(o, "app", "t"), 0);
+	if (data)
+		cr_assert_eq(kvs_object_add_data(o, "d", data, strlen(data)), 0);
+	return o;
+}
+
+static void create_ok(kvs_backend *b, const char *name, const char *data, char rv[64])
+{
+	kvs_object *o = mk(name, data), *out = NULL;
+	int rc = b->ops->create(b, &out, o);
+
+	cr_assert_eq(rc, 0, "create %s: %s", name, kvs_error_last());
+	if (rv)
+		snprintf(rv, 64, "%s", out->resource_version);
+	kvs_object_free(out);
+	kvs_object_free(o);
+}
+
+static void expect_in_detail(const char *s)
+{
+	cr_expect(strstr(kvs_error_last(), s), "detail \"%s\" lacks \"%s\"", kvs_error_last(), s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* mapping of server answers                                                */
+
+Test(kube, round_trip_keeps_bytes_labels_annotations_and_server_metadata)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o = mk("rt", NULL), *got = NULL;
+	uint8_t bytes[256];
+
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (uint8_t)i;
+	cr_assert_eq(kvs_object_add_data(o, "all", bytes, sizeof(bytes)), 0);
+	cr_assert_eq(kvs_object_add_data(o, "empty", "", 0), 0);
+	cr_assert_eq(kvs_object_set_annotation(o, "note", "\"quoted\" \\ é"), 0);
+	o->immutable = 1;
+	cr_assert_eq(b->ops->create(b, NULL, o), 0, "%s", kvs_error_last());
+	cr_assert_eq(b->ops->get(b, &got, "rt"), 0, "%s", kvs_error_last());
+	const kvs_blob *bl = kvs_object_data(got, "all");
+	cr_assert_not_null(bl);
+	cr_assert_eq(bl->len, 256);
+	cr_expect_eq(memcmp(bl->data, bytes, 256), 0);
+	cr_expect_eq(kvs_object_data(got, "empty")->len, 0);
+	cr_expect_eq(got->data_bytes, 256);
+	cr_expect_str_eq(kvs_object_annotation(got, "note"), "\"quoted\" \\ é");
+	cr_expect_null(kvs_object_annotation(got, KVS__KUBE_DATA_BYTES));
+	cr_expect_str_eq(kvs_object_label(got, "app"), "t");
+	cr_expect_eq(got->immutable, 1);
+	cr_expect_neq(got->uid[0], '\0');
+	cr_expect_neq(got->resource_version[0], '\0');
+	int64_t wall = (int64_t)time(NULL) * 1000;
+	cr_expect(got->created_ms > wall - 60000 && got->created_ms < wall + 60000,
+	          "created_ms %lld", (long long)got->created_ms);
+	kvs_object_free(o);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, each_status_reason_maps_to_its_code_with_a_precise_detail)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o, *got = NULL;
+	char rv[64];
+
+	cr_expect_eq(b->ops->get(b, &got, "nope"), KVS_ENOTFOUND);
+	expect_in_detail("get configmap kvs-test/nope: HTTP 404 NotFound");
+	create_ok(b, "x", "1", rv);
+	o = mk("x", "2");
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_EEXISTS);
+	expect_in_detail("HTTP 409 AlreadyExists");
+	cr_assert_eq(kvs_object_set_rv(o, "1"), 0);
+	cr_expect_eq(b->ops->replace(b, NULL, o), KVS_ECONFLICT);
+	expect_in_detail("replace configmap kvs-test/x: HTTP 409 Conflict");
+	cr_expect_eq(b->ops->remove(b, "x", "1", NULL), KVS_ECONFLICT);
+	cr_expect_eq(b->ops->remove(b, "gone", NULL, NULL), KVS_ENOTFOUND);
+	kvs_kv a = { (char *)"k", (char *)"v" };
+	cr_expect_eq(b->ops->annotate(b, NULL, "gone", &a, 1), KVS_ENOTFOUND);
+	kvs_object_free(o);
+	/* 422: an invalid name, and data over the 1 MiB limit */
+	o = mk("Bad_Name", "1");
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_EINVALOBJ);
+	expect_in_detail("HTTP 422 Invalid");
+	kvs_object_free(o);
+	o = mk("big", NULL);
+	uint8_t *big = calloc(1, 1048577);
+	cr_assert_eq(kvs_object_add_data_owned(o, "b", big, 1048577), 0);
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_ETOOBIG);
+	expect_in_detail("Too long");
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, annotate_sends_no_data_and_bumps_rv_of_immutable_object)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o = mk("imm", "payload"), *out = NULL, *got = NULL;
+	char *stats = NULL;
+
+	o->immutable = 1;
+	cr_assert_eq(b->ops->create(b, &out, o), 0, "%s", kvs_error_last());
+	char rv0[64];
+	snprintf(rv0, sizeof(rv0), "%s", out->resource_version);
+	kvs_object_free(out);
+	out = NULL;
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	long in0 = strtol(strstr(stats, "\"bytes_in\":") + 11, NULL, 10);
+	free(stats);
+	kvs_kv a = { (char *)"kvsplit.io/touched", (char *)"123" };
+	cr_assert_eq(b->ops->annotate(b, &out, "imm", &a, 1), 0, "%s", kvs_error_last());
+	cr_expect_str_neq(out->resource_version, rv0);
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	long in1 = strtol(strstr(stats, "\"bytes_in\":") + 11, NULL, 10);
+	free(stats);
+	cr_expect_lt(in1 - in0, 200, "the patch carried %ld bytes", in1 - in0);
+	cr_assert_eq(b->ops->get(b, &got, "imm"), 0);
+	cr_expect_str_eq(kvs_object_annotation(got, "kvsplit.io/touched"), "123");
+	cr_expect_eq(kvs_object_data(got, "d")->len, 7);
+	kvs_object_free(o);
+	kvs_object_free(out);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, forbidden_verb_is_edenied_with_the_servers_message)
+{
+	const char *extra[] = { "--forbid", "create:configmaps", NULL };
+	fx_kapi *k = start(0, extra);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o = mk("f", "1");
+
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_EDENIED);
+	expect_in_detail("HTTP 403 Forbidden");
+	expect_in_detail("cannot create resource");
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, missing_namespace_is_enotfound_and_says_the_namespace_is_missing)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.namespace_ = "no-such-ns";
+	kvs_backend *b = open_be(k, &o);
+	kvs_object *obj = mk("x", "1");
+
+	cr_expect_str_eq(kvs_backend_namespace(b), "no-such-ns");
+	cr_expect_eq(b->ops->create(b, NULL, obj), KVS_ENOTFOUND);
+	expect_in_detail("namespace \"no-such-ns\" does not exist");
+	kvs_object_free(obj);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, unreachable_server_fails_fast_with_eio_naming_the_url)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	char url[64];
+
+	/* the server's port, once the server is gone: connection refused */
+	snprintf(url, sizeof(url), "%s", fx_kapi_url(k));
+	kvs_backend *b = open_be(k, &o);
+	fx_kapi_stop(k);
+	kvs_object *got = NULL;
+	int64_t t0 = now_ms();
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_EIO);
+	cr_expect_lt(now_ms() - t0, 1500, "took %lld ms", (long long)(now_ms() - t0));
+	expect_in_detail(url);
+	kvs_backend_free(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* credentials                                                              */
+
+Test(kube, https_with_ca_and_bearer_token_through_a_kubeconfig)
+{
+	fx_kapi *k = start(1, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *got = NULL;
+	int64_t ms = 0;
+
+	cr_expect(strncmp(fx_kapi_url(k), "https://", 8) == 0);
+	create_ok(b, "tls", "secret bytes", NULL);
+	cr_assert_eq(b->ops->get(b, &got, "tls"), 0, "%s", kvs_error_last());
+	cr_expect_eq(memcmp(kvs_object_data(got, "d")->data, "secret bytes", 12), 0);
+	cr_assert_eq(b->ops->now(b, &ms), 0);
+	cr_expect_lt(llabs(ms - (int64_t)time(NULL) * 1000), 5000);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, tls_without_the_ca_is_refused)
+{
+	fx_kapi *k = start(1, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_backend *b = NULL;
+	kvs_object *got = NULL;
+	char cfg[256];
+
+	/* same server, a kubeconfig without certificate-authority */
+	snprintf(cfg, sizeof(cfg), "%s.noca", fx_kapi_kubeconfig(k));
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s'}\ncontexts:\n- name: x\n"
+	           "  context: {cluster: c, namespace: kvs-test}\ncurrent-context: x\n",
+	        fx_kapi_url(k));
+	fclose(f);
+	o.kubeconfig = cfg;
+	cr_assert_eq(kvs_backend_kube(&b, &o), 0, "%s", kvs_error_last());
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_EIO);
+	expect_in_detail("certificate");
+	unlink(cfg);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* Every failure detail must be free of the bearer token. */
+Test(kube, token_never_appears_in_any_error_detail)
+{
+	fx_kapi *k = start(1, (const char *const[]){ "--forbid", "delete:configmaps", NULL });
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *got = NULL, *o = mk("t", "1");
+	char tok[128];
+
+	snprintf(tok, sizeof(tok), "%s", fx_kapi_token(k));
+
+	cr_assert(strlen(tok) > 10);
+	cr_expect_eq(b->ops->get(b, &got, "missing"), KVS_ENOTFOUND);
+	cr_expect_null(strstr(kvs_error_last(), tok));
+	cr_assert_eq(b->ops->create(b, NULL, o), 0);
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_EEXISTS);
+	cr_expect_null(strstr(kvs_error_last(), tok));
+	cr_expect_eq(b->ops->remove(b, "t", NULL, NULL), KVS_EDENIED);
+	cr_expect_null(strstr(kvs_error_last(), tok));
+	kvs_backend_free(b);
+
+	/* a wrong token: 401, and neither token is echoed */
+	char cfg[256];
+	snprintf(cfg, sizeof(cfg), "%s.bad", fx_kapi_kubeconfig(k));
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s', certificate-authority: '%s'}\n"
+	           "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: kvs-test}\n"
+	           "current-context: x\nusers:\n- name: u\n  user: {token: WRONG-%s}\n",
+	        fx_kapi_url(k), fx_kapi_ca(k), tok);
+	fclose(f);
+	kvs_kube_options opt = KVS_KUBE_OPTIONS_INIT;
+	opt.kubeconfig = cfg;
+	cr_assert_eq(kvs_backend_kube(&b, &opt), 0, "%s", kvs_error_last());
+	cr_expect_eq(b->ops->get(b, &got, "t"), KVS_EDENIED);
+	expect_in_detail("HTTP 401");
+	cr_expect_null(strstr(kvs_error_last(), tok));
+	kvs_backend_free(b);
+
+	/* the server gone: the transport error names the URL, not the token */
+	b = open_be(k, NULL);
+	fx_kapi_stop(k);
+	cr_expect_eq(b->ops->get(b, &got, "t"), KVS_EIO);
+	cr_expect_null(strstr(kvs_error_last(), tok));
+	unlink(cfg);
+	kvs_object_free(o);
+	kvs_backend_free(b);
+}
+
+Test(kube, token_file_is_reread_after_rotation)
+{
+	fx_kapi *k = start(1, NULL);
+	char tokfile[256], cfg[256];
+	kvs_backend *b = NULL;
+	kvs_object *got = NULL;
+
+	snprintf(tokfile, sizeof(tokfile), "%s.tok", fx_kapi_kubeconfig(k));
+	snprintf(cfg, sizeof(cfg), "%s.tf", fx_kapi_kubeconfig(k));
+	FILE *f = fopen(tokfile, "w");
+	fputs("stale-token\n", f);
+	fclose(f);
+	f = fopen(cfg, "w");
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s', certificate-authority: '%s'}\n"
+	           "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: kvs-test}\n"
+	           "current-context: x\nusers:\n- name: u\n  user: {tokenFile: '%s'}\n",
+	        fx_kapi_url(k), fx_kapi_ca(k), tokfile);
+	fclose(f);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.kubeconfig = cfg;
+	cr_assert_eq(kvs_backend_kube(&b, &o), 0, "%s", kvs_error_last());
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_EDENIED);
+	/* rotate (the kubelet replaces the file) */
+	char tmp[300];
+	snprintf(tmp, sizeof(tmp), "%s.new", tokfile);
+	f = fopen(tmp, "w");
+	fprintf(f, "%s\n", fx_kapi_token(k));
+	fclose(f);
+	cr_assert_eq(rename(tmp, tokfile), 0);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_ENOTFOUND, "%s", kvs_error_last());
+	unlink(tokfile);
+	unlink(cfg);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* ------------------------------------------------------------------------ */
+/* retries                                                                  */
+
+Test(kube, throttling_429_honours_retry_after_then_gives_etimeout)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.retries = 2;
+	kvs_backend *b = open_be(k, &o);
+	kvs_object *got = NULL;
+
+	cr_assert_eq(fx_kapi_faults(k, "{\"throttle_rate\":1.0,\"retry_after\":1}"), 0);
+	int64_t t0 = now_ms();
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_ETIMEOUT);
+	int64_t el = now_ms() - t0;
+	/* two waits of Retry-After: 1 s each (backoff alone would be < 300 ms) */
+	cr_expect(el >= 1900 && el < 4000, "took %lld ms", (long long)el);
+	expect_in_detail("HTTP 429");
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+struct later {
+	fx_kapi *k;
+	int ms;
+	const char *json;
+};
+
+static void *set_faults_later(void *arg)
+{
+	struct later *l = arg;
+
+	usleep((useconds_t)l->ms * 1000);
+	fx_kapi_faults(l->k, l->json);
+	return NULL;
+}
+
+Test(kube, throttled_request_succeeds_once_throttling_stops)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *got = NULL;
+	pthread_t th;
+	struct later l = { k, 1500, "{\"throttle_rate\":0}" };
+
+	create_ok(b, "x", "1", NULL);
+	cr_assert_eq(fx_kapi_faults(k, "{\"throttle_rate\":1.0,\"retry_after\":1}"), 0);
+	pthread_create(&th, NULL, set_faults_later, &l);
+	int64_t t0 = now_ms();
+	cr_expect_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect_geq(now_ms() - t0, 1000);
+	pthread_join(th, NULL);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, server_errors_are_retried_until_success)
+{
+	fx_kapi *k = start(0, (const char *const[]){ "--seed", "7", NULL });
+	kvs_backend *b = open_be(k, NULL);
+	char *stats = NULL;
+
+	create_ok(b, "x", "1", NULL);
+	cr_assert_eq(fx_kapi_faults(k, "{\"fail_rate\":0.5}"), 0);
+	for (int i = 0; i < 20; i++) {
+		kvs_object *got = NULL;
+		cr_assert_eq(b->ops->get(b, &got, "x"), 0, "get %d: %s", i, kvs_error_last());
+		kvs_object_free(got);
+	}
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	cr_expect(strstr(stats, "\"fail\":0") == NULL, "no failure was injected: %s", stats);
+	free(stats);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, persistent_server_errors_end_in_eio_with_the_last_message)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.retries = 2;
+	kvs_backend *b = open_be(k, &o);
+	kvs_object *got = NULL;
+
+	cr_assert_eq(fx_kapi_faults(k, "{\"fail_rate\":1.0}"), 0);
+	int rc = b->ops->get(b, &got, "x");
+	cr_expect(rc == KVS_EIO || rc == KVS_ETIMEOUT, "rc %d %s", rc, kvs_error_last());
+	expect_in_detail("get configmap kvs-test/x: HTTP 50");
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, dropped_connections_are_retried)
+{
+	fx_kapi *k = start(0, (const char *const[]){ "--seed", "11", NULL });
+	kvs_backend *b = open_be(k, NULL);
+	char *stats = NULL;
+
+	create_ok(b, "x", "some data", NULL);
+	cr_assert_eq(fx_kapi_faults(k, "{\"drop_rate\":0.3}"), 0);
+	for (int i = 0; i < 20; i++) {
+		kvs_object *got = NULL;
+		cr_assert_eq(b->ops->get(b, &got, "x"), 0, "get %d: %s", i, kvs_error_last());
+		cr_expect_eq(kvs_object_data(got, "d")->len, 9);
+		kvs_object_free(got);
+	}
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	cr_expect(strstr(stats, "\"drop\":0") == NULL, "no drop was injected: %s", stats);
+	free(stats);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, create_retried_after_a_lost_response_reports_eexists_and_says_why)
+{
+	fx_kapi *k = start(0, (const char *const[]){ "--seed", "3", NULL });
+	kvs_backend *b = open_be(k, NULL);
+	int lost = 0;
+
+	/* drops happen after the effect: a retried create may find itself */
+	cr_assert_eq(fx_kapi_faults(k, "{\"drop_rate\":0.6}"), 0);
+	for (int i = 0; i < 20 && !lost; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "amb-%d", i);
+		kvs_object *o = mk(name, "1");
+		int rc = b->ops->create(b, NULL, o);
+		cr_assert(rc == 0 || rc == KVS_EEXISTS, "rc %d: %s", rc, kvs_error_last());
+		if (rc == KVS_EEXISTS) {
+			lost = 1;
+			expect_in_detail("our own earlier attempt may have applied");
+		}
+		kvs_object_free(o);
+	}
+	cr_expect(lost, "no create was retried after a lost response");
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* ------------------------------------------------------------------------ */
+/* batch, list                                                              */
+
+Test(kube, batch_of_8_gets_runs_in_parallel)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.concurrency = 8;
+	kvs_backend *b = open_be(k, &o);
+	kvs_op ops[8];
+	char names[8][16];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(names[i], sizeof(names[i]), "p%d", i);
+		create_ok(b, names[i], names[i], NULL);
+	}
+	cr_assert_eq(fx_kapi_faults(k, "{\"latency_ms\":200}"), 0);
+	memset(ops, 0, sizeof(ops));
+	for (int i = 0; i < 8; i++) {
+		ops[i].kind = KVS_OP_GET;
+		ops[i].name = names[i];
+	}
+	ops[7].name = "missing";
+	int64_t t0 = now_ms();
+	cr_assert_eq(b->ops->batch(b, ops, 8), 0, "%s", kvs_error_last());
+	int64_t el = now_ms() - t0;
+	cr_expect_lt(el, 8 * 200 / 2, "8 gets took %lld ms", (long long)el);
+	for (int i = 0; i < 7; i++) {
+		cr_expect_eq(ops[i].result, 0);
+		cr_expect_str_eq(ops[i].out->name, names[i]);
+		kvs_object_free(ops[i].out);
+	}
+	cr_expect_eq(ops[7].result, KVS_ENOTFOUND);
+	cr_expect_null(ops[7].out);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, batch_creates_report_eexists_per_op)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *a = mk("a", "1"), *c = mk("c", "2");
+	kvs_op ops[2] = { { KVS_OP_CREATE, NULL, a, NULL, 0 }, { KVS_OP_CREATE, NULL, c, NULL, 0 } };
+
+	create_ok(b, "c", "0", NULL);
+	cr_assert_eq(b->ops->batch(b, ops, 2), 0);
+	cr_expect_eq(ops[0].result, 0);
+	cr_expect_eq(ops[1].result, KVS_EEXISTS);
+	kvs_object_free(a);
+	kvs_object_free(c);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, metadata_only_list_uses_partial_object_metadata)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object_list *l = NULL;
+	char *stats = NULL;
+	char big[5000];
+
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	create_ok(b, "m1", big, NULL);
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	long out0 = strtol(strstr(stats, "\"bytes_out\":") + 12, NULL, 10);
+	free(stats);
+	cr_assert_eq(b->ops->list(b, &l, "app=t", 0, NULL, KVS_LIST_METADATA_ONLY), 0);
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	long out1 = strtol(strstr(stats, "\"bytes_out\":") + 12, NULL, 10);
+	free(stats);
+	cr_assert_eq(l->count, 1);
+	cr_expect_eq(l->items[0]->ndata, 0);
+	cr_expect_eq(l->items[0]->data_bytes, sizeof(big) - 1);
+	cr_expect_lt(out1 - out0, 2000, "the list carried %ld bytes", out1 - out0);
+	kvs_object_list_free(l);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* ------------------------------------------------------------------------ */
+/* watch                                                                    */
+
+static void next_ev(kvs_backend *b, kvs_backend_watch *w, kvs_event *ev)
+{
+	for (;;) {
+		int rc = b->ops->watch_next(w, ev, 3000);
+		cr_assert_eq(rc, 0, "watch_next: %s", kvs_error_last());
+		if (ev->type != KVS_EVENT_BOOKMARK)
+			return;
+		kvs_event_clear(ev);
+	}
+}
+
+Test(kube, watch_resumes_from_a_resource_version)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+	char rv1[64];
+
+	create_ok(b, "w1", "1", rv1);
+	create_ok(b, "w2", "2", NULL);
+	cr_assert_eq(b->ops->watch_open(b, &w, "app=t", rv1), 0, "%s", kvs_error_last());
+	next_ev(b, w, &ev);
+	cr_expect_eq(ev.type, KVS_EVENT_ADDED);
+	cr_expect_str_eq(ev.object->name, "w2");
+	kvs_event_clear(&ev);
+	cr_assert_eq(b->ops->remove(b, "w1", NULL, NULL), 0);
+	next_ev(b, w, &ev);
+	cr_expect_eq(ev.type, KVS_EVENT_DELETED);
+	cr_expect_str_eq(ev.object->name, "w1");
+	kvs_event_clear(&ev);
+	b->ops->watch_close(w);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, watch_from_empty_rv_starts_with_synthetic_added)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+
+	create_ok(b, "s1", "1", NULL);
+	cr_assert_eq(b->ops->watch_open(b, &w, NULL, ""), 0, "%s", kvs_error_last());
+	next_ev(b, w, &ev);
+	cr_expect_eq(ev.type, KVS_EVENT_ADDED);
+	cr_expect_str_eq(ev.object->name, "s1");
+	kvs_event_clear(&ev);
+	b->ops->watch_close(w);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, watch_after_compaction_is_egone)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+	char rv1[64];
+
+	create_ok(b, "c1", "1", rv1);
+	create_ok(b, "c2", "2", NULL);
+	cr_assert_eq(fx_kube_compact(b), 0);
+	int rc = b->ops->watch_open(b, &w, NULL, rv1);
+	if (rc == 0) {
+		rc = b->ops->watch_next(w, &ev, 3000);
+		b->ops->watch_close(w);
+	}
+	cr_expect_eq(rc, KVS_EGONE, "rc %d: %s", rc, kvs_error_last());
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, watch_next_times_out_and_broken_stream_is_eio)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+	int rc;
+
+	cr_assert_eq(b->ops->watch_open(b, &w, "app=none", ""), 0, "%s", kvs_error_last());
+	int64_t t0 = now_ms();
+	do {
+		rc = b->ops->watch_next(w, &ev, 200);
+		kvs_event_clear(&ev);
+	} while (rc == 0 && now_ms() - t0 < 3000); /* bookmarks */
+	cr_expect_eq(rc, KVS_ETIMEOUT);
+	cr_assert_eq(fx_kapi_call(k, "POST", "/kapi/drop-watches?abort=1", "{}", NULL) / 100, 2);
+	t0 = now_ms();
+	do {
+		rc = b->ops->watch_next(w, &ev, 500);
+		kvs_event_clear(&ev);
+	} while ((rc == 0 || rc == KVS_ETIMEOUT) && now_ms() - t0 < 5000);
+	cr_expect_eq(rc, KVS_EIO, "rc %d: %s", rc, kvs_error_last());
+	cr_expect_eq(b->ops->watch_next(w, &ev, 10), KVS_EIO); /* stays ended */
+	b->ops->watch_close(w);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* ------------------------------------------------------------------------ */
+/* hostile responses (no server)                                            */
+
+Test(kube, malformed_json_and_bad_base64_are_ecorrupt)
+{
+	kvs_object *o = NULL;
+	const char *bad[] = {
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"d\":\"abc\"}}",       /* length */
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"d\":\"ab=c\"}}",      /* padding */
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"d\":5}}",             /* type */
+		"{\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":1}}}",                 /* label type */
+		"{\"metadata\":{\"name\":\"x\",\"creationTimestamp\":\"yesterday\"}}",  /* time */
+		"{\"metadata\":{\"name\":\"x\"},\"immutable\":\"yes\"}",                /* bool */
+		"{\"metadata\":{}}",                                                    /* name */
+		"{\"metadata\":{\"name\":\"x\"}",                                       /* truncated */
+		"[]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = kvs__kube_object_parse(&o, bad[i], strlen(bad[i]), 0, "get configmap ns/x");
+		cr_expect_eq(rc, KVS_ECORRUPT, "case %zu: rc %d", i, rc);
+		cr_expect_null(o);
+		cr_expect(strstr(kvs_error_last(), "malformed response to get configmap ns/x"),
+		          "case %zu: %s", i, kvs_error_last());
+	}
+}
+
+Test(kube, oversized_list_page_is_refused_before_parsing)
+{
+	kvs_object_list *l = NULL;
+
+	cr_expect_eq(kvs__kube_list_parse(&l, "{}", (size_t)KVS__KUBE_MAX_LIST + 1, 0, "list"),
+	             KVS_EIO);
+	cr_expect_null(l);
+}
+
+Test(kube, watch_error_event_410_is_egone)
+{
+	kvs_event ev;
+	const char *line = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+	                   "\"reason\":\"Expired\",\"message\":\"too old resource version\"}}";
+
+	cr_expect_eq(kvs__kube_event_parse(&ev, line, strlen(line), "watch"), KVS_EGONE);
+	expect_in_detail("too old resource version");
+	cr_expect_null(ev.object);
+}
+
+Test(kube, rfc3339_times_convert_to_unix_ms)
+{
+	cr_expect_eq(kvs__rfc3339_ms("1970-01-01T00:00:01Z"), 1000);
+	cr_expect_eq(kvs__rfc3339_ms("2024-02-29T12:00:00.25Z"), 1709208000250LL);
+	cr_expect_eq(kvs__rfc3339_ms("2024-02-29T13:00:00+01:00"), 1709208000000LL);
+	cr_expect_eq(kvs__rfc3339_ms("2024-02-29 12:00:00Z"), -1);
+	cr_expect_eq(kvs__rfc3339_ms("2024-02-29T12:00:00"), -1);
+}
