@@ -54,6 +54,15 @@
  * each op. A call is counted, then checked against crash_after, fail_nth and
  * fail_kind in that order, then the hook runs (without any lock held), and
  * only then does the call take effect: a failed call changes nothing.
+ *
+ * A lost response (kvs_mem_lose_response_nth) is the opposite: the call
+ * takes full effect, then its result is thrown away and the call returns the
+ * chosen code (as when a connection drops after the server applied a
+ * request). In the "retry" form the handle then re-sends the same call once,
+ * like the Kubernetes backend does, without counting it, checking faults or
+ * running the hook, and returns that second call's result (a replace
+ * conditioned on the old resourceVersion gets Conflict, a create gets
+ * AlreadyExists, ...), with a note in the error detail.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -123,6 +132,8 @@ typedef struct mem_backend {
 	int kind_code[KVS_MEM_NCALLS];
 	uint64_t crash_limit;     /* calls allowed; valid when crash_on */
 	int crash_on;
+	uint64_t lose_at;         /* absolute call number whose response is lost, 0 = none */
+	int lose_code;            /* what it returns; 0 = re-send once (retry form) */
 	kvs_mem_hook hook;
 	void *hook_ctx;
 	kvs_mem_stats stats;
@@ -924,10 +935,23 @@ static mem_backend *as_mem(kvs_backend *b)
 }
 
 /*
+ * How one vtable call goes: whether its response is to be lost (set by
+ * begin_call), and whether it is the internal re-send of a lost call (which
+ * begin_call lets through without counting, faults or hook).
+ */
+typedef struct mcall {
+	int lost;                 /* the response of this call is lost */
+	int lose_code;            /* returned instead; 0 = re-send once */
+	uint64_t n;               /* its call number */
+	int resend;               /* this is the internal re-send */
+} mcall;
+
+/*
  * Count a call and decide whether it fails before taking effect. The hook
  * runs with no lock held, so it may drive other handles of this cluster.
+ * `mc` may be NULL (calls whose response cannot be lost).
  */
-static int begin_call(mem_backend *m, kvs_mem_call kind, const char *name)
+static int begin_call(mem_backend *m, kvs_mem_call kind, const char *name, mcall *mc)
 {
 	cluster *c = m->c;
 	kvs_mem_hook hook;
@@ -935,6 +959,8 @@ static int begin_call(mem_backend *m, kvs_mem_call kind, const char *name)
 	int code = 0;
 	uint64_t n;
 
+	if (mc && mc->resend)
+		return 0;
 	pthread_mutex_lock(&c->mu);
 	n = ++m->ncalls;
 	m->stats.calls[kind]++;
@@ -945,6 +971,14 @@ static int begin_call(mem_backend *m, kvs_mem_call kind, const char *name)
 		m->fail_at = 0;
 	} else if (m->kind_code[kind]) {
 		code = m->kind_code[kind];
+	}
+	if (m->lose_at && n == m->lose_at) {
+		if (!code && mc) {
+			mc->lost = 1;
+			mc->lose_code = m->lose_code;
+			mc->n = n;
+		}
+		m->lose_at = 0;
 	}
 	hook = m->hook;
 	ctx = m->hook_ctx;
@@ -995,7 +1029,7 @@ static int parse_rv(const char *s, uint64_t *out)
 /* ------------------------------------------------------------------------ */
 /* get / create / replace / annotate / remove                               */
 
-static int mem_get(kvs_backend *b, kvs_object **out, const char *name)
+static int get_call(mcall *mc, kvs_backend *b, kvs_object **out, const char *name)
 {
 	mem_backend *m = as_mem(b);
 	int rc;
@@ -1005,7 +1039,7 @@ static int mem_get(kvs_backend *b, kvs_object **out, const char *name)
 	*out = NULL;
 	if (!name)
 		return kvs_error_set(KVS_EINVAL, "memory backend get: name is NULL");
-	if ((rc = begin_call(m, KVS_MEM_GET, name)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_GET, name, mc)) < 0)
 		return rc;
 	pthread_mutex_lock(&m->c->mu);
 	mobj *o = find_obj(m->c, name);
@@ -1044,7 +1078,7 @@ static void make_uid(cluster *c, char *buf, size_t n)
 	         0x8000 | ((r & 0xf) << 8) | ((seq >> 48) & 0xff), seq & UINT64_C(0xffffffffffff));
 }
 
-static int mem_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
+static int create_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_object *obj)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1056,7 +1090,7 @@ static int mem_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
 		*out = NULL;
 	if (!obj || !obj->name)
 		return kvs_error_set(KVS_EINVAL, "memory backend create: object or name is NULL");
-	if ((rc = begin_call(m, KVS_MEM_CREATE, obj->name)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_CREATE, obj->name, mc)) < 0)
 		return rc;
 	c = m->c;
 	if ((rc = validate_object(c, obj, &bytes)) < 0)
@@ -1102,7 +1136,7 @@ static int mem_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
 	return 0;
 }
 
-static int mem_replace(kvs_backend *b, kvs_object **out, const kvs_object *obj)
+static int replace_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_object *obj)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1114,7 +1148,7 @@ static int mem_replace(kvs_backend *b, kvs_object **out, const kvs_object *obj)
 		*out = NULL;
 	if (!obj || !obj->name)
 		return kvs_error_set(KVS_EINVAL, "memory backend replace: object or name is NULL");
-	if ((rc = begin_call(m, KVS_MEM_REPLACE, obj->name)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_REPLACE, obj->name, mc)) < 0)
 		return rc;
 	c = m->c;
 	if ((rc = validate_object(c, obj, &bytes)) < 0)
@@ -1184,8 +1218,8 @@ fail:
 	return rc;
 }
 
-static int mem_annotate(kvs_backend *b, kvs_object **out, const char *name,
-                        const kvs_kv *annotations, size_t n)
+static int annotate_call(mcall *mc, kvs_backend *b, kvs_object **out, const char *name,
+                         const kvs_kv *annotations, size_t n)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1200,7 +1234,7 @@ static int mem_annotate(kvs_backend *b, kvs_object **out, const char *name,
 		if (!annotations[i].key)
 			return kvs_error_set(KVS_EINVAL, "memory backend annotate %.300s: annotation %zu "
 			                     "has a NULL key", name, i);
-	if ((rc = begin_call(m, KVS_MEM_ANNOTATE, name)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_ANNOTATE, name, mc)) < 0)
 		return rc;
 	c = m->c;
 	pthread_mutex_lock(&c->mu);
@@ -1266,8 +1300,8 @@ fail_new:
 	return rc;
 }
 
-static int mem_remove(kvs_backend *b, const char *name, const char *expect_rv,
-                      const char *expect_uid)
+static int remove_call(mcall *mc, kvs_backend *b, const char *name, const char *expect_rv,
+                       const char *expect_uid)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1275,7 +1309,7 @@ static int mem_remove(kvs_backend *b, const char *name, const char *expect_rv,
 
 	if (!name)
 		return kvs_error_set(KVS_EINVAL, "memory backend remove: name is NULL");
-	if ((rc = begin_call(m, KVS_MEM_REMOVE, name)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_REMOVE, name, mc)) < 0)
 		return rc;
 	c = m->c;
 	pthread_mutex_lock(&c->mu);
@@ -1313,8 +1347,8 @@ static int mem_remove(kvs_backend *b, const char *name, const char *expect_rv,
 
 #define TOKEN_PREFIX "m1/"
 
-static int mem_list(kvs_backend *b, kvs_object_list **out, const char *sel_text,
-                    size_t limit, const char *token, unsigned int flags)
+static int list_call(mcall *mc, kvs_backend *b, kvs_object_list **out, const char *sel_text,
+                     size_t limit, const char *token, unsigned int flags)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1327,7 +1361,7 @@ static int mem_list(kvs_backend *b, kvs_object_list **out, const char *sel_text,
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "memory backend list: out is NULL");
 	*out = NULL;
-	if ((rc = begin_call(m, KVS_MEM_LIST, NULL)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_LIST, NULL, mc)) < 0)
 		return rc;
 	if (token && token[0]) {
 		/* "m1/<revision>/<last name>": opaque to callers. */
@@ -1422,8 +1456,8 @@ static void watch_close(kvs_backend_watch *w)
 	free(w);
 }
 
-static int mem_watch_open(kvs_backend *b, kvs_backend_watch **out, const char *sel_text,
-                          const char *from_rv)
+static int watch_open_call(mcall *mc, kvs_backend *b, kvs_backend_watch **out,
+                           const char *sel_text, const char *from_rv)
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
@@ -1434,7 +1468,7 @@ static int mem_watch_open(kvs_backend *b, kvs_backend_watch **out, const char *s
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "memory backend watch: out is NULL");
 	*out = NULL;
-	if ((rc = begin_call(m, KVS_MEM_WATCH, NULL)) < 0)
+	if ((rc = begin_call(m, KVS_MEM_WATCH, NULL, mc)) < 0)
 		return rc;
 	if (!from_rv)
 		from_rv = "";
@@ -1608,6 +1642,144 @@ static int mem_watch_next(kvs_backend_watch *w, kvs_event *out, int timeout_ms)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The vtable calls: the above, plus lost responses                         */
+
+/* The response of a call that took effect is lost: report `mc->lose_code`. */
+static int lose(const mcall *mc, kvs_mem_call kind, const char *name)
+{
+	return kvs_error_set(mc->lose_code, "memory backend: injected lost response on call %" PRIu64
+	                     " (%s %.300s): the call took effect", mc->n, call_names[kind],
+	                     name ? name : "-");
+}
+
+/* The result of the re-send of a lost call, with a note on failure (as the
+ * Kubernetes backend adds). */
+static int resent(int rc)
+{
+	char msg[512];
+
+	if (rc >= 0)
+		return rc;
+	snprintf(msg, sizeof(msg), "%s", kvs_error_last());
+	return kvs_error_set(rc, "%s (after a retry of a request whose response was lost: our "
+	                     "own earlier attempt may have applied)", msg);
+}
+
+static int mem_get(kvs_backend *b, kvs_object **out, const char *name)
+{
+	mcall mc = { 0 };
+	int rc = get_call(&mc, b, out, name);
+
+	if (!mc.lost)
+		return rc;
+	kvs_object_free(*out);
+	*out = NULL;
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_GET, name);
+	mc.resend = 1;
+	return resent(get_call(&mc, b, out, name));
+}
+
+static int mem_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
+{
+	mcall mc = { 0 };
+	int rc = create_call(&mc, b, out, obj);
+
+	if (!mc.lost)
+		return rc;
+	if (out) {
+		kvs_object_free(*out);
+		*out = NULL;
+	}
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_CREATE, obj->name);
+	mc.resend = 1;
+	return resent(create_call(&mc, b, out, obj));
+}
+
+static int mem_replace(kvs_backend *b, kvs_object **out, const kvs_object *obj)
+{
+	mcall mc = { 0 };
+	int rc = replace_call(&mc, b, out, obj);
+
+	if (!mc.lost)
+		return rc;
+	if (out) {
+		kvs_object_free(*out);
+		*out = NULL;
+	}
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_REPLACE, obj->name);
+	mc.resend = 1;
+	return resent(replace_call(&mc, b, out, obj));
+}
+
+static int mem_annotate(kvs_backend *b, kvs_object **out, const char *name,
+                        const kvs_kv *annotations, size_t n)
+{
+	mcall mc = { 0 };
+	int rc = annotate_call(&mc, b, out, name, annotations, n);
+
+	if (!mc.lost)
+		return rc;
+	if (out) {
+		kvs_object_free(*out);
+		*out = NULL;
+	}
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_ANNOTATE, name);
+	mc.resend = 1;
+	return resent(annotate_call(&mc, b, out, name, annotations, n));
+}
+
+static int mem_remove(kvs_backend *b, const char *name, const char *expect_rv,
+                      const char *expect_uid)
+{
+	mcall mc = { 0 };
+	int rc = remove_call(&mc, b, name, expect_rv, expect_uid);
+
+	if (!mc.lost)
+		return rc;
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_REMOVE, name);
+	mc.resend = 1;
+	return resent(remove_call(&mc, b, name, expect_rv, expect_uid));
+}
+
+static int mem_list(kvs_backend *b, kvs_object_list **out, const char *sel_text,
+                    size_t limit, const char *token, unsigned int flags)
+{
+	mcall mc = { 0 };
+	int rc = list_call(&mc, b, out, sel_text, limit, token, flags);
+
+	if (!mc.lost)
+		return rc;
+	kvs_object_list_free(*out);
+	*out = NULL;
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_LIST, NULL);
+	mc.resend = 1;
+	return resent(list_call(&mc, b, out, sel_text, limit, token, flags));
+}
+
+static int mem_watch_open(kvs_backend *b, kvs_backend_watch **out, const char *sel_text,
+                          const char *from_rv)
+{
+	mcall mc = { 0 };
+	int rc = watch_open_call(&mc, b, out, sel_text, from_rv);
+
+	if (!mc.lost)
+		return rc;
+	if (*out)
+		watch_close(*out);
+	*out = NULL;
+	if (mc.lose_code)
+		return lose(&mc, KVS_MEM_WATCH, NULL);
+	mc.resend = 1;
+	return resent(watch_open_call(&mc, b, out, sel_text, from_rv));
+}
+
+/* ------------------------------------------------------------------------ */
 /* batch, now, free                                                         */
 
 static int mem_batch(kvs_backend *b, kvs_op *ops, size_t n)
@@ -1755,6 +1927,30 @@ void kvs_mem_fail_nth(kvs_backend *mem, uint64_t n, int code)
 	pthread_mutex_lock(&m->c->mu);
 	m->fail_at = n ? m->ncalls + n : 0;
 	m->fail_code = code ? code : KVS_EIO;
+	pthread_mutex_unlock(&m->c->mu);
+}
+
+void kvs_mem_lose_response_nth(kvs_backend *mem, uint64_t n, int code)
+{
+	mem_backend *m = as_mem(mem);
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->c->mu);
+	m->lose_at = n ? m->ncalls + n : 0;
+	m->lose_code = code ? code : KVS_EIO;
+	pthread_mutex_unlock(&m->c->mu);
+}
+
+void kvs_mem_lose_response_nth_retry(kvs_backend *mem, uint64_t n)
+{
+	mem_backend *m = as_mem(mem);
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->c->mu);
+	m->lose_at = n ? m->ncalls + n : 0;
+	m->lose_code = 0;
 	pthread_mutex_unlock(&m->c->mu);
 }
 

@@ -59,9 +59,13 @@ int kvs_error_set(int code, const char *fmt, ...)
 		errbuf[0] = '\0';
 		return code;
 	}
+	/* Format into a scratch buffer first: callers may pass kvs_error_last()
+	 * as an argument to prefix context onto the previous detail. */
+	char tmp[KVS_ERRBUF];
 	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(errbuf, tmp, sizeof(errbuf));
 	return code;
 }
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY
@@ -29,6 +30,10 @@
 
 #include "codec.h"
 #include "internal.h"
+
+/* The writer's random id of one commit attempt (docs/format.md §1.1). */
+#define ANN_COMMIT "kvsplit.io/commit"
+#define COMMIT_ID_LEN 16
 
 #define WINDOW (4u << 20)
 #define MAX_KNOWN (1u << 24)
@@ -797,15 +802,62 @@ static void mf_release(kvs__manifest *m)
 
 /* ---- commit ------------------------------------------------------------- */
 
-static int commit(put *P, const uint8_t *mf, size_t mflen, uint64_t length, uint64_t gen,
-                  kvs_ver *out)
+/* A fresh commit id: COMMIT_ID_LEN lowercase hex digits from getrandom(2). */
+static int new_commit_id(char out[COMMIT_ID_LEN + 1])
 {
-	kvs_object *idx = kvs_object_new(P->iname), *res = NULL;
-	char num[32];
-	int rc;
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[COMMIT_ID_LEN / 2];
+	size_t got = 0;
 
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kvs_error_set(KVS_ERROR, "getrandom: %s", strerror(errno));
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(r); i++) {
+		out[2 * i] = hex[r[i] >> 4];
+		out[2 * i + 1] = hex[r[i] & 15];
+	}
+	out[COMMIT_ID_LEN] = '\0';
+	return 0;
+}
+
+/* Is `idx` (as re-read) the object our commit `id` of manifest `mf` wrote? */
+static int is_our_commit(const kvs_object *idx, const char *id, const uint8_t *mf, size_t mflen)
+{
+	const char *a = kvs_object_annotation(idx, ANN_COMMIT);
+	const kvs_blob *b = kvs_object_data(idx, KVS__INDEX_DATA_KEY);
+
+	return a && strcmp(a, id) == 0 && b && b->len == mflen && memcmp(b->data, mf, mflen) == 0;
+}
+
+/*
+ * Step 5. Returns 0 (committed; *out is the new version), KVS_ECONFLICT (the
+ * index is not at the base any more and our commit is not there: *seen
+ * holds the index as re-read, NULL when absent, for a blind put's rebase),
+ * or another error.
+ *
+ * The response to the commit may be lost after the server applied it: the
+ * Kubernetes backend then re-sends it and gets Conflict/AlreadyExists
+ * caused by our own commit, or the call ends in KVS_EIO/KVS_ETIMEOUT with
+ * the outcome unknown. So on those codes the index is read back: if it
+ * carries our commit id and exactly our manifest, the commit applied.
+ */
+static int commit(put *P, const uint8_t *mf, size_t mflen, uint64_t length, uint64_t gen,
+                  kvs_ver *out, kvs_object **seen)
+{
+	kvs_object *idx = kvs_object_new(P->iname), *res = NULL, *cur = NULL;
+	char num[32], id[COMMIT_ID_LEN + 1], err[512], rerr[512];
+	int rc, rrc;
+
+	*seen = NULL;
 	if (!idx)
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if ((rc = new_commit_id(id)) < 0)
+		goto out;
 	if ((rc = kvs__set_labels(idx, P->s->name, KVS__ROLE_INDEX)) < 0)
 		goto out;
 	if ((rc = kvs_object_set_annotation(idx, KVS__ANN_KEY, P->key)) < 0)
@@ -815,6 +867,7 @@ static int commit(put *P, const uint8_t *mf, size_t mflen, uint64_t length, uint
 		goto out;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)gen);
 	if ((rc = kvs_object_set_annotation(idx, KVS__ANN_GENERATION, num)) < 0 ||
+	    (rc = kvs_object_set_annotation(idx, ANN_COMMIT, id)) < 0 ||
 	    (rc = kvs_object_add_data(idx, KVS__INDEX_DATA_KEY, mf, mflen)) < 0)
 		goto out;
 	P->st.requests++;
@@ -822,21 +875,72 @@ static int commit(put *P, const uint8_t *mf, size_t mflen, uint64_t length, uint
 		if ((rc = kvs_object_set_rv(idx, P->base_rv)) < 0)
 			goto out;
 		rc = P->s->be->ops->replace(P->s->be, &res, idx);
-		if (rc == KVS_ENOTFOUND)
-			rc = KVS_ECONFLICT;   /* deleted since we read it */
 	} else {
 		rc = P->s->be->ops->create(P->s->be, &res, idx);
-		if (rc == KVS_EEXISTS)
-			rc = KVS_ECONFLICT;   /* created since we read it */
 	}
 	if (rc == 0) {
 		P->st.bytes_written += mflen;
 		if (out)
 			snprintf(out->str, sizeof(out->str), "%s", res ? res->resource_version : "");
+		goto out;
+	}
+	if (rc == KVS_ENOTFOUND && P->has_base) {
+		rc = KVS_ECONFLICT;   /* deleted since we read it: it cannot hold our commit */
+		goto reread;
+	}
+	if (rc != KVS_ECONFLICT && rc != KVS_EEXISTS && rc != KVS_EIO && rc != KVS_ETIMEOUT)
+		goto out;
+	if (rc == KVS_EEXISTS)
+		rc = KVS_ECONFLICT;   /* created since we read it, or by our own lost create */
+reread:
+	snprintf(err, sizeof(err), "%s", kvs_error_last());
+	P->st.requests++;
+	rrc = P->s->be->ops->get(P->s->be, &cur, P->iname);
+	if (rrc < 0 && rrc != KVS_ENOTFOUND) {
+		snprintf(rerr, sizeof(rerr), "%s", kvs_error_last());
+		rc = kvs_error_set(rc == KVS_ECONFLICT ? rrc : rc,
+		                   "key \"%s\": the outcome of the commit is unknown (%s; re-reading "
+		                   "the index failed: %s); check with `kvsplit stat %s` (version, "
+		                   "length, hash), or whether ConfigMap %s has annotation "
+		                   ANN_COMMIT "=%s", P->key, err, rerr, P->key, P->iname, id);
+		goto out;
+	}
+	if (rrc == 0 && is_our_commit(cur, id, mf, mflen)) {
+		/* Applied: its response was lost, or a re-send of it conflicted with it. */
+		P->st.bytes_written += mflen;
+		if (out)
+			snprintf(out->str, sizeof(out->str), "%s", cur->resource_version);
+		rc = 0;
+		goto out;
+	}
+	if (rc == KVS_ECONFLICT) {
+		*seen = cur;
+		cur = NULL;
+		kvs_error_set(rc, "%s", err);
+		goto out;
+	}
+	/* KVS_EIO / KVS_ETIMEOUT, and the index does not hold our commit */
+	if (rrc == KVS_ENOTFOUND ? !P->has_base
+	                         : P->has_base && strcmp(cur->resource_version, P->base_rv) == 0) {
+		rc = kvs_error_set(rc, "key \"%s\": the commit did not apply, the old value is intact "
+		                   "(%s)", P->key, err);
+	} else if (!P->po || !P->po->expect_version) {
+		/* Moved on under us: for a blind put, exactly a lost race. */
+		*seen = cur;
+		cur = NULL;
+		rc = kvs_error_set(KVS_ECONFLICT, "key \"%s\": committed by another writer (%s)",
+		                   P->key, err);
+	} else {
+		rc = kvs_error_set(rc, "key \"%s\": the outcome of the commit is unknown (%s), and "
+		                   "the key has moved on from version %s to %s since (another writer); "
+		                   "check with `kvsplit stat %s`", P->key, err,
+		                   P->has_base ? P->base_rv : "(none)",
+		                   cur ? cur->resource_version : "(deleted)", P->key);
 	}
 out:
 	kvs_object_free(idx);
 	kvs_object_free(res);
+	kvs_object_free(cur);
 	return rc;
 }
 
@@ -887,25 +991,22 @@ static int refresh(put *P)
 }
 
 /*
- * After a blind put lost the commit race: re-read the index and make sure
- * every segment we reuse from the *old* base is either in the new base or
- * touched by us now — the rule design.md's gc argument needs.
+ * After a blind put lost the commit race: take the index as commit() re-read
+ * it (`idx`, NULL when absent; consumed) as the new base, and make sure every
+ * segment we reuse from the *old* base is either in the new base or touched
+ * by us now — the rule design.md's gc argument needs.
  */
-static int rebase(put *P)
+static int rebase(put *P, kvs_object *idx)
 {
-	kvs_object *idx = NULL;
 	kvs__manifest outer, inner;
-	int rc;
+	int rc = 0;
 
 	memset(&outer, 0, sizeof(outer));
 	memset(&inner, 0, sizeof(inner));
-	P->st.requests++;
-	rc = P->s->be->ops->get(P->s->be, &idx, P->iname);
-	if (rc == KVS_ENOTFOUND) {
+	if (!idx) {
 		P->has_base = 0;
 		P->base_gen = 0;
-	} else if (rc < 0) {
-		return rc;
+		P->base_rv[0] = '\0';
 	} else {
 		P->has_base = 1;
 		snprintf(P->base_rv, sizeof(P->base_rv), "%s", idx->resource_version);
@@ -1122,9 +1223,12 @@ commit:
 	if (rc < 0)
 		goto out;
 	for (unsigned attempt = 0;; attempt++) {
+		kvs_object *seen = NULL;
 		if ((rc = refresh(&P)) < 0)
 			goto out;
-		rc = commit(&P, mf, mflen, val.length, P.base_gen + 1, out);
+		rc = commit(&P, mf, mflen, val.length, P.base_gen + 1, out, &seen);
+		if (rc != KVS_ECONFLICT || !blind || attempt + 1 >= s->put_retries)
+			kvs_object_free(seen);
 		if (rc != KVS_ECONFLICT)
 			break;
 		if (!blind) {
@@ -1140,7 +1244,7 @@ commit:
 			                   s->put_retries);
 			goto out;
 		}
-		if ((rc = rebase(&P)) < 0)
+		if ((rc = rebase(&P, seen)) < 0)
 			goto out;
 		/* The generation is part of the manifest: re-encode with the new one. */
 		free(mf);

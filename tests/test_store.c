@@ -725,3 +725,31 @@ Test(store, progress_callback_can_cancel_a_put_leaving_old_value)
 	free(d);
 	kvs_close(s);
 }
+
+/* Every commit writes a fresh random commit id into the index (how a writer
+ * recognises its own commit after a lost response). */
+static void commit_id_of(char out[17], kvs_backend *b, const char *index)
+{
+	kvs_object *obj = NULL;
+	cr_assert_eq(b->ops->get(b, &obj, index), 0, "%s", kvs_error_last());
+	const char *id = kvs_object_annotation(obj, "kvsplit.io/commit");
+	cr_assert(id, "no kvsplit.io/commit annotation");
+	cr_assert_eq(strlen(id), 16, "commit id \"%s\"", id);
+	cr_assert_eq(strspn(id, "0123456789abcdef"), 16, "commit id \"%s\"", id);
+	memcpy(out, id, 17);
+	kvs_object_free(obj);
+}
+
+Test(store, each_commit_carries_a_fresh_commit_id)
+{
+	kvs_backend *b;
+	kvs_store *s = open_store(&b);
+	char id1[17], id2[17];
+
+	cr_assert_eq(kvs_put(NULL, s, "cid", "same", 4, NULL), 0, "%s", kvs_error_last());
+	commit_id_of(id1, b, "kvs.default.i-cid");
+	cr_assert_eq(kvs_put(NULL, s, "cid", "same", 4, NULL), 0, "%s", kvs_error_last());
+	commit_id_of(id2, b, "kvs.default.i-cid");
+	cr_assert_str_neq(id1, id2, "two commits share the id %s", id1);
+	kvs_close(s);
+}

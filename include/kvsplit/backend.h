@@ -247,6 +247,25 @@ KVS_API int kvs_backend_mem_clone(kvs_backend **out, kvs_backend *mem);
 
 /** Fail the n-th call from now (1 = the next) with `code`; 0 disables. */
 KVS_API void kvs_mem_fail_nth(kvs_backend *mem, uint64_t n, int code);
+/**
+ * Lose the response of the n-th call from now (1 = the next; 0 disables):
+ * the call takes full effect, as on a server that applied a request whose
+ * response never reached the client (connection dropped), but returns
+ * `code` (KVS_EIO when 0) with nothing in its out parameter. Counted like
+ * kvs_mem_fail_nth, independently of it; a call failed by another fault is
+ * not applied and its response is not "lost".
+ */
+KVS_API void kvs_mem_lose_response_nth(kvs_backend *mem, uint64_t n, int code);
+/**
+ * Like kvs_mem_lose_response_nth, but the handle then re-sends the call once
+ * as the Kubernetes backend retries a request whose outcome it does not
+ * know, and returns the re-sent call's result: a create gets KVS_EEXISTS, a
+ * replace conditioned on the old resourceVersion KVS_ECONFLICT, a remove
+ * KVS_ENOTFOUND, a get the object. The re-send is not counted, faulted or
+ * hooked; a failure's detail notes that our own earlier attempt may have
+ * applied.
+ */
+KVS_API void kvs_mem_lose_response_nth_retry(kvs_backend *mem, uint64_t n);
 /** Fail every call of one kind with `code` (0 clears). */
 KVS_API void kvs_mem_fail_kind(kvs_backend *mem, kvs_mem_call kind, int code);
 /**
