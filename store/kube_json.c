@@ -571,6 +571,11 @@ int kvs__kube_list_parse(kvs_object_list **out, const char *body, size_t len, un
 		    (rc = set_str(&l->next, cJSON_GetObjectItemCaseSensitive(meta, "continue"),
 		                  "metadata.continue", what)) < 0)
 			goto out;
+		if (l->resource_version && strlen(l->resource_version) >= KVS_VER_MAX) {
+			rc = BAD(what, "metadata.resourceVersion longer than %d bytes", what,
+			         KVS_VER_MAX - 1);
+			goto out;
+		}
 		if (l->next && !l->next[0]) {
 			free(l->next);
 			l->next = NULL;

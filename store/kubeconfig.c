@@ -27,6 +27,7 @@
 
 #define KC_MAX_FILE (16u * 1024u * 1024u) /* a kubeconfig larger than this is refused */
 #define KC_MAX_FILES 32
+#define KC_MAX_DEPTH 64                   /* nesting of mappings and sequences */
 #define SA_DIR_DEFAULT "/var/run/secrets/kubernetes.io/serviceaccount"
 
 int kvs__read_small_file(char **out, size_t *len, const char *path, size_t cap)
@@ -108,6 +109,41 @@ static int nomem(void)
 	return kvs_error_set(KVS_ENOMEM, "out of memory reading the kubeconfig");
 }
 
+/* libyaml has no nesting limit, and its scanner takes time quadratic in the
+ * depth of flow collections ("[[[[..."): walk the events of the first
+ * document once with a depth cap before building its tree. Syntax errors are
+ * left to the loader, which stops at the same place. */
+static int check_depth(const char *path, const char *text, size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int depth = 0, rc = 0;
+
+	if (!yaml_parser_initialize(&p))
+		return nomem();
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	while (yaml_parser_parse(&p, &ev)) {
+		yaml_event_type_t t = ev.type;
+
+		if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+			if (++depth > KC_MAX_DEPTH) {
+				rc = kvs_error_set(KVS_ECONFIG,
+				                   "kubeconfig %s:%zu: nested deeper than %d levels", path,
+				                   ev.start_mark.line + 1, KC_MAX_DEPTH);
+				yaml_event_delete(&ev);
+				break;
+			}
+		} else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+			depth--;
+		}
+		yaml_event_delete(&ev);
+		if (t == YAML_DOCUMENT_END_EVENT || t == YAML_STREAM_END_EVENT)
+			break;
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
 static int load_file(struct kfile *f, const char *path)
 {
 	yaml_parser_t p;
@@ -127,6 +163,10 @@ static int load_file(struct kfile *f, const char *path)
 	if (rc < 0)
 		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s: cannot read: %s", path,
 		                     rc == -EFBIG ? "file larger than 16 MiB" : strerror(-rc));
+	if ((rc = check_depth(path, text, len)) < 0) {
+		free(text);
+		return rc;
+	}
 	if (!yaml_parser_initialize(&p)) {
 		free(text);
 		return nomem();
@@ -210,7 +250,8 @@ static int find_named(struct kset *s, const char *list, const char *inner, const
 		if (!seq || (seq->type == YAML_SCALAR_NODE && seq->data.scalar.length == 0))
 			continue;
 		if (seq->type == YAML_SCALAR_NODE &&
-		    strcmp((char *)seq->data.scalar.value, "null") == 0)
+		    (strcmp((char *)seq->data.scalar.value, "null") == 0 ||
+		     strcmp((char *)seq->data.scalar.value, "~") == 0))
 			continue;
 		if (seq->type != YAML_SEQUENCE_NODE)
 			return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: %s must be a list", f->path,
@@ -484,7 +525,8 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 	           (rc = scalar(&us_name, cf, cn, "user", where)) < 0 ||
 	           (rc = scalar(&ctx_ns, cf, cn, "namespace", where)) < 0))
 		return rc;
-	if (ctx_ns && !(kc->ns = strdup(ctx_ns)))
+	/* like client-go: an empty namespace is no namespace ("default") */
+	if (ctx_ns && ctx_ns[0] && !(kc->ns = strdup(ctx_ns)))
 		return nomem();
 	if (!cl_name && !server)
 		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: context \"%s\" names no cluster",
