@@ -1,0 +1,443 @@
+/*
+ * cmd_data.c — put, get, ls, rm, stat.
+ *
+ * put streams from a file or stdin (kvs_put_fd: memory stays bounded by a
+ * few segments); get streams to stdout, or to a temporary file beside the
+ * target that is renamed only once every byte verified, so a failed read
+ * never leaves a partial or corrupt file under the target's name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+
+int cmd_put(struct cli *c)
+{
+	const char *key = c->args[0];
+	const char *file = c->nargs > 1 ? c->args[1] : "-";
+	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
+	kvs_put_stats st;
+	kvs_ver ver;
+	struct progress pr;
+	int fd, rc;
+	double t0 = cli_now();
+	uint64_t size_hint = 0;
+
+	if (strcmp(file, "-") == 0) {
+		fd = STDIN_FILENO;
+		if (isatty(fd) && !c->quiet)
+			fprintf(stderr, "kvsplit: reading the value of %s from stdin (Ctrl-D ends it)\n",
+			        key);
+	} else {
+		struct stat sb;
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			cli_err("put %s: cannot open %s: %s", key, file, strerror(errno));
+			return EXIT_ERROR;
+		}
+		if (fstat(fd, &sb) == 0) {
+			if (S_ISDIR(sb.st_mode)) {
+				cli_err("put %s: %s is a directory", key, file);
+				close(fd);
+				return EXIT_ERROR;
+			}
+			if (S_ISREG(sb.st_mode))
+				size_hint = (uint64_t)sb.st_size;
+		}
+	}
+
+	memset(&st, 0, sizeof(st));
+	memset(&ver, 0, sizeof(ver));
+	progress_init(&pr, c, "put");
+	pr.size_hint = size_hint;
+	po.expect_version = c->has_expect_version ? c->expect_version : NULL;
+	po.stats = &st;
+	po.progress = progress_cb;
+	po.progress_ctx = &pr;
+	rc = kvs_put_fd(&ver, c->store, key, fd, &po);
+	progress_end(&pr, rc == 0);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc < 0) {
+		if (rc == KVS_ECANCELED && cli_interrupted) {
+			cli_err("put %s: interrupted; nothing was committed", key);
+			return EXIT_INTERRUPTED;
+		}
+		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", key);
+	}
+	if (cli_interrupted)
+		cli_err("put %s: interrupted after the whole value was read; it was committed anyway "
+		        "(version %s)", key, ver.str);
+
+	if (c->format == OUT_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "key", key);
+		cJSON_AddStringToObject(o, "version", ver.str);
+		cJSON_AddNumberToObject(o, "bytes", (double)st.raw_bytes);
+		cJSON_AddNumberToObject(o, "chunks", (double)st.chunks);
+		cJSON_AddNumberToObject(o, "chunks_written", (double)st.chunks_written);
+		cJSON_AddNumberToObject(o, "segments_written", (double)st.segments_written);
+		cJSON_AddNumberToObject(o, "bytes_written", (double)st.bytes_written);
+		cJSON_AddNumberToObject(o, "stored_bytes", (double)st.stored_bytes);
+		cJSON_AddNumberToObject(o, "requests", (double)st.requests);
+		return cli_print_json(o, 0);
+	}
+	if (c->format == OUT_NAME || c->quiet) {
+		printf("%s\n", c->format == OUT_NAME ? key : ver.str);
+		return EXIT_OK;
+	}
+	char raw[32], sent[32], stored[32];
+	double el = cli_now() - t0;
+	cli_human_bytes(raw, sizeof(raw), (double)st.raw_bytes);
+	cli_human_bytes(sent, sizeof(sent), (double)st.bytes_written);
+	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
+	printf("%s: version %s, %llu bytes (%s) in %llu chunks\n", key, ver.str,
+	       (unsigned long long)st.raw_bytes, raw, (unsigned long long)st.chunks);
+	printf("  sent %llu bytes (%s) in %llu segments, %llu of %llu chunks new; %llu requests, "
+	       "%.2fs\n",
+	       (unsigned long long)st.bytes_written, sent, (unsigned long long)st.segments_written,
+	       (unsigned long long)st.chunks_written, (unsigned long long)st.chunks,
+	       (unsigned long long)st.requests, el);
+	printf("  the value takes %llu stored bytes (%s)\n", (unsigned long long)st.stored_bytes,
+	       stored);
+	return EXIT_OK;
+}
+
+/*
+ * A missing segment comes back as KVS_ENOTFOUND, like a missing key. To the
+ * user they are very different: the second means the store is damaged. Ask
+ * the index: if the key exists, the not-found was one of its segments.
+ */
+static int get_failed(struct cli *c, int rc, const char *key)
+{
+	char saved[2048];
+	kvs_stat st;
+
+	if (rc != KVS_ENOTFOUND)
+		return cli_fail(c, rc, key, "get %s", key);
+	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
+	if (kvs_stat_key(&st, c->store, key) == 0)
+		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
+		                       "get %s: a segment of the value is missing", key);
+	return cli_fail_detail(c, rc, key, saved, "get %s", key);
+}
+
+static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go)
+{
+	const char *target = c->to_file;
+	char *d1 = strdup(target), *d2 = strdup(target);
+	struct stat sb;
+	mode_t mode;
+	int fd, rc;
+
+	if (!d1 || !d2) {
+		free(d1);
+		free(d2);
+		cli_err("out of memory");
+		return EXIT_ERROR;
+	}
+	if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		cli_err("get %s: %s is a directory", key, target);
+		free(d1);
+		free(d2);
+		return EXIT_ERROR;
+	}
+	if (stat(target, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		mode = sb.st_mode & 07777;
+	} else {
+		mode_t um = umask(0);
+		umask(um);
+		mode = 0666 & ~um;
+	}
+	int n = snprintf(cli_tmp_path, sizeof(cli_tmp_path), "%s/.%s.kvsplit-XXXXXX", dirname(d1),
+	                 basename(d2));
+	free(d1);
+	free(d2);
+	if (n < 0 || (size_t)n >= sizeof(cli_tmp_path)) {
+		cli_tmp_path[0] = '\0';
+		cli_err("get %s: path too long: %s", key, target);
+		return EXIT_ERROR;
+	}
+	fd = mkostemp(cli_tmp_path, O_CLOEXEC);
+	if (fd < 0) {
+		cli_err("get %s: cannot create a temporary file beside %s: %s", key, target,
+		        strerror(errno));
+		cli_tmp_path[0] = '\0';
+		return EXIT_ERROR;
+	}
+	rc = kvs_get_fd(NULL, c->store, key, fd, go);
+	if (rc == 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0)) {
+		int e = errno;
+		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(e));
+		rc = 1;
+	}
+	if (close(fd) < 0 && rc == 0) {
+		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(errno));
+		rc = 1;
+	}
+	if (rc == 0 && rename(cli_tmp_path, target) < 0) {
+		cli_err("get %s: cannot rename to %s: %s", key, target, strerror(errno));
+		rc = 1;
+	}
+	if (rc != 0) {
+		unlink(cli_tmp_path);
+		cli_tmp_path[0] = '\0';
+		return rc < 0 ? rc : -1000;
+	}
+	cli_tmp_path[0] = '\0';
+	return 0;
+}
+
+int cmd_get(struct cli *c)
+{
+	const char *key = c->args[0];
+	kvs_get_options go = KVS_GET_OPTIONS_INIT;
+	struct progress pr;
+	int rc;
+
+	if (c->format != OUT_DEFAULT) {
+		cli_err("get writes the value itself; -o does not apply (use --to-file FILE or > FILE)");
+		cli_usage_hint(c, "get");
+		return EXIT_USAGE;
+	}
+	progress_init(&pr, c, "get");
+	go.progress = progress_cb;
+	go.progress_ctx = &pr;
+	if (c->to_file)
+		rc = get_to_file(c, key, &go);
+	else
+		rc = kvs_get_fd(NULL, c->store, key, STDOUT_FILENO, &go);
+	progress_end(&pr, rc == 0);
+	if (rc == -1000)
+		return EXIT_ERROR; /* local file error, already reported */
+	if (rc < 0) {
+		if (rc == KVS_ECANCELED && cli_interrupted) {
+			cli_err("get %s: interrupted%s", key, c->to_file ? "; no file written" : "");
+			return EXIT_INTERRUPTED;
+		}
+		return get_failed(c, rc, key);
+	}
+	if (c->verbose && c->to_file)
+		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)pr.done,
+		        c->to_file);
+	return EXIT_OK;
+}
+
+struct row {
+	char *key;
+	kvs_ver version;
+	uint64_t length;
+};
+
+static int row_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct row *)a)->key, ((const struct row *)b)->key);
+}
+
+static void rows_free(struct row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].key);
+	free(rows);
+}
+
+int cmd_ls(struct cli *c)
+{
+	const char *prefix = c->nargs > 0 ? c->args[0] : NULL;
+	struct row *rows = NULL;
+	size_t n = 0, cap = 0;
+	char *token = NULL;
+	int rc;
+
+	/* every page, then sort: kubectl prints sorted by name */
+	do {
+		kvs_list *l = NULL;
+		rc = kvs_list_keys(&l, c->store, prefix, 0, token);
+		free(token);
+		token = NULL;
+		if (rc < 0) {
+			rows_free(rows, n);
+			return cli_fail(c, rc, NULL, "ls%s%s", prefix ? " " : "", prefix ? prefix : "");
+		}
+		for (size_t i = 0; i < l->count; i++) {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct row *nr = realloc(rows, nc * sizeof(*nr));
+				if (!nr)
+					goto oom;
+				rows = nr;
+				cap = nc;
+			}
+			rows[n].key = strdup(l->entries[i].key);
+			if (!rows[n].key)
+				goto oom;
+			rows[n].version = l->entries[i].version;
+			rows[n].length = l->entries[i].length;
+			n++;
+		}
+		if (l->next && *l->next) {
+			token = strdup(l->next);
+			if (!token)
+				goto oom;
+		}
+		kvs_list_free(l);
+		continue;
+oom:
+		kvs_list_free(l);
+		rows_free(rows, n);
+		cli_err("ls: out of memory");
+		return EXIT_ERROR;
+	} while (token);
+
+	if (n > 1)
+		qsort(rows, n, sizeof(*rows), row_cmp);
+
+	if (c->format == OUT_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *items = cJSON_AddArrayToObject(o, "items");
+		for (size_t i = 0; i < n; i++) {
+			cJSON *it = cJSON_CreateObject();
+			cJSON_AddStringToObject(it, "key", rows[i].key);
+			cJSON_AddStringToObject(it, "version", rows[i].version.str);
+			cJSON_AddNumberToObject(it, "length", (double)rows[i].length);
+			cJSON_AddItemToArray(items, it);
+		}
+		rows_free(rows, n);
+		return cli_print_json(o, 0);
+	}
+	if (n == 0) {
+		if (!c->quiet)
+			fprintf(stderr, "No keys found in store %s, namespace %s.\n", c->store_name,
+			        c->ns_resolved ? c->ns_resolved : "?");
+		rows_free(rows, n);
+		return EXIT_OK;
+	}
+	if (c->format == OUT_NAME) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", rows[i].key);
+		rows_free(rows, n);
+		return EXIT_OK;
+	}
+
+	int wk = 3, ws = 4, wv = 7;
+	for (size_t i = 0; i < n; i++) {
+		char b[32];
+		int l = (int)strlen(rows[i].key);
+		wk = l > wk ? l : wk;
+		l = snprintf(b, sizeof(b), "%llu", (unsigned long long)rows[i].length);
+		ws = l > ws ? l : ws;
+		l = (int)strlen(rows[i].version.str);
+		wv = l > wv ? l : wv;
+	}
+	if (c->format == OUT_WIDE)
+		printf("%-*s   %-*s   %-*s   %-10s   %-6s   %-8s   %s\n", wk, "KEY", ws, "SIZE", wv,
+		       "VERSION", "GENERATION", "CHUNKS", "SEGMENTS", "STORED");
+	else
+		printf("%-*s   %-*s   %s\n", wk, "KEY", ws, "SIZE", "VERSION");
+	rc = EXIT_OK;
+	for (size_t i = 0; i < n; i++) {
+		if (c->format == OUT_WIDE) {
+			kvs_stat st;
+			int r = kvs_stat_key(&st, c->store, rows[i].key);
+			if (r == KVS_ENOTFOUND)
+				continue; /* deleted since the list */
+			if (r < 0) {
+				rc = cli_fail(c, r, rows[i].key, "stat %s", rows[i].key);
+				break;
+			}
+			printf("%-*s   %-*llu   %-*s   %-10llu   %-6llu   %-8llu   %llu\n", wk, rows[i].key,
+			       ws, (unsigned long long)st.length, wv, st.version.str,
+			       (unsigned long long)st.generation, (unsigned long long)st.chunks,
+			       (unsigned long long)st.segments, (unsigned long long)st.stored_bytes);
+		} else {
+			printf("%-*s   %-*llu   %s\n", wk, rows[i].key, ws,
+			       (unsigned long long)rows[i].length, rows[i].version.str);
+		}
+	}
+	rows_free(rows, n);
+	return rc;
+}
+
+int cmd_rm(struct cli *c)
+{
+	const char *key = c->args[0];
+	int rc = kvs_delete(c->store, key, c->has_expect_version ? c->expect_version : NULL);
+
+	if (rc < 0)
+		return cli_fail(c, rc, key, "rm %s", key);
+	if (c->format == OUT_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "key", key);
+		cJSON_AddBoolToObject(o, "deleted", 1);
+		return cli_print_json(o, 0);
+	}
+	if (c->format == OUT_NAME)
+		printf("%s\n", key);
+	else if (!c->quiet)
+		printf("key \"%s\" deleted\n", key);
+	return EXIT_OK;
+}
+
+int cmd_stat(struct cli *c)
+{
+	const char *key = c->args[0];
+	kvs_stat st;
+	char hash[33];
+	int rc = kvs_stat_key(&st, c->store, key);
+
+	if (rc < 0)
+		return cli_fail(c, rc, key, "stat %s", key);
+	cli_hex(hash, st.hash, sizeof(st.hash));
+	if (c->format == OUT_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "key", key);
+		cJSON_AddStringToObject(o, "version", st.version.str);
+		cJSON_AddNumberToObject(o, "length", (double)st.length);
+		cJSON_AddNumberToObject(o, "generation", (double)st.generation);
+		cJSON_AddNumberToObject(o, "chunks", (double)st.chunks);
+		cJSON_AddNumberToObject(o, "segments", (double)st.segments);
+		cJSON_AddNumberToObject(o, "stored_bytes", (double)st.stored_bytes);
+		cJSON_AddNumberToObject(o, "segment_bytes", (double)st.segment_bytes);
+		cJSON_AddNumberToObject(o, "index_bytes", (double)st.index_bytes);
+		cJSON_AddBoolToObject(o, "inline", st.is_inline != 0);
+		cJSON_AddStringToObject(o, "hash", hash);
+		return cli_print_json(o, 0);
+	}
+	if (c->format == OUT_NAME) {
+		printf("%s\n", key);
+		return EXIT_OK;
+	}
+	char len[32], stored[32], seg[32];
+	cli_human_bytes(len, sizeof(len), (double)st.length);
+	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
+	cli_human_bytes(seg, sizeof(seg), (double)st.segment_bytes);
+	printf("Key:            %s\n", key);
+	printf("Store:          %s (namespace %s)\n", c->store_name,
+	       c->ns_resolved ? c->ns_resolved : "?");
+	printf("Version:        %s\n", st.version.str);
+	printf("Generation:     %llu\n", (unsigned long long)st.generation);
+	printf("Length:         %llu bytes (%s)\n", (unsigned long long)st.length, len);
+	if (st.is_inline)
+		printf("Storage:        inline in the index\n");
+	else
+		printf("Storage:        %llu chunks in %llu segments\n", (unsigned long long)st.chunks,
+		       (unsigned long long)st.segments);
+	if (st.stored_bytes > 0 && st.length > 0)
+		printf("Stored bytes:   %llu (%s, compression ratio %.2f)\n", (unsigned long long)st.stored_bytes,
+		       stored, (double)st.length / (double)st.stored_bytes);
+	else
+		printf("Stored bytes:   %llu\n", (unsigned long long)st.stored_bytes);
+	if (!st.is_inline)
+		printf("Segment bytes:  %llu (%s)\n", (unsigned long long)st.segment_bytes, seg);
+	printf("Index bytes:    %u\n", st.index_bytes);
+	printf("Hash:           xxh3-128:%s\n", hash);
+	return EXIT_OK;
+}

@@ -1,0 +1,1203 @@
+/*
+ * test_cli.c — the kvsplit command line, end to end: every test starts its
+ * own kapi-server (the project's Kubernetes API test server), writes a
+ * kubeconfig for it, and runs $KVS_BUILD/kvsplit as a separate process,
+ * checking exit codes, stdout, stderr and the files left behind.
+ */
+#include <criterion/criterion.h>
+
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXARGS 32
+
+static struct {
+	char dir[64];              /* per-test scratch directory */
+	char bin[PATH_MAX];        /* kvsplit */
+	char kapi[PATH_MAX];       /* kapi-server */
+	char kubeconfig[PATH_MAX]; /* points at the server */
+	char url[128];
+	pid_t server;
+} T;
+
+struct res {
+	int code;      /* exit status, or 128+signal */
+	char *out;     /* stdout, NUL-terminated */
+	size_t out_len;
+	char *err;     /* stderr */
+};
+
+static void res_free(struct res *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	for (;;) {
+		if (cap - n < 65536) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap + 1);
+			cr_assert_not_null(buf);
+		}
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+static void spit(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f, "cannot write %s", path);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}
+
+static void path_in(char *out, const char *name)
+{
+	snprintf(out, PATH_MAX, "%s/%s", T.dir, name);
+}
+
+/* Deterministic bytes that do not compress (so values span segments). */
+static void fill_random(uint8_t *buf, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)(x >> 24);
+	}
+}
+
+static void write_random_file(const char *name, size_t len, uint64_t seed, char *path_out)
+{
+	uint8_t *b = malloc(len);
+	cr_assert_not_null(b);
+	fill_random(b, len, seed);
+	path_in(path_out, name);
+	spit(path_out, b, len);
+	free(b);
+}
+
+static void write_kubeconfig(const char *path, const char *server, const char *token)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+	        "apiVersion: v1\n"
+	        "kind: Config\n"
+	        "clusters:\n"
+	        "- name: kapi\n"
+	        "  cluster:\n"
+	        "    server: %s\n"
+	        "users:\n"
+	        "- name: tester\n"
+	        "  user:\n"
+	        "    token: %s\n"
+	        "contexts:\n"
+	        "- name: kapi\n"
+	        "  context:\n"
+	        "    cluster: kapi\n"
+	        "    user: tester\n"
+	        "    namespace: default\n"
+	        "current-context: kapi\n",
+	        server, token);
+	fclose(f);
+}
+
+/* Start kapi-server with extra flags (NULL-terminated) and point T at it. */
+static void start_server(const char *token, ...)
+{
+	char portfile[PATH_MAX], log[PATH_MAX];
+	const char *argv[MAXARGS];
+	int n = 0;
+	va_list ap;
+
+	path_in(portfile, "port");
+	path_in(log, "server.log");
+	argv[n++] = T.kapi;
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = portfile;
+	argv[n++] = "--namespaces";
+	argv[n++] = "default,other";
+	if (token) {
+		argv[n++] = "--token";
+		argv[n++] = token;
+	}
+	va_start(ap, token);
+	const char *a;
+	while ((a = va_arg(ap, const char *)) != NULL && n < MAXARGS - 1)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(T.kapi, (char *const *)argv);
+		_exit(127);
+	}
+	T.server = pid;
+	for (int i = 0; i < 500; i++) {
+		size_t len;
+		char *p = slurp(portfile, &len);
+		if (p && len > 0 && p[len - 1] == '\n') {
+			int port = atoi(p);
+			free(p);
+			cr_assert(port > 0);
+			snprintf(T.url, sizeof(T.url), "http://127.0.0.1:%d", port);
+			path_in(T.kubeconfig, "kubeconfig");
+			write_kubeconfig(T.kubeconfig, T.url, token ? token : "unused");
+			return;
+		}
+		free(p);
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			T.server = 0;
+			cr_assert_fail("kapi-server exited early: %s", slurp(log, NULL));
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("kapi-server did not write its port file");
+}
+
+static pid_t vstart(const char *tag, const char *exe, const char *in, va_list ap)
+{
+	char outp[PATH_MAX], errp[PATH_MAX], name[64];
+	const char *argv[MAXARGS];
+	int n = 0;
+	const char *a;
+
+	snprintf(name, sizeof(name), "%s.stdout", tag);
+	path_in(outp, name);
+	snprintf(name, sizeof(name), "%s.stderr", tag);
+	path_in(errp, name);
+	argv[n++] = exe;
+	while ((a = va_arg(ap, const char *)) != NULL && n < MAXARGS - 1)
+		argv[n++] = a;
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int i = open(in ? in : "/dev/null", O_RDONLY);
+		int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (i < 0 || o < 0 || e < 0)
+			_exit(126);
+		dup2(i, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		setenv("KUBECONFIG", T.kubeconfig, 1);
+		setenv("HOME", T.dir, 1);
+		unsetenv("KVSPLIT_STORE");
+		unsetenv("KUBERNETES_SERVICE_HOST");
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void finish(struct res *r, const char *tag, pid_t pid)
+{
+	char outp[PATH_MAX], errp[PATH_MAX], name[64];
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		cr_assert_eq(errno, EINTR);
+	snprintf(name, sizeof(name), "%s.stdout", tag);
+	path_in(outp, name);
+	snprintf(name, sizeof(name), "%s.stderr", tag);
+	path_in(errp, name);
+	r->code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r->out = slurp(outp, &r->out_len);
+	r->err = slurp(errp, NULL);
+	cr_assert_not_null(r->out);
+	cr_assert_not_null(r->err);
+	unlink(outp);
+	unlink(errp);
+}
+
+/*
+ * Run kvsplit with the given arguments (NULL-terminated) and wait. stdin
+ * comes from `in` (a path) or /dev/null. KUBECONFIG points at the test server
+ * unless the caller passes its own --kubeconfig; HOME is the scratch
+ * directory so no ~/.kube/config of the machine leaks in.
+ */
+static void vrun_as(struct res *r, const char *exe, const char *in, va_list ap)
+{
+	finish(r, "run", vstart("run", exe, in, ap));
+}
+
+/* Start kvsplit in the background; collect it with finish(r, tag, pid). */
+static pid_t start_cli(const char *tag, ...)
+{
+	va_list ap;
+	va_start(ap, tag);
+	pid_t pid = vstart(tag, T.bin, NULL, ap);
+	va_end(ap);
+	return pid;
+}
+
+static void run(struct res *r, const char *in, ...)
+{
+	va_list ap;
+	va_start(ap, in);
+	vrun_as(r, T.bin, in, ap);
+	va_end(ap);
+}
+
+static void run_as(struct res *r, const char *exe, const char *in, ...)
+{
+	va_list ap;
+	va_start(ap, in);
+	vrun_as(r, exe, in, ap);
+	va_end(ap);
+}
+
+static void expect_ok(const struct res *r, const char *what)
+{
+	cr_assert_eq(r->code, 0, "%s: exit %d, stderr: %s", what, r->code, r->err);
+}
+
+/* Put `path` under `key` and check it worked. */
+static void put_file(const char *key, const char *path)
+{
+	struct res r = { 0 };
+	run(&r, NULL, "put", key, path, NULL);
+	expect_ok(&r, "put");
+	res_free(&r);
+}
+
+/* The value of `key` equals the bytes of `path` (read back through the CLI). */
+static void assert_value_is(const char *key, const char *path)
+{
+	char out[PATH_MAX];
+	size_t a, b;
+	struct res r = { 0 };
+
+	path_in(out, "readback");
+	unlink(out);
+	run(&r, NULL, "get", key, "--to-file", out, NULL);
+	expect_ok(&r, "get");
+	res_free(&r);
+	char *x = slurp(out, &a), *y = slurp(path, &b);
+	cr_assert_not_null(x);
+	cr_assert_not_null(y);
+	cr_assert_eq(a, b, "length %zu, want %zu", a, b);
+	cr_assert(memcmp(x, y, a) == 0, "value of %s differs from %s", key, path);
+	free(x);
+	free(y);
+}
+
+static void setup(void)
+{
+	const char *b = getenv("KVS_BUILD");
+	char tmpl[] = "/tmp/kvs-cli-XXXXXX";
+
+	memset(&T, 0, sizeof(T));
+	snprintf(T.bin, sizeof(T.bin), "%s/kvsplit", b ? b : "build");
+	snprintf(T.kapi, sizeof(T.kapi), "%s/kapi-server", b ? b : "build");
+	cr_assert(access(T.bin, X_OK) == 0, "no %s (set KVS_BUILD)", T.bin);
+	cr_assert(access(T.kapi, X_OK) == 0, "no %s (set KVS_BUILD)", T.kapi);
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(T.dir, sizeof(T.dir), "%s", tmpl);
+	path_in(T.kubeconfig, "kubeconfig");
+	write_kubeconfig(T.kubeconfig, "http://127.0.0.1:1", "unused");
+}
+
+static void rm_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char p[PATH_MAX];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void teardown(void)
+{
+	if (T.server > 0) {
+		kill(T.server, SIGTERM);
+		waitpid(T.server, NULL, 0);
+	}
+	if (T.dir[0])
+		rm_tree(T.dir);
+}
+
+/* Names of the store's segment ConfigMaps, straight from the API server. */
+static size_t curl_sink(char *p, size_t sz, size_t n, void *ctx)
+{
+	FILE *f = ctx;
+	return fwrite(p, sz, n, f);
+}
+
+static cJSON *http_json(const char *method, const char *path)
+{
+	char url[512], *body = NULL;
+	size_t blen = 0;
+	long status = 0;
+	FILE *mem = open_memstream(&body, &blen);
+	CURL *h = curl_easy_init();
+
+	cr_assert_not_null(h);
+	snprintf(url, sizeof(url), "%s%s", T.url, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+	cr_assert_eq(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	fclose(mem);
+	cr_assert(status >= 200 && status < 300, "%s %s: HTTP %ld: %s", method, path, status, body);
+	cJSON *j = cJSON_Parse(body);
+	free(body);
+	cr_assert_not_null(j);
+	return j;
+}
+
+/* Delete one segment of the store with a direct HTTP DELETE; its name in `name`. */
+static void delete_a_segment(char *name, size_t cap)
+{
+	cJSON *list = http_json("GET", "/api/v1/namespaces/default/configmaps"
+	                               "?labelSelector=kvsplit.io%2Frole%3Dsegment");
+	cJSON *items = cJSON_GetObjectItem(list, "items");
+	cr_assert(cJSON_GetArraySize(items) > 0, "no segments to delete");
+	cJSON *meta = cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "metadata");
+	const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name"));
+	cr_assert_not_null(n);
+	snprintf(name, cap, "%s", n);
+	cJSON_Delete(list);
+
+	char path[512];
+	snprintf(path, sizeof(path), "/api/v1/namespaces/default/configmaps/%s", name);
+	cJSON_Delete(http_json("DELETE", path));
+}
+
+static size_t count_files(void)
+{
+	DIR *d = opendir(T.dir);
+	struct dirent *e;
+	size_t n = 0;
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static int has_temp_files(void)
+{
+	DIR *d = opendir(T.dir);
+	struct dirent *e;
+	int found = 0;
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL)
+		found |= strstr(e->d_name, ".kvsplit-") != NULL;
+	closedir(d);
+	return found;
+}
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- round trips ---------------------------------------------------------- */
+
+Test(cli, put_file_then_get_to_file_returns_the_same_bytes)
+{
+	char in[PATH_MAX];
+	start_server(NULL, NULL);
+	write_random_file("value.bin", 3u << 20, 1, in); /* spans several segments */
+	put_file("big/value", in);
+	assert_value_is("big/value", in);
+}
+
+Test(cli, put_from_stdin_then_get_to_stdout_returns_the_same_bytes)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+	size_t len;
+
+	start_server(NULL, NULL);
+	write_random_file("stdin.bin", 200000, 2, in);
+	run(&r, in, "put", "from/stdin", NULL);
+	expect_ok(&r, "put from stdin");
+	res_free(&r);
+	run(&r, NULL, "get", "from/stdin", NULL);
+	expect_ok(&r, "get to stdout");
+	char *want = slurp(in, &len);
+	cr_assert_eq(r.out_len, len);
+	cr_assert(memcmp(r.out, want, len) == 0);
+	free(want);
+	res_free(&r);
+}
+
+Test(cli, put_dash_reads_stdin)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "small.txt");
+	spit(in, "hello, kvsplit\n", 15);
+	run(&r, in, "put", "k", "-", NULL);
+	expect_ok(&r, "put -");
+	res_free(&r);
+	run(&r, NULL, "get", "k", NULL);
+	expect_ok(&r, "get");
+	cr_assert_str_eq(r.out, "hello, kvsplit\n");
+	res_free(&r);
+}
+
+Test(cli, flags_may_come_before_or_after_the_command)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "v", 1);
+	run(&r, NULL, "--store", "s1", "-n", "default", "put", "k", in, "-q", NULL);
+	expect_ok(&r, "flags before");
+	res_free(&r);
+	run(&r, NULL, "get", "k", "--store", "s1", "--namespace=default", NULL);
+	expect_ok(&r, "flags after");
+	cr_assert_str_eq(r.out, "v");
+	res_free(&r);
+}
+
+Test(cli, store_flag_separates_keys_of_different_stores)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "v", 1);
+	run(&r, NULL, "--store", "alpha", "put", "only-in-alpha", in, NULL);
+	expect_ok(&r, "put");
+	res_free(&r);
+	run(&r, NULL, "--store", "beta", "get", "only-in-alpha", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+}
+
+/* ---- ls, stat, rm --------------------------------------------------------- */
+
+Test(cli, ls_lists_keys_under_a_prefix_with_size_and_version)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "12345", 5);
+	put_file("wf/a", in);
+	put_file("wf/b", in);
+	put_file("other", in);
+	run(&r, NULL, "ls", "wf/", NULL);
+	expect_ok(&r, "ls");
+	cr_assert(strncmp(r.out, "KEY", 3) == 0, "no header: %s", r.out);
+	cr_assert_not_null(strstr(r.out, "SIZE"));
+	cr_assert_not_null(strstr(r.out, "VERSION"));
+	cr_assert_not_null(strstr(r.out, "wf/a"));
+	cr_assert_not_null(strstr(r.out, "wf/b"));
+	cr_assert_null(strstr(r.out, "other"), "prefix not applied: %s", r.out);
+	cr_assert_eq(count_lines(r.out), 3);
+	cr_assert_not_null(strstr(strstr(r.out, "wf/a"), " 5 "), "size missing: %s", r.out);
+	res_free(&r);
+}
+
+Test(cli, ls_walks_every_page)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+	char key[32];
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "x", 1);
+	/* more keys than fit the smallest page the library might use is costly;
+	 * 12 keys with the default page still prove every entry is printed */
+	for (int i = 0; i < 12; i++) {
+		snprintf(key, sizeof(key), "page/%02d", i);
+		put_file(key, in);
+	}
+	run(&r, NULL, "ls", "-o", "name", NULL);
+	expect_ok(&r, "ls -o name");
+	cr_assert_eq(count_lines(r.out), 12, "%s", r.out);
+	cr_assert(strncmp(r.out, "page/00\npage/01\n", 16) == 0, "not sorted: %s", r.out);
+	res_free(&r);
+}
+
+Test(cli, stat_shows_generation_after_two_puts)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "one", 3);
+	put_file("k", in);
+	spit(in, "two!", 4);
+	put_file("k", in);
+	run(&r, NULL, "stat", "k", NULL);
+	expect_ok(&r, "stat");
+	cr_assert_not_null(strstr(r.out, "Generation:     2"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "Length:         4 bytes"), "%s", r.out);
+	res_free(&r);
+}
+
+Test(cli, rm_deletes_the_key)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "gone soon", 9);
+	put_file("k", in);
+	run(&r, NULL, "rm", "k", NULL);
+	expect_ok(&r, "rm");
+	cr_assert_not_null(strstr(r.out, "deleted"));
+	res_free(&r);
+	run(&r, NULL, "get", "k", NULL);
+	cr_assert_eq(r.code, 3, "get after rm: exit %d", r.code);
+	res_free(&r);
+}
+
+Test(cli, get_of_a_missing_key_exits_3_and_names_key_and_namespace)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	run(&r, NULL, "get", "no/such/key", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	cr_assert(strncmp(r.err, "kvsplit: ", 9) == 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "no/such/key"));
+	cr_assert_not_null(strstr(r.err, "namespace default"), "%s", r.err);
+	cr_assert_eq(r.out_len, 0);
+	res_free(&r);
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+Test(cli, stat_o_json_has_the_documented_fields)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v.bin", 300000, 3, in);
+	put_file("k", in);
+	run(&r, NULL, "stat", "k", "-o", "json", NULL);
+	expect_ok(&r, "stat -o json");
+	cJSON *j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "not JSON: %s", r.out);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "key")), "k");
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "length")), 300000);
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "generation")), 1);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "chunks")) >= 1);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "segments")) >= 1);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "stored_bytes")) > 0);
+	cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "inline")));
+	cr_assert_eq(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(j, "hash"))), 32);
+	cr_assert(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(j, "version"))) > 0);
+	cJSON_Delete(j);
+	res_free(&r);
+}
+
+Test(cli, put_o_json_reports_what_was_sent)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v.bin", 2u << 20, 4, in);
+	run(&r, NULL, "put", "k", in, "-o", "json", NULL);
+	expect_ok(&r, "put -o json");
+	cJSON *j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "not JSON: %s", r.out);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "key")), "k");
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "bytes")), 2u << 20);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "segments_written")) >= 2);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "bytes_written")) >= 2u << 20);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "chunks_written")) >= 1);
+	cr_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "requests")) >= 3);
+	cr_assert(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(j, "version"))) > 0);
+	cJSON_Delete(j);
+	res_free(&r);
+}
+
+Test(cli, ls_o_json_lists_items)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v.txt");
+	spit(in, "abc", 3);
+	put_file("a", in);
+	put_file("b", in);
+	run(&r, NULL, "ls", "-o", "json", NULL);
+	expect_ok(&r, "ls -o json");
+	cJSON *j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "not JSON: %s", r.out);
+	cJSON *items = cJSON_GetObjectItem(j, "items");
+	cr_assert_eq(cJSON_GetArraySize(items), 2);
+	cJSON *first = cJSON_GetArrayItem(items, 0);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "key")), "a");
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "length")), 3);
+	cJSON_Delete(j);
+	res_free(&r);
+}
+
+/* ---- conflicts ------------------------------------------------------------- */
+
+Test(cli, put_with_a_stale_expect_version_exits_4_and_keeps_the_value)
+{
+	char v1[PATH_MAX], v2[PATH_MAX], v3[PATH_MAX];
+	char old_version[64];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second", 6);
+	path_in(v3, "v3");
+	spit(v3, "third", 5);
+	run(&r, NULL, "put", "k", v1, "-q", NULL); /* -q prints the version */
+	expect_ok(&r, "put v1");
+	snprintf(old_version, sizeof(old_version), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	res_free(&r);
+	put_file("k", v2); /* someone else commits */
+	run(&r, NULL, "put", "k", v3, "--expect-version", old_version, NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s", r.code, r.err);
+	cr_assert(strncmp(r.err, "kvsplit: put k: ", 16) == 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "hint: "), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "kvsplit stat k"), "%s", r.err);
+	res_free(&r);
+	assert_value_is("k", v2);
+}
+
+Test(cli, put_with_the_current_expect_version_succeeds)
+{
+	char v1[PATH_MAX];
+	char ver[64];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	put_file("k", v1);
+	run(&r, NULL, "stat", "k", "-o", "json", NULL);
+	expect_ok(&r, "stat");
+	cJSON *j = cJSON_Parse(r.out);
+	snprintf(ver, sizeof(ver), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")));
+	cJSON_Delete(j);
+	res_free(&r);
+	run(&r, NULL, "put", "k", v1, "--expect-version", ver, NULL);
+	expect_ok(&r, "conditional put");
+	res_free(&r);
+}
+
+Test(cli, create_only_put_on_an_existing_key_exits_4)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second", 6);
+	put_file("k", v1);
+	run(&r, NULL, "put", "k", v2, "--expect-version=", NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+	assert_value_is("k", v1);
+}
+
+Test(cli, rm_with_a_stale_expect_version_exits_4_and_keeps_the_value)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	char old_version[64];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second", 6);
+	run(&r, NULL, "put", "k", v1, "-q", NULL);
+	expect_ok(&r, "put v1");
+	snprintf(old_version, sizeof(old_version), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	res_free(&r);
+	put_file("k", v2);
+	run(&r, NULL, "rm", "k", "--expect-version", old_version, NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+	assert_value_is("k", v2);
+}
+
+/* ---- usage errors ------------------------------------------------------------ */
+
+Test(cli, flag_typo_exits_2_with_a_suggestion)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "--contxt", "prod", "ls", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "kvsplit: unknown flag --contxt (did you mean --context?)"),
+	                   "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "help"), "no usage hint: %s", r.err);
+	res_free(&r);
+}
+
+Test(cli, flag_typo_after_the_command_is_caught_too)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "get", "k", "--namepsace=x", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "did you mean --namespace?"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, unknown_command_exits_2_with_a_suggestion)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "lss", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "unknown command \"lss\" (did you mean \"ls\"?)"), "%s",
+	                   r.err);
+	res_free(&r);
+}
+
+Test(cli, flag_of_another_command_exits_2)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "put", "k", "--repair", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "--repair does not apply to put"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, output_flag_with_a_file_name_exits_2_and_points_to_to_file)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "get", "k", "-o", "out.json", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "--to-file out.json"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, missing_argument_exits_2)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "get", NULL);
+	cr_assert_eq(r.code, 2);
+	cr_assert_not_null(strstr(r.err, "missing argument"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, invoked_as_kubectl_plugin_usage_says_kubectl_kvsplit)
+{
+	char link[PATH_MAX];
+	struct res r = { 0 };
+
+	path_in(link, "kubectl-kvsplit");
+	cr_assert_eq(symlink(T.bin, link), 0);
+	run_as(&r, link, NULL, "help", NULL);
+	expect_ok(&r, "help");
+	cr_assert_not_null(strstr(r.out, "kubectl kvsplit [flags] COMMAND"), "%s", r.out);
+	res_free(&r);
+}
+
+Test(cli, version_prints_the_library_version)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "version", NULL);
+	expect_ok(&r, "version");
+	cr_assert_not_null(strstr(r.out, "kvsplit version 0."), "%s", r.out);
+	res_free(&r);
+}
+
+/* ---- configuration, connection and permission errors --------------------------- */
+
+Test(cli, malformed_kubeconfig_exits_8_with_one_line_naming_the_file)
+{
+	char bad[PATH_MAX];
+	struct res r = { 0 };
+
+	path_in(bad, "broken-kubeconfig");
+	spit(bad, "apiVersion: v1\nclusters: [ {name: x, cluster: {server: \n", 57);
+	run(&r, NULL, "--kubeconfig", bad, "ls", NULL);
+	cr_assert_eq(r.code, 8, "exit %d: %s", r.code, r.err);
+	cr_assert(strncmp(r.err, "kvsplit: ", 9) == 0, "%s", r.err);
+	size_t first = strcspn(r.err, "\n");
+	cr_assert_not_null(memmem(r.err, first, bad, strlen(bad)), "file not named: %s", r.err);
+	cr_assert(count_lines(r.err) <= 2, "too chatty: %s", r.err);
+	res_free(&r);
+}
+
+Test(cli, unreachable_server_exits_7_with_a_hint)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "--server", "http://127.0.0.1:1", "--retries", "0", "--request-timeout", "5s",
+	    "ls", NULL);
+	cr_assert_eq(r.code, 7, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "hint: is the API server at http://127.0.0.1:1 running"),
+	                   "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, forbidden_update_exits_6_and_keeps_the_value)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, "--forbid", "update:configmaps", NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second", 6);
+	put_file("k", v1); /* a new key only creates objects */
+	run(&r, NULL, "put", "k", v2, NULL);
+	cr_assert_eq(r.code, 6, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "RBAC"), "%s", r.err);
+	res_free(&r);
+	assert_value_is("k", v1);
+}
+
+Test(cli, forbidden_delete_exits_6_and_keeps_the_value)
+{
+	char v1[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, "--forbid", "delete:configmaps", NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	put_file("k", v1);
+	run(&r, NULL, "rm", "k", NULL);
+	cr_assert_eq(r.code, 6, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+	assert_value_is("k", v1);
+}
+
+Test(cli, missing_namespace_error_names_the_namespace)
+{
+	char v1[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	run(&r, NULL, "-n", "no-such-ns", "put", "k", v1, NULL);
+	cr_assert_neq(r.code, 0);
+	cr_assert_not_null(strstr(r.err, "no-such-ns"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, bad_token_exits_6_and_never_prints_the_token)
+{
+	static const char secret[] = "wrong-token-0d1e5ecret";
+	char v1[PATH_MAX], v2[PATH_MAX], badkc[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server("good-token-1234", NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second", 6);
+	put_file("k", v1);
+	path_in(badkc, "bad-kubeconfig");
+	write_kubeconfig(badkc, T.url, secret);
+	run(&r, NULL, "--kubeconfig", badkc, "-v", "put", "k", v2, NULL);
+	cr_assert_eq(r.code, 6, "exit %d: %s", r.code, r.err);
+	cr_assert_null(strstr(r.err, secret), "token printed: %s", r.err);
+	cr_assert_null(strstr(r.out, secret), "token printed: %s", r.out);
+	res_free(&r);
+	assert_value_is("k", v1);
+}
+
+/* ---- verified reads ---------------------------------------------------------------- */
+
+Test(cli, get_to_file_with_a_deleted_segment_names_it_and_writes_no_file)
+{
+	char in[PATH_MAX], out[PATH_MAX], seg[256];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("value.bin", 3u << 20, 5, in);
+	put_file("k", in);
+	delete_a_segment(seg, sizeof(seg));
+	path_in(out, "out.bin");
+	size_t before = count_files();
+	run(&r, NULL, "get", "k", "--to-file", out, NULL);
+	cr_assert_eq(r.code, 5, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, seg), "segment not named: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "fsck"), "no fsck hint: %s", r.err);
+	cr_assert(access(out, F_OK) != 0, "partial file left at %s", out);
+	cr_assert(!has_temp_files(), "temporary file left behind");
+	cr_assert_eq(count_files(), before);
+	res_free(&r);
+}
+
+Test(cli, get_to_file_failure_keeps_an_existing_file_untouched)
+{
+	char in[PATH_MAX], out[PATH_MAX], seg[256];
+	struct res r = { 0 };
+	size_t len;
+
+	start_server(NULL, NULL);
+	write_random_file("value.bin", 3u << 20, 6, in);
+	put_file("k", in);
+	delete_a_segment(seg, sizeof(seg));
+	path_in(out, "out.bin");
+	spit(out, "previous contents", 17);
+	run(&r, NULL, "get", "k", "--to-file", out, NULL);
+	cr_assert_neq(r.code, 0);
+	char *now = slurp(out, &len);
+	cr_assert_eq(len, 17);
+	cr_assert(memcmp(now, "previous contents", 17) == 0);
+	free(now);
+	res_free(&r);
+}
+
+/* ---- watch, gc, fsck ------------------------------------------------------------------ */
+
+Test(cli, watch_o_json_prints_one_ndjson_line_per_event)
+{
+	char v1[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	put_file("w/a", v1);
+	put_file("w/b", v1);
+	put_file("x", v1);
+	/* the initial state of every matching key arrives as PUT events */
+	run(&r, NULL, "watch", "w/", "--prefix", "-o", "json", "--max-events", "2", "--timeout",
+	    "10s", NULL);
+	expect_ok(&r, "watch");
+	cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+	char *line2 = strchr(r.out, '\n') + 1;
+	line2[-1] = '\0';
+	cJSON *a = cJSON_Parse(r.out), *b = cJSON_Parse(line2);
+	cr_assert_not_null(a);
+	cr_assert_not_null(b);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "type")), "PUT");
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(b, "length")), 5);
+	cr_assert_null(strstr(r.out, "\"x\""), "prefix not applied");
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	res_free(&r);
+}
+
+Test(cli, watch_reports_a_put_committed_while_it_runs)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(v2, "v2");
+	spit(v2, "second!", 7);
+	put_file("k", v1);
+	pid_t w = start_cli("watch", "watch", "k", "-o", "json", "--max-events", "2", "--timeout",
+	                    "20s", NULL);
+	usleep(500000); /* let the watch report the current state first */
+	put_file("k", v2);
+	finish(&r, "watch", w);
+	expect_ok(&r, "watch");
+	cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+	cJSON *e = cJSON_Parse(strchr(r.out, '\n') + 1);
+	cr_assert_not_null(e, "%s", r.out);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), "PUT");
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "length")), 7);
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "generation")), 2);
+	cJSON_Delete(e);
+	res_free(&r);
+}
+
+Test(cli, watch_to_file_writes_the_current_value)
+{
+	char v1[PATH_MAX], out[PATH_MAX];
+	struct res r = { 0 };
+	size_t len;
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "watched value", 13);
+	put_file("k", v1);
+	path_in(out, "mirror");
+	run(&r, NULL, "watch", "k", "--to-file", out, "--max-events", "1", "--timeout", "10s",
+	    NULL);
+	expect_ok(&r, "watch --to-file");
+	char *got = slurp(out, &len);
+	cr_assert_not_null(got);
+	cr_assert_eq(len, 13);
+	cr_assert(memcmp(got, "watched value", 13) == 0);
+	free(got);
+	res_free(&r);
+}
+
+Test(cli, gc_dry_run_deletes_nothing)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 2u << 20, 7, v1);
+	write_random_file("v2", 2u << 20, 8, v2);
+	put_file("k", v1);
+	put_file("k", v2); /* v1's segments become garbage */
+	sleep(3);          /* older than the grace below (server time, whole seconds) */
+	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", "--dry-run", "-o", "json", NULL);
+	expect_ok(&r, "gc --dry-run");
+	cJSON *j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "%s", r.out);
+	double deletable = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "deleted"));
+	cr_assert(deletable >= 1, "%s", r.out);
+	cJSON_Delete(j);
+	res_free(&r);
+	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", "--dry-run", "-o", "json", NULL);
+	expect_ok(&r, "second dry run");
+	j = cJSON_Parse(r.out);
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "deleted")), deletable);
+	cJSON_Delete(j);
+	res_free(&r);
+}
+
+Test(cli, gc_deletes_superseded_segments_and_keeps_the_value)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 2u << 20, 9, v1);
+	write_random_file("v2", 2u << 20, 10, v2);
+	put_file("k", v1);
+	put_file("k", v2);
+	sleep(3);
+	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", NULL);
+	expect_ok(&r, "gc");
+	cr_assert_not_null(strstr(r.out, "deleted segment kvs."), "%s", r.out);
+	res_free(&r);
+	assert_value_is("k", v2);
+}
+
+Test(cli, fsck_of_a_clean_store_exits_0)
+{
+	char v1[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 2u << 20, 11, v1);
+	put_file("k", v1);
+	run(&r, NULL, "fsck", NULL);
+	cr_assert_eq(r.code, 0, "exit %d: %s%s", r.code, r.out, r.err);
+	res_free(&r);
+}
+
+Test(cli, fsck_with_a_missing_segment_exits_4_and_names_it)
+{
+	char v1[PATH_MAX], seg[256];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 3u << 20, 12, v1);
+	put_file("k", v1);
+	delete_a_segment(seg, sizeof(seg));
+	run(&r, NULL, "fsck", NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s%s", r.code, r.out, r.err);
+	cr_assert_not_null(strstr(r.out, "missing-segment"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, seg), "%s", r.out);
+	res_free(&r);
+}
+
+Test(cli, gc_refuses_a_grace_not_longer_than_the_touch_window)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	run(&r, NULL, "gc", "--grace", "5m", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "touch window"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, fsck_that_cannot_reach_the_server_exits_8)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "--server", "http://127.0.0.1:1", "--retries", "0", "fsck", NULL);
+	cr_assert_eq(r.code, 8, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+}
