@@ -376,6 +376,7 @@ int kvs__index_load(kvs__manifest *m, kvs_store *s, const kvs_object *index,
 	uint8_t *buf = NULL;
 	int rc;
 
+	memset(m, 0, sizeof(*m));   /* callers clear *m on every failure */
 	if ((rc = kvs__index_decode(&outer, s, index, key, key_len)) < 0) {
 		kvs__manifest_clear(&outer);
 		return rc;

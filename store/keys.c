@@ -143,9 +143,16 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 	for (size_t i = 0; i < ol->count; i++) {
 		kvs__manifest m;
 		kvs_entry *e = &l->entries[l->count];
-		/* An index that does not decode is skipped here; fsck reports it. */
-		if (kvs__index_decode(&m, s, ol->items[i], NULL, 0) < 0 ||
-		    (plen && (m.key_len < plen || memcmp(m.key, prefix, plen) != 0))) {
+		/* An index that does not decode is skipped here; fsck reports it.
+		 * Out of memory is no property of the index: the listing fails. */
+		rc = kvs__index_decode(&m, s, ol->items[i], NULL, 0);
+		if (rc == KVS_ENOMEM) {
+			kvs__manifest_clear(&m);
+			kvs_object_list_free(ol);
+			kvs_list_free(l);
+			return rc;
+		}
+		if (rc < 0 || (plen && (m.key_len < plen || memcmp(m.key, prefix, plen) != 0))) {
 			kvs__manifest_clear(&m);
 			continue;
 		}

@@ -65,8 +65,12 @@ static uint64_t get_be64(const uint8_t *p)
 
 /* ---- checks shared by encoder and decoder -------------------------------- */
 
+/* check()'s reason when it could not allocate: not a property of the
+ * manifest, so callers report KVS_ENOMEM for it. */
+static const char check_oom[] = "out of memory";
+
 /* Everything about a manifest that must hold, whichever side we are on.
- * Returns a static reason or NULL. */
+ * Returns a static reason (check_oom if out of memory) or NULL. */
 static const char *check(const kvs__manifest *m)
 {
 	kvs__cdc cdc;
@@ -116,7 +120,7 @@ static const char *check(const kvs__manifest *m)
 	}
 	used = calloc(m->nsegs, 1);
 	if (!used)
-		return "out of memory";
+		return check_oom;
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const kvs__chunk_ref *c = &m->chunks[i];
 		if (c->seg >= m->nsegs || c->raw_len == 0 || c->raw_len > m->cdc_max ||
@@ -196,7 +200,8 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 	*out = NULL;
 	*out_len = 0;
 	if ((why = check(m)) != NULL)
-		return kvs_error_set(KVS_ERROR, "refusing to encode manifest of key \"%.*s\": %s",
+		return kvs_error_set(why == check_oom ? KVS_ENOMEM : KVS_ERROR,
+		                     "refusing to encode manifest of key \"%.*s\": %s",
 		                     (int)(m->key ? m->key_len : 0), m->key ? m->key : "", why);
 	est = 256 + m->key_len + m->inline_len + (uint64_t)m->nsegs * KVS__MF_SEG_REC +
 	      (uint64_t)m->nchunks * KVS__MF_CHUNK_REC;
@@ -514,6 +519,7 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 		rc = decode_fields(m, f, what);
 	msgpack_unpacked_destroy(&up);
 	if (rc == 0 && (why = check(m)) != NULL)
-		rc = corrupt(what, why);
+		rc = why == check_oom ? kvs_error_set(KVS_ENOMEM, "manifest of %s: %s", what, why)
+		                      : corrupt(what, why);
 	return rc;
 }
