@@ -1,7 +1,8 @@
 /*
  * bench-kube.c — a 64 MiB JSON value through the Kubernetes backend on
  * loopback (build/kapi-server), side by side with the in-memory backend and
- * the LZ4 floor. Prints figures; asserts nothing.
+ * the LZ4 floor; first, the client's peak RSS for a streaming put and get of
+ * 1 GiB, each in a forked child. Prints figures; asserts nothing.
  *
  *   KVS_BUILD=$PWD/build build/bench-kube [MiB]
  */
@@ -10,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <lz4.h>
+#include <xxhash.h>
 
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
@@ -37,33 +40,38 @@ static uint64_t next(void)
 	return rng;
 }
 
+/* One node record of an Argo-like workflow status (advances the generator). */
+static size_t node_rec(char *buf, size_t cap, unsigned i)
+{
+	static const char *phases[] = { "Succeeded", "Running", "Failed", "Pending" };
+	uint64_t r = next();
+
+	return (size_t)snprintf(
+	    buf, cap,
+	    "%s\"wf-%08x\":{\"id\":\"wf-%08x\",\"name\":\"wf.step-%u[%u].task-%llx\","
+	    "\"displayName\":\"task-%llx\",\"type\":\"Pod\",\"templateName\":\"tmpl-%u\","
+	    "\"phase\":\"%s\",\"boundaryID\":\"wf-%08x\",\"startedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\","
+	    "\"finishedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\",\"progress\":\"1/1\","
+	    "\"resourcesDuration\":{\"cpu\":%u,\"memory\":%u},\"outputs\":{\"exitCode\":\"%u\","
+	    "\"parameters\":[{\"name\":\"result\",\"value\":\"%016llx\"}]},\"children\":[\"wf-%08x\"]}",
+	    i ? "," : "", i, i, i / 10, i % 10, (unsigned long long)(r & 0xffffff),
+	    (unsigned long long)(r >> 40), (unsigned)(r % 50), phases[r % 4],
+	    (unsigned)(i / 10), (unsigned)(r % 28) + 1, (unsigned)(r >> 8) % 24,
+	    (unsigned)(r >> 16) % 60, (unsigned)(r >> 24) % 60, (unsigned)(r % 28) + 1,
+	    (unsigned)(r >> 32) % 24, (unsigned)(r >> 40) % 60, (unsigned)(r >> 48) % 60,
+	    (unsigned)(r % 900), (unsigned)(r % 4000), (unsigned)(r % 3 == 0),
+	    (unsigned long long)next(), i + 1);
+}
+
 /* Argo-like workflow status: {"nodes":{"wf-123":{...},...}} filled to n bytes. */
 static void gen_json(char *buf, size_t n)
 {
-	static const char *phases[] = { "Succeeded", "Running", "Failed", "Pending" };
 	size_t off = 0;
 	unsigned i = 0;
 
 	off += (size_t)snprintf(buf, n, "{\"nodes\":{");
-	while (off + 600 < n) {
-		uint64_t r = next();
-		off += (size_t)snprintf(
-		    buf + off, n - off,
-		    "%s\"wf-%08x\":{\"id\":\"wf-%08x\",\"name\":\"wf.step-%u[%u].task-%llx\","
-		    "\"displayName\":\"task-%llx\",\"type\":\"Pod\",\"templateName\":\"tmpl-%u\","
-		    "\"phase\":\"%s\",\"boundaryID\":\"wf-%08x\",\"startedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\","
-		    "\"finishedAt\":\"2024-05-%02uT%02u:%02u:%02uZ\",\"progress\":\"1/1\","
-		    "\"resourcesDuration\":{\"cpu\":%u,\"memory\":%u},\"outputs\":{\"exitCode\":\"%u\","
-		    "\"parameters\":[{\"name\":\"result\",\"value\":\"%016llx\"}]},\"children\":[\"wf-%08x\"]}",
-		    i ? "," : "", i, i, i / 10, i % 10, (unsigned long long)(r & 0xffffff),
-		    (unsigned long long)(r >> 40), (unsigned)(r % 50), phases[r % 4],
-		    (unsigned)(i / 10), (unsigned)(r % 28) + 1, (unsigned)(r >> 8) % 24,
-		    (unsigned)(r >> 16) % 60, (unsigned)(r >> 24) % 60, (unsigned)(r % 28) + 1,
-		    (unsigned)(r >> 32) % 24, (unsigned)(r >> 40) % 60, (unsigned)(r >> 48) % 60,
-		    (unsigned)(r % 900), (unsigned)(r % 4000), (unsigned)(r % 3 == 0),
-		    (unsigned long long)next(), i + 1);
-		i++;
-	}
+	while (off + 600 < n)
+		off += node_rec(buf + off, n - off, i++);
 	while (off < n - 2)
 		buf[off++] = ' ';
 	buf[n - 2] = '}';
@@ -152,6 +160,167 @@ out:
 	return rc;
 }
 
+/*
+ * Client memory of a streaming put and get of 1 GiB. The client runs in a
+ * forked child and the stored bytes live in the kapi-server process, so the
+ * child's peak RSS (wait4 ru_maxrss) is what a client really needs. The
+ * value is generated on the fly and never held; the get's sink hashes it.
+ */
+#define STREAM_BYTES (1024ull << 20)
+
+typedef struct stream_gen {
+	uint64_t left;
+	unsigned i;
+	int hdr;
+	char rec[1024];
+	size_t rl, ro;
+	XXH3_state_t *h;
+} stream_gen;
+
+static int stream_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+	stream_gen *g = ctx;
+	size_t off = 0;
+
+	while (off < cap && g->left) {
+		if (g->ro == g->rl) {
+			g->ro = 0;
+			if (!g->hdr) {
+				g->rl = (size_t)snprintf(g->rec, sizeof(g->rec), "{\"nodes\":{");
+				g->hdr = 1;
+			} else if (g->left > sizeof(g->rec)) {
+				g->rl = node_rec(g->rec, sizeof(g->rec), g->i++);
+			} else {   /* pad, close: exactly `left` bytes */
+				g->rl = (size_t)g->left;
+				memset(g->rec, ' ', g->rl - 2);
+				memcpy(g->rec + g->rl - 2, "}}", 2);
+			}
+		}
+		size_t k = g->rl - g->ro;
+		if (k > cap - off)
+			k = cap - off;
+		memcpy((char *)buf + off, g->rec + g->ro, k);
+		g->ro += k;
+		off += k;
+		g->left -= k;
+	}
+	XXH3_64bits_update(g->h, buf, off);
+	*got = off;
+	return 0;
+}
+
+typedef struct stream_sink {
+	uint64_t n;
+	XXH3_state_t *h;
+} stream_sink;
+
+static int stream_write(void *ctx, const void *buf, size_t len)
+{
+	stream_sink *k = ctx;
+
+	k->n += len;
+	XXH3_64bits_update(k->h, buf, len);
+	return 0;
+}
+
+static long self_maxrss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static uint64_t stream_hash;   /* of the value the put child sent */
+
+/* One child: put (get == 0) or get of the 1 GiB key; cache_bytes 0 = default. */
+static int stream_child(const char *cfg, int get, uint64_t cache_bytes, const char *label)
+{
+	int fd[2];
+	pid_t pid;
+
+	if (pipe(fd) != 0)
+		return -1;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+		kvs_options o = KVS_OPTIONS_INIT;
+		kvs_backend *b = NULL;
+		kvs_store *st = NULL;
+		stream_gen g = { STREAM_BYTES, 0, 0, { 0 }, 0, 0, XXH3_createState() };
+		stream_sink k = { 0, XXH3_createState() };
+		char line[256];
+		long start;
+		double t;
+		int rc;
+
+		close(fd[0]);
+		rng = 0x9e3779b97f4a7c15ull;   /* not the 64 MiB value: nothing to share with it */
+		ko.kubeconfig = cfg;
+		o.cache_bytes = cache_bytes;
+		if (!g.h || !k.h || (rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = kvs_open(&st, b, &o)) < 0)
+			_exit(2);
+		XXH3_64bits_reset(g.h);
+		XXH3_64bits_reset(k.h);
+		start = self_maxrss_kib();
+		t = now_s();
+		if (!get)
+			rc = kvs_put_stream(NULL, st, "bench/stream", stream_read, &g, NULL);
+		else
+			rc = kvs_get_stream(NULL, st, "bench/stream", stream_write, &k, NULL);
+		t = now_s() - t;
+		if (rc < 0)
+			fprintf(stderr, "stream %s: %s: %s\n", get ? "get" : "put", kvs_strerror(rc),
+			        kvs_error_last());
+		snprintf(line, sizeof(line), "%d %.3f %ld %llu %llu\n", rc, t, start,
+		         (unsigned long long)(get ? k.n : STREAM_BYTES - g.left),
+		         (unsigned long long)(get ? XXH3_64bits_digest(k.h) : XXH3_64bits_digest(g.h)));
+		if (write(fd[1], line, strlen(line)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	char line[256] = { 0 };
+	ssize_t n = read(fd[0], line, sizeof(line) - 1);
+	close(fd[0]);
+	int status = 0, rc = -1;
+	struct rusage ru;
+	double t = 0;
+	long start = 0;
+	unsigned long long bytes = 0, hash = 0;
+	wait4(pid, &status, 0, &ru);
+	if (n <= 0 || sscanf(line, "%d %lf %ld %llu %llu", &rc, &t, &start, &bytes, &hash) != 5 ||
+	    rc < 0 || bytes != STREAM_BYTES || (get && hash != stream_hash)) {
+		fprintf(stderr, "stream %s (%s) failed: rc %d, %llu bytes, status %d\n",
+		        get ? "get" : "put", label, rc, bytes, status);
+		return -1;
+	}
+	if (!get)
+		stream_hash = hash;
+	printf("stream %s 1 GiB via test server (%s): %.1f s (%.0f MiB/s), client peak RSS %.1f MiB "
+	       "(%.1f MiB after opening)%s\n",
+	       get ? "get" : "put", label, t, 1024.0 / t, ru.ru_maxrss / 1024.0, start / 1024.0,
+	       get ? ", XXH3 of the bytes matches the put's" : "");
+	return 0;
+}
+
+static long server_hwm_kib(void)
+{
+	char path[64], l[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)server_pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(l, sizeof(l), f))
+		if (sscanf(l, "VmHWM: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? (size_t)atoi(argv[1]) : 64, n = mib << 20;
@@ -165,6 +334,26 @@ int main(int argc, char **argv)
 
 	if (!v || !edited || !lz || !back || !mkdtemp(dir))
 		return 1;
+	if (start_server(url, sizeof(url), dir) < 0) {
+		fprintf(stderr, "kapi-server did not start\n");
+		return 1;
+	}
+	snprintf(cfg, sizeof(cfg), "%s/kubeconfig", dir);
+	FILE *f = fopen(cfg, "w");
+	if (!f)
+		return 1;
+	fprintf(f, "clusters:\n- name: k\n  cluster: {server: '%s'}\ncontexts:\n- name: c\n"
+	           "  context: {cluster: k, namespace: bench}\ncurrent-context: c\n",
+	        url);
+	fclose(f);
+	/* first, while this process is small (the buffers above are untouched): a
+	 * child's ru_maxrss starts from what it shares with its parent */
+	if (stream_child(cfg, 0, 0, "default options") < 0 ||
+	    stream_child(cfg, 1, 0, "default options: 64 MiB cache") < 0 ||
+	    stream_child(cfg, 1, 4u << 20, "cache_bytes 4 MiB") < 0 ||
+	    stream_child(cfg, 1, UINT64_MAX, "cache off") < 0)
+		return 1;
+	printf("kapi-server peak RSS after the 1 GiB streams: %.1f MiB\n", server_hwm_kib() / 1024.0);
 	gen_json(v, n);
 	memcpy(edited, v, n);
 	/* a 1% edit: rewrite a run of node records in the middle */
@@ -183,16 +372,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memory: %s: %s\n", kvs_strerror(rc), kvs_error_last());
 		return 1;
 	}
-	if (start_server(url, sizeof(url), dir) < 0) {
-		fprintf(stderr, "kapi-server did not start\n");
-		return 1;
-	}
-	snprintf(cfg, sizeof(cfg), "%s/kubeconfig", dir);
-	FILE *f = fopen(cfg, "w");
-	fprintf(f, "clusters:\n- name: k\n  cluster: {server: '%s'}\ncontexts:\n- name: c\n"
-	           "  context: {cluster: k, namespace: bench}\ncurrent-context: c\n",
-	        url);
-	fclose(f);
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	ko.kubeconfig = cfg;
 	if ((rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = run_store(&kube, b, v, n, edited)) < 0) {

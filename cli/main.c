@@ -355,7 +355,7 @@ int cli_open_store(struct cli *c)
 	if (c->request_timeout_ms > 0)
 		ko.timeout_ms = (unsigned)c->request_timeout_ms;
 	if (c->retries >= 0)
-		ko.retries = (unsigned)c->retries;
+		ko.retries = c->retries == 0 ? KVS_KUBE_NO_RETRIES : (unsigned)c->retries;
 	rc = kvs_backend_kube(&b, &ko);
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "cluster configuration");

@@ -306,9 +306,10 @@ typedef struct kvs_kube_options {
 	double qps;                /**< client-side rate limit; default 50 (0 = default, <0 = off) */
 	unsigned int burst;        /**< default 100 */
 	unsigned int timeout_ms;   /**< per request; default 30000 */
-	unsigned int retries;      /**< transient failures retried; default 6 */
+	unsigned int retries;      /**< transient failures retried; default 6 (0 = default, KVS_KUBE_NO_RETRIES = none) */
 	const char *user_agent;    /**< default "kvsplit/VERSION" */
 } kvs_kube_options;
+#define KVS_KUBE_NO_RETRIES (~0u) /**< kvs_kube_options.retries: fail at the first transient error */
 #define KVS_KUBE_OPTIONS_INIT { KVS_KUBE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL }
 
 /**

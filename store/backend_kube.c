@@ -607,7 +607,7 @@ int kvs_backend_kube(kvs_backend **out, const kvs_kube_options *opts)
 	hc.qps = o.qps == 0 ? DEFAULT_QPS : o.qps;
 	hc.burst = o.burst ? o.burst : DEFAULT_BURST;
 	hc.timeout_ms = o.timeout_ms ? o.timeout_ms : DEFAULT_TIMEOUT_MS;
-	hc.retries = o.retries ? o.retries : DEFAULT_RETRIES;
+	hc.retries = o.retries == KVS_KUBE_NO_RETRIES ? 0 : o.retries ? o.retries : DEFAULT_RETRIES;
 	if ((rc = kvs__http_new(&kb->http, &hc)) < 0)
 		goto fail;
 	kb->concurrency = o.concurrency ? o.concurrency : DEFAULT_CONCURRENCY;

@@ -788,9 +788,9 @@ static void xfer_done(struct xfer *x, CURLcode res)
 			delay = backoff_ms(r->attempts);
 		if (delay < 0) {
 			int code = res == CURLE_OPERATION_TIMEDOUT ? KVS_ETIMEOUT : KVS_EIO;
-			r->rc = kvs_error_set(code, "%s %s%s: %s%s%s (attempt %u)", r->method, h->base,
+			r->rc = kvs_error_set(code, "%s %s%s: %s%s%s (%u attempt%s)", r->method, h->base,
 			                      r->path, curl_easy_strerror(res), x->errbuf[0] ? ": " : "",
-			                      x->errbuf, r->attempts);
+			                      x->errbuf, r->attempts, r->attempts == 1 ? "" : "s");
 			snprintf(r->err, sizeof(r->err), "%s", kvs_error_last());
 			xfer_final(x);
 			return;

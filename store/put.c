@@ -216,8 +216,10 @@ static int slot_add(put *P, uint32_t *out)
 static int cl_add(clist *c, uint32_t k, uint32_t raw)
 {
 	int rc = grow((void **)&c->k, &c->cap, c->n + 1, sizeof(uint32_t), KVS__MF_MAX_CHUNKS);
+	if (rc == KVS_ETOOBIG)
+		return kvs_error_set(rc, "value needs more than 2^22 chunks (raise chunk_avg)");
 	if (rc < 0)
-		return kvs_error_set(KVS_ETOOBIG, "value needs more than 2^22 chunks (raise chunk_avg)");
+		return rc;
 	c->k[c->n++] = k;
 	c->length += raw;
 	return 0;
@@ -255,6 +257,15 @@ static int touch(put *P, uint32_t sl)
 		P->slots[sl].t_srv = ms;
 	}
 	return rc;
+}
+
+/* Context for a failed segment call: the backends' details usually name the
+ * object already ("create configmap ns/NAME: ..."); name it only if not. */
+static int seg_fail(put *P, int rc, const char *what, const char *name)
+{
+	if (strstr(kvs_error_last(), name))
+		return kvs_error_set(rc, "key \"%s\": %s", P->key, kvs_error_last());
+	return kvs_error_set(rc, "key \"%s\": %s %s: %s", P->key, what, name, kvs_error_last());
 }
 
 /* Create the sealed segments (one batch when the backend has one). */
@@ -309,11 +320,16 @@ static int flush(put *P)
 				}
 			}
 			if (rc < 0)
-				rc = kvs_error_set(rc, "key \"%s\": segment %s: %s", P->key,
-				                   P->pend[i]->name, kvs_error_last());
+				rc = seg_fail(P, rc, "segment", P->pend[i]->name);
 		} else {
-			rc = kvs_error_set(ops[i].result, "key \"%s\": creating segment %s: %s", P->key,
-			                   P->pend[i]->name, kvs_error_last());
+			/* After a batch the detail is that of the op that failed last:
+			 * report the segment it names, with that op's code. */
+			size_t j = i;
+			for (size_t k = 0; k < n; k++)
+				if (ops[k].result < 0 && ops[k].result != KVS_EEXISTS &&
+				    strstr(kvs_error_last(), P->pend[k]->name))
+					j = k;
+			rc = seg_fail(P, ops[j].result, "creating segment", P->pend[j]->name);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -211,6 +211,68 @@ Test(kube, missing_namespace_is_enotfound_and_says_the_namespace_is_missing)
 	fx_kapi_stop(k);
 }
 
+static int count_in_detail(const char *s)
+{
+	int n = 0;
+
+	for (const char *p = kvs_error_last(); (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	return n;
+}
+
+Test(kube, put_into_missing_namespace_names_key_segment_and_cause_once)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.namespace_ = "no-such-ns";
+	kvs_store *s = NULL;
+	/* one segment (single create), then several (one batch) */
+	size_t sizes[] = { 200 * 1024, 3 * 1024 * 1024 };
+	uint8_t *d = malloc(sizes[1]);
+	uint64_t x = 88172645463325252ull;
+
+	cr_assert_not_null(d);
+	for (size_t i = 0; i < sizes[1]; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		d[i] = (uint8_t)x;
+	}
+	cr_assert_eq(kvs_open(&s, open_be(k, &o), NULL), 0, "%s", kvs_error_last());
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(kvs_put(NULL, s, "k", d, sizes[i], NULL), KVS_ENOTFOUND);
+		cr_expect_eq(count_in_detail("key \"k\""), 1, "%s", kvs_error_last());
+		cr_expect_eq(count_in_detail("kvs.default.s-"), 1, "%s", kvs_error_last());
+		cr_expect_eq(count_in_detail("namespace \"no-such-ns\" does not exist"), 1, "%s",
+		             kvs_error_last());
+	}
+	kvs_close(s);
+	free(d);
+	fx_kapi_stop(k);
+}
+
+Test(kube, no_retries_makes_one_attempt_and_says_so)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.retries = KVS_KUBE_NO_RETRIES;
+	kvs_backend *b = open_be(k, &o), *d = open_be(k, NULL);
+	kvs_object *got = NULL;
+	char *stats = NULL;
+
+	cr_assert_eq(fx_kapi_faults(k, "{\"fail_rate\":1.0}"), 0);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_EIO);
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	cr_expect(strstr(stats, "\"fail\":1,"), "one request expected: %s", stats);
+	free(stats);
+	/* connection refused: 1 attempt without retries, 3 (capped) by default */
+	fx_kapi_stop(k);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_EIO);
+	expect_in_detail("(1 attempt)");
+	cr_expect_eq(d->ops->get(d, &got, "x"), KVS_EIO);
+	expect_in_detail("(3 attempts)");
+	kvs_backend_free(b);
+	kvs_backend_free(d);
+}
+
 Test(kube, unreachable_server_fails_fast_with_eio_naming_the_url)
 {
 	fx_kapi *k = start(0, NULL);
