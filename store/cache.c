@@ -34,6 +34,11 @@ static size_t bucket(const uint8_t a[16])
 	return (size_t)(h % NBUCKETS);
 }
 
+uint64_t kvs__cache_capacity(const kvs__cache *c)
+{
+	return c ? c->cap : 0;
+}
+
 int kvs__cache_new(kvs__cache **out, uint64_t cap)
 {
 	kvs__cache *c = calloc(1, sizeof(*c));

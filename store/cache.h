@@ -25,6 +25,9 @@ kvs__segment *kvs__cache_get(kvs__cache *c, const uint8_t addr[16]);
  * or larger than the capacity). */
 void kvs__cache_put(kvs__cache *c, kvs__segment *s);
 
+/* Capacity in bytes (0 for a cache that keeps nothing). */
+uint64_t kvs__cache_capacity(const kvs__cache *c);
+
 /* Drop one segment (e.g. after it failed a check). */
 void kvs__cache_drop(kvs__cache *c, const uint8_t addr[16]);
 

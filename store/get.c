@@ -82,13 +82,33 @@ int kvs__segment_fetch(kvs__segment **out, kvs_store *s, const uint8_t addr[16],
 
 /* Fetch the n segments of `want` (indices into m->segs) into segs[]. Cached
  * ones come from the cache, the others in one batch (or one by one). */
+/*
+ * Scan resistance: a value whose segments would fill more than half the
+ * cache is read through without being inserted. Caching it would only evict
+ * everything else (and its own first segments before the last arrive), and
+ * it would make a streaming get of a huge value hold a full cache on top of
+ * the segments in flight. Smaller values, and the segments a watch keeps
+ * between versions, are cached as usual.
+ */
+static int cacheable(const kvs_store *s, const kvs__manifest *m)
+{
+	uint64_t cap = kvs__cache_capacity(s->cache), total = 0;
+
+	for (uint32_t i = 0; i < m->nsegs; i++) {
+		total += m->segs[i].bytes;
+		if (total > cap / 2)
+			return 0;
+	}
+	return 1;
+}
+
 static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
                      const uint32_t *want, size_t n, const char *what, uint64_t *requests)
 {
 	kvs_op ops[KVS__MAX_CONCURRENCY];
 	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
 	size_t map[KVS__MAX_CONCURRENCY], nops = 0;
-	int rc = 0;
+	int rc = 0, keep = cacheable(s, m);
 
 	for (size_t i = 0; i < n; i++) {
 		segs[i] = kvs__cache_get(s->cache, m->segs[want[i]].addr);
@@ -130,7 +150,7 @@ static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
 		rc = kvs__seg_open(&segs[map[k]], obj, m->segs[want[map[k]]].addr, s->be->max_object_bytes);
 		if (rc < 0)
 			rc = kvs_error_set(rc, "%s: %s", what, kvs_error_last());
-		else
+		else if (keep)
 			kvs__cache_put(s->cache, segs[map[k]]);
 	}
 	return rc;
