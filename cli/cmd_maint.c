@@ -184,7 +184,11 @@ int cmd_fsck(struct cli *c)
 	rc = kvs_fsck(&rep, c->store, &fo);
 	if (rc < 0) {
 		cJSON_Delete(root);
-		cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? fo.key : "");
+		rc = cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? fo.key : "");
+		if (rc == EXIT_USAGE) { /* usage errors still exit 2 (docs/cli.md) */
+			cli_usage_hint(c, "fsck");
+			return EXIT_USAGE;
+		}
 		return FSCK_OPERATIONAL;
 	}
 	int status = f.left > 0 ? FSCK_LEFT : f.repaired > 0 ? FSCK_REPAIRED : FSCK_CLEAN;

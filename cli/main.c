@@ -601,8 +601,8 @@ int main(int argc, char **argv)
 		if (rc == EXIT_OK) {
 			rc = cmd->run(&c);
 			kvs_close(c.store);
-		} else if (cmd->bit == C_FSCK) {
-			rc = 8; /* fsck(8): operational error */
+		} else if (cmd->bit == C_FSCK && rc != EXIT_USAGE) {
+			rc = 8; /* fsck(8): operational error; usage errors still exit 2 */
 		}
 	}
 	if (fflush(stdout) != 0 && rc == EXIT_OK) {

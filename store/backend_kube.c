@@ -46,7 +46,9 @@ struct kvs_backend_watch {
 static const kvs_backend_ops kube_ops;
 
 /* Object names are left to the server to judge (it answers 422 Invalid, as
- * for any other field); here only an empty or absurdly long name is refused.
+ * for any other field); here only an empty or absurdly long name is refused,
+ * and "." and "..": percent-escaping leaves them as they are, and as a URL
+ * path segment they are dot-segments (".." would address the namespace).
  * Names are percent-escaped in URL paths. */
 static int check_name(const char *verb, const char *name)
 {
@@ -54,6 +56,9 @@ static int check_name(const char *verb, const char *name)
 
 	if (n == 0 || n > 1024)
 		return kvs_error_set(KVS_EINVAL, "%s configmap: name must be 1..1024 bytes", verb);
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return kvs_error_set(KVS_EINVAL, "%s configmap: \"%s\" is not a valid name", verb,
+		                     name);
 	return 0;
 }
 

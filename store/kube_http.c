@@ -46,7 +46,7 @@
 #define CONNECT_RETRIES 2      /* connection refused: retried only this often */
 #define TOKEN_MAX (64u * 1024u)
 #define ERRBODY_MAX (1024u * 1024u)
-#define STREAM_QUEUE 64
+#define STREAM_QUEUE 64        /* initial line queue of a stream; it grows */
 
 struct kvs__http {
 	char *base;
@@ -618,11 +618,16 @@ static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_sli
 	curl_easy_setopt(e, CURLOPT_USERAGENT, h->ua);
 	if (h->connect_to)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, h->connect_to);
+	/* the configured CA is the only trust anchor (as in client-go): drop
+	 * libcurl's default bundle and CA directory, which it would add */
 	if (h->ca_data) {
 		struct curl_blob b = { h->ca_data, h->ca_len, CURL_BLOB_NOCOPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
 	} else if (h->ca_file) {
 		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 	}
 	if (h->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -753,9 +758,15 @@ static void xfer_done(struct xfer *x, CURLcode res)
 		           r->attempts < max_attempts) {
 			curl_off_t ra = -1;
 
+			/* a 500/502/504 may come after the write was applied (the API
+			 * server's own timeout, a proxy): its outcome is unknown, like a
+			 * lost response. 429 and 503 were refused before handling. */
+			if (status != 429 && status != 503 && strcmp(r->method, "GET") != 0)
+				x->lost = 1;
 			curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra);
+			/* compare before multiplying: a huge Retry-After must not overflow */
 			if ((status == 429 || status == 503) && ra > 0)
-				delay = ra * 1000 > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : ra * 1000;
+				delay = ra > RETRY_AFTER_CAP_MS / 1000 ? RETRY_AFTER_CAP_MS : ra * 1000;
 			else
 				delay = backoff_ms(r->attempts);
 		}
@@ -938,8 +949,8 @@ struct kvs__http_stream {
 	char *path;
 	char *part;            /* the line being received */
 	size_t plen, pcap, max_line;
-	struct line q[STREAM_QUEUE];
-	size_t qhead, qn;
+	struct line *q;        /* ring of received lines, qcap entries */
+	size_t qhead, qn, qcap;
 	int paused, finished, overflow, headers_done, nomem;
 	CURLcode result;
 	long status;
@@ -972,12 +983,28 @@ static size_t st_header(char *p, size_t sz, size_t nm, void *u)
 
 static int push_line(kvs__http_stream *s)
 {
-	struct line *l = &s->q[(s->qhead + s->qn) % STREAM_QUEUE];
+	struct line *l;
 
 	if (s->plen && s->part[s->plen - 1] == '\r')
 		s->plen--;
 	if (s->plen == 0)
 		return 0; /* blank line: nothing */
+	if (s->qn == s->qcap) {
+		/* one write callback (up to 16 KiB, more after a pause) may hold
+		 * hundreds of short events: grow the ring, keeping the order */
+		size_t nc = s->qcap ? s->qcap * 2 : STREAM_QUEUE;
+		struct line *nq = malloc(nc * sizeof(*nq));
+
+		if (!nq)
+			return -1;
+		for (size_t i = 0; i < s->qn; i++)
+			nq[i] = s->q[(s->qhead + i) % s->qcap];
+		free(s->q);
+		s->q = nq;
+		s->qcap = nc;
+		s->qhead = 0;
+	}
+	l = &s->q[(s->qhead + s->qn) % s->qcap];
 	l->p = s->part;
 	l->n = s->plen;
 	l->p[l->n] = '\0';
@@ -1008,8 +1035,9 @@ static size_t st_body(char *p, size_t sz, size_t nm, void *u)
 		}
 		return n;
 	}
-	/* a chunk is at most CURL_MAX_WRITE_SIZE: it adds a bounded number of
-	 * lines, so pausing only when the queue is over half full is enough */
+	/* back-pressure: pause while lines wait; the lines of one callback are
+	 * bounded by its size (at most CURL_MAX_WRITE_SIZE, or what curl held
+	 * during a pause) and the queue grows to take them */
 	if (s->qn >= STREAM_QUEUE / 2) {
 		s->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
@@ -1042,11 +1070,10 @@ static size_t st_body(char *p, size_t sz, size_t nm, void *u)
 		off += take;
 		if (nl) {
 			off++;
-			if (s->qn == STREAM_QUEUE) { /* cannot happen (see above) */
-				s->overflow = 1;
+			if (push_line(s) < 0) {
+				s->nomem = 1;
 				return 0;
 			}
-			push_line(s);
 		}
 	}
 	return n;
@@ -1088,7 +1115,8 @@ void kvs__http_stream_close(kvs__http_stream *s)
 		curl_multi_cleanup(s->multi);
 	curl_slist_free_all(s->hdrs);
 	for (size_t i = 0; i < s->qn; i++)
-		free(s->q[(s->qhead + i) % STREAM_QUEUE].p);
+		free(s->q[(s->qhead + i) % s->qcap].p);
+	free(s->q);
 	free(s->part);
 	free(s->errbody);
 	free(s->path);
@@ -1183,7 +1211,7 @@ int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int tim
 			*line = l->p;
 			*len = l->n;
 			l->p = NULL;
-			s->qhead = (s->qhead + 1) % STREAM_QUEUE;
+			s->qhead = (s->qhead + 1) % s->qcap;
 			s->qn--;
 			return 0;
 		}

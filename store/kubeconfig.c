@@ -550,6 +550,12 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 		if (!kc->server && !server)
 			return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: cluster \"%s\" has no server",
 			                     clf->path, line_of(cln), cl_name);
+		/* like client-go: never drop a configured CA silently */
+		if (kc->insecure && (kc->ca_file || kc->ca_data))
+			return kvs_error_set(KVS_ECONFIG,
+			                     "kubeconfig %s:%zu: cluster \"%s\": insecure-skip-tls-verify "
+			                     "together with a certificate-authority is not allowed",
+			                     clf->path, line_of(cln), cl_name);
 	}
 	if (us_name) {
 		if ((rc = find_named(s, "users", "user", us_name, &usf, &usn)) < 0)
@@ -584,6 +590,13 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 			    (rc = get_str(&kc->username, usf, usn, "username", where)) < 0 ||
 			    (rc = get_str(&kc->password, usf, usn, "password", where)) < 0)
 				return rc;
+			/* it goes into an HTTP header: a line break would inject headers */
+			if (kc->token && strpbrk(kc->token, "\r\n"))
+				return kvs_error_set(KVS_ECONFIG,
+				                     "kubeconfig %s:%zu: user \"%s\": token contains a line "
+				                     "break",
+				                     usf->path, line_of(map_get(&usf->doc, usn, "token")),
+				                     us_name);
 			if ((kc->cert_file || kc->cert_data) != (kc->key_file || kc->key_data))
 				return kvs_error_set(KVS_ECONFIG,
 				                     "kubeconfig %s:%zu: user \"%s\": client certificate and "

@@ -1201,3 +1201,22 @@ Test(cli, fsck_that_cannot_reach_the_server_exits_8)
 	cr_assert_eq(r.code, 8, "exit %d: %s", r.code, r.err);
 	res_free(&r);
 }
+
+/* fsck uses fsck(8)'s codes, but "Usage errors still exit 2" (docs/cli.md):
+ * a --grace the library refuses, an invalid store name, an invalid key. */
+Test(cli, fsck_usage_errors_exit_2_not_8)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	run(&r, NULL, "fsck", "--repair", "--grace", "5m", NULL);
+	cr_expect_eq(r.code, 2, "--grace 5m: exit %d: %s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "touch window"), "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "--store", "Not_A_Store", "fsck", NULL);
+	cr_expect_eq(r.code, 2, "--store Not_A_Store: exit %d: %s", r.code, r.err);
+	res_free(&r);
+	run(&r, NULL, "fsck", "bad\001key", NULL);
+	cr_expect_eq(r.code, 2, "bad key: exit %d: %s", r.code, r.err);
+	res_free(&r);
+}

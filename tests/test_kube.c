@@ -6,14 +6,20 @@
  * the JSON/Status parsing on hostile input without a server.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kube_json.h"
+#include "kubeconfig.h"
 #include "support/fixture_kube.h"
 
 TestSuite(kube, .timeout = 60);
@@ -799,4 +805,326 @@ Test(kube, rfc3339_times_convert_to_unix_ms)
 	cr_expect_eq(kvs__rfc3339_ms("2024-02-29T13:00:00+01:00"), 1709208000000LL);
 	cr_expect_eq(kvs__rfc3339_ms("2024-02-29 12:00:00Z"), -1);
 	cr_expect_eq(kvs__rfc3339_ms("2024-02-29T12:00:00"), -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* a scripted raw HTTP server: answers that kapi-server never gives          */
+
+struct raw_srv {
+	int lfd;
+	int port;
+	int nreq;               /* requests answered so far */
+	char url[64];
+	char kubeconfig[128];
+	char dir[64];
+	/* answers[i] is sent for the i-th request (the last one repeats) */
+	const char *const *answers;
+	size_t nanswers;
+	pthread_t th;
+};
+
+static void *raw_srv_main(void *arg)
+{
+	struct raw_srv *s = arg;
+
+	for (;;) {
+		int fd = accept(s->lfd, NULL, NULL);
+		char req[65536];
+		size_t n = 0;
+
+		if (fd < 0)
+			return NULL;
+		for (;;) { /* one connection, several requests (keep-alive) */
+			char *end;
+			ssize_t r;
+
+			while (!(end = memmem(req, n, "\r\n\r\n", 4))) {
+				if (n == sizeof(req) || (r = read(fd, req + n, sizeof(req) - n)) <= 0)
+					goto next_conn;
+				n += (size_t)r;
+			}
+			size_t hlen = (size_t)(end + 4 - req), blen = 0;
+			char *cl = memmem(req, hlen, "Content-Length:", 15);
+			if (cl)
+				blen = strtoul(cl + 15, NULL, 10);
+			while (n < hlen + blen) {
+				if ((r = read(fd, req + n, sizeof(req) - n)) <= 0)
+					goto next_conn;
+				n += (size_t)r;
+			}
+			size_t i = (size_t)__atomic_fetch_add(&s->nreq, 1, __ATOMIC_SEQ_CST);
+			const char *a = s->answers[i < s->nanswers ? i : s->nanswers - 1];
+			if (write(fd, a, strlen(a)) < 0)
+				goto next_conn;
+			memmove(req, req + hlen + blen, n - hlen - blen);
+			n -= hlen + blen;
+		}
+next_conn:
+		close(fd);
+	}
+}
+
+static void raw_srv_start(struct raw_srv *s, const char *const *answers, size_t nanswers)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof(a);
+
+	memset(s, 0, sizeof(*s));
+	s->answers = answers;
+	s->nanswers = nanswers;
+	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(s->lfd, 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(s->lfd, 16), 0);
+	cr_assert_eq(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+	s->port = ntohs(a.sin_port);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+	snprintf(s->dir, sizeof(s->dir), "/tmp/kvs-raw-XXXXXX");
+	cr_assert_not_null(mkdtemp(s->dir));
+	snprintf(s->kubeconfig, sizeof(s->kubeconfig), "%s/kubeconfig", s->dir);
+	FILE *f = fopen(s->kubeconfig, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s'}\ncontexts:\n- name: x\n"
+	           "  context: {cluster: c, namespace: kvs-test}\ncurrent-context: x\n",
+	        s->url);
+	fclose(f);
+	cr_assert_eq(pthread_create(&s->th, NULL, raw_srv_main, s), 0);
+	pthread_detach(s->th);
+}
+
+static void raw_srv_cleanup(struct raw_srv *s)
+{
+	unlink(s->kubeconfig);
+	rmdir(s->dir);
+}
+
+static kvs_backend *raw_backend(struct raw_srv *s, kvs_kube_options *o)
+{
+	kvs_kube_options d = KVS_KUBE_OPTIONS_INIT;
+	kvs_backend *b = NULL;
+
+	if (!o)
+		o = &d;
+	o->kubeconfig = s->kubeconfig;
+	cr_assert_eq(kvs_backend_kube(&b, o), 0, "%s", kvs_error_last());
+	return b;
+}
+
+/* Many short events in one chunk (a burst the server flushed at once, or
+ * what curl hands over in one piece after a paused stream resumes): every
+ * event must come out, none may be mistaken for an over-long line. */
+Test(kube, watch_burst_of_many_short_events_in_one_chunk_is_delivered_whole)
+{
+	static char answer[40000];
+	char body[32768];
+	size_t bl = 0;
+	int nev = 0;
+
+	/* curl hands at most 16 KiB to one write callback: keep under it */
+	while (bl < 12000) {
+		bl += (size_t)snprintf(body + bl, sizeof(body) - bl,
+		                       "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":"
+		                       "{\"resourceVersion\":\"%d\"}}}\n",
+		                       ++nev);
+	}
+	snprintf(answer, sizeof(answer),
+	         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+	         bl, body);
+	const char *answers[] = { answer };
+	struct raw_srv s;
+	raw_srv_start(&s, answers, 1);
+	kvs_backend *b = raw_backend(&s, NULL);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+
+	cr_assert(nev > 64, "only %d events", nev);
+	cr_assert_eq(b->ops->watch_open(b, &w, NULL, ""), 0, "%s", kvs_error_last());
+	for (int i = 1; i <= nev; i++) {
+		int rc = b->ops->watch_next(w, &ev, 3000);
+		cr_assert_eq(rc, 0, "event %d of %d: rc %d: %s", i, nev, rc, kvs_error_last());
+		cr_assert_eq(ev.type, KVS_EVENT_BOOKMARK);
+		char want[16];
+		snprintf(want, sizeof(want), "%d", i);
+		cr_assert_str_eq(ev.object->resource_version, want);
+		kvs_event_clear(&ev);
+	}
+	/* then the end of the stream */
+	cr_expect_eq(b->ops->watch_next(w, &ev, 3000), KVS_EIO);
+	b->ops->watch_close(w);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
+struct get_in_thread {
+	kvs_backend *b;
+	int rc;
+	volatile int done;
+};
+
+static void *get_thread(void *arg)
+{
+	struct get_in_thread *g = arg;
+	kvs_object *o = NULL;
+
+	g->rc = g->b->ops->get(g->b, &o, "x");
+	kvs_object_free(o);
+	g->done = 1;
+	return NULL;
+}
+
+/* A Retry-After too large to be milliseconds in 64 bits is still "wait the
+ * cap (30 s), then retry": not an overflow that turns the 429 into a final
+ * answer at once. */
+Test(kube, huge_retry_after_is_capped_not_overflowed)
+{
+	const char *answers[] = {
+		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 9223372036854775807\r\n"
+		"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+	};
+	struct raw_srv s;
+	raw_srv_start(&s, answers, 1);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.retries = 1;
+	struct get_in_thread g = { raw_backend(&s, &o), 0, 0 };
+	pthread_t th;
+
+	cr_assert_eq(pthread_create(&th, NULL, get_thread, &g), 0);
+	usleep(1500 * 1000);
+	/* still waiting for its retry: the cap is 30 s */
+	cr_expect_eq(g.done, 0, "gave up at once: rc %d", g.rc);
+	int nreq = __atomic_load_n(&s.nreq, __ATOMIC_SEQ_CST);
+	cr_expect_eq(nreq, 1, "%d requests (rc %d)", nreq, g.rc);
+	raw_srv_cleanup(&s);
+	/* the worker process ends with the test; the thread goes with it */
+	pthread_detach(th);
+}
+
+/* "." and ".." are not object names: in a URL path they would be
+ * dot-segments that select another resource (../ is the namespace). */
+Test(kube, dot_and_dotdot_names_are_refused_not_sent_as_dot_segments)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *got = NULL;
+	const char *names[] = { ".", ".." };
+
+	for (size_t i = 0; i < 2; i++) {
+		cr_expect_eq(b->ops->get(b, &got, names[i]), KVS_EINVAL, "get \"%s\": %s", names[i],
+		             got ? got->name : kvs_error_last());
+		kvs_object_free(got);
+		got = NULL;
+		cr_expect_eq(b->ops->remove(b, names[i], NULL, NULL), KVS_EINVAL);
+		kvs_kv a = { (char *)"k", (char *)"v" };
+		cr_expect_eq(b->ops->annotate(b, NULL, names[i], &a, 1), KVS_EINVAL);
+	}
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* The kubeconfig's CA is the only trust anchor, as for kubectl: a server
+ * certificate that chains to some other CA — even one the machine trusts
+ * system-wide — is refused. To plant such a system CA without touching the
+ * machine, the test bind-mounts a directory over /etc/ssl/certs in a mount
+ * namespace of its own (needs CAP_SYS_ADMIN: skipped otherwise). */
+Test(kube, kubeconfig_ca_is_the_only_trust_anchor_system_cas_are_not_added)
+{
+	fx_kapi *k = start(1, NULL);
+	char dir[64], cmd[1024], cfg[128];
+	kvs_backend *b = NULL;
+	kvs_object *got = NULL;
+
+	snprintf(dir, sizeof(dir), "/tmp/kvs-ca-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	/* another CA (B) for the kubeconfig; the server's CA (A) becomes a
+	 * "system" CA under its OpenSSL hash name */
+	snprintf(cmd, sizeof(cmd),
+	         "cd %s && mkdir sys && "
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	         "-keyout b.key -out b.crt -days 2 -subj /CN=other-ca >/dev/null 2>&1 && "
+	         "cp '%s' sys/$(openssl x509 -hash -noout -in '%s').0",
+	         dir, fx_kapi_ca(k), fx_kapi_ca(k));
+	cr_assert_eq(system(cmd), 0);
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		cr_expect_eq(system(cmd), 0);
+		fx_kapi_stop(k);
+		cr_skip_test("no mount namespace here (needs CAP_SYS_ADMIN)");
+	}
+	snprintf(cmd, sizeof(cmd), "%s/sys", dir);
+	cr_assert_eq(mount(cmd, "/etc/ssl/certs", NULL, MS_BIND, NULL), 0);
+
+	snprintf(cfg, sizeof(cfg), "%s/kubeconfig", dir);
+	FILE *f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s', certificate-authority: b.crt}\n"
+	           "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: kvs-test}\n"
+	           "current-context: x\nusers:\n- name: u\n  user: {token: '%s'}\n",
+	        fx_kapi_url(k), fx_kapi_token(k));
+	fclose(f);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	o.kubeconfig = cfg;
+	o.retries = KVS_KUBE_NO_RETRIES;
+	cr_assert_eq(kvs_backend_kube(&b, &o), 0, "%s", kvs_error_last());
+	int rc = b->ops->get(b, &got, "x");
+	cr_expect_eq(rc, KVS_EIO, "rc %d: %s", rc, kvs_error_last());
+	kvs_object_free(got);
+	kvs_backend_free(b);
+
+	/* the same with the CA inline (certificate-authority-data) */
+	char *pem = NULL;
+	size_t pl = 0;
+	snprintf(cmd, sizeof(cmd), "%s/b.crt", dir);
+	cr_assert_eq(kvs__read_small_file(&pem, &pl, cmd, 65536), 0);
+	char *b64 = malloc(kvs__b64_len(pl) + 1);
+	cr_assert_not_null(b64);
+	kvs__b64_encode(b64, (const uint8_t *)pem, pl);
+	f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "clusters:\n- name: c\n  cluster: {server: '%s', certificate-authority-data: %s}\n"
+	           "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: kvs-test}\n"
+	           "current-context: x\nusers:\n- name: u\n  user: {token: '%s'}\n",
+	        fx_kapi_url(k), b64, fx_kapi_token(k));
+	fclose(f);
+	free(pem);
+	free(b64);
+	cr_assert_eq(kvs_backend_kube(&b, &o), 0, "%s", kvs_error_last());
+	rc = b->ops->get(b, &got, "x");
+	cr_expect_eq(rc, KVS_EIO, "rc %d: %s", rc, kvs_error_last());
+	kvs_object_free(got);
+	kvs_backend_free(b);
+
+	umount("/etc/ssl/certs");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+	fx_kapi_stop(k);
+}
+
+/* A 504 (the API server's own timeout) or a 500 may come after the write
+ * was applied: a create retried after one that meets AlreadyExists must say
+ * that the earlier attempt may have been ours, as after a lost response. */
+Test(kube, create_retried_after_a_504_that_meets_already_exists_says_why)
+{
+	const char *answers[] = {
+		"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
+		"Content-Length: 121\r\n\r\n"
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"request "
+		"did not complete\",\"reason\":\"Timeout\",\"code\":504}",
+		"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 134\r\n\r\n"
+		"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":"
+		"\"configmaps \\\"a\\\" already exists\",\"reason\":\"AlreadyExists\",\"code\":409}",
+	};
+	struct raw_srv s;
+	raw_srv_start(&s, answers, 2);
+	kvs_backend *b = raw_backend(&s, NULL);
+	kvs_object *o = mk("a", "1");
+
+	cr_expect_eq(b->ops->create(b, NULL, o), KVS_EEXISTS, "%s", kvs_error_last());
+	cr_expect_eq(__atomic_load_n(&s.nreq, __ATOMIC_SEQ_CST), 2);
+	expect_in_detail("our own earlier attempt may have applied");
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
 }

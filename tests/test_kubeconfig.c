@@ -366,3 +366,37 @@ Test(kubeconfig, namespace_of_a_kube_backend_and_of_another_backend)
 	kvs_backend_free(b);
 	kvs_backend_free(m);
 }
+
+/* An inline token goes into an HTTP header: a line break in it would
+ * inject headers into every request. Refused, as for a token file, and the
+ * detail does not repeat the token. */
+Test(kubeconfig, inline_token_with_a_line_break_is_refused)
+{
+	const char *cfg = wfile("config",
+	                        "current-context: x\n"
+	                        "clusters:\n- name: c\n  cluster: {server: 'https://k.example'}\n"
+	                        "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+	                        "users:\n- name: u\n  user:\n"
+	                        "    token: \"s3cret\\r\\nX-Injected: yes\"\n");
+
+	load_fails(cfg, NULL, "token", "line break");
+	cr_expect_null(strstr(kvs_error_last(), "s3cret"), "%s", kvs_error_last());
+	cr_expect_null(strstr(kvs_error_last(), "X-Injected"), "%s", kvs_error_last());
+}
+
+/* kubectl (client-go) refuses a cluster that sets both a CA and
+ * insecure-skip-tls-verify ("specifying a root certificates file with the
+ * insecure flag is not allowed") rather than silently dropping the CA. */
+Test(kubeconfig, insecure_skip_tls_verify_together_with_a_ca_is_refused)
+{
+	const char *cfg = wfile("config",
+	                        "current-context: x\n"
+	                        "clusters:\n- name: c\n  cluster:\n"
+	                        "    server: https://k.example\n"
+	                        "    insecure-skip-tls-verify: true\n"
+	                        "    certificate-authority-data: LS0tLS0=\n"
+	                        "contexts:\n- name: x\n  context: {cluster: c}\n");
+
+	load_fails(cfg, NULL, "insecure-skip-tls-verify", "certificate-authority");
+	cr_expect(strstr(kvs_error_last(), cfg), "%s", kvs_error_last());
+}
