@@ -53,6 +53,7 @@ typedef struct fsck {
 	int sample_all, sample_none;
 	uint8_t *name_bad;       /* per table entry: content does not hash to its name */
 	uint8_t *corrupt_seen;   /* per table entry: a chunk in it failed */
+	int unreadable;          /* an index did not decode: repair deletes nothing (as gc) */
 } fsck;
 
 static void problem(fsck *f, kvs_fsck_kind kind, const char *key, const char *object,
@@ -220,6 +221,27 @@ static int check_chunk(fsck *f, const kvs__chunk_ref *c, kvs__segment *sg, uint8
 }
 
 /*
+ * A sampled segment as the cluster holds it now: never from the cache,
+ * whose copy was verified when it was fetched and says nothing about the
+ * server's copy today. Not inserted either (a damaged one must not be).
+ */
+static int fetch_fresh(kvs__segment **out, fsck *f, const uint8_t addr[16])
+{
+	char name[KVS__NAME_BUF];
+	kvs_object *obj = NULL;
+	int rc;
+
+	*out = NULL;
+	kvs__segment_name(name, f->s->name, addr);
+	rc = f->s->be->ops->get(f->s->be, &obj, name);
+	if (rc == KVS_ENOTFOUND)
+		return kvs_error_set(KVS_ENOTFOUND, "segment %s is missing", name);
+	if (rc < 0)
+		return rc;
+	return kvs__seg_open(out, obj, addr, f->s->be->max_object_bytes);
+}
+
+/*
  * The value of a blob manifest: chunks in value order, each deep-checked
  * when its segment is sampled, the whole hash when every segment was.
  */
@@ -282,12 +304,12 @@ static int check_value(fsck *f, const char *key, const char *index_name,
 				complete = 0;
 				continue;
 			}
-			/* one segment held locally: a damaged segment never enters
-			 * the shared cache, and its chunks are mostly adjacent */
+			/* one segment held locally, read from the server: its
+			 * chunks are mostly adjacent */
 			if (!held || held_seg != c->seg) {
 				kvs__seg_unref(held);
 				held = NULL;
-				rc = kvs__segment_fetch(&held, f->s, m->segs[c->seg].addr, NULL);
+				rc = fetch_fresh(&held, f, m->segs[c->seg].addr);
 				if (rc == KVS_ENOTFOUND) {
 					ss->missing = 1;
 				} else if (rc == KVS_ECORRUPT) {
@@ -378,6 +400,7 @@ static int check_index(fsck *f, const kvs_object *idx)
 		return rc;
 	}
 	if (rc < 0) {
+		f->unreadable = 1;
 		problem(f, KVS_FSCK_BAD_INDEX, keyp, idx->name, 1, 0, "%s; the whole value is lost",
 		        kvs_error_last());
 		kvs__manifest_clear(&m);
@@ -418,6 +441,7 @@ static int check_index(fsck *f, const kvs_object *idx)
 			return rc;
 		}
 		if (rc < 0) {
+			f->unreadable = 1;
 			if (rc != KVS_ENOTFOUND)
 				problem(f, KVS_FSCK_BAD_INDEX, keyp, idx->name, 1, 0,
 				        "%s; the whole value is lost", kvs_error_last());
@@ -473,9 +497,9 @@ static int check_one(fsck *f, const char *key)
 
 /* Orphans (whole-store runs only) and segments whose content does not hash
  * to their name. */
-static int check_segments(fsck *f, int whole_store)
+static int check_segments(fsck *f, int whole_store, int64_t now_ms)
 {
-	int64_t now_ms = 0, grace_ms = (int64_t)f->o.grace_s * 1000;
+	int64_t grace_ms = (int64_t)f->o.grace_s * 1000;
 	int rc;
 
 	for (size_t i = 0; i < f->t.n; i++)
@@ -484,8 +508,6 @@ static int check_segments(fsck *f, int whole_store)
 			        "segment content does not hash to its name");
 	if (!whole_store)
 		return 0;
-	if ((rc = f->s->be->ops->now(f->s->be, &now_ms)) < 0)
-		return rc;
 	for (size_t i = 0; i < f->t.n; i++) {
 		const kvs__segent *e = &f->t.v[i];
 		int outcome = KVS__GC_YOUNG, old;
@@ -503,7 +525,9 @@ static int check_segments(fsck *f, int whole_store)
 			        "a version just replaced), gc will collect it later");
 			continue;
 		}
-		if (f->o.repair &&
+		/* gc's rule: an index that cannot be decoded may reference any
+		 * segment, so nothing is deleted (design.md). */
+		if (f->o.repair && !f->unreadable &&
 		    (rc = kvs__gc_collect_one(&outcome, f->s, e, now_ms, grace_ms, 0)) < 0)
 			return rc;
 		switch (outcome) {
@@ -521,9 +545,15 @@ static int check_segments(fsck *f, int whole_store)
 			        "no index referenced it, but it was touched or reused meanwhile: kept");
 			break;
 		default:
-			problem(f, KVS_FSCK_ORPHAN, NULL, e->name, 1, 0,
-			        "no index references it (%llu bytes); past the grace period: "
-			        "`gc` or `fsck --repair` removes it", (unsigned long long)e->bytes);
+			if (f->o.repair && f->unreadable)
+				problem(f, KVS_FSCK_ORPHAN, NULL, e->name, 1, 0,
+				        "no readable index references it (%llu bytes); past the grace "
+				        "period, but kept: an index that cannot be decoded may reference it",
+				        (unsigned long long)e->bytes);
+			else
+				problem(f, KVS_FSCK_ORPHAN, NULL, e->name, 1, 0,
+				        "no index references it (%llu bytes); past the grace period: "
+				        "`gc` or `fsck --repair` removes it", (unsigned long long)e->bytes);
 			break;
 		}
 	}
@@ -533,6 +563,7 @@ static int check_segments(fsck *f, int whole_store)
 int kvs_fsck(kvs_fsck_report *out, kvs_store *s, const kvs_fsck_options *opts)
 {
 	fsck f;
+	int64_t now_ms = 0;
 	int rc;
 
 	memset(&f, 0, sizeof(f));
@@ -571,9 +602,14 @@ int kvs_fsck(kvs_fsck_report *out, kvs_store *s, const kvs_fsck_options *opts)
 		rc = kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
 		goto done;
 	}
+	/* The server time of the orphan rule is read before any index, as in
+	 * gc (design.md): a run that is slow or suspended while it checks the
+	 * indexes must not judge a segment by a later clock. */
+	if (!f.o.key && (rc = s->be->ops->now(s->be, &now_ms)) < 0)
+		goto done;
 	rc = f.o.key ? check_one(&f, f.o.key) : check_all(&f);
 	if (rc == 0)
-		rc = check_segments(&f, f.o.key == NULL);
+		rc = check_segments(&f, f.o.key == NULL, now_ms);
 done:
 	free(f.name_bad);
 	free(f.corrupt_seen);

@@ -6,11 +6,13 @@
  *   (b) then list every index and decode every manifest (an indirect one
  *       through its body); one index that cannot be decoded stops the run
  *       before anything is deleted;
- *   (c) at the server time read after (b), delete each unreferenced segment
- *       whose t(S) is older than the grace period, conditioned on r(S).
+ *   (c) at the server time read when (b) starts, delete each unreferenced
+ *       segment whose t(S) is older than the grace period, conditioned on r(S).
  *
  * The order matters and is the whole safety argument: (b) must read every
- * key after (a) listed the segments, the server time must be read after (b),
+ * key after (a) listed the segments, the server time must be read before
+ * (b) reads any key (a time read later would let a gc suspended inside (b)
+ * take a segment committed after it read the key),
  * and the delete must carry r(S) so a touch or re-creation since (a) makes it
  * fail (409 = "raced", counted, never retried within the run).
  */
@@ -395,14 +397,18 @@ int kvs_gc(kvs_gc_report *out, kvs_store *s, const kvs_gc_options *opts)
 	if ((rc = kvs__segtab_list(&t, s)) < 0)
 		return rc;
 	rep.segments = t.n;
+	/* Server time, before (b): every key is read at or after it, so a
+	 * segment older than G at this time was older than G when gc read any
+	 * key that might reference it (design.md). Read after (b), a gc that is
+	 * slow or suspended inside (b) would judge a segment committed after it
+	 * read that key by a later clock. */
+	if ((rc = s->be->ops->now(s->be, &now_ms)) < 0)
+		goto done;
 	/* (b) */
 	if ((rc = mark_all(&t, s, &rep.indexes)) < 0)
 		goto done;
 	for (size_t i = 0; i < t.n; i++)
 		rep.referenced += t.v[i].referenced;
-	/* server time, after (b) */
-	if ((rc = s->be->ops->now(s->be, &now_ms)) < 0)
-		goto done;
 	/* (c) */
 	clock_gettime(CLOCK_MONOTONIC, &next_delete);
 	for (size_t i = 0; i < t.n; i++) {

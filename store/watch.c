@@ -193,6 +193,16 @@ static int not_newer(const char *ver, const char *delivered)
 	return rv_num(ver, &a) == 0 && rv_num(delivered, &b) == 0 && a < b;
 }
 
+/* 1 if both versions are decimal and `ver` is strictly older. A deletion
+ * carries the revision of the delete itself, which is never the delivered
+ * one, so equality must not drop it. */
+static int older(const char *ver, const char *delivered)
+{
+	uint64_t a, b;
+
+	return rv_num(ver, &a) == 0 && rv_num(delivered, &b) == 0 && a < b;
+}
+
 static void note_rv(kvs_watch *w, const char *rv)
 {
 	if (rv && *rv && strlen(rv) < sizeof(w->rv))
@@ -249,8 +259,13 @@ static int on_deleted(kvs_watch *w, kvs_watch_event *out, const kvs_object *obj,
 	known *k = tab_find(w, obj->name);
 	kvs__manifest m;
 
-	if (k)
+	if (k) {
+		/* a replay from before the version delivered (a listing whose
+		 * later pages came from newer states): history, drop it */
+		if (older(obj->resource_version, k->ver.str))
+			return 0;
 		return emit_delete(w, out, k, resync);
+	}
 	if (w->complete || !name_may_match(w, obj->name))
 		return 0;
 	if (kvs__index_decode(&m, w->s, obj, NULL, 0) < 0 || !key_matches(w, m.key, m.key_len)) {

@@ -401,6 +401,7 @@ typedef struct race {
 	kvs_backend *wb, *gb;
 	kvs_store *gst;
 	kvs_gc_report rep;
+	int use_fsck;            /* run fsck --repair instead of gc */
 	pthread_t th;
 } race;
 
@@ -440,7 +441,16 @@ static void *gc_thread(void *arg)
 		pthread_cond_wait(&r->cv, &r->mu);
 	pthread_mutex_unlock(&r->mu);
 	o.grace_s = GRACE_S;
-	int rc = kvs_gc(&r->rep, r->gst, &o);
+	int rc;
+	if (r->use_fsck) {
+		kvs_fsck_options fo = KVS_FSCK_OPTIONS_INIT;
+		kvs_fsck_report fr;
+		fo.grace_s = GRACE_S;
+		fo.repair = 1;
+		rc = kvs_fsck(&fr, r->gst, &fo);
+	} else {
+		rc = kvs_gc(&r->rep, r->gst, &o);
+	}
 	pthread_mutex_lock(&r->mu);
 	r->gc_rc = rc;
 	r->gc_done = 1;
@@ -760,4 +770,80 @@ Test(gc, race_slow_writer_on_orphans_past_grace_at_every_call, .timeout = 120)
 	cr_log_info("slow writer on orphans: %u interleavings", runs);
 	free(sc.v1);
 	free(sc.v2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A slow step (b)                                                          */
+
+/* Start gc (or fsck) just before the writer commits the index of "k". */
+static int commit_hook(void *ctx, kvs_mem_call kind, const char *name)
+{
+	race *r = ctx;
+	if (!r->gc_started && kind == KVS_MEM_CREATE && name &&
+	    strcmp(name, "kvs." STORE ".i-k") == 0)
+		gc_start(r);
+	return 0;
+}
+
+/*
+ * gc lists the segments (a) after the writer created S, reads the first page
+ * of indexes before the writer commits "k" -> S, and is then suspended (or
+ * just slow: thousands of index pages) for longer than the grace period
+ * before it finishes (b). The argument of design.md bounds t(S) by the time
+ * gc read k's index, not by the end of (b): the eligibility clock must be
+ * read before (b) starts, or gc deletes S from under the committed "k".
+ */
+static void slow_step_b(int use_fsck)
+{
+	skip_unless_memory();
+	kvs_backend *wb, *gb;
+	cr_assert_eq(kvs_backend_mem(&wb, NULL), 0);
+	cr_assert_eq(kvs_backend_mem_clone(&gb, wb), 0);
+	kvs_store *wst = open_store(wb), *gst = open_store(gb);
+	char name[16];
+	/* 41 small keys after "k": the index listing takes two pages */
+	for (int i = 0; i <= (int)40; i++) {
+		snprintf(name, sizeof(name), "z%02d", i);
+		put_ok(wst, name, "x", 1);
+	}
+	size_t len = 120000;
+	char *v = malloc(len);
+	fx_random(v, len, 71);
+
+	race r;
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	r.wb = wb;
+	r.gb = gb;
+	r.gst = gst;
+	r.use_fsck = use_fsck;
+	r.pause_at = 3; /* list segments, list indexes page 1, | page 2 */
+	kvs_mem_set_hook(wb, commit_hook, &r);
+	kvs_mem_set_hook(gb, gc_hook, &r);
+	put_ok(wst, "k", v, len);
+	kvs_mem_set_hook(wb, NULL, NULL);
+	cr_assert(r.gc_paused || r.gc_calls >= 3, "gc did not pause inside step (b)");
+	/* gc is suspended past the grace period, then finishes (b) and (c) */
+	kvs_mem_advance_clock(wb, PAST_GRACE_MS);
+	gc_finish(&r);
+	kvs_mem_set_hook(gb, NULL, NULL);
+	cr_assert_eq(r.gc_rc, 0, "%s", kvs_error_last());
+	assert_value(wst, "k", v, len, use_fsck ? "after a slow fsck --repair" : "after a slow gc");
+
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	free(v);
+	kvs_close(wst);
+	kvs_close(gst);
+}
+
+Test(gc, suspended_during_index_listing_keeps_a_segment_committed_meanwhile)
+{
+	slow_step_b(0);
+}
+
+Test(gc, fsck_repair_suspended_during_index_listing_keeps_a_segment_committed_meanwhile)
+{
+	slow_step_b(1);
 }
