@@ -10,6 +10,8 @@
  *    with libcurl 7.88, transfers of several threads' multi handles sharing
  *    it were seen to stall forever (kubefault suite), and libcurl only
  *    multiplexes within one multi handle anyway;
+ *  - HTTP/2 (multiplexed streams of one connection per multi handle) only
+ *    with libcurl >= 8.6.0: see H2_MIN_CURL; else HTTP/1.1;
  *  - easy handles come from a pool too and are reset, not recreated;
  *  - every request goes through a multi handle (a lone GET is a batch of
  *    one), so there is one code path for retries: a transfer that fails
@@ -145,12 +147,38 @@ static int64_t backoff_ms(unsigned attempt)
 	return (int64_t)(jitter_rand() % (uint64_t)ceil_ms);
 }
 
+/*
+ * HTTP/2 only with a libcurl recent enough. With libcurl 7.88.1 (Debian 12)
+ * behind an h2 front (nghttpx, tests/test_kube.c), a batch's multiplexed
+ * GETs of ~1 MiB segments now and then left a stream's last few hundred
+ * bytes inside libcurl: the server had sent them, both socket queues were
+ * empty, and the transfer sat until CURLOPT_TIMEOUT_MS (30 s, then a retry;
+ * a 64 MiB get took 30-60 s instead of 0.6 s in about one run out of four).
+ * Below H2_MIN_CURL every transfer speaks HTTP/1.1: a batch runs on up to
+ * `concurrency` parallel keep-alive connections of its multi handle. 8.6.0
+ * comes after the HTTP/2 rework and flow-control fixes of 8.1-8.5; it is a
+ * conservative choice, not a version seen working here.
+ */
+#define H2_MIN_CURL 0x080600
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
+static long http_version = CURL_HTTP_VERSION_1_1;
 
 static void curl_global(void)
 {
+	const curl_version_info_data *vi;
+
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	vi = curl_version_info(CURLVERSION_NOW);
+	if (vi && vi->version_num >= H2_MIN_CURL && (vi->features & CURL_VERSION_HTTP2))
+		http_version = CURL_HTTP_VERSION_2TLS;
+}
+
+int kvs__http_uses_h2(void)
+{
+	pthread_once(&curl_once, curl_global);
+	return http_version == CURL_HTTP_VERSION_2TLS;
 }
 
 static char *dup_or_null(const char *s)
@@ -607,8 +635,9 @@ static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_sli
 	curl_easy_setopt(e, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, http_version);
+	if (http_version == CURL_HTTP_VERSION_2TLS) /* wait to multiplex, not to open more */
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -842,6 +871,11 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 		free(xs);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
+	/* keep a batch's connections for the next one: by default libcurl's
+	 * cache holds 4 per easy handle still added, so as a batch drains it
+	 * closed the oldest idle HTTP/1.1 connection and the next batch opened a
+	 * new one */
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)(concurrency < 4 ? 4 : concurrency));
 	for (size_t i = 0; i < n; i++) {
 		kvs__http_req_reset(&reqs[i]);
 		xs[i].h = h;

@@ -4,12 +4,13 @@
  * One kvs__http per backend: libcurl easy and multi handles from pools (the
  * multi handles keep the warm connections), one shared DNS/TLS-session cache
  * (CURLSH with locks) for every thread,
- * HTTP/2 over TLS when the server offers it, a client-side token-bucket rate
+ * HTTP/2 over TLS when the server offers it and libcurl is recent enough
+ * (kvs__http_uses_h2()), a client-side token-bucket rate
  * limiter, and retries of transient failures (429 honouring Retry-After;
  * 500/502/503/504 and broken connections with capped exponential backoff and
  * full jitter). Requests of one kvs__http_run() go through one curl multi
  * handle: up to `concurrency` in flight, multiplexed on one connection with
- * HTTP/2.
+ * HTTP/2, else on parallel HTTP/1.1 connections.
  */
 #ifndef KVS_KUBE_HTTP_H
 #define KVS_KUBE_HTTP_H
@@ -92,6 +93,12 @@ int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path
  */
 int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int timeout_ms);
 void kvs__http_stream_close(kvs__http_stream *s);
+
+/**
+ * 1 when transfers ask for HTTP/2 over TLS (libcurl new enough, see
+ * H2_MIN_CURL in kube_http.c), 0 when they speak HTTP/1.1. For tests.
+ */
+int kvs__http_uses_h2(void);
 
 /** Monotonic milliseconds. */
 int64_t kvs__kube_mono_ms(void);

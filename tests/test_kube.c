@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "kube_http.h"
 #include "kube_json.h"
 #include "kubeconfig.h"
 #include "support/fixture_kube.h"
@@ -1127,4 +1130,218 @@ Test(kube, create_retried_after_a_504_that_meets_already_exists_says_why)
 	kvs_object_free(o);
 	kvs_backend_free(b);
 	raw_srv_cleanup(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* through an HTTP/2 front (nghttpx): TLS + ALPN h2, HTTP/1.1 to kapi-server */
+
+/* Lines of the front's access log ("PORT ALPN METHOD PATH STATUS"), waiting
+ * (nghttpx logs a request after answering it) until there are at least
+ * `want`. Returns the count; fills up to `cap` client ports and ALPNs. */
+static int front_log(fx_kapi *k, int want, int *ports, char (*alpn)[16], int cap)
+{
+	int n = 0;
+
+	for (int64_t t0 = now_ms(); now_ms() - t0 < 3000; usleep(10000)) {
+		FILE *f = fopen(fx_kapi_front_log(k), "r");
+		char line[1024];
+
+		n = 0;
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			int port = 0;
+			char a[16] = "";
+
+			if (sscanf(line, "%d %15s", &port, a) != 2)
+				continue;
+			if (n < cap) {
+				ports[n] = port;
+				snprintf(alpn[n], sizeof(alpn[n]), "%s", a);
+			}
+			n++;
+		}
+		fclose(f);
+		if (n >= want)
+			break;
+	}
+	return n;
+}
+
+static int distinct(const int *v, int n)
+{
+	int d = 0;
+
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = v[j] == v[i];
+		d += !seen;
+	}
+	return d;
+}
+
+static fx_kapi *start_front(void)
+{
+	fx_kapi *k = start(0, NULL);
+	int rc = fx_kapi_front_start(k);
+
+	cr_assert_eq(rc, 0, "nghttpx front: %s", kvs_error_last());
+	return k;
+}
+
+static kvs_backend *open_front_be(fx_kapi *k, unsigned concurrency)
+{
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_backend *b = NULL;
+
+	o.kubeconfig = fx_kapi_front_kubeconfig(k);
+	o.concurrency = concurrency;
+	cr_assert_eq(kvs_backend_kube(&b, &o), 0, "backend via the front: %s", kvs_error_last());
+	return b;
+}
+
+Test(kube, h2_front_store_put_get_of_6_mib_at_concurrency_8_keeps_the_bytes)
+{
+	fx_kapi *k = start_front();
+	kvs_backend *b = open_front_be(k, 8);
+	kvs_options so = KVS_OPTIONS_INIT;
+	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
+	kvs_put_stats ps;
+	kvs_store *st = NULL;
+	size_t n = 6u << 20, len = 0;
+	uint8_t *v = malloc(n);
+	void *got = NULL;
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+
+	cr_assert_not_null(v);
+	for (size_t i = 0; i < n; i++) { /* incompressible: ~7 segments of ~1 MiB */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		v[i] = (uint8_t)x;
+	}
+	so.concurrency = 8;
+	cr_assert_eq(kvs_open(&st, b, &so), 0, "%s", kvs_error_last());
+	memset(&ps, 0, sizeof(ps));
+	po.stats = &ps;
+	int64_t t0 = now_ms();
+	cr_assert_eq(kvs_put(NULL, st, "h2/big", v, n, &po), 0, "put: %s", kvs_error_last());
+	int64_t t1 = now_ms();
+	cr_assert_eq(kvs_get(&got, &len, NULL, st, "h2/big", NULL), 0, "get: %s", kvs_error_last());
+	int64_t t2 = now_ms();
+	cr_assert_eq(len, n);
+	cr_expect_eq(memcmp(got, v, n), 0, "the value read back through the front differs");
+	cr_expect_geq(ps.requests, 6, "%llu requests", (unsigned long long)ps.requests);
+	/* a stalled stream would sit until the 30 s request timeout */
+	cr_expect_lt(t1 - t0, 10000, "put took %lld ms", (long long)(t1 - t0));
+	cr_expect_lt(t2 - t1, 10000, "get took %lld ms", (long long)(t2 - t1));
+	kvs_free(got);
+	kvs_close(st);
+	free(v);
+	fx_kapi_stop(k);
+}
+
+Test(kube, h2_front_protocol_and_connections_are_what_the_client_chose)
+{
+	fx_kapi *k = start_front();
+	kvs_backend *b = open_front_be(k, 8);
+	CURL *c = curl_easy_init();
+	long ver = 0;
+	char url[128], names[8][16], alpn[64][16];
+	int ports[64];
+	kvs_op ops[8];
+
+	/* the front offers h2: a plain libcurl probe negotiates it */
+	cr_assert_not_null(c);
+	snprintf(url, sizeof(url), "%s/version", fx_kapi_front_url(k));
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, fx_kapi_front_ca(k));
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+	FILE *null = fopen("/dev/null", "w");
+	cr_assert_not_null(null);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, null);
+	CURLcode cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &ver);
+	curl_easy_cleanup(c);
+	fclose(null);
+	cr_assert_eq(cc, CURLE_OK, "probe: %s", curl_easy_strerror(cc));
+	cr_assert_eq(ver, (long)CURL_HTTP_VERSION_2_0, "the front did not negotiate h2");
+	cr_assert_eq(front_log(k, 1, ports, alpn, 64), 1);
+	cr_expect_str_eq(alpn[0], "h2");
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(names[i], sizeof(names[i]), "m%d", i);
+		create_ok(b, names[i], names[i], NULL);
+	}
+	cr_assert_eq(fx_kapi_faults(k, "{\"latency_ms\":200}"), 0);
+	/* two batches of 8 gets, one after the other, each 200 ms per request */
+	for (int round = 0; round < 2; round++) {
+		memset(ops, 0, sizeof(ops));
+		for (int i = 0; i < 8; i++) {
+			ops[i].kind = KVS_OP_GET;
+			ops[i].name = names[i];
+		}
+		int64_t t0 = now_ms();
+		cr_assert_eq(b->ops->batch(b, ops, 8), 0, "%s", kvs_error_last());
+		int64_t el = now_ms() - t0;
+		cr_expect_lt(el, 8 * 200 / 2, "8 gets took %lld ms: not in parallel", (long long)el);
+		for (int i = 0; i < 8; i++) {
+			cr_expect_eq(ops[i].result, 0, "get %s: %d", names[i], ops[i].result);
+			kvs_object_free(ops[i].out);
+		}
+	}
+	int n = front_log(k, 1 + 8 + 16, ports, alpn, 64);
+	cr_assert_eq(n, 1 + 8 + 16, "%d requests in the access log", n);
+	const char *want = kvs__http_uses_h2() ? "h2" : "http/1.1";
+	for (int i = 1; i < n; i++)
+		cr_expect_str_eq(alpn[i], want, "request %d went over %s", i, alpn[i]);
+	int conns = distinct(ports + 1, n - 1), batch_conns = distinct(ports + 1 + 8, 16);
+	cr_log_info("via the front: %s, %d connection(s) for %d requests", want, conns, n - 1);
+	if (kvs__http_uses_h2()) {
+		/* every stream of every batch multiplexed on one connection */
+		cr_expect_eq(conns, 1, "%d connections", conns);
+	} else {
+		/* HTTP/1.1: parallel connections, kept alive and reused by the next batch */
+		cr_expect(batch_conns >= 2 && batch_conns <= 8, "%d connections", batch_conns);
+		cr_expect_leq(conns, 8, "%d connections for 24 requests", conns);
+	}
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+Test(kube, h2_front_watch_delivers_events_and_outlives_idle_time)
+{
+	fx_kapi *k = start_front();
+	kvs_backend *b = open_front_be(k, 8);
+	kvs_backend_watch *w = NULL;
+	kvs_event ev;
+	int rc, bookmarks = 0;
+
+	cr_assert_eq(b->ops->watch_open(b, &w, "app=t", ""), 0, "%s", kvs_error_last());
+	/* idle for a while: bookmarks flow, the stream stays open */
+	int64_t t0 = now_ms();
+	do {
+		rc = b->ops->watch_next(w, &ev, 500);
+		if (rc == 0 && ev.type == KVS_EVENT_BOOKMARK)
+			bookmarks++;
+		if (rc == 0)
+			kvs_event_clear(&ev);
+	} while ((rc == 0 || rc == KVS_ETIMEOUT) && now_ms() - t0 < 2500);
+	cr_assert(rc == 0 || rc == KVS_ETIMEOUT, "watch broke: %s", kvs_error_last());
+	cr_expect_geq(bookmarks, 1);
+	create_ok(b, "wf1", "1", NULL);
+	next_ev(b, w, &ev);
+	cr_expect_eq(ev.type, KVS_EVENT_ADDED);
+	cr_expect_str_eq(ev.object->name, "wf1");
+	kvs_event_clear(&ev);
+	cr_assert_eq(b->ops->remove(b, "wf1", NULL, NULL), 0, "%s", kvs_error_last());
+	next_ev(b, w, &ev);
+	cr_expect_eq(ev.type, KVS_EVENT_DELETED);
+	cr_expect_str_eq(ev.object->name, "wf1");
+	kvs_event_clear(&ev);
+	b->ops->watch_close(w);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
 }

@@ -11,6 +11,7 @@
  * kubeconfig) and a bearer token. Servers die with the test process
  * (PR_SET_PDEATHSIG) and are killed at exit.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +44,11 @@ struct fx_kapi {
 	char kubeconfig[300];
 	char token[64];
 	char ca[300];
+	pid_t front_pid;       /* nghttpx in front of the server (fx_kapi_front_start) */
+	int front_port;
+	char front_url[64];
+	char front_kubeconfig[300];
+	char front_log[300];
 };
 
 static pthread_mutex_t fx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -73,6 +81,11 @@ static void rm_tree(const char *dir)
 
 static void kill_server(fx_kapi *k)
 {
+	if (k->front_pid > 0) {
+		kill(k->front_pid, SIGKILL);
+		waitpid(k->front_pid, NULL, 0);
+		k->front_pid = 0;
+	}
 	if (k->pid > 0) {
 		kill(k->pid, SIGKILL);
 		waitpid(k->pid, NULL, 0);
@@ -461,4 +474,146 @@ int fx_kube_compact(kvs_backend *b)
 		return kvs_error_set(KVS_EINVAL, "fx_kube_compact: backend not made by the fixture");
 	st = fx_kapi_call(k, "POST", "/kapi/compact", "{}", NULL);
 	return st >= 200 && st < 300 ? 0 : kvs_error_set(KVS_EIO, "POST /kapi/compact: %ld", st);
+}
+
+/*
+ * nghttpx (Debian's nghttp2-proxy) as a TLS-terminating HTTP/2 front:
+ * clients get ALPN h2 (or http/1.1) on 127.0.0.1:front_port, nghttpx talks
+ * HTTP/1.1 to the plain-HTTP kapi-server. Read timeouts are long so watch
+ * streams last, flow-control windows large so 1 MiB bodies are not dripped
+ * 64 KiB at a time. The access log has one line per request: client port
+ * (one per TCP connection), ALPN, method, path, status.
+ */
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int port_accepts(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+int fx_kapi_front_start(fx_kapi *k)
+{
+	char fe[64], be[64], key[300], cert[300], alog[320], elog[320], text[2048];
+	int rc;
+
+	if (k->tls || k->front_pid > 0)
+		return kvs_error_set(KVS_EINVAL, "fx_kapi_front_start: needs a plain-HTTP server, once");
+	pthread_mutex_lock(&fx_lock);
+	rc = make_tls_dir();
+	pthread_mutex_unlock(&fx_lock);
+	if (rc < 0)
+		return rc;
+	snprintf(key, sizeof(key), "%s/srv.key", tls_dir);
+	snprintf(cert, sizeof(cert), "%s/srv.crt", tls_dir);
+	snprintf(k->front_log, sizeof(k->front_log), "%s/front-access.log", k->dir);
+	snprintf(alog, sizeof(alog), "--accesslog-file=%s", k->front_log);
+	snprintf(elog, sizeof(elog), "--errorlog-file=%s/front-error.log", k->dir);
+	snprintf(be, sizeof(be), "-b127.0.0.1,%d", k->port);
+	/* nghttpx cannot listen on port 0: pick a free port, retry if taken meanwhile */
+	for (int attempt = 0; attempt < 5 && k->front_pid <= 0; attempt++) {
+		int port = free_port(), st;
+		pid_t parent = getpid(), pid;
+
+		if (port <= 0)
+			return kvs_error_set(KVS_EIO, "no free port for nghttpx");
+		snprintf(fe, sizeof(fe), "-f127.0.0.1,%d", port);
+		const char *argv[] = {
+			"nghttpx", "--conf=/dev/null", fe, be, "--single-process", "--workers=1",
+			"--no-ocsp", "--no-via", "--backend-read-timeout=1h", "--backend-write-timeout=1m",
+			"--frontend-read-timeout=1h", "--frontend-http2-read-timeout=1h",
+			"--frontend-write-timeout=1m", "--frontend-keep-alive-timeout=1h",
+			"--backend-keep-alive-timeout=1m", "--backend-http1-connections-per-host=64",
+			"--frontend-http2-window-size=16777216",
+			"--frontend-http2-connection-window-size=67108864", alog,
+			"--accesslog-format=$remote_port $alpn $method $path $status", elog, key, cert,
+			NULL
+		};
+		if ((pid = fork()) < 0)
+			return kvs_error_set(KVS_EIO, "fork: %s", strerror(errno));
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(127);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			execvp("nghttpx", (char *const *)argv);
+			_exit(127);
+		}
+		for (int waited = 0; waited < 10000; waited++) {
+			if (waitpid(pid, &st, WNOHANG) == pid) {
+				if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+					return kvs_error_set(KVS_EIO, "nghttpx not found (Debian package "
+					                              "nghttp2-proxy; scripts/deps.sh installs it)");
+				pid = 0; /* port taken? try another */
+				break;
+			}
+			if (port_accepts(port)) {
+				k->front_pid = pid;
+				k->front_port = port;
+				break;
+			}
+			usleep(1000);
+		}
+		if (pid > 0 && k->front_pid <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return kvs_error_set(KVS_ETIMEOUT, "nghttpx did not listen within 10 s");
+		}
+	}
+	if (k->front_pid <= 0)
+		return kvs_error_set(KVS_EIO, "nghttpx exited before listening (see %s)", k->dir);
+	snprintf(k->front_url, sizeof(k->front_url), "https://127.0.0.1:%d", k->front_port);
+	snprintf(k->front_kubeconfig, sizeof(k->front_kubeconfig), "%s/kubeconfig-front", k->dir);
+	snprintf(text, sizeof(text),
+	         "apiVersion: v1\nkind: Config\n"
+	         "clusters:\n- name: front\n  cluster:\n    server: %s\n"
+	         "    certificate-authority: %s/ca.crt\n"
+	         "contexts:\n- name: front\n  context:\n    cluster: front\n"
+	         "    namespace: " FX_NS "\n"
+	         "current-context: front\n",
+	         k->front_url, tls_dir);
+	if (write_file(k->front_kubeconfig, text) < 0)
+		return kvs_error_set(KVS_EIO, "cannot write a kubeconfig");
+	return 0;
+}
+
+const char *fx_kapi_front_url(const fx_kapi *k) { return k->front_url; }
+const char *fx_kapi_front_kubeconfig(const fx_kapi *k) { return k->front_kubeconfig; }
+const char *fx_kapi_front_log(const fx_kapi *k) { return k->front_log; }
+const char *fx_kapi_front_ca(const fx_kapi *k)
+{
+	static char ca[300];
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", tls_dir);
+	return k->front_pid > 0 ? ca : NULL;
 }

@@ -40,4 +40,17 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 /** POST /kapi/faults with `json`; 0 on success. */
 int fx_kapi_faults(fx_kapi *k, const char *json);
 
+/**
+ * Put nghttpx (Debian nghttp2-proxy) in front of a plain-HTTP server `k`: TLS
+ * with the fixture's test CA, ALPN h2 and http/1.1, HTTP/1.1 to the server.
+ * Stopped with the server. fx_kapi_front_kubeconfig() reaches the server
+ * through it (CA, namespace kvs-test); fx_kapi_front_log() is nghttpx's
+ * access log, one line per request: "CLIENT_PORT ALPN METHOD PATH STATUS".
+ */
+int fx_kapi_front_start(fx_kapi *k);
+const char *fx_kapi_front_url(const fx_kapi *k);
+const char *fx_kapi_front_kubeconfig(const fx_kapi *k);
+const char *fx_kapi_front_log(const fx_kapi *k);
+const char *fx_kapi_front_ca(const fx_kapi *k);
+
 #endif
