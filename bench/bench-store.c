@@ -23,6 +23,7 @@
 
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
+#include "store/mem/faults.h"
 
 #define MIB (1024u * 1024u)
 

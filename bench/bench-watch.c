@@ -24,6 +24,7 @@
 
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
+#include "store/mem/faults.h"
 
 static double now_s(void)
 {

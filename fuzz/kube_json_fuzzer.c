@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube_json.h"
+#include "kube/json.h"
 
 static void check_object(const kvs_object *o, unsigned flags)
 {

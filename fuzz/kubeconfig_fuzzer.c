@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 
 static int mkfile(const uint8_t *p, size_t n, char *path, size_t cap)
 {

@@ -20,9 +20,9 @@
 
 #include <curl/curl.h>
 
-#include "kube_http.h"
-#include "kube_json.h"
-#include "kubeconfig.h"
+#include "kube/http.h"
+#include "kube/json.h"
+#include "kube/kubeconfig.h"
 #include "support/fixture_kube.h"
 
 TestSuite(kube, .timeout = 60);

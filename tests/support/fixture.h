@@ -11,6 +11,7 @@
 
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
+#include "store/mem/faults.h"
 
 /** Which backend: "memory", "kube" or "kube-tls" (from $KVS_TEST_BACKEND). */
 const char *fx_backend_kind(void);

@@ -1,5 +1,5 @@
 /*
- * kubeconfig.c — kubectl's rules for finding credentials, with libyaml.
+ * kube/kubeconfig.c — kubectl's rules for finding credentials, with libyaml.
  *
  * Each kubeconfig file is loaded as a YAML document tree. The files of a
  * $KUBECONFIG list are kept open together and merged the way client-go
@@ -22,8 +22,8 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
-#include "kube_json.h"
-#include "kubeconfig.h"
+#include "kube/json.h"
+#include "kube/kubeconfig.h"
 
 #define KC_MAX_FILE (16u * 1024u * 1024u) /* a kubeconfig larger than this is refused */
 #define KC_MAX_FILES 32

@@ -1,5 +1,5 @@
 /*
- * kube_json.h — ConfigMap JSON ⇄ kvs_object, Kubernetes Status objects and
+ * kube/json.h — ConfigMap JSON ⇄ kvs_object, Kubernetes Status objects and
  * base64, for the Kubernetes backend (private to the library).
  *
  * Everything parsed here comes from the network and is untrusted: types,

@@ -1,5 +1,5 @@
 /*
- * kubeconfig.h — find and read Kubernetes client credentials the way kubectl
+ * kube/kubeconfig.h — find and read Kubernetes client credentials the way kubectl
  * does (private to the library). See kvs_kube_options in kvsplit.h.
  */
 #ifndef KVS_KUBECONFIG_H

@@ -1,5 +1,5 @@
 /*
- * kube_json.c — ConfigMap JSON ⇄ kvs_object, Status objects, base64.
+ * kube/json.c — ConfigMap JSON ⇄ kvs_object, Status objects, base64.
  *
  * JSON is parsed with cJSON and base64 is done by libcrypto's
  * EVP_EncodeBlock/EVP_DecodeBlock. Request bodies are assembled directly:
@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
-#include "kube_json.h"
+#include "kube/json.h"
 
 /* ------------------------------------------------------------------------ */
 /* base64                                                                   */

@@ -1,5 +1,5 @@
 /*
- * kube_http.c — libcurl client of the Kubernetes backend.
+ * kube/http.c — libcurl client of the Kubernetes backend.
  *
  * Design:
  *  - one CURLSH per backend shares the DNS cache and TLS sessions between
@@ -39,7 +39,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
-#include "kube_http.h"
+#include "kube/http.h"
 
 #define POOL_MAX 32
 #define BACKOFF_BASE_MS 100

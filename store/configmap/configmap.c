@@ -1,9 +1,9 @@
 /*
- * backend_kube.c — the Kubernetes backend: the vtable of kvsplit/backend.h
+ * store/configmap/configmap.c — the Kubernetes backend: the vtable of kvsplit/backend.h
  * over /api/v1/namespaces/{ns}/configmaps.
  *
- * Routing only: credentials come from kubeconfig.c, transfers, retries and
- * the rate limit from kube_http.c, JSON and Status mapping from kube_json.c.
+ * Routing only: credentials come from kube/kubeconfig.c, transfers, retries and
+ * the rate limit from kube/http.c, JSON and Status mapping from kube/json.c.
  * Every error detail names the verb, the object, the HTTP status, the reason
  * and the server's message (never a credential).
  */
@@ -15,9 +15,9 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
-#include "kube_http.h"
-#include "kube_json.h"
-#include "kubeconfig.h"
+#include "kube/http.h"
+#include "kube/json.h"
+#include "kube/kubeconfig.h"
 
 #define KUBE_MAX_OBJECT_BYTES 1048576u
 #define DEFAULT_QPS 50.0

@@ -1,5 +1,5 @@
 /*
- * backend_mem.c — the in-memory backend: a small, faithful model of a
+ * store/mem/mem.c — the in-memory backend: a small, faithful model of a
  * Kubernetes API server serving ConfigMaps, for tests and benchmarks.
  *
  * A "cluster" holds the objects, ONE global revision counter, the watch
@@ -74,6 +74,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
+#include "store/mem/faults.h"
 
 #define MEM_DEFAULT_MAX_BYTES   1048576u
 #define MEM_DEFAULT_HISTORY     1000u

@@ -1,5 +1,5 @@
 /*
- * kube_http.h — the HTTP client of the Kubernetes backend (private).
+ * kube/http.h — the HTTP client of the Kubernetes backend (private).
  *
  * One kvs__http per backend: libcurl easy and multi handles from pools (the
  * multi handles keep the warm connections), one shared DNS/TLS-session cache
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kubeconfig.h"
+#include "kube/kubeconfig.h"
 
 typedef struct kvs__http kvs__http;
 
