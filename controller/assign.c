@@ -2,6 +2,7 @@
  * assign.c — rendezvous hashing, plain and with bounded load.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -21,6 +22,15 @@ uint64_t kvc_assign_score(unsigned shard, const char *id)
 static int better(uint64_t sa, const char *ida, uint64_t sb, const char *idb)
 {
 	return sa > sb || (sa == sb && strcmp(ida, idb) < 0);
+}
+
+static _Thread_local const uint64_t *sort_top;
+static int by_top(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+	if (sort_top[x] != sort_top[y])
+		return sort_top[x] > sort_top[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
 }
 
 int kvc_assign(int *owner, unsigned v, const char *const *ids, size_t n, double eps, unsigned *load)
@@ -53,7 +63,25 @@ int kvc_assign(int *owner, unsigned v, const char *const *ids, size_t n, double 
 		unsigned hi = (unsigned)floor((1.0 + eps) * mean);
 		cap = hi > lo ? hi : lo;
 	}
+	unsigned *order = malloc(v * sizeof(*order));
+	uint64_t *top = malloc(v * sizeof(*top));
+	if (!order || !top) {
+		free(order);
+		free(top);
+		return kvs_error_set(KVS_ENOMEM, "assign: out of memory");
+	}
 	for (unsigned s = 0; s < v; s++) {
+		top[s] = 0;
+		for (size_t m = 0; m < n; m++) {
+			uint64_t sc = kvc_assign_score(s, ids[m]);
+			top[s] = sc > top[s] ? sc : top[s];
+		}
+		order[s] = s;
+	}
+	sort_top = top;
+	qsort(order, v, sizeof(*order), by_top);
+	for (unsigned k = 0; k < v; k++) {
+		unsigned s = order[k];
 		int best = -1;
 		uint64_t bs = 0;
 		for (size_t m = 0; m < n; m++) {
@@ -67,5 +95,7 @@ int kvc_assign(int *owner, unsigned v, const char *const *ids, size_t n, double 
 		owner[s] = best;
 		ld[best]++;
 	}
+	free(order);
+	free(top);
 	return 0;
 }

@@ -9,8 +9,8 @@
  *
  * The bounded-load variant caps every member at
  *     c = max(ceil(V/N), floor((1 + eps) * V / N))
- * and gives each shard, in shard order, to its highest-scoring member still
- * under c (consistent hashing with bounded loads, Mirrokni et al., applied
+ * and gives each shard, strongest first (by its best score), to its
+ * highest-scoring member still under c (consistent hashing with bounded loads, Mirrokni et al., applied
  * to rendezvous scores). max/mean load <= 1 + eps whenever
  * floor((1+eps)V/N) >= ceil(V/N), e.g. V = 1024 and N <= 100 at eps = 0.10.
  * For small groups eps is lowered to 0.015 n (KVC_ASSIGN_EPS_PER_MEMBER), so

@@ -28,7 +28,8 @@
 #define KVC_SIM_JOIN      0x10  /* a new member joins */
 #define KVC_SIM_STOP      0x20  /* a member leaves cleanly (maybe comes back, same identity) */
 #define KVC_SIM_LATENCY   0x40  /* calls take up to 50 ms */
-#define KVC_SIM_DELETE    0x80  /* an administrator deletes a live member's Lease */
+#define KVC_SIM_DELETE    0x80  /* an administrator deletes a live member's Lease (members
+                                   that saw it honour it; a newcomer cannot, so not with JOIN) */
 #define KVC_SIM_ALL       0x7f  /* everything but DELETE, which breaks an assumption */
 
 typedef struct kvc_sim_opts {
