@@ -131,6 +131,18 @@ int kvc_set_selector(char *buf, size_t cap, const kvc_shardset *s, unsigned v)
 	unsigned n = 0;
 	for (unsigned i = 0; i < v; i++)
 		n += (unsigned)kvc_set_has(s, i);
+	if (n == 0) {
+		if (cap)
+			buf[0] = '\0';
+		return 0;
+	}
+	if (n == v) {
+		/* Every shard: "the label exists" (k8s refuses an empty notin ()). */
+		if (cap <= strlen(KVC_VSHARD_LABEL))
+			return kvs_error_set(KVS_ETOOBIG, "selector buffer too small");
+		memcpy(buf, KVC_VSHARD_LABEL, strlen(KVC_VSHARD_LABEL) + 1);
+		return (int)strlen(KVC_VSHARD_LABEL);
+	}
 	int complement = n > v / 2;
 	const char *head = complement ? KVC_VSHARD_LABEL " notin (" : KVC_VSHARD_LABEL " in (";
 	size_t hl = strlen(head);

@@ -58,9 +58,9 @@ int kvc_set_parse(kvc_shardset *out, const char *text, unsigned v);
 /**
  * The label selector of a member holding `s`: "kvsplit.io/vshard in (...)",
  * or "kvsplit.io/vshard notin (...)" of the complement when shorter (a
- * member holding most shards). Returns the length or KVS_ETOOBIG. An empty
- * set yields "kvsplit.io/vshard in ()" which matches nothing... callers
- * should not watch at all then.
+ * member holding most shards), "kvsplit.io/vshard" (the label exists) for
+ * all of them. Returns the length or KVS_ETOOBIG; 0 and "" for the empty
+ * set: nothing to watch (Kubernetes refuses an empty "in ()").
  */
 int kvc_set_selector(char *buf, size_t cap, const kvc_shardset *s, unsigned v);
 

@@ -88,6 +88,11 @@ Test(controller_vshard, selector_lists_the_shorter_side)
 	kvc_set_del(&s, 5);
 	cr_assert_gt(kvc_set_selector(buf, sizeof(buf), &s, V), 0);
 	cr_assert_str_eq(buf, "kvsplit.io/vshard notin (5)");
+	kvc_set_add(&s, 5);
+	cr_assert_gt(kvc_set_selector(buf, sizeof(buf), &s, V), 0);
+	cr_assert_str_eq(buf, "kvsplit.io/vshard");
+	kvc_set_clear(&s);
+	cr_assert_eq(kvc_set_selector(buf, sizeof(buf), &s, V), 0);
 	/* The worst case, half the shards, stays a few KB. */
 	kvc_set_clear(&s);
 	for (unsigned i = 0; i < V; i += 2)
