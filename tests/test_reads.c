@@ -362,7 +362,7 @@ Test(reads, altered_inline_value_is_ecorrupt_on_every_path)
 
 	for (int k = 0; k < 2; k++) {
 		char key[8];
-		snprintf(key, sizeof(key), "in%d", k);
+		snprintf(key, sizeof(key), "in%c", k ? '1' : '0');
 		cr_assert_eq(kvs_put(NULL, s, key, d[k], n, NULL), 0);
 		kvs__manifest m;
 		kvs_object *o = index_of(b, key, &m);
