@@ -6,6 +6,7 @@
  *   select.c    label and field selectors
  *   validate.c  Status objects and the object validation of the real server
  *   store.c     the objects, the one revision counter, the watch history ring
+ *   crd.c       CustomResourceDefinitions: applying one serves its resource
  *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
  *   main.c      command line, daemon start, signals
  */
@@ -102,6 +103,10 @@ struct resource {
 	bool readonly;
 	bool allow_create_on_update;
 	bool allow_unconditional_update;
+	bool status_sub;   /* has the status subresource (CRD subresources.status) */
+	bool crd;          /* the customresourcedefinitions resource itself */
+	bool removed;      /* its CRD was deleted: not served (atomic; kept for reuse) */
+	char *crd_name;    /* "<plural>.<group>" of the CRD that serves it, or NULL */
 	/* sorted by key (etcd order of "<ns>/<name>"), protected by the store lock */
 	struct objver **items;
 	size_t n, cap;
@@ -156,7 +161,15 @@ extern struct store g_store;
 void store_init(size_t history, size_t history_bytes);
 struct resource *resource_add(enum res_type type, const char *group, const char *version,
                               const char *plural, const char *kind);
+/* Served resources (not removed). resource_add may run while requests are
+ * served (a CRD is applied): the array never moves (KAPI_MAX_RESOURCES) and
+ * nres is published with a release store; callers of resource_add hold the
+ * store lock once the daemon runs. */
+#define KAPI_MAX_RESOURCES 256
 struct resource *resource_find(const char *group, const char *version, const char *plural);
+struct resource *resource_find_any(const char *group, const char *version, const char *plural);
+size_t resource_count(void);
+bool resource_served(const struct resource *r);
 
 /* Under the lock. */
 struct objver *store_get_locked(struct resource *r, const char *ns, const char *name);
@@ -181,6 +194,17 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
 int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
                const struct selector *ls, const struct selector *fs, size_t limit,
                struct objver ***out, size_t *n, bool *more);
+
+/* ---- crd.c --------------------------------------------------------------- */
+
+/* Validate a CustomResourceDefinition body for create/update (NULL or a
+ * 422/400 Status); fill its status (NamesAccepted, Established). */
+struct status *crd_validate(cJSON *crd, const char *name);
+/* After a CRD was written: serve (or re-flag) its resources. Under the lock. */
+struct status *crd_apply_locked(const cJSON *crd);
+/* After a CRD was deleted: delete every object of its resources and stop
+ * serving them. Under the lock. */
+void crd_remove_locked(const cJSON *crd);
 
 /* ---- validate.c ---------------------------------------------------------- */
 

@@ -115,20 +115,43 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 		r->short_name = xstrdup("cm");
 	else if (type == RES_NAMESPACE)
 		r->short_name = xstrdup("ns");
-	g_store.res = xrealloc(g_store.res, (g_store.nres + 1) * sizeof *g_store.res);
-	g_store.res[g_store.nres++] = r;
+	if (!g_store.res)
+		g_store.res = xmalloc(KAPI_MAX_RESOURCES * sizeof *g_store.res);
+	if (g_store.nres == KAPI_MAX_RESOURCES) {
+		fprintf(stderr, "kapi-server: more than %d resources\n", KAPI_MAX_RESOURCES);
+		abort();
+	}
+	g_store.res[g_store.nres] = r;
+	__atomic_store_n(&g_store.nres, g_store.nres + 1, __ATOMIC_RELEASE);
 	return r;
 }
 
-struct resource *resource_find(const char *group, const char *version, const char *plural)
+size_t resource_count(void)
 {
-	for (size_t i = 0; i < g_store.nres; i++) {
+	return __atomic_load_n(&g_store.nres, __ATOMIC_ACQUIRE);
+}
+
+bool resource_served(const struct resource *r)
+{
+	return !__atomic_load_n(&r->removed, __ATOMIC_ACQUIRE);
+}
+
+struct resource *resource_find_any(const char *group, const char *version, const char *plural)
+{
+	size_t n = resource_count();
+	for (size_t i = 0; i < n; i++) {
 		struct resource *r = g_store.res[i];
 		if (strcmp(r->group, group) == 0 && strcmp(r->version, version) == 0 &&
 		    strcmp(r->plural, plural) == 0)
 			return r;
 	}
 	return NULL;
+}
+
+struct resource *resource_find(const char *group, const char *version, const char *plural)
+{
+	struct resource *r = resource_find_any(group, version, plural);
+	return r && resource_served(r) ? r : NULL;
 }
 
 /* First index whose key is >= key (or > key when strict). */
