@@ -402,8 +402,7 @@ int kvs__label_selector_parse(kvs__selector **out, const char *text, char *msg, 
 /* Field selectors                                                           */
 
 /* Unescape a field selector value (fields.UnescapeValue) into r's values. */
-static int field_value(sel_req *r, const char *v, size_t n, const char *whole, char *msg,
-                       size_t cap)
+static int field_value(sel_req *r, const char *v, size_t n, char *msg, size_t cap)
 {
 	char *buf = malloc(n + 1);
 	size_t o = 0;
@@ -422,7 +421,6 @@ static int field_value(sel_req *r, const char *v, size_t n, const char *whole, c
 			buf[o++] = v[++i];
 		} else if (ch == ',' || ch == '=') {
 			free(buf);
-			(void)whole;
 			return fail(msg, cap, KVS_EINVAL, "invalid field selector: unescaped character "
 			            "in value: %c", ch);
 		} else {
@@ -454,7 +452,7 @@ static int field_term(kvs__selector *s, const char *whole, const char *t, size_t
 		return fail(msg, cap, KVS_ENOMEM, "out of memory");
 	r->op = t[i] == '!' ? OP_NE : OP_EQ;
 	i += t[i] == '!' || (i + 1 < n && t[i + 1] == '=') ? 2 : 1;
-	if ((rc = field_value(r, t + i, n - i, whole, msg, cap)) < 0)
+	if ((rc = field_value(r, t + i, n - i, msg, cap)) < 0)
 		return rc;
 	if (strcmp(r->key, "metadata.name") != 0 && strcmp(r->key, "metadata.namespace") != 0)
 		return fail(msg, cap, KVS_EINVAL, "field label not supported: %s", r->key);

@@ -213,7 +213,7 @@ Test(reflector, resumes_a_dropped_stream_from_the_last_rv_without_duplicates_or_
 	cr_assert_eq(drain(r, g, 32), 1);
 
 	for (int round = 0; round < 4; round++) {
-		char rv[6][KVS_VER_MAX], name[16], data[16];
+		char rv[6][KVS_VER_MAX], name[32], data[32];
 		for (int i = 0; i < 6; i++) {
 			snprintf(name, sizeof(name), "k%d", i % 3);
 			snprintf(data, sizeof(data), "%d.%d", round, i);
@@ -326,7 +326,7 @@ Test(reflector, relists_after_410_and_reports_adds_modifies_deletes_while_away)
 
 Test(reflector, relist_over_several_pages_reports_every_change)
 {
-	char name[16];
+	char name[32];
 	for (int i = 0; i < 9; i++) {
 		snprintf(name, sizeof(name), "p%d", i);
 		put_obj(NULL, name, "0", 0);
