@@ -722,9 +722,9 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	const char *bname = meta_str(obj, "name");
 	char *name = bname && *bname ? xstrdup(bname) : gn && *gn ? gen_name(gn) : xstrdup("");
 	struct ferrs fe = {0};
-	validate_name(bname && *bname ? bname : NULL, gn, &fe);
+	validate_name(r, bname && *bname ? bname : NULL, gn, &fe);
 	if (!(bname && *bname) && gn && *gn)
-		validate_name(name, NULL, &fe);
+		validate_name(r, name, NULL, &fe);
 	s = validate_object(r, obj, name, &fe);
 	if (!s && fe.n)
 		s = st_invalid(r, name, &fe);
@@ -898,7 +898,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 		return send_status(c, s);
 	}
 	struct ferrs fe = {0};
-	validate_name(name, NULL, &fe);
+	validate_name(r, name, NULL, &fe);
 	s = validate_object(r, obj, name, &fe);
 	char *want = meta_str(obj, "resourceVersion") ? xstrdup(meta_str(obj, "resourceVersion")) : NULL;
 	if (!s && !fe.n && !r->allow_unconditional_update && (!want || !*want))
@@ -1243,7 +1243,7 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 /* ---- list ------------------------------------------------------------------ */
 
 struct listq {
-	struct selector *ls, *fs;
+	kvs__selector *ls, *fs;
 	size_t limit;
 	char *after;
 	uint64_t at_rv;
@@ -1255,12 +1255,12 @@ static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, boo
 	char *err = NULL;
 	memset(q, 0, sizeof *q);
 	q->at_rv = UINT64_MAX;
-	q->ls = label_selector_parse(arg(c, "labelSelector"), &err);
-	if (!q->ls)
+	char msg[4096];
+	if (kvs__label_selector_parse(&q->ls, arg(c, "labelSelector"), msg, sizeof msg) < 0 ||
+	    kvs__field_selector_parse(&q->fs, arg(c, "fieldSelector"), msg, sizeof msg) < 0) {
+		err = xstrdup(msg);
 		goto bad;
-	q->fs = field_selector_parse(arg(c, "fieldSelector"), &err);
-	if (!q->fs)
-		goto bad;
+	}
 	if (watch)
 		return NULL;
 	const char *lim = arg(c, "limit");
@@ -1304,8 +1304,8 @@ bad:;
 
 static void listq_free(struct listq *q)
 {
-	selector_free(q->ls);
-	selector_free(q->fs);
+	kvs__selector_free(q->ls);
+	kvs__selector_free(q->fs);
 	free(q->after);
 }
 
@@ -1449,7 +1449,7 @@ static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct reso
 struct watch {
 	struct resource *res;
 	char *ns; /* NULL = all namespaces */
-	struct selector *ls, *fs;
+	kvs__selector *ls, *fs;
 	struct neg neg;
 	bool bookmarks;
 	bool initial_end_bookmark;
@@ -1469,11 +1469,11 @@ static bool watch_passes(const struct watch *w, const struct objver *o)
 {
 	if (w->ns && strcmp(o->ns, w->ns) != 0)
 		return false;
-	if (!selector_empty(w->fs) && !field_selector_match(w->fs, o->ns, o->name))
+	if (!kvs__field_selector_match(w->fs, o->ns, o->name))
 		return false;
-	if (selector_empty(w->ls))
+	if (kvs__selector_empty(w->ls))
 		return true;
-	return label_selector_match(w->ls, cJSON_GetObjectItemCaseSensitive(
+	return labels_match(w->ls, cJSON_GetObjectItemCaseSensitive(
 		                                    cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels"));
 }
 
@@ -1645,8 +1645,8 @@ static void watch_free(void *cls)
 		objver_unref(w->init[i]);
 	free(w->init);
 	free(w->ns);
-	selector_free(w->ls);
-	selector_free(w->fs);
+	kvs__selector_free(w->ls);
+	kvs__selector_free(w->fs);
 	buf_free(&w->out);
 	free(w);
 	__atomic_sub_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);

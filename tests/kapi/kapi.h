@@ -3,8 +3,10 @@
  *
  * Private header shared by the files of tests/kapi/. Layering:
  *   util.c      buffers, time, uuid, rng, base64 (libcrypto), merge patch
- *   select.c    label and field selectors
  *   validate.c  Status objects and the object validation of the real server
+ * Label and field selectors and the validators of names, labels,
+ * annotations and ConfigMap keys are the library's (kube/selector.c,
+ * kube/validate.c, linked in), shared with the in-memory backend.
  *   store.c     the objects, the one revision counter, the watch history ring
  *   crd.c       CustomResourceDefinitions: applying one serves its resource
  *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
@@ -20,6 +22,9 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <sys/types.h>
+
+#include "kube/selector.h"
+#include "kube/validate.h"
 
 #define KAPI_MAX_BODY (3u * 1024u * 1024u) /* kube-apiserver's request limit */
 #define KAPI_MAX_CM_BYTES 1048576u         /* core.MaxSecretSize */
@@ -70,16 +75,9 @@ void json_sort_object(cJSON *obj);
 
 /* ---- select.c ------------------------------------------------------------ */
 
-struct selector;
-/* Parse a label selector; NULL with *err (malloc) on a syntax error. An empty
- * string gives a selector that matches everything. */
-struct selector *label_selector_parse(const char *s, char **err);
-/* Parse a field selector: metadata.name and metadata.namespace, = == !=. */
-struct selector *field_selector_parse(const char *s, char **err);
-void selector_free(struct selector *s);
-bool selector_empty(const struct selector *s);
-bool label_selector_match(const struct selector *s, const cJSON *labels);
-bool field_selector_match(const struct selector *s, const char *ns, const char *name);
+/* Selectors: kube/selector.h. Whether an object's labels (a cJSON object,
+ * or NULL) satisfy a label selector (store.c). */
+bool labels_match(const kvs__selector *s, const cJSON *labels);
 
 /* ---- resources and objects (store.c) ------------------------------------- */
 
@@ -192,7 +190,7 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
  * further item passes. Items are referenced; caller unrefs and frees.
  * Returns 0, or -1 if at_rv is older than the history window. Takes the lock. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
-               const struct selector *ls, const struct selector *fs, size_t limit,
+               const kvs__selector *ls, const kvs__selector *fs, size_t limit,
                struct objver ***out, size_t *n, bool *more);
 
 /* ---- crd.c --------------------------------------------------------------- */
@@ -239,7 +237,8 @@ struct status *st_invalid(const struct resource *r, const char *name, struct fer
 /* Normalize and validate a body for r (metadata handled by the caller).
  * Returns NULL or a Status (400 for undecodable, 422 Invalid). */
 struct status *validate_object(struct resource *r, cJSON *obj, const char *name, struct ferrs *fe);
-void validate_name(const char *name, const char *gen_name, struct ferrs *fe);
+void validate_name(const struct resource *r, const char *name, const char *gen_name,
+                   struct ferrs *fe);
 void validate_immutable(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
 /* Keep known fields in Go struct order; sort map members. */
 void normalize_object(struct resource *r, cJSON *obj);

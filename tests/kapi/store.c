@@ -301,15 +301,27 @@ static int cmp_touched(const void *a, const void *b)
 	return x->rv < y->rv ? -1 : x->rv > y->rv;
 }
 
-static bool passes(const struct objver *o, const struct selector *ls, const struct selector *fs)
+static const char *json_label(void *ctx, const char *key)
 {
-	if (!selector_empty(fs) && !field_selector_match(fs, o->ns, o->name))
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive((const cJSON *)ctx, key);
+
+	return cJSON_IsString(l) ? l->valuestring : NULL;
+}
+
+bool labels_match(const kvs__selector *s, const cJSON *labels)
+{
+	return kvs__selector_match(s, json_label, (void *)labels);
+}
+
+static bool passes(const struct objver *o, const kvs__selector *ls, const kvs__selector *fs)
+{
+	if (!kvs__field_selector_match(fs, o->ns, o->name))
 		return false;
-	if (selector_empty(ls))
+	if (kvs__selector_empty(ls))
 		return true;
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels");
-	return label_selector_match(ls, labels);
+	return labels_match(ls, labels);
 }
 
 /* The state at at_rv is the current index with every later write undone:
@@ -317,7 +329,7 @@ static bool passes(const struct objver *o, const struct selector *ls, const stru
  * such event. The ring holds every event after compacted_rv, so any
  * at_rv >= compacted_rv can be served exactly. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char *after,
-               const struct selector *ls, const struct selector *fs, size_t limit,
+               const kvs__selector *ls, const kvs__selector *fs, size_t limit,
                struct objver ***out, size_t *n, bool *more)
 {
 	char *lo = ns ? xasprintf("%s/", ns) : xstrdup("");
