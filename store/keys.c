@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "listing.h"
 
 int kvs_delete(kvs_store *s, const char *key, const char *expect_version)
 {
@@ -118,10 +119,10 @@ void kvs_list_free(kvs_list *l)
 int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit,
                   const char *token)
 {
-	char sel[KVS__NAME_BUF];
-	kvs_object_list *ol = NULL;
+	kvs__listing it;
+	const kvs_object *o;
 	kvs_list *l;
-	size_t plen = prefix ? strlen(prefix) : 0;
+	size_t plen = prefix ? strlen(prefix) : 0, cap = 16;
 	int rc;
 
 	if (!out || !s)
@@ -131,44 +132,52 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 		limit = 500;
 	if (limit > 10000)
 		limit = 10000;
-	kvs__selector(sel, s->name, KVS__ROLE_INDEX);
-	if ((rc = s->be->ops->list(s->be, &ol, sel, limit, token, 0)) < 0)
-		return rc;
-	if (!(l = calloc(1, sizeof(*l))) ||
-	    !(l->entries = calloc(ol->count ? ol->count : 1, sizeof(*l->entries)))) {
+	if (!(l = calloc(1, sizeof(*l))) || !(l->entries = calloc(cap, sizeof(*l->entries)))) {
 		free(l);
-		kvs_object_list_free(ol);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < ol->count; i++) {
+	kvs__listing_open(&it, s, KVS__ROLE_INDEX, limit, KVS__LISTING_ONE_PAGE, token);
+	while ((rc = kvs__listing_next(&it, &o)) > 0) {
 		kvs__manifest m;
-		kvs_entry *e = &l->entries[l->count];
+		kvs_entry *e;
+		int drc;
+		if (l->count == cap) {
+			size_t nc = cap * 2;
+			kvs_entry *ne = realloc(l->entries, nc * sizeof(*ne));
+			if (!ne) {
+				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+				break;
+			}
+			l->entries = ne;
+			cap = nc;
+		}
+		e = &l->entries[l->count];
 		/* An index that does not decode is skipped here; fsck reports it.
 		 * Out of memory is no property of the index: the listing fails. */
-		rc = kvs__index_decode(&m, s, ol->items[i], NULL, 0);
-		if (rc == KVS_ENOMEM) {
+		drc = kvs__index_decode(&m, s, o, NULL, 0);
+		if (drc == KVS_ENOMEM) {
 			kvs__manifest_clear(&m);
-			kvs_object_list_free(ol);
-			kvs_list_free(l);
-			return rc;
+			rc = drc;
+			break;
 		}
-		if (rc < 0 || (plen && (m.key_len < plen || memcmp(m.key, prefix, plen) != 0))) {
+		if (drc < 0 || (plen && (m.key_len < plen || memcmp(m.key, prefix, plen) != 0))) {
 			kvs__manifest_clear(&m);
 			continue;
 		}
 		e->key = m.key;
 		m.key = NULL;
 		e->length = m.length;
-		snprintf(e->version.str, sizeof(e->version.str), "%s", ol->items[i]->resource_version);
+		snprintf(e->version.str, sizeof(e->version.str), "%s", o->resource_version);
 		l->count++;
 		kvs__manifest_clear(&m);
 	}
-	if (ol->next && *ol->next && !(l->next = strdup(ol->next))) {
-		kvs_object_list_free(ol);
+	if (rc == 0 && kvs__listing_token(&it) && !(l->next = strdup(kvs__listing_token(&it))))
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+	kvs__listing_close(&it);
+	if (rc < 0) {
 		kvs_list_free(l);
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
+		return rc;
 	}
-	kvs_object_list_free(ol);
 	*out = l;
 	return 0;
 }

@@ -36,10 +36,10 @@ static int fetch(kvs__listing *it)
 	it->cur = l;
 	it->i = 0;
 	if (l->next && *l->next && !(it->token = strdup(l->next)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory listing %ss", it->role);
+		return kvs_error_set(KVS_ENOMEM, "out of memory listing %s objects", it->role);
 	if (it->pages++ == 0 && !it->revision &&
 	    !(it->revision = strdup(l->resource_version ? l->resource_version : "")))
-		return kvs_error_set(KVS_ENOMEM, "out of memory listing %ss", it->role);
+		return kvs_error_set(KVS_ENOMEM, "out of memory listing %s objects", it->role);
 	if (!it->token)
 		it->done = 1;
 	return 0;
@@ -51,7 +51,7 @@ int kvs__listing_next(kvs__listing *it, const kvs_object **out)
 
 	*out = NULL;
 	if (it->done < 0)
-		return kvs_error_set(KVS_ENOMEM, "out of memory listing %ss", it->role);
+		return kvs_error_set(KVS_ENOMEM, "out of memory listing %s objects", it->role);
 	for (;;) {
 		if (it->cur && it->i < it->cur->count) {
 			*out = it->cur->items[it->i++];
