@@ -1,5 +1,5 @@
 /*
- * commit.c — the commit step (commit.h; docs/design.md "Put" step 5).
+ * commit.c — the commit step (commit.h; docs/design.md "Put" step 6).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * commit.h — the commit step every value kind ends with (docs/design.md
- * "Put", steps 1 and 5): read the key's index as the base, then replace it
+ * "Put", steps 1 and 6): read the key's index as the base, then replace it
  * with the base's resourceVersion as precondition (compare-and-swap), or
  * create it for a new key. Each attempt carries a fresh random commit id;
  * after a lost response (Conflict/AlreadyExists caused by our own re-sent
@@ -77,7 +77,7 @@ typedef struct kvs__commit_hooks {
 } kvs__commit_hooks;
 
 /*
- * Steps 4–5 until committed: before(), one attempt, and for a blind write
+ * Steps 5–6 until committed: before(), one attempt, and for a blind write
  * that lost the race, rebase() and again (s->put_retries attempts at most).
  * 0 and *out (may be NULL) the committed version, or an error; on any
  * error the index is as it was or holds another writer's commit.

@@ -486,7 +486,7 @@ out:
 	return rc;
 }
 
-/* Step 1: read the base index (commit.c checks the expected version) and
+/* Steps 1–2: read the base index (commit.c checks the expected version) and
  * adopt its chunks. */
 static int read_base(put *P)
 {
@@ -750,7 +750,7 @@ static void put_free(put *P)
 
 /* ---- commit hooks ------------------------------------------------------- */
 
-/* Step 4 before every commit attempt. */
+/* Step 5 before every commit attempt. */
 static int put_before_commit(void *ctx)
 {
 	put *P = ctx;

@@ -1,7 +1,7 @@
 /*
  * segwrite.h — the segment writer: what every value kind does to get its
  * chunks into segments that a commit may reference (docs/design.md "Put",
- * steps 2–4). It takes blobs already compressed, with their addresses, and
+ * steps 2–5). It takes blobs already compressed, with their addresses, and
  *
  *  - packs them into segments of about segment_target stored bytes, seals
  *    each (address = XXH3-128 of its canonical encoding), and creates them
@@ -131,7 +131,7 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 int kvs__segw_touch(kvs__segw *w, uint32_t slot);
 
 /*
- * Step 4: every fresh, referenced slot must have been created or touched
+ * Step 5: every fresh, referenced slot must have been created or touched
  * less than half the touch window ago on both clocks; touch again what was
  * not, until a pass touches nothing (at most 4, then KVS_ETIMEOUT). A
  * segment gone by then fails the put with KVS_ETIMEOUT.
