@@ -197,7 +197,9 @@ int cmd_fsck(struct cli *c)
 		cJSON_AddNumberToObject(root, "segments", (double)rep.segments);
 		cJSON_AddNumberToObject(root, "chunks_verified", (double)rep.chunks_verified);
 		cJSON_AddNumberToObject(root, "bytes_verified", (double)rep.bytes_verified);
-		cJSON_AddNumberToObject(root, "problems", (double)rep.problems);
+		/* "problems" is the list above; a second "problems" key would make
+		 * JSON readers keep only one of the two */
+		cJSON_AddNumberToObject(root, "problem_count", (double)rep.problems);
 		cJSON_AddNumberToObject(root, "repaired", (double)rep.repaired);
 		cJSON_AddNumberToObject(root, "orphans", (double)rep.orphans);
 		cJSON_AddNumberToObject(root, "exit_code", status);

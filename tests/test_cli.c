@@ -1220,3 +1220,61 @@ Test(cli, fsck_usage_errors_exit_2_not_8)
 	cr_expect_eq(r.code, 2, "bad key: exit %d: %s", r.code, r.err);
 	res_free(&r);
 }
+
+/* ---- fsck -o json -------------------------------------------------------------- */
+
+/* Duplicate keys in one object: JSON readers keep one of them (Python, jq
+ * and Go the last, cJSON the first), so the other is unreadable. */
+static void assert_no_duplicate_keys(const cJSON *o, const char *where)
+{
+	for (const cJSON *a = o ? o->child : NULL; a; a = a->next) {
+		if (cJSON_IsObject(o))
+			for (const cJSON *b = a->next; b; b = b->next)
+				cr_assert(strcmp(a->string, b->string) != 0, "key \"%s\" twice in %s",
+				          a->string, where);
+		if (cJSON_IsObject(a) || cJSON_IsArray(a))
+			assert_no_duplicate_keys(a, a->string ? a->string : where);
+	}
+}
+
+Test(cli, fsck_o_json_has_distinct_keys_for_the_problem_list_and_their_count)
+{
+	char v1[PATH_MAX], seg[256], out[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 3u << 20, 13, v1);
+	put_file("k", v1);
+	delete_a_segment(seg, sizeof(seg));
+	run(&r, NULL, "fsck", "-o", "json", NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s%s", r.code, r.out, r.err);
+	cJSON *j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "not JSON: %s", r.out);
+	assert_no_duplicate_keys(j, "the report");
+	cJSON *list = cJSON_GetObjectItem(j, "problems");
+	cr_assert(cJSON_IsArray(list), "problems is not the list: %s", r.out);
+	cr_assert(cJSON_GetArraySize(list) >= 1, "%s", r.out);
+	cJSON *first = cJSON_GetArrayItem(list, 0);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "kind")), "missing-segment");
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "object")), seg);
+	cJSON *count = cJSON_GetObjectItem(j, "problem_count");
+	cr_assert(cJSON_IsNumber(count), "no problem_count: %s", r.out);
+	cr_assert(cJSON_GetNumberValue(count) >= 1, "%s", r.out);
+	cJSON_Delete(j);
+
+	/* and as a reader that keeps the last of duplicate keys sees it */
+	if (access("/usr/bin/python3", X_OK) == 0) {
+		path_in(out, "fsck.json");
+		spit(out, r.out, r.out_len);
+		res_free(&r);
+		run_as(&r, "/usr/bin/python3", out, "-c",
+		       "import json, sys\n"
+		       "d = json.load(sys.stdin)\n"
+		       "assert isinstance(d['problems'], list), d['problems']\n"
+		       "assert d['problems'][0]['kind'] == 'missing-segment'\n"
+		       "assert d['problem_count'] >= 1\n",
+		       NULL);
+		cr_assert_eq(r.code, 0, "python3 reads: %s", r.err);
+	}
+	res_free(&r);
+}
