@@ -107,6 +107,17 @@ int cli_fail_detail(const struct cli *c, int code, const char *key, const char *
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* "kvsplit: <message>" for errors that are not library errors. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A key as it should appear in a message: unchanged when it is made of
+ * printable characters other than space, quote and backslash; otherwise
+ * quoted and escaped as Go's %q does ("bad\nkey", "\xff"). The result lives
+ * in one of a few rotating static buffers: use it within the same printf.
+ */
+const char *cli_key(const char *key);
+/* The same, always quoted: `key "wf/status" deleted`. */
+const char *cli_quoted(const char *s);
+/* Escaped as above but never quoted: a library detail printed as one line. */
+const char *cli_escaped(const char *s);
 int cli_parse_duration(const char *s, long *out_ms);
 void cli_human_bytes(char *out, size_t cap, double bytes);
 void cli_human_duration(char *out, size_t cap, double secs);

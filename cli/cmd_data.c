@@ -35,17 +35,17 @@ int cmd_put(struct cli *c)
 		fd = STDIN_FILENO;
 		if (isatty(fd) && !c->quiet)
 			fprintf(stderr, "kvsplit: reading the value of %s from stdin (Ctrl-D ends it)\n",
-			        key);
+			        cli_key(key));
 	} else {
 		struct stat sb;
 		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			cli_err("put %s: cannot open %s: %s", key, file, strerror(errno));
+			cli_err("put %s: cannot open %s: %s", cli_key(key), cli_key(file), strerror(errno));
 			return EXIT_ERROR;
 		}
 		if (fstat(fd, &sb) == 0) {
 			if (S_ISDIR(sb.st_mode)) {
-				cli_err("put %s: %s is a directory", key, file);
+				cli_err("put %s: %s is a directory", cli_key(key), cli_key(file));
 				close(fd);
 				return EXIT_ERROR;
 			}
@@ -68,14 +68,14 @@ int cmd_put(struct cli *c)
 		close(fd);
 	if (rc < 0) {
 		if (rc == KVS_ECANCELED && cli_interrupted) {
-			cli_err("put %s: interrupted; nothing was committed", key);
+			cli_err("put %s: interrupted; nothing was committed", cli_key(key));
 			return EXIT_INTERRUPTED;
 		}
-		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", key);
+		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", cli_key(key));
 	}
 	if (cli_interrupted)
 		cli_err("put %s: interrupted after the whole value was read; it was committed anyway "
-		        "(version %s)", key, ver.str);
+		        "(version %s)", cli_key(key), ver.str);
 
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
@@ -99,7 +99,7 @@ int cmd_put(struct cli *c)
 	cli_human_bytes(raw, sizeof(raw), (double)st.raw_bytes);
 	cli_human_bytes(sent, sizeof(sent), (double)st.bytes_written);
 	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
-	printf("%s: version %s, %llu bytes (%s) in %llu chunks\n", key, ver.str,
+	printf("%s: version %s, %llu bytes (%s) in %llu chunks\n", cli_key(key), ver.str,
 	       (unsigned long long)st.raw_bytes, raw, (unsigned long long)st.chunks);
 	printf("  sent %llu bytes (%s) in %llu segments, %llu of %llu chunks new; %llu requests, "
 	       "%.2fs\n",
@@ -122,12 +122,12 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	kvs_stat st;
 
 	if (rc != KVS_ENOTFOUND)
-		return cli_fail(c, rc, key, "get %s", key);
+		return cli_fail(c, rc, key, "get %s", cli_key(key));
 	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
 	if (kvs_stat_key(&st, c->store, key) == 0)
 		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
-		                       "get %s: a segment of the value is missing", key);
-	return cli_fail_detail(c, rc, key, saved, "get %s", key);
+		                       "get %s: a segment of the value is missing", cli_key(key));
+	return cli_fail_detail(c, rc, key, saved, "get %s", cli_key(key));
 }
 
 static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go)
@@ -145,7 +145,7 @@ static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go
 		return EXIT_ERROR;
 	}
 	if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		cli_err("get %s: %s is a directory", key, target);
+		cli_err("get %s: %s is a directory", cli_key(key), cli_key(target));
 		free(d1);
 		free(d2);
 		return EXIT_ERROR;
@@ -163,28 +163,28 @@ static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go
 	free(d2);
 	if (n < 0 || (size_t)n >= sizeof(cli_tmp_path)) {
 		cli_tmp_path[0] = '\0';
-		cli_err("get %s: path too long: %s", key, target);
+		cli_err("get %s: path too long: %s", cli_key(key), cli_key(target));
 		return EXIT_ERROR;
 	}
 	fd = mkostemp(cli_tmp_path, O_CLOEXEC);
 	if (fd < 0) {
-		cli_err("get %s: cannot create a temporary file beside %s: %s", key, target,
-		        strerror(errno));
+		cli_err("get %s: cannot create a temporary file beside %s: %s", cli_key(key),
+		        cli_key(target), strerror(errno));
 		cli_tmp_path[0] = '\0';
 		return EXIT_ERROR;
 	}
 	rc = kvs_get_fd(NULL, c->store, key, fd, go);
 	if (rc == 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0)) {
 		int e = errno;
-		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(e));
+		cli_err("get %s: writing %s: %s", cli_key(key), cli_key(cli_tmp_path), strerror(e));
 		rc = 1;
 	}
 	if (close(fd) < 0 && rc == 0) {
-		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(errno));
+		cli_err("get %s: writing %s: %s", cli_key(key), cli_key(cli_tmp_path), strerror(errno));
 		rc = 1;
 	}
 	if (rc == 0 && rename(cli_tmp_path, target) < 0) {
-		cli_err("get %s: cannot rename to %s: %s", key, target, strerror(errno));
+		cli_err("get %s: cannot rename to %s: %s", cli_key(key), cli_key(target), strerror(errno));
 		rc = 1;
 	}
 	if (rc != 0) {
@@ -220,14 +220,14 @@ int cmd_get(struct cli *c)
 		return EXIT_ERROR; /* local file error, already reported */
 	if (rc < 0) {
 		if (rc == KVS_ECANCELED && cli_interrupted) {
-			cli_err("get %s: interrupted%s", key, c->to_file ? "; no file written" : "");
+			cli_err("get %s: interrupted%s", cli_key(key), c->to_file ? "; no file written" : "");
 			return EXIT_INTERRUPTED;
 		}
 		return get_failed(c, rc, key);
 	}
 	if (c->verbose && c->to_file)
 		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)pr.done,
-		        c->to_file);
+		        cli_key(c->to_file));
 	return EXIT_OK;
 }
 
@@ -265,7 +265,7 @@ int cmd_ls(struct cli *c)
 		token = NULL;
 		if (rc < 0) {
 			rows_free(rows, n);
-			return cli_fail(c, rc, NULL, "ls%s%s", prefix ? " " : "", prefix ? prefix : "");
+			return cli_fail(c, rc, NULL, "ls%s%s", prefix ? " " : "", prefix ? cli_key(prefix) : "");
 		}
 		for (size_t i = 0; i < l->count; i++) {
 			if (n == cap) {
@@ -330,7 +330,7 @@ oom:
 	int wk = 3, ws = 4, wv = 7;
 	for (size_t i = 0; i < n; i++) {
 		char b[32];
-		int l = (int)strlen(rows[i].key);
+		int l = (int)strlen(cli_key(rows[i].key));
 		wk = l > wk ? l : wk;
 		l = snprintf(b, sizeof(b), "%llu", (unsigned long long)rows[i].length);
 		ws = l > ws ? l : ws;
@@ -350,15 +350,16 @@ oom:
 			if (r == KVS_ENOTFOUND)
 				continue; /* deleted since the list */
 			if (r < 0) {
-				rc = cli_fail(c, r, rows[i].key, "stat %s", rows[i].key);
+				rc = cli_fail(c, r, rows[i].key, "stat %s", cli_key(rows[i].key));
 				break;
 			}
-			printf("%-*s   %-*llu   %-*s   %-10llu   %-6llu   %-8llu   %llu\n", wk, rows[i].key,
+			printf("%-*s   %-*llu   %-*s   %-10llu   %-6llu   %-8llu   %llu\n", wk,
+			       cli_key(rows[i].key),
 			       ws, (unsigned long long)st.length, wv, st.version.str,
 			       (unsigned long long)st.generation, (unsigned long long)st.chunks,
 			       (unsigned long long)st.segments, (unsigned long long)st.stored_bytes);
 		} else {
-			printf("%-*s   %-*llu   %s\n", wk, rows[i].key, ws,
+			printf("%-*s   %-*llu   %s\n", wk, cli_key(rows[i].key), ws,
 			       (unsigned long long)rows[i].length, rows[i].version.str);
 		}
 	}
@@ -372,7 +373,7 @@ int cmd_rm(struct cli *c)
 	int rc = kvs_delete(c->store, key, c->has_expect_version ? c->expect_version : NULL);
 
 	if (rc < 0)
-		return cli_fail(c, rc, key, "rm %s", key);
+		return cli_fail(c, rc, key, "rm %s", cli_key(key));
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "key", key);
@@ -382,7 +383,7 @@ int cmd_rm(struct cli *c)
 	if (c->format == OUT_NAME)
 		printf("%s\n", key);
 	else if (!c->quiet)
-		printf("key \"%s\" deleted\n", key);
+		printf("key %s deleted\n", cli_quoted(key));
 	return EXIT_OK;
 }
 
@@ -394,7 +395,7 @@ int cmd_stat(struct cli *c)
 	int rc = kvs_stat_key(&st, c->store, key);
 
 	if (rc < 0)
-		return cli_fail(c, rc, key, "stat %s", key);
+		return cli_fail(c, rc, key, "stat %s", cli_key(key));
 	cli_hex(hash, st.hash, sizeof(st.hash));
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
@@ -419,7 +420,7 @@ int cmd_stat(struct cli *c)
 	cli_human_bytes(len, sizeof(len), (double)st.length);
 	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
 	cli_human_bytes(seg, sizeof(seg), (double)st.segment_bytes);
-	printf("Key:            %s\n", key);
+	printf("Key:            %s\n", cli_key(key));
 	printf("Store:          %s (namespace %s)\n", c->store_name,
 	       c->ns_resolved ? c->ns_resolved : "?");
 	printf("Version:        %s\n", st.version.str);

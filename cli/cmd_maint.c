@@ -150,11 +150,11 @@ static void fsck_on_problem(void *ctx, const kvs_fsck_problem *p)
 	}
 	if (f->c->quiet && (p->repaired || p->kind == KVS_FSCK_ORPHAN))
 		return;
-	printf("%-15s %s%s%s: %s%s\n", fsck_kind(p->kind), p->key ? "key " : "",
-	       p->key ? p->key : "", p->key ? ", " : "", p->object ? p->object : "",
+	printf("%-15s %s%s%s%s%s\n", fsck_kind(p->kind), p->key ? "key " : "",
+	       p->key ? cli_key(p->key) : "", p->key ? ", " : "", p->object ? p->object : "",
 	       p->repaired ? " [repaired]" : "");
 	if (p->detail && *p->detail)
-		printf("%-15s   %s\n", "", p->detail);
+		printf("%-15s   %s\n", "", cli_escaped(p->detail));
 	fflush(stdout);
 }
 
@@ -184,7 +184,7 @@ int cmd_fsck(struct cli *c)
 	rc = kvs_fsck(&rep, c->store, &fo);
 	if (rc < 0) {
 		cJSON_Delete(root);
-		rc = cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? fo.key : "");
+		rc = cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? cli_key(fo.key) : "");
 		if (rc == EXIT_USAGE) { /* usage errors still exit 2 (docs/cli.md) */
 			cli_usage_hint(c, "fsck");
 			return EXIT_USAGE;

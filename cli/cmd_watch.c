@@ -94,7 +94,7 @@ int cmd_watch(struct cli *c)
 	wo.flags = (c->prefix ? KVS_WATCH_PREFIX : 0) | (c->to_file ? KVS_WATCH_VALUES : 0);
 	rc = kvs_watch_open(&w, c->store, key, &wo);
 	if (rc < 0)
-		return cli_fail(c, rc, NULL, "watch %s", key);
+		return cli_fail(c, rc, NULL, "watch %s", cli_key(key));
 
 	if (c->format == OUT_DEFAULT && !c->quiet)
 		printf("%-6s   %-40s   %-10s   %-10s   %s\n", "EVENT", "KEY",
@@ -118,12 +118,13 @@ int cmd_watch(struct cli *c)
 		if (r == KVS_ECANCELED && cli_interrupted)
 			break;
 		if (r < 0) {
-			rc = cli_fail(c, r, NULL, "watch %s", key);
+			rc = cli_fail(c, r, NULL, "watch %s", cli_key(key));
 			break;
 		}
 		if (c->to_file && ev.kind == KVS_WATCH_PUT && ev.value) {
 			if (replace_file(c->to_file, ev.value, ev.value_len) < 0) {
-				cli_err("watch %s: cannot write %s: %s", key, c->to_file, strerror(errno));
+				cli_err("watch %s: cannot write %s: %s", cli_key(key), cli_key(c->to_file),
+				        strerror(errno));
 				rc = EXIT_ERROR;
 				break;
 			}
@@ -142,7 +143,7 @@ int cmd_watch(struct cli *c)
 			fflush(stdout);
 		} else {
 			printf("%-6s   %-40s   %-10s   %-10llu   %llu%s\n", kind_name(ev.kind),
-			       ev.key ? ev.key : "", ev.version.str, (unsigned long long)ev.generation,
+			       cli_key(ev.key ? ev.key : ""), ev.version.str, (unsigned long long)ev.generation,
 			       (unsigned long long)ev.length, ev.resync ? "   (resync)" : "");
 			fflush(stdout);
 		}

@@ -365,7 +365,7 @@ int cli_open_store(struct cli *c)
 	rc = kvs_open(&c->store, b, &so);
 	if (rc < 0) {
 		kvs_backend_free(b);
-		return cli_fail(c, rc, NULL, "cannot open store %s", c->store_name);
+		return cli_fail(c, rc, NULL, "cannot open store %s", cli_key(c->store_name));
 	}
 	if (c->verbose)
 		fprintf(stderr, "kvsplit: store %s, namespace %s%s%s\n", c->store_name,

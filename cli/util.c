@@ -53,13 +53,157 @@ int cli_exit_code(int code)
 }
 
 /*
+ * Length of the well-formed UTF-8 sequence at s (1..4) and its code point,
+ * or 0 if the bytes are not UTF-8 (overlong forms and surrogates included).
+ */
+static size_t utf8_seq(const unsigned char *s, uint32_t *cp)
+{
+	size_t n;
+	uint32_t v;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, v = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, v = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, v = s[0] & 0x07u;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+	    (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* Code points a terminal would not show as themselves: C1 controls, line
+ * and paragraph separators, direction overrides ("trojan source"), BOM. */
+static int invisible(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0xad || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+/*
+ * Escape `s` into `out` as Go's strconv.Quote does (without the quotes
+ * unless `quote`): \n \t \r \a \b \f \v, \xNN for other control bytes and
+ * for bytes that are not UTF-8, \uNNNN for invisible code points; with
+ * `quote`, also \" and \\. Returns 1 if anything had to be escaped.
+ * Truncates with "..." rather than overflow `cap`.
+ */
+static int escape(char *out, size_t cap, const char *in, int quote)
+{
+	static const char named[] = "abtnvfr"; /* \a (0x07) .. \r (0x0d) */
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0;
+	int escaped = 0;
+
+	if (cap < 8) {
+		if (cap)
+			out[0] = '\0';
+		return 0;
+	}
+	if (quote)
+		out[o++] = '"';
+	while (*s) {
+		char e[16];
+		size_t el, take;
+		uint32_t cp = 0;
+		size_t n = utf8_seq(s, &cp);
+
+		if (n == 0) {
+			el = (size_t)snprintf(e, sizeof(e), "\\x%02x", *s);
+			take = 1;
+		} else if (n == 1 && cp >= 0x07 && cp <= 0x0d) {
+			el = (size_t)snprintf(e, sizeof(e), "\\%c", named[cp - 0x07]);
+			take = 1;
+		} else if (n == 1 && (cp < 0x20 || cp == 0x7f)) {
+			el = (size_t)snprintf(e, sizeof(e), "\\x%02x", (unsigned)cp);
+			take = 1;
+		} else if (n == 1 && quote && (cp == '"' || cp == '\\')) {
+			el = (size_t)snprintf(e, sizeof(e), "\\%c", (char)cp);
+			take = 1;
+		} else if (n > 1 && invisible(cp)) {
+			el = (size_t)snprintf(e, sizeof(e), "\\u%04x", (unsigned)cp);
+			take = n;
+		} else {
+			memcpy(e, s, n);
+			el = take = n;
+			escaped--; /* copied as it is */
+		}
+		escaped++;
+		if (o + el + 5 > cap) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(out + o, e, el);
+		o += el;
+		s += take;
+	}
+	if (quote)
+		out[o++] = '"';
+	out[o] = '\0';
+	return escaped > 0;
+}
+
+#define QBUFS 6
+#define QBUF_LEN (4 * 4096 + 16)
+
+static char *qbuf(void)
+{
+	static char bufs[QBUFS][QBUF_LEN];
+	static unsigned next_buf;
+
+	return bufs[next_buf++ % QBUFS];
+}
+
+const char *cli_quoted(const char *s)
+{
+	char *b = qbuf();
+
+	escape(b, QBUF_LEN, s ? s : "", 1);
+	return b;
+}
+
+const char *cli_escaped(const char *s)
+{
+	char *b = qbuf();
+
+	escape(b, QBUF_LEN, s ? s : "", 0);
+	return b;
+}
+
+const char *cli_key(const char *key)
+{
+	char *b = qbuf();
+	const char *k = key ? key : "";
+
+	if (!*k || strpbrk(k, " \\\"'") || escape(b, QBUF_LEN, k, 0))
+		escape(b, QBUF_LEN, k, 1);
+	return b;
+}
+
+/*
  * Whatever the library says goes through here before it is printed: a
  * credential must never reach a terminal or a CI log, so anything that looks
  * like a bearer token or a token=/password= pair is blanked. The library is
  * not supposed to put secrets in its messages; this is a second fence.
  */
-static void redact(char *s)
+static void redact(char *out, size_t cap, const char *in)
 {
+	char s[2048];
+
+	snprintf(s, sizeof(s), "%s", in);
 	static const char *const marks[] = { "Bearer ", "bearer ", "token=", "token: ",
 	                                     "password=", "password: " };
 	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
@@ -82,10 +226,9 @@ static void redact(char *s)
 			p = v;
 		}
 	}
-	/* one line: the detail never spills over */
-	for (char *q = s; *q; q++)
-		if (*q == '\n' || *q == '\r')
-			*q = ' ';
+	/* one line, and nothing a terminal would interpret (a key echoed by the
+	 * server may hold anything): escape as Go's %q does, without quotes */
+	escape(out, cap, s, 0);
 }
 
 void cli_err(const char *fmt, ...)
@@ -111,18 +254,16 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
                  const char *fmt, va_list ap)
 {
 	const char *kc = c->kubeconfig ? c->kubeconfig : getenv("KUBECONFIG");
-
-	char what[1024], detail[2048];
+	const char *k = key ? cli_key(key) : NULL;
+	char what[4096], detail[8192];
 
 	vsnprintf(what, sizeof(what), fmt, ap);
-	snprintf(detail, sizeof(detail), "%s", detail_in);
-	redact(detail);
+	redact(detail, sizeof(detail), detail_in);
 	if (code == KVS_ECONFIG && kc && *kc && !strstr(detail, kc)) {
 		/* the file must be named, whatever the library said */
-		char tmp[2200];
-		snprintf(tmp, sizeof(tmp), "kubeconfig %.1024s: %.1100s", kc, detail);
-		memcpy(detail, tmp, sizeof(detail) - 1);
-		detail[sizeof(detail) - 1] = '\0';
+		char tmp[sizeof(detail)];
+		snprintf(tmp, sizeof(tmp), "kubeconfig %.1024s: %.4000s", kc, detail);
+		memcpy(detail, tmp, sizeof(detail));
 	}
 	if (detail[0])
 		fprintf(stderr, "kvsplit: %s: %s\n", what, detail);
@@ -133,11 +274,11 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 	case KVS_ECONFLICT:
 		fprintf(stderr, "hint: %s was changed by someone else; re-read it with "
 		                "'kvsplit stat %s' and retry with the new --expect-version\n",
-		        key ? key : "the key", key ? key : "KEY");
+		        k ? k : "the key", k ? k : "KEY");
 		break;
 	case KVS_EEXISTS:
 		fprintf(stderr, "hint: the key exists; drop --expect-version=\"\" to overwrite, or "
-		                "pass its current version (kvsplit stat %s)\n", key ? key : "KEY");
+		                "pass its current version (kvsplit stat %s)\n", k ? k : "KEY");
 		break;
 	case KVS_EDENIED:
 		fprintf(stderr, "hint: the API server refused the credentials or the verb; check the "
@@ -162,12 +303,12 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 		break;
 	case KVS_ECORRUPT:
 		fprintf(stderr, "hint: run 'kvsplit fsck%s%s' to see what is damaged\n",
-		        key ? " " : "", key ? key : "");
+		        k ? " " : "", k ? k : "");
 		break;
 	case KVS_ENOTFOUND:
-		if (key)
+		if (k)
 			fprintf(stderr, "hint: no key %s in store %s, namespace %s "
-			                "(kvsplit ls lists the keys)\n", key,
+			                "(kvsplit ls lists the keys)\n", k,
 			        c->store_name, ns_or_default(c));
 		else
 			fprintf(stderr, "hint: does namespace %s exist? (kubectl get namespace %s)\n",

@@ -1278,3 +1278,28 @@ Test(cli, fsck_o_json_has_distinct_keys_for_the_problem_list_and_their_count)
 	}
 	res_free(&r);
 }
+
+/* ---- keys in messages --------------------------------------------------------------- */
+
+Test(cli, keys_with_control_characters_or_invalid_utf8_are_escaped_in_messages)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	run(&r, NULL, "get", "bad\nkey", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "get \"bad\\nkey\": "), "not escaped: %s", r.err);
+	cr_assert_null(strstr(r.err, "bad\nkey"), "raw newline printed: %s", r.err);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "rm", "x\xffy\x1b[2J", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "rm \"x\\xffy\\x1b[2J\": "), "not escaped: %s", r.err);
+	cr_assert_null(strchr(r.err, '\x1b'), "raw escape sequence printed: %s", r.err);
+	res_free(&r);
+	/* a plain key is printed as it is */
+	run(&r, NULL, "stat", "no/such/key", NULL);
+	cr_assert_eq(r.code, 3);
+	cr_assert(strncmp(r.err, "kvsplit: stat no/such/key: ", 27) == 0, "%s", r.err);
+	res_free(&r);
+}
