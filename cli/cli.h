@@ -56,14 +56,16 @@ struct cli {
 	int no_progress;
 	long request_timeout_ms; /* 0 = library default */
 	long retries;            /* -1 = library default */
-	long touch_window_s;     /* 0 = library default (600 s) */
+	long touch_window_s;     /* 0 = library default (CLI_TOUCH_WINDOW_DEFAULT_S) */
+	const char *touch_window_arg; /* as typed, for messages (NULL = not given) */
 
 	/* per command */
 	const char *to_file;     /* get, watch */
 	int prefix;              /* watch */
 	long max_events;         /* watch: stop after this many (0 = no limit) */
 	long timeout_ms;         /* watch: stop after this long (0 = forever) */
-	long grace_s;            /* gc, fsck: -1 = default */
+	int64_t grace_ns;        /* gc, fsck: -1 = default (exact, as typed) */
+	const char *grace_arg;   /* as typed, for messages */
 	int dry_run;             /* gc */
 	double rate;             /* gc */
 	double read_data;        /* fsck: fraction 0..1, -1 = default */
@@ -74,6 +76,10 @@ struct cli {
 	const char *ns_resolved; /* namespace the backend works in */
 	int progress_tty;        /* stderr is a terminal and progress is wanted */
 };
+
+/* The library's defaults the CLI must reason about (kvsplit.h documents them). */
+#define CLI_TOUCH_WINDOW_DEFAULT_S 600   /* kvs_options.touch_window_s */
+#define CLI_GRACE_DEFAULT_S 3600         /* kvs_gc_options / kvs_fsck_options .grace_s */
 
 /* Set by SIGINT/SIGTERM; checked by callbacks, which then cancel. */
 extern volatile sig_atomic_t cli_interrupted;
@@ -118,7 +124,19 @@ const char *cli_key(const char *key);
 const char *cli_quoted(const char *s);
 /* Escaped as above but never quoted: a library detail printed as one line. */
 const char *cli_escaped(const char *s);
-int cli_parse_duration(const char *s, long *out_ms);
+/*
+ * Durations as Go's time.ParseDuration and kubectl write them ("1m30s",
+ * "1.5h", "250ms", "10us"; also "2d"); a bare number is seconds. Out in
+ * nanoseconds, exact. -1 if malformed, negative or over 100 years.
+ */
+int cli_parse_duration(const char *s, int64_t *out_ns);
+/* Go-style text of a duration, without zero parts: "10m", "1m30s", "1.5s", "500ms". */
+void cli_format_duration(char *out, size_t cap, int64_t ns);
+/* Whole seconds / milliseconds, rounded up (a non-zero duration never becomes 0). */
+int64_t cli_ceil_s(int64_t ns);
+int64_t cli_ceil_ms(int64_t ns);
+/* The touch window this process's puts, gc and fsck use, in seconds. */
+long cli_touch_window_s(const struct cli *c);
 void cli_human_bytes(char *out, size_t cap, double bytes);
 void cli_human_duration(char *out, size_t cap, double secs);
 size_t cli_edit_distance(const char *a, const char *b);

@@ -16,8 +16,6 @@
 
 #include "cli.h"
 
-#define WRITER_TOUCH_WINDOW_S 600 /* library default touch_window_s */
-
 struct gc_ctx {
 	const struct cli *c;
 	cJSON *names; /* -o json */
@@ -50,20 +48,23 @@ int cmd_gc(struct cli *c)
 	cJSON *root = NULL;
 	int rc;
 
-	if (c->grace_s >= 0 && c->grace_s <= WRITER_TOUCH_WINDOW_S && !c->dry_run &&
-	    c->grace_s > c->touch_window_s && c->touch_window_s > 0)
-		fprintf(stderr, "kvsplit: warning: --grace %lds is not longer than the default touch "
-		                "window of writers (%ds): a put using that window may lose segments; "
-		                "use it only while no such writer runs\n", c->grace_s,
-		        WRITER_TOUCH_WINDOW_S);
+	/* check_grace (main.c) made sure grace > this process's touch window */
+	if (c->grace_ns >= 0 && cli_ceil_s(c->grace_ns) <= CLI_TOUCH_WINDOW_DEFAULT_S &&
+	    !c->dry_run) {
+		char dw[32];
+		cli_format_duration(dw, sizeof(dw), (int64_t)CLI_TOUCH_WINDOW_DEFAULT_S * 1000000000LL);
+		fprintf(stderr, "kvsplit: warning: --grace %s is not longer than the default touch "
+		                "window of writers (%s): a put using that window may lose segments; "
+		                "use it only while no such writer runs\n", c->grace_arg, dw);
+	}
 	if (c->format == OUT_JSON) {
 		root = cJSON_CreateObject();
 		g.names = cJSON_AddArrayToObject(root, c->dry_run ? "deletable" : "deleted_segments");
 	}
 	memset(&rep, 0, sizeof(rep));
-	/* 0 means "default" to the library; --grace 0 must mean zero, so 1 s minimum */
-	if (c->grace_s >= 0)
-		go.grace_s = c->grace_s > 0 ? (uint32_t)c->grace_s : 1;
+	/* whole seconds, rounded up; check_grace refused 0 (the library's "default") */
+	if (c->grace_ns >= 0)
+		go.grace_s = (uint32_t)cli_ceil_s(c->grace_ns);
 	go.dry_run = c->dry_run;
 	go.max_deletes_per_s = c->rate;
 	go.on_segment = gc_on_segment;
@@ -177,8 +178,8 @@ int cmd_fsck(struct cli *c)
 	/* CLI: not given → library default (all); 0% → none (library: < 0) */
 	fo.read_data = c->read_data < 0 ? 0 : c->read_data == 0 ? -1 : c->read_data;
 	fo.repair = c->repair;
-	if (c->grace_s >= 0)
-		fo.grace_s = c->grace_s > 0 ? (uint32_t)c->grace_s : 1;
+	if (c->grace_ns >= 0)
+		fo.grace_s = (uint32_t)cli_ceil_s(c->grace_ns);
 	fo.on_problem = fsck_on_problem;
 	fo.ctx = &f;
 	rc = kvs_fsck(&rep, c->store, &fo);

@@ -201,10 +201,10 @@ static void usage(FILE *f, const char *prog)
 	        "  -q, --quiet                  print only what was asked for, no progress\n"
 	        "  -v, --verbose                say what is being done on stderr\n"
 	        "      --no-progress            no progress bar (it is shown on a terminal only)\n"
-	        "      --request-timeout DUR    per-request timeout (e.g. 30s)\n"
+	        "      --request-timeout DUR    per-request timeout (e.g. 30s, 1m30s)\n"
 	        "      --retries N              transient failures retried per request (default 6)\n"
-	        "      --touch-window DUR       writers' touch window (default 10m); gc/fsck --grace\n"
-	        "                               must exceed it (expert: see docs/cli.md)\n"
+	        "      --touch-window DUR       writers' touch window (default 10m, whole seconds);\n"
+	        "                               gc/fsck --grace must exceed it (expert: docs/cli.md)\n"
 	        "\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 corrupt data,\n"
 	        "6 permission denied, 7 connection/server error, 8 bad configuration\n"
 	        "(fsck: 0 clean, 1 repaired, 4 problems left, 8 operational error).\n"
@@ -319,6 +319,54 @@ static int parse_output(struct cli *c, const char *v)
 	return 0;
 }
 
+/*
+ * gc and fsck --repair delete segments only past the grace period, which
+ * must exceed the touch window of writers (docs/design.md); the library
+ * counts both in whole seconds, so a grace is rounded up to a second. Say so
+ * with the value the user typed, before contacting any cluster.
+ */
+static int check_grace(const struct cli *c, const struct command *cmd)
+{
+	char tw[32], typed_min[32];
+	long w = cli_touch_window_s(c);
+	int64_t g_ns = c->grace_ns >= 0 ? c->grace_ns : (int64_t)CLI_GRACE_DEFAULT_S * 1000000000LL;
+	int64_t g_s = cli_ceil_s(g_ns);
+	int vs_window = cmd->bit == C_GC || (cmd->bit == C_FSCK && c->repair);
+
+	if (!(cmd->bit & (C_GC | C_FSCK)))
+		return 0;
+	cli_format_duration(tw, sizeof(tw), (int64_t)w * 1000000000LL);
+	cli_format_duration(typed_min, sizeof(typed_min), ((int64_t)w + 1) * 1000000000LL);
+	if (vs_window && g_s <= w) {
+		if (c->grace_arg)
+			cli_err("invalid --grace %s: it must be longer than the touch window of writers "
+			        "(%s%s%s), or gc could delete segments a put is about to commit; both are "
+			        "counted in whole seconds, so at least %s", cli_quoted(c->grace_arg), tw,
+			        c->touch_window_arg ? ", from --touch-window " : "",
+			        c->touch_window_arg ? c->touch_window_arg : "", typed_min);
+		else
+			cli_err("the default --grace 1h is not longer than --touch-window %s: give a "
+			        "--grace of at least %s", c->touch_window_arg, typed_min);
+		return usage_error(c, cmd->name);
+	}
+	if (g_s < 1) {
+		cli_err("invalid --grace %s: must be more than 0 (grace is counted in whole seconds, "
+		        "so at least 1s)", cli_quoted(c->grace_arg));
+		return usage_error(c, cmd->name);
+	}
+	if (g_s > 0xffffffffLL) {
+		cli_err("invalid --grace %s: at most 136 years", cli_quoted(c->grace_arg));
+		return usage_error(c, cmd->name);
+	}
+	if (c->verbose && c->grace_arg && g_s * 1000000000LL != g_ns) {
+		char used[32];
+		cli_format_duration(used, sizeof(used), g_s * 1000000000LL);
+		fprintf(stderr, "kvsplit: --grace %s is used as %s (grace is counted in whole seconds)\n",
+		        c->grace_arg, used);
+	}
+	return 0;
+}
+
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
 	char *end;
@@ -379,14 +427,15 @@ int main(int argc, char **argv)
 	struct cli c;
 	const struct command *cmd = NULL;
 	char **pos;
-	int npos = 0, opt, want_help = 0;
+	int npos = 0, opt, want_help = 0, tw_rounded = 0;
+	int64_t ns;
 	int seen[O_REPAIR + 1];
 
 	memset(&c, 0, sizeof(c));
 	memset(seen, 0, sizeof(seen));
 	c.prog = prog_name(argv[0]);
 	c.retries = -1;
-	c.grace_s = -1;
+	c.grace_ns = -1;
 	c.read_data = -2;
 	c.store_name = getenv("KVSPLIT_STORE");
 	if (!c.store_name || !*c.store_name)
@@ -443,12 +492,13 @@ int main(int argc, char **argv)
 		case 'h': want_help = 1; break;
 		case O_NOPROGRESS: c.no_progress = 1; break;
 		case O_REQTIMEOUT:
-			if (cli_parse_duration(optarg, &c.request_timeout_ms) < 0 ||
-			    c.request_timeout_ms > 3600000L) {
-				cli_err("invalid --request-timeout \"%s\" (e.g. 30s, 2m)", optarg);
+			if (cli_parse_duration(optarg, &ns) < 0 || ns <= 0 || ns > 3600 * 1000000000LL) {
+				cli_err("invalid --request-timeout %s: more than 0 and at most 1h "
+				        "(e.g. 30s, 2m)", cli_quoted(optarg));
 				free(pos);
 				return usage_error(&c, c.command);
 			}
+			c.request_timeout_ms = (long)cli_ceil_ms(ns);
 			break;
 		case O_RETRIES:
 			if (parse_long(optarg, 0, 100, &c.retries) < 0) {
@@ -457,16 +507,22 @@ int main(int argc, char **argv)
 				return usage_error(&c, c.command);
 			}
 			break;
-		case O_TOUCHWINDOW: {
-			long ms;
-			if (cli_parse_duration(optarg, &ms) < 0 || ms < 1000 || ms / 1000 > 0xffffffffL) {
-				cli_err("invalid --touch-window \"%s\" (at least 1s, e.g. 10m)", optarg);
+		case O_TOUCHWINDOW:
+			if (cli_parse_duration(optarg, &ns) < 0) {
+				cli_err("invalid --touch-window %s (a duration, e.g. 10m, 90s)", cli_quoted(optarg));
 				free(pos);
 				return usage_error(&c, c.command);
 			}
-			c.touch_window_s = ms / 1000;
+			if (ns < 1000000000LL || cli_ceil_s(ns) > 0xffffffffLL) {
+				cli_err("invalid --touch-window %s: at least 1s (the touch window is "
+				        "counted in whole seconds) and at most 136 years", cli_quoted(optarg));
+				free(pos);
+				return usage_error(&c, c.command);
+			}
+			c.touch_window_s = (long)cli_ceil_s(ns);
+			c.touch_window_arg = optarg;
+			tw_rounded = ns % 1000000000LL != 0;
 			break;
-		}
 		case O_TOFILE: c.to_file = optarg; break;
 		case O_PREFIX: c.prefix = 1; break;
 		case O_MAXEVENTS:
@@ -477,22 +533,21 @@ int main(int argc, char **argv)
 			}
 			break;
 		case O_TIMEOUT:
-			if (cli_parse_duration(optarg, &c.timeout_ms) < 0) {
-				cli_err("invalid --timeout \"%s\" (e.g. 30s, 5m)", optarg);
+			if (cli_parse_duration(optarg, &ns) < 0) {
+				cli_err("invalid --timeout %s (e.g. 30s, 5m; 0 = no limit)", cli_quoted(optarg));
 				free(pos);
 				return usage_error(&c, c.command);
 			}
+			c.timeout_ms = (long)cli_ceil_ms(ns);
 			break;
-		case O_GRACE: {
-			long ms;
-			if (cli_parse_duration(optarg, &ms) < 0 || ms / 1000 > 0xffffffffL) {
-				cli_err("invalid --grace \"%s\" (e.g. 1h, 90m)", optarg);
+		case O_GRACE:
+			if (cli_parse_duration(optarg, &c.grace_ns) < 0) {
+				cli_err("invalid --grace %s (a duration, e.g. 1h, 90m)", cli_quoted(optarg));
 				free(pos);
 				return usage_error(&c, c.command);
 			}
-			c.grace_s = ms / 1000;
+			c.grace_arg = optarg;
 			break;
-		}
 		case O_DRYRUN: c.dry_run = 1; break;
 		case O_RATE: {
 			char *end;
@@ -583,6 +638,16 @@ int main(int argc, char **argv)
 		        cmd->synopsis);
 		free(pos);
 		return usage_error(&c, cmd->name);
+	}
+	if (c.verbose && tw_rounded)
+		fprintf(stderr, "kvsplit: --touch-window %s is used as %lds (the touch window is counted "
+		                "in whole seconds)\n", c.touch_window_arg, c.touch_window_s);
+	{
+		int r = check_grace(&c, cmd);
+		if (r != 0) {
+			free(pos);
+			return r;
+		}
 	}
 	c.progress_tty = !c.quiet && !c.no_progress && isatty(STDERR_FILENO);
 

@@ -351,51 +351,136 @@ int cli_fail_detail(const struct cli *c, int code, const char *key, const char *
 	return r;
 }
 
-/*
- * Durations as kubectl and Go write them: "90s", "10m", "1h30m", "1.5h",
- * "250ms"; a bare number is seconds. Out in milliseconds.
- */
-int cli_parse_duration(const char *s, long *out_ms)
+/* ---- durations ------------------------------------------------------------ */
+
+#define NS_PER_S 1000000000LL
+#define DURATION_MAX_NS (100LL * 365 * 86400 * NS_PER_S) /* 100 years: fits int64 */
+
+/* Unit at p: its length in *len and nanoseconds, or 0 if none is there. */
+static int64_t unit_at(const char *p, size_t *len)
 {
-	double total = 0;
+	static const struct { const char *name; int64_t ns; } units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "\xc2\xb5s", 1000 }, { "\xce\xbcs", 1000 },
+		{ "ms", 1000000 }, { "s", NS_PER_S }, { "m", 60 * NS_PER_S },
+		{ "h", 3600 * NS_PER_S }, { "d", 86400 * NS_PER_S },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t l = strlen(units[i].name);
+		/* "m" must not take the "m" of "ms" */
+		if (strncmp(p, units[i].name, l) == 0 && !(l == 1 && p[0] == 'm' && p[1] == 's')) {
+			*len = l;
+			return units[i].ns;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Go's grammar: one or more "number unit" pairs, number = digits with an
+ * optional fraction ("1.5h", ".5s"), no sign, no spaces; plus kvsplit's
+ * "d" (24h) and a bare number meaning seconds. Integer arithmetic for the
+ * whole part, so "1500ms" is exactly 1.5 s.
+ */
+int cli_parse_duration(const char *s, int64_t *out_ns)
+{
 	const char *p = s;
-	char *end;
+	int64_t total = 0;
+	int bare = 1;
 
 	if (!s || !*s)
 		return -1;
-	errno = 0;
-	double bare = strtod(s, &end);
-	if (end != s && *end == '\0') {
-		if (errno || bare < 0 || bare > 1e12)
-			return -1;
-		*out_ms = (long)(bare * 1000 + 0.5);
-		return 0;
-	}
+	for (const char *q = s; *q; q++)
+		if (!isdigit((unsigned char)*q) && *q != '.')
+			bare = 0;
 	while (*p) {
-		double mult;
-		errno = 0;
-		double v = strtod(p, &end);
-		if (end == p || errno || v < 0)
+		int64_t whole = 0, unit;
+		double frac = 0, scale = 0.1;
+		int digits = 0;
+		size_t ul = 0;
+
+		while (isdigit((unsigned char)*p)) {
+			if (whole > DURATION_MAX_NS / 10)
+				return -1;
+			whole = whole * 10 + (*p++ - '0');
+			digits++;
+		}
+		if (*p == '.') {
+			p++;
+			while (isdigit((unsigned char)*p)) {
+				frac += (*p++ - '0') * scale;
+				scale /= 10;
+				digits++;
+			}
+		}
+		if (digits == 0)
 			return -1;
-		p = end;
-		if (strncmp(p, "ms", 2) == 0)
-			mult = 1, p += 2;
-		else if (*p == 's')
-			mult = 1000, p++;
-		else if (*p == 'm')
-			mult = 60000, p++;
-		else if (*p == 'h')
-			mult = 3600000, p++;
-		else if (*p == 'd')
-			mult = 86400000, p++;
-		else
+		if (bare) {
+			if (*p)
+				return -1;
+			unit = NS_PER_S;
+		} else if ((unit = unit_at(p, &ul)) == 0) {
 			return -1;
-		total += v * mult;
-		if (total > 1e15)
+		}
+		p += ul;
+		if (whole > DURATION_MAX_NS / unit)
 			return -1;
+		int64_t v = whole * unit + (int64_t)(frac * (double)unit + 0.5);
+		if (v > DURATION_MAX_NS - total)
+			return -1;
+		total += v;
 	}
-	*out_ms = (long)(total + 0.5);
+	*out_ns = total;
 	return 0;
+}
+
+void cli_format_duration(char *out, size_t cap, int64_t ns)
+{
+	size_t o = 0;
+
+	if (ns <= 0) {
+		snprintf(out, cap, "0s");
+		return;
+	}
+	if (ns < NS_PER_S) {
+		if (ns % 1000000 == 0)
+			snprintf(out, cap, "%lldms", (long long)(ns / 1000000));
+		else if (ns % 1000 == 0)
+			snprintf(out, cap, "%lldus", (long long)(ns / 1000));
+		else
+			snprintf(out, cap, "%lldns", (long long)ns);
+		return;
+	}
+	int64_t h = ns / (3600 * NS_PER_S), m = ns / (60 * NS_PER_S) % 60;
+	int64_t sec = ns / NS_PER_S % 60, sub = ns % NS_PER_S;
+	out[0] = '\0';
+	if (h)
+		o += (size_t)snprintf(out + o, cap > o ? cap - o : 0, "%lldh", (long long)h);
+	if (m && o < cap)
+		o += (size_t)snprintf(out + o, cap - o, "%lldm", (long long)m);
+	if ((sec || sub) && o < cap) {
+		char frac[16] = "";
+		if (sub) {
+			snprintf(frac, sizeof(frac), ".%09lld", (long long)sub);
+			for (size_t l = strlen(frac); l > 1 && frac[l - 1] == '0'; l--)
+				frac[l - 1] = '\0';
+		}
+		snprintf(out + o, cap - o, "%lld%ss", (long long)sec, frac);
+	}
+}
+
+int64_t cli_ceil_s(int64_t ns)
+{
+	return ns <= 0 ? 0 : (ns + NS_PER_S - 1) / NS_PER_S;
+}
+
+int64_t cli_ceil_ms(int64_t ns)
+{
+	return ns <= 0 ? 0 : (ns + 999999) / 1000000;
+}
+
+long cli_touch_window_s(const struct cli *c)
+{
+	return c->touch_window_s > 0 ? c->touch_window_s : CLI_TOUCH_WINDOW_DEFAULT_S;
 }
 
 void cli_human_bytes(char *out, size_t cap, double b)

@@ -1303,3 +1303,64 @@ Test(cli, keys_with_control_characters_or_invalid_utf8_are_escaped_in_messages)
 	cr_assert(strncmp(r.err, "kvsplit: stat no/such/key: ", 27) == 0, "%s", r.err);
 	res_free(&r);
 }
+
+/* ---- durations -------------------------------------------------------------------- */
+
+Test(cli, grace_below_a_second_is_rounded_up_not_truncated)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	/* 1.5 s is longer than a 1 s touch window: rounded up to 2 s, never cut to 1 s */
+	run(&r, NULL, "gc", "--touch-window", "1s", "--grace", "1500ms", "--dry-run", "-v", NULL);
+	expect_ok(&r, "gc --grace 1500ms");
+	cr_assert_not_null(strstr(r.err, "--grace 1500ms is used as 2s"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, too_short_grace_is_refused_with_the_value_typed_and_the_real_minimum)
+{
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	run(&r, NULL, "gc", "--grace", "1500ms", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "invalid --grace \"1500ms\""), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "touch window of writers (10m)"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "at least 10m1s"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "grace 1 s"), "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "gc", "--grace", "0", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "invalid --grace \"0\""), "%s", r.err);
+	cr_assert_null(strstr(r.err, "grace 1 s"), "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "gc", "--touch-window", "1500ms", "--grace", "2s", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "(2s, from --touch-window 1500ms)"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "at least 3s"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, durations_follow_go_syntax_and_anything_else_is_refused)
+{
+	static const char *const good[] = { "1m30s", "1.5h", "90m", "3600", "2h0.5s", "1d" };
+	static const char *const bad[] = { "nan", "inf", "1e3s", "0x10s", " 5s", "5 s", "-5s",
+	                                   "1h-5m", "5x", "1h30", ".s", "" };
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		run(&r, NULL, "gc", "--touch-window", "1m", "--grace", good[i], "--dry-run", NULL);
+		cr_expect_eq(r.code, 0, "--grace %s: exit %d: %s", good[i], r.code, r.err);
+		res_free(&r);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[64];
+		run(&r, NULL, "gc", "--grace", bad[i], "--dry-run", NULL);
+		cr_expect_eq(r.code, 2, "--grace \"%s\": exit %d: %s", bad[i], r.code, r.err);
+		snprintf(want, sizeof(want), "invalid --grace \"%s\"", bad[i]);
+		cr_expect_not_null(strstr(r.err, want), "%s", r.err);
+		res_free(&r);
+	}
+}
