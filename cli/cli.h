@@ -7,8 +7,10 @@
  *   cmd_data.c  put, get, ls, rm, stat
  *   cmd_watch.c watch
  *   cmd_maint.c gc, fsck
+ *   outfile.c   files replaced atomically (get --to-file, watch --to-file)
  *   progress.c  the stderr progress bar
- *   util.c      error reporting and exit codes, durations, sizes, suggestions
+ *   util.c      error reporting and exit codes, durations, sizes, quoting,
+ *               suggestions
  */
 #ifndef KVSPLIT_CLI_H
 #define KVSPLIT_CLI_H
@@ -16,6 +18,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <kvsplit.h>
 
@@ -83,8 +86,12 @@ struct cli {
 
 /* Set by SIGINT/SIGTERM; checked by callbacks, which then cancel. */
 extern volatile sig_atomic_t cli_interrupted;
-/* A temporary file to remove if the process is interrupted twice (get). */
-extern char cli_tmp_path[4096];
+/*
+ * Temporary files to remove if the process is interrupted twice. "" = slot
+ * free. See outfile.c.
+ */
+#define CLI_TMP_SLOTS 2
+extern char cli_tmp_paths[CLI_TMP_SLOTS][4096];
 
 /* main.c */
 void cli_usage_hint(const struct cli *c, const char *command);
@@ -146,6 +153,26 @@ const char *cli_suggest(const char *word, const char *const *names, size_t n);
 struct cJSON;
 int cli_print_json(struct cJSON *v, int one_line);
 void cli_hex(char *out, const uint8_t *in, size_t n);
+
+/* outfile.c: write a file under a temporary name beside it, rename when whole */
+struct outfile {
+	const char *target;
+	int fd;
+	int slot;                /* index in cli_tmp_paths, -1 when closed */
+	mode_t mode;             /* an existing target's mode, else 0666 & ~umask */
+};
+/*
+ * Create the temporary for `target`. On failure print one line naming the
+ * path and the system's reason ("kvsplit: <what>: cannot write PATH: ..."),
+ * leave nothing behind and return -1.
+ */
+int outfile_open(struct outfile *f, const char *what, const char *target);
+/* Write all of buf; -1 with errno set on failure. */
+int outfile_write(struct outfile *f, const void *buf, size_t len);
+/* fsync, close, rename over the target; on failure report (like open), remove, -1. */
+int outfile_commit(struct outfile *f, const char *what);
+/* Close and remove the temporary; the target stays as it was. Accepts a closed one. */
+void outfile_abort(struct outfile *f);
 
 /* progress.c */
 struct progress {

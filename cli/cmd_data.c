@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,77 +129,51 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	return cli_fail_detail(c, rc, key, saved, "get %s", cli_key(key));
 }
 
-static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go)
-{
-	const char *target = c->to_file;
-	char *d1 = strdup(target), *d2 = strdup(target);
-	struct stat sb;
-	mode_t mode;
-	int fd, rc;
+/*
+ * Where the verified bytes go. The CLI writes them itself rather than with
+ * kvs_get_fd so that a local write error (disk full, closed pipe) is told
+ * from a server error by what happened here, not by the library's code.
+ */
+struct get_sink {
+	int fd;
+	int err;        /* errno of a failed write, 0 = none */
+	uint64_t bytes; /* written so far */
+};
 
-	if (!d1 || !d2) {
-		free(d1);
-		free(d2);
-		cli_err("out of memory");
-		return EXIT_ERROR;
+static int get_write(void *ctx, const void *buf, size_t len)
+{
+	struct get_sink *k = ctx;
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(k->fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			k->err = w < 0 ? errno : EIO;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+		k->bytes += (uint64_t)w;
 	}
-	if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		cli_err("get %s: %s is a directory", cli_key(key), cli_key(target));
-		free(d1);
-		free(d2);
-		return EXIT_ERROR;
-	}
-	if (stat(target, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		mode = sb.st_mode & 07777;
-	} else {
-		mode_t um = umask(0);
-		umask(um);
-		mode = 0666 & ~um;
-	}
-	int n = snprintf(cli_tmp_path, sizeof(cli_tmp_path), "%s/.%s.kvsplit-XXXXXX", dirname(d1),
-	                 basename(d2));
-	free(d1);
-	free(d2);
-	if (n < 0 || (size_t)n >= sizeof(cli_tmp_path)) {
-		cli_tmp_path[0] = '\0';
-		cli_err("get %s: path too long: %s", cli_key(key), cli_key(target));
-		return EXIT_ERROR;
-	}
-	fd = mkostemp(cli_tmp_path, O_CLOEXEC);
-	if (fd < 0) {
-		cli_err("get %s: cannot create a temporary file beside %s: %s", cli_key(key),
-		        cli_key(target), strerror(errno));
-		cli_tmp_path[0] = '\0';
-		return EXIT_ERROR;
-	}
-	rc = kvs_get_fd(NULL, c->store, key, fd, go);
-	if (rc == 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0)) {
-		int e = errno;
-		cli_err("get %s: writing %s: %s", cli_key(key), cli_key(cli_tmp_path), strerror(e));
-		rc = 1;
-	}
-	if (close(fd) < 0 && rc == 0) {
-		cli_err("get %s: writing %s: %s", cli_key(key), cli_key(cli_tmp_path), strerror(errno));
-		rc = 1;
-	}
-	if (rc == 0 && rename(cli_tmp_path, target) < 0) {
-		cli_err("get %s: cannot rename to %s: %s", cli_key(key), cli_key(target), strerror(errno));
-		rc = 1;
-	}
-	if (rc != 0) {
-		unlink(cli_tmp_path);
-		cli_tmp_path[0] = '\0';
-		return rc < 0 ? rc : -1000;
-	}
-	cli_tmp_path[0] = '\0';
 	return 0;
 }
 
+/*
+ * get KEY [--to-file FILE]. FILE is created as a temporary before anything
+ * is read (a path that cannot be written fails at once) and renamed only
+ * once the whole value verified.
+ */
 int cmd_get(struct cli *c)
 {
 	const char *key = c->args[0];
 	kvs_get_options go = KVS_GET_OPTIONS_INIT;
+	struct outfile tf;
+	struct get_sink sink = { STDOUT_FILENO, 0, 0 };
 	struct progress pr;
+	kvs_ver ver;
+	char what[4200];
 	int rc;
 
 	if (c->format != OUT_DEFAULT) {
@@ -208,25 +181,37 @@ int cmd_get(struct cli *c)
 		cli_usage_hint(c, "get");
 		return EXIT_USAGE;
 	}
+	snprintf(what, sizeof(what), "get %s", cli_key(key));
+	tf.slot = -1;
+	tf.fd = -1;
+	if (c->to_file) {
+		if (outfile_open(&tf, what, c->to_file) < 0)
+			return EXIT_ERROR;
+		sink.fd = tf.fd;
+	}
+	memset(&ver, 0, sizeof(ver));
 	progress_init(&pr, c, "get");
 	go.progress = progress_cb;
 	go.progress_ctx = &pr;
-	if (c->to_file)
-		rc = get_to_file(c, key, &go);
-	else
-		rc = kvs_get_fd(NULL, c->store, key, STDOUT_FILENO, &go);
+	rc = kvs_get_stream(&ver, c->store, key, get_write, &sink, &go);
 	progress_end(&pr, rc == 0);
-	if (rc == -1000)
-		return EXIT_ERROR; /* local file error, already reported */
 	if (rc < 0) {
+		outfile_abort(&tf);
+		if (sink.err) {
+			cli_err("%s: cannot write %s: %s", what,
+			        c->to_file ? cli_key(c->to_file) : "to stdout", strerror(sink.err));
+			return EXIT_ERROR;
+		}
 		if (rc == KVS_ECANCELED && cli_interrupted) {
-			cli_err("get %s: interrupted%s", cli_key(key), c->to_file ? "; no file written" : "");
+			cli_err("%s: interrupted%s", what, c->to_file ? "; no file written" : "");
 			return EXIT_INTERRUPTED;
 		}
 		return get_failed(c, rc, key);
 	}
+	if (c->to_file && outfile_commit(&tf, what) < 0)
+		return EXIT_ERROR;
 	if (c->verbose && c->to_file)
-		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)pr.done,
+		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)sink.bytes,
 		        cli_key(c->to_file));
 	return EXIT_OK;
 }

@@ -382,8 +382,9 @@ static void on_signal(int sig)
 	(void)sig;
 	if (cli_interrupted) {
 		/* second Ctrl-C: stop now, but never leave a partial --to-file */
-		if (cli_tmp_path[0])
-			unlink(cli_tmp_path);
+		for (int i = 0; i < CLI_TMP_SLOTS; i++)
+			if (cli_tmp_paths[i][0])
+				unlink(cli_tmp_paths[i]);
 		_exit(EXIT_INTERRUPTED);
 	}
 	cli_interrupted = 1;

@@ -14,7 +14,6 @@
 #include "cli.h"
 
 volatile sig_atomic_t cli_interrupted;
-char cli_tmp_path[4096];
 
 /* The exit-code table of docs/cli.md. */
 int cli_exit_code(int code)

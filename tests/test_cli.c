@@ -1364,3 +1364,50 @@ Test(cli, durations_follow_go_syntax_and_anything_else_is_refused)
 		res_free(&r);
 	}
 }
+
+/* ---- get --to-file: a file that cannot be written ------------------------------ */
+
+/* `get K --to-file F && use F` must not go on with a stale or absent F. */
+static void expect_to_file_refused(const char *target, const char *reason)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "get", "k", "--to-file", target, NULL);
+	cr_expect_eq(r.code, 1, "--to-file %s: exit %d: %s", target, r.code, r.err);
+	cr_expect(strncmp(r.err, "kvsplit: get k: ", 16) == 0, "%s", r.err);
+	cr_expect_not_null(strstr(r.err, target), "path not named: %s", r.err);
+	cr_expect_not_null(strstr(r.err, reason), "reason not given: %s", r.err);
+	cr_expect_eq(r.out_len, 0);
+	res_free(&r);
+}
+
+Test(cli, get_to_file_that_cannot_be_written_exits_1_naming_path_and_reason)
+{
+	char v1[PATH_MAX], missing[PATH_MAX], folder[PATH_MAX], parent[PATH_MAX], under[PATH_MAX];
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "value", 5);
+	put_file("k", v1);
+	path_in(missing, "no-such-folder/out");
+	path_in(folder, "a-folder");
+	cr_assert_eq(mkdir(folder, 0755), 0);
+	path_in(parent, "a-file");
+	spit(parent, "x", 1);
+	path_in(under, "a-file/out");
+	size_t before = count_files();
+
+	expect_to_file_refused(missing, "No such file or directory");
+	expect_to_file_refused(folder, "Is a directory");
+	expect_to_file_refused(under, "Not a directory");
+	cr_assert(!has_temp_files(), "temporary file left behind");
+	cr_assert_eq(count_files(), before, "something was left behind");
+	DIR *d = opendir(folder);
+	cr_assert_not_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		cr_assert(e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..")),
+		          "%s left in the folder", e->d_name);
+	closedir(d);
+	rmdir(folder);
+}
