@@ -7,7 +7,7 @@
  *   cmd_data.c  put, get, ls, rm, stat
  *   cmd_watch.c watch
  *   cmd_maint.c gc, fsck
- *   outfile.c   files replaced atomically (get --to-file, watch --to-file)
+ *   outfile.c   files replaced atomically (get --to-file, --version-file, watch)
  *   progress.c  the stderr progress bar
  *   util.c      error reporting and exit codes, durations, sizes, quoting,
  *               suggestions
@@ -64,6 +64,7 @@ struct cli {
 
 	/* per command */
 	const char *to_file;     /* get, watch */
+	const char *version_file; /* get */
 	int prefix;              /* watch */
 	long max_events;         /* watch: stop after this many (0 = no limit) */
 	long timeout_ms;         /* watch: stop after this long (0 = forever) */
@@ -87,8 +88,8 @@ struct cli {
 /* Set by SIGINT/SIGTERM; checked by callbacks, which then cancel. */
 extern volatile sig_atomic_t cli_interrupted;
 /*
- * Temporary files to remove if the process is interrupted twice. "" = slot
- * free. See outfile.c.
+ * Temporary files to remove if the process is interrupted twice (get writes
+ * up to two: --to-file and --version-file). "" = slot free. See outfile.c.
  */
 #define CLI_TMP_SLOTS 2
 extern char cli_tmp_paths[CLI_TMP_SLOTS][4096];

@@ -161,15 +161,17 @@ static int get_write(void *ctx, const void *buf, size_t len)
 }
 
 /*
- * get KEY [--to-file FILE]. FILE is created as a temporary before anything
- * is read (a path that cannot be written fails at once) and renamed only
- * once the whole value verified.
+ * get KEY [--to-file FILE] [--version-file VFILE]. Both files are created
+ * as temporaries before anything is read (a path that cannot be written
+ * fails at once) and renamed only once the whole value verified. VFILE gets
+ * the version the returned value had — the one to give `put
+ * --expect-version` in a read-modify-write (docs/cli.md).
  */
 int cmd_get(struct cli *c)
 {
 	const char *key = c->args[0];
 	kvs_get_options go = KVS_GET_OPTIONS_INIT;
-	struct outfile tf;
+	struct outfile tf, vf;
 	struct get_sink sink = { STDOUT_FILENO, 0, 0 };
 	struct progress pr;
 	kvs_ver ver;
@@ -181,13 +183,22 @@ int cmd_get(struct cli *c)
 		cli_usage_hint(c, "get");
 		return EXIT_USAGE;
 	}
+	if (c->to_file && c->version_file && strcmp(c->to_file, c->version_file) == 0) {
+		cli_err("get: --to-file and --version-file name the same file");
+		cli_usage_hint(c, "get");
+		return EXIT_USAGE;
+	}
 	snprintf(what, sizeof(what), "get %s", cli_key(key));
-	tf.slot = -1;
-	tf.fd = -1;
+	tf.slot = vf.slot = -1;
+	tf.fd = vf.fd = -1;
 	if (c->to_file) {
 		if (outfile_open(&tf, what, c->to_file) < 0)
 			return EXIT_ERROR;
 		sink.fd = tf.fd;
+	}
+	if (c->version_file && outfile_open(&vf, what, c->version_file) < 0) {
+		outfile_abort(&tf);
+		return EXIT_ERROR;
 	}
 	memset(&ver, 0, sizeof(ver));
 	progress_init(&pr, c, "get");
@@ -197,6 +208,7 @@ int cmd_get(struct cli *c)
 	progress_end(&pr, rc == 0);
 	if (rc < 0) {
 		outfile_abort(&tf);
+		outfile_abort(&vf);
 		if (sink.err) {
 			cli_err("%s: cannot write %s: %s", what,
 			        c->to_file ? cli_key(c->to_file) : "to stdout", strerror(sink.err));
@@ -208,11 +220,28 @@ int cmd_get(struct cli *c)
 		}
 		return get_failed(c, rc, key);
 	}
-	if (c->to_file && outfile_commit(&tf, what) < 0)
+	if (c->to_file && outfile_commit(&tf, what) < 0) {
+		outfile_abort(&vf);
 		return EXIT_ERROR;
-	if (c->verbose && c->to_file)
-		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)sink.bytes,
-		        cli_key(c->to_file));
+	}
+	if (c->version_file) {
+		if (outfile_write(&vf, ver.str, strlen(ver.str)) < 0 || outfile_write(&vf, "\n", 1) < 0) {
+			cli_err("%s: cannot write %s: %s", what, cli_key(c->version_file), strerror(errno));
+			outfile_abort(&vf);
+			return EXIT_ERROR;
+		}
+		if (outfile_commit(&vf, what) < 0)
+			return EXIT_ERROR;
+	}
+	if (c->verbose) {
+		fprintf(stderr, "kvsplit: %s: version %s, %llu bytes verified", what, ver.str,
+		        (unsigned long long)sink.bytes);
+		if (c->to_file)
+			fprintf(stderr, ", written to %s", cli_key(c->to_file));
+		if (c->version_file)
+			fprintf(stderr, "; version written to %s", cli_key(c->version_file));
+		fputc('\n', stderr);
+	}
 	return EXIT_OK;
 }
 

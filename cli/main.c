@@ -51,15 +51,19 @@ static const struct command commands[] = {
 	  "  kvsplit put wf/status status.json\n"
 	  "  kubectl get wf big -o json | kvsplit put wf/big\n"
 	  "  kvsplit put wf/status status.json --expect-version 4711\n" },
-	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY [--to-file FILE]",
-	  "write a value to stdout, or atomically to FILE",
+	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY [--to-file F] [--version-file VF]",
+	  "write a value to stdout, or atomically to a file",
 	  "Every byte is verified against its content hash before it is written. With\n"
-	  "--to-file the value goes to a temporary file in FILE's directory that is\n"
-	  "renamed to FILE only once the whole value verified: a failed read never\n"
-	  "leaves a partial FILE. On stdout, bytes already written stay written.\n"
+	  "--to-file the value goes to a temporary file in F's directory that is\n"
+	  "renamed to F only once the whole value verified: a failed read never\n"
+	  "leaves a partial F, and an F that cannot be written fails at once\n"
+	  "(exit 1). On stdout, bytes already written stay written.\n"
+	  "--version-file VF writes the version of the value returned, for\n"
+	  "put --expect-version in a read-modify-write (-v also prints it).\n"
 	  "Examples:\n"
 	  "  kvsplit get wf/status > status.json\n"
-	  "  kvsplit get wf/status --to-file status.json\n" },
+	  "  kvsplit get wf/status --to-file status.json\n"
+	  "  kvsplit get app/counter --version-file counter.version > counter.value\n" },
 	{ "ls", "list", C_LS, cmd_ls, 0, 1, "ls [PREFIX]",
 	  "list keys (all pages) with size and version",
 	  "Columns KEY SIZE VERSION; -o wide adds GENERATION CHUNKS SEGMENTS STORED\n"
@@ -114,7 +118,8 @@ static const struct command commands[] = {
 enum {
 	O_KUBECONFIG = 1000, O_CONTEXT, O_STORE, O_EXPECT, O_NOPROGRESS, O_REQTIMEOUT,
 	O_RETRIES, O_TOUCHWINDOW, O_TOFILE, O_PREFIX, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
-	O_READDATA, O_REPAIR
+	O_READDATA, O_REPAIR, O_VERSIONFILE,
+	O_LAST = O_VERSIONFILE
 };
 
 static const struct option longopts[] = {
@@ -141,6 +146,7 @@ static const struct option longopts[] = {
 	{ "rate", required_argument, NULL, O_RATE },
 	{ "read-data", required_argument, NULL, O_READDATA },
 	{ "repair", no_argument, NULL, O_REPAIR },
+	{ "version-file", required_argument, NULL, O_VERSIONFILE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -150,6 +156,7 @@ static unsigned flag_scope(int opt)
 	switch (opt) {
 	case O_EXPECT: return C_PUT | C_RM;
 	case O_TOFILE: return C_GET | C_WATCH;
+	case O_VERSIONFILE: return C_GET;
 	case O_PREFIX: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;
 	case O_GRACE: return C_GC | C_FSCK;
 	case O_DRYRUN: case O_RATE: return C_GC;
@@ -430,7 +437,7 @@ int main(int argc, char **argv)
 	char **pos;
 	int npos = 0, opt, want_help = 0, tw_rounded = 0;
 	int64_t ns;
-	int seen[O_REPAIR + 1];
+	int seen[O_LAST + 1];
 
 	memset(&c, 0, sizeof(c));
 	memset(seen, 0, sizeof(seen));
@@ -525,6 +532,7 @@ int main(int argc, char **argv)
 			tw_rounded = ns % 1000000000LL != 0;
 			break;
 		case O_TOFILE: c.to_file = optarg; break;
+		case O_VERSIONFILE: c.version_file = optarg; break;
 		case O_PREFIX: c.prefix = 1; break;
 		case O_MAXEVENTS:
 			if (parse_long(optarg, 1, 1L << 40, &c.max_events) < 0) {
@@ -578,7 +586,7 @@ int main(int argc, char **argv)
 			cli_err("internal error: unhandled flag");
 			return EXIT_ERROR;
 		}
-		if (opt >= O_KUBECONFIG && opt <= O_REPAIR)
+		if (opt >= O_KUBECONFIG && opt <= O_LAST)
 			seen[opt] = 1;
 	}
 	/* after "--", the rest are positional */
@@ -626,7 +634,7 @@ int main(int argc, char **argv)
 		free(pos);
 		return r;
 	}
-	for (int o = O_KUBECONFIG; o <= O_REPAIR; o++) {
+	for (int o = O_KUBECONFIG; o <= O_LAST; o++) {
 		if (seen[o] && !(flag_scope(o) & cmd->bit)) {
 			cli_err("flag --%s does not apply to %s", flag_name(o), cmd->name);
 			free(pos);

@@ -201,20 +201,20 @@ static void start_server(const char *token, ...)
 	cr_assert_fail("kapi-server did not write its port file");
 }
 
-static pid_t vstart(const char *tag, const char *exe, const char *in, va_list ap)
+/* Start `exe` with argv[1..] = args (NULL-terminated); stdout/stderr to TAG.stdout/.stderr. */
+static pid_t start_args(const char *tag, const char *exe, const char *in, const char *const *args)
 {
 	char outp[PATH_MAX], errp[PATH_MAX], name[64];
 	const char *argv[MAXARGS];
 	int n = 0;
-	const char *a;
 
 	snprintf(name, sizeof(name), "%s.stdout", tag);
 	path_in(outp, name);
 	snprintf(name, sizeof(name), "%s.stderr", tag);
 	path_in(errp, name);
 	argv[n++] = exe;
-	while ((a = va_arg(ap, const char *)) != NULL && n < MAXARGS - 1)
-		argv[n++] = a;
+	for (; *args && n < MAXARGS - 1; args++)
+		argv[n++] = *args;
 	argv[n] = NULL;
 
 	pid_t pid = fork();
@@ -236,6 +236,18 @@ static pid_t vstart(const char *tag, const char *exe, const char *in, va_list ap
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t vstart(const char *tag, const char *exe, const char *in, va_list ap)
+{
+	const char *args[MAXARGS];
+	int n = 0;
+	const char *a;
+
+	while ((a = va_arg(ap, const char *)) != NULL && n < MAXARGS - 1)
+		args[n++] = a;
+	args[n] = NULL;
+	return start_args(tag, exe, in, args);
 }
 
 static void finish(struct res *r, const char *tag, pid_t pid)
@@ -277,6 +289,13 @@ static pid_t start_cli(const char *tag, ...)
 	pid_t pid = vstart(tag, T.bin, NULL, ap);
 	va_end(ap);
 	return pid;
+}
+
+/* Run a shell script in the background: $1 = kvsplit, $2.. = args, last = scratch dir. */
+static pid_t start_sh(const char *tag, const char *script, const char *a2, const char *a3)
+{
+	const char *args[] = { "-c", script, "sh", T.bin, a2, a3, T.dir, NULL };
+	return start_args(tag, "/bin/sh", NULL, args);
 }
 
 static void run(struct res *r, const char *in, ...)
@@ -1410,4 +1429,93 @@ Test(cli, get_to_file_that_cannot_be_written_exits_1_naming_path_and_reason)
 		          "%s left in the folder", e->d_name);
 	closedir(d);
 	rmdir(folder);
+}
+
+/* ---- get --version-file: which version a get returned -------------------------- */
+
+Test(cli, get_version_file_holds_the_version_of_the_value_returned)
+{
+	char v1[PATH_MAX], vf[PATH_MAX], version[64];
+	struct res r = { 0 };
+	size_t len;
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	run(&r, NULL, "put", "-q", "k", v1, NULL);
+	expect_ok(&r, "put");
+	snprintf(version, sizeof(version), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	res_free(&r);
+	path_in(vf, "k.version");
+	run(&r, NULL, "get", "k", "--version-file", vf, "-v", NULL);
+	expect_ok(&r, "get --version-file");
+	cr_assert_str_eq(r.out, "first");
+	char *got = slurp(vf, &len);
+	cr_assert_not_null(got, "no version file");
+	cr_assert_eq(len, strlen(version) + 1, "version file: \"%s\", want \"%s\\n\"", got, version);
+	cr_assert(strncmp(got, version, strlen(version)) == 0 && got[len - 1] == '\n');
+	free(got);
+	char want[128];
+	snprintf(want, sizeof(want), "version %s", version);
+	cr_assert_not_null(strstr(r.err, want), "-v does not say the version: %s", r.err);
+	res_free(&r);
+}
+
+/*
+ * The read-modify-write recipe of docs/cli.md, run by several processes at
+ * once: each loop reads the counter with get --version-file, writes the
+ * increment with put --expect-version and reads again on a conflict (exit
+ * 4). No increment may be lost: the final value is exactly the number of
+ * acknowledged puts.
+ */
+static const char rmw_loop[] =
+	"kv=$1 n=$2 id=$3 dir=$4\n"
+	"ok=0 conflicts=0\n"
+	"while [ \"$ok\" -lt \"$n\" ]; do\n"
+	"  \"$kv\" get counter --version-file \"$dir/ver.$id\" > \"$dir/val.$id\" || exit 10\n"
+	"  v=$(cat \"$dir/val.$id\") ver=$(cat \"$dir/ver.$id\")\n"
+	"  printf '%s\\n' $((v + 1)) | \"$kv\" put -q counter - --expect-version \"$ver\" > /dev/null\n"
+	"  rc=$?\n"
+	"  if [ $rc -eq 0 ]; then ok=$((ok + 1))\n"
+	"  elif [ $rc -eq 4 ]; then conflicts=$((conflicts + 1))\n"
+	"  else exit 11; fi\n"
+	"done\n"
+	"echo \"$ok $conflicts\"\n";
+
+Test(cli, concurrent_read_modify_write_with_version_file_loses_no_increment)
+{
+	enum { LOOPS = 3, EACH = 8 };
+	char zero[PATH_MAX], tag[LOOPS][16], ids[LOOPS][8], each[8];
+	pid_t pid[LOOPS];
+	struct res r = { 0 };
+	long acked = 0, conflicts = 0;
+
+	start_server(NULL, NULL);
+	path_in(zero, "zero");
+	spit(zero, "0\n", 2);
+	put_file("counter", zero);
+	snprintf(each, sizeof(each), "%d", EACH);
+	for (int i = 0; i < LOOPS; i++) {
+		snprintf(tag[i], sizeof(tag[i]), "loop%d", i);
+		snprintf(ids[i], sizeof(ids[i]), "%d", i);
+		pid[i] = start_sh(tag[i], rmw_loop, each, ids[i]);
+	}
+	for (int i = 0; i < LOOPS; i++) {
+		long ok = -1, cf = -1;
+		finish(&r, tag[i], pid[i]);
+		cr_assert_eq(r.code, 0, "loop %d: exit %d: %s", i, r.code, r.err);
+		cr_assert_eq(sscanf(r.out, "%ld %ld", &ok, &cf), 2, "loop %d: %s", i, r.out);
+		cr_assert_eq(ok, EACH, "loop %d acknowledged %ld increments, want %d", i, ok, EACH);
+		acked += ok;
+		conflicts += cf;
+		res_free(&r);
+	}
+	run(&r, NULL, "get", "counter", NULL);
+	expect_ok(&r, "get counter");
+	cr_assert_eq(strtol(r.out, NULL, 10), acked,
+	             "counter is %s after %ld acknowledged increments (%ld conflicts retried)", r.out,
+	             acked, conflicts);
+	cr_assert_eq(acked, LOOPS * EACH);
+	cr_log_info("%ld increments by %d processes, %ld conflicts retried", acked, LOOPS, conflicts);
+	res_free(&r);
 }
