@@ -119,6 +119,9 @@ int cli_fail(const struct cli *c, int code, const char *key, const char *fmt, ..
 /* The same with a detail saved earlier (another call overwrote kvs_error_last). */
 int cli_fail_detail(const struct cli *c, int code, const char *key, const char *detail,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with a hint of the caller's instead of the code's ("" = none). */
+int cli_fail_hint(const struct cli *c, int code, const char *detail, const char *hint,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* "kvsplit: <message>" for errors that are not library errors. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*

@@ -248,9 +248,10 @@ static const char *ns_or_default(const struct cli *c)
 }
 
 static int vfail(const struct cli *c, int code, const char *key, const char *detail_in,
-                 const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+                 const char *hint, const char *fmt, va_list ap)
+	__attribute__((format(printf, 6, 0)));
 static int vfail(const struct cli *c, int code, const char *key, const char *detail_in,
-                 const char *fmt, va_list ap)
+                 const char *hint, const char *fmt, va_list ap)
 {
 	const char *kc = c->kubeconfig ? c->kubeconfig : getenv("KUBECONFIG");
 	const char *k = key ? cli_key(key) : NULL;
@@ -269,6 +270,11 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 	else
 		fprintf(stderr, "kvsplit: %s: %s\n", what, kvs_strerror(code));
 
+	if (hint) {
+		if (*hint)
+			fprintf(stderr, "hint: %s\n", hint);
+		return cli_exit_code(code);
+	}
 	switch ((kvs_error_code)code) {
 	case KVS_ECONFLICT:
 		fprintf(stderr, "hint: %s was changed by someone else; re-read it with "
@@ -335,7 +341,7 @@ int cli_fail(const struct cli *c, int code, const char *key, const char *fmt, ..
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int r = vfail(c, code, key, kvs_error_last(), fmt, ap);
+	int r = vfail(c, code, key, kvs_error_last(), NULL, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -345,7 +351,17 @@ int cli_fail_detail(const struct cli *c, int code, const char *key, const char *
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int r = vfail(c, code, key, detail, fmt, ap);
+	int r = vfail(c, code, key, detail, NULL, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int cli_fail_hint(const struct cli *c, int code, const char *detail, const char *hint,
+                  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vfail(c, code, NULL, detail, hint, fmt, ap);
 	va_end(ap);
 	return r;
 }

@@ -1519,3 +1519,80 @@ Test(cli, concurrent_read_modify_write_with_version_file_loses_no_increment)
 	cr_log_info("%ld increments by %d processes, %ld conflicts retried", acked, LOOPS, conflicts);
 	res_free(&r);
 }
+
+/* ---- a put that outlived its touch window ---------------------------------------- */
+
+static size_t list_segments(char names[][256], size_t max)
+{
+	cJSON *list = http_json("GET", "/api/v1/namespaces/default/configmaps"
+	                               "?labelSelector=kvsplit.io%2Frole%3Dsegment");
+	cJSON *items = cJSON_GetObjectItem(list, "items");
+	size_t n = 0;
+	for (int i = 0; i < cJSON_GetArraySize(items) && n < max; i++) {
+		cJSON *meta = cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "metadata");
+		snprintf(names[n++], 256, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name")));
+	}
+	cJSON_Delete(list);
+	return n;
+}
+
+static void write_fd_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		cr_assert(w > 0 || errno == EINTR, "write to the put's stdin: %s", strerror(errno));
+		if (w > 0) {
+			p += w;
+			len -= (size_t)w;
+		}
+	}
+}
+
+/*
+ * The value comes slowly through a pipe: the put creates its first
+ * segments, then waits for the rest longer than half its touch window (1s);
+ * meanwhile its segments are deleted (as a gc with too short a grace would).
+ * Before committing, the put re-touches them and finds them gone. That is
+ * not an unreachable server, and the hint must say what happened.
+ */
+Test(cli, put_whose_segments_were_collected_before_its_commit_says_so)
+{
+	char fifo[PATH_MAX], names[64][256];
+	size_t first = 12u << 20, n = 0;
+	uint8_t *buf = malloc(first);
+	struct res r = { 0 };
+
+	cr_assert_not_null(buf);
+	start_server(NULL, NULL);
+	path_in(fifo, "value.fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	const char *args[] = { "--touch-window", "1s", "put", "slow/key", "-", NULL };
+	pid_t put = start_args("put", T.bin, fifo, args);
+	int fd = open(fifo, O_WRONLY);
+	cr_assert(fd >= 0);
+	fill_random(buf, first, 21); /* incompressible: 8 full segments are sent at once */
+	write_fd_all(fd, buf, first);
+	for (int i = 0; i < 1000 && (n = list_segments(names, 64)) == 0; i++)
+		usleep(10000);
+	cr_assert(n > 0, "the put created no segment");
+	usleep(700000); /* older than half the touch window */
+	n = list_segments(names, 64);
+	for (size_t i = 0; i < n; i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "/api/v1/namespaces/default/configmaps/%s", names[i]);
+		cJSON_Delete(http_json("DELETE", path));
+	}
+	write_fd_all(fd, buf, 65536);
+	close(fd);
+	free(buf);
+	finish(&r, "put", put);
+	cr_assert_neq(r.code, 0, "the put committed: %s", r.out);
+	cr_assert_null(strstr(r.err, "reachable"), "blames the connection: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "hint: segments written by this put were collected before it "
+	                                 "could commit"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "touch window is 1s"), "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "get", "slow/key", NULL);
+	cr_assert_eq(r.code, 3, "something was committed: exit %d", r.code);
+	res_free(&r);
+}
