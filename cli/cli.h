@@ -77,6 +77,7 @@ struct cli {
 
 	/* resolved at run time */
 	kvs_store *store;
+	kvs_backend *backend;    /* borrowed: owned by `store` once it is open */
 	const char *ns_resolved; /* namespace the backend works in */
 	int progress_tty;        /* stderr is a terminal and progress is wanted */
 };
@@ -122,6 +123,14 @@ int cli_fail_detail(const struct cli *c, int code, const char *key, const char *
 /* The same with a hint of the caller's instead of the code's ("" = none). */
 int cli_fail_hint(const struct cli *c, int code, const char *detail, const char *hint,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/*
+ * 1 if the namespace is known not to exist (needs the library's
+ * kvs_backend_namespace_check, see util.c); then cli_fail_namespace prints
+ * "kvsplit: <what>: namespace NS does not exist" with a hint and returns
+ * EXIT_NOTFOUND.
+ */
+int cli_namespace_missing(const struct cli *c);
+int cli_fail_namespace(const struct cli *c, const char *what);
 /* "kvsplit: <message>" for errors that are not library errors. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*

@@ -354,6 +354,11 @@ oom:
 
 	if (n > 1)
 		qsort(rows, n, sizeof(*rows), row_cmp);
+	/* an empty list is also what a namespace that does not exist gives */
+	if (n == 0 && cli_namespace_missing(c)) {
+		rows_free(rows, n);
+		return cli_fail_namespace(c, "ls");
+	}
 
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();

@@ -81,6 +81,10 @@ int cmd_gc(struct cli *c)
 			cli_usage_hint(c, "gc");
 		return rc;
 	}
+	if (rep.indexes == 0 && rep.segments == 0 && cli_namespace_missing(c)) {
+		cJSON_Delete(root);
+		return cli_fail_namespace(c, "gc");
+	}
 	if (root) {
 		cJSON_AddBoolToObject(root, "dry_run", c->dry_run != 0);
 		cJSON_AddNumberToObject(root, "indexes", (double)rep.indexes);
@@ -190,7 +194,16 @@ int cmd_fsck(struct cli *c)
 			cli_usage_hint(c, "fsck");
 			return EXIT_USAGE;
 		}
+		/* nothing to check (no such KEY or namespace): exit 3 as every
+		 * command does, not "operational error" (docs/cli.md) */
+		if (rc == EXIT_NOTFOUND)
+			return EXIT_NOTFOUND;
 		return FSCK_OPERATIONAL;
+	}
+	/* an empty store looks like a missing namespace (an empty list) */
+	if (!fo.key && rep.indexes == 0 && rep.segments == 0 && cli_namespace_missing(c)) {
+		cJSON_Delete(root);
+		return cli_fail_namespace(c, "fsck");
 	}
 	int status = f.left > 0 ? FSCK_LEFT : f.repaired > 0 ? FSCK_REPAIRED : FSCK_CLEAN;
 	if (root) {

@@ -107,7 +107,7 @@ static const struct command commands[] = {
 	  "sets the share of segments whose chunks are decompressed and hashed (default\n"
 	  "100%). --repair deletes orphan segments past --grace; it never drops a key.\n"
 	  "Exit codes follow fsck(8): 0 clean, 1 problems all repaired, 4 problems\n"
-	  "left, 8 operational error.\n"
+	  "left, 8 operational error (usage errors exit 2, no such KEY 3).\n"
 	  "Example:\n"
 	  "  kvsplit fsck --read-data=10%\n" },
 	{ "version", NULL, C_VERSION, cmd_version, 0, 0, "version", "print the version", "" },
@@ -416,11 +416,13 @@ int cli_open_store(struct cli *c)
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "cluster configuration");
 	c->ns_resolved = kvs_backend_namespace(b);
+	c->backend = b;
 	so.name = c->store_name;
 	so.touch_window_s = (uint32_t)c->touch_window_s;
 	rc = kvs_open(&c->store, b, &so);
 	if (rc < 0) {
 		kvs_backend_free(b);
+		c->backend = NULL;
 		return cli_fail(c, rc, NULL, "cannot open store %s", cli_key(c->store_name));
 	}
 	if (c->verbose)

@@ -247,6 +247,33 @@ static const char *ns_or_default(const struct cli *c)
 	return c->namespace_ ? c->namespace_ : "(from kubeconfig)";
 }
 
+/*
+ * Whether the namespace is known not to exist. A list in a missing
+ * namespace is answered with an empty list and a get of a key with "not
+ * found", exactly as in an empty namespace, so only asking for the
+ * namespace itself tells; the library does not offer that yet (see
+ * docs/cli.md, "Exit codes"): until it does, this says "not known missing".
+ */
+int cli_namespace_missing(const struct cli *c)
+{
+#ifdef KVS_HAVE_NAMESPACE_CHECK
+	if (!c->backend)
+		return 0;
+	return kvs_backend_namespace_check(c->backend) == KVS_ENOTFOUND;
+#else
+	(void)c;
+	return 0;
+#endif
+}
+
+int cli_fail_namespace(const struct cli *c, const char *what)
+{
+	cli_err("%s: namespace %s does not exist", what, cli_key(ns_or_default(c)));
+	fprintf(stderr, "hint: check -n/--namespace and the context's namespace; "
+	                "'kubectl get namespaces' lists them\n");
+	return EXIT_NOTFOUND;
+}
+
 static int vfail(const struct cli *c, int code, const char *key, const char *detail_in,
                  const char *hint, const char *fmt, va_list ap)
 	__attribute__((format(printf, 6, 0)));
@@ -311,7 +338,11 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 		        k ? " " : "", k ? k : "");
 		break;
 	case KVS_ENOTFOUND:
-		if (k)
+		if (cli_namespace_missing(c))
+			fprintf(stderr, "hint: namespace %s does not exist; check -n/--namespace and the "
+			                "context's namespace ('kubectl get namespaces' lists them)\n",
+			        cli_key(ns_or_default(c)));
+		else if (k)
 			fprintf(stderr, "hint: no key %s in store %s, namespace %s "
 			                "(kvsplit ls lists the keys)\n", k,
 			        c->store_name, ns_or_default(c));
