@@ -280,25 +280,42 @@ static int usage_error(const struct cli *c, const char *cmd)
 	return EXIT_USAGE;
 }
 
-/* Report an unknown or malformed flag the way kubectl users expect. */
-static int bad_flag(const struct cli *c, const char *arg, int missing_arg)
+enum flag_error { FLAG_UNKNOWN, FLAG_MISSING_ARG, FLAG_NO_VALUE };
+
+/*
+ * Report an unknown or malformed flag the way kubectl users expect: the
+ * flag as typed, and the flag (or command) they most likely meant.
+ */
+static int bad_flag(const struct cli *c, const char *arg, enum flag_error why)
 {
 	char name[128];
 	const char *names[sizeof(longopts) / sizeof(longopts[0])];
 	size_t n = 0;
+	const char *word;
 
 	snprintf(name, sizeof(name), "%s", arg);
-	char *eq = strchr(name, '=');
+	char *eq = strchr(name + 1, '=');
 	if (eq)
 		*eq = '\0';
-	if (missing_arg) {
+	if (why == FLAG_MISSING_ARG) {
 		cli_err("flag %s needs an argument", name);
 		return usage_error(c, c->command);
 	}
-	if (strncmp(name, "--", 2) == 0) {
+	if (why == FLAG_NO_VALUE) {
+		cli_err("flag %s takes no value (give %s alone)", name, name);
+		return usage_error(c, c->command);
+	}
+	/* "--word" or "-word" (a long flag typed with one dash) */
+	word = name + (strncmp(name, "--", 2) == 0 ? 2 : 1);
+	if (strlen(word) > 1) {
+		/* "--version": kubectl users know it as a command */
+		if (find_command(word)) {
+			cli_err("unknown flag %s (did you mean '%s %s'?)", name, c->prog, word);
+			return usage_error(c, c->command);
+		}
 		for (const struct option *o = longopts; o->name; o++)
 			names[n++] = o->name;
-		const char *s = cli_suggest(name + 2, names, n);
+		const char *s = cli_suggest(word, names, n);
 		if (s) {
 			cli_err("unknown flag %s (did you mean --%s?)", name, s);
 			return usage_error(c, c->command);
@@ -310,6 +327,8 @@ static int bad_flag(const struct cli *c, const char *arg, int missing_arg)
 
 static int parse_output(struct cli *c, const char *v)
 {
+	static const char *const formats[] = { "json", "wide", "name" };
+
 	if (strcmp(v, "json") == 0)
 		c->format = OUT_JSON;
 	else if (strcmp(v, "wide") == 0)
@@ -317,13 +336,30 @@ static int parse_output(struct cli *c, const char *v)
 	else if (strcmp(v, "name") == 0)
 		c->format = OUT_NAME;
 	else {
-		cli_err("unknown output format \"%s\" (json, wide or name)", v);
+		const char *s = cli_suggest(v, formats, 3);
+		if (s)
+			cli_err("unknown output format %s (did you mean %s?)", cli_quoted(v), s);
+		else
+			cli_err("unknown output format %s (json, wide or name)", cli_quoted(v));
 		if (strchr(v, '.') || strchr(v, '/'))
 			fprintf(stderr, "hint: -o/--output names a format; to write a value to a file use "
 			                "'%s get KEY --to-file %s' (or '> %s')\n", c->prog, v, v);
 		return -1;
 	}
 	return 0;
+}
+
+/* A namespace is a DNS-1123 label, as the API server checks. */
+static int valid_namespace(const char *ns)
+{
+	size_t n = strlen(ns);
+
+	if (n == 0 || n > 63 || ns[0] == '-' || ns[n - 1] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
+			return 0;
+	return 1;
 }
 
 /*
@@ -438,7 +474,6 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	char **pos;
 	int npos = 0, opt, want_help = 0, tw_rounded = 0;
-	int64_t ns;
 	int seen[O_LAST + 1];
 
 	memset(&c, 0, sizeof(c));
@@ -461,30 +496,82 @@ int main(int argc, char **argv)
 	 * "-" first: non-options come back in order as 1, so flags may sit
 	 * anywhere (kubectl style) whatever POSIXLY_CORRECT says; ":" next:
 	 * a missing argument is reported as ':' so we word the error ourselves.
+	 * `at` is the argv element being parsed, to check what was typed.
 	 */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "-:n:s:o:qvh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 1:
+	for (;;) {
+		int at = optind, rc = -1;
+		char shortbuf[3] = { '-', 0, 0 };
+		int64_t ns;
+
+		if ((opt = getopt_long(argc, argv, "-:n:s:o:qvh", longopts, NULL)) == -1)
+			break;
+		const char *typed = at < argc ? argv[at] : "";
+		if (opt == 1) {
 			pos[npos++] = optarg;
 			if (npos == 1)
 				c.command = optarg;
 			continue;
-		case '?': {
-			const char *bad = argv[optind - 1];
-			char shortbuf[3] = { '-', (char)optopt, 0 };
-			free(pos);
-			return bad_flag(&c, optopt && strncmp(bad, "--", 2) != 0 ? shortbuf : bad, 0);
 		}
-		case ':': {
-			const char *bad = argv[optind - 1];
-			char shortbuf[3] = { '-', (char)optopt, 0 };
-			free(pos);
-			return bad_flag(&c, strncmp(bad, "--", 2) == 0 ? bad : shortbuf, 1);
+		if (strncmp(typed, "--", 2) == 0 && typed[2]) {
+			/* getopt_long takes unambiguous prefixes ("--name"); kubectl
+			 * does not, and a prefix that is unique today may not be
+			 * tomorrow: ask for the whole name */
+			size_t nl = strcspn(typed + 2, "=");
+			int exact = 0;
+			for (const struct option *o = longopts; o->name; o++)
+				exact |= strlen(o->name) == nl && strncmp(o->name, typed + 2, nl) == 0;
+			if (!exact) {
+				rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+				goto out;
+			}
 		}
+		if (opt == '?' || opt == ':') {
+			int is_long = strncmp(typed, "--", 2) == 0;
+			shortbuf[1] = (char)optopt;
+			if (opt == ':') {
+				rc = bad_flag(&c, is_long ? typed : shortbuf, FLAG_MISSING_ARG);
+			} else if (is_long) {
+				/* "--dry-run=x": a known flag that takes no value */
+				size_t nl = strcspn(typed + 2, "=");
+				int no_value = 0;
+				for (const struct option *o = longopts; o->name; o++)
+					no_value |= o->has_arg == no_argument && strlen(o->name) == nl &&
+					            strncmp(o->name, typed + 2, nl) == 0 && typed[2 + nl] == '=';
+				rc = bad_flag(&c, typed, no_value ? FLAG_NO_VALUE : FLAG_UNKNOWN);
+			} else if (strlen(typed) > 2 && typed[1] != '-') {
+				/* "-quiet": a long flag typed with one dash */
+				rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+			} else {
+				rc = bad_flag(&c, shortbuf, FLAG_UNKNOWN);
+			}
+			goto out;
+		}
+		if ((opt == 'n' || opt == 's' || opt == 'o') && typed[0] == '-' && typed[1] == opt &&
+		    typed[2]) {
+			/* value attached to a short flag: "-n=ns" means "ns" (as
+			 * kubectl reads it); "-namespace" is a long flag with one dash */
+			const char *word = typed + 1;
+			for (const struct option *o = longopts; o->name; o++)
+				if (strcmp(o->name, word) == 0) {
+					rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+					goto out;
+				}
+			if (optarg[0] == '=')
+				optarg++;
+		}
+		switch (opt) {
 		case O_KUBECONFIG: c.kubeconfig = optarg; break;
 		case O_CONTEXT: c.context = optarg; break;
-		case 'n': c.namespace_ = optarg; break;
+		case 'n':
+			if (!valid_namespace(optarg)) {
+				cli_err("invalid namespace %s: a namespace is a DNS-1123 label (at most 63 "
+				        "lowercase letters, digits and '-', starting and ending with a letter "
+				        "or digit)", cli_quoted(optarg));
+				goto usage;
+			}
+			c.namespace_ = optarg;
+			break;
 		case 's': c.server = optarg; break;
 		case O_STORE: c.store_name = optarg; break;
 		case O_EXPECT:
@@ -492,10 +579,8 @@ int main(int argc, char **argv)
 			c.has_expect_version = 1;
 			break;
 		case 'o':
-			if (parse_output(&c, optarg) < 0) {
-				free(pos);
-				return usage_error(&c, c.command);
-			}
+			if (parse_output(&c, optarg) < 0)
+				goto usage;
 			break;
 		case 'q': c.quiet = 1; break;
 		case 'v': c.verbose++; break;
@@ -505,29 +590,25 @@ int main(int argc, char **argv)
 			if (cli_parse_duration(optarg, &ns) < 0 || ns <= 0 || ns > 3600 * 1000000000LL) {
 				cli_err("invalid --request-timeout %s: more than 0 and at most 1h "
 				        "(e.g. 30s, 2m)", cli_quoted(optarg));
-				free(pos);
-				return usage_error(&c, c.command);
+				goto usage;
 			}
 			c.request_timeout_ms = (long)cli_ceil_ms(ns);
 			break;
 		case O_RETRIES:
 			if (parse_long(optarg, 0, 100, &c.retries) < 0) {
-				cli_err("invalid --retries \"%s\" (0..100)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --retries %s (0..100)", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
 		case O_TOUCHWINDOW:
 			if (cli_parse_duration(optarg, &ns) < 0) {
 				cli_err("invalid --touch-window %s (a duration, e.g. 10m, 90s)", cli_quoted(optarg));
-				free(pos);
-				return usage_error(&c, c.command);
+				goto usage;
 			}
 			if (ns < 1000000000LL || cli_ceil_s(ns) > 0xffffffffLL) {
 				cli_err("invalid --touch-window %s: at least 1s (the touch window is "
 				        "counted in whole seconds) and at most 136 years", cli_quoted(optarg));
-				free(pos);
-				return usage_error(&c, c.command);
+				goto usage;
 			}
 			c.touch_window_s = (long)cli_ceil_s(ns);
 			c.touch_window_arg = optarg;
@@ -538,24 +619,21 @@ int main(int argc, char **argv)
 		case O_PREFIX: c.prefix = 1; break;
 		case O_MAXEVENTS:
 			if (parse_long(optarg, 1, 1L << 40, &c.max_events) < 0) {
-				cli_err("invalid --max-events \"%s\"", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --max-events %s", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
 		case O_TIMEOUT:
 			if (cli_parse_duration(optarg, &ns) < 0) {
 				cli_err("invalid --timeout %s (e.g. 30s, 5m; 0 = no limit)", cli_quoted(optarg));
-				free(pos);
-				return usage_error(&c, c.command);
+				goto usage;
 			}
 			c.timeout_ms = (long)cli_ceil_ms(ns);
 			break;
 		case O_GRACE:
 			if (cli_parse_duration(optarg, &c.grace_ns) < 0) {
 				cli_err("invalid --grace %s (a duration, e.g. 1h, 90m)", cli_quoted(optarg));
-				free(pos);
-				return usage_error(&c, c.command);
+				goto usage;
 			}
 			c.grace_arg = optarg;
 			break;
@@ -564,9 +642,8 @@ int main(int argc, char **argv)
 			char *end;
 			c.rate = strtod(optarg, &end);
 			if (end == optarg || *end || !(c.rate > 0) || c.rate > 1e6) {
-				cli_err("invalid --rate \"%s\" (deletes per second, > 0)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --rate %s (deletes per second, > 0)", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
 		}
@@ -575,21 +652,26 @@ int main(int argc, char **argv)
 			double v = strtod(optarg, &end);
 			if (end == optarg || !(*end == '\0' || (end[0] == '%' && end[1] == '\0')) ||
 			    !(v >= 0 && v <= 100)) {
-				cli_err("invalid --read-data \"%s\" (a percentage, 0%%..100%%)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --read-data %s (a percentage, 0%%..100%%)", cli_quoted(optarg));
+				goto usage;
 			}
 			c.read_data = v / 100.0;
 			break;
 		}
 		case O_REPAIR: c.repair = 1; break;
 		default:
-			free(pos);
 			cli_err("internal error: unhandled flag");
-			return EXIT_ERROR;
+			rc = EXIT_ERROR;
+			goto out;
 		}
 		if (opt >= O_KUBECONFIG && opt <= O_LAST)
 			seen[opt] = 1;
+		continue;
+usage:
+		rc = usage_error(&c, c.command);
+out:
+		free(pos);
+		return rc;
 	}
 	/* after "--", the rest are positional */
 	while (optind < argc)

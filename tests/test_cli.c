@@ -1639,3 +1639,81 @@ Test(cli, ls_and_fsck_in_a_missing_namespace_say_so_and_exit_3, .disabled = true
 	cr_expect_eq(r.code, 0, "ls in an empty namespace: exit %d: %s", r.code, r.err);
 	res_free(&r);
 }
+
+/* ---- flag typos ------------------------------------------------------------------------ */
+
+Test(cli, abbreviated_long_flag_is_refused_with_a_suggestion)
+{
+	struct res r = { 0 };
+
+	/* getopt_long would take "--name" for --namespace; kubectl does not */
+	run(&r, NULL, "--name", "x", "ls", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "unknown flag --name (did you mean --namespace?)"), "%s",
+	                   r.err);
+	res_free(&r);
+}
+
+Test(cli, long_flag_typed_with_one_dash_is_refused_with_a_suggestion)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "-quiet", "ls", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "unknown flag -quiet (did you mean --quiet?)"), "%s", r.err);
+	res_free(&r);
+	/* not namespace "amespace" */
+	run(&r, NULL, "-namespace", "x", "ls", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "did you mean --namespace?"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, value_given_to_a_flag_that_takes_none_is_a_clear_usage_error)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "gc", "--dry-run=false", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "flag --dry-run takes no value"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "did you mean --dry-run"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, version_flag_points_to_the_version_command)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "--version", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "did you mean 'kvsplit version'?"), "%s", r.err);
+	res_free(&r);
+}
+
+Test(cli, output_format_typo_gets_a_suggestion)
+{
+	struct res r = { 0 };
+
+	run(&r, NULL, "ls", "-o", "jsn", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "unknown output format \"jsn\" (did you mean json?)"), "%s",
+	                   r.err);
+	res_free(&r);
+}
+
+Test(cli, short_flag_with_equals_takes_the_value_after_it)
+{
+	char v1[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(v1, "v1");
+	spit(v1, "v", 1);
+	run(&r, NULL, "-n=other", "put", "k", v1, NULL);
+	expect_ok(&r, "put -n=other");
+	res_free(&r);
+	run(&r, NULL, "-n", "other", "get", "k", NULL);
+	expect_ok(&r, "get -n other");
+	cr_assert_str_eq(r.out, "v");
+	res_free(&r);
+}
