@@ -237,8 +237,7 @@ static void adopt(struct run *x, kvc_wf_node *n, uint32_t attempt, const kvc_wf_
 	n->phase = KVC_WF_RUNNING;
 	n->started = o && o->started ? o->started : x->now;
 	n->finished = 0;
-	n->dirty = 1;
-	kvc_wf_node_set_message(n, NULL);
+	n->dirty = 1; /* the message of a failed earlier attempt stays */
 	x->res->adopted++;
 }
 
