@@ -88,6 +88,7 @@ Test(workflow_pod, keys_task_pod_has_name_owner_labels_env_and_args)
 	cJSON *again;
 	cr_assert_eq(kvc_wf_pod_render(&again, &sp, &id, 1, 2), 0);
 	cr_assert(cJSON_Compare(pod, again, 1));
+	cJSON_Delete(again);
 	cr_assert_eq(kvc_wf_pod_render(&again, &sp, &id, 1, 4), KVS_EINVAL, "attempt beyond maxAttemptsPerTask");
 	cJSON_Delete(pod);
 	cJSON_Delete(pod0);
