@@ -383,13 +383,28 @@ static char *continue_token(uint64_t rv, const char *last_key)
 	free(ks);
 	char *t = b64_encode((const unsigned char *)j, strlen(j));
 	free(j);
+	/* base64.RawURLEncoding */
+	char *w = t;
+	for (char *p = t; *p; p++)
+		if (*p != '=')
+			*w++ = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	*w = 0;
 	return t;
 }
 
 static int parse_continue(const char *tok, uint64_t *rv, char **start)
 {
-	size_t n;
-	unsigned char *raw = b64_decode(tok, &n);
+	size_t n, tl = strlen(tok);
+	if (tl > 8192)
+		return -1;
+	char *std = xmalloc(tl + 4);
+	for (size_t i = 0; i < tl; i++)
+		std[i] = tok[i] == '-' ? '+' : tok[i] == '_' ? '/' : tok[i];
+	while (tl % 4)
+		std[tl++] = '=';
+	std[tl] = 0;
+	unsigned char *raw = b64_decode(std, &n);
+	free(std);
 	if (!raw)
 		return -1;
 	cJSON *j = cJSON_ParseWithLength((const char *)raw, n);
@@ -1247,7 +1262,9 @@ struct listq {
 	size_t limit;
 	char *after;
 	uint64_t at_rv;
+	uint64_t min_rv;    /* resourceVersion=N (not Exact): at least N */
 	bool from_continue;
+	bool from_cache;    /* resourceVersion=0: the watch cache, limit ignored */
 };
 
 static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, bool watch)
@@ -1286,14 +1303,22 @@ static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, boo
 			goto bad;
 		}
 		q->from_continue = true;
-	} else if (rv && *rv && match && strcmp(match, "Exact") == 0) {
+	} else if (rv && *rv) {
 		char *end;
 		unsigned long long v = strtoull(rv, &end, 10);
 		if (*end) {
 			err = xasprintf("resourceVersion: Invalid value: \"%s\": must be a valid resource version", rv);
 			goto bad;
 		}
-		q->at_rv = v;
+		if (match && strcmp(match, "Exact") == 0) {
+			q->at_rv = v;
+			q->min_rv = v;
+		} else if (v == 0) {
+			q->from_cache = true;
+			q->limit = 0;
+		} else {
+			q->min_rv = v;
+		}
 	}
 	return NULL;
 bad:;
@@ -1316,6 +1341,40 @@ static const char EXPIRED_CONTINUE[] =
 	"inconsistent list - objects that were created, modified, or deleted between the time the first "
 	"chunk was returned and now may show up in the list.";
 
+/* A read at least at revision rv: the cacher waits up to 3 s for its
+ * cache to get there, then gives up with 504 (storage's
+ * NewTooLargeResourceVersionError). */
+static struct status *wait_for_revision(uint64_t rv)
+{
+	uint64_t end = mono_ms() + 3000, cur;
+	pthread_mutex_lock(&g_store.lock);
+	while ((cur = g_store.rv) < rv && !g_store.shutting_down && mono_ms() < end) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&g_store.changed, &g_store.lock, &ts);
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	if (cur >= rv)
+		return NULL;
+	char *m = xasprintf("Timeout: Too large resource version: %llu, current: %llu",
+	                    (unsigned long long)rv, (unsigned long long)cur);
+	cJSON *d = cJSON_CreateObject();
+	cJSON *causes = cJSON_AddArrayToObject(d, "causes");
+	cJSON *cause = cJSON_CreateObject();
+	cJSON_AddStringToObject(cause, "reason", "ResourceVersionTooLarge");
+	cJSON_AddStringToObject(cause, "message", "Too large resource version");
+	cJSON_AddItemToArray(causes, cause);
+	cJSON_AddNumberToObject(d, "retryAfterSeconds", 1);
+	struct status *s = status_new(504, "Timeout", m, d);
+	free(m);
+	return s;
+}
+
 static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, const char *ns)
 {
 	struct neg n;
@@ -1328,10 +1387,17 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		return send_status(c, s);
 	}
 	struct objver **items;
-	size_t ni;
+	size_t ni, remaining = 0;
 	bool more;
 	uint64_t at = q.at_rv;
-	if (store_list(r, r->namespaced ? ns : NULL, &at, q.after, q.ls, q.fs, q.limit, &items, &ni, &more) < 0) {
+	if (q.min_rv && (s = wait_for_revision(q.min_rv)) != NULL) {
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	/* etcd counts what is left only for an unfiltered range */
+	bool count = selector_empty(q.ls) && selector_empty(q.fs);
+	if (store_list(r, r->namespaced ? ns : NULL, &at, q.after, q.ls, q.fs, q.limit, &items, &ni, &more,
+	               count ? &remaining : NULL) < 0) {
 		if (q.from_continue) {
 			/* the real server hands out a token to go on inconsistently */
 			pthread_mutex_lock(&g_store.lock);
@@ -1363,6 +1429,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		cJSON_AddStringToObject(m, "resourceVersion", rvs);
 		if (tok)
 			cJSON_AddStringToObject(m, "continue", tok);
+		if (tok && count)
+			cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
 		for (size_t i = 0; i < ni; i++)
 			table_row(t, items[i], n.meta_version, include);
 		char *ts = cJSON_PrintUnformatted(t);
@@ -1378,6 +1446,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		buf_addf(&b, "\"metadata\":{\"resourceVersion\":\"%llu\"", (unsigned long long)at);
 		if (tok)
 			buf_addf(&b, ",\"continue\":\"%s\"", tok);
+		if (tok && count)
+			buf_addf(&b, ",\"remainingItemCount\":%zu", remaining);
 		buf_adds(&b, "},\"items\":[");
 		for (size_t i = 0; i < ni; i++) {
 			if (i)
@@ -1417,7 +1487,7 @@ static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct reso
 	size_t ni;
 	bool more;
 	uint64_t at = UINT64_MAX;
-	store_list(r, r->namespaced ? ns : NULL, &at, NULL, q.ls, q.fs, 0, &items, &ni, &more);
+	store_list(r, r->namespaced ? ns : NULL, &at, NULL, q.ls, q.fs, 0, &items, &ni, &more, NULL);
 	struct buf b = {0};
 	buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{},\"items\":[", r->kind,
 	         r->api_version);
@@ -1454,6 +1524,8 @@ struct watch {
 	bool bookmarks;
 	bool initial_end_bookmark;
 	uint64_t last_rv;
+	uint64_t sent_rv;     /* revision of the last event or bookmark sent */
+	uint64_t start_floor; /* the watch cache's oldest-1 when the watch began */
 	uint64_t deadline_ms;
 	uint64_t next_bookmark_ms;
 	unsigned gen;
@@ -1525,6 +1597,8 @@ static void watch_event(struct watch *w, const struct event *e)
 		watch_emit(w, "ADDED", e->cur);
 	else if (old)
 		watch_emit(w, "DELETED", e->gone ? e->gone : e->prev);
+	if (cur || old)
+		w->sent_rv = e->rv;
 }
 
 #define WATCH_BATCH 256
@@ -1576,10 +1650,13 @@ static ssize_t watch_reader(void *cls, uint64_t pos, char *buf, size_t max)
 				break;
 			}
 			bool stalled = g_faults.stall_watch;
-			if (!stalled && w->last_rv < g_store.compacted_rv) {
+			uint64_t floor = g_store.ring_floor > g_store.wc_reset_rv ? g_store.ring_floor
+			                                                           : g_store.wc_reset_rv;
+			if (w->start_floor > floor)
+				floor = w->start_floor;
+			if (!stalled && w->last_rv < floor && w->last_rv < g_store.rv) {
 				char *m = xasprintf("too old resource version: %llu (%llu)",
-				                    (unsigned long long)w->last_rv,
-				                    (unsigned long long)g_store.compacted_rv);
+				                    (unsigned long long)w->last_rv, (unsigned long long)floor);
 				watch_error(w, st_expired(m));
 				free(m);
 				w->ending = 1;
@@ -1606,10 +1683,15 @@ static ssize_t watch_reader(void *cls, uint64_t pos, char *buf, size_t max)
 					break;
 				continue;
 			}
+			/* the cacher's bookmarks carry a revision newer than what the
+			 * watcher was sent, and there is none on a quiet server */
 			if (!stalled && w->bookmarks && now >= w->next_bookmark_ms) {
-				watch_bookmark(w, w->last_rv, false);
 				w->next_bookmark_ms = now + g_cfg.bookmark_ms;
-				break;
+				if (w->last_rv > w->sent_rv) {
+					watch_bookmark(w, w->last_rv, false);
+					w->sent_rv = w->last_rv;
+					break;
+				}
 			}
 			uint64_t wake = w->deadline_ms;
 			if (w->bookmarks && !stalled && w->next_bookmark_ms < wake)
@@ -1698,13 +1780,20 @@ static enum MHD_Result do_watch(struct MHD_Connection *c, struct resource *r, co
 	if (initial) {
 		bool more;
 		uint64_t at = UINT64_MAX;
-		store_list(r, w->ns, &at, NULL, NULL, NULL, 0, &w->init, &w->ninit, &more);
+		store_list(r, w->ns, &at, NULL, NULL, NULL, 0, &w->init, &w->ninit, &more, NULL);
 		w->last_rv = at; /* store_list's snapshot: the live part starts after it */
 	} else {
 		w->last_rv = from;
 	}
+	w->sent_rv = w->last_rv;
 	pthread_mutex_lock(&g_store.lock);
 	w->gen = g_store.watch_gen;
+	if (!initial) {
+		/* the cacher: "too old resource version" below its window */
+		uint64_t floor = store_watch_floor_locked(r);
+		if (from < floor && from < g_store.rv)
+			w->start_floor = floor;
+	}
 	pthread_mutex_unlock(&g_store.lock);
 	__atomic_add_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
@@ -1804,6 +1893,8 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 	if (strcmp(url, "/kapi/compact") == 0 && post) {
 		pthread_mutex_lock(&g_store.lock);
 		store_compact_locked();
+		if (arg_true(c, "watch-cache"))
+			store_drop_watch_cache_locked();
 		uint64_t rv = g_store.rv;
 		pthread_mutex_unlock(&g_store.lock);
 		char *s = xasprintf("{\"compactedRevision\":%llu}", (unsigned long long)rv);

@@ -139,13 +139,16 @@ struct event {
 	struct objver *cur;  /* NULL for DELETED */
 	struct objver *prev; /* NULL for ADDED */
 	struct objver *gone; /* prev content stamped with rv; set for DELETED or label change */
+	uint64_t ms;         /* mono_ms() when written (the watch cache's age) */
 };
 
 struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	uint64_t rv;           /* the one global revision counter */
-	uint64_t compacted_rv; /* events with rv <= this are gone */
+	uint64_t compacted_rv; /* etcd's compaction: lists at rv < this are 410 */
+	uint64_t ring_floor;   /* events with rv <= this left the ring */
+	uint64_t wc_reset_rv;  /* the watch caches were emptied at this revision */
 	struct event *ring;
 	size_t ring_cap, ring_head, ring_n;
 	size_t ring_bytes, ring_max_bytes;
@@ -179,6 +182,12 @@ struct objver *store_get_locked(struct resource *r, const char *ns, const char *
 struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *prev);
 void store_delete_locked(struct objver *prev);
 void store_compact_locked(void);
+/* Empty every watch cache (as if its window had moved past every event). */
+void store_drop_watch_cache_locked(void);
+/* The oldest revision a watch of r may start from (the cacher's oldest-1):
+ * the watch cache keeps r's last wc_size events and any younger than
+ * wc_ms. Under the lock. */
+uint64_t store_watch_floor_locked(const struct resource *r);
 /* Event with revision rv, or NULL if outside the ring. Under the lock. */
 struct event *store_event_locked(uint64_t rv);
 
@@ -189,11 +198,11 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
 /* A consistent list: every object of r in namespace ns (NULL = all) as of
  * revision *at_rv (clamped to the current one, which is stored back) that sorts after the key `after` (NULL = from the start) and
  * passes the selectors. At most limit items (0 = all); *more tells whether any
- * further item passes. Items are referenced; caller unrefs and frees.
+ * further item passes and *remaining (if not NULL) how many. Items are referenced; caller unrefs and frees.
  * Returns 0, or -1 if at_rv is older than the history window. Takes the lock. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
                const struct selector *ls, const struct selector *fs, size_t limit,
-               struct objver ***out, size_t *n, bool *more);
+               struct objver ***out, size_t *n, bool *more, size_t *remaining);
 
 /* ---- crd.c --------------------------------------------------------------- */
 
@@ -265,6 +274,8 @@ struct config {
 	struct forbid *forbids;
 	size_t nforbids;
 	unsigned bookmark_ms;
+	unsigned wc_size;  /* watch cache: events kept per resource at least */
+	unsigned wc_ms;    /* ... and every event younger than this */
 	int port;
 	bool tls;
 };

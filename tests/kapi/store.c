@@ -192,7 +192,9 @@ static void evict_oldest(void)
 	objver_unref(e->gone);
 	g_store.ring_head = (g_store.ring_head + 1) % g_store.ring_cap;
 	g_store.ring_n--;
-	g_store.compacted_rv++;
+	g_store.ring_floor++;
+	if (g_store.compacted_rv < g_store.ring_floor)
+		g_store.compacted_rv = g_store.ring_floor;
 }
 
 static void push_event(enum ev_type t, struct resource *r, struct objver *cur, struct objver *prev,
@@ -207,6 +209,7 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
 	e->cur = cur;
 	e->prev = prev;
 	e->gone = gone;
+	e->ms = mono_ms();
 	if (cur)
 		objver_ref(cur);
 	if (prev)
@@ -220,18 +223,41 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
 
 struct event *store_event_locked(uint64_t rv)
 {
-	if (rv <= g_store.compacted_rv || rv > g_store.rv)
+	if (rv <= g_store.ring_floor || rv > g_store.rv)
 		return NULL;
-	size_t off = (size_t)(rv - g_store.compacted_rv - 1);
+	size_t off = (size_t)(rv - g_store.ring_floor - 1);
 	return &g_store.ring[(g_store.ring_head + off) % g_store.ring_cap];
 }
 
+/* etcd's compaction: the history stays in the watch caches (the ring), so
+ * watches from recent revisions go on; lists at older revisions are 410. */
 void store_compact_locked(void)
 {
-	while (g_store.ring_n)
-		evict_oldest();
 	g_store.compacted_rv = g_store.rv;
 	pthread_cond_broadcast(&g_store.changed);
+}
+
+void store_drop_watch_cache_locked(void)
+{
+	g_store.wc_reset_rv = g_store.rv;
+	pthread_cond_broadcast(&g_store.changed);
+}
+
+uint64_t store_watch_floor_locked(const struct resource *r)
+{
+	uint64_t floor = g_store.ring_floor > g_store.wc_reset_rv ? g_store.ring_floor : g_store.wc_reset_rv;
+	uint64_t now = mono_ms(), oldest = 0;
+	size_t kept = 0;
+	for (uint64_t rv = g_store.rv; rv > floor; rv--) {
+		const struct event *e = store_event_locked(rv);
+		if (e->res != r)
+			continue;
+		if (kept >= g_cfg.wc_size && now - e->ms >= g_cfg.wc_ms)
+			return oldest ? oldest - 1 : rv; /* e left the cache */
+		kept++;
+		oldest = rv;
+	}
+	return floor;
 }
 
 /* The previous content stamped with the revision of the event that removed it
@@ -318,7 +344,7 @@ static bool passes(const struct objver *o, const struct selector *ls, const stru
  * at_rv >= compacted_rv can be served exactly. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char *after,
                const struct selector *ls, const struct selector *fs, size_t limit,
-               struct objver ***out, size_t *n, bool *more)
+               struct objver ***out, size_t *n, bool *more, size_t *remaining)
 {
 	char *lo = ns ? xasprintf("%s/", ns) : xstrdup("");
 	char *hi = ns ? xasprintf("%s0", ns) : NULL; /* '0' follows '/' */
@@ -327,6 +353,8 @@ int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char 
 	*out = NULL;
 	*n = 0;
 	*more = false;
+	if (remaining)
+		*remaining = 0;
 	pthread_mutex_lock(&g_store.lock);
 	if (*at_rvp > g_store.rv)
 		*at_rvp = g_store.rv;
@@ -381,7 +409,10 @@ int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char 
 			continue;
 		if (limit && *n == limit) {
 			*more = true;
-			break;
+			if (!remaining)
+				break;
+			(*remaining)++;
+			continue;
 		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
