@@ -13,8 +13,8 @@
 
 static const char USAGE[] =
 	"usage: kapi-server [options]\n"
-	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Namespaces and\n"
-	"namespaced custom resources, with watches, pagination and fault injection.\n"
+	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Pods, Events,\n"
+	"Namespaces, CRDs and their custom resources, with watches, pagination and fault injection.\n"
 	"\n"
 	"  --listen ADDR:PORT     listen address (default 127.0.0.1:0, port 0 = ephemeral;\n"
 	"                         IPv6 as [::1]:PORT)\n"
@@ -293,6 +293,9 @@ int main(int argc, char **argv)
 	resource_add(RES_NAMESPACE, "", "v1", "namespaces", "Namespace");
 	resource_add(RES_CONFIGMAP, "", "v1", "configmaps", "ConfigMap");
 	resource_add(RES_LEASE, "coordination.k8s.io", "v1", "leases", "Lease");
+	resource_add(RES_POD, "", "v1", "pods", "Pod");
+	resource_add(RES_EVENT, "", "v1", "events", "Event");
+	resource_add(RES_EVENT, "events.k8s.io", "v1", "events", "Event");
 	/* CustomResourceDefinitions: a typed, cluster-scoped built-in whose
 	 * objects make the server serve more resources (crd.c) */
 	struct resource *crd_res = resource_add(RES_CUSTOM, "apiextensions.k8s.io", "v1",

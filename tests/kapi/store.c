@@ -107,7 +107,8 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 	r->qkind = *group ? xasprintf("%s.%s", kind, group) : xstrdup(kind);
 	r->namespaced = type != RES_NAMESPACE;
 	r->typed = type != RES_CUSTOM;
-	r->readonly = type == RES_NAMESPACE;
+	r->readonly = false;
+	r->status_sub = type == RES_POD;
 	/* leaseStrategy.AllowCreateOnUpdate is true; configmaps' and CRs' false */
 	r->allow_create_on_update = type == RES_LEASE;
 	r->allow_unconditional_update = type != RES_CUSTOM;
@@ -115,6 +116,10 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 		r->short_name = xstrdup("cm");
 	else if (type == RES_NAMESPACE)
 		r->short_name = xstrdup("ns");
+	else if (type == RES_POD)
+		r->short_name = xstrdup("po");
+	else if (type == RES_EVENT)
+		r->short_name = xstrdup("ev");
 	if (!g_store.res)
 		g_store.res = xmalloc(KAPI_MAX_RESOURCES * sizeof *g_store.res);
 	if (g_store.nres == KAPI_MAX_RESOURCES) {

@@ -341,6 +341,8 @@ struct status *validate_object(struct resource *r, cJSON *obj, const char *name,
 	}
 	case RES_NAMESPACE:
 	case RES_CUSTOM:
+	case RES_POD:
+	case RES_EVENT:
 		return NULL;
 	}
 	return NULL;
@@ -449,7 +451,12 @@ void normalize_object(struct resource *r, cJSON *obj)
 		move_field(obj, tmp, "spec", false);
 		move_field(obj, tmp, "status", false);
 		break;
+	case RES_POD:
+		move_field(obj, tmp, "spec", false);
+		move_field(obj, tmp, "status", false);
+		break;
 	case RES_CUSTOM:
+	case RES_EVENT:
 		while (obj->child) {
 			cJSON *c = cJSON_DetachItemViaPointer(obj, obj->child);
 			cJSON_AddItemToObject(tmp, c->string, c);
