@@ -617,13 +617,14 @@ Test(kubeclient, delete_preconditions_stale_rv_and_wrong_uid_are_409_conflict)
 	             KVS_ECONFLICT);
 	cr_expect_eq(st.http, 409);
 	cr_expect_str_eq(st.reason, "Conflict");
-	cr_expect(strstr(st.message, "Precondition failed: ResourceVersion"), "%s", st.message);
-	cr_expect(strstr(kvs_error_last(), "Precondition failed"), "%s", kvs_error_last());
+	cr_expect(strstr(st.message, "the ResourceVersion in the precondition"), "%s", st.message);
+	cr_expect(strstr(kvs_error_last(), "does not match the ResourceVersion in record"), "%s",
+	          kvs_error_last());
 	d.resource_version = NULL;
 	d.uid = "00000000-0000-4000-8000-000000000000";
 	cr_expect_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "d", &d, &st),
 	             KVS_ECONFLICT);
-	cr_expect(strstr(st.message, "Precondition failed: UID"), "%s", st.message);
+	cr_expect(strstr(st.message, "the UID in the precondition"), "%s", st.message);
 	d.uid = uid;
 	cr_expect_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "d", &d, &st), 0, "%s",
 	             kvs_error_last());
