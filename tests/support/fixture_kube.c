@@ -444,11 +444,18 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	if (k->tls)
 		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca);
+	if (k->token[0]) { /* API paths need it; /kapi/ ignores it */
+		char auth[sizeof(k->token) + 32];
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->token);
+		h = curl_slist_append(h, auth);
+	}
 	if (json) {
 		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
 	}
+	if (h)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
