@@ -13,8 +13,8 @@
 
 static const char USAGE[] =
 	"usage: kapi-server [options]\n"
-	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Namespaces and\n"
-	"namespaced custom resources, with watches, pagination and fault injection.\n"
+	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Pods, Events,\n"
+	"Namespaces, CRDs and their custom resources, with watches, pagination and fault injection.\n"
 	"\n"
 	"  --listen ADDR:PORT     listen address (default 127.0.0.1:0, port 0 = ephemeral;\n"
 	"                         IPv6 as [::1]:PORT)\n"
@@ -30,7 +30,9 @@ static const char USAGE[] =
 	"  --crd G/V/PLURAL/Kind  serve a namespaced custom resource (repeatable)\n"
 	"  --history N            watch history window in events (default 10000)\n"
 	"  --history-bytes N      ... and at most N bytes of object versions (default 268435456)\n"
-	"  --bookmark-ms N        bookmark interval on idle watches (default 1000)\n"
+	"  --watch-cache-size N   watch cache: keep at least N events per resource (default 100)\n"
+	"  --watch-cache-ms N     ... and every event younger than N ms (default 75000)\n"
+	"  --bookmark-ms N        bookmark interval, when a newer revision exists (default 60000)\n"
 	"  --latency-ms N         delay every API request by N ms\n"
 	"  --fail-rate P          answer a fraction P of API requests 500/503\n"
 	"  --throttle-rate P      answer a fraction P of API requests 429 with Retry-After\n"
@@ -40,7 +42,8 @@ static const char USAGE[] =
 	"  --help                 this text\n"
 	"\n"
 	"Control endpoints (never subject to faults or auth): POST /kapi/faults (JSON),\n"
-	"GET /kapi/faults, GET /kapi/stats, POST /kapi/compact, POST /kapi/drop-watches[?abort=1].\n";
+	"GET /kapi/faults, GET /kapi/stats, POST /kapi/compact[?watch-cache=1],\n"
+	"POST /kapi/drop-watches[?abort=1].\n";
 
 static char *read_file(const char *path)
 {
@@ -205,7 +208,9 @@ int main(int argc, char **argv)
 	bool seeded = false;
 	const char **crds = NULL;
 	size_t ncrds = 0;
-	g_cfg.bookmark_ms = 1000;
+	g_cfg.bookmark_ms = 60000;
+	g_cfg.wc_size = 100;
+	g_cfg.wc_ms = 75000;
 	g_faults.retry_after = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -250,6 +255,10 @@ int main(int argc, char **argv)
 			history = (size_t)parse_num(o, v);
 		else if (!strcmp(o, "--history-bytes"))
 			history_bytes = (size_t)parse_num(o, v);
+		else if (!strcmp(o, "--watch-cache-size"))
+			g_cfg.wc_size = (unsigned)parse_num(o, v);
+		else if (!strcmp(o, "--watch-cache-ms"))
+			g_cfg.wc_ms = (unsigned)parse_num(o, v);
 		else if (!strcmp(o, "--bookmark-ms"))
 			g_cfg.bookmark_ms = (unsigned)parse_num(o, v);
 		else if (!strcmp(o, "--latency-ms"))
@@ -284,6 +293,9 @@ int main(int argc, char **argv)
 	resource_add(RES_NAMESPACE, "", "v1", "namespaces", "Namespace");
 	resource_add(RES_CONFIGMAP, "", "v1", "configmaps", "ConfigMap");
 	resource_add(RES_LEASE, "coordination.k8s.io", "v1", "leases", "Lease");
+	resource_add(RES_POD, "", "v1", "pods", "Pod");
+	resource_add(RES_EVENT, "", "v1", "events", "Event");
+	resource_add(RES_EVENT, "events.k8s.io", "v1", "events", "Event");
 	/* CustomResourceDefinitions: a typed, cluster-scoped built-in whose
 	 * objects make the server serve more resources (crd.c) */
 	struct resource *crd_res = resource_add(RES_CUSTOM, "apiextensions.k8s.io", "v1",
