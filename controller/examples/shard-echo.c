@@ -10,7 +10,7 @@
  *
  *   shard-echo [--kubeconfig PATH] [--namespace NS] [--identity NAME]
  *              [--lease-duration DURATION] [--metrics-addr HOST:PORT]
- *              [--workers N] [--resync DURATION] [--log-json]
+ *              [--workers N] [--qps N] [--resync DURATION] [--log-json]
  *
  * The walk-through is in docs/controller.md ("Writing a controller").
  * Threads: main runs the keepalive (kvc_member_tick); two informers (the
@@ -52,7 +52,7 @@ typedef struct echo {
 	kvc_member *m;
 	kvc_informer *inf;     /* the share: demo=shard-echo, our shards */
 	kvc_informer *stamp;   /* demo=shard-echo without a vshard label */
-	kvc_queue *q, *sq;
+	kvc_queue *q, *sq, *dq;  /* reconciles; stamps: our shards now, others' later */
 	pthread_mutex_t mu;
 	kvc_runtime_counters c;
 } echo;
@@ -250,16 +250,38 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Any replica may stamp: the label is a pure function of the uid. */
+/*
+ * Any replica may stamp: the label is a pure function of the uid, and a 409
+ * means someone else did. To spare the server most of those 409s, a member
+ * stamps the objects of shards it holds at once (from sq) and the others'
+ * only after a second (from dq), when their owner has usually done it.
+ */
+typedef struct stamp_arg {
+	echo *e;
+	int deferred;
+} stamp_arg;
+
 static void *stamper(void *arg)
 {
-	echo *e = arg;
+	echo *e = ((stamp_arg *)arg)->e;
+	int deferred = ((stamp_arg *)arg)->deferred;
+	kvc_queue *q = deferred ? e->dq : e->sq;
 	const char *key;
-
-	while (kvc_queue_get(e->sq, &key, -1) == 0) {
+	while (kvc_queue_get(q, &key, -1) == 0) {
 		cJSON *obj = NULL;
 		int rc = 0;
 		if (kvc_informer_get(e->stamp, key, &obj, NULL) == 1) {
+			const cJSON *uid = cJSON_GetObjectItemCaseSensitive(
+			        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "uid");
+			unsigned v = kvc_member_vshards(e->m);
+			if (!deferred && cJSON_IsString(uid) &&
+			    !kvc_member_acting(e->m, kvc_vshard_of(uid->valuestring, v))) {
+				cJSON_Delete(obj);
+				kvc_queue_add_after(e->dq, key, KVC_S);
+				kvc_queue_forget(q, key);
+				kvc_queue_done(q, key);
+				continue;
+			}
 			rc = kvc_vshard_stamp(e->kube, &kvs_kube_configmaps, e->ns, obj,
 			                      kvc_member_vshards(e->m));
 			if (rc < 0 && rc != KVS_ENOTFOUND)
@@ -267,10 +289,10 @@ static void *stamper(void *arg)
 		}
 		cJSON_Delete(obj);
 		if (rc < 0 && rc != KVS_ENOTFOUND)
-			kvc_queue_add_rate_limited(e->sq, key);
+			kvc_queue_add_rate_limited(q, key);
 		else
-			kvc_queue_forget(e->sq, key);
-		kvc_queue_done(e->sq, key);
+			kvc_queue_forget(q, key);
+		kvc_queue_done(q, key);
 	}
 	return NULL;
 }
@@ -328,7 +350,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shard-echo [--kubeconfig PATH] [--namespace NS] [--identity NAME]\n"
 	           "                  [--lease-duration DURATION] [--metrics-addr HOST:PORT]\n"
-	           "                  [--workers N] [--resync DURATION] [--log-json]\n");
+	           "                  [--workers N] [--qps N] [--resync DURATION] [--log-json]\n");
 }
 
 static int64_t mono_ns(void)
@@ -388,6 +410,7 @@ int main(int argc, char **argv)
 	const char *kubeconfig = NULL, *ns = NULL, *identity = NULL, *metrics_addr = NULL;
 	int64_t lease = 15 * KVC_S, resync = 0;
 	unsigned workers = 4;
+	double qps = 100;
 	char host[256];
 	echo e;
 	int json = 0, rc;
@@ -407,6 +430,8 @@ int main(int argc, char **argv)
 			metrics_addr = v;
 		else if (strcmp(a, "--workers") == 0 && v)
 			workers = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--qps") == 0 && v)
+			qps = strtod(v, NULL);
 		else if (strcmp(a, "--resync") == 0 && v)
 			resync = parse_duration(v);
 		else if (strcmp(a, "--log-json") == 0)
@@ -421,9 +446,10 @@ int main(int argc, char **argv)
 		}
 		i += takes;
 	}
-	if (lease < 3 * KVC_S || lease % KVC_S != 0 || resync < 0 || workers < 1 || workers > 64) {
+	if (lease < 3 * KVC_S || lease % KVC_S != 0 || resync < 0 || workers < 1 || workers > 64 ||
+	    !(qps > 0 && qps <= 100000)) {
 		fprintf(stderr, "shard-echo: --lease-duration must be whole seconds, at least 3s; "
-		                "--workers 1..64\n");
+		                "--workers 1..64; --qps > 0\n");
 		return 2;
 	}
 	if (!identity) {
@@ -449,6 +475,8 @@ int main(int argc, char **argv)
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	ko.kubeconfig = kubeconfig;
 	ko.namespace_ = ns;
+	ko.qps = qps;
+	ko.burst = qps > 50 ? (unsigned)(2 * qps) : 100;
 	if ((rc = kvs_kube_open(&e.kube, &ko)) < 0)
 		goto fail;
 	kvs_kube_options lo = ko;
@@ -464,7 +492,8 @@ int main(int argc, char **argv)
 
 	/* 3. Queues, informers (handlers only enqueue), workers. */
 	if ((rc = kvc_queue_new(&e.q, NULL, kvc_clock_system())) < 0 ||
-	    (rc = kvc_queue_new(&e.sq, NULL, kvc_clock_system())) < 0)
+	    (rc = kvc_queue_new(&e.sq, NULL, kvc_clock_system())) < 0 ||
+	    (rc = kvc_queue_new(&e.dq, NULL, kvc_clock_system())) < 0)
 		goto fail;
 	kvc_informer_opts io = KVC_INFORMER_OPTS_INIT;
 	io.name = "share";
@@ -480,15 +509,18 @@ int main(int argc, char **argv)
 	io.name = "unlabelled";
 	io.unsharded = 1;
 	io.resync_ns = 0;
+	io.confirm_deletes = -1; /* a stamped object leaves this view: no need to ask */
 	ih.on_event = on_unlabelled;
 	if ((rc = kvc_informer_new(&e.stamp, e.kube, &io, &ih)) < 0)
 		goto fail;
 	if ((rc = kvc_informer_start(e.inf)) < 0 || (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
-	pthread_t th[65];
+	pthread_t th[66];
 	for (unsigned i = 0; i < workers; i++)
 		pthread_create(&th[i], NULL, worker, &e);
-	pthread_create(&th[workers], NULL, stamper, &e);
+	stamp_arg now_arg = { &e, 0 }, later_arg = { &e, 1 };
+	pthread_create(&th[workers], NULL, stamper, &now_arg);
+	pthread_create(&th[workers + 1], NULL, stamper, &later_arg);
 
 	kvc_metrics *metrics = NULL;
 	if (metrics_addr && (rc = kvc_metrics_start(&metrics, metrics_addr, collect, &e)) < 0)
@@ -530,7 +562,8 @@ int main(int argc, char **argv)
 	}
 	kvc_queue_shutdown(e.q);
 	kvc_queue_shutdown(e.sq);
-	for (unsigned i = 0; i <= workers; i++)
+	kvc_queue_shutdown(e.dq);
+	for (unsigned i = 0; i <= workers + 1; i++)
 		pthread_join(th[i], NULL);
 	kvc_metrics_stop(metrics);
 	logv(&e, "stopped", "released", kvc_member_stopped(e.m) ? "true" : "false",
@@ -539,6 +572,7 @@ int main(int argc, char **argv)
 	kvc_informer_free(e.stamp);
 	kvc_queue_free(e.q);
 	kvc_queue_free(e.sq);
+	kvc_queue_free(e.dq);
 	kvc_member_free(e.m);
 	kvc_kubeapi_free(e.api);
 	kvs_kube_free(e.lease_kube);
