@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 
 #include "kvsplit.h"
@@ -569,36 +570,111 @@ const char *kvs__http_auth(const kvs__http *h)
 	return h->auth_desc ? h->auth_desc : "credentials";
 }
 
-/* The host of an http(s) URL is localhost or a loopback address literal. */
-static int url_is_loopback(const char *url)
+/* The host of an http(s) URL (brackets of an IPv6 literal dropped, lower
+ * case) and its port; 0, or -1 when it does not fit. */
+static int url_host(const char *url, char *host, size_t cap, unsigned *port)
 {
-	const char *hs = strstr(url, "://");
-	char host[256];
+	const char *hs = strstr(url, "://"), *pe;
 	size_t n;
 
+	*port = strncmp(url, "https://", 8) == 0 ? 443 : 80;
 	if (!hs)
-		return 0;
+		return -1;
 	hs += 3;
 	if (*hs == '[') {
 		n = strcspn(hs + 1, "]");
-		if (n >= sizeof(host))
-			return 0;
-		memcpy(host, hs + 1, n);
-		host[n] = '\0';
-		return strcmp(host, "::1") == 0;
+		pe = hs + 1 + n + (hs[1 + n] == ']');
+		hs++;
+	} else {
+		n = strcspn(hs, ":/");
+		pe = hs + n;
 	}
-	n = strcspn(hs, ":/");
-	if (n >= sizeof(host))
-		return 0;
-	memcpy(host, hs, n);
+	if (n >= cap)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		host[i] = (char)(hs[i] >= 'A' && hs[i] <= 'Z' ? hs[i] - 'A' + 'a' : hs[i]);
 	host[n] = '\0';
-	if (strcasecmp(host, "localhost") == 0)
+	if (*pe == ':')
+		*port = (unsigned)strtoul(pe + 1, NULL, 10);
+	return 0;
+}
+
+static int host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
 		return 1;
-	/* 127.0.0.0/8, written as a dotted quad */
-	unsigned a, b, c, d;
-	char tail;
-	return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
-	       c < 256 && d < 256;
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Whether NO_PROXY names the host, by Go's rules (golang.org/x/net/http/
+ * httpproxy): "*"; an IP or CIDR; a domain that matches itself and its
+ * subdomains ("foo.com"), or only subdomains (".foo.com"); each with an
+ * optional port. */
+static int no_proxy_match(const char *list, const char *host, unsigned port)
+{
+	char buf[4096], *save = NULL;
+	struct in_addr h4;
+	int host_ip4 = inet_pton(AF_INET, host, &h4) == 1;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		char *p, *slash;
+		size_t n;
+
+		while (*e == ' ' || *e == '\t')
+			e++;
+		n = strlen(e);
+		while (n && (e[n - 1] == ' ' || e[n - 1] == '\t'))
+			e[--n] = '\0';
+		for (p = e; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		if (!*e)
+			continue;
+		if (strcmp(e, "*") == 0)
+			return 1;
+		if ((slash = strchr(e, '/')) != NULL) {
+			struct in_addr net;
+			int bits = atoi(slash + 1);
+			*slash = '\0';
+			if (host_ip4 && inet_pton(AF_INET, e, &net) == 1 && bits >= 0 && bits <= 32) {
+				uint32_t mask = bits ? 0xffffffffu << (32 - bits) : 0;
+				if ((ntohl(h4.s_addr) & mask) == (ntohl(net.s_addr) & mask))
+					return 1;
+			}
+			continue;
+		}
+		/* a port: "host:port", "[v6]:port" */
+		if (e[0] == '[') {
+			char *rb = strchr(e, ']');
+			if (!rb)
+				continue;
+			*rb = '\0';
+			if (rb[1] == ':' && (unsigned)strtoul(rb + 2, NULL, 10) != port)
+				continue;
+			e++;
+		} else if ((p = strrchr(e, ':')) != NULL && strchr(e, ':') == p) {
+			*p = '\0';
+			if ((unsigned)strtoul(p + 1, NULL, 10) != port)
+				continue;
+		}
+		if (strcmp(e, host) == 0)
+			return 1;
+		if (e[0] == '.') {
+			size_t hl = strlen(host), el = strlen(e);
+			if (hl > el && strcmp(host + hl - el, e) == 0)
+				return 1;
+		} else {
+			size_t hl = strlen(host), el = strlen(e);
+			if (e[0] == '*' && e[1] == '.')
+				e++, el--;
+			if (hl > el && host[hl - el - 1] == '.' && strcmp(host + hl - el, e) == 0)
+				return 1;
+		}
+	}
+	return 0;
 }
 
 static const char *env_any(const char *a, const char *b)
@@ -620,16 +696,18 @@ static const char *env_any(const char *a, const char *b)
  */
 static int proxy_setup(kvs__http *h, const kvs__kubeconf *kc)
 {
-	const char *p = NULL, *np = "";
+	const char *p = NULL, *np;
 	const int https = strncmp(kc->server, "https://", 8) == 0;
+	char host[256];
+	unsigned port;
 
 	if (kc->proxy_url) {
 		p = kc->proxy_url;
-	} else if (!url_is_loopback(kc->server)) {
+	} else if (url_host(kc->server, host, sizeof(host), &port) == 0 && !host_is_loopback(host)) {
 		p = https ? env_any("HTTPS_PROXY", "https_proxy") : env_any("HTTP_PROXY", "http_proxy");
 		np = env_any("NO_PROXY", "no_proxy");
-		if (!np)
-			np = "";
+		if (np && no_proxy_match(np, host, port))
+			p = NULL;
 	}
 	if (p && strncmp(p, "socks5://", 9) == 0) {
 		if (asprintf(&h->proxy, "socks5h://%s", p + 9) < 0)
@@ -637,7 +715,9 @@ static int proxy_setup(kvs__http *h, const kvs__kubeconf *kc)
 	} else {
 		h->proxy = strdup(p ? p : "");
 	}
-	h->noproxy = strdup(np);
+	/* decided here, on the configured host: libcurl must not consult the
+	 * environment again (nor match NO_PROXY against a tls-server-name) */
+	h->noproxy = strdup("");
 	return h->proxy && h->noproxy ? 0 : kvs_error_set(KVS_ENOMEM, "out of memory");
 }
 
