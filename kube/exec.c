@@ -518,6 +518,13 @@ int kvs__exec_run(kvs__exec_cred *out, const kvs__exec_conf *x, const char *clus
 					reaped = 1;
 					break;
 				}
+				if (r < 0 && errno == ECHILD) {
+					/* the program ignores SIGCHLD: the child reaped itself,
+					 * its status is lost; judge it by what it printed */
+					reaped = 1;
+					status = 0;
+					break;
+				}
 				if (r < 0 && errno != EINTR) {
 					reaped = 1;
 					rc = kvs_error_set(KVS_EIO, "%s: waitpid: %s", w, strerror(errno));
