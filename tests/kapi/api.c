@@ -1,6 +1,7 @@
 /* HTTP side: routing, content negotiation, the verbs, watch streams, fault
  * injection and the /kapi control endpoints, on libmicrohttpd. */
 #include "kapi.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -2140,20 +2141,10 @@ static size_t split_path(char *p, char **seg, size_t max)
 	return n;
 }
 
+/* Client certificates, tokens, anonymous: auth.c. */
 static bool authorized(struct MHD_Connection *c)
 {
-	if (!g_cfg.ntokens)
-		return true;
-	const char *a = hdr(c, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-		return false;
-	a += 7;
-	while (*a == ' ')
-		a++;
-	for (size_t i = 0; i < g_cfg.ntokens; i++)
-		if (strcmp(a, g_cfg.tokens[i]) == 0)
-			return true;
-	return false;
+	return auth_request(c);
 }
 
 static enum verb verb_of(const char *method, bool named, bool watch)
@@ -2309,6 +2300,8 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 		return control(c, url, method, rq);
 	if (!authorized(c))
 		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
+	if (!strcmp(method, "POST") && !strcmp(url, "/apis/authentication.k8s.io/v1/selfsubjectreviews"))
+		return send_json(c, 201, auth_whoami(c));
 	struct faults f;
 	pthread_mutex_lock(&g_store.lock);
 	f = g_faults;

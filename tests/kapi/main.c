@@ -1,5 +1,6 @@
 /* kapi-server: command line, daemon start-up, signals. See docs/test-server.md. */
 #include "kapi.h"
+#include "auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -216,6 +217,7 @@ int main(int argc, char **argv)
 		const char *o = argv[i];
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
 			fputs(USAGE, stdout);
+			fputs(AUTH_USAGE, stdout);
 			return 0;
 		}
 		if (i + 1 >= argc) {
@@ -223,6 +225,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		const char *v = argv[++i];
+		if (auth_option(o, v))
+			continue;
 		if (!strcmp(o, "--listen"))
 			listen = v;
 		else if (!strcmp(o, "--port-file"))
@@ -355,6 +359,8 @@ int main(int argc, char **argv)
 		{MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
 		{g_cfg.tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert_pem},
 		{g_cfg.tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key_pem},
+		{g_cfg.tls && auth_trust_pem() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+		 (void *)auth_trust_pem()},
 		{MHD_OPTION_END, 0, NULL},
 	};
 	struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, api_handler, NULL,
