@@ -124,7 +124,7 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	if (rc != KVS_ENOTFOUND)
 		return cli_fail(c, rc, key, "get %s", key);
 	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
-	if (kvs_stat_key(&st, c->store, key) == 0)
+	if (kvs_stat_key(&st, c->store, key, NULL) == 0)
 		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
 		                       "get %s: a segment of the value is missing", key);
 	return cli_fail_detail(c, rc, key, saved, "get %s", key);
@@ -260,7 +260,10 @@ int cmd_ls(struct cli *c)
 	/* every page, then sort: kubectl prints sorted by name */
 	do {
 		kvs_list *l = NULL;
-		rc = kvs_list_keys(&l, c->store, prefix, 0, token);
+		kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+		lo.prefix = prefix;
+		lo.token = token;
+		rc = kvs_list_keys(&l, c->store, &lo);
 		free(token);
 		token = NULL;
 		if (rc < 0) {
@@ -346,7 +349,7 @@ oom:
 	for (size_t i = 0; i < n; i++) {
 		if (c->format == OUT_WIDE) {
 			kvs_stat st;
-			int r = kvs_stat_key(&st, c->store, rows[i].key);
+			int r = kvs_stat_key(&st, c->store, rows[i].key, NULL);
 			if (r == KVS_ENOTFOUND)
 				continue; /* deleted since the list */
 			if (r < 0) {
@@ -369,7 +372,11 @@ oom:
 int cmd_rm(struct cli *c)
 {
 	const char *key = c->args[0];
-	int rc = kvs_delete(c->store, key, c->has_expect_version ? c->expect_version : NULL);
+	kvs_delete_options dopts = KVS_DELETE_OPTIONS_INIT;
+	int rc;
+
+	dopts.expect_version = c->has_expect_version ? c->expect_version : NULL;
+	rc = kvs_delete(c->store, key, &dopts);
 
 	if (rc < 0)
 		return cli_fail(c, rc, key, "rm %s", key);
@@ -391,7 +398,7 @@ int cmd_stat(struct cli *c)
 	const char *key = c->args[0];
 	kvs_stat st;
 	char hash[33];
-	int rc = kvs_stat_key(&st, c->store, key);
+	int rc = kvs_stat_key(&st, c->store, key, NULL);
 
 	if (rc < 0)
 		return cli_fail(c, rc, key, "stat %s", key);

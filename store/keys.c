@@ -6,13 +6,19 @@
 #include <string.h>
 
 #include "internal.h"
+#include "options.h"
 
-int kvs_delete(kvs_store *s, const char *key, const char *expect_version)
+int kvs_delete(kvs_store *s, const char *key, const kvs_delete_options *opts)
 {
+	kvs_delete_options o = KVS_DELETE_OPTIONS_INIT;
+	const char *expect_version;
 	char name[KVS__NAME_BUF];
 	size_t klen;
 	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, delete)) < 0)
+		return rc;
+	expect_version = o.expect_version;
 	if (!s)
 		return kvs_error_set(KVS_EINVAL, "store is NULL");
 	if ((rc = kvs__key_to_index(name, s, key, &klen)) < 0)
@@ -54,8 +60,9 @@ static int cmp_chunk(const void *a, const void *b)
 	return memcmp(((const kvs__chunk_ref *)a)->addr, ((const kvs__chunk_ref *)b)->addr, 16);
 }
 
-int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key)
+int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key, const kvs_stat_options *opts)
 {
+	kvs_stat_options o = KVS_STAT_OPTIONS_INIT;
 	char name[KVS__NAME_BUF];
 	kvs_object *idx = NULL;
 	kvs__manifest m;
@@ -65,6 +72,8 @@ int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key)
 	if (!out || !s)
 		return kvs_error_set(KVS_EINVAL, "kvs_stat_key: NULL argument");
 	memset(out, 0, sizeof(*out));
+	if ((rc = KVS__OPTS(&o, opts, stat)) < 0)
+		return rc;
 	if ((rc = kvs__key_to_index(name, s, key, &klen)) < 0)
 		return rc;
 	rc = s->be->ops->get(s->be, &idx, name);
@@ -115,18 +124,25 @@ void kvs_list_free(kvs_list *l)
 	free(l);
 }
 
-int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit,
-                  const char *token)
+int kvs_list_keys(kvs_list **out, kvs_store *s, const kvs_list_options *opts)
 {
+	kvs_list_options o = KVS_LIST_OPTIONS_INIT;
 	char sel[KVS__NAME_BUF];
 	kvs_object_list *ol = NULL;
 	kvs_list *l;
-	size_t plen = prefix ? strlen(prefix) : 0;
+	const char *prefix, *token;
+	size_t plen, limit;
 	int rc;
 
 	if (!out || !s)
 		return kvs_error_set(KVS_EINVAL, "kvs_list_keys: NULL argument");
 	*out = NULL;
+	if ((rc = KVS__OPTS(&o, opts, list)) < 0)
+		return rc;
+	prefix = o.prefix;
+	token = o.token;
+	limit = o.limit;
+	plen = prefix ? strlen(prefix) : 0;
 	if (limit == 0)
 		limit = 500;
 	if (limit > 10000)

@@ -30,6 +30,7 @@
 
 #include "codec.h"
 #include "internal.h"
+#include "options.h"
 
 /* The writer's random id of one commit attempt (docs/format.md §1.1). */
 #define ANN_COMMIT "kvsplit.io/commit"
@@ -259,13 +260,15 @@ static int touch(put *P, uint32_t sl)
 	return rc;
 }
 
-/* Context for a failed segment call: the backends' details usually name the
- * object already ("create configmap ns/NAME: ..."); name it only if not. */
-static int seg_fail(put *P, int rc, const char *what, const char *name)
+/* Context for a failed segment call: the key, the segment, and the detail
+ * of that very call (the op's own, after a batch). The backends' details
+ * usually name the object already ("create configmap ns/NAME: ..."): name it
+ * only if not. Wording only; the code is the call's. */
+static int seg_fail(put *P, int rc, const char *what, const char *name, const char *detail)
 {
-	if (strstr(kvs_error_last(), name))
-		return kvs_error_set(rc, "key \"%s\": %s", P->key, kvs_error_last());
-	return kvs_error_set(rc, "key \"%s\": %s %s: %s", P->key, what, name, kvs_error_last());
+	if (strstr(detail, name))
+		return kvs_error_set(rc, "key \"%s\": %s", P->key, detail);
+	return kvs_error_set(rc, "key \"%s\": %s %s: %s", P->key, what, name, detail);
 }
 
 /* Create the sealed segments (one batch when the backend has one). */
@@ -287,12 +290,7 @@ static int flush(put *P)
 		ops[i].in = P->pend[i];
 	}
 	P->st.requests += n;
-	if (P->s->be->ops->batch && n > 1) {
-		rc = P->s->be->ops->batch(P->s->be, ops, n);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			ops[i].result = P->s->be->ops->create(P->s->be, NULL, P->pend[i]);
-	}
+	rc = kvs__batch(P->s, ops, n);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t sl = P->pslot[i];
 		kvs_object_free(ops[i].out);
@@ -320,16 +318,12 @@ static int flush(put *P)
 				}
 			}
 			if (rc < 0)
-				rc = seg_fail(P, rc, "segment", P->pend[i]->name);
+				rc = seg_fail(P, rc, "segment", P->pend[i]->name, kvs_error_last());
 		} else {
-			/* After a batch the detail is that of the op that failed last:
-			 * report the segment it names, with that op's code. */
-			size_t j = i;
-			for (size_t k = 0; k < n; k++)
-				if (ops[k].result < 0 && ops[k].result != KVS_EEXISTS &&
-				    strstr(kvs_error_last(), P->pend[k]->name))
-					j = k;
-			rc = seg_fail(P, ops[j].result, "creating segment", P->pend[j]->name);
+			/* each op carries its own detail (a batch's ops overwrite the
+			 * thread's last error) */
+			rc = seg_fail(P, ops[i].result, "creating segment", P->pend[i]->name,
+			              ops[i].detail);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -992,7 +986,7 @@ static int refresh(put *P)
 			rc = touch(P, (uint32_t)i);
 			if (rc == KVS_ENOTFOUND) {
 				kvs__segment_name(name, P->s->name, sl->addr);
-				return kvs_error_set(KVS_ETIMEOUT, "key \"%s\": segment %s vanished before the "
+				return kvs_error_set(KVS_ESTALE, "key \"%s\": segment %s vanished before the "
 				                     "commit (put took longer than the touch window)", P->key, name);
 			}
 			if (rc < 0)
@@ -1168,8 +1162,6 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	XXH3_128bits_reset(&body.hash);
 	if (!s)
 		return kvs_error_set(KVS_EINVAL, "store is NULL");
-	if (po && (po->version < 1 || po->version > KVS_PUT_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_put_options version %u is not supported", po->version);
 	if ((rc = kvs__key_to_index(P.iname, s, key, &P.klen)) < 0)
 		return rc;
 	if (src->data == NULL && src->read == NULL && src->len)
@@ -1294,34 +1286,48 @@ int kvs_put(kvs_ver *out, kvs_store *s, const char *key, const void *data, size_
             const kvs_put_options *opts)
 {
 	source src = { data, len, NULL, NULL };
+	kvs_put_options o = KVS_PUT_OPTIONS_INIT;
+	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, put)) < 0)
+		return rc;
 	if (!data && len)
 		return kvs_error_set(KVS_EINVAL, "kvs_put: data is NULL");
 	if (!data)
 		src.data = (const uint8_t *)"";
-	return do_put(out, s, key, &src, opts);
+	return do_put(out, s, key, &src, &o);
 }
 
 int kvs_put_stream(kvs_ver *out, kvs_store *s, const char *key, kvs_read_cb read, void *ctx,
                    const kvs_put_options *opts)
 {
 	source src = { NULL, 0, read, ctx };
+	kvs_put_options o = KVS_PUT_OPTIONS_INIT;
+	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, put)) < 0)
+		return rc;
 	if (!read)
 		return kvs_error_set(KVS_EINVAL, "kvs_put_stream: read callback is NULL");
-	return do_put(out, s, key, &src, opts);
+	return do_put(out, s, key, &src, &o);
 }
+
+/* The source of kvs_put_fd; `err` is the errno of a failed read (0: none). */
+typedef struct fd_source {
+	int fd;
+	int err;
+} fd_source;
 
 static int fd_read(void *ctx, void *buf, size_t cap, size_t *got)
 {
-	int fd = *(int *)ctx;
+	fd_source *f = ctx;
 
 	for (;;) {
-		ssize_t n = read(fd, buf, cap);
+		ssize_t n = read(f->fd, buf, cap);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			kvs_error_set(KVS_EIO, "read from fd %d: %s", fd, strerror(errno));
+			f->err = errno;
 			return -1;
 		}
 		*got = (size_t)n;
@@ -1331,9 +1337,11 @@ static int fd_read(void *ctx, void *buf, size_t cap, size_t *got)
 
 int kvs_put_fd(kvs_ver *out, kvs_store *s, const char *key, int fd, const kvs_put_options *opts)
 {
-	int rc = kvs_put_stream(out, s, key, fd_read, &fd, opts);
+	fd_source f = { fd, 0 };
+	int rc = kvs_put_stream(out, s, key, fd_read, &f, opts);
 
-	if (rc == KVS_ECANCELED && strstr(kvs_error_last(), "read callback"))
-		rc = kvs_error_set(KVS_EIO, "reading fd %d for key \"%s\" failed", fd, key);
+	if (rc == KVS_ECANCELED && f.err)
+		rc = kvs_error_set(KVS_EIO, "reading fd %d for key \"%s\" failed: %s", fd, key,
+		                   strerror(f.err));
 	return rc;
 }

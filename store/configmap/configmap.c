@@ -18,6 +18,7 @@
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
+#include "store/options.h"
 
 #define KUBE_MAX_OBJECT_BYTES 1048576u
 #define DEFAULT_QPS 50.0
@@ -430,10 +431,10 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		size_t blen = 0;
 
 		op->out = NULL;
-		op->result = 0;
+		kvs_op_result(op, 0);
 		switch (op->kind) {
 		case KVS_OP_GET:
-			if ((op->result = check_name("get", op->name)) < 0)
+			if (kvs_op_result(op, check_name("get", op->name)) < 0)
 				break;
 			if (!(paths[i] = obj_path(kb, op->name)))
 				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
@@ -441,12 +442,12 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 			break;
 		case KVS_OP_CREATE:
 			if (!op->in) {
-				op->result = kvs_error_set(KVS_EINVAL, "batch create: no object");
+				kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch create: no object"));
 				break;
 			}
-			if ((op->result = check_name("create", op->in->name)) < 0)
+			if (kvs_op_result(op, check_name("create", op->in->name)) < 0)
 				break;
-			if ((op->result = kvs__kube_body_object(&bodies[i], &blen, op->in, kb->ns, 0)) <
+			if (kvs_op_result(op, kvs__kube_body_object(&bodies[i], &blen, op->in, kb->ns, 0)) <
 			    0) {
 				if (op->result == KVS_ENOMEM)
 					rc = op->result;
@@ -460,8 +461,8 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 			rs[i].body_len = blen;
 			break;
 		default:
-			op->result = kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
-			                           (int)op->kind);
+			kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
+			                                (int)op->kind));
 			break;
 		}
 		rs[i].path = paths[i];
@@ -490,14 +491,14 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 				set_what(what, sizeof(what), op->kind == KVS_OP_GET ? "get" : "create", kb,
 				         op->kind == KVS_OP_GET ? op->name : op->in->name);
 				if (r->rc < 0)
-					op->result = kvs_error_set(r->rc, "%s", r->err);
+					kvs_op_result(op, kvs_error_set(r->rc, "%s", r->err));
 				else if (op->kind == KVS_OP_GET && r->status == 200)
-					op->result =
-					    kvs__kube_object_parse(&op->out, r->resp, r->resp_len, 0, what);
+					kvs_op_result(op, kvs__kube_object_parse(&op->out, r->resp, r->resp_len,
+					                                         0, what));
 				else if (op->kind == KVS_OP_CREATE && (r->status == 201 || r->status == 200))
-					op->result = 0;
+					kvs_op_result(op, 0);
 				else
-					op->result = http_fail(kb, r, what);
+					kvs_op_result(op, http_fail(kb, r, what));
 			}
 			for (size_t j = 0; j < m; j++)
 				kvs__http_req_reset(&run[j]);
@@ -581,12 +582,8 @@ int kvs_backend_kube(kvs_backend **out, const kvs_kube_options *opts)
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_backend_kube: out is NULL");
 	*out = NULL;
-	if (opts) {
-		if (opts->version != KVS_KUBE_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_kube_options: version %u, expected %u",
-			                     opts->version, KVS_KUBE_OPTIONS_VERSION);
-		o = *opts;
-	}
+	if ((rc = KVS__OPTS(&o, opts, kube)) < 0)
+		return rc;
 	if (o.concurrency > MAX_CONCURRENCY)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_options: concurrency %u over %u",
 		                     o.concurrency, MAX_CONCURRENCY);
