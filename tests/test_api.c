@@ -282,13 +282,15 @@ static long vm_size(void)
 
 Test(api, get_over_max_bytes_allocates_nothing_for_the_value)
 {
-	kvs_backend *b = mem_backend(0);
-	kvs_store *s = open_on(b, 0);
+	kvs_backend *b;
+	kvs_store *s;
 	int st;
 	pid_t pid;
 
 	if (UNDER_ASAN)
 		cr_skip_test("RLIMIT_AS and ASan's shadow memory do not mix");
+	b = mem_backend(0);
+	s = open_on(b, 0);
 	craft_index(b, "default", "big", 4096);   /* 4 GiB */
 	pid = fork();
 	cr_assert_neq(pid, -1);
