@@ -44,10 +44,11 @@
  *  - kvs_get, and kvs_watch_next with KVS_WATCH_VALUES, decode and verify a
  *    run of segments on up to kvs_options.workers threads the same way;
  *    streaming gets (kvs_get_stream, kvs_get_fd) use the caller's thread;
- *  - the Kubernetes backend runs its transfers on the calling thread (one
- *    libcurl multi handle, up to kvs_kube_options.concurrency transfers
- *    per batch); libcurl may start a short-lived thread per DNS lookup of
- *    a server given by host name (its threaded resolver);
+ *  - the Kubernetes backend and client (kvsplit/kube.h) run their
+ *    transfers on the calling thread (one libcurl multi handle, up to
+ *    kvs_kube_options.concurrency transfers per batch); libcurl may start
+ *    a short-lived thread per DNS lookup of a server given by host name
+ *    (its threaded resolver);
  *  - watches, gc and fsck start none.
  * Default workers: the online CPUs, at most 4; workers = 1 does everything
  * on the caller's thread. Each put or whole-value get in progress has its

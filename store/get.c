@@ -530,15 +530,15 @@ int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb
 	return rc;
 }
 
-/* The sink of kvs_get_fd; `err` says whether (and why) a write failed. */
-typedef struct fd_sink {
+/* The descriptor of kvs_get_fd and the errno of its failed write. */
+typedef struct fd_dst {
 	int fd;
-	int err;          /* errno of the failed write, 0 if none */
-} fd_sink;
+	int err;
+} fd_dst;
 
 static int fd_write(void *ctx, const void *buf, size_t len)
 {
-	fd_sink *f = ctx;
+	fd_dst *f = ctx;
 	const uint8_t *p = buf;
 
 	while (len) {
@@ -547,6 +547,7 @@ static int fd_write(void *ctx, const void *buf, size_t len)
 			continue;
 		if (n <= 0) {
 			f->err = n < 0 ? errno : EIO;
+			kvs_error_set(KVS_EIO, "write to fd %d: %s", f->fd, strerror(f->err));
 			return -1;
 		}
 		p += n;
@@ -558,7 +559,7 @@ static int fd_write(void *ctx, const void *buf, size_t len)
 int kvs_get_fd(kvs_ver *out_ver, kvs_store *s, const char *key, int fd,
                const kvs_get_options *opts)
 {
-	fd_sink f = { fd, 0 };
+	fd_dst f = { fd, 0 };
 	int rc = kvs_get_stream(out_ver, s, key, fd_write, &f, opts);
 
 	/* the write callback failed: report the I/O error, not a cancel */

@@ -13,6 +13,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
+#include "kvsplit/kube.h"
 #include "options.h"
 
 #define END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -29,6 +30,14 @@ _Static_assert(KVS_GC_OPTIONS_VERSION == 1, "kvs__opt_gc: add the new version's 
 _Static_assert(KVS_FSCK_OPTIONS_VERSION == 1, "kvs__opt_fsck: add the new version's size");
 _Static_assert(KVS_KUBE_OPTIONS_VERSION == 1, "kvs__opt_kube: add the new version's size");
 _Static_assert(KVS_MEM_OPTIONS_VERSION == 1, "kvs__opt_mem: add the new version's size");
+_Static_assert(KVS_KUBE_GET_OPTIONS_VERSION == 1, "kvs__opt_kube_get: add the new version's size");
+_Static_assert(KVS_KUBE_LIST_OPTIONS_VERSION == 1, "kvs__opt_kube_list: add the new version's size");
+_Static_assert(KVS_KUBE_WATCH_OPTIONS_VERSION == 1,
+               "kvs__opt_kube_watch: add the new version's size");
+_Static_assert(KVS_KUBE_PATCH_OPTIONS_VERSION == 1,
+               "kvs__opt_kube_patch: add the new version's size");
+_Static_assert(KVS_KUBE_DELETE_OPTIONS_VERSION == 1,
+               "kvs__opt_kube_delete: add the new version's size");
 
 const kvs__optdesc kvs__opt_store = {
 	"kvs_options", "KVS_OPTIONS_INIT", KVS_OPTIONS_VERSION, sizeof(kvs_options),
@@ -73,6 +82,26 @@ const kvs__optdesc kvs__opt_kube = {
 const kvs__optdesc kvs__opt_mem = {
 	"kvs_mem_options", "KVS_MEM_OPTIONS_INIT", KVS_MEM_OPTIONS_VERSION,
 	sizeof(kvs_mem_options), { END(kvs_mem_options, list_page_default) }
+};
+const kvs__optdesc kvs__opt_kube_get = {
+	"kvs_kube_get_options", "KVS_KUBE_GET_OPTIONS_INIT", KVS_KUBE_GET_OPTIONS_VERSION,
+	sizeof(kvs_kube_get_options), { END(kvs_kube_get_options, metadata_only) }
+};
+const kvs__optdesc kvs__opt_kube_list = {
+	"kvs_kube_list_options", "KVS_KUBE_LIST_OPTIONS_INIT", KVS_KUBE_LIST_OPTIONS_VERSION,
+	sizeof(kvs_kube_list_options), { END(kvs_kube_list_options, metadata_only) }
+};
+const kvs__optdesc kvs__opt_kube_watch = {
+	"kvs_kube_watch_options", "KVS_KUBE_WATCH_OPTIONS_INIT", KVS_KUBE_WATCH_OPTIONS_VERSION,
+	sizeof(kvs_kube_watch_options), { END(kvs_kube_watch_options, metadata_only) }
+};
+const kvs__optdesc kvs__opt_kube_patch = {
+	"kvs_kube_patch_options", "KVS_KUBE_PATCH_OPTIONS_INIT", KVS_KUBE_PATCH_OPTIONS_VERSION,
+	sizeof(kvs_kube_patch_options), { END(kvs_kube_patch_options, subresource) }
+};
+const kvs__optdesc kvs__opt_kube_delete = {
+	"kvs_kube_delete_options", "KVS_KUBE_DELETE_OPTIONS_INIT", KVS_KUBE_DELETE_OPTIONS_VERSION,
+	sizeof(kvs_kube_delete_options), { END(kvs_kube_delete_options, grace_period_s) }
 };
 
 int kvs__version_check(const char *what, const char *init, unsigned int version,
