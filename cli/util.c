@@ -33,6 +33,7 @@ int cli_exit_code(int code)
 		return EXIT_DENIED;
 	case KVS_EIO:
 	case KVS_ETIMEOUT:
+	case KVS_ESTALE:
 		return EXIT_CONNECT;
 	case KVS_ECONFIG:
 		return EXIT_CONFIG;
@@ -354,6 +355,12 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 	case KVS_EINVALOBJ:
 		fprintf(stderr, "hint: the server refused an object; see the message above and "
 		                "docs/operations.md (limits)\n");
+		break;
+	case KVS_ESTALE:
+		fprintf(stderr, "hint: nothing was committed; the put took longer than its touch "
+		                "window (--touch-window, default 10m), so gc may have collected its "
+		                "segments; retry it, on a faster link or with a longer --touch-window "
+		                "(kept below gc's --grace)\n");
 		break;
 	case KVS_OK:
 	case KVS_ERROR:
