@@ -252,8 +252,8 @@ static const char *ns_or_default(const struct cli *c)
  * Whether the namespace is known not to exist. A list in a missing
  * namespace is answered with an empty list and a get of a key with "not
  * found", exactly as in an empty namespace, so only asking for the
- * namespace itself tells; the library does not offer that yet (see
- * docs/cli.md, "Exit codes"): until it does, this says "not known missing".
+ * namespace itself tells (kvs_backend_namespace_check). Anything but a
+ * clear "not found" (forbidden, unreachable) is "not known missing".
  */
 int cli_namespace_missing(const struct cli *c)
 {

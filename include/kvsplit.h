@@ -430,6 +430,19 @@ KVS_API void kvs_backend_free(kvs_backend *backend);
 /** The namespace a Kubernetes backend works in (NULL for other backends). */
 KVS_API const char *kvs_backend_namespace(const kvs_backend *backend);
 
+/** Defined when kvs_backend_namespace_check() exists (added in 0.1.0). */
+#define KVS_HAVE_NAMESPACE_CHECK 1
+/**
+ * Whether the namespace a Kubernetes backend works in exists (one GET of
+ * the Namespace). A list or a get in a missing namespace is answered as in
+ * an empty one, so this is the only way to tell the two apart.
+ * @return 0 (it exists), KVS_ENOTFOUND (the server says it does not),
+ *         KVS_EDENIED (may not read namespaces: the answer is unknown),
+ *         KVS_EUNSUPPORTED (not a Kubernetes backend), KVS_EIO,
+ *         KVS_ETIMEOUT, KVS_ENOMEM
+ */
+KVS_API int kvs_backend_namespace_check(kvs_backend *backend);
+
 /* ------------------------------------------------------------------------ */
 /* Watch                                                                    */
 

@@ -1614,12 +1614,11 @@ Test(cli, fsck_of_a_missing_key_exits_3_not_8)
 /* ---- a namespace that does not exist ------------------------------------------------- */
 
 /*
- * Needs kvs_backend_namespace_check() in the library (docs/cli.md, "Exit
- * codes"): a list in a missing namespace is an empty list, as on the real
- * API server, so without asking for the namespace an empty store and a
- * missing namespace look the same. Enable when the function lands.
+ * A list in a missing namespace is an empty list, as on the real API
+ * server, so only asking for the namespace (kvs_backend_namespace_check)
+ * tells an empty store from a missing namespace.
  */
-Test(cli, ls_and_fsck_in_a_missing_namespace_say_so_and_exit_3, .disabled = true)
+Test(cli, ls_and_fsck_in_a_missing_namespace_say_so_and_exit_3)
 {
 	struct res r = { 0 };
 

@@ -434,3 +434,26 @@ const char *kvs_backend_namespace(const kvs_backend *backend)
 		return NULL;
 	return ((const kube_backend *)backend)->ns;
 }
+
+/*
+ * A list or a get in a namespace that does not exist is answered exactly as
+ * in an empty one (an empty list, "configmaps not found"), so the only way
+ * to tell is to ask for the namespace itself: one GET of a small object.
+ */
+int kvs_backend_namespace_check(kvs_backend *backend)
+{
+	kube_backend *kb = (kube_backend *)backend;
+	cJSON *obj = NULL;
+	int rc;
+
+	if (!backend)
+		return kvs_error_set(KVS_EINVAL, "kvs_backend_namespace_check: backend is NULL");
+	if (backend->ops != &kube_ops)
+		return kvs_error_set(KVS_EUNSUPPORTED, "the %s backend has no namespaces",
+		                     backend->ops && backend->ops->name ? backend->ops->name : "this");
+	rc = kvs_kube_get(&obj, kb->kube, &kvs_kube_namespaces, NULL, kb->ns, NULL, NULL);
+	cJSON_Delete(obj);
+	if (rc == KVS_ENOTFOUND)
+		return kvs_error_set(KVS_ENOTFOUND, "namespace \"%s\" does not exist", kb->ns);
+	return rc;
+}
