@@ -210,18 +210,13 @@ static void observe(const cJSON *obj)
 	}
 }
 
-static int put_status(kvs_kube *kube, pod *p, int final)
+/* The status of `p` now: Running, or terminated with its exit code. */
+static cJSON *status_of(const pod *p, int final)
 {
 	char t0[32], t1[32];
 	fmt_time(t0, sizeof(t0), p->started_ms);
 	fmt_time(t1, sizeof(t1), now_ms());
-	cJSON *o = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(o, "metadata");
-	cJSON *st = cJSON_AddObjectToObject(o, "status");
-	cJSON_AddStringToObject(o, "apiVersion", "v1");
-	cJSON_AddStringToObject(o, "kind", "Pod");
-	cJSON_AddStringToObject(md, "name", p->name);
-	cJSON_AddStringToObject(md, "namespace", p->ns);
-	cJSON_AddStringToObject(md, "uid", p->uid);
+	cJSON *st = cJSON_CreateObject();
 	cJSON_AddStringToObject(st, "phase", !final ? "Running" : p->exit_code ? "Failed" : "Succeeded");
 	cJSON_AddStringToObject(st, "startTime", t0);
 	cJSON *css = cJSON_AddArrayToObject(st, "containerStatuses");
@@ -244,8 +239,32 @@ static int put_status(kvs_kube *kube, pod *p, int final)
 			cJSON_AddStringToObject(term, "finishedAt", t1);
 		}
 	}
-	int rc = kvs_kube_update_status(NULL, kube, &kvs_kube_pods, p->ns, o, NULL);
-	cJSON_Delete(o);
+	return st;
+}
+
+/*
+ * A status write replaces labels and annotations too (the Pod status
+ * strategy keeps only spec and ownerReferences), as the kubelet's does:
+ * read the Pod, set its status, write it back conditional on its
+ * resourceVersion, again on a conflict.
+ */
+static int put_status(kvs_kube *kube, pod *p, int final)
+{
+	int rc = KVS_ECONFLICT;
+	for (int attempt = 0; attempt < 5 && rc == KVS_ECONFLICT; attempt++) {
+		cJSON *o = NULL;
+		if ((rc = kvs_kube_get(&o, kube, &kvs_kube_pods, p->ns, p->name, NULL, NULL)) < 0)
+			return rc;
+		const char *uid = str(get(o, "metadata"), "uid");
+		if (!uid || strcmp(uid, p->uid)) {
+			cJSON_Delete(o);
+			return KVS_ENOTFOUND; /* another Pod of that name */
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+		cJSON_AddItemToObject(o, "status", status_of(p, final));
+		rc = kvs_kube_update_status(NULL, kube, &kvs_kube_pods, p->ns, o, NULL);
+		cJSON_Delete(o);
+	}
 	return rc;
 }
 
