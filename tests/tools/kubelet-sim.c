@@ -18,6 +18,8 @@
  *              controller's ${task.*} substitution), N; else 1 with
  *              probability --fail-rate, drawn from --seed and the Pod's name
  *              (deterministic), else 0.
+ *   and a "sleep S" in that last word (a shell script: "sleep 2; exit 1")
+ *              sets the duration to S seconds unless the annotation does.
  *   annotation kubelet-sim/fail-attempts: N  — attempts (label
  *              workflows.kvsplit.io/attempt) up to N exit 1, later ones use
  *              the rules above (a flaky task that succeeds on a retry).
@@ -112,7 +114,30 @@ static uint64_t fnv(const char *s, uint64_t h)
 	return h;
 }
 
-/* "exit N" as the last word of the first container's command/args, or -1. */
+/* The last word of the first container's command/args, or NULL. */
+static const char *last_word(const cJSON *c)
+{
+	const char *last = NULL;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, get(c, "command")) if (cJSON_IsString(it)) last = it->valuestring;
+	cJSON_ArrayForEach(it, get(c, "args")) if (cJSON_IsString(it)) last = it->valuestring;
+	return last;
+}
+
+/* "sleep S" in the last word: S seconds as ms, or -1. */
+static int64_t sleep_from_args(const cJSON *c)
+{
+	const char *last = last_word(c), *p = last ? strstr(last, "sleep ") : NULL;
+	if (!p)
+		return -1;
+	char *end;
+	double v = strtod(p + 6, &end);
+	if (end == p + 6 || !(v >= 0 && v <= 86400))
+		return -1;
+	return (int64_t)(v * 1000);
+}
+
+/* "exit N" in the last word of the first container's command/args, or -1. */
 static int exit_from_args(const cJSON *c)
 {
 	const char *last = NULL;
@@ -186,8 +211,11 @@ static void observe(const cJSON *obj)
 	}
 	int64_t dur = default_ms;
 	const char *d = str(ann, ANN_DURATION);
+	const cJSON *c0 = cJSON_GetArrayItem(get(get(obj, "spec"), "containers"), 0);
 	if (d && parse_ms(d) >= 0)
 		dur = parse_ms(d);
+	else if (sleep_from_args(c0) >= 0)
+		dur = sleep_from_args(c0);
 	int code = -1;
 	const char *fa = str(ann, ANN_FAIL_ATTEMPTS), *att = str(get(md, "labels"), LABEL_ATTEMPT);
 	if (fa && att && atol(att) <= atol(fa))
@@ -195,7 +223,7 @@ static void observe(const cJSON *obj)
 	if (code < 0 && str(ann, ANN_EXIT))
 		code = atoi(str(ann, ANN_EXIT));
 	if (code < 0)
-		code = exit_from_args(cJSON_GetArrayItem(get(get(obj, "spec"), "containers"), 0));
+		code = exit_from_args(c0);
 	if (code < 0) {
 		uint64_t h = fnv(name, fnv(ns, 0xcbf29ce484222325ull ^ seed));
 		code = (double)(h >> 11) / 9007199254740992.0 < fail_rate ? 1 : 0;
