@@ -43,7 +43,8 @@
 static fx_kapi *srv;
 static kvs_kube *kube;
 static char dir[200];
-static pid_t procs[4];
+#define PROCS_MAX 8
+static pid_t procs[PROCS_MAX];
 static unsigned nprocs;
 
 static double now_s(void)
@@ -65,18 +66,22 @@ static const char *build_dir(void)
 	return b && *b ? b : "build";
 }
 
-static void spawn(const char *prog, const char *log, const char *const *args)
+/* Start build/<prog> (or, path 1, <prog> from $PATH) with its output in dir/log. */
+static pid_t spawn_any(const char *prog, int path_lookup, const char *log, const char *const *args)
 {
 	char exe[PATH_MAX], path[PATH_MAX];
 	const char *argv[24];
 	int n = 0;
-	snprintf(exe, sizeof(exe), "%s/%s", build_dir(), prog);
+	if (path_lookup)
+		snprintf(exe, sizeof(exe), "%s", prog);
+	else
+		snprintf(exe, sizeof(exe), "%s/%s", build_dir(), prog);
 	snprintf(path, sizeof(path), "%s/%s", dir, log);
 	argv[n++] = exe;
 	for (int i = 0; args[i] && n < 23; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	cr_assert(nprocs < 4);
+	cr_assert(nprocs < PROCS_MAX);
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
@@ -86,10 +91,19 @@ static void spawn(const char *prog, const char *log, const char *const *args)
 		dup2(fd, 1);
 		dup2(fd, 2);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execv(exe, (char *const *)argv);
+		if (path_lookup)
+			execvp(exe, (char *const *)argv);
+		else
+			execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	procs[nprocs++] = pid;
+	return pid;
+}
+
+static pid_t spawn(const char *prog, const char *log, const char *const *args)
+{
+	return spawn_any(prog, 0, log, args);
 }
 
 /* ---- a watch counting every Pod created ----------------------------------- */
@@ -370,6 +384,48 @@ static void check_pods(const char *wfname, unsigned total, const unsigned *att)
 		}
 }
 
+static void start_pod_watch(void)
+{
+	cr_assert_eq(pthread_create(&seen.th, NULL, pod_watch, NULL), 0);
+	seen.started = 1;
+	for (int i = 0; i < 100 && !__atomic_load_n(&seen.ready, __ATOMIC_SEQ_CST); i++)
+		sleep_s(0.05);
+	cr_assert(seen.ready, "pod watch did not open");
+}
+
+static void stop_pod_watch(void)
+{
+	seen.stop = 1;
+	pthread_join(seen.th, NULL);
+	seen.started = 0;
+	cr_assert_eq(seen.overflow, 0);
+}
+
+static int wait_exit(pid_t pid, int sig)
+{
+	int st = 0;
+	kill(pid, sig);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	for (unsigned i = 0; i < nprocs; i++)
+		if (procs[i] == pid)
+			procs[i] = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *p = malloc(1 << 20);
+	size_t n = p ? fread(p, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (p)
+		p[n] = '\0';
+	return p;
+}
+
 Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 {
 	double t0 = now_s();
@@ -383,11 +439,7 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 	spawn("kvsplit-controller", "a.log", ca);
 	spawn("kvsplit-controller", "b.log", cb);
 	spawn("kubelet-sim", "sim.log", sim);
-	cr_assert_eq(pthread_create(&seen.th, NULL, pod_watch, NULL), 0);
-	seen.started = 1;
-	for (int i = 0; i < 100 && !__atomic_load_n(&seen.ready, __ATOMIC_SEQ_CST); i++)
-		sleep_s(0.05);
-	cr_assert(seen.ready, "pod watch did not open");
+	start_pod_watch();
 
 	create(WF_COUNT);
 	create(WF_KEYS);
@@ -466,10 +518,7 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 	}
 
 	/* Exactly one Pod per attempt, under its deterministic name. */
-	seen.stop = 1;
-	pthread_join(seen.th, NULL);
-	seen.started = 0;
-	cr_assert_eq(seen.overflow, 0);
+	stop_pod_watch();
 	static const unsigned count_att[5] = { 2, 2, 2, 2, 2 }, keys_att[2] = { 1, 2 }, matrix_att[4] = { 1, 1, 1, 1 };
 	check_pods("count", 5, count_att);
 	check_pods("keys", 2, keys_att);
@@ -485,4 +534,85 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "controller %u exit status %d", i, st);
 		procs[i] = 0;
 	}
+}
+
+static const char *const WF_BIG =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"big\"},\"spec\":{\"parallelism\":{\"withCount\":30},"
+        "\"maxConcurrency\":4,"
+        "\"template\":{\"metadata\":{\"annotations\":{\"kubelet-sim/duration\":\"400ms\"}},"
+        "\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}";
+
+/*
+ * A workflow outlives its replicas: kill -9 one mid-run, start another,
+ * SIGTERM the second (exit 0). It completes from its stored state, with
+ * exactly one Pod per task, and `kubectl get workflows -w` shows its
+ * phase and progress change live.
+ */
+Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
+{
+	double t0 = now_s();
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *ids[3] = { "a", "b", "c" };
+	pid_t pid[3];
+	for (int i = 0; i < 2; i++) {
+		const char *args[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", ids[i], "--lease-duration",
+			               "3s", "--resync", "1s", NULL };
+		char log[16];
+		snprintf(log, sizeof(log), "%s.log", ids[i]);
+		pid[i] = spawn("kvsplit-controller", log, args);
+	}
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, NULL };
+	spawn("kubelet-sim", "sim.log", sim);
+	const char *const kw[] = { "--kubeconfig", kc, "-n", ns, "get", "workflows", "-w", "--no-headers", NULL };
+	spawn_any("kubectl", 1, "watch.txt", kw);
+	start_pod_watch();
+	sleep_s(0.5); /* kubectl's watch is open */
+
+	create(WF_BIG);
+	sleep_s(1.5);
+	cr_assert_eq(kill(pid[0], SIGKILL), 0);
+	sleep_s(1.0);
+	const char *args[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "c", "--lease-duration", "3s",
+		               "--resync", "1s", NULL };
+	pid[2] = spawn("kvsplit-controller", "c.log", args);
+	sleep_s(1.0);
+	cr_assert_eq(wait_exit(pid[1], SIGTERM), 0, "b did not exit 0 on SIGTERM");
+
+	cJSON *wf = wait_final("big", t0 + 40);
+	unsigned att[30] = { 0 };
+	cr_assert_str_eq(status_str(wf, "phase"), "Succeeded");
+	cr_assert_str_eq(status_str(wf, "progress"), "30/30");
+	cr_assert_eq(check_state(wf, 30, att, "big"), 30);
+	cJSON_Delete(wf);
+	stop_pod_watch();
+	static const unsigned one[30] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		                          1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	check_pods("big", 30, one);
+	cr_assert_eq(seen.n, 30, "%u Pods created for 30 tasks", seen.n);
+
+	/* kubectl get -w printed the changes as they happened. */
+	sleep_s(0.5);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/watch.txt", dir);
+	char *out = slurp(path);
+	cr_assert_not_null(out);
+	unsigned lines = 0, progress_seen = 0;
+	char last[64] = "";
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char name[32], phase[32], prog[32];
+		if (sscanf(line, "%31s %31s %31s", name, phase, prog) != 3 || strcmp(name, "big"))
+			continue;
+		lines++;
+		if (strcmp(prog, last)) {
+			progress_seen++;
+			snprintf(last, sizeof(last), "%s", prog);
+		}
+	}
+	cr_assert(progress_seen >= 5, "kubectl get -w showed %u progress values in %u lines:\n%s", progress_seen,
+	          lines, out);
+	cr_assert_str_eq(last, "30/30");
+	free(out);
+	cr_assert_eq(wait_exit(pid[2], SIGTERM), 0);
 }
