@@ -616,3 +616,79 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 	free(out);
 	cr_assert_eq(wait_exit(pid[2], SIGTERM), 0);
 }
+
+/* ---- suite workflow_kubeops: the node state through kvsplit ---------------- */
+
+TestSuite(workflow_kubeops, .init = setup, .fini = teardown, .timeout = 30);
+
+struct got {
+	unsigned n;
+	char fields[8][8];
+	char values[8][64];
+};
+
+static int collect_entry(void *arg, const void *field, size_t flen, const void *value, size_t vlen)
+{
+	struct got *g = arg;
+	if (g->n == 8 || flen >= 8 || vlen >= 64)
+		return KVS_ETOOBIG;
+	memcpy(g->fields[g->n], field, flen);
+	memcpy(g->values[g->n], value, vlen);
+	g->n++;
+	return 0;
+}
+
+Test(workflow_kubeops, commit_is_conditional_and_atomic_and_load_reads_it_back)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const kvc_wf_ops *ops = kvc_wf_kube_ops();
+	const char *ns = fx_kapi_ns(srv), *key = "workflow/w/uid-1";
+	char v1[KVC_WF_STATE_VER_MAX], v2[KVC_WF_STATE_VER_MAX], v3[KVC_WF_STATE_VER_MAX];
+	kvc_wf_entry e[2] = { { "00000", 5, "{\"a\":1}", 7 }, { "00001", 5, "{\"b\":2}", 7 } };
+
+	cr_assert_eq(ops->state_version(k, ns, key, v1, sizeof(v1)), KVS_ENOTFOUND);
+	cr_assert_eq(ops->commit_state(k, ns, key, e, 2, "", v1, sizeof(v1)), 0, "%s", kvs_error_last());
+	/* create-only a second time: EEXISTS, nothing changes */
+	cr_assert_eq(ops->commit_state(k, ns, key, e, 1, "", v2, sizeof(v2)), KVS_EEXISTS);
+	cr_assert_eq(ops->state_version(k, ns, key, v2, sizeof(v2)), 0);
+	cr_assert_str_eq(v2, v1);
+
+	kvc_wf_entry c = { "00001", 5, "{\"b\":3}", 7 };
+	cr_assert_eq(ops->commit_state(k, ns, key, &c, 1, v1, v2, sizeof(v2)), 0, "%s", kvs_error_last());
+	cr_assert_str_neq(v2, v1);
+	/* a stale owner's commit fails whole */
+	kvc_wf_entry stale[2] = { { "00000", 5, "{\"x\":0}", 7 }, { "00002", 5, "{\"c\":1}", 7 } };
+	cr_assert_eq(ops->commit_state(k, ns, key, stale, 2, v1, v3, sizeof(v3)), KVS_ECONFLICT);
+
+	struct got g = { 0 };
+	cr_assert_eq(ops->load_state(k, ns, key, collect_entry, &g, v3, sizeof(v3)), 0, "%s", kvs_error_last());
+	cr_assert_str_eq(v3, v2);
+	cr_assert_eq(g.n, 2);
+	cr_assert_str_eq(g.fields[0], "00000");
+	cr_assert_str_eq(g.values[0], "{\"a\":1}");
+	cr_assert_str_eq(g.fields[1], "00001");
+	cr_assert_str_eq(g.values[1], "{\"b\":3}");
+
+	/* hostile stored bytes: ECORRUPT, not a crash or a partial load */
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = "workflows";
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	cr_assert_eq(kvs_put(NULL, st, "workflow/bad/1", "{\"00000\":{\"a\":1}}", 17, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs_put(NULL, st, "workflow/bad/2", "[1,2]", 5, NULL), 0);
+	memset(&g, 0, sizeof(g));
+	cr_assert_eq(ops->load_state(k, ns, "workflow/bad/1", collect_entry, &g, v3, sizeof(v3)), KVS_ECORRUPT);
+	cr_assert_eq(ops->load_state(k, ns, "workflow/bad/2", collect_entry, &g, v3, sizeof(v3)), KVS_ECORRUPT);
+	cr_assert_eq(g.n, 0);
+	kvs_close(st);
+
+	cr_assert_eq(ops->delete_state(k, ns, key), 0);
+	cr_assert_eq(ops->delete_state(k, ns, key), KVS_ENOTFOUND);
+	cr_assert_eq(ops->load_state(k, ns, key, collect_entry, &g, v3, sizeof(v3)), KVS_ENOTFOUND);
+	kvc_wf_kube_free(k);
+}
