@@ -140,10 +140,7 @@ static int64_t sleep_from_args(const cJSON *c)
 /* "exit N" in the last word of the first container's command/args, or -1. */
 static int exit_from_args(const cJSON *c)
 {
-	const char *last = NULL;
-	const cJSON *it;
-	cJSON_ArrayForEach(it, get(c, "command")) if (cJSON_IsString(it)) last = it->valuestring;
-	cJSON_ArrayForEach(it, get(c, "args")) if (cJSON_IsString(it)) last = it->valuestring;
+	const char *last = last_word(c);
 	if (!last)
 		return -1;
 	const char *p = strstr(last, "exit ");
@@ -329,7 +326,7 @@ static int64_t run_due(kvs_kube *kube)
 int main(int argc, char **argv)
 {
 	const char *kubeconfig = NULL, *ns = NULL;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--kubeconfig") && v)
 			kubeconfig = v;
@@ -346,7 +343,6 @@ int main(int argc, char **argv)
 			                "[--duration DURATION] [--seed N] [--fail-rate F]\n");
 			return 2;
 		}
-		i++;
 	}
 	if (default_ms < 0 || fail_rate < 0 || fail_rate > 1) {
 		fprintf(stderr, "kubelet-sim: bad --duration or --fail-rate (0..1)\n");
