@@ -433,7 +433,8 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
 	const char *const ca[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "a", "--lease-duration", "3s",
 		                   "--resync", "1s", "--workers", "2", NULL };
-	const char *const cb[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "b", "--lease-duration", "3s",
+	/* b watches all namespaces (the default); its Leases are in the context's namespace */
+	const char *const cb[] = { "--kubeconfig", kc, "--identity", "b", "--lease-duration", "3s",
 		                   "--resync", "1s", "--workers", "2", NULL };
 	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, "--duration", "200ms", NULL };
 	spawn("kvsplit-controller", "a.log", ca);
