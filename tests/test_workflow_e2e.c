@@ -279,6 +279,11 @@ static const char *const WF_MATRIX =
         "\"command\":[\"sh\",\"-c\"],"
         "\"args\":[\"${task.matrix.case}\"]}]}}}}";
 
+static const char *const WF_INVALID =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"invalid\"},\"spec\":{\"parallelism\":{\"withKeys\":[\"a\",\"a\"]},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}";
+
 static cJSON *get_wf(const char *name)
 {
 	cJSON *o = NULL;
@@ -445,6 +450,7 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 	create(WF_COUNT);
 	create(WF_KEYS);
 	create(WF_MATRIX);
+	create(WF_INVALID);
 	double deadline = t0 + 35;
 
 	/* count: every first attempt fails, every retry succeeds. */
@@ -517,6 +523,13 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 		cr_assert(i < 50, "matrix: %u Pods still running after TerminateRemaining", live);
 		sleep_s(0.1);
 	}
+
+	/* An invalid spec: refused in the status, nothing created. */
+	wf = wait_final("invalid", deadline);
+	cr_assert_str_eq(status_str(wf, "phase"), "Failed");
+	cr_assert(status_str(wf, "message") && !strncmp(status_str(wf, "message"), "invalid spec: ", 14), "%s",
+	          status_str(wf, "message") ? status_str(wf, "message") : "(no message)");
+	cJSON_Delete(wf);
 
 	/* Exactly one Pod per attempt, under its deterministic name. */
 	stop_pod_watch();
