@@ -557,6 +557,36 @@ static const char *const WF_BIG =
         "\"template\":{\"metadata\":{\"annotations\":{\"kubelet-sim/duration\":\"400ms\"}},"
         "\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}";
 
+/* The reconciles of `object` in dir/<id>.log: [start, end) per member. */
+typedef struct span {
+	int member;
+	double start, end;
+} span;
+
+static unsigned read_spans(span *out, unsigned cap, const char *const *ids, unsigned nid, const char *object)
+{
+	unsigned n = 0;
+	char want[128];
+	snprintf(want, sizeof(want), " object=%s ", object);
+	for (unsigned m = 0; m < nid; m++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s.log", dir, ids[m]);
+		char *text = slurp(path), *save = NULL;
+		cr_assert_not_null(text, "%s", path);
+		for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			const char *st = strstr(line, " start="), *du = strstr(line, " dur_us=");
+			if (!strstr(line, "event=reconcile") || !strstr(line, want) || !st || !du || n == cap)
+				continue;
+			out[n].member = (int)m;
+			out[n].start = strtod(st + 7, NULL);
+			out[n].end = out[n].start + strtod(du + 8, NULL) / 1e6;
+			n++;
+		}
+		free(text);
+	}
+	return n;
+}
+
 /*
  * A workflow outlives its replicas: kill -9 one mid-run, start another,
  * SIGTERM the second (exit 0). It completes from its stored state, with
@@ -605,6 +635,21 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 		                          1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 	check_pods("big", 30, one);
 	cr_assert_eq(seen.n, 30, "%u Pods created for 30 tasks", seen.n);
+
+	/* No two replicas reconciled it at the same time; more than one did. */
+	static span sp[4096];
+	char obj[96];
+	snprintf(obj, sizeof(obj), "%s/big", ns);
+	unsigned nsp = read_spans(sp, 4096, ids, 3, obj), members = 0;
+	for (unsigned i = 0; i < nsp; i++) {
+		members |= 1u << sp[i].member;
+		for (unsigned j = 0; j < nsp; j++)
+			cr_assert(sp[i].member == sp[j].member || sp[i].end <= sp[j].start || sp[j].end <= sp[i].start,
+			          "%s and %s reconciled big at the same time (%.6f, %.6f)", ids[sp[i].member],
+			          ids[sp[j].member], sp[i].start, sp[j].start);
+	}
+	cr_assert(nsp > 0 && members != 1 && members != 2 && members != 4,
+	          "big was reconciled by one replica only (%u reconciles): no handoff tested", nsp);
 
 	/* kubectl get -w printed the changes as they happened. */
 	sleep_s(0.5);
