@@ -1,0 +1,456 @@
+/*
+ * kubeops.c — kvc_wf_ops over the Kubernetes client and kvsplit (see
+ * kubeops.h; the node map is stored whole as one kvsplit value for now).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvsplit.h"
+#include "kvsplit/backend.h"
+#include "controller/workflow/kubeops.h"
+
+const kvs_kube_resource kvc_wf_workflows =
+        KVS_KUBE_RESOURCE_INIT(KVC_WF_GROUP, KVC_WF_VERSION, "workflows", 1);
+
+#define NS_MAX 64u            /* namespaces with an open store */
+#define STATE_MAX (256u << 20) /* bytes of one stored node map */
+
+struct nsstore {
+	char ns[64];
+	kvs_store *st;
+};
+
+struct kvc_wf_kube {
+	kvs_kube *kube;
+	kvs_kube_options ko;
+	char kubeconfig[4096];
+	int has_kubeconfig;
+	char store[KVC_WF_STORE_MAX];
+	kvc_informer *pods;
+	pthread_mutex_t mu;
+	struct nsstore stores[NS_MAX];
+	unsigned nstores;
+	kvc_wf_kube_stats stats;
+};
+
+static int nomem(void)
+{
+	return kvs_error_set(KVS_ENOMEM, "workflow: out of memory");
+}
+
+int kvc_wf_index_uid(void *ctx, const cJSON *pod, char *buf, size_t cap)
+{
+	(void)ctx;
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "labels"),
+	        KVC_WF_LABEL_UID);
+	if (!cJSON_IsString(l) || strlen(l->valuestring) >= cap)
+		return 0;
+	memcpy(buf, l->valuestring, strlen(l->valuestring) + 1);
+	return 1;
+}
+
+int kvc_wf_kube_new(kvc_wf_kube **out, kvs_kube *kube, const kvs_kube_options *store_opts,
+                    const char *store, kvc_informer *pods)
+{
+	kvc_wf_kube *k;
+	*out = NULL;
+	if (!kube || (store && (!*store || strlen(store) >= KVC_WF_STORE_MAX)))
+		return kvs_error_set(KVS_EINVAL, "workflow: bad store name");
+	if (!(k = calloc(1, sizeof(*k))))
+		return nomem();
+	k->kube = kube;
+	if (store_opts)
+		k->ko = *store_opts;
+	else
+		k->ko = (kvs_kube_options)KVS_KUBE_OPTIONS_INIT;
+	if (k->ko.kubeconfig) {
+		if (strlen(k->ko.kubeconfig) >= sizeof(k->kubeconfig)) {
+			free(k);
+			return kvs_error_set(KVS_EINVAL, "workflow: kubeconfig path too long");
+		}
+		snprintf(k->kubeconfig, sizeof(k->kubeconfig), "%s", k->ko.kubeconfig);
+		k->ko.kubeconfig = k->kubeconfig;
+	}
+	/* Strings other than the kubeconfig are not kept past the call. */
+	k->ko.context = NULL;
+	k->ko.namespace_ = NULL;
+	k->ko.server = NULL;
+	k->ko.user_agent = NULL;
+	snprintf(k->store, sizeof(k->store), "%s", store ? store : "workflows");
+	k->pods = pods;
+	pthread_mutex_init(&k->mu, NULL);
+	*out = k;
+	return 0;
+}
+
+void kvc_wf_kube_free(kvc_wf_kube *k)
+{
+	if (!k)
+		return;
+	for (unsigned i = 0; i < k->nstores; i++)
+		kvs_close(k->stores[i].st);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+void kvc_wf_kube_stats_get(kvc_wf_kube *k, kvc_wf_kube_stats *out)
+{
+	pthread_mutex_lock(&k->mu);
+	*out = k->stats;
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* The store of namespace `ns`, opened on first use (kvs_store is thread-safe). */
+static int store_of(kvc_wf_kube *k, const char *ns, kvs_store **out)
+{
+	int rc = 0;
+	if (!ns || !*ns || strlen(ns) >= sizeof(k->stores[0].ns))
+		return kvs_error_set(KVS_EINVAL, "workflow: bad namespace");
+	pthread_mutex_lock(&k->mu);
+	for (unsigned i = 0; i < k->nstores; i++)
+		if (!strcmp(k->stores[i].ns, ns)) {
+			*out = k->stores[i].st;
+			pthread_mutex_unlock(&k->mu);
+			return 0;
+		}
+	if (k->nstores == NS_MAX) {
+		rc = kvs_error_set(KVS_ETOOBIG, "workflow: more than %u namespaces", NS_MAX);
+		goto done;
+	}
+	kvs_kube_options ko = k->ko;
+	ko.namespace_ = ns;
+	kvs_backend *be = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = k->store;
+	if ((rc = kvs_backend_kube(&be, &ko)) < 0)
+		goto done;
+	if ((rc = kvs_open(out, be, &so)) < 0) {
+		kvs_backend_free(be);
+		goto done;
+	}
+	snprintf(k->stores[k->nstores].ns, sizeof(k->stores[0].ns), "%s", ns);
+	k->stores[k->nstores++].st = *out;
+done:
+	pthread_mutex_unlock(&k->mu);
+	return rc;
+}
+
+/* ---- Pods ----------------------------------------------------------------- */
+
+static int list_pods(void *ctx, const char *ns, const char *uid, cJSON **out)
+{
+	kvc_wf_kube *k = ctx;
+	cJSON *arr = cJSON_CreateArray();
+	int rc = 0;
+	*out = NULL;
+	if (!arr)
+		return nomem();
+	if (k->pods) {
+		char **keys = NULL;
+		size_t n = 0;
+		if ((rc = kvc_informer_by_index(k->pods, KVC_WF_INDEX_UID, uid, &keys, &n)) < 0) {
+			cJSON_Delete(arr);
+			return rc;
+		}
+		for (size_t i = 0; i < n; i++) {
+			cJSON *pod = NULL;
+			if (kvc_informer_get(k->pods, keys[i], &pod, NULL) == 1)
+				cJSON_AddItemToArray(arr, pod);
+		}
+		kvc_informer_keys_free(keys, n);
+		*out = arr;
+		return 0;
+	}
+	char sel[KVC_WF_UID_MAX + 64];
+	snprintf(sel, sizeof(sel), "%s=%s", KVC_WF_LABEL_UID, uid);
+	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
+	lo.label_selector = sel;
+	kvs_kube_page *pg = NULL;
+	if ((rc = kvs_kube_list(&pg, k->kube, &kvs_kube_pods, ns, &lo, NULL)) < 0) {
+		cJSON_Delete(arr);
+		return rc;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, pg->items)
+	{
+		cJSON *d = cJSON_Duplicate(it, 1);
+		if (!d) {
+			rc = nomem();
+			break;
+		}
+		cJSON_AddItemToArray(arr, d);
+	}
+	kvs_kube_page_free(pg);
+	if (rc < 0)
+		cJSON_Delete(arr);
+	else
+		*out = arr;
+	return rc;
+}
+
+static int get_pod(void *ctx, const char *ns, const char *name, cJSON **out)
+{
+	kvc_wf_kube *k = ctx;
+	return kvs_kube_get(out, k->kube, &kvs_kube_pods, ns, name, NULL, NULL);
+}
+
+static int create_pod(void *ctx, const char *ns, const cJSON *pod)
+{
+	kvc_wf_kube *k = ctx;
+	int rc = kvs_kube_create(NULL, k->kube, &kvs_kube_pods, ns, pod, NULL);
+	pthread_mutex_lock(&k->mu);
+	if (rc == 0)
+		k->stats.pods_created++;
+	else if (rc == KVS_EEXISTS)
+		k->stats.pods_exists++;
+	pthread_mutex_unlock(&k->mu);
+	return rc;
+}
+
+static int delete_pod(void *ctx, const char *ns, const char *name)
+{
+	kvc_wf_kube *k = ctx;
+	int rc = kvs_kube_delete(NULL, k->kube, &kvs_kube_pods, ns, name, NULL, NULL);
+	if (rc == 0) {
+		pthread_mutex_lock(&k->mu);
+		k->stats.pods_deleted++;
+		pthread_mutex_unlock(&k->mu);
+	}
+	return rc;
+}
+
+/* ---- the node map (interim: one kvsplit value) ----------------------------- */
+
+static int copy_ver(char *ver, size_t cap, const kvs_ver *v)
+{
+	if (strlen(v->str) >= cap)
+		return kvs_error_set(KVS_ETOOBIG, "workflow: state version too long");
+	memcpy(ver, v->str, strlen(v->str) + 1);
+	return 0;
+}
+
+static int state_version(void *ctx, const char *ns, const char *key, char *ver, size_t cap)
+{
+	kvs_store *st;
+	kvs_stat s;
+	int rc;
+	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = kvs_stat_key(&s, st, key)) < 0)
+		return rc;
+	return copy_ver(ver, cap, &s.version);
+}
+
+/* Read and parse the stored map: an object of strings (untrusted). */
+static int read_map(kvs_store *st, const char *key, cJSON **out, kvs_ver *v)
+{
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+	*out = NULL;
+	if ((rc = kvs_get(&data, &len, v, st, key, NULL)) < 0)
+		return rc;
+	if (len > STATE_MAX) {
+		kvs_free(data);
+		return kvs_error_set(KVS_ECORRUPT, "workflow state %s: %zu bytes, over the cap", key, len);
+	}
+	cJSON *m = cJSON_ParseWithLength(data, len);
+	kvs_free(data);
+	if (!cJSON_IsObject(m)) {
+		cJSON_Delete(m);
+		return kvs_error_set(KVS_ECORRUPT, "workflow state %s: not a JSON object", key);
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, m)
+	{
+		if (!cJSON_IsString(it) || !it->string) {
+			cJSON_Delete(m);
+			return kvs_error_set(KVS_ECORRUPT, "workflow state %s: a field is not a string", key);
+		}
+	}
+	*out = m;
+	return 0;
+}
+
+static int load_state(void *ctx, const char *ns, const char *key, kvc_wf_entry_cb each, void *arg, char *ver,
+                      size_t cap)
+{
+	kvs_store *st;
+	kvs_ver v;
+	cJSON *m = NULL;
+	int rc;
+	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = read_map(st, key, &m, &v)) < 0)
+		return rc;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, m)
+	{
+		if ((rc = each(arg, it->string, strlen(it->string), it->valuestring, strlen(it->valuestring))) < 0)
+			break;
+	}
+	cJSON_Delete(m);
+	return rc < 0 ? rc : copy_ver(ver, cap, &v);
+}
+
+static int commit_state(void *ctx, const char *ns, const char *key, const kvc_wf_entry *e, size_t n,
+                        const char *expect, char *ver, size_t cap)
+{
+	kvc_wf_kube *k = ctx;
+	kvs_store *st;
+	kvs_ver v;
+	cJSON *m = NULL;
+	char *text = NULL;
+	int rc;
+	if ((rc = store_of(k, ns, &st)) < 0)
+		return rc;
+	if (*expect) {
+		if ((rc = read_map(st, key, &m, &v)) < 0)
+			return rc == KVS_ENOTFOUND ? kvs_error_set(KVS_ECONFLICT, "workflow state %s: gone", key) : rc;
+		if (strcmp(v.str, expect) != 0) {
+			cJSON_Delete(m);
+			return kvs_error_set(KVS_ECONFLICT, "workflow state %s: version %s, expected %s", key, v.str,
+			                     expect);
+		}
+	} else if (!(m = cJSON_CreateObject())) {
+		return nomem();
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char field[64];
+		cJSON *val;
+		if (e[i].field_len >= sizeof(field)) {
+			rc = kvs_error_set(KVS_EINVAL, "workflow state: field too long");
+			break;
+		}
+		memcpy(field, e[i].field, e[i].field_len);
+		field[e[i].field_len] = '\0';
+		char *s = strndup(e[i].value, e[i].value_len);
+		val = s ? cJSON_CreateString(s) : NULL;
+		free(s);
+		if (!val) {
+			rc = nomem();
+			break;
+		}
+		if (cJSON_GetObjectItemCaseSensitive(m, field))
+			cJSON_ReplaceItemInObjectCaseSensitive(m, field, val);
+		else
+			cJSON_AddItemToObject(m, field, val);
+	}
+	if (rc == 0 && !(text = cJSON_PrintUnformatted(m)))
+		rc = nomem();
+	cJSON_Delete(m);
+	if (rc < 0)
+		return rc;
+	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
+	po.expect_version = expect;
+	size_t len = strlen(text);
+	rc = kvs_put(&v, st, key, text, len, &po);
+	free(text);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&k->mu);
+	k->stats.state_bytes_sent += len;
+	k->stats.state_commits++;
+	pthread_mutex_unlock(&k->mu);
+	return copy_ver(ver, cap, &v);
+}
+
+static int delete_state(void *ctx, const char *ns, const char *key)
+{
+	kvs_store *st;
+	int rc;
+	if ((rc = store_of(ctx, ns, &st)) < 0)
+		return rc;
+	return kvs_delete(st, key, NULL);
+}
+
+/* ---- the Workflow ------------------------------------------------------------ */
+
+static const char *md_str(const cJSON *obj, const char *f)
+{
+	return cJSON_GetStringValue(
+	        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), f));
+}
+
+static int update_status(void *ctx, const cJSON *workflow, const cJSON *status)
+{
+	kvc_wf_kube *k = ctx;
+	const char *name = md_str(workflow, "name"), *ns = md_str(workflow, "namespace"),
+	           *rv = md_str(workflow, "resourceVersion");
+	if (!name || !ns || !rv)
+		return kvs_error_set(KVS_EINVAL, "workflow: no name, namespace or resourceVersion");
+	cJSON *o = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(o, "metadata");
+	cJSON *st = cJSON_Duplicate(status, 1);
+	int rc = nomem();
+	if (md && st && cJSON_AddStringToObject(o, "apiVersion", KVC_WF_API_VERSION) &&
+	    cJSON_AddStringToObject(o, "kind", KVC_WF_KIND) && cJSON_AddStringToObject(md, "name", name) &&
+	    cJSON_AddStringToObject(md, "namespace", ns) && cJSON_AddStringToObject(md, "resourceVersion", rv)) {
+		cJSON_AddItemToObject(o, "status", st);
+		st = NULL;
+		rc = kvs_kube_update_status(NULL, k->kube, &kvc_wf_workflows, ns, o, NULL);
+	}
+	cJSON_Delete(st);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static int set_finalizer(void *ctx, const cJSON *workflow, int present)
+{
+	kvc_wf_kube *k = ctx;
+	const char *ns = md_str(workflow, "namespace");
+	cJSON *o = cJSON_Duplicate(workflow, 1);
+	if (!o)
+		return nomem();
+	cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+	cJSON *fin = cJSON_GetObjectItemCaseSensitive(md, "finalizers");
+	int rc = 0;
+	if (!cJSON_IsObject(md) || !ns || !md_str(o, "resourceVersion")) {
+		cJSON_Delete(o);
+		return kvs_error_set(KVS_EINVAL, "workflow: no namespace or resourceVersion");
+	}
+	if (!cJSON_IsArray(fin)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(md, "finalizers");
+		fin = cJSON_AddArrayToObject(md, "finalizers");
+	}
+	int at = -1, i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, fin)
+	{
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, KVC_WF_FINALIZER))
+			at = i;
+		i++;
+	}
+	if (present && at < 0) {
+		cJSON *s = cJSON_CreateString(KVC_WF_FINALIZER);
+		if (!s)
+			rc = nomem();
+		else
+			cJSON_AddItemToArray(fin, s);
+	} else if (!present && at >= 0) {
+		cJSON_DeleteItemFromArray(fin, at);
+	} else {
+		cJSON_Delete(o);
+		return 0;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+	if (rc == 0)
+		rc = kvs_kube_update(NULL, k->kube, &kvc_wf_workflows, ns, o, NULL);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static int64_t now_s(void *ctx)
+{
+	(void)ctx;
+	return (int64_t)time(NULL);
+}
+
+static const kvc_wf_ops OPS = {
+	KVC_WF_OPS_VERSION, list_pods,    get_pod,      create_pod,    delete_pod,    state_version,
+	load_state,         commit_state, delete_state, update_status, set_finalizer, now_s,
+};
+
+const kvc_wf_ops *kvc_wf_kube_ops(void)
+{
+	return &OPS;
+}

@@ -1,0 +1,57 @@
+/*
+ * kubeops.h — kvc_wf_ops over a real API server: Pods through the
+ * Kubernetes client (listed from the member's shard-scoped Pod informer),
+ * the Workflow's status through its status subresource and the finalizer
+ * through an update, both conditional on the resourceVersion read, and the
+ * node map in a kvsplit store in the Workflow's namespace.
+ *
+ * INTERIM STORAGE (docs/controller.md, "Node state storage"): key-split
+ * maps (kvs_map_*) are not on main yet, so the node map is kept as ONE
+ * opaque kvsplit value: a JSON object {"<field>": "<record JSON text>"}
+ * read whole (kvs_get) and written whole (kvs_put, expect_version = the
+ * version the reconcile read). The interface and its semantics (one atomic
+ * batch conditional on the version read, KVS_ECONFLICT / KVS_EEXISTS)
+ * are those of the map; only the bytes sent per change differ.
+ */
+#ifndef KVC_WF_KUBEOPS_H
+#define KVC_WF_KUBEOPS_H
+
+#include <kvsplit.h>
+#include <kvsplit/kube.h>
+
+#include "controller/informer.h"
+#include "controller/workflow/reconcile.h"
+
+/** workflows.kvsplit.io/v1alpha1 workflows, namespaced. */
+extern const kvs_kube_resource kvc_wf_workflows;
+
+/** The Pod informer's index of task Pods by their workflow-uid label. */
+#define KVC_WF_INDEX_UID "workflow-uid"
+int kvc_wf_index_uid(void *ctx, const cJSON *pod, char *buf, size_t cap);
+
+typedef struct kvc_wf_kube kvc_wf_kube;
+
+/**
+ * @param kube        borrowed; outlives the handle
+ * @param store_opts  how to reach the cluster for the kvsplit stores (one
+ *                    per namespace, opened on first use); copied
+ * @param store       the store name ("workflows" if NULL)
+ * @param pods        a Pod informer with the KVC_WF_INDEX_UID index, or
+ *                    NULL (list from the server)
+ */
+int kvc_wf_kube_new(kvc_wf_kube **out, kvs_kube *kube, const kvs_kube_options *store_opts,
+                    const char *store, kvc_informer *pods);
+void kvc_wf_kube_free(kvc_wf_kube *k);
+
+/** The ops; their ctx is the kvc_wf_kube. */
+const kvc_wf_ops *kvc_wf_kube_ops(void);
+
+/** Figures since start (for metrics and the evaluation). */
+typedef struct kvc_wf_kube_stats {
+	uint64_t state_bytes_sent;   /**< bytes of node-map values written */
+	uint64_t state_commits;
+	uint64_t pods_created, pods_exists, pods_deleted;
+} kvc_wf_kube_stats;
+void kvc_wf_kube_stats_get(kvc_wf_kube *k, kvc_wf_kube_stats *out);
+
+#endif
