@@ -43,6 +43,8 @@ struct kvs_store {
 	uint64_t seg_cap;                 /* min(segment_target, max_object_bytes) */
 	unsigned int put_retries;
 	unsigned int workers;             /* compression threads of a put (1 = inline) */
+	uint32_t map_run_target;          /* maps: raw bytes of a run before cutting */
+	uint32_t map_inline_max;          /* maps: raw bytes of inline runs in an index */
 };
 
 /* ---- knobs for tests and benchmarks ------------------------------------- */
@@ -52,6 +54,9 @@ struct kvs_store {
 int kvs__store_set_manifest_max(kvs_store *s, uint64_t bytes);
 /* Compression threads per put (1..8). */
 int kvs__store_set_workers(kvs_store *s, unsigned int n);
+/* Map layout (design.md "Maps"): run target and inline budget, raw bytes;
+ * 0 keeps the default. */
+int kvs__store_set_map_layout(kvs_store *s, uint32_t run_target, uint32_t inline_max);
 
 /* ---- reading (get.c) ------------------------------------------------------ */
 

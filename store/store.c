@@ -93,6 +93,8 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	s->seg_cap = o.segment_target;
 	s->put_retries = KVS__DEF_PUT_RETRIES;
 	s->workers = 1;
+	s->map_run_target = 64u * 1024u;
+	s->map_inline_max = 256u * 1024u;
 	{
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		if (n > 1)
@@ -132,5 +134,18 @@ int kvs__store_set_workers(kvs_store *s, unsigned int n)
 	if (n < 1 || n > 8)
 		return kvs_error_set(KVS_EINVAL, "workers %u out of range", n);
 	s->workers = n;
+	return 0;
+}
+
+int kvs__store_set_map_layout(kvs_store *s, uint32_t run_target, uint32_t inline_max)
+{
+	if (run_target && (run_target < 256 || run_target > 512u * 1024u))
+		return kvs_error_set(KVS_EINVAL, "map run target %u out of range", run_target);
+	if (inline_max > 512u * 1024u)
+		return kvs_error_set(KVS_EINVAL, "map inline budget %u out of range", inline_max);
+	if (run_target)
+		s->map_run_target = run_target;
+	if (inline_max)
+		s->map_inline_max = inline_max;
 	return 0;
 }
