@@ -27,6 +27,7 @@
 
 #include "codec.h"
 #include "gc.h"
+#include "maprun.h"
 
 #define DETAIL_MAX 2048
 
@@ -242,6 +243,98 @@ static int fetch_fresh(kvs__segment **out, fsck *f, const uint8_t addr[16])
 }
 
 /*
+ * A map (format.md §5): its run table decodes and checks; every segment it
+ * references exists; each out-of-line run in a sampled segment is checked
+ * from the server's copy (stored size, decompression, XXH3-128). Inline
+ * runs were verified by the decode.
+ */
+static int check_map(fsck *f, const char *key, const char *index_name, const kvs__manifest *m)
+{
+	char what[KVS__NAME_BUF + 16], name[KVS__NAME_BUF];
+	segstate *st = NULL;
+	kvs__mapidx ix;
+	int rc;
+
+	snprintf(what, sizeof(what), "index %s", index_name);
+	rc = kvs__mapidx_decode(&ix, m, what);
+	if (rc == KVS_ENOMEM)
+		return rc;
+	if (rc < 0) {
+		f->unreadable = 1;
+		problem(f, KVS_FSCK_BAD_INDEX, key, index_name, 1, 0, "%s; the whole map is lost",
+		        kvs_error_last());
+		return 0;
+	}
+	for (uint32_t i = 0; i < ix.nruns; i++)
+		if (ix.runs[i].flags & KVS__MRUN_INLINE) {
+			f->rep.chunks_verified++;
+			f->rep.bytes_verified += ix.runs[i].raw_len;
+		}
+	if (!(st = calloc(m->nsegs ? m->nsegs : 1, sizeof(*st)))) {
+		kvs__mapidx_clear(&ix);
+		return kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
+	}
+	if ((rc = check_seg_meta(f, key, m, st)) < 0)
+		goto out;
+	for (uint32_t j = 0; j < ix.nsegs; j++) {
+		kvs__segment *sg = NULL;
+		uint64_t runs = 0, ents = 0;
+		kvs__segment_name(name, f->s->name, ix.segs[j].addr);
+		for (uint32_t i = 0; i < ix.nruns; i++)
+			if (!(ix.runs[i].flags & KVS__MRUN_INLINE) && ix.runs[i].seg == j)
+				runs++, ents += ix.runs[i].nent;
+		if (st[j].missing) {
+			problem(f, KVS_FSCK_MISSING_SEGMENT, key, name, 1, 0,
+			        "segment is missing: %llu runs (%llu entries) of map \"%.200s\" are lost",
+			        (unsigned long long)runs, (unsigned long long)ents, key);
+			continue;
+		}
+		if (!sampled(f, ix.segs[j].addr))
+			continue;
+		rc = fetch_fresh(&sg, f, ix.segs[j].addr);
+		if (rc == KVS_ENOMEM || rc == KVS_EIO || rc == KVS_ETIMEOUT || rc == KVS_EDENIED)
+			goto out;
+		if (rc < 0) {
+			problem(f, KVS_FSCK_CORRUPT_SEGMENT, key, name, 1, 0, "%s: %llu runs of map "
+			        "\"%.200s\" are lost", kvs_error_last(), (unsigned long long)runs, key);
+			rc = 0;
+			continue;
+		}
+		for (uint32_t i = 0; i < ix.nruns; i++) {
+			const kvs__mrun *r = &ix.runs[i];
+			const kvs_blob *b;
+			uint8_t *raw, a[16];
+			int bad;
+			if ((r->flags & KVS__MRUN_INLINE) || r->seg != j)
+				continue;
+			b = kvs__seg_find(sg, r->addr);
+			if (!(raw = malloc(r->raw_len))) {
+				kvs__seg_unref(sg);
+				rc = kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
+				goto out;
+			}
+			bad = !b || b->len != r->stored_len ||
+			      kvs__blob_decode(raw, r->raw_len, b->data, b->len) < 0 ||
+			      (kvs__addr_of(a, raw, r->raw_len), memcmp(a, r->addr, 16) != 0);
+			free(raw);
+			if (bad)
+				problem(f, KVS_FSCK_CORRUPT_SEGMENT, key, name, 1, 0, "a run of %u entries "
+				        "of map \"%.200s\" fails verification: those fields are lost",
+				        r->nent, key);
+			else {
+				f->rep.chunks_verified++;
+				f->rep.bytes_verified += r->raw_len;
+			}
+		}
+		kvs__seg_unref(sg);
+	}
+out:
+	free(st);
+	kvs__mapidx_clear(&ix);
+	return rc;
+}
+
+/*
  * The value of a blob manifest: chunks in value order, each deep-checked
  * when its segment is sampled, the whole hash when every segment was.
  */
@@ -414,6 +507,11 @@ static int check_index(fsck *f, const kvs_object *idx)
 		problem(f, KVS_FSCK_BAD_LABELS, keyp, idx->name, 1, 0,
 		        "index holds key \"%.200s\", whose index name is %s", key, name);
 
+	if (m.kind == KVS__MF_MAP) {
+		rc = check_map(f, keyp, idx->name, &m);
+		kvs__manifest_clear(&m);
+		return rc;
+	}
 	if (m.kind == KVS__MF_INDIRECT) {
 		/* The body's segments are checked for existence and labels; the
 		 * body itself is read and verified by the load. */

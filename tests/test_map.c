@@ -750,3 +750,61 @@ Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
 		}
 	}
 }
+
+static void count_problem(void *ctx, const kvs_fsck_problem *p)
+{
+	if (p->kind != KVS_FSCK_ORPHAN)
+		(*(int *)ctx)++;
+}
+
+/* gc keeps every segment a map references and collects the ones compaction
+ * replaced; fsck checks a map's runs and reports a damaged one. */
+Test(map, gc_keeps_map_segments_and_fsck_checks_runs)
+{
+	kvs_backend *be;
+	kvs_store *s = open_mem(&be);
+	kvs_map_write_options wo = KVS_MAP_WRITE_OPTIONS_INIT;
+	kvs_gc_options go = KVS_GC_OPTIONS_INIT;
+	kvs_fsck_options fo = KVS_FSCK_OPTIONS_INIT;
+	kvs_gc_report gr;
+	kvs_fsck_report fr;
+	model *m = calloc(1, sizeof(*m));
+	int problems = 0;
+
+	rng_state = 7;
+	kvs__store_set_map_layout(s, 400, 1200);
+	for (int i = 0; i < 80; i++) {
+		rbatch rb;
+		kvs_map_batch *b;
+		random_batch(&rb);
+		b = to_batch(&rb);
+		cr_assert_eq(kvs_map_commit(NULL, s, "m", b, &wo), 0, "%s", kvs_error_last());
+		kvs_map_batch_free(b);
+		apply(m, &rb);
+	}
+	kvs_mem_advance_clock(be, 2 * 3600 * 1000);
+	cr_assert_eq(kvs_gc(&gr, s, &go), 0, "gc: %s", kvs_error_last());
+	cr_assert_gt(gr.deleted, 0, "compaction left nothing to collect?");
+	cr_assert_gt(gr.referenced, 0);
+	cr_assert_eq(equals(s, m), 1, "map broken by gc");
+	fo.on_problem = count_problem;
+	fo.ctx = &problems;
+	cr_assert_eq(kvs_fsck(&fr, s, &fo), 0, "%s", kvs_error_last());
+	cr_assert_eq(problems, 0);
+	cr_assert_gt(fr.chunks_verified, 0);
+	/* damage one segment of the map: fsck reports it, reads fail verified */
+	{
+		kvs_object_list *l = NULL;
+		char sel[KVS__NAME_BUF];
+		kvs__selector(sel, s->name, KVS__ROLE_SEGMENT);
+		cr_assert_eq(be->ops->list(be, &l, sel, 0, NULL, 0), 0);
+		cr_assert_gt(l->count, 0);
+		cr_assert_eq(kvs_mem_corrupt(be, l->items[0]->name, l->items[0]->data[0].key, 3), 0);
+		kvs_object_list_free(l);
+	}
+	problems = 0;
+	cr_assert_eq(kvs_fsck(&fr, s, &fo), 0);
+	cr_assert_gt(problems, 0, "fsck missed a damaged map run");
+	kvs_close(s);
+	free(m);
+}
