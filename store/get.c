@@ -509,17 +509,24 @@ int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb
 	return rc;
 }
 
+/* The descriptor of kvs_get_fd and the errno of its failed write. */
+typedef struct fd_dst {
+	int fd;
+	int err;
+} fd_dst;
+
 static int fd_write(void *ctx, const void *buf, size_t len)
 {
-	int fd = *(int *)ctx;
+	fd_dst *f = ctx;
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = write(f->fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			kvs_error_set(KVS_EIO, "write to fd %d: %s", fd, strerror(errno));
+			f->err = n < 0 ? errno : EIO;
+			kvs_error_set(KVS_EIO, "write to fd %d: %s", f->fd, strerror(f->err));
 			return -1;
 		}
 		p += n;
@@ -531,14 +538,12 @@ static int fd_write(void *ctx, const void *buf, size_t len)
 int kvs_get_fd(kvs_ver *out_ver, kvs_store *s, const char *key, int fd,
                const kvs_get_options *opts)
 {
-	char detail[1024];
-	int rc = kvs_get_stream(out_ver, s, key, fd_write, &fd, opts);
+	fd_dst f = { fd, 0 };
+	int rc = kvs_get_stream(out_ver, s, key, fd_write, &f, opts);
 
-	if (rc == KVS_ECANCELED) {
-		/* the write callback failed: report the I/O error, not a cancel */
-		snprintf(detail, sizeof(detail), "%s", kvs_error_last());
-		if (strstr(detail, "write callback"))
-			rc = kvs_error_set(KVS_EIO, "writing key \"%s\" to fd %d failed", key, fd);
-	}
+	/* the write callback failed: report the I/O error, not a cancel */
+	if (rc == KVS_ECANCELED && f.err)
+		rc = kvs_error_set(KVS_EIO, "writing key \"%s\" to fd %d failed: %s", key, fd,
+		                   strerror(f.err));
 	return rc;
 }

@@ -115,6 +115,147 @@ void kvs_list_free(kvs_list *l)
 	free(l);
 }
 
+/*
+ * The key an index name stands for, when the name alone tells: the inverse
+ * of the escaped form of kvs__index_name. Only a name that the key maps back
+ * to exactly counts (no non-canonical escape like "-61" for "a", no key that
+ * fails kvs__key_check), so two names never give the same key. Returns the
+ * key's length, 0 if the name is not an escaped index name of this store.
+ */
+static size_t key_of_name(char out[KVS__NAME_BUF], const kvs_store *s, const char *name)
+{
+	char back[KVS__NAME_BUF];
+	size_t sl = strlen(s->name), n = 0;
+	const char *p;
+
+	if (strncmp(name, "kvs.", 4) != 0 || strncmp(name + 4, s->name, sl) != 0 ||
+	    strncmp(name + 4 + sl, ".i-", 3) != 0)
+		return 0;
+	for (p = name + 7 + sl; *p && n + 1 < KVS__NAME_BUF;) {
+		uint8_t b;
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) {
+			out[n++] = *p++;
+		} else if (*p == '-' && p[1] && p[2] && kvs__unhex(&b, p + 1, 1) == 0) {
+			out[n++] = (char)b;
+			p += 3;
+		} else {
+			return 0;
+		}
+	}
+	out[n] = '\0';
+	if (*p || n == 0 || kvs__key_check(out, n) < 0)
+		return 0;
+	kvs__index_name(back, s->name, out, n);
+	return strcmp(back, name) == 0 ? n : 0;
+}
+
+/* A decimal length annotation as kvsplit writes it, or -1. */
+static int parse_length(uint64_t *out, const char *a)
+{
+	uint64_t v = 0;
+
+	if (!a || !*a || strlen(a) > 13)
+		return -1;
+	for (; *a; a++) {
+		if (*a < '0' || *a > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(*a - '0');
+	}
+	if (v > KVS__MF_MAX_LENGTH)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Describe one listed index from its metadata alone: the key from its name
+ * (or, for a hashed name, from the key annotation when that key maps to
+ * exactly this name), the length from the length annotation. Returns
+ * META_OK with *e filled, META_READ when the metadata does not tell (the
+ * caller reads the index), META_SKIP for a name that no key maps to (an
+ * "i-" name that is not the canonical escape of a valid key, or no index
+ * name of this store at all), or KVS_ENOMEM.
+ */
+enum { META_READ = 0, META_OK = 1, META_SKIP = 2 };
+
+static int entry_from_meta(kvs_entry *e, const kvs_store *s, const kvs_object *o)
+{
+	char key[KVS__NAME_BUF], back[KVS__NAME_BUF], hashed[KVS__NAME_BUF];
+	const char *k = key;
+	size_t klen = key_of_name(key, s, o->name), hl;
+	uint64_t len;
+
+	if (klen == 0) {
+		/* Only a hashed name can still be some key's index. */
+		hl = (size_t)snprintf(hashed, sizeof(hashed), "kvs.%s.h-", s->name);
+		if (strncmp(o->name, hashed, hl) != 0 || strlen(o->name + hl) != KVS__ADDR_HEX)
+			return META_SKIP;
+		k = kvs_object_annotation(o, KVS__ANN_KEY);
+		if (!k)
+			return META_READ;
+		klen = strnlen(k, KVS_KEY_MAX + 1);
+		if (kvs__key_check(k, klen) < 0)
+			return META_READ;
+		kvs__index_name(back, s->name, k, klen);
+		if (strcmp(back, o->name) != 0)
+			return META_READ;
+	}
+	if (parse_length(&len, kvs_object_annotation(o, KVS__ANN_LENGTH)) < 0)
+		return META_READ;
+	if (!(e->key = strndup(k, klen)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	e->length = len;
+	snprintf(e->version.str, sizeof(e->version.str), "%s", o->resource_version);
+	return META_OK;
+}
+
+/*
+ * Describe one listed index by reading it (one GET, a single object under
+ * the backend's object cap): for a hashed name whose key annotation does not
+ * match, or a length annotation that is missing or unreadable. Returns
+ * META_OK with *e filled, META_SKIP to skip the index (gone since the
+ * listing, or its manifest does not decode or holds a key of another name:
+ * fsck reports those), or an error of the backend.
+ */
+static int entry_from_index(kvs_entry *e, kvs_store *s, const char *name)
+{
+	char back[KVS__NAME_BUF];
+	kvs_object *idx = NULL;
+	kvs__manifest m;
+	int rc;
+
+	rc = s->be->ops->get(s->be, &idx, name);
+	if (rc == KVS_ENOTFOUND)
+		return META_SKIP;
+	if (rc < 0)
+		return rc;
+	rc = kvs__index_decode(&m, s, idx, NULL, 0);
+	if (rc == 0) {
+		kvs__index_name(back, s->name, m.key, m.key_len);
+		if (strcmp(back, name) == 0) {
+			e->key = m.key;
+			m.key = NULL;
+			e->length = m.length;
+			snprintf(e->version.str, sizeof(e->version.str), "%s", idx->resource_version);
+			rc = META_OK;
+		} else {
+			rc = META_SKIP;
+		}
+	} else if (rc != KVS_ENOMEM) {
+		rc = META_SKIP;
+	}
+	kvs__manifest_clear(&m);
+	kvs_object_free(idx);
+	return rc;
+}
+
+/*
+ * A listing is metadata only (docs/design.md "Listing"): manifests can be
+ * near 1 MiB each, so a page of whole indexes could exceed any response cap.
+ * It trusts the object name for the key (the escaping is injective) and the
+ * length annotation for the length, which is only ever displayed; a get
+ * trusts nothing but the manifest.
+ */
 int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit,
                   const char *token)
 {
@@ -132,7 +273,7 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 	if (limit > 10000)
 		limit = 10000;
 	kvs__selector(sel, s->name, KVS__ROLE_INDEX);
-	if ((rc = s->be->ops->list(s->be, &ol, sel, limit, token, 0)) < 0)
+	if ((rc = s->be->ops->list(s->be, &ol, sel, limit, token, KVS_LIST_METADATA_ONLY)) < 0)
 		return rc;
 	if (!(l = calloc(1, sizeof(*l))) ||
 	    !(l->entries = calloc(ol->count ? ol->count : 1, sizeof(*l->entries)))) {
@@ -141,27 +282,23 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < ol->count; i++) {
-		kvs__manifest m;
 		kvs_entry *e = &l->entries[l->count];
-		/* An index that does not decode is skipped here; fsck reports it.
-		 * Out of memory is no property of the index: the listing fails. */
-		rc = kvs__index_decode(&m, s, ol->items[i], NULL, 0);
-		if (rc == KVS_ENOMEM) {
-			kvs__manifest_clear(&m);
+		rc = entry_from_meta(e, s, ol->items[i]);
+		if (rc == META_READ)
+			rc = entry_from_index(e, s, ol->items[i]->name);
+		if (rc < 0) {
 			kvs_object_list_free(ol);
 			kvs_list_free(l);
 			return rc;
 		}
-		if (rc < 0 || (plen && (m.key_len < plen || memcmp(m.key, prefix, plen) != 0))) {
-			kvs__manifest_clear(&m);
+		if (rc != META_OK)
+			continue;
+		if (plen && strncmp(e->key, prefix, plen) != 0) {
+			free(e->key);
+			e->key = NULL;
 			continue;
 		}
-		e->key = m.key;
-		m.key = NULL;
-		e->length = m.length;
-		snprintf(e->version.str, sizeof(e->version.str), "%s", ol->items[i]->resource_version);
 		l->count++;
-		kvs__manifest_clear(&m);
 	}
 	if (ol->next && *ol->next && !(l->next = strdup(ol->next))) {
 		kvs_object_list_free(ol);

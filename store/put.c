@@ -1312,16 +1312,23 @@ int kvs_put_stream(kvs_ver *out, kvs_store *s, const char *key, kvs_read_cb read
 	return do_put(out, s, key, &src, opts);
 }
 
+/* The descriptor of kvs_put_fd and the errno of its failed read. */
+typedef struct fd_src {
+	int fd;
+	int err;
+} fd_src;
+
 static int fd_read(void *ctx, void *buf, size_t cap, size_t *got)
 {
-	int fd = *(int *)ctx;
+	fd_src *f = ctx;
 
 	for (;;) {
-		ssize_t n = read(fd, buf, cap);
+		ssize_t n = read(f->fd, buf, cap);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			kvs_error_set(KVS_EIO, "read from fd %d: %s", fd, strerror(errno));
+			f->err = errno;
+			kvs_error_set(KVS_EIO, "read from fd %d: %s", f->fd, strerror(f->err));
 			return -1;
 		}
 		*got = (size_t)n;
@@ -1331,9 +1338,12 @@ static int fd_read(void *ctx, void *buf, size_t cap, size_t *got)
 
 int kvs_put_fd(kvs_ver *out, kvs_store *s, const char *key, int fd, const kvs_put_options *opts)
 {
-	int rc = kvs_put_stream(out, s, key, fd_read, &fd, opts);
+	fd_src f = { fd, 0 };
+	int rc = kvs_put_stream(out, s, key, fd_read, &f, opts);
 
-	if (rc == KVS_ECANCELED && strstr(kvs_error_last(), "read callback"))
-		rc = kvs_error_set(KVS_EIO, "reading fd %d for key \"%s\" failed", fd, key);
+	/* the put reports a failed read as a cancel: give the system's reason */
+	if (rc == KVS_ECANCELED && f.err)
+		rc = kvs_error_set(KVS_EIO, "reading fd %d for key \"%s\" failed: %s", fd, key,
+		                   strerror(f.err));
 	return rc;
 }
