@@ -1321,17 +1321,6 @@ int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__men
 	memset(&empty, 0, sizeof(empty));
 	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
-	kvs__mbuild_init(&mb);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		kvs__ment e = ents[i];
-		e.ver = 1;   /* replaced below by the generation */
-		rc = runs_add(&rs, &mb, &e, 1, s->map_run_target);
-	}
-	if (rc == 0)
-		rc = runs_emit(&rs, &mb, 1);
-	kvs__mbuild_free(&mb);
-	if (rc < 0)
-		goto out;
 	if ((rc = read_base(&w)) < 0 && rc != KVS_EINVAL)
 		goto out;
 	if (rc == KVS_EINVAL) {
@@ -1353,6 +1342,7 @@ int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__men
 		kvs_object *seen = NULL;
 		uint64_t gen = w.base.gen + 1;
 		if (attempt == 0 || rs.n == 0 || rs.r[0].seq != gen) {
+			/* field versions are the generation of the import */
 			/* rewrite versions: rebuild runs with the generation */
 			runs r2 = { 0 };
 			kvs__mbuild_init(&mb);
