@@ -316,8 +316,9 @@ KVS_API int kvs_map_batch_put(kvs_map_batch *batch, const void *field, size_t fi
                               const void *value, size_t value_len);
 /**
  * Set a field to a JSON value: `json` must be one JSON value (KVS_EINVAL
- * otherwise); it is stored compact and kvs_map_export_json writes it back as
- * that value (kvs_map_batch_put values are exported as JSON strings).
+ * otherwise); its text is stored as given and kvs_map_export_json writes it back as
+ * that value, its text kept as given (kvs_map_batch_put values are exported as
+ * JSON strings).
  */
 KVS_API int kvs_map_batch_put_json(kvs_map_batch *batch, const void *field, size_t field_len,
                                    const char *json, size_t json_len);
