@@ -1,7 +1,7 @@
 /*
  * bench-kube.c — a 64 MiB JSON value through the Kubernetes backend on
  * loopback (build/kapi-server), side by side with the in-memory backend and
- * the LZ4 floor; first, the client's peak RSS for a streaming put and get of
+ * the LZ4 floor (bench/floor.h: warm, best of 5); first, the client's peak RSS for a streaming put and get of
  * 1 GiB, each in a forked child. Prints figures; asserts nothing.
  *
  *   KVS_BUILD=$PWD/build build/bench-kube [MiB]
@@ -16,11 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lz4.h>
 #include <xxhash.h>
 
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
+
+#include "floor.h"
 
 static double now_s(void)
 {
@@ -324,15 +325,14 @@ static long server_hwm_kib(void)
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? (size_t)atoi(argv[1]) : 64, n = mib << 20;
-	char *v = malloc(n), *edited = malloc(n), *lz = malloc((size_t)LZ4_compressBound((int)n)),
-	     *back = malloc(n);
+	char *v = malloc(n), *edited = malloc(n);
 	char url[128], dir[] = "/tmp/kvs-bench-kube-XXXXXX", cfg[256];
 	struct run mem = { 0 }, kube = { 0 };
 	kvs_backend *b = NULL;
-	int rc, clen;
-	double t, lz_c, lz_d;
+	bench_floor fl;
+	int rc;
 
-	if (!v || !edited || !lz || !back || !mkdtemp(dir))
+	if (!v || !edited || !mkdtemp(dir))
 		return 1;
 	if (start_server(url, sizeof(url), dir) < 0) {
 		fprintf(stderr, "kapi-server did not start\n");
@@ -361,12 +361,10 @@ int main(int argc, char **argv)
 		if (edited[i] >= '0' && edited[i] <= '9')
 			edited[i] = (char)('0' + (edited[i] - '0' + 1) % 10);
 
-	t = now_s();
-	clen = LZ4_compress_default(v, lz, (int)n, LZ4_compressBound((int)n));
-	lz_c = now_s() - t;
-	t = now_s();
-	LZ4_decompress_safe(lz, back, clen, (int)n);
-	lz_d = now_s() - t;
+	if (bench_floor_measure(&fl, v, n) < 0) {
+		fprintf(stderr, "floor: out of memory\n");
+		return 1;
+	}
 
 	if ((rc = kvs_backend_mem(&b, NULL)) < 0 || (rc = run_store(&mem, b, v, n, edited)) < 0) {
 		fprintf(stderr, "memory: %s: %s\n", kvs_strerror(rc), kvs_error_last());
@@ -380,9 +378,8 @@ int main(int argc, char **argv)
 	}
 
 	printf("value: %zu MiB of workflow-status JSON, lz4 -> %.1f MiB (%.1f%%)\n", mib,
-	       clen / 1048576.0, 100.0 * clen / (double)n);
-	printf("lz4 floor:   compress %.3f s (%.0f MiB/s), decompress %.3f s\n", lz_c,
-	       mib / lz_c, lz_d);
+	       fl.stored / 1048576.0, 100.0 * (double)fl.stored / (double)n);
+	bench_floor_print("json", &fl);
 	printf("%-8s %9s %9s %9s %10s %12s %9s %12s\n", "backend", "put s", "get s", "reput s",
 	       "put reqs", "put bytes", "reput reqs", "reput bytes");
 	const struct run *rs[2] = { &mem, &kube };
@@ -394,9 +391,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)rs[i]->reput.requests,
 		       (unsigned long long)rs[i]->reput.bytes_written);
 	printf("kube put   = %.2fx memory, %.2fx lz4 compress floor\n", kube.put_s / mem.put_s,
-	       kube.put_s / lz_c);
+	       kube.put_s / fl.compress_s);
 	printf("kube get   = %.2fx memory, %.2fx lz4 decompress floor\n", kube.get_s / mem.get_s,
-	       kube.get_s / lz_d);
+	       kube.get_s / fl.decompress_s);
 	printf("kube re-put after a 1%% edit: %.3f s, %llu requests, %.2f%% of the value's bytes sent\n",
 	       kube.reput_s, (unsigned long long)kube.reput.requests,
 	       100.0 * (double)kube.reput.bytes_written / (double)n);
@@ -407,7 +404,5 @@ int main(int argc, char **argv)
 		return 0;
 	free(v);
 	free(edited);
-	free(lz);
-	free(back);
 	return 0;
 }

@@ -2,9 +2,9 @@
  * bench-store.c — figures of the core store against its floor (make bench).
  * Prints, asserts nothing. Everything runs on the in-memory backend:
  *
- *  - floor: LZ4_compress_default / LZ4_decompress_safe over the same bytes in
- *    64 KiB blocks (our average chunk), then kvs_put / kvs_get, for 64 MiB of
- *    Argo-like workflow-status JSON and 64 MiB of random bytes;
+ *  - floor (bench/floor.h: LZ4 over the same bytes in 64 KiB blocks, warm,
+ *    best of 5), then kvs_put / kvs_get, for 64 MiB of Argo-like
+ *    workflow-status JSON and 64 MiB of random bytes;
  *  - bytes a second put writes after a 1% contiguous middle edit and after
  *    20 scattered small edits, and the same for several chunk sizes;
  *  - peak RSS of a streaming put and of a streaming get of 1 GiB generated on
@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lz4.h>
-
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
 #include "store/mem/faults.h"
+
+#include "floor.h"
 
 #define MIB (1024u * 1024u)
 
@@ -107,29 +107,12 @@ static kvs_store *mem_store(kvs_backend **bout, const kvs_options *o)
 
 static void floor_and_store(const char *what, const uint8_t *d, size_t n)
 {
-	size_t blk = 64 * 1024, nb = (n + blk - 1) / blk;
-	int bound = LZ4_compressBound((int)blk);
-	char *c = malloc((size_t)bound * nb), *r = malloc(n);
-	int *cl = malloc(nb * sizeof(int));
-	double t0, tc = 1e9, td = 1e9, tp = 1e9, tg = 1e9;
-	size_t stored = 0;
+	bench_floor fl;
+	double t0, tp = 1e9, tg = 1e9;
 
-	memset(r, 0, n);  /* fault the pages in before timing */
-	for (int rep = 0; rep < 3; rep++) {
-		t0 = now();
-		stored = 0;
-		for (size_t i = 0; i < nb; i++) {
-			size_t len = n - i * blk < blk ? n - i * blk : blk;
-			cl[i] = LZ4_compress_default((const char *)d + i * blk, c + i * (size_t)bound, (int)len, bound);
-			stored += (size_t)cl[i];
-		}
-		if (now() - t0 < tc) tc = now() - t0;
-		t0 = now();
-		for (size_t i = 0; i < nb; i++) {
-			size_t len = n - i * blk < blk ? n - i * blk : blk;
-			LZ4_decompress_safe(c + i * (size_t)bound, r + i * blk, cl[i], (int)len);
-		}
-		if (now() - t0 < td) td = now() - t0;
+	if (bench_floor_measure(&fl, d, n) < 0) {
+		fprintf(stderr, "floor: out of memory\n");
+		exit(1);
 	}
 	for (int rep = 0; rep < 3; rep++) {
 		kvs_store *s = mem_store(NULL, NULL);
@@ -148,15 +131,11 @@ static void floor_and_store(const char *what, const uint8_t *d, size_t n)
 		kvs_free(out);
 		kvs_close(s);
 	}
-	printf("lz4 floor %s %zuMiB: compress %.0f ms (%.0f MB/s, ratio %.3f), decompress %.0f ms (%.0f MB/s)\n",
-	       what, n / MIB, tc * 1e3, n / tc / 1e6, (double)stored / n, td * 1e3, n / td / 1e6);
-	printf("put %s %zuMiB: %.0f ms (%.0f MB/s) = %.2fx lz4 floor\n", what, n / MIB, tp * 1e3,
-	       n / tp / 1e6, tp / tc);
-	printf("get %s %zuMiB: %.0f ms (%.0f MB/s) = %.2fx lz4 floor\n", what, n / MIB, tg * 1e3,
-	       n / tg / 1e6, tg / td);
-	free(c);
-	free(r);
-	free(cl);
+	bench_floor_print(what, &fl);
+	printf("put %s %zuMiB: %.0f ms (%.0f MB/s) = %.2fx lz4 compress floor\n", what, n / MIB,
+	       tp * 1e3, n / tp / 1e6, tp / fl.compress_s);
+	printf("get %s %zuMiB: %.0f ms (%.0f MB/s) = %.2fx lz4 decompress floor\n", what, n / MIB,
+	       tg * 1e3, n / tg / 1e6, tg / fl.decompress_s);
 }
 
 /* Bytes written by a put after edits, as % of the value's stored bytes. */

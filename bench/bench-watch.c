@@ -3,8 +3,9 @@
  *
  *  1. Watch latency: from the commit of a 1% edit of a 64 MiB JSON value to
  *     the watcher holding the whole verified new value (KVS_WATCH_VALUES),
- *     next to a cold kvs_get of the same value. In-memory backend, then the
- *     API test server ($KVS_BUILD/kapi-server) when it is there.
+ *     next to a cold kvs_get of the same value and the value's LZ4 floor
+ *     (bench/floor.h: warm, best of 5). In-memory backend, then the API test
+ *     server ($KVS_BUILD/kapi-server) when it is there.
  *  2. fsck throughput (segments/s) on a store of 10,000 small segments,
  *     through the API test server (on memory when it is not there).
  *
@@ -25,6 +26,8 @@
 #include <kvsplit.h>
 #include <kvsplit/backend.h>
 #include "store/mem/faults.h"
+
+#include "floor.h"
 
 static double now_s(void)
 {
@@ -229,6 +232,11 @@ static void latency(const char *what, kvs_backend *wb, kvs_backend *rb, kvs_back
 	pthread_mutex_init(&wt.mu, NULL);
 	pthread_cond_init(&wt.cv, NULL);
 	make_json(v, len, 1);
+	bench_floor fl;
+	if (bench_floor_measure(&fl, v, len) < 0) {
+		fprintf(stderr, "floor: out of memory\n");
+		exit(1);
+	}
 	wo.flags = KVS_WATCH_VALUES;
 	if (kvs_watch_open(&wt.w, rst, "workflow/status", &wo) < 0) {
 		fprintf(stderr, "watch: %s\n", kvs_error_last());
@@ -276,8 +284,11 @@ static void latency(const char *what, kvs_backend *wb, kvs_backend *rb, kvs_back
 	if (is_mem)
 		printf(", fetched %.2f MiB of segments",
 		       (double)(s1.bytes_read - s0.bytes_read) / 1048576.0);
-	printf("\n%-8s cold kvs_get of the same value: %.1f ms (ratio watch/cold %.2f)\n", what,
-	       (g1 - g0) * 1e3, (wt.t_last - t1) / (g1 - g0));
+	printf("\n%-8s cold kvs_get of the same value: %.1f ms (ratio watch/cold %.2f), "
+	       "%.2fx lz4 decompress floor\n", what, (g1 - g0) * 1e3, (wt.t_last - t1) / (g1 - g0),
+	       (g1 - g0) / fl.decompress_s);
+	printf("%-8s ", what);
+	bench_floor_print("json", &fl);
 	wt.stop = 1;
 	pthread_join(th, NULL);
 	kvs_watch_close(wt.w);

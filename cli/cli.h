@@ -8,8 +8,10 @@
  *   cmd_watch.c watch
  *   cmd_maint.c gc, fsck
  *   cmd_map.c   map (key-split maps)
+ *   outfile.c   files replaced atomically (get --to-file, --version-file, watch)
  *   progress.c  the stderr progress bar
- *   util.c      error reporting and exit codes, durations, sizes, suggestions
+ *   util.c      error reporting and exit codes, durations, sizes, quoting,
+ *               suggestions
  */
 #ifndef KVSPLIT_CLI_H
 #define KVSPLIT_CLI_H
@@ -17,6 +19,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <kvsplit.h>
 
@@ -57,14 +60,17 @@ struct cli {
 	int no_progress;
 	long request_timeout_ms; /* 0 = library default */
 	long retries;            /* -1 = library default */
-	long touch_window_s;     /* 0 = library default (600 s) */
+	long touch_window_s;     /* 0 = library default (CLI_TOUCH_WINDOW_DEFAULT_S) */
+	const char *touch_window_arg; /* as typed, for messages (NULL = not given) */
 
 	/* per command */
 	const char *to_file;     /* get, watch */
+	const char *version_file; /* get */
 	int prefix;              /* watch */
 	long max_events;         /* watch: stop after this many (0 = no limit) */
 	long timeout_ms;         /* watch: stop after this long (0 = forever) */
-	long grace_s;            /* gc, fsck: -1 = default */
+	int64_t grace_ns;        /* gc, fsck: -1 = default (exact, as typed) */
+	const char *grace_arg;   /* as typed, for messages */
 	int dry_run;             /* gc */
 	double rate;             /* gc */
 	double read_data;        /* fsck: fraction 0..1, -1 = default */
@@ -72,14 +78,23 @@ struct cli {
 
 	/* resolved at run time */
 	kvs_store *store;
+	kvs_backend *backend;    /* borrowed: owned by `store` once it is open */
 	const char *ns_resolved; /* namespace the backend works in */
 	int progress_tty;        /* stderr is a terminal and progress is wanted */
 };
 
+/* The library's defaults the CLI must reason about (kvsplit.h documents them). */
+#define CLI_TOUCH_WINDOW_DEFAULT_S 600   /* kvs_options.touch_window_s */
+#define CLI_GRACE_DEFAULT_S 3600         /* kvs_gc_options / kvs_fsck_options .grace_s */
+
 /* Set by SIGINT/SIGTERM; checked by callbacks, which then cancel. */
 extern volatile sig_atomic_t cli_interrupted;
-/* A temporary file to remove if the process is interrupted twice (get). */
-extern char cli_tmp_path[4096];
+/*
+ * Temporary files to remove if the process is interrupted twice (get writes
+ * up to two: --to-file and --version-file). "" = slot free. See outfile.c.
+ */
+#define CLI_TMP_SLOTS 2
+extern char cli_tmp_paths[CLI_TMP_SLOTS][4096];
 
 /* main.c */
 void cli_usage_hint(const struct cli *c, const char *command);
@@ -109,9 +124,43 @@ int cli_fail(const struct cli *c, int code, const char *key, const char *fmt, ..
 /* The same with a detail saved earlier (another call overwrote kvs_error_last). */
 int cli_fail_detail(const struct cli *c, int code, const char *key, const char *detail,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with a hint of the caller's instead of the code's ("" = none). */
+int cli_fail_hint(const struct cli *c, int code, const char *detail, const char *hint,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/*
+ * 1 if the namespace is known not to exist (needs the library's
+ * kvs_backend_namespace_check, see util.c); then cli_fail_namespace prints
+ * "kvsplit: <what>: namespace NS does not exist" with a hint and returns
+ * EXIT_NOTFOUND.
+ */
+int cli_namespace_missing(const struct cli *c);
+int cli_fail_namespace(const struct cli *c, const char *what);
 /* "kvsplit: <message>" for errors that are not library errors. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int cli_parse_duration(const char *s, long *out_ms);
+/*
+ * A key as it should appear in a message: unchanged when it is made of
+ * printable characters other than space, quote and backslash; otherwise
+ * quoted and escaped as Go's %q does ("bad\nkey", "\xff"). The result lives
+ * in one of a few rotating static buffers: use it within the same printf.
+ */
+const char *cli_key(const char *key);
+/* The same, always quoted: `key "wf/status" deleted`. */
+const char *cli_quoted(const char *s);
+/* Escaped as above but never quoted: a library detail printed as one line. */
+const char *cli_escaped(const char *s);
+/*
+ * Durations as Go's time.ParseDuration and kubectl write them ("1m30s",
+ * "1.5h", "250ms", "10us"; also "2d"); a bare number is seconds. Out in
+ * nanoseconds, exact. -1 if malformed, negative or over 100 years.
+ */
+int cli_parse_duration(const char *s, int64_t *out_ns);
+/* Go-style text of a duration, without zero parts: "10m", "1m30s", "1.5s", "500ms". */
+void cli_format_duration(char *out, size_t cap, int64_t ns);
+/* Whole seconds / milliseconds, rounded up (a non-zero duration never becomes 0). */
+int64_t cli_ceil_s(int64_t ns);
+int64_t cli_ceil_ms(int64_t ns);
+/* The touch window this process's puts, gc and fsck use, in seconds. */
+long cli_touch_window_s(const struct cli *c);
 void cli_human_bytes(char *out, size_t cap, double bytes);
 void cli_human_duration(char *out, size_t cap, double secs);
 size_t cli_edit_distance(const char *a, const char *b);
@@ -121,6 +170,26 @@ const char *cli_suggest(const char *word, const char *const *names, size_t n);
 struct cJSON;
 int cli_print_json(struct cJSON *v, int one_line);
 void cli_hex(char *out, const uint8_t *in, size_t n);
+
+/* outfile.c: write a file under a temporary name beside it, rename when whole */
+struct outfile {
+	const char *target;
+	int fd;
+	int slot;                /* index in cli_tmp_paths, -1 when closed */
+	mode_t mode;             /* an existing target's mode, else 0666 & ~umask */
+};
+/*
+ * Create the temporary for `target`. On failure print one line naming the
+ * path and the system's reason ("kvsplit: <what>: cannot write PATH: ..."),
+ * leave nothing behind and return -1.
+ */
+int outfile_open(struct outfile *f, const char *what, const char *target);
+/* Write all of buf; -1 with errno set on failure. */
+int outfile_write(struct outfile *f, const void *buf, size_t len);
+/* fsync, close, rename over the target; on failure report (like open), remove, -1. */
+int outfile_commit(struct outfile *f, const char *what);
+/* Close and remove the temporary; the target stays as it was. Accepts a closed one. */
+void outfile_abort(struct outfile *f);
 
 /* progress.c */
 struct progress {

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,47 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+
+/*
+ * Why a put failed, said accurately. KVS_ETIMEOUT covers two different
+ * things: a request that timed out (or a server that kept throttling), and
+ * a put that outlived its touch window, so that segments it wrote were
+ * collected before it could commit ("vanished before the commit"). The code
+ * does not tell them apart and the CLI does not parse message text; what it
+ * knows is enough: the library only re-touches a segment once it is older
+ * than half the touch window, so a put that ran for less than that cannot be
+ * the second case; and if the API server answers a request now, it was not
+ * unreachable. (A distinct library code would make this exact: see
+ * docs/cli.md, "Errors and hints".)
+ */
+static int put_failed(struct cli *c, int rc, const char *key, double elapsed_s)
+{
+	char saved[2048];
+	long w = cli_touch_window_s(c);
+
+	if (rc == KVS_ECONFLICT && !c->has_expect_version)
+		return cli_fail_hint(c, rc, kvs_error_last(),
+		                     "other writers kept committing this key while the put retried; "
+		                     "put again (or use --expect-version to update conditionally)",
+		                     "put %s", cli_key(key));
+	if (rc != KVS_ETIMEOUT || elapsed_s < (double)w / 2)
+		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", cli_key(key));
+	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
+	kvs_stat st;
+	int probe = kvs_stat_key(&st, c->store, key);
+	if (probe != 0 && probe != KVS_ENOTFOUND)
+		return cli_fail_detail(c, rc, key, saved, "put %s", cli_key(key));
+
+	char hint[1024], tw[32];
+	cli_format_duration(tw, sizeof(tw), (int64_t)w * 1000000000LL);
+	snprintf(hint, sizeof(hint),
+	         "segments written by this put were collected before it could commit (it ran for "
+	         "%.1fs; its touch window is %s%s), so nothing was committed. Put again: save a slow "
+	         "source to a file first, or give the put a longer --touch-window (gc's --grace must "
+	         "stay longer than every writer's touch window)",
+	         elapsed_s, tw, c->touch_window_arg ? ", from --touch-window" : "");
+	return cli_fail_hint(c, rc, saved, hint, "put %s", cli_key(key));
+}
 
 int cmd_put(struct cli *c)
 {
@@ -35,17 +75,17 @@ int cmd_put(struct cli *c)
 		fd = STDIN_FILENO;
 		if (isatty(fd) && !c->quiet)
 			fprintf(stderr, "kvsplit: reading the value of %s from stdin (Ctrl-D ends it)\n",
-			        key);
+			        cli_key(key));
 	} else {
 		struct stat sb;
 		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			cli_err("put %s: cannot open %s: %s", key, file, strerror(errno));
+			cli_err("put %s: cannot open %s: %s", cli_key(key), cli_key(file), strerror(errno));
 			return EXIT_ERROR;
 		}
 		if (fstat(fd, &sb) == 0) {
 			if (S_ISDIR(sb.st_mode)) {
-				cli_err("put %s: %s is a directory", key, file);
+				cli_err("put %s: %s is a directory", cli_key(key), cli_key(file));
 				close(fd);
 				return EXIT_ERROR;
 			}
@@ -68,14 +108,14 @@ int cmd_put(struct cli *c)
 		close(fd);
 	if (rc < 0) {
 		if (rc == KVS_ECANCELED && cli_interrupted) {
-			cli_err("put %s: interrupted; nothing was committed", key);
+			cli_err("put %s: interrupted; nothing was committed", cli_key(key));
 			return EXIT_INTERRUPTED;
 		}
-		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", key);
+		return put_failed(c, rc, key, cli_now() - t0);
 	}
 	if (cli_interrupted)
 		cli_err("put %s: interrupted after the whole value was read; it was committed anyway "
-		        "(version %s)", key, ver.str);
+		        "(version %s)", cli_key(key), ver.str);
 
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
@@ -99,7 +139,7 @@ int cmd_put(struct cli *c)
 	cli_human_bytes(raw, sizeof(raw), (double)st.raw_bytes);
 	cli_human_bytes(sent, sizeof(sent), (double)st.bytes_written);
 	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
-	printf("%s: version %s, %llu bytes (%s) in %llu chunks\n", key, ver.str,
+	printf("%s: version %s, %llu bytes (%s) in %llu chunks\n", cli_key(key), ver.str,
 	       (unsigned long long)st.raw_bytes, raw, (unsigned long long)st.chunks);
 	printf("  sent %llu bytes (%s) in %llu segments, %llu of %llu chunks new; %llu requests, "
 	       "%.2fs\n",
@@ -122,85 +162,61 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	kvs_stat st;
 
 	if (rc != KVS_ENOTFOUND)
-		return cli_fail(c, rc, key, "get %s", key);
+		return cli_fail(c, rc, key, "get %s", cli_key(key));
 	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
 	if (kvs_stat_key(&st, c->store, key) == 0)
 		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
-		                       "get %s: a segment of the value is missing", key);
-	return cli_fail_detail(c, rc, key, saved, "get %s", key);
+		                       "get %s: a segment of the value is missing", cli_key(key));
+	return cli_fail_detail(c, rc, key, saved, "get %s", cli_key(key));
 }
 
-static int get_to_file(struct cli *c, const char *key, const kvs_get_options *go)
-{
-	const char *target = c->to_file;
-	char *d1 = strdup(target), *d2 = strdup(target);
-	struct stat sb;
-	mode_t mode;
-	int fd, rc;
+/*
+ * Where the verified bytes go. The CLI writes them itself rather than with
+ * kvs_get_fd so that a local write error (disk full, closed pipe) is told
+ * from a server error by what happened here, not by the library's code.
+ */
+struct get_sink {
+	int fd;
+	int err;        /* errno of a failed write, 0 = none */
+	uint64_t bytes; /* written so far */
+};
 
-	if (!d1 || !d2) {
-		free(d1);
-		free(d2);
-		cli_err("out of memory");
-		return EXIT_ERROR;
+static int get_write(void *ctx, const void *buf, size_t len)
+{
+	struct get_sink *k = ctx;
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(k->fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			k->err = w < 0 ? errno : EIO;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+		k->bytes += (uint64_t)w;
 	}
-	if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		cli_err("get %s: %s is a directory", key, target);
-		free(d1);
-		free(d2);
-		return EXIT_ERROR;
-	}
-	if (stat(target, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		mode = sb.st_mode & 07777;
-	} else {
-		mode_t um = umask(0);
-		umask(um);
-		mode = 0666 & ~um;
-	}
-	int n = snprintf(cli_tmp_path, sizeof(cli_tmp_path), "%s/.%s.kvsplit-XXXXXX", dirname(d1),
-	                 basename(d2));
-	free(d1);
-	free(d2);
-	if (n < 0 || (size_t)n >= sizeof(cli_tmp_path)) {
-		cli_tmp_path[0] = '\0';
-		cli_err("get %s: path too long: %s", key, target);
-		return EXIT_ERROR;
-	}
-	fd = mkostemp(cli_tmp_path, O_CLOEXEC);
-	if (fd < 0) {
-		cli_err("get %s: cannot create a temporary file beside %s: %s", key, target,
-		        strerror(errno));
-		cli_tmp_path[0] = '\0';
-		return EXIT_ERROR;
-	}
-	rc = kvs_get_fd(NULL, c->store, key, fd, go);
-	if (rc == 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0)) {
-		int e = errno;
-		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(e));
-		rc = 1;
-	}
-	if (close(fd) < 0 && rc == 0) {
-		cli_err("get %s: writing %s: %s", key, cli_tmp_path, strerror(errno));
-		rc = 1;
-	}
-	if (rc == 0 && rename(cli_tmp_path, target) < 0) {
-		cli_err("get %s: cannot rename to %s: %s", key, target, strerror(errno));
-		rc = 1;
-	}
-	if (rc != 0) {
-		unlink(cli_tmp_path);
-		cli_tmp_path[0] = '\0';
-		return rc < 0 ? rc : -1000;
-	}
-	cli_tmp_path[0] = '\0';
 	return 0;
 }
 
+/*
+ * get KEY [--to-file FILE] [--version-file VFILE]. Both files are created
+ * as temporaries before anything is read (a path that cannot be written
+ * fails at once) and renamed only once the whole value verified. VFILE gets
+ * the version the returned value had — the one to give `put
+ * --expect-version` in a read-modify-write (docs/cli.md).
+ */
 int cmd_get(struct cli *c)
 {
 	const char *key = c->args[0];
 	kvs_get_options go = KVS_GET_OPTIONS_INIT;
+	struct outfile tf, vf;
+	struct get_sink sink = { STDOUT_FILENO, 0, 0 };
 	struct progress pr;
+	kvs_ver ver;
+	char what[4200];
 	int rc;
 
 	if (c->format != OUT_DEFAULT) {
@@ -208,26 +224,65 @@ int cmd_get(struct cli *c)
 		cli_usage_hint(c, "get");
 		return EXIT_USAGE;
 	}
+	if (c->to_file && c->version_file && strcmp(c->to_file, c->version_file) == 0) {
+		cli_err("get: --to-file and --version-file name the same file");
+		cli_usage_hint(c, "get");
+		return EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "get %s", cli_key(key));
+	tf.slot = vf.slot = -1;
+	tf.fd = vf.fd = -1;
+	if (c->to_file) {
+		if (outfile_open(&tf, what, c->to_file) < 0)
+			return EXIT_ERROR;
+		sink.fd = tf.fd;
+	}
+	if (c->version_file && outfile_open(&vf, what, c->version_file) < 0) {
+		outfile_abort(&tf);
+		return EXIT_ERROR;
+	}
+	memset(&ver, 0, sizeof(ver));
 	progress_init(&pr, c, "get");
 	go.progress = progress_cb;
 	go.progress_ctx = &pr;
-	if (c->to_file)
-		rc = get_to_file(c, key, &go);
-	else
-		rc = kvs_get_fd(NULL, c->store, key, STDOUT_FILENO, &go);
+	rc = kvs_get_stream(&ver, c->store, key, get_write, &sink, &go);
 	progress_end(&pr, rc == 0);
-	if (rc == -1000)
-		return EXIT_ERROR; /* local file error, already reported */
 	if (rc < 0) {
+		outfile_abort(&tf);
+		outfile_abort(&vf);
+		if (sink.err) {
+			cli_err("%s: cannot write %s: %s", what,
+			        c->to_file ? cli_key(c->to_file) : "to stdout", strerror(sink.err));
+			return EXIT_ERROR;
+		}
 		if (rc == KVS_ECANCELED && cli_interrupted) {
-			cli_err("get %s: interrupted%s", key, c->to_file ? "; no file written" : "");
+			cli_err("%s: interrupted%s", what, c->to_file ? "; no file written" : "");
 			return EXIT_INTERRUPTED;
 		}
 		return get_failed(c, rc, key);
 	}
-	if (c->verbose && c->to_file)
-		fprintf(stderr, "kvsplit: wrote %llu bytes to %s\n", (unsigned long long)pr.done,
-		        c->to_file);
+	if (c->to_file && outfile_commit(&tf, what) < 0) {
+		outfile_abort(&vf);
+		return EXIT_ERROR;
+	}
+	if (c->version_file) {
+		if (outfile_write(&vf, ver.str, strlen(ver.str)) < 0 || outfile_write(&vf, "\n", 1) < 0) {
+			cli_err("%s: cannot write %s: %s", what, cli_key(c->version_file), strerror(errno));
+			outfile_abort(&vf);
+			return EXIT_ERROR;
+		}
+		if (outfile_commit(&vf, what) < 0)
+			return EXIT_ERROR;
+	}
+	if (c->verbose) {
+		fprintf(stderr, "kvsplit: %s: version %s, %llu bytes verified", what, ver.str,
+		        (unsigned long long)sink.bytes);
+		if (c->to_file)
+			fprintf(stderr, ", written to %s", cli_key(c->to_file));
+		if (c->version_file)
+			fprintf(stderr, "; version written to %s", cli_key(c->version_file));
+		fputc('\n', stderr);
+	}
 	return EXIT_OK;
 }
 
@@ -265,7 +320,7 @@ int cmd_ls(struct cli *c)
 		token = NULL;
 		if (rc < 0) {
 			rows_free(rows, n);
-			return cli_fail(c, rc, NULL, "ls%s%s", prefix ? " " : "", prefix ? prefix : "");
+			return cli_fail(c, rc, NULL, "ls%s%s", prefix ? " " : "", prefix ? cli_key(prefix) : "");
 		}
 		for (size_t i = 0; i < l->count; i++) {
 			if (n == cap) {
@@ -299,6 +354,11 @@ oom:
 
 	if (n > 1)
 		qsort(rows, n, sizeof(*rows), row_cmp);
+	/* an empty list is also what a namespace that does not exist gives */
+	if (n == 0 && cli_namespace_missing(c)) {
+		rows_free(rows, n);
+		return cli_fail_namespace(c, "ls");
+	}
 
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
@@ -330,7 +390,7 @@ oom:
 	int wk = 3, ws = 4, wv = 7;
 	for (size_t i = 0; i < n; i++) {
 		char b[32];
-		int l = (int)strlen(rows[i].key);
+		int l = (int)strlen(cli_key(rows[i].key));
 		wk = l > wk ? l : wk;
 		l = snprintf(b, sizeof(b), "%llu", (unsigned long long)rows[i].length);
 		ws = l > ws ? l : ws;
@@ -350,15 +410,16 @@ oom:
 			if (r == KVS_ENOTFOUND)
 				continue; /* deleted since the list */
 			if (r < 0) {
-				rc = cli_fail(c, r, rows[i].key, "stat %s", rows[i].key);
+				rc = cli_fail(c, r, rows[i].key, "stat %s", cli_key(rows[i].key));
 				break;
 			}
-			printf("%-*s   %-*llu   %-*s   %-10llu   %-6llu   %-8llu   %llu\n", wk, rows[i].key,
+			printf("%-*s   %-*llu   %-*s   %-10llu   %-6llu   %-8llu   %llu\n", wk,
+			       cli_key(rows[i].key),
 			       ws, (unsigned long long)st.length, wv, st.version.str,
 			       (unsigned long long)st.generation, (unsigned long long)st.chunks,
 			       (unsigned long long)st.segments, (unsigned long long)st.stored_bytes);
 		} else {
-			printf("%-*s   %-*llu   %s\n", wk, rows[i].key, ws,
+			printf("%-*s   %-*llu   %s\n", wk, cli_key(rows[i].key), ws,
 			       (unsigned long long)rows[i].length, rows[i].version.str);
 		}
 	}
@@ -372,7 +433,7 @@ int cmd_rm(struct cli *c)
 	int rc = kvs_delete(c->store, key, c->has_expect_version ? c->expect_version : NULL);
 
 	if (rc < 0)
-		return cli_fail(c, rc, key, "rm %s", key);
+		return cli_fail(c, rc, key, "rm %s", cli_key(key));
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "key", key);
@@ -382,7 +443,7 @@ int cmd_rm(struct cli *c)
 	if (c->format == OUT_NAME)
 		printf("%s\n", key);
 	else if (!c->quiet)
-		printf("key \"%s\" deleted\n", key);
+		printf("key %s deleted\n", cli_quoted(key));
 	return EXIT_OK;
 }
 
@@ -394,7 +455,7 @@ int cmd_stat(struct cli *c)
 	int rc = kvs_stat_key(&st, c->store, key);
 
 	if (rc < 0)
-		return cli_fail(c, rc, key, "stat %s", key);
+		return cli_fail(c, rc, key, "stat %s", cli_key(key));
 	if (!st.is_inline && st.chunks == 0) {
 		/* a key-split map: show its runs and levels */
 		int mrc = cli_map_stat_print(c, key, 1);
@@ -425,7 +486,7 @@ int cmd_stat(struct cli *c)
 	cli_human_bytes(len, sizeof(len), (double)st.length);
 	cli_human_bytes(stored, sizeof(stored), (double)st.stored_bytes);
 	cli_human_bytes(seg, sizeof(seg), (double)st.segment_bytes);
-	printf("Key:            %s\n", key);
+	printf("Key:            %s\n", cli_key(key));
 	printf("Store:          %s (namespace %s)\n", c->store_name,
 	       c->ns_resolved ? c->ns_resolved : "?");
 	printf("Version:        %s\n", st.version.str);

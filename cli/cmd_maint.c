@@ -16,8 +16,6 @@
 
 #include "cli.h"
 
-#define WRITER_TOUCH_WINDOW_S 600 /* library default touch_window_s */
-
 struct gc_ctx {
 	const struct cli *c;
 	cJSON *names; /* -o json */
@@ -50,20 +48,23 @@ int cmd_gc(struct cli *c)
 	cJSON *root = NULL;
 	int rc;
 
-	if (c->grace_s >= 0 && c->grace_s <= WRITER_TOUCH_WINDOW_S && !c->dry_run &&
-	    c->grace_s > c->touch_window_s && c->touch_window_s > 0)
-		fprintf(stderr, "kvsplit: warning: --grace %lds is not longer than the default touch "
-		                "window of writers (%ds): a put using that window may lose segments; "
-		                "use it only while no such writer runs\n", c->grace_s,
-		        WRITER_TOUCH_WINDOW_S);
+	/* check_grace (main.c) made sure grace > this process's touch window */
+	if (c->grace_ns >= 0 && cli_ceil_s(c->grace_ns) <= CLI_TOUCH_WINDOW_DEFAULT_S &&
+	    !c->dry_run) {
+		char dw[32];
+		cli_format_duration(dw, sizeof(dw), (int64_t)CLI_TOUCH_WINDOW_DEFAULT_S * 1000000000LL);
+		fprintf(stderr, "kvsplit: warning: --grace %s is not longer than the default touch "
+		                "window of writers (%s): a put using that window may lose segments; "
+		                "use it only while no such writer runs\n", c->grace_arg, dw);
+	}
 	if (c->format == OUT_JSON) {
 		root = cJSON_CreateObject();
 		g.names = cJSON_AddArrayToObject(root, c->dry_run ? "deletable" : "deleted_segments");
 	}
 	memset(&rep, 0, sizeof(rep));
-	/* 0 means "default" to the library; --grace 0 must mean zero, so 1 s minimum */
-	if (c->grace_s >= 0)
-		go.grace_s = c->grace_s > 0 ? (uint32_t)c->grace_s : 1;
+	/* whole seconds, rounded up; check_grace refused 0 (the library's "default") */
+	if (c->grace_ns >= 0)
+		go.grace_s = (uint32_t)cli_ceil_s(c->grace_ns);
 	go.dry_run = c->dry_run;
 	go.max_deletes_per_s = c->rate;
 	go.on_segment = gc_on_segment;
@@ -79,6 +80,10 @@ int cmd_gc(struct cli *c)
 		if (rc == EXIT_USAGE)
 			cli_usage_hint(c, "gc");
 		return rc;
+	}
+	if (rep.indexes == 0 && rep.segments == 0 && cli_namespace_missing(c)) {
+		cJSON_Delete(root);
+		return cli_fail_namespace(c, "gc");
 	}
 	if (root) {
 		cJSON_AddBoolToObject(root, "dry_run", c->dry_run != 0);
@@ -150,11 +155,11 @@ static void fsck_on_problem(void *ctx, const kvs_fsck_problem *p)
 	}
 	if (f->c->quiet && (p->repaired || p->kind == KVS_FSCK_ORPHAN))
 		return;
-	printf("%-15s %s%s%s: %s%s\n", fsck_kind(p->kind), p->key ? "key " : "",
-	       p->key ? p->key : "", p->key ? ", " : "", p->object ? p->object : "",
+	printf("%-15s %s%s%s%s%s\n", fsck_kind(p->kind), p->key ? "key " : "",
+	       p->key ? cli_key(p->key) : "", p->key ? ", " : "", p->object ? p->object : "",
 	       p->repaired ? " [repaired]" : "");
 	if (p->detail && *p->detail)
-		printf("%-15s   %s\n", "", p->detail);
+		printf("%-15s   %s\n", "", cli_escaped(p->detail));
 	fflush(stdout);
 }
 
@@ -177,19 +182,28 @@ int cmd_fsck(struct cli *c)
 	/* CLI: not given → library default (all); 0% → none (library: < 0) */
 	fo.read_data = c->read_data < 0 ? 0 : c->read_data == 0 ? -1 : c->read_data;
 	fo.repair = c->repair;
-	if (c->grace_s >= 0)
-		fo.grace_s = c->grace_s > 0 ? (uint32_t)c->grace_s : 1;
+	if (c->grace_ns >= 0)
+		fo.grace_s = (uint32_t)cli_ceil_s(c->grace_ns);
 	fo.on_problem = fsck_on_problem;
 	fo.ctx = &f;
 	rc = kvs_fsck(&rep, c->store, &fo);
 	if (rc < 0) {
 		cJSON_Delete(root);
-		rc = cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? fo.key : "");
+		rc = cli_fail(c, rc, fo.key, "fsck%s%s", fo.key ? " " : "", fo.key ? cli_key(fo.key) : "");
 		if (rc == EXIT_USAGE) { /* usage errors still exit 2 (docs/cli.md) */
 			cli_usage_hint(c, "fsck");
 			return EXIT_USAGE;
 		}
+		/* nothing to check (no such KEY or namespace): exit 3 as every
+		 * command does, not "operational error" (docs/cli.md) */
+		if (rc == EXIT_NOTFOUND)
+			return EXIT_NOTFOUND;
 		return FSCK_OPERATIONAL;
+	}
+	/* an empty store looks like a missing namespace (an empty list) */
+	if (!fo.key && rep.indexes == 0 && rep.segments == 0 && cli_namespace_missing(c)) {
+		cJSON_Delete(root);
+		return cli_fail_namespace(c, "fsck");
 	}
 	int status = f.left > 0 ? FSCK_LEFT : f.repaired > 0 ? FSCK_REPAIRED : FSCK_CLEAN;
 	if (root) {
@@ -197,7 +211,9 @@ int cmd_fsck(struct cli *c)
 		cJSON_AddNumberToObject(root, "segments", (double)rep.segments);
 		cJSON_AddNumberToObject(root, "chunks_verified", (double)rep.chunks_verified);
 		cJSON_AddNumberToObject(root, "bytes_verified", (double)rep.bytes_verified);
-		cJSON_AddNumberToObject(root, "problems", (double)rep.problems);
+		/* "problems" is the list above; a second "problems" key would make
+		 * JSON readers keep only one of the two */
+		cJSON_AddNumberToObject(root, "problem_count", (double)rep.problems);
 		cJSON_AddNumberToObject(root, "repaired", (double)rep.repaired);
 		cJSON_AddNumberToObject(root, "orphans", (double)rep.orphans);
 		cJSON_AddNumberToObject(root, "exit_code", status);

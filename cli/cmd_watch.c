@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,51 +16,19 @@
 
 #include "cli.h"
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replace `target` with `len` bytes: temporary beside it, fsync, rename. */
-static int replace_file(const char *target, const void *data, size_t len)
+static int replace_file(const char *what, const char *target, const void *data, size_t len)
 {
-	char *d1 = strdup(target), *d2 = strdup(target);
-	int fd, rc = -1;
-	mode_t um = umask(0);
+	struct outfile f;
 
-	umask(um);
-	if (!d1 || !d2)
-		goto out;
-	if (snprintf(cli_tmp_path, sizeof(cli_tmp_path), "%s/.%s.kvsplit-XXXXXX", dirname(d1),
-	             basename(d2)) >= (int)sizeof(cli_tmp_path))
-		goto out;
-	fd = mkostemp(cli_tmp_path, O_CLOEXEC);
-	if (fd < 0)
-		goto out;
-	if (write_all(fd, data, len) == 0 && fchmod(fd, 0666 & ~um) == 0 && fsync(fd) == 0) {
-		if (close(fd) == 0 && rename(cli_tmp_path, target) == 0)
-			rc = 0;
-	} else {
-		close(fd);
+	if (outfile_open(&f, what, target) < 0)
+		return -1;
+	if (outfile_write(&f, data, len) < 0) {
+		cli_err("%s: cannot write %s: %s", what, cli_key(target), strerror(errno));
+		outfile_abort(&f);
+		return -1;
 	}
-	if (rc < 0)
-		unlink(cli_tmp_path);
-out:
-	cli_tmp_path[0] = '\0';
-	free(d1);
-	free(d2);
-	return rc;
+	return outfile_commit(&f, what);
 }
 
 static const char *kind_name(kvs_watch_kind k)
@@ -94,7 +61,7 @@ int cmd_watch(struct cli *c)
 	wo.flags = (c->prefix ? KVS_WATCH_PREFIX : 0) | (c->to_file ? KVS_WATCH_VALUES : 0);
 	rc = kvs_watch_open(&w, c->store, key, &wo);
 	if (rc < 0)
-		return cli_fail(c, rc, NULL, "watch %s", key);
+		return cli_fail(c, rc, NULL, "watch %s", cli_key(key));
 
 	if (c->format == OUT_DEFAULT && !c->quiet)
 		printf("%-6s   %-40s   %-10s   %-10s   %s\n", "EVENT", "KEY",
@@ -118,12 +85,13 @@ int cmd_watch(struct cli *c)
 		if (r == KVS_ECANCELED && cli_interrupted)
 			break;
 		if (r < 0) {
-			rc = cli_fail(c, r, NULL, "watch %s", key);
+			rc = cli_fail(c, r, NULL, "watch %s", cli_key(key));
 			break;
 		}
 		if (c->to_file && ev.kind == KVS_WATCH_PUT && ev.value) {
-			if (replace_file(c->to_file, ev.value, ev.value_len) < 0) {
-				cli_err("watch %s: cannot write %s: %s", key, c->to_file, strerror(errno));
+			char what[4200];
+			snprintf(what, sizeof(what), "watch %s", cli_key(key));
+			if (replace_file(what, c->to_file, ev.value, ev.value_len) < 0) {
 				rc = EXIT_ERROR;
 				break;
 			}
@@ -142,7 +110,7 @@ int cmd_watch(struct cli *c)
 			fflush(stdout);
 		} else {
 			printf("%-6s   %-40s   %-10s   %-10llu   %llu%s\n", kind_name(ev.kind),
-			       ev.key ? ev.key : "", ev.version.str, (unsigned long long)ev.generation,
+			       cli_key(ev.key ? ev.key : ""), ev.version.str, (unsigned long long)ev.generation,
 			       (unsigned long long)ev.length, ev.resync ? "   (resync)" : "");
 			fflush(stdout);
 		}

@@ -52,15 +52,19 @@ static const struct command commands[] = {
 	  "  kvsplit put wf/status status.json\n"
 	  "  kubectl get wf big -o json | kvsplit put wf/big\n"
 	  "  kvsplit put wf/status status.json --expect-version 4711\n" },
-	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY [--to-file FILE]",
-	  "write a value to stdout, or atomically to FILE",
+	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY [--to-file F] [--version-file VF]",
+	  "write a value to stdout, or atomically to a file",
 	  "Every byte is verified against its content hash before it is written. With\n"
-	  "--to-file the value goes to a temporary file in FILE's directory that is\n"
-	  "renamed to FILE only once the whole value verified: a failed read never\n"
-	  "leaves a partial FILE. On stdout, bytes already written stay written.\n"
+	  "--to-file the value goes to a temporary file in F's directory that is\n"
+	  "renamed to F only once the whole value verified: a failed read never\n"
+	  "leaves a partial F, and an F that cannot be written fails at once\n"
+	  "(exit 1). On stdout, bytes already written stay written.\n"
+	  "--version-file VF writes the version of the value returned, for\n"
+	  "put --expect-version in a read-modify-write (-v also prints it).\n"
 	  "Examples:\n"
 	  "  kvsplit get wf/status > status.json\n"
-	  "  kvsplit get wf/status --to-file status.json\n" },
+	  "  kvsplit get wf/status --to-file status.json\n"
+	  "  kvsplit get app/counter --version-file counter.version > counter.value\n" },
 	{ "ls", "list", C_LS, cmd_ls, 0, 1, "ls [PREFIX]",
 	  "list keys (all pages) with size and version",
 	  "Columns KEY SIZE VERSION; -o wide adds GENERATION CHUNKS SEGMENTS STORED\n"
@@ -104,7 +108,7 @@ static const struct command commands[] = {
 	  "sets the share of segments whose chunks are decompressed and hashed (default\n"
 	  "100%). --repair deletes orphan segments past --grace; it never drops a key.\n"
 	  "Exit codes follow fsck(8): 0 clean, 1 problems all repaired, 4 problems\n"
-	  "left, 8 operational error.\n"
+	  "left, 8 operational error (usage errors exit 2, no such KEY 3).\n"
 	  "Example:\n"
 	  "  kvsplit fsck --read-data=10%\n" },
 	{ "map", NULL, C_MAP, cmd_map, 2, 1000,
@@ -134,7 +138,8 @@ static const struct command commands[] = {
 enum {
 	O_KUBECONFIG = 1000, O_CONTEXT, O_STORE, O_EXPECT, O_NOPROGRESS, O_REQTIMEOUT,
 	O_RETRIES, O_TOUCHWINDOW, O_TOFILE, O_PREFIX, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
-	O_READDATA, O_REPAIR
+	O_READDATA, O_REPAIR, O_VERSIONFILE,
+	O_LAST = O_VERSIONFILE
 };
 
 static const struct option longopts[] = {
@@ -161,6 +166,7 @@ static const struct option longopts[] = {
 	{ "rate", required_argument, NULL, O_RATE },
 	{ "read-data", required_argument, NULL, O_READDATA },
 	{ "repair", no_argument, NULL, O_REPAIR },
+	{ "version-file", required_argument, NULL, O_VERSIONFILE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -170,6 +176,7 @@ static unsigned flag_scope(int opt)
 	switch (opt) {
 	case O_EXPECT: return C_PUT | C_RM | C_MAP;
 	case O_TOFILE: return C_GET | C_WATCH;
+	case O_VERSIONFILE: return C_GET;
 	case O_PREFIX: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;
 	case O_GRACE: return C_GC | C_FSCK;
 	case O_DRYRUN: case O_RATE: return C_GC;
@@ -221,10 +228,10 @@ static void usage(FILE *f, const char *prog)
 	        "  -q, --quiet                  print only what was asked for, no progress\n"
 	        "  -v, --verbose                say what is being done on stderr\n"
 	        "      --no-progress            no progress bar (it is shown on a terminal only)\n"
-	        "      --request-timeout DUR    per-request timeout (e.g. 30s)\n"
+	        "      --request-timeout DUR    per-request timeout (e.g. 30s, 1m30s)\n"
 	        "      --retries N              transient failures retried per request (default 6)\n"
-	        "      --touch-window DUR       writers' touch window (default 10m); gc/fsck --grace\n"
-	        "                               must exceed it (expert: see docs/cli.md)\n"
+	        "      --touch-window DUR       writers' touch window (default 10m, whole seconds);\n"
+	        "                               gc/fsck --grace must exceed it (expert: docs/cli.md)\n"
 	        "\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 corrupt data,\n"
 	        "6 permission denied, 7 connection/server error, 8 bad configuration\n"
 	        "(fsck: 0 clean, 1 repaired, 4 problems left, 8 operational error).\n"
@@ -293,25 +300,42 @@ static int usage_error(const struct cli *c, const char *cmd)
 	return EXIT_USAGE;
 }
 
-/* Report an unknown or malformed flag the way kubectl users expect. */
-static int bad_flag(const struct cli *c, const char *arg, int missing_arg)
+enum flag_error { FLAG_UNKNOWN, FLAG_MISSING_ARG, FLAG_NO_VALUE };
+
+/*
+ * Report an unknown or malformed flag the way kubectl users expect: the
+ * flag as typed, and the flag (or command) they most likely meant.
+ */
+static int bad_flag(const struct cli *c, const char *arg, enum flag_error why)
 {
 	char name[128];
 	const char *names[sizeof(longopts) / sizeof(longopts[0])];
 	size_t n = 0;
+	const char *word;
 
 	snprintf(name, sizeof(name), "%s", arg);
-	char *eq = strchr(name, '=');
+	char *eq = strchr(name + 1, '=');
 	if (eq)
 		*eq = '\0';
-	if (missing_arg) {
+	if (why == FLAG_MISSING_ARG) {
 		cli_err("flag %s needs an argument", name);
 		return usage_error(c, c->command);
 	}
-	if (strncmp(name, "--", 2) == 0) {
+	if (why == FLAG_NO_VALUE) {
+		cli_err("flag %s takes no value (give %s alone)", name, name);
+		return usage_error(c, c->command);
+	}
+	/* "--word" or "-word" (a long flag typed with one dash) */
+	word = name + (strncmp(name, "--", 2) == 0 ? 2 : 1);
+	if (strlen(word) > 1) {
+		/* "--version": kubectl users know it as a command */
+		if (find_command(word)) {
+			cli_err("unknown flag %s (did you mean '%s %s'?)", name, c->prog, word);
+			return usage_error(c, c->command);
+		}
 		for (const struct option *o = longopts; o->name; o++)
 			names[n++] = o->name;
-		const char *s = cli_suggest(name + 2, names, n);
+		const char *s = cli_suggest(word, names, n);
 		if (s) {
 			cli_err("unknown flag %s (did you mean --%s?)", name, s);
 			return usage_error(c, c->command);
@@ -323,6 +347,8 @@ static int bad_flag(const struct cli *c, const char *arg, int missing_arg)
 
 static int parse_output(struct cli *c, const char *v)
 {
+	static const char *const formats[] = { "json", "wide", "name" };
+
 	if (strcmp(v, "json") == 0)
 		c->format = OUT_JSON;
 	else if (strcmp(v, "wide") == 0)
@@ -330,11 +356,76 @@ static int parse_output(struct cli *c, const char *v)
 	else if (strcmp(v, "name") == 0)
 		c->format = OUT_NAME;
 	else {
-		cli_err("unknown output format \"%s\" (json, wide or name)", v);
+		const char *s = cli_suggest(v, formats, 3);
+		if (s)
+			cli_err("unknown output format %s (did you mean %s?)", cli_quoted(v), s);
+		else
+			cli_err("unknown output format %s (json, wide or name)", cli_quoted(v));
 		if (strchr(v, '.') || strchr(v, '/'))
 			fprintf(stderr, "hint: -o/--output names a format; to write a value to a file use "
 			                "'%s get KEY --to-file %s' (or '> %s')\n", c->prog, v, v);
 		return -1;
+	}
+	return 0;
+}
+
+/* A namespace is a DNS-1123 label, as the API server checks. */
+static int valid_namespace(const char *ns)
+{
+	size_t n = strlen(ns);
+
+	if (n == 0 || n > 63 || ns[0] == '-' || ns[n - 1] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/*
+ * gc and fsck --repair delete segments only past the grace period, which
+ * must exceed the touch window of writers (docs/design.md); the library
+ * counts both in whole seconds, so a grace is rounded up to a second. Say so
+ * with the value the user typed, before contacting any cluster.
+ */
+static int check_grace(const struct cli *c, const struct command *cmd)
+{
+	char tw[32], typed_min[32];
+	long w = cli_touch_window_s(c);
+	int64_t g_ns = c->grace_ns >= 0 ? c->grace_ns : (int64_t)CLI_GRACE_DEFAULT_S * 1000000000LL;
+	int64_t g_s = cli_ceil_s(g_ns);
+	int vs_window = cmd->bit == C_GC || (cmd->bit == C_FSCK && c->repair);
+
+	if (!(cmd->bit & (C_GC | C_FSCK)))
+		return 0;
+	cli_format_duration(tw, sizeof(tw), (int64_t)w * 1000000000LL);
+	cli_format_duration(typed_min, sizeof(typed_min), ((int64_t)w + 1) * 1000000000LL);
+	if (vs_window && g_s <= w) {
+		if (c->grace_arg)
+			cli_err("invalid --grace %s: it must be longer than the touch window of writers "
+			        "(%s%s%s), or gc could delete segments a put is about to commit; both are "
+			        "counted in whole seconds, so at least %s", cli_quoted(c->grace_arg), tw,
+			        c->touch_window_arg ? ", from --touch-window " : "",
+			        c->touch_window_arg ? c->touch_window_arg : "", typed_min);
+		else
+			cli_err("the default --grace 1h is not longer than --touch-window %s: give a "
+			        "--grace of at least %s", c->touch_window_arg, typed_min);
+		return usage_error(c, cmd->name);
+	}
+	if (g_s < 1) {
+		cli_err("invalid --grace %s: must be more than 0 (grace is counted in whole seconds, "
+		        "so at least 1s)", cli_quoted(c->grace_arg));
+		return usage_error(c, cmd->name);
+	}
+	if (g_s > 0xffffffffLL) {
+		cli_err("invalid --grace %s: at most 136 years", cli_quoted(c->grace_arg));
+		return usage_error(c, cmd->name);
+	}
+	if (c->verbose && c->grace_arg && g_s * 1000000000LL != g_ns) {
+		char used[32];
+		cli_format_duration(used, sizeof(used), g_s * 1000000000LL);
+		fprintf(stderr, "kvsplit: --grace %s is used as %s (grace is counted in whole seconds)\n",
+		        c->grace_arg, used);
 	}
 	return 0;
 }
@@ -354,8 +445,9 @@ static void on_signal(int sig)
 	(void)sig;
 	if (cli_interrupted) {
 		/* second Ctrl-C: stop now, but never leave a partial --to-file */
-		if (cli_tmp_path[0])
-			unlink(cli_tmp_path);
+		for (int i = 0; i < CLI_TMP_SLOTS; i++)
+			if (cli_tmp_paths[i][0])
+				unlink(cli_tmp_paths[i]);
 		_exit(EXIT_INTERRUPTED);
 	}
 	cli_interrupted = 1;
@@ -380,12 +472,14 @@ int cli_open_store(struct cli *c)
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "cluster configuration");
 	c->ns_resolved = kvs_backend_namespace(b);
+	c->backend = b;
 	so.name = c->store_name;
 	so.touch_window_s = (uint32_t)c->touch_window_s;
 	rc = kvs_open(&c->store, b, &so);
 	if (rc < 0) {
 		kvs_backend_free(b);
-		return cli_fail(c, rc, NULL, "cannot open store %s", c->store_name);
+		c->backend = NULL;
+		return cli_fail(c, rc, NULL, "cannot open store %s", cli_key(c->store_name));
 	}
 	if (c->verbose)
 		fprintf(stderr, "kvsplit: store %s, namespace %s%s%s\n", c->store_name,
@@ -399,14 +493,14 @@ int main(int argc, char **argv)
 	struct cli c;
 	const struct command *cmd = NULL;
 	char **pos;
-	int npos = 0, opt, want_help = 0;
-	int seen[O_REPAIR + 1];
+	int npos = 0, opt, want_help = 0, tw_rounded = 0;
+	int seen[O_LAST + 1];
 
 	memset(&c, 0, sizeof(c));
 	memset(seen, 0, sizeof(seen));
 	c.prog = prog_name(argv[0]);
 	c.retries = -1;
-	c.grace_s = -1;
+	c.grace_ns = -1;
 	c.read_data = -2;
 	c.store_name = getenv("KVSPLIT_STORE");
 	if (!c.store_name || !*c.store_name)
@@ -422,30 +516,82 @@ int main(int argc, char **argv)
 	 * "-" first: non-options come back in order as 1, so flags may sit
 	 * anywhere (kubectl style) whatever POSIXLY_CORRECT says; ":" next:
 	 * a missing argument is reported as ':' so we word the error ourselves.
+	 * `at` is the argv element being parsed, to check what was typed.
 	 */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "-:n:s:o:qvh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 1:
+	for (;;) {
+		int at = optind, rc = -1;
+		char shortbuf[3] = { '-', 0, 0 };
+		int64_t ns;
+
+		if ((opt = getopt_long(argc, argv, "-:n:s:o:qvh", longopts, NULL)) == -1)
+			break;
+		const char *typed = at < argc ? argv[at] : "";
+		if (opt == 1) {
 			pos[npos++] = optarg;
 			if (npos == 1)
 				c.command = optarg;
 			continue;
-		case '?': {
-			const char *bad = argv[optind - 1];
-			char shortbuf[3] = { '-', (char)optopt, 0 };
-			free(pos);
-			return bad_flag(&c, optopt && strncmp(bad, "--", 2) != 0 ? shortbuf : bad, 0);
 		}
-		case ':': {
-			const char *bad = argv[optind - 1];
-			char shortbuf[3] = { '-', (char)optopt, 0 };
-			free(pos);
-			return bad_flag(&c, strncmp(bad, "--", 2) == 0 ? bad : shortbuf, 1);
+		if (strncmp(typed, "--", 2) == 0 && typed[2]) {
+			/* getopt_long takes unambiguous prefixes ("--name"); kubectl
+			 * does not, and a prefix that is unique today may not be
+			 * tomorrow: ask for the whole name */
+			size_t nl = strcspn(typed + 2, "=");
+			int exact = 0;
+			for (const struct option *o = longopts; o->name; o++)
+				exact |= strlen(o->name) == nl && strncmp(o->name, typed + 2, nl) == 0;
+			if (!exact) {
+				rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+				goto out;
+			}
 		}
+		if (opt == '?' || opt == ':') {
+			int is_long = strncmp(typed, "--", 2) == 0;
+			shortbuf[1] = (char)optopt;
+			if (opt == ':') {
+				rc = bad_flag(&c, is_long ? typed : shortbuf, FLAG_MISSING_ARG);
+			} else if (is_long) {
+				/* "--dry-run=x": a known flag that takes no value */
+				size_t nl = strcspn(typed + 2, "=");
+				int no_value = 0;
+				for (const struct option *o = longopts; o->name; o++)
+					no_value |= o->has_arg == no_argument && strlen(o->name) == nl &&
+					            strncmp(o->name, typed + 2, nl) == 0 && typed[2 + nl] == '=';
+				rc = bad_flag(&c, typed, no_value ? FLAG_NO_VALUE : FLAG_UNKNOWN);
+			} else if (strlen(typed) > 2 && typed[1] != '-') {
+				/* "-quiet": a long flag typed with one dash */
+				rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+			} else {
+				rc = bad_flag(&c, shortbuf, FLAG_UNKNOWN);
+			}
+			goto out;
+		}
+		if ((opt == 'n' || opt == 's' || opt == 'o') && typed[0] == '-' && typed[1] == opt &&
+		    typed[2]) {
+			/* value attached to a short flag: "-n=ns" means "ns" (as
+			 * kubectl reads it); "-namespace" is a long flag with one dash */
+			const char *word = typed + 1;
+			for (const struct option *o = longopts; o->name; o++)
+				if (strcmp(o->name, word) == 0) {
+					rc = bad_flag(&c, typed, FLAG_UNKNOWN);
+					goto out;
+				}
+			if (optarg[0] == '=')
+				optarg++;
+		}
+		switch (opt) {
 		case O_KUBECONFIG: c.kubeconfig = optarg; break;
 		case O_CONTEXT: c.context = optarg; break;
-		case 'n': c.namespace_ = optarg; break;
+		case 'n':
+			if (!valid_namespace(optarg)) {
+				cli_err("invalid namespace %s: a namespace is a DNS-1123 label (at most 63 "
+				        "lowercase letters, digits and '-', starting and ending with a letter "
+				        "or digit)", cli_quoted(optarg));
+				goto usage;
+			}
+			c.namespace_ = optarg;
+			break;
 		case 's': c.server = optarg; break;
 		case O_STORE: c.store_name = optarg; break;
 		case O_EXPECT:
@@ -453,74 +599,71 @@ int main(int argc, char **argv)
 			c.has_expect_version = 1;
 			break;
 		case 'o':
-			if (parse_output(&c, optarg) < 0) {
-				free(pos);
-				return usage_error(&c, c.command);
-			}
+			if (parse_output(&c, optarg) < 0)
+				goto usage;
 			break;
 		case 'q': c.quiet = 1; break;
 		case 'v': c.verbose++; break;
 		case 'h': want_help = 1; break;
 		case O_NOPROGRESS: c.no_progress = 1; break;
 		case O_REQTIMEOUT:
-			if (cli_parse_duration(optarg, &c.request_timeout_ms) < 0 ||
-			    c.request_timeout_ms > 3600000L) {
-				cli_err("invalid --request-timeout \"%s\" (e.g. 30s, 2m)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+			if (cli_parse_duration(optarg, &ns) < 0 || ns <= 0 || ns > 3600 * 1000000000LL) {
+				cli_err("invalid --request-timeout %s: more than 0 and at most 1h "
+				        "(e.g. 30s, 2m)", cli_quoted(optarg));
+				goto usage;
 			}
+			c.request_timeout_ms = (long)cli_ceil_ms(ns);
 			break;
 		case O_RETRIES:
 			if (parse_long(optarg, 0, 100, &c.retries) < 0) {
-				cli_err("invalid --retries \"%s\" (0..100)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --retries %s (0..100)", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
-		case O_TOUCHWINDOW: {
-			long ms;
-			if (cli_parse_duration(optarg, &ms) < 0 || ms < 1000 || ms / 1000 > 0xffffffffL) {
-				cli_err("invalid --touch-window \"%s\" (at least 1s, e.g. 10m)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+		case O_TOUCHWINDOW:
+			if (cli_parse_duration(optarg, &ns) < 0) {
+				cli_err("invalid --touch-window %s (a duration, e.g. 10m, 90s)", cli_quoted(optarg));
+				goto usage;
 			}
-			c.touch_window_s = ms / 1000;
+			if (ns < 1000000000LL || cli_ceil_s(ns) > 0xffffffffLL) {
+				cli_err("invalid --touch-window %s: at least 1s (the touch window is "
+				        "counted in whole seconds) and at most 136 years", cli_quoted(optarg));
+				goto usage;
+			}
+			c.touch_window_s = (long)cli_ceil_s(ns);
+			c.touch_window_arg = optarg;
+			tw_rounded = ns % 1000000000LL != 0;
 			break;
-		}
 		case O_TOFILE: c.to_file = optarg; break;
+		case O_VERSIONFILE: c.version_file = optarg; break;
 		case O_PREFIX: c.prefix = 1; break;
 		case O_MAXEVENTS:
 			if (parse_long(optarg, 1, 1L << 40, &c.max_events) < 0) {
-				cli_err("invalid --max-events \"%s\"", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --max-events %s", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
 		case O_TIMEOUT:
-			if (cli_parse_duration(optarg, &c.timeout_ms) < 0) {
-				cli_err("invalid --timeout \"%s\" (e.g. 30s, 5m)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+			if (cli_parse_duration(optarg, &ns) < 0) {
+				cli_err("invalid --timeout %s (e.g. 30s, 5m; 0 = no limit)", cli_quoted(optarg));
+				goto usage;
 			}
+			c.timeout_ms = (long)cli_ceil_ms(ns);
 			break;
-		case O_GRACE: {
-			long ms;
-			if (cli_parse_duration(optarg, &ms) < 0 || ms / 1000 > 0xffffffffL) {
-				cli_err("invalid --grace \"%s\" (e.g. 1h, 90m)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+		case O_GRACE:
+			if (cli_parse_duration(optarg, &c.grace_ns) < 0) {
+				cli_err("invalid --grace %s (a duration, e.g. 1h, 90m)", cli_quoted(optarg));
+				goto usage;
 			}
-			c.grace_s = ms / 1000;
+			c.grace_arg = optarg;
 			break;
-		}
 		case O_DRYRUN: c.dry_run = 1; break;
 		case O_RATE: {
 			char *end;
 			c.rate = strtod(optarg, &end);
 			if (end == optarg || *end || !(c.rate > 0) || c.rate > 1e6) {
-				cli_err("invalid --rate \"%s\" (deletes per second, > 0)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --rate %s (deletes per second, > 0)", cli_quoted(optarg));
+				goto usage;
 			}
 			break;
 		}
@@ -529,21 +672,26 @@ int main(int argc, char **argv)
 			double v = strtod(optarg, &end);
 			if (end == optarg || !(*end == '\0' || (end[0] == '%' && end[1] == '\0')) ||
 			    !(v >= 0 && v <= 100)) {
-				cli_err("invalid --read-data \"%s\" (a percentage, 0%%..100%%)", optarg);
-				free(pos);
-				return usage_error(&c, c.command);
+				cli_err("invalid --read-data %s (a percentage, 0%%..100%%)", cli_quoted(optarg));
+				goto usage;
 			}
 			c.read_data = v / 100.0;
 			break;
 		}
 		case O_REPAIR: c.repair = 1; break;
 		default:
-			free(pos);
 			cli_err("internal error: unhandled flag");
-			return EXIT_ERROR;
+			rc = EXIT_ERROR;
+			goto out;
 		}
-		if (opt >= O_KUBECONFIG && opt <= O_REPAIR)
+		if (opt >= O_KUBECONFIG && opt <= O_LAST)
 			seen[opt] = 1;
+		continue;
+usage:
+		rc = usage_error(&c, c.command);
+out:
+		free(pos);
+		return rc;
 	}
 	/* after "--", the rest are positional */
 	while (optind < argc)
@@ -590,7 +738,7 @@ int main(int argc, char **argv)
 		free(pos);
 		return r;
 	}
-	for (int o = O_KUBECONFIG; o <= O_REPAIR; o++) {
+	for (int o = O_KUBECONFIG; o <= O_LAST; o++) {
 		if (seen[o] && !(flag_scope(o) & cmd->bit)) {
 			cli_err("flag --%s does not apply to %s", flag_name(o), cmd->name);
 			free(pos);
@@ -603,6 +751,16 @@ int main(int argc, char **argv)
 		        cmd->synopsis);
 		free(pos);
 		return usage_error(&c, cmd->name);
+	}
+	if (c.verbose && tw_rounded)
+		fprintf(stderr, "kvsplit: --touch-window %s is used as %lds (the touch window is counted "
+		                "in whole seconds)\n", c.touch_window_arg, c.touch_window_s);
+	{
+		int r = check_grace(&c, cmd);
+		if (r != 0) {
+			free(pos);
+			return r;
+		}
 	}
 	c.progress_tty = !c.quiet && !c.no_progress && isatty(STDERR_FILENO);
 

@@ -800,6 +800,10 @@ static void xfer_done(struct xfer *x, CURLcode res)
 				delay = backoff_ms(r->attempts);
 		}
 		if (delay < 0) {
+			curl_off_t ra = -1;
+
+			curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra);
+			r->retry_after_s = ra > 0 ? (ra > 86400 ? 86400 : (long)ra) : 0;
 			r->rc = 0;
 			r->status = status;
 			r->resp = x->buf;
@@ -850,6 +854,7 @@ void kvs__http_req_reset(kvs__http_req *r)
 	r->rc = 0;
 	r->status = 0;
 	r->attempts = 0;
+	r->retry_after_s = 0;
 	r->resent_after_loss = 0;
 	r->err[0] = '\0';
 }
@@ -1158,7 +1163,8 @@ void kvs__http_stream_close(kvs__http_stream *s)
 }
 
 int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path,
-                          size_t max_line, long *status, char **errbody, size_t *errlen)
+                          const char *accept, size_t max_line, long *status, char **errbody,
+                          size_t *errlen)
 {
 	kvs__http_stream *s = calloc(1, sizeof(*s));
 	int64_t deadline, d;
@@ -1177,7 +1183,7 @@ int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path
 		kvs__http_stream_close(s);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
-	if ((rc = setup_common(h, s->easy, path, &s->hdrs, NULL, NULL, s->errbuf)) < 0) {
+	if ((rc = setup_common(h, s->easy, path, &s->hdrs, accept, NULL, s->errbuf)) < 0) {
 		kvs__http_stream_close(s);
 		return rc;
 	}

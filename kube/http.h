@@ -54,6 +54,7 @@ typedef struct kvs__http_req {
 	char *resp;                /**< malloc'd, NUL-terminated; free with free() */
 	size_t resp_len;
 	unsigned attempts;
+	long retry_after_s;        /**< Retry-After of the final response (0: none) */
 	int resent_after_loss;     /**< re-sent after an attempt whose outcome is unknown */
 	char err[384];
 } kvs__http_req;
@@ -81,11 +82,12 @@ typedef struct kvs__http_stream kvs__http_stream;
 /**
  * Open a stream and wait (up to the request timeout) for the response
  * headers. A status other than 200 is returned in *status with the (capped)
- * body in *errbody (malloc'd) and no stream. Transport failures: KVS_EIO or
+ * body in *errbody (malloc'd) and no stream. `accept` NULL: application/json. Transport failures: KVS_EIO or
  * KVS_ETIMEOUT with the detail set.
  */
 int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path,
-                          size_t max_line, long *status, char **errbody, size_t *errlen);
+                          const char *accept, size_t max_line, long *status, char **errbody,
+                          size_t *errlen);
 /**
  * Next line (without its newline; *line malloc'd). KVS_ETIMEOUT when none
  * came within timeout_ms (-1 = forever), KVS_EIO when the stream ended or

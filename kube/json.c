@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -511,19 +512,77 @@ fail:
 	return rc;
 }
 
-static cJSON *parse_doc(const char *body, size_t len, size_t cap, const char *what, int *rc)
+/*
+ * Bound the values cJSON would allocate for a text, without parsing it.
+ * Every value of a container but its first follows a comma, so the tree
+ * has at most 1 + commas + containers nodes (structural characters outside
+ * strings). A node costs cJSON about 64 bytes plus malloc's overhead, so a
+ * 3-byte `[],` would otherwise cost ~30 times its size: a 64 MiB list page
+ * of them drove a parse to 1.77 GiB. Strings (base64 data, the bulk of real
+ * bodies) are skipped with memchr: they hold no structure.
+ */
+size_t kvs__json_values(const char *p, size_t n)
+{
+	const char *end = p + n;
+	size_t v = 1;
+
+	while (p < end) {
+		char c = *p++;
+
+		if (c == ',' || c == '[' || c == '{') {
+			v++;
+		} else if (c == '"') {
+			for (;;) {
+				const char *q = memchr(p, '"', (size_t)(end - p));
+				size_t bs = 0;
+
+				if (!q)
+					return v; /* unterminated: cJSON will refuse it */
+				while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+					bs++;
+				p = q + 1;
+				if (bs % 2 == 0)
+					break; /* not escaped: the string ends here */
+			}
+		}
+	}
+	return v;
+}
+
+size_t kvs__json_max_values(size_t cap)
+{
+	size_t m = cap / KVS__JSON_BYTES_PER_VALUE;
+
+	return m < 1024 ? 1024 : m;
+}
+
+cJSON *kvs__json_parse(const char *body, size_t len, size_t cap, const char *what, int *rc)
 {
 	cJSON *root;
+	size_t nv, maxv;
 
 	if (len > cap) {
 		*rc = kvs_error_set(KVS_EIO, "response to %s is %zu bytes, over the %zu-byte cap", what,
 		                    len, cap);
 		return NULL;
 	}
+	maxv = kvs__json_max_values(cap);
+	if ((nv = kvs__json_values(body, len)) > maxv) {
+		*rc = kvs_error_set(KVS_EIO,
+		                    "response to %s has up to %zu JSON values in %zu bytes, over the "
+		                    "cap of %zu values (one per %u bytes of the %zu-byte cap)",
+		                    what, nv, len, maxv, KVS__JSON_BYTES_PER_VALUE, cap);
+		return NULL;
+	}
 	root = cJSON_ParseWithLength(body, len);
 	if (!root)
 		*rc = BAD(what, "not valid JSON (%zu bytes)", what, len);
 	return root;
+}
+
+static cJSON *parse_doc(const char *body, size_t len, size_t cap, const char *what, int *rc)
+{
+	return kvs__json_parse(body, len, cap, what, rc);
 }
 
 int kvs__kube_object_parse(kvs_object **out, const char *body, size_t len, unsigned flags,
@@ -606,7 +665,7 @@ static void copy_field(char *dst, size_t cap, const cJSON *v)
 		snprintf(dst, cap, "%s", v->valuestring);
 }
 
-static void status_from_json(kvs__kube_status *st, const cJSON *root)
+void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
 {
 	const cJSON *d, *causes, *c;
 
@@ -625,6 +684,9 @@ static void status_from_json(kvs__kube_status *st, const cJSON *root)
 		           cJSON_GetObjectItemCaseSensitive(d, "kind"));
 		copy_field(st->details_name, sizeof(st->details_name),
 		           cJSON_GetObjectItemCaseSensitive(d, "name"));
+		c = cJSON_GetObjectItemCaseSensitive(d, "retryAfterSeconds");
+		if (cJSON_IsNumber(c) && c->valuedouble > 0 && c->valuedouble <= 86400)
+			st->retry_after_s = (unsigned)c->valuedouble;
 		causes = cJSON_GetObjectItemCaseSensitive(d, "causes");
 		if (cJSON_IsArray(causes)) {
 			cJSON_ArrayForEach(c, causes) {
@@ -645,9 +707,10 @@ void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len)
 	cJSON *root = NULL;
 
 	memset(st, 0, sizeof(*st));
-	if (body && len && len <= KVS__KUBE_MAX_OBJECT)
+	if (body && len && len <= KVS__KUBE_MAX_OBJECT &&
+	    kvs__json_values(body, len) <= kvs__json_max_values(KVS__KUBE_MAX_OBJECT))
 		root = cJSON_ParseWithLength(body, len);
-	status_from_json(st, root);
+	kvs__kube_status_from_json(st, root);
 	cJSON_Delete(root);
 }
 
@@ -694,7 +757,7 @@ int kvs__kube_http_error(long http, const char *body, size_t len, const char *wh
 {
 	kvs__kube_status st;
 	int code;
-	char msg[600];
+	char msg[1100];
 
 	kvs__kube_status_parse(&st, body, len);
 	code = kvs__kube_status_code(&st, http);
@@ -731,8 +794,8 @@ int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const ch
 	out->object = NULL;
 	if (len > KVS__KUBE_MAX_EVENT)
 		return kvs_error_set(KVS_EIO, "%s: event of %zu bytes over the cap", what, len);
-	if (!(root = cJSON_ParseWithLength(line, len)))
-		return BAD(what, "watch event is not valid JSON (%zu bytes)", what, len);
+	if (!(root = kvs__json_parse(line, len, KVS__KUBE_MAX_EVENT, what, &rc)))
+		return rc;
 	type = cJSON_GetObjectItemCaseSensitive(root, "type");
 	obj = cJSON_GetObjectItemCaseSensitive(root, "object");
 	if (!cJSON_IsString(type) || !cJSON_IsObject(obj)) {
@@ -742,7 +805,7 @@ int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const ch
 	if (strcmp(type->valuestring, "ERROR") == 0) {
 		kvs__kube_status st;
 
-		status_from_json(&st, obj);
+		kvs__kube_status_from_json(&st, obj);
 		rc = kvs__kube_status_code(&st, st.code);
 		if (rc == KVS_ERROR && st.code == 0)
 			rc = KVS_EIO;

@@ -16,12 +16,33 @@
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 
-struct cJSON;
+#include <cjson/cJSON.h>
 
 /* Caps on what the server may send us. */
 #define KVS__KUBE_MAX_OBJECT (4u * 1024u * 1024u)   /* one object's JSON */
 #define KVS__KUBE_MAX_LIST (64u * 1024u * 1024u)    /* one list page */
 #define KVS__KUBE_MAX_EVENT (4u * 1024u * 1024u)    /* one watch event line */
+
+/*
+ * Cap on the JSON values of a body: one per this many bytes of its byte cap
+ * (at least 1024). cJSON spends ~100 bytes per value, so a parse stays
+ * within about twice the cap whatever the body's shape; real Kubernetes
+ * JSON runs 20-30 bytes per value, so a body at its full byte cap needs
+ * long strings (ConfigMap data) — a list of small objects is refused past
+ * 1.4 M values per 64 MiB page (ask for smaller pages).
+ */
+#define KVS__JSON_BYTES_PER_VALUE 48u
+
+/** Upper bound of the values cJSON would allocate for the text (no parse). */
+size_t kvs__json_values(const char *p, size_t n);
+/** Values a body under byte cap `cap` may hold. */
+size_t kvs__json_max_values(size_t cap);
+/**
+ * cJSON_ParseWithLength() behind both caps: over `cap` bytes or over
+ * kvs__json_max_values(cap) values is KVS_EIO, not JSON is KVS_ECORRUPT
+ * (*rc set, detail names `what`); NULL then.
+ */
+cJSON *kvs__json_parse(const char *body, size_t len, size_t cap, const char *what, int *rc);
 
 /**
  * Annotation the backend adds to every object it writes: the object's data
@@ -89,12 +110,15 @@ int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const ch
 typedef struct kvs__kube_status {
 	int code;
 	char reason[64];
-	char message[512];
+	char message[1024];
 	char details_kind[64];
 	char details_name[256];
 	int too_long;          /* a cause or the message says "Too long" / FieldValueTooLong */
+	unsigned retry_after_s; /* details.retryAfterSeconds (0: none) */
 } kvs__kube_status;
 
+/** Fields of a parsed Status object (best effort, as below). */
+void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root);
 /** Parse a Status body (best effort: a non-Status body leaves fields empty). */
 void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len);
 

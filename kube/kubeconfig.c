@@ -406,9 +406,8 @@ static void trim(char *s)
 
 /* In-cluster: service account files and KUBERNETES_SERVICE_HOST/PORT.
  * Returns 1 when configured, 0 when not in a cluster. */
-static int load_in_cluster(kvs__kubeconf *kc, const char *ns)
+static int load_in_cluster(kvs__kubeconf *kc, const char *ns, const char *dir)
 {
-	const char *dir = getenv("KVS_SA_DIR");
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
 	char *tok = NULL, *nsf = NULL;
@@ -616,6 +615,12 @@ finish:
 int kvs__kubeconf_load(kvs__kubeconf **out, const char *path, const char *context,
                        const char *ns, const char *server)
 {
+	return kvs__kubeconf_load_sa(out, path, context, ns, server, NULL);
+}
+
+int kvs__kubeconf_load_sa(kvs__kubeconf **out, const char *path, const char *context,
+                          const char *ns, const char *server, const char *sa_dir)
+{
 	kvs__kubeconf *kc = calloc(1, sizeof(*kc));
 	struct kset *s = calloc(1, sizeof(*s));
 	const char *env = getenv("KUBECONFIG");
@@ -658,7 +663,7 @@ int kvs__kubeconf_load(kvs__kubeconf **out, const char *path, const char *contex
 			goto out;
 		if (s->n == 0 && !server) {
 			/* like kubectl: an empty merge; maybe we are in a cluster */
-			rc = load_in_cluster(kc, ns);
+			rc = load_in_cluster(kc, ns, sa_dir);
 			if (rc < 0)
 				goto out;
 			if (rc == 0) {
@@ -684,7 +689,7 @@ int kvs__kubeconf_load(kvs__kubeconf **out, const char *path, const char *contex
 			if ((rc = load_file(&s->f[0], home_cfg)) < 0)
 				goto out;
 		} else if (!server) {
-			rc = load_in_cluster(kc, ns);
+			rc = load_in_cluster(kc, ns, sa_dir);
 			if (rc < 0)
 				goto out;
 			if (rc == 0) {

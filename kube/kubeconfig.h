@@ -35,8 +35,8 @@ typedef struct kvs__kubeconf {
 /**
  * Load credentials: `path`, else $KUBECONFIG (colon-separated; for each
  * field the first file that sets it wins), else ~/.kube/config, else the
- * in-cluster service account ($KVS_SA_DIR overrides its directory, for
- * tests). `context` NULL = current-context; `ns` NULL = the context's, else
+ * in-cluster service account (always /var/run/secrets/kubernetes.io/
+ * serviceaccount). `context` NULL = current-context; `ns` NULL = the context's, else
  * "default"; `server` overrides the cluster URL (and makes a config without
  * any kubeconfig acceptable).
  *
@@ -44,6 +44,14 @@ typedef struct kvs__kubeconf {
  */
 int kvs__kubeconf_load(kvs__kubeconf **out, const char *path, const char *context,
                        const char *ns, const char *server);
+/**
+ * The same, reading the service account from `sa_dir` (NULL = the standard
+ * /var/run/secrets/kubernetes.io/serviceaccount). For tests only: production
+ * code calls kvs__kubeconf_load(), and nothing in the environment moves the
+ * directory.
+ */
+int kvs__kubeconf_load_sa(kvs__kubeconf **out, const char *path, const char *context,
+                          const char *ns, const char *server, const char *sa_dir);
 void kvs__kubeconf_free(kvs__kubeconf *kc);
 
 /** Read a small file (≤ cap bytes) whole; NUL-terminated; malloc'd. 0 or -errno. */

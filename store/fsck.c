@@ -15,6 +15,9 @@
  * Orphans inside the grace period are normal (a put in flight, a version just
  * superseded): they are reported and counted in `orphans` but not in
  * `problems`; orphans past grace that remain are problems.
+ *
+ * What an index references is asked of refs.c, group by group, so a new
+ * manifest kind needs no change here.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -27,7 +30,8 @@
 
 #include "codec.h"
 #include "gc.h"
-#include "maprun.h"
+#include "listing.h"
+#include "refs.h"
 
 #define DETAIL_MAX 2048
 
@@ -164,7 +168,7 @@ static int labels_ok(const kvs_object *o, const char *store, const char *role, c
  * in the step-(a) listing is looked up by name: it may have been created
  * since, or carry labels that hide it from the selector.
  */
-static int check_seg_meta(fsck *f, const char *key, const kvs__manifest *m, segstate *st)
+static int check_seg_meta(fsck *f, const char *key, const kvs__refgroup *m, segstate *st)
 {
 	char name[KVS__NAME_BUF], why[256];
 
@@ -243,103 +247,12 @@ static int fetch_fresh(kvs__segment **out, fsck *f, const uint8_t addr[16])
 }
 
 /*
- * A map (format.md §5): its run table decodes and checks; every segment it
- * references exists; each out-of-line run in a sampled segment is checked
- * from the server's copy (stored size, decompression, XXH3-128). Inline
- * runs were verified by the decode.
- */
-static int check_map(fsck *f, const char *key, const char *index_name, const kvs__manifest *m)
-{
-	char what[KVS__NAME_BUF + 16], name[KVS__NAME_BUF];
-	segstate *st = NULL;
-	kvs__mapidx ix;
-	int rc;
-
-	snprintf(what, sizeof(what), "index %s", index_name);
-	rc = kvs__mapidx_decode(&ix, m, what);
-	if (rc == KVS_ENOMEM)
-		return rc;
-	if (rc < 0) {
-		f->unreadable = 1;
-		problem(f, KVS_FSCK_BAD_INDEX, key, index_name, 1, 0, "%s; the whole map is lost",
-		        kvs_error_last());
-		return 0;
-	}
-	for (uint32_t i = 0; i < ix.nruns; i++)
-		if (ix.runs[i].flags & KVS__MRUN_INLINE) {
-			f->rep.chunks_verified++;
-			f->rep.bytes_verified += ix.runs[i].raw_len;
-		}
-	if (!(st = calloc(m->nsegs ? m->nsegs : 1, sizeof(*st)))) {
-		kvs__mapidx_clear(&ix);
-		return kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
-	}
-	if ((rc = check_seg_meta(f, key, m, st)) < 0)
-		goto out;
-	for (uint32_t j = 0; j < ix.nsegs; j++) {
-		kvs__segment *sg = NULL;
-		uint64_t runs = 0, ents = 0;
-		kvs__segment_name(name, f->s->name, ix.segs[j].addr);
-		for (uint32_t i = 0; i < ix.nruns; i++)
-			if (!(ix.runs[i].flags & KVS__MRUN_INLINE) && ix.runs[i].seg == j)
-				runs++, ents += ix.runs[i].nent;
-		if (st[j].missing) {
-			problem(f, KVS_FSCK_MISSING_SEGMENT, key, name, 1, 0,
-			        "segment is missing: %llu runs (%llu entries) of map \"%.200s\" are lost",
-			        (unsigned long long)runs, (unsigned long long)ents, key);
-			continue;
-		}
-		if (!sampled(f, ix.segs[j].addr))
-			continue;
-		rc = fetch_fresh(&sg, f, ix.segs[j].addr);
-		if (rc == KVS_ENOMEM || rc == KVS_EIO || rc == KVS_ETIMEOUT || rc == KVS_EDENIED)
-			goto out;
-		if (rc < 0) {
-			problem(f, KVS_FSCK_CORRUPT_SEGMENT, key, name, 1, 0, "%s: %llu runs of map "
-			        "\"%.200s\" are lost", kvs_error_last(), (unsigned long long)runs, key);
-			rc = 0;
-			continue;
-		}
-		for (uint32_t i = 0; i < ix.nruns; i++) {
-			const kvs__mrun *r = &ix.runs[i];
-			const kvs_blob *b;
-			uint8_t *raw, a[16];
-			int bad;
-			if ((r->flags & KVS__MRUN_INLINE) || r->seg != j)
-				continue;
-			b = kvs__seg_find(sg, r->addr);
-			if (!(raw = malloc(r->raw_len))) {
-				kvs__seg_unref(sg);
-				rc = kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
-				goto out;
-			}
-			bad = !b || b->len != r->stored_len ||
-			      kvs__blob_decode(raw, r->raw_len, b->data, b->len) < 0 ||
-			      (kvs__addr_of(a, raw, r->raw_len), memcmp(a, r->addr, 16) != 0);
-			free(raw);
-			if (bad)
-				problem(f, KVS_FSCK_CORRUPT_SEGMENT, key, name, 1, 0, "a run of %u entries "
-				        "of map \"%.200s\" fails verification: those fields are lost",
-				        r->nent, key);
-			else {
-				f->rep.chunks_verified++;
-				f->rep.bytes_verified += r->raw_len;
-			}
-		}
-		kvs__seg_unref(sg);
-	}
-out:
-	free(st);
-	kvs__mapidx_clear(&ix);
-	return rc;
-}
-
-/*
- * The value of a blob manifest: chunks in value order, each deep-checked
- * when its segment is sampled, the whole hash when every segment was.
+ * One group of chunks an index references (a value; refs.h): chunks in
+ * order, each deep-checked when its segment is sampled, the group's whole
+ * hash when every segment was.
  */
 static int check_value(fsck *f, const char *key, const char *index_name,
-                       const kvs__manifest *m)
+                       const kvs__refgroup *m)
 {
 	segstate *st = NULL;
 	uint8_t *scratch = NULL;
@@ -378,7 +291,7 @@ static int check_value(fsck *f, const char *key, const char *index_name,
 	}
 
 	if (!(st = calloc(m->nsegs ? m->nsegs : 1, sizeof(*st))) ||
-	    !(scratch = malloc(m->cdc_max ? m->cdc_max : 1))) {
+	    !(scratch = malloc(m->chunk_max ? m->chunk_max : 1))) {
 		rc = kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
 		goto out;
 	}
@@ -472,106 +385,102 @@ out:
 	return rc;
 }
 
-/* Everything about one index object. */
-static int check_index(fsck *f, const kvs_object *idx)
+/* One index being checked, for the references walk's callbacks. */
+typedef struct idxcheck {
+	fsck *f;
+	const kvs_object *idx;
+	char key[KVS_KEY_MAX + 1];
+	const char *keyp;        /* the key, once known */
+} idxcheck;
+
+static int on_index(void *ctx, const char *key, size_t key_len)
 {
-	kvs__manifest m;
-	char key[KVS_KEY_MAX + 1], why[256], name[KVS__NAME_BUF];
-	const char *keyp = NULL;
+	idxcheck *x = ctx;
+	char name[KVS__NAME_BUF];
+
+	/* From here on the manifest's own key is authoritative. */
+	snprintf(x->key, sizeof(x->key), "%s", key);
+	x->keyp = x->key;
+	kvs__index_name(name, x->f->s->name, key, key_len);
+	if (strcmp(name, x->idx->name) != 0)
+		problem(x->f, KVS_FSCK_BAD_LABELS, x->keyp, x->idx->name, 1, 0,
+		        "index holds key \"%.200s\", whose index name is %s", x->key, name);
+	return 0;
+}
+
+static int on_group(void *ctx, const kvs__refgroup *g)
+{
+	idxcheck *x = ctx;
+	fsck *f = x->f;
+	char name[KVS__NAME_BUF];
+	segstate *st;
 	int rc;
 
-	f->rep.indexes++;
-	if (kvs__index_name_key(key, sizeof(key), f->s->name, idx->name) == 0)
-		keyp = key;
-	if (!labels_ok(idx, f->s->name, KVS__ROLE_INDEX, why, sizeof(why)))
-		problem(f, KVS_FSCK_BAD_LABELS, keyp, idx->name, 1, 0, "%s", why);
-
-	memset(&m, 0, sizeof(m));
-	rc = kvs__index_decode(&m, f->s, idx, NULL, 0);
-	if (rc == KVS_ENOMEM) {
-		kvs__manifest_clear(&m);
-		return rc;
+	if (g->role != KVS__REF_BODY)
+		return check_value(f, x->keyp, x->idx->name, g);
+	/* An indirect manifest's body: its segments are checked for existence
+	 * and labels here; the body itself is read and verified by the walk. */
+	if (!(st = calloc(g->nsegs ? g->nsegs : 1, sizeof(*st))))
+		return kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
+	rc = check_seg_meta(f, x->keyp, g, st);
+	for (uint32_t j = 0; rc == 0 && j < g->nsegs; j++) {
+		if (!st[j].missing)
+			continue;
+		kvs__segment_name(name, f->s->name, g->segs[j].addr);
+		problem(f, KVS_FSCK_MISSING_SEGMENT, x->keyp, name, 1, 0,
+		        "manifest body segment is missing: the whole value of key \"%.200s\" "
+		        "is lost", x->key);
 	}
-	if (rc < 0) {
-		f->unreadable = 1;
-		problem(f, KVS_FSCK_BAD_INDEX, keyp, idx->name, 1, 0, "%s; the whole value is lost",
-		        kvs_error_last());
-		kvs__manifest_clear(&m);
-		return 0;
-	}
-	/* From here on the manifest's own key is authoritative. */
-	snprintf(key, sizeof(key), "%s", m.key);
-	keyp = key;
-	kvs__index_name(name, f->s->name, m.key, m.key_len);
-	if (strcmp(name, idx->name) != 0)
-		problem(f, KVS_FSCK_BAD_LABELS, keyp, idx->name, 1, 0,
-		        "index holds key \"%.200s\", whose index name is %s", key, name);
-
-	if (m.kind == KVS__MF_MAP) {
-		rc = check_map(f, keyp, idx->name, &m);
-		kvs__manifest_clear(&m);
-		return rc;
-	}
-	if (m.kind == KVS__MF_INDIRECT) {
-		/* The body's segments are checked for existence and labels; the
-		 * body itself is read and verified by the load. */
-		segstate *st = calloc(m.nsegs ? m.nsegs : 1, sizeof(*st));
-		if (!st) {
-			kvs__manifest_clear(&m);
-			return kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
-		}
-		rc = check_seg_meta(f, keyp, &m, st);
-		for (uint32_t j = 0; rc == 0 && j < m.nsegs; j++) {
-			if (!st[j].missing)
-				continue;
-			kvs__segment_name(name, f->s->name, m.segs[j].addr);
-			problem(f, KVS_FSCK_MISSING_SEGMENT, keyp, name, 1, 0,
-			        "manifest body segment is missing: the whole value of key \"%.200s\" "
-			        "is lost", key);
-		}
-		free(st);
-		kvs__manifest_clear(&m);
-		if (rc < 0)
-			return rc;
-		rc = kvs__index_load(&m, f->s, idx, NULL, 0, NULL);
-		if (rc == KVS_ENOMEM || rc == KVS_EIO || rc == KVS_EDENIED || rc == KVS_ETIMEOUT) {
-			kvs__manifest_clear(&m);
-			return rc;
-		}
-		if (rc < 0) {
-			f->unreadable = 1;
-			if (rc != KVS_ENOTFOUND)
-				problem(f, KVS_FSCK_BAD_INDEX, keyp, idx->name, 1, 0,
-				        "%s; the whole value is lost", kvs_error_last());
-			kvs__manifest_clear(&m);
-			return 0;
-		}
-	}
-	rc = check_value(f, keyp, idx->name, &m);
-	kvs__manifest_clear(&m);
+	free(st);
 	return rc;
+}
+
+/*
+ * Everything about one index object. What it references comes from refs.c
+ * (every manifest kind: a new kind needs no change here); fsck checks each
+ * group it is given.
+ */
+static int check_index(fsck *f, const kvs_object *idx)
+{
+	static const kvs__refs_cb cb = { on_index, on_group, NULL };
+	idxcheck x;
+	char why[256];
+	int rc, stage;
+
+	memset(&x, 0, sizeof(x));
+	x.f = f;
+	x.idx = idx;
+	f->rep.indexes++;
+	if (kvs__index_name_key(x.key, sizeof(x.key), f->s->name, idx->name) == 0)
+		x.keyp = x.key;
+	if (!labels_ok(idx, f->s->name, KVS__ROLE_INDEX, why, sizeof(why)))
+		problem(f, KVS_FSCK_BAD_LABELS, x.keyp, idx->name, 1, 0, "%s", why);
+
+	rc = kvs__refs_walk(f->s, idx, NULL, 0, &cb, &x, &stage, NULL);
+	if (rc == 0 || stage == KVS__REFS_CALLBACK)
+		return rc;
+	if (rc == KVS_ENOMEM ||
+	    (stage == KVS__REFS_LOAD && (rc == KVS_EIO || rc == KVS_EDENIED || rc == KVS_ETIMEOUT)))
+		return rc;
+	f->unreadable = 1;
+	/* A missing body segment was reported as such by on_group. */
+	if (stage == KVS__REFS_DECODE || rc != KVS_ENOTFOUND)
+		problem(f, KVS_FSCK_BAD_INDEX, x.keyp, idx->name, 1, 0, "%s; the whole value is lost",
+		        kvs_error_last());
+	return 0;
 }
 
 static int check_all(fsck *f)
 {
-	char sel[KVS__NAME_BUF];
-	char *token = NULL;
-	int rc = 0;
+	kvs__listing it;
+	const kvs_object *o;
+	int rc;
 
-	kvs__selector(sel, f->s->name, KVS__ROLE_INDEX);
-	do {
-		kvs_object_list *l = NULL;
-		if ((rc = f->s->be->ops->list(f->s->be, &l, sel, KVS__GC_INDEX_PAGE, token, 0)) < 0)
+	kvs__listing_open(&it, f->s, KVS__ROLE_INDEX, KVS__GC_INDEX_PAGE, 0, NULL);
+	while ((rc = kvs__listing_next(&it, &o)) > 0)
+		if ((rc = check_index(f, o)) < 0)
 			break;
-		for (size_t i = 0; i < l->count && rc == 0; i++)
-			rc = check_index(f, l->items[i]);
-		free(token);
-		token = NULL;
-		if (rc == 0 && l->next && !(token = strdup(l->next)))
-			rc = kvs_error_set(KVS_ENOMEM, "fsck: out of memory");
-		kvs_object_list_free(l);
-	} while (rc == 0 && token);
-	free(token);
+	kvs__listing_close(&it);
 	return rc;
 }
 

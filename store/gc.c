@@ -3,9 +3,9 @@
  * of docs/design.md "Acknowledged means durable — and the gc race":
  *
  *   (a) list the store's segments, metadata only: r(S) and t(S);
- *   (b) then list every index and decode every manifest (an indirect one
- *       through its body); one index that cannot be decoded stops the run
- *       before anything is deleted;
+ *   (b) then list every index and mark what it references (refs.c, for
+ *       every manifest kind: a new kind needs no change here); one index
+ *       that cannot be decoded stops the run before anything is deleted;
  *   (c) at the server time read when (b) starts, delete each unreferenced
  *       segment whose t(S) is older than the grace period, conditioned on r(S).
  *
@@ -24,6 +24,8 @@
 #include <time.h>
 
 #include "gc.h"
+#include "listing.h"
+#include "refs.h"
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers shared with fsck and watch                                  */
@@ -185,26 +187,16 @@ static int segtab_add(kvs__segtab *t, const char *store, const kvs_object *o)
 
 int kvs__segtab_list(kvs__segtab *t, kvs_store *s)
 {
-	char sel[KVS__NAME_BUF];
-	char *token = NULL;
-	int rc = 0;
+	kvs__listing it;
+	const kvs_object *o;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
-	kvs__selector(sel, s->name, KVS__ROLE_SEGMENT);
-	do {
-		kvs_object_list *l = NULL;
-		if ((rc = s->be->ops->list(s->be, &l, sel, KVS__GC_SEG_PAGE, token,
-		                           KVS_LIST_METADATA_ONLY)) < 0)
+	kvs__listing_open(&it, s, KVS__ROLE_SEGMENT, KVS__GC_SEG_PAGE, KVS_LIST_METADATA_ONLY, NULL);
+	while ((rc = kvs__listing_next(&it, &o)) > 0)
+		if ((rc = segtab_add(t, s->name, o)) < 0)
 			break;
-		for (size_t i = 0; i < l->count && rc == 0; i++)
-			rc = segtab_add(t, s->name, l->items[i]);
-		free(token);
-		token = NULL;
-		if (rc == 0 && l->next && !(token = dupstr(l->next)))
-			rc = kvs_error_set(KVS_ENOMEM, "out of memory listing segments");
-		kvs_object_list_free(l);
-	} while (rc == 0 && token);
-	free(token);
+	kvs__listing_close(&it);
 	if (rc < 0) {
 		kvs__segtab_clear(t);
 		return rc;
@@ -275,37 +267,27 @@ int kvs__gc_collect_one(int *outcome, kvs_store *s, const kvs__segent *e, int64_
 /* ------------------------------------------------------------------------ */
 /* Step (b)                                                                  */
 
-static void mark_segs(kvs__segtab *t, const kvs__manifest *m)
+static int mark_seg(void *ctx, const kvs__refgroup *g, uint32_t i, const char *name)
 {
-	for (uint32_t i = 0; i < m->nsegs; i++) {
-		kvs__segent *e = kvs__segtab_find(t, m->segs[i].addr);
-		if (e)
-			e->referenced = 1;
-	}
+	kvs__segent *e = kvs__segtab_find(ctx, g->segs[i].addr);
+
+	(void)name;
+	if (e)
+		e->referenced = 1;
+	return 0;
 }
 
 /*
- * Mark what one index references: its own segment table and, for an
- * indirect manifest, the body's too. Any failure is fatal to the run.
+ * Mark every segment one index references, whatever its manifest kind
+ * (refs.c knows them; an indirect manifest's body segments count too). Any
+ * failure is fatal to the run.
  */
 static int mark_index(kvs__segtab *t, kvs_store *s, const kvs_object *index)
 {
-	kvs__manifest m;
+	static const kvs__refs_cb cb = { NULL, NULL, mark_seg };
 	char what[512];
-	int rc;
+	int rc = kvs__refs_walk(s, index, NULL, 0, &cb, t, NULL, NULL);
 
-	memset(&m, 0, sizeof(m));
-	rc = kvs__index_decode(&m, s, index, NULL, 0);
-	if (rc == 0) {
-		mark_segs(t, &m);
-		if (m.kind == KVS__MF_INDIRECT) {
-			kvs__manifest_clear(&m);
-			rc = kvs__index_load(&m, s, index, NULL, 0, NULL);
-			if (rc == 0)
-				mark_segs(t, &m);
-		}
-	}
-	kvs__manifest_clear(&m);
 	if (rc < 0) {
 		char detail[1024];
 		snprintf(detail, sizeof(detail), "%s", kvs_error_last());
@@ -319,26 +301,18 @@ static int mark_index(kvs__segtab *t, kvs_store *s, const kvs_object *index)
 
 static int mark_all(kvs__segtab *t, kvs_store *s, uint64_t *indexes)
 {
-	char sel[KVS__NAME_BUF];
-	char *token = NULL;
-	int rc = 0;
+	kvs__listing it;
+	const kvs_object *o;
+	int rc;
 
-	kvs__selector(sel, s->name, KVS__ROLE_INDEX);
-	do {
-		kvs_object_list *l = NULL;
-		if ((rc = s->be->ops->list(s->be, &l, sel, KVS__GC_INDEX_PAGE, token, 0)) < 0)
+	kvs__listing_open(&it, s, KVS__ROLE_INDEX, KVS__GC_INDEX_PAGE, 0, NULL);
+	while ((rc = kvs__listing_next(&it, &o)) > 0) {
+		rc = mark_index(t, s, o);
+		(*indexes)++;
+		if (rc < 0)
 			break;
-		for (size_t i = 0; i < l->count && rc == 0; i++) {
-			rc = mark_index(t, s, l->items[i]);
-			(*indexes)++;
-		}
-		free(token);
-		token = NULL;
-		if (rc == 0 && l->next && !(token = dupstr(l->next)))
-			rc = kvs_error_set(KVS_ENOMEM, "out of memory listing indexes");
-		kvs_object_list_free(l);
-	} while (rc == 0 && token);
-	free(token);
+	}
+	kvs__listing_close(&it);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "listing.h"
 
 int kvs_delete(kvs_store *s, const char *key, const char *expect_version)
 {
@@ -259,10 +260,10 @@ static int entry_from_index(kvs_entry *e, kvs_store *s, const char *name)
 int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit,
                   const char *token)
 {
-	char sel[KVS__NAME_BUF];
-	kvs_object_list *ol = NULL;
+	kvs__listing it;
+	const kvs_object *o;
 	kvs_list *l;
-	size_t plen = prefix ? strlen(prefix) : 0;
+	size_t plen = prefix ? strlen(prefix) : 0, cap = 16;
 	int rc;
 
 	if (!out || !s)
@@ -272,25 +273,31 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 		limit = 500;
 	if (limit > 10000)
 		limit = 10000;
-	kvs__selector(sel, s->name, KVS__ROLE_INDEX);
-	if ((rc = s->be->ops->list(s->be, &ol, sel, limit, token, KVS_LIST_METADATA_ONLY)) < 0)
-		return rc;
-	if (!(l = calloc(1, sizeof(*l))) ||
-	    !(l->entries = calloc(ol->count ? ol->count : 1, sizeof(*l->entries)))) {
+	if (!(l = calloc(1, sizeof(*l))) || !(l->entries = calloc(cap, sizeof(*l->entries)))) {
 		free(l);
-		kvs_object_list_free(ol);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < ol->count; i++) {
-		kvs_entry *e = &l->entries[l->count];
-		rc = entry_from_meta(e, s, ol->items[i]);
-		if (rc == META_READ)
-			rc = entry_from_index(e, s, ol->items[i]->name);
-		if (rc < 0) {
-			kvs_object_list_free(ol);
-			kvs_list_free(l);
-			return rc;
+	kvs__listing_open(&it, s, KVS__ROLE_INDEX, limit,
+	                  KVS_LIST_METADATA_ONLY | KVS__LISTING_ONE_PAGE, token);
+	while ((rc = kvs__listing_next(&it, &o)) > 0) {
+		kvs_entry *e;
+		if (l->count == cap) {
+			size_t nc = cap * 2;
+			kvs_entry *ne = realloc(l->entries, nc * sizeof(*ne));
+			if (!ne) {
+				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+				break;
+			}
+			memset(ne + cap, 0, (nc - cap) * sizeof(*ne));
+			l->entries = ne;
+			cap = nc;
 		}
+		e = &l->entries[l->count];
+		rc = entry_from_meta(e, s, o);
+		if (rc == META_READ)
+			rc = entry_from_index(e, s, o->name);
+		if (rc < 0)
+			break;
 		if (rc != META_OK)
 			continue;
 		if (plen && strncmp(e->key, prefix, plen) != 0) {
@@ -300,12 +307,13 @@ int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit
 		}
 		l->count++;
 	}
-	if (ol->next && *ol->next && !(l->next = strdup(ol->next))) {
-		kvs_object_list_free(ol);
+	if (rc == 0 && kvs__listing_token(&it) && !(l->next = strdup(kvs__listing_token(&it))))
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+	kvs__listing_close(&it);
+	if (rc < 0) {
 		kvs_list_free(l);
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
+		return rc;
 	}
-	kvs_object_list_free(ol);
 	*out = l;
 	return 0;
 }

@@ -149,6 +149,53 @@ Test(backend, invalid_object_name_is_einvalobj)
 	kvs_object_free(o);
 }
 
+/* Both backends validate metadata with the API server's rules and words
+ * (kube/validate.c): the in-memory one directly, the Kubernetes one
+ * through the API test server. */
+static void expect_refused(kvs_object *o, const char *want)
+{
+	int rc = be->ops->create(be, NULL, o);
+	cr_expect(rc == KVS_EINVALOBJ || rc == KVS_ETOOBIG, "%s accepted: %s (%s)", o->name,
+	          kvs_strerror(rc), kvs_error_last());
+	cr_expect(strstr(kvs_error_last(), want) != NULL, "%s: detail lacks '%s': %s", o->name,
+	          want, kvs_error_last());
+	kvs_object_free(o);
+	kvs_object *g = NULL;
+	cr_expect_eq(be->ops->get(be, &g, "bad-meta"), KVS_ENOTFOUND, "a refused object was stored");
+	kvs_object_free(g);
+}
+
+Test(backend, invalid_label_key_is_refused_with_the_server_message)
+{
+	kvs_object *o = mk("bad-meta", NULL, "x");
+	cr_assert_eq(kvs_object_set_label(o, "bad key", "v"), 0);
+	expect_refused(o, "metadata.labels: Invalid value: \"bad key\": name part must consist of "
+	               "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+	               "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+	               "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')");
+}
+
+Test(backend, invalid_label_value_is_refused_with_the_server_message)
+{
+	kvs_object *o = mk("bad-meta", NULL, "x");
+	cr_assert_eq(kvs_object_set_label(o, "app", "-starts-with-a-dash"), 0);
+	expect_refused(o, "metadata.labels: Invalid value: \"-starts-with-a-dash\": a valid label "
+	               "must be an empty string or consist of alphanumeric characters");
+}
+
+Test(backend, annotations_over_256_kib_are_refused_with_the_server_message)
+{
+	size_t n = 256 * 1024;
+	char *big = malloc(n + 1);
+	cr_assert_not_null(big);
+	memset(big, 'a', n);
+	big[n] = '\0';
+	kvs_object *o = mk("bad-meta", NULL, "x");
+	cr_assert_eq(kvs_object_set_annotation(o, "k", big), 0);
+	free(big);
+	expect_refused(o, "metadata.annotations: Too long: must have at most 262144 bytes");
+}
+
 Test(backend, replace_with_stale_rv_is_econflict_and_leaves_object_unchanged)
 {
 	char rv1[64], buf[16];

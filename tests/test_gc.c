@@ -376,6 +376,52 @@ Test(gc, zero_grace_means_the_default_hour)
 	kvs_close(st);
 }
 
+/* Indexes come 40 to a page and segments 500 (gc.h): a store with more of
+ * each is walked across pages, and nothing on a later page is missed. */
+Test(gc, walks_every_page_of_indexes_and_segments, .timeout = 60)
+{
+	skip_unless_memory();
+	kvs_backend *b = NULL;
+	cr_assert_eq(fx_backend(&b), 0);
+	kvs_store *st = open_store(b);
+	enum { N = 600 };
+	char v[1500], key[32];
+
+	for (int i = 0; i < N; i++) {
+		fx_random(v, sizeof(v), 1000 + (uint64_t)i);   /* one segment each */
+		snprintf(key, sizeof(key), "p/%04d", i);
+		put_ok(st, key, v, sizeof(v));
+	}
+	cr_assert_eq(count_objects(b, SEG_SELECTOR), N);
+	kvs_mem_advance_clock(b, PAST_GRACE_MS);
+	kvs_gc_report r;
+	cr_assert_eq(run_gc(&r, st, 0), 0, "%s", kvs_error_last());
+	cr_assert_eq(r.indexes, N);
+	cr_assert_eq(r.segments, N);
+	cr_assert_eq(r.referenced, N);
+	cr_assert_eq(r.deleted, 0);
+	kvs_fsck_report fr;
+	cr_assert_eq(kvs_fsck(&fr, st, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(fr.indexes, N);
+	cr_assert_eq(fr.problems, 0);
+	cr_assert_eq(fr.orphans, 0);
+	for (int i = 0; i < N; i += 2) {
+		snprintf(key, sizeof(key), "p/%04d", i);
+		cr_assert_eq(kvs_delete(st, key, NULL), 0, "%s", kvs_error_last());
+	}
+	kvs_mem_advance_clock(b, PAST_GRACE_MS);
+	cr_assert_eq(run_gc(&r, st, 0), 0, "%s", kvs_error_last());
+	cr_assert_eq(r.indexes, N / 2);
+	cr_assert_eq(r.deleted, N / 2);
+	cr_assert_eq(count_objects(b, SEG_SELECTOR), N / 2);
+	for (int i = 1; i < N; i += 2) {
+		fx_random(v, sizeof(v), 1000 + (uint64_t)i);
+		snprintf(key, sizeof(key), "p/%04d", i);
+		assert_value(st, key, v, sizeof(v), "after gc");
+	}
+	kvs_close(st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The race: lock-step writer and gc                                         */
 

@@ -26,7 +26,6 @@ static void setup(void)
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
 	setenv("HOME", dir, 1);
-	setenv("KVS_SA_DIR", "/nonexistent-kvs-sa", 1);
 }
 
 static void teardown(void)
@@ -314,25 +313,61 @@ Test(kubeconfig, unreadable_ca_file_is_named)
 	load_fails(cfg, NULL, "/nonexistent/ca.pem", "certificate-authority");
 }
 
-Test(kubeconfig, in_cluster_service_account_via_kvs_sa_dir)
+/* Service account files where a test puts them: the directory is an
+ * internal parameter of the private loader, never the environment. */
+static void make_sa(char sa[128])
 {
-	char sa[128];
-
-	snprintf(sa, sizeof(sa), "%s/sa", dir);
+	snprintf(sa, 128, "%s/sa", dir);
 	cr_assert_eq(mkdir(sa, 0700), 0);
 	wfile("sa/token", "sa-token\n");
 	wfile("sa/ca.crt", "-----BEGIN CERTIFICATE-----\n");
 	wfile("sa/namespace", "pod-ns\n");
-	setenv("KVS_SA_DIR", sa, 1);
+}
+
+Test(kubeconfig, in_cluster_service_account_from_the_loaders_sa_dir)
+{
+	kvs__kubeconf *kc = NULL;
+	char sa[128];
+
+	make_sa(sa);
 	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
-	kvs__kubeconf *kc = load_ok(NULL, NULL, NULL, NULL);
+	cr_assert_eq(kvs__kubeconf_load_sa(&kc, NULL, NULL, NULL, NULL, sa), 0, "%s",
+	             kvs_error_last());
 	cr_expect_eq(kc->in_cluster, 1);
 	cr_expect_str_eq(kc->server, "https://10.0.0.1:6443");
 	cr_expect_str_eq(kc->ns, "pod-ns");
 	cr_expect(strstr(kc->token_file, "/sa/token"));
 	cr_expect(strstr(kc->ca_file, "/sa/ca.crt"));
 	kvs__kubeconf_free(kc);
+}
+
+/* KVS_SA_DIR used to move where production read service-account
+ * credentials from: anyone who could set the environment of a program using
+ * the library could make it trust their token and CA. It is ignored now:
+ * with a complete service account there and KUBERNETES_SERVICE_HOST set, the
+ * production loader still reads only the standard directory (absent here). */
+Test(kubeconfig, kvs_sa_dir_in_the_environment_changes_nothing)
+{
+	kvs__kubeconf *kc = NULL;
+	char sa[128];
+	int rc;
+
+	if (access("/var/run/secrets/kubernetes.io/serviceaccount/token", F_OK) == 0)
+		cr_skip_test("this machine has a real service account");
+	make_sa(sa);
+	setenv("KVS_SA_DIR", sa, 1);
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+	rc = kvs__kubeconf_load(&kc, NULL, NULL, NULL, NULL);
+	cr_expect_eq(rc, KVS_ECONFIG, "rc %d, source %s", rc, kc ? kc->source : "-");
+	cr_expect_null(kc);
+	cr_expect(strstr(kvs_error_last(), "not running in a cluster"), "%s", kvs_error_last());
+	kvs__kubeconf_free(kc);
+	/* and through the public constructor */
+	kvs_backend *b = NULL;
+	cr_expect_eq(kvs_backend_kube(&b, NULL), KVS_ECONFIG);
+	cr_expect_null(b);
+	kvs_backend_free(b);
 }
 
 Test(kubeconfig, nothing_found_anywhere_is_econfig)

@@ -75,13 +75,15 @@
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 #include "store/mem/faults.h"
+#include "kube/selector.h"
+#include "kube/validate.h"
 
 #define MEM_DEFAULT_MAX_BYTES   1048576u
 #define MEM_DEFAULT_HISTORY     1000u
 #define MEM_MAX_HISTORY         (1u << 22)
 #define MEM_DEFAULT_PAGE        500u
 #define MEM_REQUEST_SLACK       (512u * 1024u)  /* etcd request limit over the data cap */
-#define MEM_ANNOTATIONS_MAX     (256u * 1024u)  /* TotalAnnotationSizeLimitB */
+#define KVS_ERRBUF_MEM          1024u  /* an error detail holds no more */
 #define MEM_BOOKMARK_AFTER_MS   100
 
 /* ------------------------------------------------------------------------ */
@@ -384,88 +386,33 @@ static int set_str(char **field, const char *value)
 /* ------------------------------------------------------------------------ */
 /* Validation (k8s.io/apimachinery/pkg/util/validation)                     */
 
-static int is_lower_alnum(char ch)
+/* The field errors of one object, aggregated as errors.NewInvalid does:
+ * "<a>" alone, "[<a>, <b>]" for several. */
+typedef struct verrs {
+	char msg[KVS_ERRBUF_MEM];
+	size_t len;
+	int n;
+} verrs;
+
+static void verr_add(void *ctx, const kvs__field_err *e)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+	verrs *a = ctx;
+
+	if (a->n++ && a->len < sizeof(a->msg))
+		a->len += (size_t)snprintf(a->msg + a->len, sizeof(a->msg) - a->len, ", ");
+	if (a->len < sizeof(a->msg))
+		a->len += kvs__ferr_format(a->msg + a->len, sizeof(a->msg) - a->len, e, 1);
+	if (a->len >= sizeof(a->msg))
+		a->len = sizeof(a->msg) - 1;
 }
 
-static int is_alnum(char ch)
+static int verr_result(const verrs *a, const char *name)
 {
-	return is_lower_alnum(ch) || (ch >= 'A' && ch <= 'Z');
-}
-
-/* RFC 1123 subdomain of at most `max` characters. */
-static int dns1123_subdomain(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
+	if (a->n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		int label_start = i == 0 || s[i - 1] == '.';
-		int label_end = i + 1 == n || s[i + 1] == '.';
-		if (ch == '.') {
-			if (label_start || i + 1 == n)
-				return 0;
-			continue;
-		}
-		if (!is_lower_alnum(ch) && ch != '-')
-			return 0;
-		if ((label_start || label_end) && ch == '-')
-			return 0;
-	}
-	return 1;
-}
-
-/* ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63; empty allowed if `empty_ok`. */
-static int qualified_part(const char *s, size_t n, int empty_ok)
-{
-	if (n == 0)
-		return empty_ok;
-	if (n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-			return 0;
-	return 1;
-}
-
-/* Label or annotation key: [prefix/]name (IsQualifiedName). */
-static int qualified_name(const char *s)
-{
-	const char *slash = strchr(s, '/');
-
-	if (!slash)
-		return qualified_part(s, strlen(s), 0);
-	if (strchr(slash + 1, '/'))
-		return 0;
-	size_t plen = (size_t)(slash - s);
-	if (plen == 0 || plen > 253)
-		return 0;
-	char prefix[254];
-	memcpy(prefix, s, plen);
-	prefix[plen] = '\0';
-	return dns1123_subdomain(prefix, 253) && qualified_part(slash + 1, strlen(slash + 1), 0);
-}
-
-static int label_value(const char *s)
-{
-	return qualified_part(s, strlen(s), 1);
-}
-
-static int config_key(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 253)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-			return 0;
-	if (strcmp(s, ".") == 0 || strncmp(s, "..", 2) == 0)
-		return 0;
-	return 1;
+	if (a->n == 1)
+		return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: %s", name, a->msg);
+	return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: [%s]", name, a->msg);
 }
 
 static int cmp_blob_ptr(const void *a, const void *b)
@@ -492,8 +439,10 @@ static int sorted_blobs(const kvs_blob ***out, const kvs_object *o)
 	return 0;
 }
 
+/* Labels or annotations: shapes the API cannot express (NULL, duplicate
+ * keys) here, then the server's rules (kube/validate.c) into `v`. */
 static int check_kvs(const kvs_object *o, const kvs_kv *kv, size_t n, int labels,
-                     uint64_t *total)
+                     uint64_t *total, verrs *v)
 {
 	const char *what = labels ? "metadata.labels" : "metadata.annotations";
 	uint64_t sum = 0;
@@ -504,29 +453,16 @@ static int check_kvs(const kvs_object *o, const kvs_kv *kv, size_t n, int labels
 		if (!kv[i].key)
 			return kvs_error_set(KVS_EINVAL, "ConfigMap \"%.300s\": %s[%zu] has a NULL key",
 			                     o->name, what, i);
-		if (!qualified_name(kv[i].key))
-			return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: %s: "
-			                     "Invalid value: \"%.200s\": name part must consist of "
-			                     "alphanumeric characters, '-', '_' or '.', and must start and "
-			                     "end with an alphanumeric character (with an optional DNS "
-			                     "subdomain prefix and '/')", o->name, what, kv[i].key);
-		const char *v = kv[i].value ? kv[i].value : "";
-		if (labels && !label_value(v))
-			return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: %s: "
-			                     "Invalid value: \"%.200s\": a valid label must be an empty "
-			                     "string or consist of at most 63 alphanumeric characters, '-', "
-			                     "'_' or '.', and must start and end with an alphanumeric "
-			                     "character", o->name, what, v);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(kv[j].key, kv[i].key) == 0)
 				return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: %s: "
 				                     "Duplicate value: \"%.200s\"", o->name, what, kv[i].key);
-		sum += strlen(kv[i].key) + strlen(v);
+		sum += strlen(kv[i].key) + (kv[i].value ? strlen(kv[i].value) : 0);
 	}
-	if (!labels && sum > MEM_ANNOTATIONS_MAX)
-		return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: "
-		                     "metadata.annotations: Too long: must have at most %u bytes",
-		                     o->name, MEM_ANNOTATIONS_MAX);
+	if (labels)
+		kvs__validate_labels(kv, n, verr_add, v);
+	else
+		kvs__validate_annotations(kv, n, verr_add, v);
 	*total += sum;
 	return 0;
 }
@@ -540,19 +476,21 @@ static int validate_object(const cluster *c, const kvs_object *o, uint64_t *out_
 {
 	uint64_t data = 0, meta = 0;
 	const kvs_blob **sorted = NULL;
+	verrs v;
 	int rc;
 
 	if (!o->name)
 		return kvs_error_set(KVS_EINVAL, "memory backend: object has no name");
-	if (!dns1123_subdomain(o->name, 253))
-		return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: metadata.name: "
-		                     "Invalid value: \"%.300s\": a lowercase RFC 1123 subdomain must "
-		                     "consist of lower case alphanumeric characters, '-' or '.', and "
-		                     "must start and end with an alphanumeric character (at most 253 "
-		                     "characters)", o->name, o->name);
+	memset(&v, 0, sizeof(v));
+	kvs__validate_name(o->name, 0, verr_add, &v);
+	if (!*o->name) {
+		kvs__field_err e = { KVS__FERR_REQUIRED, "metadata.name", NULL, NULL,
+		                     "name or generateName is required", 0 };
+		verr_add(&v, &e);
+	}
 	meta = strlen(o->name);
-	if ((rc = check_kvs(o, o->labels, o->nlabels, 1, &meta)) < 0 ||
-	    (rc = check_kvs(o, o->annotations, o->nannotations, 0, &meta)) < 0)
+	if ((rc = check_kvs(o, o->labels, o->nlabels, 1, &meta, &v)) < 0 ||
+	    (rc = check_kvs(o, o->annotations, o->nannotations, 0, &meta, &v)) < 0)
 		return rc;
 	if (o->ndata && !o->data)
 		return kvs_error_set(KVS_EINVAL, "ConfigMap \"%.300s\": data array is NULL", o->name);
@@ -564,18 +502,15 @@ static int validate_object(const cluster *c, const kvs_object *o, uint64_t *out_
 		if (d->len && !d->data)
 			return kvs_error_set(KVS_EINVAL, "ConfigMap \"%.300s\": binaryData[%.200s] has "
 			                     "NULL bytes of length %zu", o->name, d->key, d->len);
-		if (!config_key(d->key))
-			return kvs_error_set(KVS_EINVALOBJ, "ConfigMap \"%.300s\" is invalid: "
-			                     "binaryData[%.200s]: Invalid value: \"%.200s\": a valid "
-			                     "config key must consist of alphanumeric characters, '-', "
-			                     "'_' or '.' (at most 253, not '.', '..' or starting with '..')",
-			                     o->name, d->key, d->key);
+		kvs__validate_config_key("binaryData", d->key, verr_add, &v);
 		if ((uint64_t)d->len > UINT64_MAX - data)
 			return kvs_error_set(KVS_ETOOBIG, "ConfigMap \"%.300s\": data size overflows",
 			                     o->name);
 		data += d->len;
 		meta += strlen(d->key);
 	}
+	if ((rc = verr_result(&v, o->name)) < 0)
+		return rc;
 	if ((rc = sorted_blobs(&sorted, o)) < 0)
 		return rc;
 	for (size_t i = 1; i < o->ndata; i++) {
@@ -623,308 +558,23 @@ static int same_data(const kvs_object *a, const kvs_object *b)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Label selectors (k8s.io/apimachinery/pkg/labels)                         */
+/* Label selectors: the API server's parser and matching (kube/selector.c)  */
 
-typedef enum sel_op {
-	SEL_EQ, SEL_NE, SEL_IN, SEL_NOTIN, SEL_EXISTS, SEL_NOTEXISTS, SEL_GT, SEL_LT
-} sel_op;
-
-typedef struct sel_req {
-	sel_op op;
-	char *key;
-	char **vals;
-	size_t nvals;
-	long long num;
-} sel_req;
-
-typedef struct selector {
-	sel_req *r;
-	size_t n;
-} selector;
-
-static void selector_free(selector *s)
+static int selector_parse(kvs__selector **out, const char *text)
 {
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->n; i++) {
-		free(s->r[i].key);
-		for (size_t j = 0; j < s->r[i].nvals; j++)
-			free(s->r[i].vals[j]);
-		free(s->r[i].vals);
-	}
-	free(s->r);
-	free(s);
-}
+	char msg[512];
+	int rc = kvs__label_selector_parse(out, text, msg, sizeof(msg));
 
-typedef enum tok_kind {
-	T_END, T_IDENT, T_LPAREN, T_RPAREN, T_COMMA, T_EQ, T_DEQ, T_NEQ, T_NOT, T_GT, T_LT,
-	T_IN, T_NOTIN
-} tok_kind;
-
-typedef struct lexer {
-	const char *s, *p;
-	tok_kind kind;
-	const char *tok;          /* identifier start */
-	size_t len;
-} lexer;
-
-static int special(char ch)
-{
-	return ch == '!' || ch == '(' || ch == ')' || ch == ',' || ch == '=' || ch == '>' ||
-	       ch == '<';
-}
-
-static int white(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-static void lex(lexer *l)
-{
-	while (white(*l->p))
-		l->p++;
-	l->tok = l->p;
-	l->len = 0;
-	switch (*l->p) {
-	case '\0': l->kind = T_END; return;
-	case '(': l->kind = T_LPAREN; l->p++; return;
-	case ')': l->kind = T_RPAREN; l->p++; return;
-	case ',': l->kind = T_COMMA; l->p++; return;
-	case '>': l->kind = T_GT; l->p++; return;
-	case '<': l->kind = T_LT; l->p++; return;
-	case '=':
-		l->p++;
-		l->kind = T_EQ;
-		if (*l->p == '=') {
-			l->p++;
-			l->kind = T_DEQ;
-		}
-		return;
-	case '!':
-		l->p++;
-		l->kind = T_NOT;
-		if (*l->p == '=') {
-			l->p++;
-			l->kind = T_NEQ;
-		}
-		return;
-	default:
-		break;
-	}
-	while (*l->p && !white(*l->p) && !special(*l->p))
-		l->p++;
-	l->len = (size_t)(l->p - l->tok);
-	l->kind = T_IDENT;
-	if (l->len == 2 && memcmp(l->tok, "in", 2) == 0)
-		l->kind = T_IN;
-	else if (l->len == 5 && memcmp(l->tok, "notin", 5) == 0)
-		l->kind = T_NOTIN;
-}
-
-static int sel_error(const lexer *l, const char *what)
-{
-	return kvs_error_set(KVS_EINVAL, "label selector \"%.300s\": %s at position %zu",
-	                     l->s, what, (size_t)(l->tok - l->s));
-}
-
-static char *tok_dup(const lexer *l)
-{
-	char *s = malloc(l->len + 1);
-
-	if (s) {
-		memcpy(s, l->tok, l->len);
-		s[l->len] = '\0';
-	}
-	return s;
-}
-
-static int add_val(sel_req *r, char *v)
-{
-	if (!v)
-		return kvs_error_set(KVS_ENOMEM, "memory backend: out of memory parsing selector");
-	char **nv = realloc(r->vals, (r->nvals + 1) * sizeof(*nv));
-	if (!nv) {
-		free(v);
-		return kvs_error_set(KVS_ENOMEM, "memory backend: out of memory parsing selector");
-	}
-	r->vals = nv;
-	r->vals[r->nvals++] = v;
+	if (rc == KVS_ENOMEM)
+		return kvs_error_set(rc, "memory backend: out of memory parsing a selector");
+	if (rc < 0)
+		return kvs_error_set(rc, "memory backend: labelSelector \"%.300s\": %s", text, msg);
 	return 0;
 }
 
-static int parse_value(lexer *l, sel_req *r)
+static int sel_match(const kvs__selector *s, const kvs_object *o)
 {
-	char *v = tok_dup(l);
-
-	if (v && !label_value(v)) {
-		free(v);
-		return sel_error(l, "invalid label value (at most 63 alphanumeric characters, "
-		                    "'-', '_' or '.', starting and ending alphanumeric)");
-	}
-	return add_val(r, v);
-}
-
-/* In a value position "in" and "notin" are plain words (the Values context). */
-static int value_tok(const lexer *l)
-{
-	return l->kind == T_IDENT || l->kind == T_IN || l->kind == T_NOTIN;
-}
-
-/* One requirement; the lexer stands on its first token. */
-static int parse_req(lexer *l, sel_req *r)
-{
-	int rc;
-
-	if (l->kind == T_NOT) {
-		lex(l);
-		r->op = SEL_NOTEXISTS;
-	} else {
-		r->op = SEL_EXISTS;
-	}
-	if (l->kind != T_IDENT)
-		return sel_error(l, "expected a label key");
-	if (!(r->key = tok_dup(l)))
-		return kvs_error_set(KVS_ENOMEM, "memory backend: out of memory parsing selector");
-	if (!qualified_name(r->key))
-		return sel_error(l, "invalid label key");
-	lex(l);
-	if (r->op == SEL_NOTEXISTS || l->kind == T_END || l->kind == T_COMMA)
-		return 0;
-	switch (l->kind) {
-	case T_EQ: case T_DEQ: r->op = SEL_EQ; break;
-	case T_NEQ: r->op = SEL_NE; break;
-	case T_GT: r->op = SEL_GT; break;
-	case T_LT: r->op = SEL_LT; break;
-	case T_IN: r->op = SEL_IN; break;
-	case T_NOTIN: r->op = SEL_NOTIN; break;
-	case T_END: case T_IDENT: case T_LPAREN: case T_RPAREN: case T_COMMA: case T_NOT:
-		return sel_error(l, "expected an operator (=, ==, !=, in, notin, >, <)");
-	}
-	lex(l);
-	if (r->op == SEL_IN || r->op == SEL_NOTIN) {
-		if (l->kind != T_LPAREN)
-			return sel_error(l, "expected '(' after in/notin");
-		lex(l);
-		if (l->kind == T_RPAREN)
-			return sel_error(l, "for 'in', 'notin' operators, values set can't be empty");
-		for (;;) {
-			if (value_tok(l)) {
-				if ((rc = parse_value(l, r)) < 0)
-					return rc;
-				lex(l);
-			} else if (l->kind == T_COMMA || l->kind == T_RPAREN) {
-				if ((rc = add_val(r, xstrdup(""))) < 0)
-					return rc;
-			} else {
-				return sel_error(l, "expected a value, ',' or ')'");
-			}
-			if (l->kind == T_RPAREN)
-				break;
-			if (l->kind != T_COMMA)
-				return sel_error(l, "expected ',' or ')'");
-			lex(l);
-		}
-		lex(l);
-		return 0;
-	}
-	if (l->kind == T_END || l->kind == T_COMMA) {
-		if (r->op == SEL_GT || r->op == SEL_LT)
-			return sel_error(l, "expected an integer");
-		return add_val(r, xstrdup(""));
-	}
-	if (!value_tok(l))
-		return sel_error(l, "expected a value");
-	if ((rc = parse_value(l, r)) < 0)
-		return rc;
-	if (r->op == SEL_GT || r->op == SEL_LT) {
-		char *end;
-		errno = 0;
-		r->num = strtoll(r->vals[0], &end, 10);
-		if (errno || *end || end == r->vals[0])
-			return sel_error(l, "for 'gt', 'lt' operators, the value must be an integer");
-	}
-	lex(l);
-	return 0;
-}
-
-/* Parse a selector; NULL or "" selects everything (*out = NULL). */
-static int selector_parse(selector **out, const char *text)
-{
-	lexer l;
-	selector *s;
-	int rc;
-
-	*out = NULL;
-	if (!text)
-		return 0;
-	l.s = l.p = text;
-	lex(&l);
-	if (l.kind == T_END)
-		return 0;
-	if (!(s = calloc(1, sizeof(*s))))
-		return kvs_error_set(KVS_ENOMEM, "memory backend: out of memory parsing selector");
-	for (;;) {
-		sel_req *nr = realloc(s->r, (s->n + 1) * sizeof(*nr));
-		if (!nr) {
-			selector_free(s);
-			return kvs_error_set(KVS_ENOMEM, "memory backend: out of memory parsing selector");
-		}
-		s->r = nr;
-		memset(&s->r[s->n], 0, sizeof(s->r[s->n]));
-		s->n++;
-		if ((rc = parse_req(&l, &s->r[s->n - 1])) < 0) {
-			selector_free(s);
-			return rc;
-		}
-		if (l.kind == T_END)
-			break;
-		if (l.kind != T_COMMA) {
-			rc = sel_error(&l, "expected ',' or the end");
-			selector_free(s);
-			return rc;
-		}
-		lex(&l);
-	}
-	*out = s;
-	return 0;
-}
-
-static int req_match(const sel_req *r, const kvs_object *o)
-{
-	const char *v = kvs_object_label(o, r->key);
-	int in = 0;
-
-	switch (r->op) {
-	case SEL_EXISTS: return v != NULL;
-	case SEL_NOTEXISTS: return v == NULL;
-	case SEL_EQ: return v && strcmp(v, r->vals[0]) == 0;
-	case SEL_NE: return !v || strcmp(v, r->vals[0]) != 0;
-	case SEL_IN:
-	case SEL_NOTIN:
-		for (size_t i = 0; v && i < r->nvals; i++)
-			in |= strcmp(v, r->vals[i]) == 0;
-		return r->op == SEL_IN ? in : !in;
-	case SEL_GT:
-	case SEL_LT: {
-		if (!v)
-			return 0;
-		char *end;
-		errno = 0;
-		long long x = strtoll(v, &end, 10);
-		if (errno || *end || end == v)
-			return 0;
-		return r->op == SEL_GT ? x > r->num : x < r->num;
-	}
-	}
-	return 0;
-}
-
-static int sel_match(const selector *s, const kvs_object *o)
-{
-	for (size_t i = 0; s && i < s->n; i++)
-		if (!req_match(&s->r[i], o))
-			return 0;
-	return 1;
+	return kvs__selector_match_kv(s, o->labels, o->nlabels);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1274,7 +924,10 @@ static int annotate_call(mcall *mc, kvs_backend *b, kvs_object **out, const char
 			goto fail;
 	}
 	uint64_t meta = 0;
-	if ((rc = check_kvs(no, no->annotations, no->nannotations, 0, &meta)) < 0)
+	verrs v;
+	memset(&v, 0, sizeof(v));
+	if ((rc = check_kvs(no, no->annotations, no->nannotations, 0, &meta, &v)) < 0 ||
+	    (rc = verr_result(&v, no->name)) < 0)
 		goto fail;
 	format_rv(rv, sizeof(rv), c->rev + 1);
 	if (set_str(&no->resource_version, rv) < 0 || write_result(out, nm) < 0) {
@@ -1353,7 +1006,7 @@ static int list_call(mcall *mc, kvs_backend *b, kvs_object_list **out, const cha
 {
 	mem_backend *m = as_mem(b);
 	cluster *c;
-	selector *sel = NULL;
+	kvs__selector *sel = NULL;
 	kvs_object_list *l = NULL;
 	const char *after = NULL;
 	char rv[24];
@@ -1379,7 +1032,7 @@ static int list_call(mcall *mc, kvs_backend *b, kvs_object_list **out, const cha
 	if (limit == 0)
 		limit = c->page_default;
 	if (!(l = calloc(1, sizeof(*l)))) {
-		selector_free(sel);
+		kvs__selector_free(sel);
 		return oom("listing", NULL);
 	}
 
@@ -1422,12 +1075,12 @@ static int list_call(mcall *mc, kvs_backend *b, kvs_object_list **out, const cha
 		goto nomem;
 	m->stats.bytes_read += read;
 	pthread_mutex_unlock(&c->mu);
-	selector_free(sel);
+	kvs__selector_free(sel);
 	*out = l;
 	return 0;
 nomem:
 	pthread_mutex_unlock(&c->mu);
-	selector_free(sel);
+	kvs__selector_free(sel);
 	kvs_object_list_free(l);
 	return oom("listing", NULL);
 }
@@ -1437,7 +1090,7 @@ nomem:
 
 struct kvs_backend_watch {
 	cluster *c;
-	selector *sel;
+	kvs__selector *sel;
 	uint64_t pos;             /* last revision considered */
 	mobj **initial;           /* synthetic ADDED still to deliver */
 	size_t ninitial, next_initial;
@@ -1452,7 +1105,7 @@ static void watch_close(kvs_backend_watch *w)
 		mobj_unref(w->initial[i]);
 	pthread_mutex_unlock(&w->c->mu);
 	free(w->initial);
-	selector_free(w->sel);
+	kvs__selector_free(w->sel);
 	cluster_unref(w->c);
 	free(w);
 }
@@ -1489,7 +1142,7 @@ static int watch_open_call(mcall *mc, kvs_backend *b, kvs_backend_watch **out,
 		from = c->rev;
 		if (c->nobjs && !(w->initial = malloc(c->nobjs * sizeof(*w->initial)))) {
 			pthread_mutex_unlock(&c->mu);
-			selector_free(w->sel);
+			kvs__selector_free(w->sel);
 			free(w);
 			return oom("opening watch", NULL);
 		}
@@ -1501,7 +1154,7 @@ static int watch_open_call(mcall *mc, kvs_backend *b, kvs_backend_watch **out,
 		}
 	} else if (from < c->floor) {
 		pthread_mutex_unlock(&c->mu);
-		selector_free(w->sel);
+		kvs__selector_free(w->sel);
 		free(w);
 		return kvs_error_set(KVS_EGONE, "too old resource version: %" PRIu64 " (%" PRIu64 ")",
 		                     from, c->floor);

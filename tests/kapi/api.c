@@ -430,9 +430,9 @@ static cJSON *resource_list(const char *group, const char *version)
 	cJSON_AddStringToObject(l, "groupVersion", gv);
 	free(gv);
 	cJSON *rs = cJSON_AddArrayToObject(l, "resources");
-	for (size_t i = 0; i < g_store.nres; i++) {
+	for (size_t i = 0; i < resource_count(); i++) {
 		struct resource *r = g_store.res[i];
-		if (strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0)
+		if (!resource_served(r) || strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0)
 			continue;
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", r->plural);
@@ -455,9 +455,9 @@ static cJSON *api_group(const char *group)
 	cJSON_AddStringToObject(g, "name", group);
 	cJSON *vs = cJSON_AddArrayToObject(g, "versions");
 	const char *first = NULL;
-	for (size_t i = 0; i < g_store.nres; i++) {
+	for (size_t i = 0; i < resource_count(); i++) {
 		struct resource *r = g_store.res[i];
-		if (strcmp(r->group, group) != 0)
+		if (!resource_served(r) || strcmp(r->group, group) != 0)
 			continue;
 		bool seen = false;
 		for (size_t j = 0; j < i; j++)
@@ -483,8 +483,8 @@ static cJSON *api_group(const char *group)
 
 static bool group_known(const char *group)
 {
-	for (size_t i = 0; i < g_store.nres; i++)
-		if (*group && strcmp(g_store.res[i]->group, group) == 0)
+	for (size_t i = 0; i < resource_count(); i++)
+		if (*group && resource_served(g_store.res[i]) && strcmp(g_store.res[i]->group, group) == 0)
 			return true;
 	return false;
 }
@@ -526,11 +526,11 @@ static enum MHD_Result discovery(struct MHD_Connection *c, char **seg, size_t n,
 		cJSON_AddStringToObject(l, "kind", "APIGroupList");
 		cJSON_AddStringToObject(l, "apiVersion", "v1");
 		cJSON *gs = cJSON_AddArrayToObject(l, "groups");
-		for (size_t i = 0; i < g_store.nres; i++) {
+		for (size_t i = 0; i < resource_count(); i++) {
 			const char *g = g_store.res[i]->group;
-			bool seen = !*g;
+			bool seen = !*g || !resource_served(g_store.res[i]);
 			for (size_t j = 0; j < i; j++)
-				seen |= strcmp(g_store.res[j]->group, g) == 0;
+				seen |= resource_served(g_store.res[j]) && strcmp(g_store.res[j]->group, g) == 0;
 			if (!seen)
 				cJSON_AddItemToArray(gs, api_group(g));
 		}
@@ -549,8 +549,8 @@ static enum MHD_Result discovery(struct MHD_Connection *c, char **seg, size_t n,
 		return send_json(c, 200, o);
 	}
 	if (n == 3 && strcmp(seg[0], "apis") == 0) {
-		for (size_t i = 0; i < g_store.nres; i++)
-			if (strcmp(g_store.res[i]->group, seg[1]) == 0 &&
+		for (size_t i = 0; i < resource_count(); i++)
+			if (resource_served(g_store.res[i]) && strcmp(g_store.res[i]->group, seg[1]) == 0 &&
 			    strcmp(g_store.res[i]->version, seg[2]) == 0)
 				return send_json(c, 200, resource_list(seg[1], seg[2]));
 	}
@@ -722,9 +722,9 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	const char *bname = meta_str(obj, "name");
 	char *name = bname && *bname ? xstrdup(bname) : gn && *gn ? gen_name(gn) : xstrdup("");
 	struct ferrs fe = {0};
-	validate_name(bname && *bname ? bname : NULL, gn, &fe);
+	validate_name(r, bname && *bname ? bname : NULL, gn, &fe);
 	if (!(bname && *bname) && gn && *gn)
-		validate_name(name, NULL, &fe);
+		validate_name(r, name, NULL, &fe);
 	s = validate_object(r, obj, name, &fe);
 	if (!s && fe.n)
 		s = st_invalid(r, name, &fe);
@@ -736,12 +736,22 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 		return send_status(c, s);
 	}
 	(void)m;
+	/* with the status subresource, create ignores status (PrepareForCreate) */
+	if (r->status_sub)
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+	if (r->crd && (s = crd_validate(obj, name)) != NULL) {
+		cJSON_Delete(obj);
+		free(name);
+		return send_status(c, s);
+	}
 	stamp_new(r, obj, ns, name);
 	pthread_mutex_lock(&g_store.lock);
 	if (r->namespaced && !ns_exists_locked(ns))
 		s = ns_missing(ns);
 	else if (store_get_locked(r, ns, name))
 		s = st_already_exists(r, name);
+	if (!s && r->crd)
+		s = crd_apply_locked(obj);
 	struct objver *o = NULL;
 	if (!s) {
 		o = store_put_locked(r, obj, NULL);
@@ -789,6 +799,31 @@ static void carry_meta(struct resource *r, cJSON *obj, const cJSON *oldo)
 	}
 }
 
+/* The status subresource's rules (the custom resource strategies'
+ * PrepareForUpdate): a write of the main resource keeps the stored status;
+ * a write of /status keeps everything but the status (metadata included).
+ * Returns the object to write; obj is consumed. Under the lock. */
+static cJSON *status_rules(const struct resource *r, const struct objver *old, cJSON *obj,
+                           bool sub)
+{
+	if (!r->status_sub)
+		return obj;
+	if (!sub) {
+		const cJSON *os = cJSON_GetObjectItemCaseSensitive(old->obj, "status");
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+		if (os)
+			cJSON_AddItemToObject(obj, "status", cJSON_Duplicate(os, 1));
+		return obj;
+	}
+	cJSON *n = cJSON_Duplicate(old->obj, 1);
+	cJSON *nst = cJSON_DetachItemFromObjectCaseSensitive(obj, "status");
+	cJSON_DeleteItemFromObjectCaseSensitive(n, "status");
+	if (nst)
+		cJSON_AddItemToObject(n, "status", nst);
+	cJSON_Delete(obj);
+	return n;
+}
+
 /* The common tail of PUT and PATCH, under the lock: preconditions, immutable
  * fields, no-op detection (etcd3's GuaranteedUpdate writes nothing when the
  * bytes are unchanged, so the resourceVersion stays), then the write. */
@@ -812,6 +847,13 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 		validate_immutable(old->obj, obj, &fe);
 	if (fe.n)
 		return st_invalid(r, old->name, &fe);
+	if (r->crd) {
+		struct status *cs = crd_validate(obj, old->name);
+		if (!cs)
+			cs = crd_apply_locked(obj);
+		if (cs)
+			return cs;
+	}
 	carry_meta(r, obj, old->obj);
 	cJSON_DeleteItemFromObjectCaseSensitive(meta_of(obj), "resourceVersion");
 	cJSON_AddStringToObject(meta_of(obj), "resourceVersion", oldrv);
@@ -831,7 +873,7 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 }
 
 static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, const char *ns,
-                                 const char *name, struct request *rq)
+                                 const char *name, bool sub, struct request *rq)
 {
 	cJSON *obj;
 	struct status *s = parse_body(rq, &obj);
@@ -856,7 +898,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 		return send_status(c, s);
 	}
 	struct ferrs fe = {0};
-	validate_name(name, NULL, &fe);
+	validate_name(r, name, NULL, &fe);
 	s = validate_object(r, obj, name, &fe);
 	char *want = meta_str(obj, "resourceVersion") ? xstrdup(meta_str(obj, "resourceVersion")) : NULL;
 	if (!s && !fe.n && !r->allow_unconditional_update && (!want || !*want))
@@ -876,7 +918,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 	unsigned code = 200;
 	pthread_mutex_lock(&g_store.lock);
 	struct objver *old = store_get_locked(r, ns, name);
-	if (!old && r->allow_create_on_update && !(want && *want)) {
+	if (!old && r->allow_create_on_update && !(want && *want) && !sub) {
 		if (r->namespaced && !ns_exists_locked(ns)) {
 			s = ns_missing(ns);
 		} else {
@@ -889,6 +931,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 	} else if (!old) {
 		s = st_not_found(r, name);
 	} else {
+		obj = status_rules(r, old, obj, sub);
 		s = commit_update(r, old, obj, want, &o);
 		if (!s)
 			obj = NULL;
@@ -904,7 +947,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 }
 
 static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, const char *ns,
-                                const char *name, struct request *rq)
+                                const char *name, bool sub, struct request *rq)
 {
 	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
 	char ctype[64] = "";
@@ -993,6 +1036,7 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 			cJSON_Delete(patch);
 			return send_status(c, st_conflict(r, name, "the object has been modified; please apply your changes to the latest version and try again"));
 		}
+		obj = status_rules(r, old, obj, sub);
 		s = commit_update(r, old, obj, want, &o);
 		pthread_mutex_unlock(&g_store.lock);
 		if (s)
@@ -1048,6 +1092,95 @@ static struct status *check_preconditions(const struct resource *r, const struct
 	return s;
 }
 
+/* DeleteOptions validation (ValidateDeleteOptions). */
+static struct status *check_delete_options(const cJSON *opts)
+{
+	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(opts, "propagationPolicy");
+	if (!pp || cJSON_IsNull(pp))
+		return NULL;
+	const char *v = cJSON_GetStringValue(pp);
+	if (v && (!strcmp(v, "Foreground") || !strcmp(v, "Background") || !strcmp(v, "Orphan")))
+		return NULL;
+	struct resource fake = {.group = (char *)"meta.k8s.io", .kind = (char *)"DeleteOptions",
+	                        .qkind = (char *)"DeleteOptions.meta.k8s.io"};
+	struct ferrs fe = {0};
+	char *b = xasprintf("Unsupported value: \"%s\": supported values: \"Foreground\", "
+	                    "\"Background\", \"Orphan\", \"nil\"", v ? v : "");
+	ferr_add(&fe, "FieldValueNotSupported", "propagationPolicy", b);
+	free(b);
+	return st_invalid(&fake, "", &fe);
+}
+
+static bool owned_by(const cJSON *obj, const char *uid)
+{
+	const cJSON *refs = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "ownerReferences");
+	const cJSON *ref;
+	cJSON_ArrayForEach(ref, (cJSON_IsArray(refs) ? refs : NULL)) {
+		const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+		if (u && strcmp(u, uid) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The garbage collector's part of a delete, done at once: with Background or
+ * Foreground (the default) every object whose ownerReferences name the
+ * deleted owner's uid is deleted too, and so on down; with Orphan the
+ * dependents stay and lose that ownerReference. Dependents are looked for in
+ * the owner's namespace (every namespace for a cluster-scoped owner), as
+ * ownerReferences may not cross namespaces. Under the lock. */
+static void collect_dependents_locked(const char *uid, const char *ns, bool orphan)
+{
+	char **uids = xmalloc(sizeof *uids);
+	size_t nu = 1, cap = 1;
+	uids[0] = xstrdup(uid);
+	for (size_t u = 0; u < nu; u++) {
+		for (size_t ri = 0; ri < resource_count(); ri++) {
+			struct resource *r = g_store.res[ri];
+			if (!resource_served(r) || r->readonly)
+				continue;
+			for (size_t i = 0; i < r->n;) {
+				struct objver *o = r->items[i];
+				if ((*ns && strcmp(o->ns, ns) != 0) || !owned_by(o->obj, uids[u])) {
+					i++;
+					continue;
+				}
+				if (orphan) {
+					cJSON *n = cJSON_Duplicate(o->obj, 1);
+					cJSON *refs = cJSON_GetObjectItemCaseSensitive(meta_of(n), "ownerReferences");
+					for (cJSON *ref = refs ? refs->child : NULL; ref;) {
+						cJSON *next = ref->next;
+						const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+						if (ru && strcmp(ru, uids[u]) == 0)
+							cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
+						ref = next;
+					}
+					if (cJSON_GetArraySize(refs) == 0)
+						cJSON_DeleteItemFromObjectCaseSensitive(meta_of(n), "ownerReferences");
+					objver_ref(o);
+					store_put_locked(r, n, o);
+					objver_unref(o);
+					i++;
+					continue;
+				}
+				const char *du = meta_str(o->obj, "uid");
+				if (du) {
+					if (nu == cap)
+						uids = xrealloc(uids, (cap *= 2) * sizeof *uids);
+					uids[nu++] = xstrdup(du);
+				}
+				store_delete_locked(o); /* items shift down: same i again */
+			}
+		}
+		if (orphan)
+			break; /* only direct dependents are touched */
+	}
+	for (size_t u = 0; u < nu; u++)
+		free(uids[u]);
+	free(uids);
+}
+
 static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, const char *ns,
                                  const char *name, struct request *rq)
 {
@@ -1057,7 +1190,13 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 		if (s)
 			return send_status(c, s);
 	}
-	struct status *s = NULL;
+	struct status *s = check_delete_options(opts);
+	if (s) {
+		cJSON_Delete(opts);
+		return send_status(c, s);
+	}
+	const char *pp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opts, "propagationPolicy"));
+	bool orphan = pp && !strcmp(pp, "Orphan");
 	struct objver *gone = NULL;
 	pthread_mutex_lock(&g_store.lock);
 	struct objver *o = store_get_locked(r, ns, name);
@@ -1069,6 +1208,11 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 		gone = o;
 		objver_ref(gone);
 		store_delete_locked(o);
+		if (r->crd)
+			crd_remove_locked(gone->obj);
+		const char *uid = meta_str(gone->obj, "uid");
+		if (uid && *uid)
+			collect_dependents_locked(uid, r->namespaced ? gone->ns : "", orphan);
 	}
 	pthread_mutex_unlock(&g_store.lock);
 	cJSON_Delete(opts);
@@ -1099,7 +1243,7 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 /* ---- list ------------------------------------------------------------------ */
 
 struct listq {
-	struct selector *ls, *fs;
+	kvs__selector *ls, *fs;
 	size_t limit;
 	char *after;
 	uint64_t at_rv;
@@ -1111,12 +1255,12 @@ static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, boo
 	char *err = NULL;
 	memset(q, 0, sizeof *q);
 	q->at_rv = UINT64_MAX;
-	q->ls = label_selector_parse(arg(c, "labelSelector"), &err);
-	if (!q->ls)
+	char msg[4096];
+	if (kvs__label_selector_parse(&q->ls, arg(c, "labelSelector"), msg, sizeof msg) < 0 ||
+	    kvs__field_selector_parse(&q->fs, arg(c, "fieldSelector"), msg, sizeof msg) < 0) {
+		err = xstrdup(msg);
 		goto bad;
-	q->fs = field_selector_parse(arg(c, "fieldSelector"), &err);
-	if (!q->fs)
-		goto bad;
+	}
 	if (watch)
 		return NULL;
 	const char *lim = arg(c, "limit");
@@ -1160,8 +1304,8 @@ bad:;
 
 static void listq_free(struct listq *q)
 {
-	selector_free(q->ls);
-	selector_free(q->fs);
+	kvs__selector_free(q->ls);
+	kvs__selector_free(q->fs);
 	free(q->after);
 }
 
@@ -1305,7 +1449,7 @@ static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct reso
 struct watch {
 	struct resource *res;
 	char *ns; /* NULL = all namespaces */
-	struct selector *ls, *fs;
+	kvs__selector *ls, *fs;
 	struct neg neg;
 	bool bookmarks;
 	bool initial_end_bookmark;
@@ -1325,11 +1469,11 @@ static bool watch_passes(const struct watch *w, const struct objver *o)
 {
 	if (w->ns && strcmp(o->ns, w->ns) != 0)
 		return false;
-	if (!selector_empty(w->fs) && !field_selector_match(w->fs, o->ns, o->name))
+	if (!kvs__field_selector_match(w->fs, o->ns, o->name))
 		return false;
-	if (selector_empty(w->ls))
+	if (kvs__selector_empty(w->ls))
 		return true;
-	return label_selector_match(w->ls, cJSON_GetObjectItemCaseSensitive(
+	return labels_match(w->ls, cJSON_GetObjectItemCaseSensitive(
 		                                    cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels"));
 }
 
@@ -1501,8 +1645,8 @@ static void watch_free(void *cls)
 		objver_unref(w->init[i]);
 	free(w->init);
 	free(w->ns);
-	selector_free(w->ls);
-	selector_free(w->fs);
+	kvs__selector_free(w->ls);
+	kvs__selector_free(w->fs);
 	buf_free(&w->out);
 	free(w);
 	__atomic_sub_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);
@@ -1748,17 +1892,22 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		version = seg[2];
 		i = 3;
 	}
-	const char *ns = NULL, *plural = NULL, *name = NULL;
+	const char *ns = NULL, *plural = NULL, *name = NULL, *sub = NULL;
 	size_t rest = group ? n - i : 0;
-	if (group && rest >= 3 && !strcmp(seg[i], "namespaces") && rest <= 4) {
+	if (group && rest >= 3 && !strcmp(seg[i], "namespaces") && rest <= 5) {
 		ns = seg[i + 1];
 		plural = seg[i + 2];
-		name = rest == 4 ? seg[i + 3] : NULL;
-	} else if (group && (rest == 1 || rest == 2)) {
+		name = rest >= 4 ? seg[i + 3] : NULL;
+		sub = rest == 5 ? seg[i + 4] : NULL;
+	} else if (group && rest >= 1 && rest <= 3) {
 		plural = seg[i];
-		name = rest == 2 ? seg[i + 1] : NULL;
+		name = rest >= 2 ? seg[i + 1] : NULL;
+		sub = rest == 3 ? seg[i + 2] : NULL;
 	}
 	struct resource *r = plural ? resource_find(group, version, plural) : NULL;
+	/* the only subresource served is status, where the resource has it */
+	if (r && sub && (strcmp(sub, "status") != 0 || !r->status_sub))
+		r = NULL;
 	if (!r || (ns && !r->namespaced) || (!r->namespaced && ns) || (r->namespaced && !ns && name)) {
 		STAT_ADD(verbs[V_OTHER], 1);
 		free(path);
@@ -1768,7 +1917,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	enum verb v = verb_of(method, name != NULL, watch && !name);
 	STAT_ADD(verbs[v], 1);
 	if (v == V_OTHER || (r->readonly && v != V_GET && v != V_LIST && v != V_WATCH) ||
-	    (!ns && r->namespaced && v != V_LIST && v != V_WATCH)) {
+	    (!ns && r->namespaced && v != V_LIST && v != V_WATCH) ||
+	    (sub && v != V_GET && v != V_UPDATE && v != V_PATCH)) {
 		free(path);
 		return send_status(c, st_method_not_allowed());
 	}
@@ -1802,10 +1952,10 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		ret = do_create(c, r, ns ? ns : "", rq);
 		break;
 	case V_UPDATE:
-		ret = do_update(c, r, ns ? ns : "", name, rq);
+		ret = do_update(c, r, ns ? ns : "", name, sub != NULL, rq);
 		break;
 	case V_PATCH:
-		ret = do_patch(c, r, ns ? ns : "", name, rq);
+		ret = do_patch(c, r, ns ? ns : "", name, sub != NULL, rq);
 		break;
 	case V_DELETE:
 		ret = do_delete(c, r, ns ? ns : "", name, rq);

@@ -3,9 +3,12 @@
  *
  * Private header shared by the files of tests/kapi/. Layering:
  *   util.c      buffers, time, uuid, rng, base64 (libcrypto), merge patch
- *   select.c    label and field selectors
  *   validate.c  Status objects and the object validation of the real server
+ * Label and field selectors and the validators of names, labels,
+ * annotations and ConfigMap keys are the library's (kube/selector.c,
+ * kube/validate.c, linked in), shared with the in-memory backend.
  *   store.c     the objects, the one revision counter, the watch history ring
+ *   crd.c       CustomResourceDefinitions: applying one serves its resource
  *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
  *   main.c      command line, daemon start, signals
  */
@@ -19,6 +22,9 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <sys/types.h>
+
+#include "kube/selector.h"
+#include "kube/validate.h"
 
 #define KAPI_MAX_BODY (3u * 1024u * 1024u) /* kube-apiserver's request limit */
 #define KAPI_MAX_CM_BYTES 1048576u         /* core.MaxSecretSize */
@@ -69,16 +75,9 @@ void json_sort_object(cJSON *obj);
 
 /* ---- select.c ------------------------------------------------------------ */
 
-struct selector;
-/* Parse a label selector; NULL with *err (malloc) on a syntax error. An empty
- * string gives a selector that matches everything. */
-struct selector *label_selector_parse(const char *s, char **err);
-/* Parse a field selector: metadata.name and metadata.namespace, = == !=. */
-struct selector *field_selector_parse(const char *s, char **err);
-void selector_free(struct selector *s);
-bool selector_empty(const struct selector *s);
-bool label_selector_match(const struct selector *s, const cJSON *labels);
-bool field_selector_match(const struct selector *s, const char *ns, const char *name);
+/* Selectors: kube/selector.h. Whether an object's labels (a cJSON object,
+ * or NULL) satisfy a label selector (store.c). */
+bool labels_match(const kvs__selector *s, const cJSON *labels);
 
 /* ---- resources and objects (store.c) ------------------------------------- */
 
@@ -102,6 +101,10 @@ struct resource {
 	bool readonly;
 	bool allow_create_on_update;
 	bool allow_unconditional_update;
+	bool status_sub;   /* has the status subresource (CRD subresources.status) */
+	bool crd;          /* the customresourcedefinitions resource itself */
+	bool removed;      /* its CRD was deleted: not served (atomic; kept for reuse) */
+	char *crd_name;    /* "<plural>.<group>" of the CRD that serves it, or NULL */
 	/* sorted by key (etcd order of "<ns>/<name>"), protected by the store lock */
 	struct objver **items;
 	size_t n, cap;
@@ -156,7 +159,15 @@ extern struct store g_store;
 void store_init(size_t history, size_t history_bytes);
 struct resource *resource_add(enum res_type type, const char *group, const char *version,
                               const char *plural, const char *kind);
+/* Served resources (not removed). resource_add may run while requests are
+ * served (a CRD is applied): the array never moves (KAPI_MAX_RESOURCES) and
+ * nres is published with a release store; callers of resource_add hold the
+ * store lock once the daemon runs. */
+#define KAPI_MAX_RESOURCES 256
 struct resource *resource_find(const char *group, const char *version, const char *plural);
+struct resource *resource_find_any(const char *group, const char *version, const char *plural);
+size_t resource_count(void);
+bool resource_served(const struct resource *r);
 
 /* Under the lock. */
 struct objver *store_get_locked(struct resource *r, const char *ns, const char *name);
@@ -179,8 +190,19 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
  * further item passes. Items are referenced; caller unrefs and frees.
  * Returns 0, or -1 if at_rv is older than the history window. Takes the lock. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
-               const struct selector *ls, const struct selector *fs, size_t limit,
+               const kvs__selector *ls, const kvs__selector *fs, size_t limit,
                struct objver ***out, size_t *n, bool *more);
+
+/* ---- crd.c --------------------------------------------------------------- */
+
+/* Validate a CustomResourceDefinition body for create/update (NULL or a
+ * 422/400 Status); fill its status (NamesAccepted, Established). */
+struct status *crd_validate(cJSON *crd, const char *name);
+/* After a CRD was written: serve (or re-flag) its resources. Under the lock. */
+struct status *crd_apply_locked(const cJSON *crd);
+/* After a CRD was deleted: delete every object of its resources and stop
+ * serving them. Under the lock. */
+void crd_remove_locked(const cJSON *crd);
 
 /* ---- validate.c ---------------------------------------------------------- */
 
@@ -215,7 +237,8 @@ struct status *st_invalid(const struct resource *r, const char *name, struct fer
 /* Normalize and validate a body for r (metadata handled by the caller).
  * Returns NULL or a Status (400 for undecodable, 422 Invalid). */
 struct status *validate_object(struct resource *r, cJSON *obj, const char *name, struct ferrs *fe);
-void validate_name(const char *name, const char *gen_name, struct ferrs *fe);
+void validate_name(const struct resource *r, const char *name, const char *gen_name,
+                   struct ferrs *fe);
 void validate_immutable(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
 /* Keep known fields in Go struct order; sort map members. */
 void normalize_object(struct resource *r, cJSON *obj);

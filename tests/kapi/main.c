@@ -284,6 +284,15 @@ int main(int argc, char **argv)
 	resource_add(RES_NAMESPACE, "", "v1", "namespaces", "Namespace");
 	resource_add(RES_CONFIGMAP, "", "v1", "configmaps", "ConfigMap");
 	resource_add(RES_LEASE, "coordination.k8s.io", "v1", "leases", "Lease");
+	/* CustomResourceDefinitions: a typed, cluster-scoped built-in whose
+	 * objects make the server serve more resources (crd.c) */
+	struct resource *crd_res = resource_add(RES_CUSTOM, "apiextensions.k8s.io", "v1",
+	                                        "customresourcedefinitions",
+	                                        "CustomResourceDefinition");
+	crd_res->namespaced = false;
+	crd_res->typed = true;
+	crd_res->crd = true;
+	crd_res->short_name = xstrdup("crd");
 	for (size_t i = 0; i < ncrds; i++)
 		add_crd(crds[i]);
 	free(crds);

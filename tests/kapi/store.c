@@ -115,20 +115,43 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 		r->short_name = xstrdup("cm");
 	else if (type == RES_NAMESPACE)
 		r->short_name = xstrdup("ns");
-	g_store.res = xrealloc(g_store.res, (g_store.nres + 1) * sizeof *g_store.res);
-	g_store.res[g_store.nres++] = r;
+	if (!g_store.res)
+		g_store.res = xmalloc(KAPI_MAX_RESOURCES * sizeof *g_store.res);
+	if (g_store.nres == KAPI_MAX_RESOURCES) {
+		fprintf(stderr, "kapi-server: more than %d resources\n", KAPI_MAX_RESOURCES);
+		abort();
+	}
+	g_store.res[g_store.nres] = r;
+	__atomic_store_n(&g_store.nres, g_store.nres + 1, __ATOMIC_RELEASE);
 	return r;
 }
 
-struct resource *resource_find(const char *group, const char *version, const char *plural)
+size_t resource_count(void)
 {
-	for (size_t i = 0; i < g_store.nres; i++) {
+	return __atomic_load_n(&g_store.nres, __ATOMIC_ACQUIRE);
+}
+
+bool resource_served(const struct resource *r)
+{
+	return !__atomic_load_n(&r->removed, __ATOMIC_ACQUIRE);
+}
+
+struct resource *resource_find_any(const char *group, const char *version, const char *plural)
+{
+	size_t n = resource_count();
+	for (size_t i = 0; i < n; i++) {
 		struct resource *r = g_store.res[i];
 		if (strcmp(r->group, group) == 0 && strcmp(r->version, version) == 0 &&
 		    strcmp(r->plural, plural) == 0)
 			return r;
 	}
 	return NULL;
+}
+
+struct resource *resource_find(const char *group, const char *version, const char *plural)
+{
+	struct resource *r = resource_find_any(group, version, plural);
+	return r && resource_served(r) ? r : NULL;
 }
 
 /* First index whose key is >= key (or > key when strict). */
@@ -278,15 +301,27 @@ static int cmp_touched(const void *a, const void *b)
 	return x->rv < y->rv ? -1 : x->rv > y->rv;
 }
 
-static bool passes(const struct objver *o, const struct selector *ls, const struct selector *fs)
+static const char *json_label(void *ctx, const char *key)
 {
-	if (!selector_empty(fs) && !field_selector_match(fs, o->ns, o->name))
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive((const cJSON *)ctx, key);
+
+	return cJSON_IsString(l) ? l->valuestring : NULL;
+}
+
+bool labels_match(const kvs__selector *s, const cJSON *labels)
+{
+	return kvs__selector_match(s, json_label, (void *)labels);
+}
+
+static bool passes(const struct objver *o, const kvs__selector *ls, const kvs__selector *fs)
+{
+	if (!kvs__field_selector_match(fs, o->ns, o->name))
 		return false;
-	if (selector_empty(ls))
+	if (kvs__selector_empty(ls))
 		return true;
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "labels");
-	return label_selector_match(ls, labels);
+	return labels_match(ls, labels);
 }
 
 /* The state at at_rv is the current index with every later write undone:
@@ -294,7 +329,7 @@ static bool passes(const struct objver *o, const struct selector *ls, const stru
  * such event. The ring holds every event after compacted_rv, so any
  * at_rv >= compacted_rv can be served exactly. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char *after,
-               const struct selector *ls, const struct selector *fs, size_t limit,
+               const kvs__selector *ls, const kvs__selector *fs, size_t limit,
                struct objver ***out, size_t *n, bool *more)
 {
 	char *lo = ns ? xasprintf("%s/", ns) : xstrdup("");

@@ -162,35 +162,22 @@ struct status *st_invalid(const struct resource *r, const char *name, struct fer
 	return s;
 }
 
-static bool is_alnum_lower(char c)
+/* A field error of kube/validate.c into the Status being built. */
+static void ferr_from(void *ctx, const kvs__field_err *e)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+	struct ferrs *fe = ctx;
+	size_t n = kvs__ferr_format(NULL, 0, e, 0);
+	char *body = xmalloc(n + 1);
+	char *field = e->field_key ? xasprintf("%s[%s]", e->field, e->field_key) : xstrdup(e->field);
+
+	kvs__ferr_format(body, n + 1, e, 0);
+	ferr_add(fe, kvs__ferr_reason(e), field, body);
+	free(body);
+	free(field);
 }
 
-/* validation.IsDNS1123Subdomain */
-static bool dns1123_subdomain(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0)
-		return false;
-	/* labels separated by '.', each [a-z0-9]([-a-z0-9]*[a-z0-9])? */
-	const char *p = s;
-	for (;;) {
-		const char *q = p;
-		while (*q && *q != '.')
-			q++;
-		if (q == p || !is_alnum_lower(*p) || !is_alnum_lower(q[-1]))
-			return false;
-		for (const char *c = p; c < q; c++)
-			if (!is_alnum_lower(*c) && *c != '-')
-				return false;
-		if (!*q)
-			return true;
-		p = q + 1;
-	}
-}
-
-void validate_name(const char *name, const char *gen_name, struct ferrs *fe)
+void validate_name(const struct resource *r, const char *name, const char *gen_name,
+                   struct ferrs *fe)
 {
 	if (!name || !*name) {
 		if (!gen_name || !*gen_name)
@@ -198,60 +185,42 @@ void validate_name(const char *name, const char *gen_name, struct ferrs *fe)
 			         "Required value: name or generateName is required");
 		return;
 	}
-	char *b;
-	if (strlen(name) > 253) {
-		b = xasprintf("Invalid value: \"%s\": must be no more than 253 characters", name);
-		ferr_add(fe, "FieldValueInvalid", "metadata.name", b);
-		free(b);
-	}
-	if (!dns1123_subdomain(name)) {
-		b = xasprintf("Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower "
-		              "case alphanumeric characters, '-' or '.', and must start and end with an "
-		              "alphanumeric character (e.g. 'example.com', regex used for validation is "
-		              "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-		              name);
-		ferr_add(fe, "FieldValueInvalid", "metadata.name", b);
-		free(b);
+	kvs__validate_name(name, r->type == RES_NAMESPACE, ferr_from, fe);
+}
+
+/* metadata.labels and metadata.annotations (ValidateObjectMeta). A value of
+ * the wrong JSON type cannot be decoded at all: the caller's 400. */
+static void validate_meta(cJSON *obj, struct ferrs *fe)
+{
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const char *bags[2] = { "labels", "annotations" };
+
+	for (int b = 0; b < 2; b++) {
+		cJSON *bag = cJSON_GetObjectItemCaseSensitive(m, bags[b]);
+		size_t n = 0, i = 0;
+		if (!cJSON_IsObject(bag))
+			continue;
+		for (cJSON *c = bag->child; c; c = c->next)
+			n++;
+		if (!n)
+			continue;
+		kvs_kv *kv = xmalloc(n * sizeof(*kv));
+		for (cJSON *c = bag->child; c; c = c->next, i++) {
+			kv[i].key = c->string;
+			kv[i].value = cJSON_IsString(c) ? c->valuestring : NULL;
+		}
+		if (b == 0)
+			kvs__validate_labels(kv, n, ferr_from, fe);
+		else
+			kvs__validate_annotations(kv, n, ferr_from, fe);
+		free(kv);
 	}
 }
 
 /* validation.IsConfigMapKey */
 static void config_key(const char *bag, const char *k, struct ferrs *fe)
 {
-	char *field = xasprintf("%s[%s]", bag, k);
-	char *b;
-	size_t n = strlen(k);
-	if (n > 253) {
-		b = xasprintf("Invalid value: \"%s\": must be no more than 253 characters", k);
-		ferr_add(fe, "FieldValueInvalid", field, b);
-		free(b);
-	}
-	bool ok = n > 0;
-	for (const char *c = k; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		      *c == '-' || *c == '_' || *c == '.'))
-			ok = false;
-	if (!ok) {
-		b = xasprintf("Invalid value: \"%s\": a valid config key must consist of alphanumeric "
-		              "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
-		              "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
-		              k);
-		ferr_add(fe, "FieldValueInvalid", field, b);
-		free(b);
-	}
-	const char *dot = NULL;
-	if (strcmp(k, ".") == 0)
-		dot = "must not be '.'";
-	else if (strcmp(k, "..") == 0)
-		dot = "must not be '..'";
-	else if (strncmp(k, "..", 2) == 0)
-		dot = "must not start with '..'";
-	if (dot) {
-		b = xasprintf("Invalid value: \"%s\": %s", k, dot);
-		ferr_add(fe, "FieldValueInvalid", field, b);
-		free(b);
-	}
-	free(field);
+	kvs__validate_config_key(bag, k, ferr_from, fe);
 }
 
 static struct status *undecodable(const struct resource *r, const char *why)
@@ -324,6 +293,7 @@ static struct status *validate_configmap(struct resource *r, cJSON *obj, struct 
 struct status *validate_object(struct resource *r, cJSON *obj, const char *name, struct ferrs *fe)
 {
 	(void)name;
+	validate_meta(obj, fe);
 	switch (r->type) {
 	case RES_CONFIGMAP:
 		return validate_configmap(r, obj, fe);

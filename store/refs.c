@@ -1,0 +1,172 @@
+/*
+ * refs.c — what an index references, by manifest kind (refs.h).
+ *
+ * Adding a manifest kind means: decode it (manifest.c) and add a case to
+ * walk() that delivers its groups. Nothing else that reads references —
+ * gc, fsck, a put's rebase or its check of reused segments — changes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refs.h"
+
+/* The group of a blob manifest's value (inline or chunked). */
+static void value_group(kvs__refgroup *g, const kvs__manifest *m)
+{
+	memset(g, 0, sizeof(*g));
+	g->role = KVS__REF_VALUE;
+	g->what = "value";
+	g->segs = m->segs;
+	g->nsegs = m->nsegs;
+	g->chunks = m->chunks;
+	g->nchunks = m->nchunks;
+	g->is_inline = m->is_inline;
+	g->inline_blob = m->inline_blob;
+	g->inline_len = m->inline_len;
+	g->length = m->length;
+	g->hash = m->hash;
+	g->chunk_max = m->cdc_max;
+}
+
+/* The body group of an indirect manifest. */
+static void body_group(kvs__refgroup *g, const kvs__manifest *m)
+{
+	memset(g, 0, sizeof(*g));
+	g->role = KVS__REF_BODY;
+	g->what = "manifest body";
+	g->segs = m->segs;
+	g->nsegs = m->nsegs;
+	g->chunks = m->chunks;
+	g->nchunks = m->nchunks;
+	g->length = m->body_len;
+	g->hash = m->body_hash;
+	g->chunk_max = m->cdc_max;
+}
+
+static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb, void *ctx)
+{
+	char name[KVS__NAME_BUF];
+	int rc;
+
+	if (cb->group && (rc = cb->group(ctx, g)) < 0)
+		return rc;
+	if (!cb->segment)
+		return 0;
+	for (uint32_t i = 0; i < g->nsegs; i++) {
+		kvs__segment_name(name, s->name, g->segs[i].addr);
+		if ((rc = cb->segment(ctx, g, i, name)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
+                   const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests)
+{
+	kvs__manifest m;
+	kvs__refgroup g;
+	int rc, where = KVS__REFS_DECODE;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = kvs__index_decode(&m, s, index, key, key_len)) < 0)
+		goto out;
+	where = KVS__REFS_CALLBACK;
+	if (cb->index && (rc = cb->index(ctx, m.key, m.key_len)) < 0)
+		goto out;
+	switch (m.kind) {
+	case KVS__MF_BLOB:
+		value_group(&g, &m);
+		rc = deliver(s, &g, cb, ctx);
+		break;
+	case KVS__MF_INDIRECT:
+		body_group(&g, &m);
+		if ((rc = deliver(s, &g, cb, ctx)) < 0)
+			break;
+		/* The value's own tables are in the body: read and verify it. */
+		kvs__manifest_clear(&m);
+		where = KVS__REFS_LOAD;
+		if ((rc = kvs__index_load(&m, s, index, key, key_len, requests)) < 0)
+			break;
+		where = KVS__REFS_CALLBACK;
+		value_group(&g, &m);
+		rc = deliver(s, &g, cb, ctx);
+		break;
+	case KVS__MF_MAP:
+	default:
+		/* the decoder refuses kinds it does not know */
+		where = KVS__REFS_DECODE;
+		rc = kvs_error_set(KVS_EUNSUPPORTED, "index %s: manifest kind %d has no references "
+		                   "walker", index->name, (int)m.kind);
+		break;
+	}
+out:
+	kvs__manifest_clear(&m);
+	if (stage)
+		*stage = rc < 0 ? where : KVS__REFS_OK;
+	return rc;
+}
+
+/* ---- the set of addresses ------------------------------------------------ */
+
+typedef struct addrset {
+	uint8_t (*v)[16];
+	size_t n, cap;
+} addrset;
+
+static int add_addr(void *ctx, const kvs__refgroup *g, uint32_t i, const char *name)
+{
+	addrset *a = ctx;
+
+	(void)name;
+	if (a->n == a->cap) {
+		size_t nc = a->cap ? a->cap * 2 : 64;
+		uint8_t (*nv)[16] = realloc(a->v, nc * sizeof(*nv));
+		if (!nv)
+			return kvs_error_set(KVS_ENOMEM, "out of memory collecting segment references");
+		a->v = nv;
+		a->cap = nc;
+	}
+	memcpy(a->v[a->n++], g->segs[i].addr, 16);
+	return 0;
+}
+
+static int cmp_addr(const void *x, const void *y)
+{
+	return memcmp(x, y, 16);
+}
+
+int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
+                       int *stage, uint64_t *requests)
+{
+	static const kvs__refs_cb cb = { NULL, NULL, add_addr };
+	addrset a = { NULL, 0, 0 };
+	size_t w = 0;
+	int rc = kvs__refs_walk(s, index, NULL, 0, &cb, &a, stage, requests);
+
+	if (a.n > 1)
+		qsort(a.v, a.n, sizeof(*a.v), cmp_addr);
+	for (size_t i = 0; i < a.n; i++)
+		if (w == 0 || memcmp(a.v[w - 1], a.v[i], 16) != 0)
+			memmove(a.v[w++], a.v[i], 16);
+	*out = a.v;
+	*n = w;
+	return rc;
+}
+
+int kvs__refs_has(uint8_t (*addrs)[16], size_t n, const uint8_t addr[16])
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(addrs[mid], addr, 16);
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}

@@ -1,0 +1,553 @@
+/*
+ * segwrite.c — the segment writer (segwrite.h; docs/design.md "Put").
+ *
+ * Why AlreadyExists is not trusted as it comes: the name of a segment is
+ * the hash of the bytes it should hold, so an object under that name is
+ * *meant* to be this segment, but anything with write access to the
+ * namespace can put any object there, and damage can change an object's
+ * bytes. A write that references such an object is acknowledged and
+ * unreadable. So an object found under our name is touched first (from then
+ * on gc cannot take it: its resourceVersion changed and it is young) and
+ * then read back and judged:
+ *
+ *  - immutable, labelled as ours, content hashing to its name: it *is* the
+ *    segment; reuse it;
+ *  - not immutable, or not labelled as ours: replace it in place, with the
+ *    precondition of the version just judged, by exactly the segment (the
+ *    API server lets a mutable object take any data and an immutable one
+ *    new labels with the same data). The name never stops resolving, so an
+ *    index that already reads it keeps reading it. Then touch it again;
+ *  - immutable and holding other bytes: refuse (KVS_ECORRUPT naming it).
+ *    Its data can never change, and deleting it to re-create it would leave
+ *    a moment — forever, if the writer dies in it — in which an index that
+ *    reads its intact chunks finds nothing. fsck reports it; an operator
+ *    deletes it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refs.h"
+#include "segwrite.h"
+
+/* Rounds of create / touch / verify / fix for one segment name. */
+#define EXISTS_ROUNDS 4
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t hard)
+{
+	size_t nc;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	if (need > hard)
+		return kvs_error_set(KVS_ETOOBIG, "more than %zu entries", hard);
+	nc = *cap ? *cap * 2 : 64;
+	while (nc < need)
+		nc *= 2;
+	if (nc > hard)
+		nc = hard;
+	if (!(np = realloc(*p, nc * elem)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+void kvs__segw_init(kvs__segw *w, kvs_store *s, const char *key, kvs__wstats *st)
+{
+	memset(w, 0, sizeof(*w));
+	w->s = s;
+	w->key = key;
+	w->st = st;
+}
+
+void kvs__segw_free(kvs__segw *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->nbent; i++)
+		free(w->bent[i].blob);
+	for (size_t i = 0; i < w->npend; i++)
+		kvs_object_free(w->pend[i]);
+	free(w->bent);
+	free(w->slots);
+	memset(w, 0, sizeof(*w));
+}
+
+int kvs__segw_slot_add(kvs__segw *w, uint32_t *out)
+{
+	int rc = grow((void **)&w->slots, &w->capslots, w->nslots + 1, sizeof(kvs__slot),
+	              2 * (size_t)KVS__MF_MAX_SEGS);
+	if (rc < 0)
+		return rc;
+	memset(&w->slots[w->nslots], 0, sizeof(kvs__slot));
+	*out = (uint32_t)w->nslots++;
+	return 0;
+}
+
+static void mark(kvs__segw *w, uint32_t sl, kvs__slot_state state, int64_t srv)
+{
+	w->slots[sl].state = state;
+	w->slots[sl].t_mono = kvs__mono_ms();
+	w->slots[sl].t_srv = srv;
+}
+
+/* ---- backend calls ------------------------------------------------------ */
+
+static int server_now(kvs__segw *w, int64_t *ms)
+{
+	w->st->requests++;
+	*ms = 0;
+	return w->s->be->ops->now(w->s->be, ms);
+}
+
+/* A metadata-only update that bumps the segment's resourceVersion, so a gc
+ * that listed it earlier cannot delete it, and dates it (design.md). */
+static int touch_name(kvs__segw *w, const char *name, int64_t *ms)
+{
+	char now[32];
+	kvs_kv kv;
+	int rc;
+
+	if ((rc = server_now(w, ms)) < 0)
+		return rc;
+	snprintf(now, sizeof(now), "%lld", (long long)*ms);
+	kv.key = (char *)KVS__ANN_TOUCHED;
+	kv.value = now;
+	w->st->requests++;
+	return w->s->be->ops->annotate(w->s->be, NULL, name, &kv, 1);
+}
+
+int kvs__segw_touch(kvs__segw *w, uint32_t sl)
+{
+	char name[KVS__NAME_BUF];
+	int64_t ms;
+	int rc;
+
+	kvs__segment_name(name, w->s->name, w->slots[sl].addr);
+	if ((rc = touch_name(w, name, &ms)) == 0)
+		mark(w, sl, KVS__SLOT_TOUCHED, ms);
+	return rc;
+}
+
+/* Context for a failed segment call: the backends' details usually name the
+ * object already ("create configmap ns/NAME: ..."); name it only if not. */
+static int seg_fail(kvs__segw *w, int rc, const char *what, const char *name)
+{
+	if (strstr(kvs_error_last(), name))
+		return kvs_error_set(rc, "key \"%s\": %s", w->key, kvs_error_last());
+	return kvs_error_set(rc, "key \"%s\": %s %s: %s", w->key, what, name, kvs_error_last());
+}
+
+/* ---- judging an object found under a segment's name ---------------------- */
+
+enum { SEG_GOOD = 0, SEG_FIXABLE, SEG_WRONG };
+
+static int labels_ours(const kvs_object *o, const char *store)
+{
+	const char *v;
+
+	return (v = kvs_object_label(o, KVS__LABEL_STORE)) && strcmp(v, store) == 0 &&
+	       (v = kvs_object_label(o, KVS__LABEL_ROLE)) && strcmp(v, KVS__ROLE_SEGMENT) == 0 &&
+	       (v = kvs_object_label(o, KVS__LABEL_MANAGED)) &&
+	       strcmp(v, KVS__LABEL_MANAGED_VALUE) == 0;
+}
+
+/*
+ * Is `obj` (consumed) the segment of address `addr`? *verdict: SEG_GOOD,
+ * SEG_FIXABLE (right bytes but mutable or not labelled as ours, or mutable
+ * with wrong bytes: replaceable in place) or SEG_WRONG (immutable, wrong
+ * bytes), with `why` filled. *sg (may be NULL) gets the opened segment of a
+ * good one. Returns 0 or KVS_ENOMEM.
+ */
+static int judge(kvs__segw *w, kvs_object *obj, const uint8_t addr[16], int *verdict,
+                 char *why, size_t cap, kvs__segment **sgp)
+{
+	int immutable = obj->immutable, ours = labels_ours(obj, w->s->name), right;
+	kvs__segment *sg = NULL;
+	int rc;
+
+	if (sgp)
+		*sgp = NULL;
+	why[0] = '\0';
+	rc = kvs__seg_open(&sg, obj, addr, w->s->be->max_object_bytes);
+	if (rc == KVS_ENOMEM)
+		return rc;
+	right = rc == 0 && sg->verified;
+	if (rc < 0)
+		snprintf(why, cap, "%.200s", kvs_error_last());
+	else if (!right)
+		snprintf(why, cap, "its %zu entries (%llu bytes) do not hash to its name", sg->n,
+		         (unsigned long long)sg->bytes);
+	else if (!immutable)
+		snprintf(why, cap, "it is not immutable");
+	else if (!ours)
+		snprintf(why, cap, "it is not labelled as a segment of store %s", w->s->name);
+	if (!right && immutable)
+		*verdict = SEG_WRONG;
+	else if (!right || !immutable || !ours)
+		*verdict = SEG_FIXABLE;
+	else
+		*verdict = SEG_GOOD;
+	if (sgp && *verdict == SEG_GOOD)
+		*sgp = sg;
+	else
+		kvs__seg_unref(sg);
+	return 0;
+}
+
+/*
+ * A create of segment `obj` (slot `sl`) met AlreadyExists: make the object
+ * under that name this segment, touched, or fail (file comment). `srv` is a
+ * server time read before the create.
+ */
+static int settle_existing(kvs__segw *w, uint32_t sl, kvs_object *obj, int64_t srv)
+{
+	char why[256];
+	int fixed = 0, rc = 0;
+
+	for (int round = 0; round < EXISTS_ROUNDS; round++) {
+		kvs_object *cur = NULL;
+		int64_t ms;
+		int verdict;
+
+		rc = touch_name(w, obj->name, &ms);
+		if (rc == KVS_ENOTFOUND) {
+			/* gone (collected, or deleted by hand) since: create it again */
+			w->st->requests++;
+			rc = w->s->be->ops->create(w->s->be, NULL, obj);
+			if (rc == 0) {
+				mark(w, sl, KVS__SLOT_CREATED, srv);
+				w->st->segments_written++;
+				w->st->bytes_written += w->slots[sl].bytes;
+				return 0;
+			}
+			if (rc == KVS_EEXISTS)
+				continue;
+			return seg_fail(w, rc, "segment", obj->name);
+		}
+		if (rc < 0)
+			return seg_fail(w, rc, "segment", obj->name);
+		if (fixed) {
+			/* replaced by exactly this segment, then touched */
+			mark(w, sl, KVS__SLOT_TOUCHED, ms);
+			return 0;
+		}
+		w->st->requests++;
+		rc = w->s->be->ops->get(w->s->be, &cur, obj->name);
+		if (rc == KVS_ENOTFOUND)
+			continue;
+		if (rc < 0)
+			return seg_fail(w, rc, "reading back segment", obj->name);
+		char rv[KVS_VER_MAX];
+		snprintf(rv, sizeof(rv), "%s", cur->resource_version ? cur->resource_version : "");
+		if ((rc = judge(w, cur, w->slots[sl].addr, &verdict, why, sizeof(why), NULL)) < 0)
+			return rc;
+		if (verdict == SEG_GOOD) {
+			mark(w, sl, KVS__SLOT_TOUCHED, ms);
+			return 0;
+		}
+		if (verdict == SEG_WRONG)
+			return kvs_error_set(KVS_ECORRUPT, "key \"%s\": segment %s already exists but is "
+			                     "not the segment its name addresses (%s): planted or damaged; "
+			                     "nothing was committed. `kvsplit fsck` reports what uses it; "
+			                     "delete it by hand and put again", w->key, obj->name, why);
+		/* Fixable: replace it in place, conditioned on what we judged. */
+		if (!rv[0])
+			return kvs_error_set(KVS_ECORRUPT, "key \"%s\": segment %s already exists but %s, "
+			                     "and the backend gave no version to replace it at", w->key,
+			                     obj->name, why);
+		if ((rc = kvs_object_set_rv(obj, rv)) < 0)
+			return rc;
+		w->st->requests++;
+		rc = w->s->be->ops->replace(w->s->be, NULL, obj);
+		{
+			int rrc = kvs_object_set_rv(obj, "");
+			if (rc == 0 && rrc < 0)
+				return rrc;
+		}
+		if (rc == 0) {
+			fixed = 1;
+			w->st->bytes_written += w->slots[sl].bytes;
+			continue;
+		}
+		if (rc == KVS_ECONFLICT || rc == KVS_ENOTFOUND)
+			continue;   /* changed since we judged it: judge again */
+		{
+			char detail[512];
+			snprintf(detail, sizeof(detail), "%s", kvs_error_last());
+			return kvs_error_set(rc == KVS_EINVALOBJ ? KVS_ECORRUPT : rc,
+			                     "key \"%s\": segment %s already exists but %s, and replacing "
+			                     "it failed: %s", w->key, obj->name, why, detail);
+		}
+	}
+	return kvs_error_set(KVS_ECORRUPT, "key \"%s\": segment %s keeps changing under the "
+	                     "writer (%d attempts to create, verify or fix it)", w->key, obj->name,
+	                     EXISTS_ROUNDS);
+}
+
+/* ---- packing and creating ------------------------------------------------ */
+
+int kvs__segw_flush(kvs__segw *w)
+{
+	kvs_op ops[KVS__MAX_CONCURRENCY];
+	size_t n = w->npend;
+	int64_t srv;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	/* server time before the creates: a lower bound of their creation */
+	if ((rc = server_now(w, &srv)) < 0)
+		return rc;
+	memset(ops, 0, sizeof(ops));
+	for (size_t i = 0; i < n; i++) {
+		ops[i].kind = KVS_OP_CREATE;
+		ops[i].in = w->pend[i];
+	}
+	w->st->requests += n;
+	if (w->s->be->ops->batch && n > 1) {
+		rc = w->s->be->ops->batch(w->s->be, ops, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			ops[i].result = w->s->be->ops->create(w->s->be, NULL, w->pend[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t sl = w->pslot[i];
+		kvs_object_free(ops[i].out);
+		if (rc < 0)
+			continue;
+		if (ops[i].result == 0) {
+			mark(w, sl, KVS__SLOT_CREATED, srv);
+			w->st->segments_written++;
+			w->st->chunks_written += w->slots[sl].nchunks;
+			w->st->bytes_written += w->slots[sl].bytes;
+		} else if (ops[i].result == KVS_EEXISTS) {
+			rc = settle_existing(w, sl, w->pend[i], srv);
+		} else {
+			/* After a batch the detail is that of the op that failed last:
+			 * report the segment it names, with that op's code. */
+			size_t j = i;
+			for (size_t k = 0; k < n; k++)
+				if (ops[k].result < 0 && ops[k].result != KVS_EEXISTS &&
+				    strstr(kvs_error_last(), w->pend[k]->name))
+					j = k;
+			rc = seg_fail(w, ops[j].result, "creating segment", w->pend[j]->name);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		kvs_object_free(w->pend[i]);
+		w->pend[i] = NULL;
+	}
+	w->npend = 0;
+	return rc;
+}
+
+int kvs__segw_seal(kvs__segw *w)
+{
+	kvs_object *obj;
+	kvs__slot *sl;
+	int rc;
+
+	if (w->nbent == 0)
+		return 0;
+	sl = &w->slots[w->bslot];
+	rc = kvs__seg_build(&obj, sl->addr, w->s->name, w->bent, w->nbent);
+	sl->bytes = w->bbytes;
+	sl->nchunks = (uint32_t)w->nbent;
+	w->nbent = 0;
+	w->bbytes = 0;
+	if (rc < 0)
+		return rc;
+	w->pend[w->npend] = obj;
+	w->pslot[w->npend++] = w->bslot;
+	if (w->npend >= w->s->opts.concurrency)
+		return kvs__segw_flush(w);
+	return 0;
+}
+
+int kvs__segw_add(kvs__segw *w, const uint8_t addr[16], uint8_t *blob, uint32_t len,
+                  uint32_t *slot)
+{
+	int rc;
+
+	if (w->nbent && w->bbytes + len > w->s->seg_cap && (rc = kvs__segw_seal(w)) < 0) {
+		free(blob);
+		return rc;
+	}
+	if (w->nbent == 0 && (rc = kvs__segw_slot_add(w, &w->bslot)) < 0) {
+		free(blob);
+		return rc;
+	}
+	if ((rc = grow((void **)&w->bent, &w->capbent, w->nbent + 1, sizeof(kvs__seg_entry),
+	               1u << 20)) < 0) {
+		free(blob);
+		return rc;
+	}
+	memcpy(w->bent[w->nbent].addr, addr, 16);
+	w->bent[w->nbent].blob = blob;
+	w->bent[w->nbent].len = len;
+	w->nbent++;
+	w->bbytes += len;
+	*slot = w->bslot;
+	return 0;
+}
+
+const kvs__seg_entry *kvs__segw_open_find(const kvs__segw *w, const uint8_t addr[16])
+{
+	const kvs__seg_entry *e = NULL;
+
+	for (size_t j = 0; j < w->nbent; j++)
+		if (memcmp(w->bent[j].addr, addr, 16) == 0)
+			e = &w->bent[j];
+	return e;
+}
+
+void kvs__segw_discard_open(kvs__segw *w)
+{
+	for (size_t j = 0; j < w->nbent; j++)
+		free(w->bent[j].blob);
+	w->nbent = 0;
+	w->bbytes = 0;
+}
+
+/* ---- reuse --------------------------------------------------------------- */
+
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb usable,
+                          void *ctx)
+{
+	kvs_op ops[KVS__MAX_CONCURRENCY];
+	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
+	size_t conc = w->s->opts.concurrency;
+	int rc = 0;
+
+	for (size_t at = 0; at < n && rc == 0; at += conc) {
+		size_t nops = n - at < conc ? n - at : conc;
+		memset(ops, 0, sizeof(ops));
+		for (size_t k = 0; k < nops; k++) {
+			kvs__segment_name(names[k], w->s->name, w->slots[first + at + k].addr);
+			ops[k].kind = KVS_OP_GET;
+			ops[k].name = names[k];
+		}
+		w->st->requests += nops;
+		if (w->s->be->ops->batch && nops > 1) {
+			rc = w->s->be->ops->batch(w->s->be, ops, nops);
+		} else {
+			for (size_t k = 0; k < nops; k++)
+				ops[k].result = w->s->be->ops->get(w->s->be, &ops[k].out, ops[k].name);
+		}
+		for (size_t k = 0; k < nops; k++) {
+			uint32_t sl = first + (uint32_t)(at + k);
+			kvs_object *obj = ops[k].out;
+			kvs__segment *sg = NULL;
+			char why[256];
+			int verdict, ok = 0;
+
+			ops[k].out = NULL;
+			if (rc < 0) {
+				kvs_object_free(obj);
+				continue;
+			}
+			if (ops[k].result == KVS_ENOTFOUND) {
+				kvs_object_free(obj);
+				w->slots[sl].state = KVS__SLOT_UNUSABLE;
+				continue;
+			}
+			if (ops[k].result < 0 || !obj) {
+				kvs_object_free(obj);
+				rc = ops[k].result < 0 ? ops[k].result
+				                       : kvs_error_set(KVS_EIO, "backend returned no object "
+				                                       "for %s", names[k]);
+				rc = seg_fail(w, rc, "reading base segment", names[k]);
+				continue;
+			}
+			if ((rc = judge(w, obj, w->slots[sl].addr, &verdict, why, sizeof(why), &sg)) < 0)
+				continue;
+			if (verdict == SEG_GOOD) {
+				ok = usable ? usable(ctx, sl, sg) : 0;
+				if (ok < 0)
+					rc = ok;
+			} else {
+				ok = 1;
+			}
+			kvs__seg_unref(sg);
+			if (rc == 0)
+				w->slots[sl].state = ok == 0 ? KVS__SLOT_REUSED : KVS__SLOT_UNUSABLE;
+		}
+	}
+	return rc;
+}
+
+/* ---- before the commit --------------------------------------------------- */
+
+/*
+ * Half the window is the threshold, leaving the other half for the commit
+ * itself. A touch takes time too, so the check is repeated until a pass
+ * touches nothing (bounded: a writer that cannot keep up fails).
+ */
+int kvs__segw_refresh(kvs__segw *w)
+{
+	int64_t win = (int64_t)w->s->opts.touch_window_s * 1000;
+	int rc, any = 0;
+
+	for (size_t i = 0; i < w->nslots; i++)
+		any |= kvs__slot_fresh(&w->slots[i]) && w->slots[i].ref;
+	if (!any)
+		return 0;
+	for (int pass = 0; pass < 4; pass++) {
+		int64_t now = kvs__mono_ms(), srv;
+		int touched = 0;
+		if ((rc = server_now(w, &srv)) < 0)
+			return rc;
+		for (size_t i = 0; i < w->nslots; i++) {
+			kvs__slot *sl = &w->slots[i];
+			char name[KVS__NAME_BUF];
+			if (!kvs__slot_fresh(sl) || !sl->ref ||
+			    (now - sl->t_mono < win / 2 && srv - sl->t_srv < win / 2))
+				continue;
+			rc = kvs__segw_touch(w, (uint32_t)i);
+			if (rc == KVS_ENOTFOUND) {
+				kvs__segment_name(name, w->s->name, sl->addr);
+				return kvs_error_set(KVS_ETIMEOUT, "key \"%s\": segment %s vanished before the "
+				                     "commit (put took longer than the touch window)", w->key,
+				                     name);
+			}
+			if (rc < 0)
+				return rc;
+			touched = 1;
+		}
+		if (!touched)
+			return 0;
+	}
+	return kvs_error_set(KVS_ETIMEOUT, "key \"%s\": segments keep outliving the touch window "
+	                     "before the commit; the writer is too slow", w->key);
+}
+
+int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx)
+{
+	uint8_t (*in_base)[16] = NULL;
+	size_t nbase = 0;
+	int rc = 0;
+
+	/* What the new base references. A base that cannot be read (or memory
+	 * that runs out collecting it) protects nothing: everything is touched,
+	 * which is always safe. */
+	if (idx)
+		(void)kvs__refs_segments(&in_base, &nbase, w->s, idx, NULL, &w->st->requests);
+	for (size_t i = 0; i < w->nslots; i++) {
+		kvs__slot *sl = &w->slots[i];
+		if (sl->state != KVS__SLOT_REUSED || !sl->ref)
+			continue;
+		if (kvs__refs_has(in_base, nbase, sl->addr))
+			continue;
+		rc = kvs__segw_touch(w, (uint32_t)i);
+		if (rc == KVS_ENOTFOUND)
+			rc = kvs_error_set(KVS_ECONFLICT, "key \"%s\": a concurrent writer replaced the value "
+			                   "and a reused segment was collected; retry the put", w->key);
+		if (rc < 0)
+			break;
+	}
+	free(in_base);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * segwrite.h — the segment writer: what every value kind does to get its
+ * chunks into segments that a commit may reference (docs/design.md "Put",
+ * steps 2–5). It takes blobs already compressed, with their addresses, and
+ *
+ *  - packs them into segments of about segment_target stored bytes, seals
+ *    each (address = XXH3-128 of its canonical encoding), and creates them
+ *    `concurrency` at a time through the backend's batch;
+ *  - on AlreadyExists, touches the object it found (metadata-only update:
+ *    gc cannot take it) and then verifies it is this segment — immutable,
+ *    labelled as ours, content hashing to its name — fixing in place what
+ *    can be fixed without a moment of absence, refusing (KVS_ECORRUPT,
+ *    naming it) what cannot;
+ *  - checks the base segments a write plans to reuse: on the server, ours,
+ *    and holding the bytes their names address (kvs__segw_check_reuse);
+ *  - before the commit, touches again what it created or touched too long
+ *    ago, on the monotonic clock and in server time (kvs__segw_refresh),
+ *    and after a lost commit race, what it reuses from a base that is no
+ *    longer the base (kvs__segw_rebase);
+ *  - keeps one slot per segment the write may reference, saying whether it
+ *    was created, touched or reused, and when.
+ *
+ * The value kind (put.c for opaque values; key-split maps next) owns the
+ * chunk table and the manifest; slots are the only thing they share.
+ */
+#ifndef KVS_SEGWRITE_H
+#define KVS_SEGWRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* What a write cost; the fields of kvs_put_stats of the same names. */
+typedef struct kvs__wstats {
+	uint64_t requests;
+	uint64_t segments_written;
+	uint64_t chunks_written;
+	uint64_t bytes_written;
+} kvs__wstats;
+
+typedef enum kvs__slot_state {
+	KVS__SLOT_OPEN = 0,     /* being filled, sealed but not created yet, or a base
+	                         * segment not checked yet */
+	KVS__SLOT_REUSED,       /* a base segment, checked, reused without a write */
+	KVS__SLOT_UNUSABLE,     /* a base segment that failed the check: never referenced */
+	KVS__SLOT_CREATED,      /* created by this write */
+	KVS__SLOT_TOUCHED       /* found (AlreadyExists, or reused and touched), verified,
+	                         * and touched by this write */
+} kvs__slot_state;
+
+/* A segment this write may reference. */
+typedef struct kvs__slot {
+	uint8_t addr[16];
+	uint64_t bytes;         /* stored bytes of all its chunks */
+	uint32_t nchunks;
+	kvs__slot_state state;
+	int64_t t_mono;         /* CREATED/TOUCHED: when, local monotonic ms */
+	int64_t t_srv;          /* the same on the server clock (a lower bound) */
+	int ref;                /* set by the value kind: a manifest it built references it */
+	/* The value kind's own bookkeeping; the writer never reads these. */
+	uint64_t live;
+	uint32_t out;
+} kvs__slot;
+
+/* Created or touched by this write (the touch window applies). */
+static inline int kvs__slot_fresh(const kvs__slot *sl)
+{
+	return sl->state == KVS__SLOT_CREATED || sl->state == KVS__SLOT_TOUCHED;
+}
+
+typedef struct kvs__segw {
+	kvs_store *s;
+	const char *key;        /* the key written, for errors */
+	kvs__wstats *st;        /* counters, shared with the commit */
+	kvs__slot *slots;
+	size_t nslots, capslots;
+	/* the open segment */
+	kvs__seg_entry *bent;
+	size_t nbent, capbent;
+	uint64_t bbytes;
+	uint32_t bslot;
+	/* sealed, not yet created */
+	kvs_object *pend[KVS__MAX_CONCURRENCY];
+	uint32_t pslot[KVS__MAX_CONCURRENCY];
+	size_t npend;
+} kvs__segw;
+
+void kvs__segw_init(kvs__segw *w, kvs_store *s, const char *key, kvs__wstats *st);
+/* Frees blobs and objects not yet written. Accepts a zeroed writer. */
+void kvs__segw_free(kvs__segw *w);
+
+/* A new slot, zeroed (state OPEN): *out is its index (stable). */
+int kvs__segw_slot_add(kvs__segw *w, uint32_t *out);
+
+/*
+ * Add one compressed chunk blob (address `addr` = XXH3-128 of its raw
+ * bytes) to the open segment; takes `blob` (malloc'd) also on failure.
+ * Seals the open segment first when the blob would overflow it, and
+ * creates sealed segments when `concurrency` of them wait. *slot gets the
+ * slot the chunk is in.
+ */
+int kvs__segw_add(kvs__segw *w, const uint8_t addr[16], uint8_t *blob, uint32_t len,
+                  uint32_t *slot);
+
+/* Seal the open segment (queue it), and create everything queued. */
+int kvs__segw_seal(kvs__segw *w);
+int kvs__segw_flush(kvs__segw *w);
+
+/* The entry of chunk `addr` in the open segment, or NULL. */
+const kvs__seg_entry *kvs__segw_open_find(const kvs__segw *w, const uint8_t addr[16]);
+/* Drop the open segment's blobs (its chunks go elsewhere, e.g. inline). */
+void kvs__segw_discard_open(kvs__segw *w);
+
+/*
+ * Check the base segments in slots [first, first + n) (addr, bytes and
+ * nchunks set, state OPEN) before the write relies on them: each is read
+ * from the server (not the cache), `concurrency` at a time, and must be
+ * immutable, labelled as this store's segment, and hash to its name; then
+ * `usable` (may be NULL) may refuse it too, e.g. when a chunk the value
+ * kind reuses is not in it (return 1; 0 accepts; < 0 is an error). Each
+ * slot ends REUSED or UNUSABLE: a value kind never references an unusable
+ * one and writes its chunks again instead. Costs one GET per segment (its
+ * whole data); an operational error fails the call.
+ */
+typedef int (*kvs__reuse_cb)(void *ctx, uint32_t slot, const kvs__segment *sg);
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb usable,
+                          void *ctx);
+
+/* Touch the segment of a slot (it becomes TOUCHED). KVS_ENOTFOUND if gone. */
+int kvs__segw_touch(kvs__segw *w, uint32_t slot);
+
+/*
+ * Step 5: every fresh, referenced slot must have been created or touched
+ * less than half the touch window ago on both clocks; touch again what was
+ * not, until a pass touches nothing (at most 4, then KVS_ETIMEOUT). A
+ * segment gone by then fails the put with KVS_ETIMEOUT.
+ */
+int kvs__segw_refresh(kvs__segw *w);
+
+/*
+ * After a blind write lost the commit race: `idx` is the new base (NULL:
+ * the key is gone). Every REUSED, referenced slot that the new base does
+ * not reference is touched, since the base that protected it is no longer
+ * the one the commit is conditioned on. KVS_ECONFLICT if one is gone.
+ */
+int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx);
+
+#endif
