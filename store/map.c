@@ -16,17 +16,15 @@
  * commit), and the index commit carries a commit id so that a lost response
  * is recognised by re-reading; see map_commit_index.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "codec.h"
+#include "commit.h"
 #include "maprun.h"
 #include "mapjson.h"
 
-#define ANN_COMMIT "kvsplit.io/commit"
 #define MAP_RETRIES 8u
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -172,14 +170,13 @@ static int cmp_bop(const void *a, const void *b)
 
 /* ---- common ----------------------------------------------------------------- */
 
-typedef struct fresh {
-	uint8_t addr[16];
-	uint64_t bytes;
-	uint32_t nchunks;
-	int64_t t_mono, t_srv;
-} fresh;
-
-/* One write (batch, import or compaction) in progress. */
+/*
+ * One write (batch, import or compaction) or read in progress. Writes go
+ * through the commit layer: segments through the segment writer
+ * (segwrite.h: packing, AlreadyExists, the touch window), the index through
+ * the commit step (commit.h: compare-and-swap, commit id, the re-read after
+ * a lost response, the rebase of a blind write).
+ */
 typedef struct mw {
 	kvs_store *s;
 	const char *key;
@@ -187,29 +184,33 @@ typedef struct mw {
 	char iname[KVS__NAME_BUF];
 	char what[KVS_KEY_MAX + 32];
 	kvs_map_stats st;
+	kvs__wstats ws;          /* the write layer's counters, folded into st */
 	/* base */
 	int has_base;
 	char base_rv[KVS_VER_MAX];
 	kvs__mapidx base;
 	uint32_t base_index_bytes;
-	/* segments created or touched by this write */
-	fresh *fr;
-	size_t nfr, capfr;
+	int plain_ok;            /* a plain value as base counts as an empty map (import) */
+	/* segments this write created or found: runs refer to its slots */
+	kvs__segw sw;
 } mw;
 
 static void mw_free(mw *w)
 {
 	kvs__mapidx_clear(&w->base);
-	free(w->fr);
+	kvs__segw_free(&w->sw);
 }
 
-static void merge_stats(kvs_map_stats *dst, const kvs_map_stats *src)
+/* Add w's figures to *dst (may be NULL). */
+static void mw_stats(kvs_map_stats *dst, const mw *w)
 {
+	const kvs_map_stats *src = &w->st;
+
 	if (!dst)
 		return;
-	dst->requests += src->requests;
-	dst->bytes_written += src->bytes_written;
-	dst->segments_written += src->segments_written;
+	dst->requests += src->requests + w->ws.requests;
+	dst->bytes_written += src->bytes_written + w->ws.bytes_written;
+	dst->segments_written += src->segments_written + w->ws.segments_written;
 	dst->segments_read += src->segments_read;
 	dst->rebases += src->rebases;
 	if (src->index_bytes)
@@ -231,6 +232,7 @@ static int mw_init(mw *w, kvs_store *s, const char *key)
 	w->s = s;
 	w->key = key;
 	snprintf(w->what, sizeof(w->what), "map \"%s\"", key);
+	kvs__segw_init(&w->sw, s, key, &w->ws);
 	return 0;
 }
 
@@ -256,58 +258,49 @@ static int decode_index(mw *w, const kvs_object *idx, kvs__mapidx *ix, uint32_t 
 	return rc;
 }
 
-/* Take `idx` (consumed; NULL = absent) as the base of w. */
-static int set_base(mw *w, kvs_object *idx)
+/* Take `idx` (NULL = absent) as the base of w. */
+static int set_base(mw *w, const kvs_object *idx)
 {
-	int rc = 0;
+	int rc;
 
 	kvs__mapidx_clear(&w->base);
-	if (!idx) {
-		w->has_base = 0;
-		w->base_rv[0] = '\0';
+	w->base_index_bytes = 0;
+	w->has_base = idx != NULL;
+	snprintf(w->base_rv, sizeof(w->base_rv), "%s", idx ? idx->resource_version : "");
+	if (!idx)
 		return 0;
-	}
-	w->has_base = 1;
-	snprintf(w->base_rv, sizeof(w->base_rv), "%s", idx->resource_version);
 	rc = decode_index(w, idx, &w->base, &w->base_index_bytes);
-	kvs_object_free(idx);
+	if (rc == KVS_EINVAL && w->plain_ok) {
+		/* a plain value is replaced by the map, like a put replaces a map */
+		kvs__mapidx_clear(&w->base);
+		rc = 0;
+	}
 	return rc;
 }
 
-/* GET the index and make it the base. */
-static int read_base(mw *w)
+/*
+ * Read the index as the base (commit.h step 1), checking `ev` as a write
+ * conditioned on it does (NULL: none).
+ */
+static int read_base(mw *w, const char *ev)
 {
+	kvs__commit c;
 	kvs_object *idx = NULL;
 	int rc;
 
-	w->st.requests++;
-	rc = w->s->be->ops->get(w->s->be, &idx, w->iname);
-	if (rc == KVS_ENOTFOUND)
-		return set_base(w, NULL);
-	if (rc < 0)
+	if ((rc = kvs__commit_init(&c, w->s, w->key, ev, &w->ws)) < 0)
 		return rc;
-	return set_base(w, idx);
-}
-
-static int check_expect_version(mw *w, const char *ev)
-{
-	if (!ev)
-		return 0;
-	if (!*ev && w->has_base)
-		return kvs_error_set(KVS_EEXISTS, "key \"%s\" exists (create-only)", w->key);
-	if (*ev && !w->has_base)
-		return kvs_error_set(KVS_ECONFLICT, "key \"%s\" does not exist (expected version %s)",
-		                     w->key, ev);
-	if (*ev && strcmp(ev, w->base_rv) != 0)
-		return kvs_error_set(KVS_ECONFLICT, "key \"%s\" is at version %s, not %s", w->key,
-		                     w->base_rv, ev);
-	return 0;
+	if ((rc = kvs__commit_read_base(&c, &idx)) == 0)
+		rc = set_base(w, idx);
+	kvs_object_free(idx);
+	kvs__commit_clear(&c);
+	return rc;
 }
 
 /* GET + decode for the readers. */
 static int read_map(mw *w, kvs_ver *ver)
 {
-	int rc = read_base(w);
+	int rc = read_base(w, NULL);
 
 	if (rc < 0)
 		return rc;
@@ -376,7 +369,7 @@ int kvs_map_get(void **out, size_t *out_len, uint64_t *out_fver, kvs_ver *out_ve
 	}
 out:
 	if (opts && opts->stats)
-		merge_stats(opts->stats, &w.st);
+		mw_stats(opts->stats, &w);
 	mw_free(&w);
 	return rc;
 }
@@ -440,7 +433,7 @@ int kvs_map_iter_open(kvs_map_iter **out, kvs_ver *out_ver, kvs_store *s, const 
 	return 0;
 fail:
 	if (o && o->stats)
-		merge_stats(o->stats, &it->w.st);
+		mw_stats(o->stats, &it->w);
 	kvs__mmerge_free(&it->mg);
 	mw_free(&it->w);
 	free(it->prefix);
@@ -479,7 +472,7 @@ void kvs_map_iter_close(kvs_map_iter *it)
 	if (!it)
 		return;
 	if (it->stats)
-		merge_stats(it->stats, &it->w.st);
+		mw_stats(it->stats, &it->w);
 	kvs__mmerge_free(&it->mg);
 	mw_free(&it->w);
 	free(it->prefix);
@@ -548,198 +541,53 @@ int kvs_map_stat_key(kvs_map_stat *out, kvs_store *s, const char *key)
 
 /* ---- segments ----------------------------------------------------------------- */
 
-static int server_now(mw *w, int64_t *ms)
-{
-	w->st.requests++;
-	*ms = 0;
-	return w->s->be->ops->now(w->s->be, ms);
-}
-
-static int touch(mw *w, fresh *f)
-{
-	char name[KVS__NAME_BUF], now[32];
-	int64_t ms;
-	kvs_kv kv;
-	int rc;
-
-	kvs__segment_name(name, w->s->name, f->addr);
-	if ((rc = server_now(w, &ms)) < 0)
-		return rc;
-	snprintf(now, sizeof(now), "%lld", (long long)ms);
-	kv.key = (char *)KVS__ANN_TOUCHED;
-	kv.value = now;
-	w->st.requests++;
-	if ((rc = w->s->be->ops->annotate(w->s->be, NULL, name, &kv, 1)) == 0) {
-		f->t_mono = kvs__mono_ms();
-		f->t_srv = ms;
-	}
-	return rc;
-}
-
 /* A blob waiting to be packed: one run. */
 typedef struct pblob {
 	uint8_t addr[16];
 	uint8_t *blob;
 	uint32_t len;
-	kvs__mrun *run;      /* whose seg to set (index into the fresh list + tag) */
+	kvs__mrun *run;      /* whose seg to set to FRESH_TAG(its slot) */
 } pblob;
 
 /*
- * Pack blobs into segments of at most seg_cap bytes, create them
- * (AlreadyExists: touch; gone by then: create again), and record each as a
- * fresh segment. Each pblob's run gets seg = KVS__MRUN_NOSEG - 1 - (fresh
- * index) as a placeholder resolved by assemble(). Consumes the blobs.
+ * Runs written by this write refer to the segment writer's slot i as
+ * FRESH_TAG(i) until assemble() builds the segment table.
  */
 #define FRESH_TAG(i) (KVS__MRUN_NOSEG - 1u - (uint32_t)(i))
 #define IS_FRESH_TAG(s) ((s) >= KVS__MRUN_NOSEG - 1u - (1u << 20) && (s) != KVS__MRUN_NOSEG)
 
-static int create_one(mw *w, kvs_object *obj, fresh *f)
-{
-	int64_t srv;
-	int rc;
-
-	if ((rc = server_now(w, &srv)) < 0)
-		return rc;
-	w->st.requests++;
-	rc = w->s->be->ops->create(w->s->be, NULL, obj);
-	if (rc == 0) {
-		w->st.segments_written++;
-		w->st.bytes_written += f->bytes;
-		f->t_mono = kvs__mono_ms();
-		f->t_srv = srv;
-		return 0;
-	}
-	if (rc != KVS_EEXISTS)
-		return kvs_error_set(rc, "%s: creating segment %s: %s", w->what, obj->name,
-		                     kvs_error_last());
-	rc = touch(w, f);
-	if (rc == KVS_ENOTFOUND) {
-		if ((rc = server_now(w, &srv)) < 0)
-			return rc;
-		w->st.requests++;
-		rc = w->s->be->ops->create(w->s->be, NULL, obj);
-		if (rc == 0) {
-			w->st.segments_written++;
-			w->st.bytes_written += f->bytes;
-			f->t_mono = kvs__mono_ms();
-			f->t_srv = srv;
-		}
-	}
-	if (rc < 0)
-		return kvs_error_set(rc, "%s: segment %s: %s", w->what, obj->name, kvs_error_last());
-	return 0;
-}
-
+/*
+ * Hand the blobs to the segment writer (packed toward the segment size,
+ * created `concurrency` at a time, AlreadyExists settled) and create them
+ * all. Consumes the blobs. The same run twice in one segment (identical
+ * deltas within one compaction) is one entry.
+ */
 static int pack_and_create(mw *w, pblob *pb, size_t n)
 {
-	size_t i = 0;
 	int rc = 0;
 
-	while (i < n) {
-		kvs__seg_entry *e;
-		kvs_object *obj = NULL;
-		size_t j = i, k;
-		uint64_t bytes = 0;
-		fresh *f;
-		while (j < n && (j == i || bytes + pb[j].len <= w->s->seg_cap))
-			bytes += pb[j++].len;
-		if (!(e = calloc(j - i, sizeof(*e)))) {
-			rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-			break;
-		}
-		for (k = i; k < j; k++) {
-			memcpy(e[k - i].addr, pb[k].addr, 16);
-			e[k - i].blob = pb[k].blob;
-			e[k - i].len = pb[k].len;
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		uint32_t slot;
+		if (kvs__segw_open_find(&w->sw, pb[k].addr)) {
+			free(pb[k].blob);
 			pb[k].blob = NULL;
+			pb[k].run->seg = FRESH_TAG(w->sw.bslot);
+			continue;
 		}
-		if (w->nfr == w->capfr) {
-			size_t nc = w->capfr ? w->capfr * 2 : 8;
-			fresh *nf = realloc(w->fr, nc * sizeof(*nf));
-			if (!nf) {
-				for (k = 0; k < j - i; k++)
-					free(e[k].blob);
-				free(e);
-				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-				break;
-			}
-			w->fr = nf;
-			w->capfr = nc;
-		}
-		f = &w->fr[w->nfr];
-		memset(f, 0, sizeof(*f));
-		/* Dedupe within a segment: the same run twice (identical deltas
-		 * within one compaction) is one entry. */
-		{
-			size_t m = 0;
-			for (k = 0; k < j - i; k++) {
-				size_t q;
-				for (q = 0; q < m; q++)
-					if (memcmp(e[q].addr, e[k].addr, 16) == 0)
-						break;
-				if (q < m) {
-					free(e[k].blob);
-					continue;
-				}
-				e[m++] = e[k];
-			}
-			f->nchunks = (uint32_t)m;
-			f->bytes = 0;
-			for (k = 0; k < m; k++)
-				f->bytes += e[k].len;
-			rc = kvs__seg_build(&obj, f->addr, w->s->name, e, m);
-		}
-		free(e);
-		if (rc < 0)
-			break;
-		rc = create_one(w, obj, f);
-		kvs_object_free(obj);
-		if (rc < 0)
-			break;
-		for (k = i; k < j; k++)
-			pb[k].run->seg = FRESH_TAG(w->nfr);
-		w->nfr++;
-		i = j;
+		rc = kvs__segw_add(&w->sw, pb[k].addr, pb[k].blob, pb[k].len, &slot);
+		pb[k].blob = NULL;
+		if (rc == 0)
+			pb[k].run->seg = FRESH_TAG(slot);
 	}
+	if (rc == 0 && (rc = kvs__segw_seal(&w->sw)) == 0)
+		rc = kvs__segw_flush(&w->sw);
 	for (size_t k = 0; k < n; k++) {
 		free(pb[k].blob);
 		pb[k].blob = NULL;
 	}
+	if (rc < 0)
+		kvs__segw_discard_open(&w->sw);
 	return rc;
-}
-
-/* design.md "Put" step 4, for the fresh segments the new index references. */
-static int refresh(mw *w, const uint8_t *used)
-{
-	int64_t win = (int64_t)w->s->opts.touch_window_s * 1000;
-	int rc, any = 0;
-
-	for (size_t i = 0; i < w->nfr; i++)
-		any |= used[i];
-	if (!any)
-		return 0;
-	for (int pass = 0; pass < 4; pass++) {
-		int64_t now = kvs__mono_ms(), srv;
-		int touched = 0;
-		if ((rc = server_now(w, &srv)) < 0)
-			return rc;
-		for (size_t i = 0; i < w->nfr; i++) {
-			fresh *f = &w->fr[i];
-			if (!used[i] || (now - f->t_mono < win / 2 && srv - f->t_srv < win / 2))
-				continue;
-			rc = touch(w, f);
-			if (rc == KVS_ENOTFOUND)
-				return kvs_error_set(KVS_ETIMEOUT, "%s: a segment vanished before the commit "
-				                     "(the write took longer than the touch window)", w->what);
-			if (rc < 0)
-				return rc;
-			touched = 1;
-		}
-		if (!touched)
-			return 0;
-	}
-	return kvs_error_set(KVS_ETIMEOUT, "%s: segments keep outliving the touch window before "
-	                     "the commit", w->what);
 }
 
 /* ---- assembling and committing an index ---------------------------------------- */
@@ -779,28 +627,31 @@ static int ix_add_run(kvs__mapidx *ix, const kvs__mrun *r)
 
 /*
  * Resolve segment references of the runs of `ix` (base segment indices refer
- * to `base`, FRESH_TAG to w->fr) into a fresh segment table of only the
- * segments referenced. `used` (nfr bytes) marks the fresh ones kept.
+ * to `base`, FRESH_TAG to the writer's slots) into a fresh segment table of
+ * only the segments referenced, and mark the slots it references (the
+ * writer's refresh touches only those).
  */
-static int assemble(mw *w, kvs__mapidx *ix, const kvs__mapidx *base, uint8_t *used)
+static int assemble(mw *w, kvs__mapidx *ix, const kvs__mapidx *base)
 {
+	size_t nsl = w->sw.nslots;
 	uint32_t *bmap = NULL, *fmap = NULL;
 	int rc = 0;
 
 	free(ix->segs);
 	ix->segs = NULL;
 	ix->nsegs = 0;
-	memset(used, 0, w->nfr ? w->nfr : 1);
+	for (size_t i = 0; i < nsl; i++)
+		w->sw.slots[i].ref = 0;
 	bmap = malloc(((size_t)base->nsegs + 1) * sizeof(*bmap));
-	fmap = malloc((w->nfr + 1) * sizeof(*fmap));
-	ix->segs = malloc(((size_t)base->nsegs + w->nfr + 1) * sizeof(*ix->segs));
+	fmap = malloc((nsl + 1) * sizeof(*fmap));
+	ix->segs = malloc(((size_t)base->nsegs + nsl + 1) * sizeof(*ix->segs));
 	if (!bmap || !fmap || !ix->segs) {
 		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (uint32_t i = 0; i < base->nsegs; i++)
 		bmap[i] = KVS__MRUN_NOSEG;
-	for (size_t i = 0; i < w->nfr; i++)
+	for (size_t i = 0; i < nsl; i++)
 		fmap[i] = KVS__MRUN_NOSEG;
 	for (uint32_t i = 0; i < ix->nruns; i++) {
 		kvs__mrun *r = &ix->runs[i];
@@ -809,16 +660,27 @@ static int assemble(mw *w, kvs__mapidx *ix, const kvs__mapidx *base, uint8_t *us
 			continue;
 		if (IS_FRESH_TAG(r->seg)) {
 			size_t fi = KVS__MRUN_NOSEG - 1u - r->seg;
+			kvs__slot *sl = &w->sw.slots[fi];
+			if (fi >= nsl || !kvs__slot_fresh(sl)) {
+				rc = kvs_error_set(KVS_ERROR, "%s: internal: run in an unwritten segment",
+				                   w->what);
+				goto out;
+			}
 			slot = &fmap[fi];
 			if (*slot == KVS__MRUN_NOSEG) {
 				*slot = ix->nsegs;
-				memcpy(ix->segs[ix->nsegs].addr, w->fr[fi].addr, 16);
-				ix->segs[ix->nsegs].bytes = w->fr[fi].bytes;
-				ix->segs[ix->nsegs].nchunks = w->fr[fi].nchunks;
+				memcpy(ix->segs[ix->nsegs].addr, sl->addr, 16);
+				ix->segs[ix->nsegs].bytes = sl->bytes;
+				ix->segs[ix->nsegs].nchunks = sl->nchunks;
 				ix->nsegs++;
-				used[fi] = 1;
+				sl->ref = 1;
 			}
 		} else {
+			if (r->seg >= base->nsegs) {
+				rc = kvs_error_set(KVS_ERROR, "%s: internal: base segment %u of %u", w->what,
+				                   r->seg, base->nsegs);
+				goto out;
+			}
 			slot = &bmap[r->seg];
 			if (*slot == KVS__MRUN_NOSEG) {
 				*slot = ix->nsegs;
@@ -834,146 +696,105 @@ out:
 	return rc;
 }
 
-static int new_commit_id(char out[17])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint8_t r[8];
-	size_t got = 0;
-
-	while (got < sizeof(r)) {
-		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return kvs_error_set(KVS_ERROR, "getrandom: %s", strerror(errno));
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[2 * i] = hex[r[i] >> 4];
-		out[2 * i + 1] = hex[r[i] & 15];
-	}
-	out[16] = '\0';
-	return 0;
-}
-
 /*
- * Replace the index with manifest `mf` conditioned on the base version (or
- * create it). As in put.c: a lost response is recognised by re-reading the
- * index and finding our commit id with exactly our manifest. Returns 0,
- * KVS_ECONFLICT (not at the base any more; *seen gets the index as re-read,
- * NULL when absent), or another error.
+ * What a commit builds: the new run table on w's current base (runs of the
+ * base keep their base segment indices, runs written here FRESH_TAG).
+ * Called again on the new base when a blind commit lost the race.
  */
-static int commit_index(mw *w, const uint8_t *mf, size_t mflen, uint64_t gen, uint64_t length,
-                        kvs_ver *out, kvs_object **seen, int blind)
-{
-	kvs_object *idx = kvs_object_new(w->iname), *res = NULL, *cur = NULL;
-	char num[32], id[17], err[512];
-	const kvs_blob *b;
-	const char *a;
-	int rc, rrc;
+typedef int (*build_fn)(mw *w, void *ctx, kvs__mapidx *ix);
 
-	*seen = NULL;
-	if (!idx)
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)gen);
-	if ((rc = new_commit_id(id)) < 0 ||
-	    (rc = kvs__set_labels(idx, w->s->name, KVS__ROLE_INDEX)) < 0 ||
-	    (rc = kvs_object_set_annotation(idx, KVS__ANN_KEY, w->key)) < 0 ||
-	    (rc = kvs_object_set_annotation(idx, KVS__ANN_GENERATION, num)) < 0 ||
-	    (snprintf(num, sizeof(num), "%llu", (unsigned long long)length),
-	     rc = kvs_object_set_annotation(idx, KVS__ANN_LENGTH, num)) < 0 ||
-	    (rc = kvs_object_set_annotation(idx, ANN_COMMIT, id)) < 0 ||
-	    (rc = kvs_object_add_data(idx, KVS__INDEX_DATA_KEY, mf, mflen)) < 0)
-		goto out;
-	w->st.requests++;
-	if (w->has_base) {
-		if ((rc = kvs_object_set_rv(idx, w->base_rv)) < 0)
-			goto out;
-		rc = w->s->be->ops->replace(w->s->be, &res, idx);
-	} else {
-		rc = w->s->be->ops->create(w->s->be, &res, idx);
-	}
-	if (rc == 0) {
-		w->st.bytes_written += mflen;
-		w->st.index_bytes = mflen;
-		if (out)
-			snprintf(out->str, sizeof(out->str), "%s", res ? res->resource_version : "");
-		goto out;
-	}
-	if (rc == KVS_ENOTFOUND && w->has_base)
-		rc = KVS_ECONFLICT;
-	else if (rc == KVS_EEXISTS)
-		rc = KVS_ECONFLICT;
-	else if (rc != KVS_ECONFLICT && rc != KVS_EIO && rc != KVS_ETIMEOUT)
-		goto out;
-	snprintf(err, sizeof(err), "%s", kvs_error_last());
-	w->st.requests++;
-	rrc = w->s->be->ops->get(w->s->be, &cur, w->iname);
-	if (rrc < 0 && rrc != KVS_ENOTFOUND) {
-		rc = kvs_error_set(rc == KVS_ECONFLICT ? rrc : rc,
-		                   "%s: the outcome of the commit is unknown (%s; re-reading the index "
-		                   "failed: %s); check with `kvsplit stat %s`", w->what, err,
-		                   kvs_error_last(), w->key);
-		goto out;
-	}
-	if (rrc == 0 && (a = kvs_object_annotation(cur, ANN_COMMIT)) && strcmp(a, id) == 0 &&
-	    (b = kvs_object_data(cur, KVS__INDEX_DATA_KEY)) && b->len == mflen &&
-	    memcmp(b->data, mf, mflen) == 0) {
-		w->st.bytes_written += mflen;
-		w->st.index_bytes = mflen;
-		if (out)
-			snprintf(out->str, sizeof(out->str), "%s", cur->resource_version);
-		rc = 0;
-		goto out;
-	}
-	if (rc == KVS_ECONFLICT) {
-		*seen = cur;
-		cur = NULL;
-		kvs_error_set(rc, "%s", err);
-		goto out;
-	}
-	if (rrc == KVS_ENOTFOUND ? !w->has_base
-	                         : w->has_base && strcmp(cur->resource_version, w->base_rv) == 0) {
-		rc = kvs_error_set(rc, "%s: the commit did not apply, the old map is intact (%s)",
-		                   w->what, err);
-	} else if (blind) {
-		*seen = cur;
-		cur = NULL;
-		rc = kvs_error_set(KVS_ECONFLICT, "%s: committed by another writer (%s)", w->what, err);
-	} else {
-		rc = kvs_error_set(rc, "%s: the outcome of the commit is unknown (%s), and the key has "
-		                   "moved on since (another writer); check with `kvsplit stat %s`",
-		                   w->what, err, w->key);
-	}
-out:
-	kvs_object_free(idx);
-	kvs_object_free(res);
-	kvs_object_free(cur);
-	return rc;
-}
+typedef struct mcommit {
+	mw *w;
+	build_fn build;
+	void *ctx;
+	kvs__mapidx ix;          /* what the next attempt commits */
+	kvs__commit c;
+} mcommit;
 
-/* Encode ix (segments already resolved) as the key's manifest and commit. */
-static int encode_commit(mw *w, kvs__mapidx *ix, const uint8_t *used, kvs_ver *out,
-                         kvs_object **seen, int blind)
+/* Build, assemble and encode the table; hand the manifest to the commit. */
+static int mc_prepare(mcommit *mc)
 {
+	mw *w = mc->w;
 	kvs__manifest m;
 	uint8_t *mf = NULL;
 	size_t mflen = 0;
 	int rc;
 
+	kvs__mapidx_clear(&mc->ix);
+	if ((rc = mc->build(w, mc->ctx, &mc->ix)) < 0 || (rc = assemble(w, &mc->ix, &w->base)) < 0)
+		return rc;
 	memset(&m, 0, sizeof(m));
 	m.key = (char *)w->key;
 	m.key_len = w->klen;
-	if ((rc = kvs__mapidx_encode(&m, ix, (int)w->s->opts.lz4_accel)) == 0)
+	if ((rc = kvs__mapidx_encode(&m, &mc->ix, (int)w->s->opts.lz4_accel)) == 0)
 		rc = kvs__manifest_encode(&mf, &mflen, &m, w->s->manifest_max);
 	m.key = NULL;
 	if (rc == KVS_ETOOBIG)
 		rc = kvs_error_set(KVS_ETOOBIG, "%s: the map index does not fit the index object (%s); "
 		                   "compact it", w->what, kvs_error_last());
-	if (rc == 0 && (rc = refresh(w, used)) == 0)
-		rc = commit_index(w, mf, mflen, ix->gen, m.length, out, seen, blind);
+	if (rc == 0)
+		kvs__commit_set(&mc->c, mf, mflen, m.length, mc->ix.gen);
+	else
+		free(mf);
 	kvs__manifest_clear(&m);
-	free(mf);
+	return rc;
+}
+
+static int mc_before(void *ctx)
+{
+	return kvs__segw_refresh(&((mcommit *)ctx)->w->sw);
+}
+
+/* A blind commit lost the race: the new index is the base; build again. */
+static int mc_rebase(void *ctx, kvs__commit *c, const kvs_object *idx)
+{
+	mcommit *mc = ctx;
+	int rc;
+
+	(void)c;
+	mc->w->st.rebases++;
+	if ((rc = kvs__segw_rebase(&mc->w->sw, idx)) < 0 || (rc = set_base(mc->w, idx)) < 0)
+		return rc;
+	return mc_prepare(mc);
+}
+
+/*
+ * Commit what `build` makes of w's base, conditioned on `expect` (commit.h:
+ * NULL blind, "" create-only, else a version). On success the committed
+ * table becomes w's base (for a compaction after a batch).
+ */
+static int mw_commit(kvs_ver *out, mw *w, const char *expect, build_fn build, void *ctx)
+{
+	static const kvs__commit_hooks proto = { mc_before, mc_rebase, NULL };
+	kvs__commit_hooks h = proto;
+	mcommit mc;
+	kvs_ver v;
+	int rc;
+
+	memset(&mc, 0, sizeof(mc));
+	mc.w = w;
+	mc.build = build;
+	mc.ctx = ctx;
+	h.ctx = &mc;
+	if ((rc = kvs__commit_init(&mc.c, w->s, w->key, expect, &w->ws)) < 0)
+		return rc;
+	mc.c.has_base = w->has_base;
+	snprintf(mc.c.base_rv, sizeof(mc.c.base_rv), "%s", w->base_rv);
+	if ((rc = mc_prepare(&mc)) == 0)
+		rc = kvs__commit_run(&v, &mc.c, &h);
+	if (rc == 0) {
+		w->st.index_bytes = mc.c.payload_len;
+		kvs__mapidx_clear(&w->base);
+		w->base = mc.ix;
+		memset(&mc.ix, 0, sizeof(mc.ix));
+		w->has_base = 1;
+		snprintf(w->base_rv, sizeof(w->base_rv), "%s", v.str);
+		w->base_index_bytes = (uint32_t)mc.c.payload_len;
+		if (out)
+			*out = v;
+	}
+	kvs__commit_clear(&mc.c);
+	kvs__mapidx_clear(&mc.ix);
 	return rc;
 }
 
@@ -1115,7 +936,7 @@ static int check_expectations(mw *w, const kvs_map_batch *b)
 	return 0;
 }
 
-static int compact_key(kvs_ver *out, mw *w, int force, const char *ev, int blind);
+static int compact_key(kvs_ver *out, mw *w, int force, int blind);
 
 /*
  * The batch's delta: ops sorted by name, the last op on a name winning,
@@ -1156,95 +977,59 @@ static int build_delta(runs *rs, const kvs_map_batch *b, uint32_t target)
 }
 
 /*
- * Commit the delta `rs` on top of w's base: the new table is the delta
- * (inline if it fits the budget, else in segments created once and kept
- * across rebases) followed by the base's runs. A blind write that loses the
- * race takes the new index as its base and commits again.
+ * The new table of a batch: its delta (inline if it fits the budget, else
+ * in segments created once and kept across rebases) followed by the base's
+ * runs. Per-field expectations are checked against each base it is built
+ * on; a blind batch that lost the race is built again on the new base.
  */
-static int commit_delta(kvs_ver *out, mw *w, runs *rs, const kvs_map_batch *b, const char *ev,
-                        int blind)
+typedef struct delta_ctx {
+	runs *rs;
+	const kvs_map_batch *b;
+	int ool;                 /* the delta's runs are in segments already */
+} delta_ctx;
+
+static int build_delta_ix(mw *w, void *ctx, kvs__mapidx *ix)
 {
-	kvs__mapidx ix;
-	uint8_t *used = NULL;
-	int rc = 0, ool = 0;
+	delta_ctx *d = ctx;
+	runs *rs = d->rs;
+	uint64_t draw = 0;
+	int rc, inl;
 
-	memset(&ix, 0, sizeof(ix));
-	for (unsigned attempt = 0;; attempt++) {
-		kvs_object *seen = NULL;
-		uint64_t draw = 0;
-		int inl;
-
-		if (b && (rc = check_expectations(w, b)) < 0)
-			break;
-		for (size_t i = 0; i < rs->n; i++)
-			draw += rs->r[i].raw_len;
-		inl = !ool && draw + inline_raw(&w->base) <= w->s->map_inline_max;
-		if (!inl && !ool) {
-			pblob *pb = NULL;
-			if ((rc = runs_blobs(&pb, rs, 0, (int)w->s->opts.lz4_accel)) < 0)
-				break;
-			rc = pack_and_create(w, pb, rs->n);
-			free(pb);
-			if (rc < 0)
-				break;
-			ool = 1;
-		}
-		kvs__mapidx_clear(&ix);
-		ix.gen = w->base.gen + 1;
-		for (size_t i = 0; i < rs->n && rc == 0; i++) {
-			kvs__mrun r = rs->r[i];
-			r.seq = ix.gen;
-			if (inl) {
-				r.flags = KVS__MRUN_INLINE;
-				r.seg = KVS__MRUN_NOSEG;
-				r.stored_len = r.raw_len;
-			} else {
-				r.flags = 0;
-				r.raw = NULL;
-			}
-			rc = ix_add_run(&ix, &r);
-		}
-		for (uint32_t i = 0; i < w->base.nruns && rc == 0; i++)
-			rc = ix_add_run(&ix, &w->base.runs[i]);
-		free(used);
-		used = NULL;
-		if (rc < 0 || !(used = calloc(w->nfr + 1, 1))) {
-			rc = rc < 0 ? rc : kvs_error_set(KVS_ENOMEM, "out of memory");
-			break;
-		}
-		if ((rc = assemble(w, &ix, &w->base, used)) < 0)
-			break;
-		w->st.delta_inline = inl;
-		rc = encode_commit(w, &ix, used, out, &seen, blind);
-		if (rc != KVS_ECONFLICT || !blind || attempt + 1 >= MAP_RETRIES) {
-			kvs_object_free(seen);
-			if (rc == KVS_ECONFLICT && !blind)
-				rc = ev && !*ev ? kvs_error_set(KVS_EEXISTS, "key \"%s\" was created "
-				                                "concurrently", w->key)
-				                : kvs_error_set(KVS_ECONFLICT, "key \"%s\" changed since "
-				                                "version %s", w->key, ev ? ev : "");
-			else if (rc == KVS_ECONFLICT)
-				rc = kvs_error_set(KVS_ECONFLICT, "%s: lost the commit race %u times",
-				                   w->what, MAP_RETRIES);
-			break;
-		}
-		/* Rebase: the delta does not depend on the base. */
-		w->st.rebases++;
-		if ((rc = set_base(w, seen)) < 0)
-			break;
+	if (d->b && (rc = check_expectations(w, d->b)) < 0)
+		return rc;
+	for (size_t i = 0; i < rs->n; i++)
+		draw += rs->r[i].raw_len;
+	inl = !d->ool && draw + inline_raw(&w->base) <= w->s->map_inline_max;
+	if (!inl && !d->ool) {
+		pblob *pb = NULL;
+		if ((rc = runs_blobs(&pb, rs, 0, (int)w->s->opts.lz4_accel)) < 0)
+			return rc;
+		rc = pack_and_create(w, pb, rs->n);
+		free(pb);
+		if (rc < 0)
+			return rc;
+		d->ool = 1;
 	}
-	if (rc == 0) {
-		/* the committed index is the new base (for a compaction after it) */
-		kvs__mapidx_clear(&w->base);
-		w->base = ix;
-		memset(&ix, 0, sizeof(ix));
-		w->has_base = 1;
-		if (out)
-			snprintf(w->base_rv, sizeof(w->base_rv), "%s", out->str);
+	ix->gen = w->base.gen + 1;
+	for (size_t i = 0; i < rs->n; i++) {
+		kvs__mrun r = rs->r[i];
+		r.seq = ix->gen;
+		if (inl) {
+			r.flags = KVS__MRUN_INLINE;
+			r.seg = KVS__MRUN_NOSEG;
+			r.stored_len = r.raw_len;
+		} else {
+			r.flags = 0;
+			r.raw = NULL;
+		}
+		if ((rc = ix_add_run(ix, &r)) < 0)
+			return rc;
 	}
-	free(used);
-	kvs__mapidx_clear(&ix);
-	return rc;
+	for (uint32_t i = 0; i < w->base.nruns; i++)
+		if ((rc = ix_add_run(ix, &w->base.runs[i])) < 0)
+			return rc;
+	w->st.delta_inline = inl;
+	return 0;
 }
 
 /* Auto-compaction after a successful write: best effort. */
@@ -1255,8 +1040,7 @@ static void after_write(mw *w, kvs_ver *out, unsigned compact)
 
 	if (compact == KVS_MAP_COMPACT_NEVER || !kvs__map_policy(&w->base, w->s->map_inline_max))
 		return;
-	w->nfr = 0;
-	rc = compact_key(&v, w, 0, w->base_rv, 0);
+	rc = compact_key(&v, w, 0, 0);
 	if (rc == 0 && w->st.compacted && out)
 		*out = v;
 	/* a failed compaction changes nothing: the batch stands */
@@ -1267,6 +1051,7 @@ int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_ba
 {
 	const char *ev = o ? o->expect_version : NULL;
 	runs rs = { 0 };
+	delta_ctx dc;
 	kvs_ver v;
 	mw w;
 	int rc;
@@ -1277,7 +1062,7 @@ int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_ba
 		return rc;
 	if ((rc = build_delta(&rs, b, s->map_run_target)) < 0)
 		goto out;
-	if ((rc = read_base(&w)) < 0 || (rc = check_expect_version(&w, ev)) < 0)
+	if ((rc = read_base(&w, ev)) < 0)
 		goto out;
 	if (rs.n == 0) {
 		/* nothing to write: succeed at the current version if expectations hold */
@@ -1285,14 +1070,17 @@ int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_ba
 			snprintf(out->str, sizeof(out->str), "%s", w.base_rv);
 		goto out;
 	}
-	if ((rc = commit_delta(&v, &w, &rs, b, ev, !ev)) < 0)
+	dc.rs = &rs;
+	dc.b = b;
+	dc.ool = 0;
+	if ((rc = mw_commit(&v, &w, ev, build_delta_ix, &dc)) < 0)
 		goto out;
 	if (out)
 		*out = v;
 	after_write(&w, out, o ? o->compact : KVS_MAP_COMPACT_AUTO);
 out:
 	if (o && o->stats)
-		merge_stats(o->stats, &w.st);
+		mw_stats(o->stats, &w);
 	runs_free(&rs);
 	mw_free(&w);
 	return rc;
@@ -1301,111 +1089,84 @@ out:
 /* ---- import: a whole map from sorted entries ------------------------------------ */
 
 /*
- * Replace the map with sorted, distinct entries (import): every run is a
- * base run, in segments; the new index does not reference the old one's
- * segments at all.
+ * The table of an import: every run a base run, in segments, with field
+ * versions = the generation of the import (re-encoded, and written again,
+ * only when a blind rebase changes the generation); the new index
+ * references none of the old one's segments.
  */
+typedef struct import_ctx {
+	const kvs__ment *ents;
+	size_t n;
+	runs rs;
+	int built;
+} import_ctx;
+
+static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
+{
+	import_ctx *im = ctx;
+	uint64_t gen = w->base.gen + 1;
+	int rc = 0;
+
+	if (!im->built || (im->rs.n && im->rs.r[0].seq != gen)) {
+		runs r2 = { 0 };
+		kvs__mbuild mb;
+		pblob *pb = NULL;
+		kvs__mbuild_init(&mb);
+		for (size_t i = 0; i < im->n && rc == 0; i++) {
+			kvs__ment e = im->ents[i];
+			e.ver = gen;
+			rc = runs_add(&r2, &mb, &e, 1, w->s->map_run_target);
+		}
+		if (rc == 0)
+			rc = runs_emit(&r2, &mb, 1);
+		kvs__mbuild_free(&mb);
+		runs_free(&im->rs);
+		im->rs = r2;
+		if (rc < 0)
+			return rc;
+		for (size_t i = 0; i < im->rs.n; i++)
+			im->rs.r[i].seq = gen;
+		if (im->rs.n) {
+			if ((rc = runs_blobs(&pb, &im->rs, 0, (int)w->s->opts.lz4_accel)) < 0)
+				return rc;
+			rc = pack_and_create(w, pb, im->rs.n);
+			free(pb);
+			if (rc < 0)
+				return rc;
+		}
+		im->built = 1;
+	}
+	ix->gen = gen;
+	for (size_t i = 0; i < im->rs.n; i++) {
+		kvs__mrun r = im->rs.r[i];
+		r.raw = NULL;
+		r.flags = 0;
+		if ((rc = ix_add_run(ix, &r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Replace the map with sorted, distinct entries (import). */
 int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__ment *ents,
                      size_t n, const kvs_map_write_options *o)
 {
 	const char *ev = o ? o->expect_version : NULL;
-	kvs__mapidx ix, empty;
-	kvs__mbuild mb;
-	runs rs = { 0 };
-	pblob *pb = NULL;
-	uint8_t *used = NULL;
+	import_ctx im;
 	mw w;
 	int rc;
 
-	memset(&ix, 0, sizeof(ix));
-	memset(&empty, 0, sizeof(empty));
+	memset(&im, 0, sizeof(im));
+	im.ents = ents;
+	im.n = n;
 	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
-	if ((rc = read_base(&w)) < 0 && rc != KVS_EINVAL)
-		goto out;
-	if (rc == KVS_EINVAL) {
-		/* a plain value is replaced by the map, like a put replaces a map */
-		kvs_object *idx = NULL;
-		w.st.requests++;
-		if ((rc = s->be->ops->get(s->be, &idx, w.iname)) < 0)
-			goto out;
-		w.has_base = 1;
-		snprintf(w.base_rv, sizeof(w.base_rv), "%s", idx->resource_version);
-		kvs_object_free(idx);
-		kvs__mapidx_clear(&w.base);
-	}
-	if ((rc = check_expect_version(&w, ev)) < 0)
-		goto out;
-	/* Field versions are the generation of the import: re-encode once the
-	 * generation is known (it only changes on a blind rebase, rarely). */
-	for (unsigned attempt = 0;; attempt++) {
-		kvs_object *seen = NULL;
-		uint64_t gen = w.base.gen + 1;
-		if (attempt == 0 || rs.n == 0 || rs.r[0].seq != gen) {
-			/* field versions are the generation of the import */
-			/* rewrite versions: rebuild runs with the generation */
-			runs r2 = { 0 };
-			kvs__mbuild_init(&mb);
-			for (size_t i = 0; i < n && rc == 0; i++) {
-				kvs__ment e = ents[i];
-				e.ver = gen;
-				rc = runs_add(&r2, &mb, &e, 1, s->map_run_target);
-			}
-			if (rc == 0)
-				rc = runs_emit(&r2, &mb, 1);
-			kvs__mbuild_free(&mb);
-			runs_free(&rs);
-			rs = r2;
-			if (rc < 0)
-				break;
-			for (size_t i = 0; i < rs.n; i++)
-				rs.r[i].seq = gen;
-			w.nfr = 0;
-			if (rs.n) {
-				if ((rc = runs_blobs(&pb, &rs, 0, (int)s->opts.lz4_accel)) < 0)
-					break;
-				rc = pack_and_create(&w, pb, rs.n);
-				free(pb);
-				pb = NULL;
-				if (rc < 0)
-					break;
-			}
-		}
-		kvs__mapidx_clear(&ix);
-		ix.gen = gen;
-		for (size_t i = 0; i < rs.n && rc == 0; i++) {
-			kvs__mrun r = rs.r[i];
-			r.raw = NULL;
-			r.flags = 0;
-			rc = ix_add_run(&ix, &r);
-		}
-		free(used);
-		used = NULL;
-		if (rc < 0 || !(used = calloc(w.nfr + 1, 1))) {
-			rc = rc < 0 ? rc : kvs_error_set(KVS_ENOMEM, "out of memory");
-			break;
-		}
-		if ((rc = assemble(&w, &ix, &empty, used)) < 0)
-			break;
-		rc = encode_commit(&w, &ix, used, out, &seen, !ev);
-		if (rc != KVS_ECONFLICT || ev || attempt + 1 >= MAP_RETRIES) {
-			kvs_object_free(seen);
-			break;
-		}
-		w.st.rebases++;
-		if ((rc = set_base(&w, seen)) == KVS_EINVAL) {
-			kvs__mapidx_clear(&w.base);
-			rc = 0;
-		}
-		if (rc < 0)
-			break;
-	}
-out:
+	w.plain_ok = 1;
+	if ((rc = read_base(&w, ev)) == 0)
+		rc = mw_commit(out, &w, ev, build_import_ix, &im);
 	if (o && o->stats)
-		merge_stats(o->stats, &w.st);
-	free(used);
-	runs_free(&rs);
-	kvs__mapidx_clear(&ix);
+		mw_stats(o->stats, &w);
+	runs_free(&im.rs);
 	mw_free(&w);
 	return rc;
 }
@@ -1564,7 +1325,21 @@ static int owner_set(uint32_t **owner, size_t *cap, size_t from, size_t to, uint
  * others by reference, copy the kept runs of segments that would be left
  * less than half live, and commit at the base version.
  */
-static int compact_once(kvs_ver *out, mw *w, int blind)
+/* The compaction's table, built once before the commit (never blind). */
+static int build_copy(mw *w, void *ctx, kvs__mapidx *ix)
+{
+	const kvs__mapidx *src = ctx;
+	int rc;
+
+	(void)w;
+	ix->gen = src->gen;
+	for (uint32_t i = 0; i < src->nruns; i++)
+		if ((rc = ix_add_run(ix, &src->runs[i])) < 0)
+			return rc;
+	return 0;
+}
+
+static int compact_once(kvs_ver *out, mw *w)
 {
 	kvs__mmerge mg;
 	kvs__mbuild mb;
@@ -1572,12 +1347,12 @@ static int compact_once(kvs_ver *out, mw *w, int blind)
 	ents es = { 0 };
 	runs rs = { 0 };
 	pblob *pb = NULL;
-	uint8_t *used = NULL, *keep = NULL;
+	uint8_t *keep = NULL;
 	uint32_t *owner = NULL;
 	size_t capowner = 0, di = 0;
-	uint64_t *live = NULL, before = w->st.bytes_written;
+	uint64_t *live = NULL, before = w->ws.bytes_written;
+	char expect[KVS_VER_MAX];
 	uint32_t first_l1 = 0, nl1, ngroups;
-	kvs_object *seen = NULL;
 	kvs__ment e;
 	int rc;
 
@@ -1642,7 +1417,6 @@ static int compact_once(kvs_ver *out, mw *w, int blind)
 		rs.r[n0].seq = r->seq;
 		keep[j] = 0;
 	}
-	w->nfr = 0;
 	if (rs.n) {
 		if ((rc = runs_blobs(&pb, &rs, 0, (int)w->s->opts.lz4_accel)) < 0)
 			goto out;
@@ -1671,25 +1445,19 @@ static int compact_once(kvs_ver *out, mw *w, int blind)
 	}
 	if (rc < 0)
 		goto out;
-	if (!(used = calloc(w->nfr + 1, 1))) {
-		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = assemble(w, &ix, &w->base, used)) < 0)
-		goto out;
-	rc = encode_commit(w, &ix, used, out, &seen, blind);
+	/* conditioned on the base it merged: a compaction is never blind */
+	snprintf(expect, sizeof(expect), "%s", w->base_rv);
+	rc = mw_commit(out, w, w->has_base ? expect : "", build_copy, &ix);
 	if (rc == 0) {
 		w->st.compacted = 1;
-		w->st.compact_bytes_written += w->st.bytes_written - before;
+		w->st.compact_bytes_written += w->ws.bytes_written - before;
 	}
 out:
-	kvs_object_free(seen);
 	kvs__mmerge_free(&mg);
 	kvs__mbuild_free(&mb);
 	ents_free(&es);
 	runs_free(&rs);
 	free(pb);
-	free(used);
 	free(keep);
 	free(live);
 	free(owner);
@@ -1697,14 +1465,14 @@ out:
 	return rc;
 }
 
-static int compact_key(kvs_ver *out, mw *w, int force, const char *ev, int blind)
+static int compact_key(kvs_ver *out, mw *w, int force, int blind)
 {
 	int rc = 0;
 
 	for (unsigned attempt = 0; attempt < MAP_RETRIES; attempt++) {
 		int has_l0 = w->base.nruns && w->base.runs[0].level == 0;
 		if (attempt > 0) {
-			if ((rc = read_base(w)) < 0)
+			if ((rc = read_base(w, NULL)) < 0)
 				return rc;
 			if (!w->has_base)
 				return kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", w->key);
@@ -1715,9 +1483,7 @@ static int compact_key(kvs_ver *out, mw *w, int force, const char *ev, int blind
 				snprintf(out->str, sizeof(out->str), "%s", w->base_rv);
 			return 0;
 		}
-		w->nfr = 0;
-		rc = compact_once(out, w, 0);
-		(void)ev;
+		rc = compact_once(out, w);
 		if (rc != KVS_ECONFLICT || !blind)
 			return rc;
 	}
@@ -1732,18 +1498,16 @@ int kvs_map_compact(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_w
 
 	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
-	if ((rc = read_base(&w)) < 0)
+	if ((rc = read_base(&w, ev && *ev ? ev : NULL)) < 0)
 		goto out;
 	if (!w.has_base) {
 		rc = kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", key);
 		goto out;
 	}
-	if ((rc = check_expect_version(&w, ev && *ev ? ev : NULL)) < 0)
-		goto out;
-	rc = compact_key(out, &w, o && o->compact == KVS_MAP_COMPACT_FORCE, ev, !ev);
+	rc = compact_key(out, &w, o && o->compact == KVS_MAP_COMPACT_FORCE, !ev);
 out:
 	if (o && o->stats)
-		merge_stats(o->stats, &w.st);
+		mw_stats(o->stats, &w);
 	mw_free(&w);
 	return rc;
 }
