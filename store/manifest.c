@@ -42,28 +42,6 @@ void kvs__manifest_clear(kvs__manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 /* ---- checks shared by encoder and decoder -------------------------------- */
 
 /* check()'s reason when it could not allocate: not a property of the
@@ -196,8 +174,8 @@ static int pk_tables(msgpack_packer *pk, const kvs__manifest *m, int with_chunks
 		return -1;
 	for (uint32_t i = 0; i < m->nsegs; i++) {
 		memcpy(rec, m->segs[i].addr, 16);
-		put_be64(rec + 16, m->segs[i].bytes);
-		put_be32(rec + 24, m->segs[i].nchunks);
+		kvs__put_be64(rec + 16, m->segs[i].bytes);
+		kvs__put_be32(rec + 24, m->segs[i].nchunks);
 		if (msgpack_pack_bin_body(pk, rec, KVS__MF_SEG_REC))
 			return -1;
 	}
@@ -207,9 +185,9 @@ static int pk_tables(msgpack_packer *pk, const kvs__manifest *m, int with_chunks
 		return -1;
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		memcpy(rec, m->chunks[i].addr, 16);
-		put_be32(rec + 16, m->chunks[i].seg);
-		put_be32(rec + 20, m->chunks[i].raw_len);
-		put_be32(rec + 24, m->chunks[i].stored_len);
+		kvs__put_be32(rec + 16, m->chunks[i].seg);
+		kvs__put_be32(rec + 20, m->chunks[i].raw_len);
+		kvs__put_be32(rec + 24, m->chunks[i].stored_len);
 		if (msgpack_pack_bin_body(pk, rec, KVS__MF_CHUNK_REC))
 			return -1;
 	}
@@ -280,7 +258,7 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 trailer:
 	if (!bad) {
 		uint8_t tr[TRAILER];
-		put_be64(tr, XXH3_64bits(sb.data, sb.size));
+		kvs__put_be64(tr, XXH3_64bits(sb.data, sb.size));
 		bad = msgpack_sbuffer_write(&sb, (const char *)tr, TRAILER);
 	}
 	if (bad) {
@@ -328,7 +306,7 @@ static size_t scalar_size(const uint8_t *p, size_t n)
 		}
 		if (n < head)
 			return 0;
-		body = head == 2 ? p[1] : head == 3 ? (uint64_t)(p[1] << 8 | p[2]) : get_be32(p + 1);
+		body = head == 2 ? p[1] : head == 3 ? (uint64_t)(p[1] << 8 | p[2]) : kvs__get_be32(p + 1);
 	}
 	if (body > n - head)
 		return 0;
@@ -426,9 +404,22 @@ static int decode_segs(kvs__manifest *m, const msgpack_object *s, const char *wh
 	p = (const uint8_t *)s->via.bin.ptr;
 	for (uint32_t i = 0; i < m->nsegs; i++, p += KVS__MF_SEG_REC) {
 		memcpy(m->segs[i].addr, p, 16);
-		m->segs[i].bytes = get_be64(p + 16);
-		m->segs[i].nchunks = get_be32(p + 24);
+		m->segs[i].bytes = kvs__get_be64(p + 16);
+		m->segs[i].nchunks = kvs__get_be32(p + 24);
 	}
+	return 0;
+}
+
+/* The key field: a string of 1..KVS_KEY_MAX bytes, copied NUL-terminated. */
+static int decode_key(kvs__manifest *m, const msgpack_object *k, const char *what)
+{
+	if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > KVS_KEY_MAX)
+		return corrupt(what, "bad key");
+	if (!(m->key = malloc(k->via.str.size + 1)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	memcpy(m->key, k->via.str.ptr, k->via.str.size);
+	m->key[k->via.str.size] = '\0';
+	m->key_len = k->via.str.size;
 	return 0;
 }
 
@@ -451,13 +442,8 @@ static int decode_map(kvs__manifest *m, const msgpack_object *f[F_COUNT], uint64
 			                     field_names[i], want ? "missing" : "not allowed here");
 	}
 	m->kind = KVS__MF_MAP;
-	if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > KVS_KEY_MAX)
-		return corrupt(what, "bad key");
-	if (!(m->key = malloc(k->via.str.size + 1)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	memcpy(m->key, k->via.str.ptr, k->via.str.size);
-	m->key[k->via.str.size] = '\0';
-	m->key_len = k->via.str.size;
+	if ((rc = decode_key(m, k, what)) < 0)
+		return rc;
 	if (get_u(f[F_LEN], &m->length) < 0 || get_u(f[F_GEN], &m->generation) < 0 ||
 	    get_u32(f[F_RLEN], &m->runtab_raw) < 0)
 		return corrupt(what, "bad scalar field");
@@ -517,14 +503,11 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 			return kvs_error_set(KVS_ECORRUPT, "manifest of %s: field \"%s\" %s", what,
 			                     field_names[i], want ? "missing" : "not allowed here");
 	}
-	const msgpack_object *k = f[F_KEY];
-	if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > KVS_KEY_MAX)
-		return corrupt(what, "bad key");
-	if (!(m->key = malloc(k->via.str.size + 1)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	memcpy(m->key, k->via.str.ptr, k->via.str.size);
-	m->key[k->via.str.size] = '\0';
-	m->key_len = k->via.str.size;
+	{
+		int rc = decode_key(m, f[F_KEY], what);
+		if (rc < 0)
+			return rc;
+	}
 	if (get_u(f[F_LEN], &m->length) < 0 || get_bin16(f[F_HASH], m->hash) < 0 ||
 	    get_u(f[F_GEN], &m->generation) < 0 || get_u32(f[F_CMIN], &m->cdc_min) < 0 ||
 	    get_u32(f[F_CAVG], &m->cdc_avg) < 0 || get_u32(f[F_CMAX], &m->cdc_max) < 0)
@@ -558,15 +541,15 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 		p = (const uint8_t *)s->via.bin.ptr;
 		for (uint32_t i = 0; i < m->nsegs; i++, p += KVS__MF_SEG_REC) {
 			memcpy(m->segs[i].addr, p, 16);
-			m->segs[i].bytes = get_be64(p + 16);
-			m->segs[i].nchunks = get_be32(p + 24);
+			m->segs[i].bytes = kvs__get_be64(p + 16);
+			m->segs[i].nchunks = kvs__get_be32(p + 24);
 		}
 		p = (const uint8_t *)c->via.bin.ptr;
 		for (uint32_t i = 0; i < m->nchunks; i++, p += KVS__MF_CHUNK_REC) {
 			memcpy(m->chunks[i].addr, p, 16);
-			m->chunks[i].seg = get_be32(p + 16);
-			m->chunks[i].raw_len = get_be32(p + 20);
-			m->chunks[i].stored_len = get_be32(p + 24);
+			m->chunks[i].seg = kvs__get_be32(p + 16);
+			m->chunks[i].raw_len = kvs__get_be32(p + 20);
+			m->chunks[i].stored_len = kvs__get_be32(p + 24);
 		}
 	}
 	if (m->kind == KVS__MF_INDIRECT) {
@@ -593,7 +576,7 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 	if (len > KVS__MF_MAX_ENCODED)
 		return corrupt(what, "larger than any manifest can be");
 	body = len - TRAILER;
-	if (XXH3_64bits(buf, body) != get_be64(buf + body))
+	if (XXH3_64bits(buf, body) != kvs__get_be64(buf + body))
 		return corrupt(what, "checksum mismatch");
 	if (prescan(buf, body) < 0)
 		return corrupt(what, "not a map of scalar fields");

@@ -108,4 +108,38 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
  */
 int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const char *what);
 
+/* Big-endian fields of the binary tables (format.md §4.3, §5.2). */
+static inline void kvs__put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void kvs__put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+static inline void kvs__put_be64(uint8_t *p, uint64_t v)
+{
+	kvs__put_be32(p, (uint32_t)(v >> 32));
+	kvs__put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t kvs__get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t kvs__get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t kvs__get_be64(const uint8_t *p)
+{
+	return (uint64_t)kvs__get_be32(p) << 32 | kvs__get_be32(p + 4);
+}
+
 #endif

@@ -28,39 +28,6 @@ int kvs__mname_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 	return an < bn ? -1 : an > bn;
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 /* ---- records -------------------------------------------------------------- */
 
 size_t kvs__mrec_size(const kvs__ment *e)
@@ -133,12 +100,12 @@ static size_t hdr_len(const uint8_t *p, size_t n, int str, uint32_t *len)
 	case 0xc5: case 0xda:
 		if ((p[0] == 0xda) != !!str || n < 3)
 			return 0;
-		*len = get_be16(p + 1);
+		*len = kvs__get_be16(p + 1);
 		return 3;
 	case 0xc6: case 0xdb:
 		if ((p[0] == 0xdb) != !!str || n < 5)
 			return 0;
-		*len = get_be32(p + 1);
+		*len = kvs__get_be32(p + 1);
 		return 5;
 	default:
 		return 0;
@@ -348,7 +315,7 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 	}
 	p = raw;
 	n = m->runtab_raw;
-	nruns = get_be32(p);
+	nruns = kvs__get_be32(p);
 	off = 4;
 	if (nruns > KVS__MAP_RUNS_MAX || nruns > (n - 4) / RUN_FIXED) {
 		rc = kvs_error_set(KVS_ECORRUPT, "map run table of %s: bad run count", what);
@@ -372,15 +339,15 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 		ix->nruns = i + 1;
 		r->level = p[off];
 		r->flags = p[off + 1];
-		r->seq = get_be64(p + off + 2);
-		r->nent = get_be32(p + off + 10);
-		r->ntomb = get_be32(p + off + 14);
-		r->raw_len = get_be32(p + off + 18);
-		r->stored_len = get_be32(p + off + 22);
+		r->seq = kvs__get_be64(p + off + 2);
+		r->nent = kvs__get_be32(p + off + 10);
+		r->ntomb = kvs__get_be32(p + off + 14);
+		r->raw_len = kvs__get_be32(p + off + 18);
+		r->stored_len = kvs__get_be32(p + off + 22);
 		memcpy(r->addr, p + off + 26, 16);
-		r->seg = get_be32(p + off + 42);
+		r->seg = kvs__get_be32(p + off + 42);
 		off += RUN_FIXED;
-		r->minlen = get_be16(p + off);
+		r->minlen = kvs__get_be16(p + off);
 		off += 2;
 		if (r->minlen == 0 || r->minlen > KVS_MAP_FIELD_MAX || n - off < (size_t)r->minlen + 2) {
 			rc = tcorrupt(what, "bad minimum field", i);
@@ -388,7 +355,7 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 		}
 		r->min = dup_bytes(p + off, r->minlen);
 		off += r->minlen;
-		r->maxlen = get_be16(p + off);
+		r->maxlen = kvs__get_be16(p + off);
 		off += 2;
 		if (r->maxlen == 0 || r->maxlen > KVS_MAP_FIELD_MAX || n - off < r->maxlen) {
 			rc = tcorrupt(what, "bad maximum field", i);
@@ -464,24 +431,24 @@ int kvs__mapidx_encode(kvs__manifest *m, const kvs__mapidx *ix, int accel)
 	if (!(raw = malloc(need)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	p = raw;
-	put_be32(p, ix->nruns);
+	kvs__put_be32(p, ix->nruns);
 	p += 4;
 	for (uint32_t i = 0; i < ix->nruns; i++) {
 		const kvs__mrun *r = &ix->runs[i];
 		p[0] = r->level;
 		p[1] = r->flags;
-		put_be64(p + 2, r->seq);
-		put_be32(p + 10, r->nent);
-		put_be32(p + 14, r->ntomb);
-		put_be32(p + 18, r->raw_len);
-		put_be32(p + 22, r->stored_len);
+		kvs__put_be64(p + 2, r->seq);
+		kvs__put_be32(p + 10, r->nent);
+		kvs__put_be32(p + 14, r->ntomb);
+		kvs__put_be32(p + 18, r->raw_len);
+		kvs__put_be32(p + 22, r->stored_len);
 		memcpy(p + 26, r->addr, 16);
-		put_be32(p + 42, r->seg);
+		kvs__put_be32(p + 42, r->seg);
 		p += RUN_FIXED;
-		put_be16(p, r->minlen);
+		kvs__put_be16(p, r->minlen);
 		memcpy(p + 2, r->min, r->minlen);
 		p += 2 + r->minlen;
-		put_be16(p, r->maxlen);
+		kvs__put_be16(p, r->maxlen);
 		memcpy(p + 2, r->max, r->maxlen);
 		p += 2 + r->maxlen;
 		if (r->flags & KVS__MRUN_INLINE) {
