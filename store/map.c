@@ -1089,62 +1089,114 @@ out:
 /* ---- import: a whole map from sorted entries ------------------------------------ */
 
 /*
- * The table of an import: every run a base run, in segments, with field
- * versions = the generation of the import (re-encoded, and written again,
- * only when a blind rebase changes the generation); the new index
- * references none of the old one's segments.
+ * The table of an import: every run a base run, cut from the sorted
+ * entries at the run target, with field versions 0 ("the run's seq"), so a
+ * run's bytes depend on its entries alone. A run the base already holds,
+ * out of line at level 1 under the same address, is reused where it is
+ * (its seq, so its fields' versions, stay those of the commit that wrote
+ * it): importing the JSON a map already holds, or one that differs in a few
+ * places, compresses and sends only the runs that changed, as a put of an
+ * opaque value reuses its base's chunks. The base's segments are protected
+ * by the commit's precondition on that base; a blind rebase builds again on
+ * the new one, writing what it no longer holds.
  */
 typedef struct import_ctx {
 	const kvs__ment *ents;
 	size_t n;
-	runs rs;
+	runs rs;                 /* the runs, built once; seg FRESH_TAG once written */
 	int built;
 } import_ctx;
+
+static int cmp_run_addr(const void *a, const void *b)
+{
+	const kvs__mrun *x = *(const kvs__mrun *const *)a, *y = *(const kvs__mrun *const *)b;
+	return memcmp(x->addr, y->addr, 16);
+}
 
 static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 {
 	import_ctx *im = ctx;
-	uint64_t gen = w->base.gen + 1;
+	const kvs__mrun **have = NULL, **reuse = NULL;
+	size_t nhave = 0, nwrite = 0;
+	pblob *pb = NULL;
 	int rc = 0;
 
-	if (!im->built || (im->rs.n && im->rs.r[0].seq != gen)) {
-		runs r2 = { 0 };
+	if (!im->built) {
 		kvs__mbuild mb;
-		pblob *pb = NULL;
 		kvs__mbuild_init(&mb);
 		for (size_t i = 0; i < im->n && rc == 0; i++) {
 			kvs__ment e = im->ents[i];
-			e.ver = gen;
-			rc = runs_add(&r2, &mb, &e, 1, w->s->map_run_target);
+			e.ver = 0;
+			rc = runs_add(&im->rs, &mb, &e, 1, w->s->map_run_target);
 		}
 		if (rc == 0)
-			rc = runs_emit(&r2, &mb, 1);
+			rc = runs_emit(&im->rs, &mb, 1);
 		kvs__mbuild_free(&mb);
-		runs_free(&im->rs);
-		im->rs = r2;
 		if (rc < 0)
 			return rc;
-		for (size_t i = 0; i < im->rs.n; i++)
-			im->rs.r[i].seq = gen;
-		if (im->rs.n) {
-			if ((rc = runs_blobs(&pb, &im->rs, 0, (int)w->s->opts.lz4_accel)) < 0)
-				return rc;
-			rc = pack_and_create(w, pb, im->rs.n);
-			free(pb);
-			if (rc < 0)
-				return rc;
-		}
 		im->built = 1;
 	}
-	ix->gen = gen;
+	/* the base's out-of-line base runs, by address */
+	if (!(have = malloc(((size_t)w->base.nruns + 1) * sizeof(*have))) ||
+	    !(reuse = calloc(im->rs.n + 1, sizeof(*reuse))) ||
+	    !(pb = calloc(im->rs.n + 1, sizeof(*pb)))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < w->base.nruns; i++)
+		if (w->base.runs[i].level == 1 && !(w->base.runs[i].flags & KVS__MRUN_INLINE))
+			have[nhave++] = &w->base.runs[i];
+	qsort(have, nhave, sizeof(*have), cmp_run_addr);
 	for (size_t i = 0; i < im->rs.n; i++) {
-		kvs__mrun r = im->rs.r[i];
+		kvs__mrun *r = &im->rs.r[i], key, *kp = &key;
+		const kvs__mrun **hit;
+		memcpy(key.addr, r->addr, 16);
+		hit = nhave ? bsearch(&kp, have, nhave, sizeof(*have), cmp_run_addr) : NULL;
+		if (hit && (*hit)->raw_len == r->raw_len && (*hit)->nent == r->nent) {
+			reuse[i] = *hit;
+			continue;
+		}
+		if (IS_FRESH_TAG(r->seg))
+			continue;   /* written by an earlier attempt */
+		/* compress it for writing */
+		{
+			size_t bound = kvs__blob_bound(r->raw_len);
+			if (!(pb[nwrite].blob = malloc(bound))) {
+				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+				goto out;
+			}
+			pb[nwrite].len = (uint32_t)kvs__blob_encode(pb[nwrite].blob, bound, r->raw,
+			                                            r->raw_len, (int)w->s->opts.lz4_accel);
+			memcpy(pb[nwrite].addr, r->addr, 16);
+			pb[nwrite].run = r;
+			r->stored_len = pb[nwrite].len;
+			nwrite++;
+		}
+	}
+	if (nwrite && (rc = pack_and_create(w, pb, nwrite)) < 0)
+		goto out;
+	ix->gen = w->base.gen + 1;
+	for (size_t i = 0; i < im->rs.n && rc == 0; i++) {
+		kvs__mrun r;
+		if (reuse[i]) {
+			rc = ix_add_run(ix, reuse[i]);
+			continue;
+		}
+		r = im->rs.r[i];
 		r.raw = NULL;
 		r.flags = 0;
-		if ((rc = ix_add_run(ix, &r)) < 0)
-			return rc;
+		r.level = 1;
+		r.seq = ix->gen;
+		rc = ix_add_run(ix, &r);
 	}
-	return 0;
+out:
+	if (pb)
+		for (size_t i = 0; i < nwrite; i++)
+			free(pb[i].blob);
+	free(pb);
+	free(have);
+	free(reuse);
+	return rc;
 }
 
 /* Replace the map with sorted, distinct entries (import). */

@@ -1,11 +1,10 @@
 /*
  * mapjson.c — a key-split map read and written as one JSON object.
  *
- * The object is walked member by member: cJSON parses each name and each
- * value on its own (cJSON_ParseWithLengthOpts tells where it ended), so
- * memory is bounded by the largest member, not by the document, and a value
- * is stored as the exact text cJSON validated (leading and trailing
- * whitespace trimmed). Storing the text, not a re-print, keeps what cJSON
+ * The object is walked member by member, each value validated in place
+ * (kvs__json_skip: nothing is built, see below) and stored as the exact
+ * text validated (leading and trailing whitespace trimmed); cJSON decodes
+ * only member names that hold escapes. Storing the text, not a re-print, keeps what cJSON
  * would change: integers beyond 2^53, number spellings, escapes.
  */
 #include <stdlib.h>
@@ -22,19 +21,215 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-/* One JSON value at p: its trimmed span [*vs, *ve) and the parsed item. */
-static int one_value(cJSON **item, const char **vs, const char **ve, const char *p,
-                     const char *end)
+/*
+ * Validating without building: an import checks every value of the
+ * object, but stores the text, so a cJSON tree per member (a malloc per
+ * node and a free) was the whole cost of an import, ten times the put of
+ * the same bytes. These scanners accept exactly RFC 8259's grammar (no
+ * leniency: whitespace is the four it names, numbers have no leading zeros,
+ * strings no control characters, \u escapes pair their surrogates) and
+ * nest at most cJSON's limit, so everything they accept cJSON parses too,
+ * except numbers longer than cJSON's 63-character buffer (valid JSON,
+ * stored as text). fuzz/mapjson_fuzzer.c checks the claim against cJSON.
+ */
+#define JSON_DEPTH_MAX 1000
+
+static int hex4(const char *p, const char *end, unsigned *u)
 {
-	const char *pe = NULL;
+	*u = 0;
+	if (end - p < 4)
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			d = (unsigned)(c - 'A' + 10);
+		else
+			return 0;
+		*u = *u << 4 | d;
+	}
+	return 1;
+}
+
+/* Bytes that end a plain stretch of a string: '"', '\\', and control bytes. */
+static const unsigned char str_stop[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	['\\'] = 1,
+};
+
+/* p at '"': the byte after the closing quote, or NULL. *esc: any escape. */
+static const char *skip_string(const char *p, const char *end, int *esc)
+{
+	const unsigned char *q = (const unsigned char *)p + 1, *e = (const unsigned char *)end;
+
+	*esc = 0;
+	for (;;) {
+		unsigned u, u2;
+		/* the plain stretch, four bytes a step */
+		while (e - q >= 4 && !(str_stop[q[0]] | str_stop[q[1]] | str_stop[q[2]] |
+		                       str_stop[q[3]]))
+			q += 4;
+		while (q < e && !str_stop[*q])
+			q++;
+		if (q >= e)
+			return NULL;
+		if (*q == '"')
+			return (const char *)q + 1;
+		if (*q != '\\')
+			return NULL;   /* a control byte */
+		*esc = 1;
+		if (++q >= e)
+			return NULL;
+		switch (*q) {
+		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			q++;
+			break;
+		case 'u':
+			p = (const char *)q;
+			if (!hex4(p + 1, end, &u) || (u >= 0xDC00 && u <= 0xDFFF))
+				return NULL;
+			p += 5;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, &u2) ||
+				    u2 < 0xDC00 || u2 > 0xDFFF)
+					return NULL;
+				p += 6;
+			}
+			q = (const unsigned char *)p;
+			break;
+		default:
+			return NULL;
+		}
+	}
+}
+
+static const char *skip_digits(const char *p, const char *end)
+{
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p;
+}
+
+static const char *skip_number(const char *p, const char *end)
+{
+	if (p < end && *p == '-')
+		p++;
+	if (p >= end)
+		return NULL;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		p = skip_digits(p, end);
+	else
+		return NULL;
+	if (p < end && *p == '.') {
+		if (++p >= end || *p < '0' || *p > '9')
+			return NULL;
+		p = skip_digits(p, end);
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		if (++p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return NULL;
+		p = skip_digits(p, end);
+	}
+	return p;
+}
+
+static const char *skip_literal(const char *p, const char *end, const char *lit, size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
+}
+
+const char *kvs__json_skip(const char *p, const char *end)
+{
+	char stack[JSON_DEPTH_MAX];   /* the closer of each open container */
+	int depth = 0, esc;
+
+	for (;;) {
+		p = skip_ws(p, end);
+		if (p >= end)
+			return NULL;
+		switch (*p) {
+		case '{':
+		case '[':
+			if (depth == JSON_DEPTH_MAX)
+				return NULL;
+			stack[depth++] = *p == '{' ? '}' : ']';
+			p = skip_ws(p + 1, end);
+			if (p < end && *p == stack[depth - 1]) {
+				depth--;
+				p++;
+				break;
+			}
+			if (stack[depth - 1] == '}')
+				goto member;
+			continue;
+		case '"':
+			p = skip_string(p, end, &esc);
+			break;
+		case 't':
+			p = skip_literal(p, end, "true", 4);
+			break;
+		case 'f':
+			p = skip_literal(p, end, "false", 5);
+			break;
+		case 'n':
+			p = skip_literal(p, end, "null", 4);
+			break;
+		default:
+			p = skip_number(p, end);
+			break;
+		}
+		if (!p)
+			return NULL;
+		/* after a value: close what ends here, then the next value or member */
+		for (;;) {
+			if (depth == 0)
+				return p;
+			p = skip_ws(p, end);
+			if (p >= end)
+				return NULL;
+			if (*p == stack[depth - 1]) {
+				p++;
+				depth--;
+				continue;
+			}
+			if (*p != ',')
+				return NULL;
+			p++;
+			break;
+		}
+		if (stack[depth - 1] == ']')
+			continue;
+member:
+		p = skip_ws(p, end);
+		if (p >= end || *p != '"' || !(p = skip_string(p, end, &esc)))
+			return NULL;
+		p = skip_ws(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		p++;
+	}
+}
+
+/* One JSON value at p: its trimmed span [*vs, *ve). */
+static int one_value(const char **vs, const char **ve, const char *p, const char *end)
+{
+	const char *pe;
 
 	p = skip_ws(p, end);
 	if (p >= end)
 		return kvs_error_set(KVS_EINVAL, "JSON: a value is missing");
-	*item = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &pe, 0);
-	if (!*item || !pe || pe < p || pe > end)
-		return kvs_error_set(KVS_EINVAL, "JSON: not a valid value at offset %zu",
-		                     (size_t)((pe && pe >= p && pe <= end ? pe : p) - p));
+	if (!(pe = kvs__json_skip(p, end)))
+		return kvs_error_set(KVS_EINVAL, "JSON: not a valid value at offset %zu", (size_t)0);
 	*vs = p;
 	*ve = pe;
 	return 0;
@@ -43,16 +238,14 @@ static int one_value(cJSON **item, const char **vs, const char **ve, const char 
 int kvs__json_compact(char **out, size_t *out_len, const char *json, size_t len)
 {
 	const char *vs, *ve, *end = json + len;
-	cJSON *item = NULL;
 	int rc;
 
 	*out = NULL;
 	*out_len = 0;
 	if (!json)
 		return kvs_error_set(KVS_EINVAL, "JSON value is NULL");
-	if ((rc = one_value(&item, &vs, &ve, json, end)) < 0)
+	if ((rc = one_value(&vs, &ve, json, end)) < 0)
 		return rc;
-	cJSON_Delete(item);
 	if (skip_ws(ve, end) != end)
 		return kvs_error_set(KVS_EINVAL, "JSON: trailing bytes after the value");
 	if ((size_t)(ve - vs) > KVS_MAP_VALUE_MAX)
@@ -87,16 +280,28 @@ static int walk_object(const char *json, size_t len, member_cb cb, void *ctx)
 		goto tail;
 	}
 	for (;;) {
-		cJSON *k = NULL, *v = NULL;
-		const char *ks, *ke, *vs, *ve;
+		cJSON *k = NULL;
+		const char *ks, *ke, *vs, *ve, *name;
 		size_t nlen;
+		int esc;
 		p = skip_ws(p, end);
-		if (p >= end || *p != '"')
+		if (p >= end || *p != '"' || !(ke = skip_string(p, end, &esc)))
 			return kvs_error_set(KVS_EINVAL, "JSON: member name expected at offset %zu",
 			                     (size_t)(p - json));
-		if ((rc = one_value(&k, &ks, &ke, p, end)) < 0)
-			return rc;
-		nlen = strlen(k->valuestring);
+		ks = p;
+		if (esc) {
+			/* escapes: let cJSON decode the name (a NUL ends it: refused below) */
+			if (!(k = cJSON_ParseWithLength(ks, (size_t)(ke - ks))) || !cJSON_IsString(k)) {
+				cJSON_Delete(k);
+				return kvs_error_set(KVS_EINVAL, "JSON: bad member name at offset %zu",
+				                     (size_t)(ks - json));
+			}
+			name = k->valuestring;
+			nlen = strlen(name);
+		} else {
+			name = ks + 1;
+			nlen = (size_t)(ke - ks) - 2;
+		}
 		if (nlen == 0 || nlen > KVS_MAP_FIELD_MAX) {
 			cJSON_Delete(k);
 			return kvs_error_set(KVS_EINVAL, "JSON: member name at offset %zu is %s",
@@ -108,18 +313,20 @@ static int walk_object(const char *json, size_t len, member_cb cb, void *ctx)
 			return kvs_error_set(KVS_EINVAL, "JSON: ':' expected at offset %zu",
 			                     (size_t)(p - json));
 		}
-		if ((rc = one_value(&v, &vs, &ve, p + 1, end)) < 0) {
+		if ((rc = one_value(&vs, &ve, p + 1, end)) < 0) {
+			rc = kvs_error_set(rc, "JSON: member \"%.64s\" (offset %zu): not a valid value",
+			                   name, (size_t)(ks - json));
 			cJSON_Delete(k);
-			return kvs_error_set(rc, "%s (member \"%.64s\")", kvs_error_last(), k->valuestring);
+			return rc;
 		}
 		if ((size_t)(ve - vs) > KVS_MAP_VALUE_MAX) {
 			rc = kvs_error_set(KVS_EINVAL, "JSON: member \"%.64s\" is %zu bytes, over %u",
-			                   k->valuestring, (size_t)(ve - vs), KVS_MAP_VALUE_MAX);
+			                   name, (size_t)(ve - vs), KVS_MAP_VALUE_MAX);
 		} else {
-			rc = cb(ctx, k->valuestring, nlen, vs, (size_t)(ve - vs), cJSON_IsNull(v));
+			rc = cb(ctx, name, nlen, vs, (size_t)(ve - vs),
+			        ve - vs == 4 && memcmp(vs, "null", 4) == 0);
 		}
 		cJSON_Delete(k);
-		cJSON_Delete(v);
 		if (rc < 0)
 			return rc;
 		p = skip_ws(ve, end);

@@ -10,6 +10,10 @@
 
 #include "maprun.h"
 
+/* The end of the one JSON value at p (RFC 8259, nesting <= 1000), or NULL
+ * if there is none there; nothing is allocated (mapjson.c). */
+const char *kvs__json_skip(const char *p, const char *end);
+
 /* Parse `len` bytes as exactly one JSON value and print it compact into
  * *out (malloc). KVS_EINVAL if it is not one JSON value. */
 int kvs__json_compact(char **out, size_t *out_len, const char *json, size_t len);

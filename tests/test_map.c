@@ -290,6 +290,95 @@ Test(map, json_import_export_patch_round_trip)
 	kvs_close(s);
 }
 
+/* An object of `n` members of about 300 bytes each (malloc'd). */
+static char *gen_object(size_t *len, int n, int changed)
+{
+	size_t cap = (size_t)n * 400 + 16, o = 0;
+	char *d = malloc(cap);
+	cr_assert(d);
+	d[o++] = '{';
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(d + o, cap - o, "%s\"node-%05d\": {\"phase\": \"%s\", "
+		                      "\"pad\": \"%0240d\"}", i ? ", " : "", i,
+		                      i == changed ? "Failed" : "Succeeded", i);
+	d[o++] = '}';
+	*len = o;
+	return d;
+}
+
+Test(map, reimport_writes_only_the_runs_that_changed)
+{
+	kvs_store *s = open_mem(NULL);
+	kvs_map_write_options wo = KVS_MAP_WRITE_OPTIONS_INIT;
+	kvs_map_stats st;
+	kvs_map_stat ms;
+	uint64_t first;
+	size_t len;
+	char *doc = gen_object(&len, 3000, -1), *doc2;
+
+	wo.stats = &st;
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(kvs_map_import_json(NULL, s, "wf", doc, len, &wo), 0, "%s", kvs_error_last());
+	first = st.bytes_written;
+	cr_assert_gt(st.segments_written, 0);
+	cr_assert_eq(kvs_map_stat_key(&ms, s, "wf"), 0);
+	cr_assert_gt(ms.base_runs, 4, "want several runs, got %u", (unsigned)ms.base_runs);
+	/* the same JSON again: no segment is written, only the index */
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(kvs_map_import_json(NULL, s, "wf", doc, len, &wo), 0, "%s", kvs_error_last());
+	cr_assert_eq(st.segments_written, 0, "re-import wrote %llu segments",
+	             (unsigned long long)st.segments_written);
+	cr_assert_lt(st.bytes_written, first / 20, "re-import sent %llu of %llu bytes",
+	             (unsigned long long)st.bytes_written, (unsigned long long)first);
+	/* one member changed: one run is written again */
+	doc2 = gen_object(&len, 3000, 1500);
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(kvs_map_import_json(NULL, s, "wf", doc2, len, &wo), 0, "%s", kvs_error_last());
+	cr_assert_eq(st.segments_written, 1);
+	cr_assert_lt(st.bytes_written, first / 4);
+	kvs_close(s);
+	free(doc);
+	free(doc2);
+}
+
+Test(map, json_validator_accepts_rfc8259_only)
+{
+	static const char *good[] = {
+		"0", "-0", "1.5e+10", "-12.0E-3", "\"a\\u00e9\\ud83d\\ude00\"", "[]", "{}",
+		"[1, [2, {\"a\": [true, false, null]}]]", " \t\r\n{\"k\" : \"v\"} ",
+	};
+	static const char *bad[] = {
+		"01", "1.", ".5", "+1", "1e", "-", "tru", "nul", "\"\\ud83d\"", "\"\\ude00\"",
+		"\"\\x\"", "\"a\tb\"", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[1 2]",
+		"\"unterminated", "[", "\f1",
+	};
+	char deep[2100];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const char *e = good[i] + strlen(good[i]);
+		const char *p = good[i];
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		const char *end = kvs__json_skip(p, e);
+		cr_assert(end, "refused %s", good[i]);
+		cJSON *c = cJSON_ParseWithLength(good[i], strlen(good[i]));
+		cr_assert(c, "cJSON refuses %s", good[i]);
+		cJSON_Delete(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *e = bad[i] + strlen(bad[i]);
+		const char *end = kvs__json_skip(bad[i], e);
+		cr_assert(!end || end != e, "accepted %s", bad[i]);
+	}
+	/* nesting is capped at cJSON's limit */
+	memset(deep, '[', 1000);
+	memset(deep + 1000, ']', 1000);
+	cr_assert_not_null(kvs__json_skip(deep, deep + 2000));
+	memset(deep, '[', 1001);
+	memset(deep + 1001, ']', 1001);
+	cr_assert_null(kvs__json_skip(deep, deep + 2002));
+}
+
 /* ---- hostile run tables --------------------------------------------------- */
 
 static void encode_table(kvs__manifest *m, kvs__mapidx *ix)
