@@ -540,7 +540,10 @@ KVS_API const char *kvs_backend_namespace(const kvs_backend *backend);
 typedef struct kvs_watch kvs_watch;
 
 #define KVS_WATCH_PREFIX  0x1u  /**< `key` is a prefix ("" = every key) */
-#define KVS_WATCH_VALUES  0x2u  /**< deliver each new value, verified */
+#define KVS_WATCH_VALUES  0x2u  /**< deliver each new value, verified (a map key: with
+                                     *   KVS_WATCH_FIELDS, the new values of its fields) */
+#define KVS_WATCH_FIELDS  0x4u  /**< map keys: which fields each change added, changed
+                                     *   or deleted (kvs_watch_fields) */
 
 #define KVS_WATCH_OPTIONS_VERSION 1
 typedef struct kvs_watch_options {
@@ -572,6 +575,25 @@ typedef struct kvs_watch_event {
 	int resync;               /**< 1 if reported from a relist after a gap (410 Gone) */
 } kvs_watch_event;
 
+typedef enum kvs_map_field_kind {
+	KVS_MAP_FIELD_ADDED = 1,    /**< the field did not exist before the change */
+	KVS_MAP_FIELD_CHANGED = 2,  /**< written since (its version moved) */
+	KVS_MAP_FIELD_DELETED = 3   /**< gone */
+} kvs_map_field_kind;
+
+/** One field of a map key that a change touched (kvs_watch_fields). */
+typedef struct kvs_map_field_change {
+	kvs_map_field_kind kind;
+	const void *field;
+	size_t field_len;
+	/** With KVS_WATCH_VALUES, for ADDED and CHANGED: the new value, verified;
+	 *  else NULL. */
+	const void *value;
+	size_t value_len;
+	int is_json;              /**< the value was written as JSON text */
+	uint64_t version;         /**< the field's version after the change (0: deleted) */
+} kvs_map_field_change;
+
 /** Watch a key, or with KVS_WATCH_PREFIX every key under a prefix. */
 KVS_API int kvs_watch_open(kvs_watch **out, kvs_store *store, const char *key,
                            const kvs_watch_options *opts);
@@ -581,6 +603,27 @@ KVS_API int kvs_watch_open(kvs_watch **out, kvs_store *store, const char *key,
  */
 KVS_API int kvs_watch_next(kvs_watch_event *out, kvs_watch *watch, int timeout_ms);
 KVS_API void kvs_watch_close(kvs_watch *watch);
+
+/**
+ * With KVS_WATCH_FIELDS: the fields that the PUT event last returned by
+ * kvs_watch_next() changed, in field order. The first event of a map key
+ * on this watch (its current state, or the first change seen after
+ * `since`) reports every field ADDED; later ones what changed since the
+ * previous event of that key, also across a resync (410 Gone: the change
+ * may cover several commits). A compaction changes no field (no entries).
+ * A key that is not a map, and a DELETE event, have none.
+ *
+ * Only the runs that the new version added are fetched, and the base runs a
+ * compaction rewrote; the watch keeps every field name and version of each
+ * map key it watches (memory: the names, not the values).
+ *
+ * @param[out] out  the changes, valid until the next kvs_watch_next() or
+ *                  kvs_watch_close(); NULL when there are none
+ * @param[out] n    how many
+ * @return 0, or KVS_EINVAL (NULL argument, or the watch has no
+ *         KVS_WATCH_FIELDS)
+ */
+KVS_API int kvs_watch_fields(const kvs_map_field_change **out, size_t *n, kvs_watch *watch);
 
 /* ------------------------------------------------------------------------ */
 /* Garbage collection                                                       */
