@@ -941,3 +941,50 @@ Test(watch, map_fields_without_values_and_across_a_compaction)
 	kvs_close(wst);
 	kvs_close(rst);
 }
+
+Test(watch, map_field_events_of_a_batch_fetch_no_base_run)
+{
+	skip_unless_memory();
+	kvs_backend *wb, *rb;
+	kvs_store *wst, *rst;
+	kvs_options ro = KVS_OPTIONS_INIT;
+	kvs_mem_stats s1, s2;
+	char buf[512], *doc;
+	size_t o = 0;
+	open_pair(&wb, &wst, &rb, &rst);
+	/* no segment cache on the watcher: every run it reads is a GET */
+	kvs_close(rst);
+	cr_assert_eq(fx_backend_peer(&rb, wb), 0, "%s", kvs_error_last());
+	ro.name = STORE;
+	ro.cache_bytes = UINT64_MAX;
+	cr_assert_eq(kvs_open(&rst, rb, &ro), 0, "%s", kvs_error_last());
+	/* a map of 2,000 fields, its base runs in segments */
+	doc = malloc(2000 * 300 + 16);
+	cr_assert(doc);
+	doc[o++] = '{';
+	for (int i = 0; i < 2000; i++)
+		o += (size_t)sprintf(doc + o, "%s\"f%04d\": \"%0250d\"", i ? "," : "", i, i);
+	doc[o++] = '}';
+	cr_assert_eq(kvs_map_import_json(NULL, wst, "m", doc, o, NULL), 0, "%s", kvs_error_last());
+	free(doc);
+
+	kvs_watch *w = watch_open(rst, "m", KVS_WATCH_FIELDS | KVS_WATCH_VALUES, NULL);
+	kvs_watch_event ev;
+	const kvs_map_field_change *fc;
+	size_t n;
+	next_ok(&ev, w);
+	cr_assert_eq(kvs_watch_fields(&fc, &n, w), 0);
+	cr_assert_eq(n, 2000);
+	static const char *const kv[] = { "f0100", "x", "f1900", "y" };
+	map_put(wst, "m", kv, 2, NULL, 0, KVS_MAP_COMPACT_NEVER);
+	kvs_mem_get_stats(wb, &s1);
+	next_ok(&ev, w);
+	kvs_mem_get_stats(wb, &s2);
+	cr_assert_eq(s2.calls[KVS_MEM_GET] - s1.calls[KVS_MEM_GET], 0,
+	             "the watcher fetched %llu objects for an inline delta",
+	             (unsigned long long)(s2.calls[KVS_MEM_GET] - s1.calls[KVS_MEM_GET]));
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "C:f0100=x C:f1900=y", "%s", buf);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
