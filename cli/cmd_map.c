@@ -124,8 +124,23 @@ static int map_get(struct cli *c, const char *key)
 		return EXIT_USAGE;
 	}
 	rc = kvs_map_get(&val, &len, &fver, &v, c->store, key, c->args[2], strlen(c->args[2]), NULL);
+	if (rc == KVS_ENOTFOUND) {
+		/* the key, or only the field? (one more read, on the error path) */
+		char detail[1024], hint[1024];
+		kvs_map_stat ms;
+		snprintf(detail, sizeof(detail), "%s", kvs_error_last());
+		if (kvs_map_stat_key(&ms, c->store, key) == 0) {
+			snprintf(hint, sizeof(hint), "map %s (version %s) has no field %s; 'kvsplit map "
+			         "ls %s' lists its fields", cli_key(key), ms.version.str,
+			         cli_key(c->args[2]), cli_key(key));
+			return cli_fail_hint(c, rc, detail, hint, "map get %s %s", cli_key(key),
+			                     cli_key(c->args[2]));
+		}
+		return cli_fail_detail(c, rc, key, detail, "map get %s %s", cli_key(key),
+		                       cli_key(c->args[2]));
+	}
 	if (rc < 0)
-		return cli_fail(c, rc, key, "map get %s %s", key, c->args[2]);
+		return cli_fail(c, rc, key, "map get %s %s", cli_key(key), cli_key(c->args[2]));
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "key", key);
