@@ -1850,3 +1850,97 @@ Test(cli, map_get_of_a_missing_field_says_the_field_does_not_exist)
 	cr_assert_not_null(strstr(r.err, "no key nokey"), "%s", r.err);
 	res_free(&r);
 }
+
+/* Members of object `o` sorted by name (cJSON_Compare on two objects of
+ * 20,000 members is quadratic: compare sorted members instead). */
+static int cmp_member(const void *x, const void *y)
+{
+	return strcmp((*(cJSON *const *)x)->string, (*(cJSON *const *)y)->string);
+}
+
+static cJSON **sorted_members(const cJSON *o, int *n)
+{
+	cJSON **v, *it;
+	int i = 0;
+
+	*n = cJSON_GetArraySize(o);
+	v = malloc(((size_t)*n + 1) * sizeof(*v));
+	cr_assert_not_null(v);
+	cJSON_ArrayForEach(it, o)
+		v[i++] = it;
+	qsort(v, (size_t)*n, sizeof(*v), cmp_member);
+	return v;
+}
+
+static int same_object(const cJSON *a, const cJSON *b)
+{
+	int na, nb, same;
+	cJSON **va, **vb;
+
+	if (!cJSON_IsObject(a) || !cJSON_IsObject(b))
+		return 0;
+	va = sorted_members(a, &na);
+	vb = sorted_members(b, &nb);
+	same = na == nb;
+	for (int i = 0; same && i < na; i++)
+		same = strcmp(va[i]->string, vb[i]->string) == 0 && cJSON_Compare(va[i], vb[i], 1);
+	free(va);
+	free(vb);
+	return same;
+}
+
+/*
+ * `map export` after `map import` is the same JSON object (compared parsed,
+ * with cJSON), through the test server, for a 64 MB map (about 14 s here;
+ * KVS_MAP_ROUNDTRIP_MB=N sets another size).
+ */
+Test(cli, map_export_after_import_is_the_same_object, .timeout = 300)
+{
+	const char *env = getenv("KVS_MAP_ROUNDTRIP_MB");
+	size_t want = (size_t)(env && atoi(env) > 0 ? atoi(env) : 64) << 20, o = 0, cap;
+	char doc[PATH_MAX], *d, *in;
+	struct res r = { 0 };
+	cJSON *a, *b;
+	size_t inlen;
+	int i;
+
+	start_server(NULL, NULL);
+	path_in(doc, "nodes.json");
+	cap = want + (1u << 16);
+	d = malloc(cap);
+	cr_assert_not_null(d);
+	d[o++] = '{';
+	/* Argo-like node records of ~3 KB, with every JSON value kind */
+	for (i = 0; o + 4096 < want; i++) {
+		o += (size_t)snprintf(d + o, cap - o,
+		    "%s\"wf-%08d\": {\"id\": \"wf-%08d\", \"phase\": \"%s\", \"progress\": \"1/1\", "
+		    "\"estimatedDuration\": %d, \"ratio\": %d.%03de-%d, \"ok\": %s, \"boundaryID\": null, "
+		    "\"msg\": \"line\\n\\\"quoted\\\" \\u00e9\\ud83d\\ude00\", \"outputs\": {\"parameters\": [",
+		    i ? ", " : "", i * 7919 % 100000000, i, i % 3 ? "Succeeded" : "Failed", i % 977,
+		    i % 10, i % 1000, i % 20, i % 2 ? "true" : "false");
+		for (int k = 0; k < 40; k++)
+			o += (size_t)snprintf(d + o, cap - o, "%s{\"name\": \"p%d\", \"value\": \"v-%d-%d\"}",
+			                      k ? ", " : "", k, i, k * 31);
+		o += (size_t)snprintf(d + o, cap - o, "]}}");
+	}
+	d[o++] = '}';
+	spit(doc, d, o);
+	run(&r, NULL, "map", "import", "wf/nodes", doc, NULL);
+	expect_ok(&r, "map import");
+	res_free(&r);
+	run(&r, NULL, "map", "export", "wf/nodes", NULL);
+	expect_ok(&r, "map export");
+	in = r.out;
+	inlen = r.out_len;
+	a = cJSON_ParseWithLength(d, o);
+	b = cJSON_ParseWithLength(in, inlen);
+	cr_assert_not_null(a, "the generated document is not JSON");
+	cr_assert_not_null(b, "the export (%zu bytes) is not JSON", inlen);
+	cr_assert_eq(cJSON_GetArraySize(b), i, "%d members exported, %d imported",
+	             cJSON_GetArraySize(b), i);
+	cr_assert(same_object(a, b), "the export differs from the import");
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	res_free(&r);
+	free(d);
+}
