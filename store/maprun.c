@@ -307,6 +307,10 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 	if (m->kind != KVS__MF_MAP)
 		return kvs_error_set(KVS_EINVAL, "%s is not a map", what);
 	ix->gen = m->generation;
+	/* the manifest decoder checks these too; this decoder stands alone */
+	if (m->runtab_raw < 4 || m->runtab_raw > KVS__MF_RUNTAB_MAX || (m->nsegs && !m->segs))
+		return kvs_error_set(KVS_ECORRUPT, "map run table of %s: size %u out of range", what,
+		                     m->runtab_raw);
 	if (!(raw = malloc(m->runtab_raw)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	if (kvs__blob_decode(raw, m->runtab_raw, m->runtab, m->runtab_len) < 0) {
@@ -328,7 +332,8 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 	}
 	ix->cap = nruns ? nruns : 1;
 	ix->capsegs = m->nsegs ? m->nsegs : 1;
-	memcpy(ix->segs, m->segs, (size_t)m->nsegs * sizeof(*ix->segs));
+	if (m->nsegs)
+		memcpy(ix->segs, m->segs, (size_t)m->nsegs * sizeof(*ix->segs));
 	ix->nsegs = m->nsegs;
 	for (uint32_t i = 0; i < nruns; i++) {
 		kvs__mrun *r = &ix->runs[i];
