@@ -7,7 +7,8 @@
  *      decodes must encode again and decode to the same table.
  *   1: a run (§5.4): kvs__mrun_describe, then a cursor over its records;
  *      what describes must walk to the same count, in strictly increasing
- *      order, and rebuild to the same bytes with msgpack-c.
+ *      order, and rebuild with msgpack-c to a run no longer that describes
+ *      the same.
  *   2: a map manifest (§5.1) as a whole, then its run table.
  */
 #include <stdlib.h>
@@ -92,9 +93,20 @@ static void fuzz_run(const uint8_t *data, size_t size)
 		prev = e;
 		n++;
 	}
-	if (rc != KVS_EITER_DONE || n != r.nent || b.sb.size != size ||
-	    memcmp(b.sb.data, data, size) != 0)
+	if (rc != KVS_EITER_DONE || n != r.nent)
 		abort();
+	/* msgpack-c writes the narrowest widths; the input may use wider
+	 * ones (valid msgpack, admitted): the rebuilt run describes the same */
+	{
+		kvs__mrun r2;
+		memset(&r2, 0, sizeof(r2));
+		if (kvs__mrun_describe(&r2, (const uint8_t *)b.sb.data, b.sb.size) != 0 ||
+		    r2.nent != r.nent || r2.ntomb != r.ntomb ||
+		    kvs__mname_cmp(r2.min, r2.minlen, r.min, r.minlen) != 0 ||
+		    kvs__mname_cmp(r2.max, r2.maxlen, r.max, r.maxlen) != 0 || b.sb.size > size)
+			abort();
+		kvs__mrun_clear(&r2);
+	}
 	kvs__mbuild_free(&b);
 	kvs__mrun_clear(&r);
 }
