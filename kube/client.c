@@ -314,8 +314,20 @@ static void status_out(kvs_kube_status *dst, const kvs_kube_status *src)
 		*dst = *src; /* version 0 (a zeroed struct) is taken as version 1 */
 }
 
+/* A 401 says only "Unauthorized": add what the request carried. */
+static int unauthorized(int rc, long http, const kvs__http *h)
+{
+	char d[1100];
+
+	if (http != 401)
+		return rc;
+	snprintf(d, sizeof(d), "%s", kvs_error_last());
+	return kvs_error_set(rc, "%s (the request carried %s)", d, kvs__http_auth(h));
+}
+
 /* Map one finished transfer onto the request's outputs. */
-static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, const char *what)
+static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, const char *what,
+                   const kvs__http *h)
 {
 	status_reset(&rq->status);
 	rq->status.attempts = hr->attempts;
@@ -338,8 +350,9 @@ static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, cons
 
 	kvs__kube_status_parse(&ks, rq->response, rq->response_len);
 	status_from_kube(&rq->status, &ks);
-	rq->result = kvs__kube_http_error(hr->status, rq->response, rq->response_len, what, ns,
-	                                  hr->resent_after_loss);
+	rq->result = unauthorized(kvs__kube_http_error(hr->status, rq->response, rq->response_len,
+	                                               what, ns, hr->resent_after_loss),
+	                          hr->status, h);
 	copy_str(rq->detail, sizeof(rq->detail), kvs_error_last());
 }
 
@@ -437,7 +450,7 @@ int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
 		size_t last = n;
 
 		for (size_t i = 0; i < n; i++) {
-			finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what);
+			finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what, k->http);
 			if (reqs[i].result < 0)
 				last = i;
 		}
@@ -887,7 +900,8 @@ int kvs_kube_watch_open(kvs_kube_watch **out, kvs_kube *k, const kvs_kube_resour
 
 		kvs__kube_status_parse(&ks, errbody, errlen);
 		status_from_kube(&st, &ks);
-		rc = kvs__kube_http_error(http, errbody, errlen, w->what, rns, 0);
+		rc = unauthorized(kvs__kube_http_error(http, errbody, errlen, w->what, rns, 0), http,
+		                  k->http);
 	}
 out:
 	status_out(status, &st);

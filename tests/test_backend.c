@@ -1,7 +1,7 @@
 /*
  * test_backend.c — the conformance suite every backend must pass.
  *
- * Only fx_backend()/fx_backend_peer()/fx_compact() and the vtable are used,
+ * Only fx_backend()/fx_backend_peer()/fx_compact()/fx_touch() and the vtable are used,
  * so the suite runs unchanged against the Kubernetes backend
  * (KVS_TEST_BACKEND=kube). Each test proves one ConfigMap behaviour the
  * store relies on.
@@ -613,6 +613,7 @@ Test(backend, idle_watch_receives_bookmark_with_current_rv)
 	put_new(mk("idle", NULL, "0"), NULL);
 	list_rv(NULL, rv);
 	cr_assert_eq(be->ops->watch_open(be, &w, NULL, rv), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_touch(be), 0, "%s", kvs_error_last()); /* a newer revision elsewhere */
 	for (int i = 0; i < 30 && !got; i++) {
 		int rc = be->ops->watch_next(w, &ev, 300);
 		if (rc == KVS_ETIMEOUT)

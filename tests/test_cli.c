@@ -1485,7 +1485,7 @@ static const char rmw_loop[] =
 Test(cli, concurrent_read_modify_write_with_version_file_loses_no_increment)
 {
 	enum { LOOPS = 3, EACH = 8 };
-	char zero[PATH_MAX], tag[LOOPS][16], ids[LOOPS][8], each[8];
+	char zero[PATH_MAX], tag[LOOPS][16], ids[LOOPS][16], each[8];
 	pid_t pid[LOOPS];
 	struct res r = { 0 };
 	long acked = 0, conflicts = 0;
