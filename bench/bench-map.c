@@ -140,6 +140,39 @@ static size_t edit_batch(kvs_map_batch **out, int k, char *json_patch, size_t *p
 	return raw;
 }
 
+/*
+ * 200 one-field reads of random nodes from a second handle with no segment
+ * cache: the most segments one read fetched beyond the index (*total: all).
+ */
+static uint64_t probe_reads(kvs_backend *be, uint64_t *total)
+{
+	kvs_options oc = KVS_OPTIONS_INIT;
+	kvs_map_read_options ro = KVS_MAP_READ_OPTIONS_INIT;
+	kvs_map_stats st;
+	kvs_backend *peer;
+	kvs_store *s2;
+	uint64_t maxseg = 0;
+	void *got;
+	size_t gotlen;
+
+	*total = 0;
+	oc.cache_bytes = UINT64_MAX;
+	kvs_backend_mem_clone(&peer, be);
+	kvs_open(&s2, peer, &oc);
+	for (int r = 0; r < 200; r++) {
+		int i = (int)(rnd() % NODES);
+		memset(&st, 0, sizeof(st));
+		ro.stats = &st;
+		kvs_map_get(&got, &gotlen, NULL, NULL, s2, "map", ids[i], strlen(ids[i]), &ro);
+		kvs_free(got);
+		*total += st.segments_read;
+		if (st.segments_read > maxseg)
+			maxseg = st.segments_read;
+	}
+	kvs_close(s2);
+	return maxseg;
+}
+
 int main(void)
 {
 	kvs_backend *be;
@@ -262,28 +295,9 @@ int main(void)
 
 	/* One-field reads, cache off: segments fetched beyond the index. */
 	{
-		kvs_options oc = KVS_OPTIONS_INIT;
-		kvs_backend *peer;
-		kvs_store *s2;
-		kvs_map_read_options ro = KVS_MAP_READ_OPTIONS_INIT;
-		kvs_map_stats st;
-		uint64_t maxseg = 0, total = 0;
-		oc.cache_bytes = UINT64_MAX;
-		kvs_backend_mem_clone(&peer, be);
-		kvs_open(&s2, peer, &oc);
-		for (int r = 0; r < 200; r++) {
-			int i = (int)(rnd() % NODES);
-			memset(&st, 0, sizeof(st));
-			ro.stats = &st;
-			kvs_map_get(&got, &gotlen, NULL, NULL, s2, "map", ids[i], strlen(ids[i]), &ro);
-			kvs_free(got);
-			total += st.segments_read;
-			if (st.segments_read > maxseg)
-				maxseg = st.segments_read;
-		}
+		uint64_t total, maxseg = probe_reads(be, &total);
 		printf("one-field read (cold, 200 reads): max %llu, mean %.2f segments beyond the index "
 		       "(target <= 2)\n", (unsigned long long)maxseg, (double)total / 200);
-		kvs_close(s2);
 	}
 
 	/* Successive 20-node batches with compaction running. */
@@ -331,27 +345,9 @@ int main(void)
 	}
 	/* reads after the churn */
 	{
-		kvs_options oc = KVS_OPTIONS_INIT;
-		kvs_backend *peer;
-		kvs_store *s2;
-		kvs_map_read_options ro = KVS_MAP_READ_OPTIONS_INIT;
-		kvs_map_stats st;
-		uint64_t maxseg = 0;
-		oc.cache_bytes = UINT64_MAX;
-		kvs_backend_mem_clone(&peer, be);
-		kvs_open(&s2, peer, &oc);
-		for (int r = 0; r < 200; r++) {
-			int i = (int)(rnd() % NODES);
-			memset(&st, 0, sizeof(st));
-			ro.stats = &st;
-			kvs_map_get(&got, &gotlen, NULL, NULL, s2, "map", ids[i], strlen(ids[i]), &ro);
-			kvs_free(got);
-			if (st.segments_read > maxseg)
-				maxseg = st.segments_read;
-		}
-		printf("one-field read after the batches: max %llu segments beyond the index\n",
-		       (unsigned long long)maxseg);
-		kvs_close(s2);
+		uint64_t total, maxseg = probe_reads(be, &total);
+		printf("one-field read after the batches: max %llu, mean %.2f segments beyond the "
+		       "index\n", (unsigned long long)maxseg, (double)total / 200);
 	}
 	kvs_close(s);
 	free(doc);

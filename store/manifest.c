@@ -48,6 +48,18 @@ void kvs__manifest_clear(kvs__manifest *m)
  * manifest, so callers report KVS_ENOMEM for it. */
 static const char check_oom[] = "out of memory";
 
+/* Every entry of the segment table within its bounds. */
+static int segs_ok(const kvs__manifest *m)
+{
+	for (uint32_t i = 0; i < m->nsegs; i++) {
+		const kvs__seg_desc *s = &m->segs[i];
+		if (s->nchunks == 0 || s->nchunks > KVS__MF_MAX_CHUNKS || s->bytes < s->nchunks ||
+		    s->bytes > SEG_BYTES_MAX)
+			return 0;
+	}
+	return 1;
+}
+
 /* The map kind (format.md §5): the run table is checked by mapindex.c; here
  * only its envelope and the segment table. */
 static const char *check_map(const kvs__manifest *m)
@@ -58,12 +70,8 @@ static const char *check_map(const kvs__manifest *m)
 		return "map manifest with chunks or an inline value";
 	if (m->nsegs > KVS__MF_MAX_SEGS)
 		return "more than 2^20 segments";
-	for (uint32_t i = 0; i < m->nsegs; i++) {
-		const kvs__seg_desc *s = &m->segs[i];
-		if (s->nchunks == 0 || s->nchunks > KVS__MF_MAX_CHUNKS || s->bytes < s->nchunks ||
-		    s->bytes > SEG_BYTES_MAX)
-			return "segment entry out of range";
-	}
+	if (!segs_ok(m))
+		return "segment entry out of range";
 	if (m->runtab_raw < 4 || m->runtab_raw > KVS__MF_RUNTAB_MAX)
 		return "run table size out of range";
 	if (!m->runtab || m->runtab_len < 1 || m->runtab_len > kvs__blob_bound(m->runtab_raw))
@@ -116,12 +124,8 @@ static const char *check(const kvs__manifest *m)
 		    m->v_segs == 0 || m->v_segs > KVS__MF_MAX_SEGS)
 			return "indirect summary";
 	}
-	for (uint32_t i = 0; i < m->nsegs; i++) {
-		const kvs__seg_desc *s = &m->segs[i];
-		if (s->nchunks == 0 || s->nchunks > KVS__MF_MAX_CHUNKS || s->bytes < s->nchunks ||
-		    s->bytes > SEG_BYTES_MAX)
-			return "segment entry out of range";
-	}
+	if (!segs_ok(m))
+		return "segment entry out of range";
 	used = calloc(m->nsegs, 1);
 	if (!used)
 		return check_oom;
