@@ -472,7 +472,8 @@ int kvs__mapidx_encode(kvs__manifest *m, const kvs__mapidx *ix, int accel)
 	}
 	m->runtab_len = (uint32_t)kvs__blob_encode(m->runtab, bound, raw, need, accel);
 	m->runtab_raw = (uint32_t)need;
-	memcpy(m->segs, ix->segs, (size_t)ix->nsegs * sizeof(*m->segs));
+	if (ix->nsegs)
+		memcpy(m->segs, ix->segs, (size_t)ix->nsegs * sizeof(*m->segs));
 	m->nsegs = ix->nsegs;
 	m->kind = KVS__MF_MAP;
 	m->codec = 1;

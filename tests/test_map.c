@@ -582,8 +582,11 @@ static int equals(kvs_store *s, const model *m)
 	if (rc < 0)
 		return -1;
 	while ((rc = kvs_map_iter_next(&e, it)) == 0) {
+		char num[4] = { 0 };
 		int f;
-		if (e.field_len != 4 || sscanf((const char *)e.field + 1, "%3d", &f) != 1 || f < 0 ||
+		if (e.field_len == 4)
+			memcpy(num, (const char *)e.field + 1, 3);   /* the field is not a C string */
+		if (e.field_len != 4 || sscanf(num, "%3d", &f) != 1 || f < 0 ||
 		    f >= NF || !m->present[f] || e.value_len != m->len[f] ||
 		    memcmp(e.value, m->val[f], e.value_len) != 0) {
 			kvs_map_iter_close(it);
