@@ -145,7 +145,10 @@ static void keys(struct cands *c, struct cli *cl)
 	if (cli_open_store(cl) == EXIT_OK) {
 		do {
 			kvs_list *l = NULL;
-			if (kvs_list_keys(&l, cl->store, c->prefix[0] ? c->prefix : NULL, 0, token) < 0)
+			kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+			lo.prefix = c->prefix[0] ? c->prefix : NULL;
+			lo.token = token;
+			if (kvs_list_keys(&l, cl->store, &lo) < 0)
 				break;
 			free(token);
 			token = NULL;

@@ -24,6 +24,7 @@
 #include "commit.h"
 #include "maprun.h"
 #include "mapjson.h"
+#include "options.h"
 
 #define MAP_RETRIES 8u
 
@@ -312,20 +313,22 @@ static int read_map(mw *w, kvs_ver *ver)
 	return 0;
 }
 
-static int check_read_opts(const kvs_map_read_options *o)
+/* The caller's options (may be NULL) read by their version into *o
+ * (options.h), then checked. */
+static int read_opts(kvs_map_read_options *o, const kvs_map_read_options *opts)
 {
-	if (o && (o->version < 1 || o->version > KVS_MAP_READ_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_map_read_options version %u is not supported",
-		                     o->version);
-	return 0;
+	*o = (kvs_map_read_options)KVS_MAP_READ_OPTIONS_INIT;
+	return KVS__OPTS(o, opts, map_read);
 }
 
-static int check_write_opts(const kvs_map_write_options *o)
+static int write_opts(kvs_map_write_options *o, const kvs_map_write_options *opts)
 {
-	if (o && (o->version < 1 || o->version > KVS_MAP_WRITE_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_map_write_options version %u is not supported",
-		                     o->version);
-	if (o && o->compact > KVS_MAP_COMPACT_FORCE)
+	int rc;
+
+	*o = (kvs_map_write_options)KVS_MAP_WRITE_OPTIONS_INIT;
+	if ((rc = KVS__OPTS(o, opts, map_write)) < 0)
+		return rc;
+	if (o->compact > KVS_MAP_COMPACT_FORCE)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_write_options.compact %u is not valid",
 		                     o->compact);
 	return 0;
@@ -336,6 +339,7 @@ static int check_write_opts(const kvs_map_write_options *o)
 int kvs_map_get(void **out, size_t *out_len, uint64_t *out_fver, kvs_ver *out_ver, kvs_store *s,
                 const char *key, const void *field, size_t flen, const kvs_map_read_options *opts)
 {
+	kvs_map_read_options o;
 	mw w;
 	kvs__ment e;
 	uint8_t *val = NULL;
@@ -345,7 +349,7 @@ int kvs_map_get(void **out, size_t *out_len, uint64_t *out_fver, kvs_ver *out_ve
 		return kvs_error_set(KVS_EINVAL, "kvs_map_get: out is NULL");
 	*out = NULL;
 	*out_len = 0;
-	if ((rc = check_read_opts(opts)) < 0)
+	if ((rc = read_opts(&o, opts)) < 0)
 		return rc;
 	if (!field || flen == 0 || flen > KVS_MAP_FIELD_MAX)
 		return kvs_error_set(KVS_EINVAL, "map field name of %zu bytes (1..%u)", flen,
@@ -368,8 +372,7 @@ int kvs_map_get(void **out, size_t *out_len, uint64_t *out_fver, kvs_ver *out_ve
 			*out_fver = e.ver;
 	}
 out:
-	if (opts && opts->stats)
-		mw_stats(opts->stats, &w);
+	mw_stats(o.stats, &w);
 	mw_free(&w);
 	return rc;
 }
@@ -384,8 +387,10 @@ struct kvs_map_iter {
 };
 
 int kvs_map_iter_open(kvs_map_iter **out, kvs_ver *out_ver, kvs_store *s, const char *key,
-                      const kvs_map_iter_options *o)
+                      const kvs_map_iter_options *opts)
 {
+	kvs_map_iter_options oo = KVS_MAP_ITER_OPTIONS_INIT;
+	const kvs_map_iter_options *o = &oo;
 	kvs_map_iter *it;
 	const void *lo = NULL, *hi = NULL;
 	size_t lolen = 0, hilen = 0;
@@ -394,14 +399,13 @@ int kvs_map_iter_open(kvs_map_iter **out, kvs_ver *out_ver, kvs_store *s, const 
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_iter_open: out is NULL");
 	*out = NULL;
-	if (o && (o->version < 1 || o->version > KVS_MAP_ITER_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_map_iter_options version %u is not supported",
-		                     o->version);
+	if ((rc = KVS__OPTS(&oo, opts, map_iter)) < 0)
+		return rc;
 	if (!(it = calloc(1, sizeof(*it))))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	if ((rc = mw_init(&it->w, s, key)) < 0 || (rc = read_map(&it->w, out_ver)) < 0)
 		goto fail;
-	if (o) {
+	{
 		if ((o->start && o->start_len > KVS_MAP_FIELD_MAX) ||
 		    (o->end && o->end_len > KVS_MAP_FIELD_MAX) ||
 		    (o->prefix && o->prefix_len > KVS_MAP_FIELD_MAX)) {
@@ -432,8 +436,7 @@ int kvs_map_iter_open(kvs_map_iter **out, kvs_ver *out_ver, kvs_store *s, const 
 	*out = it;
 	return 0;
 fail:
-	if (o && o->stats)
-		mw_stats(o->stats, &it->w);
+	mw_stats(o->stats, &it->w);
 	kvs__mmerge_free(&it->mg);
 	mw_free(&it->w);
 	free(it->prefix);
@@ -491,9 +494,10 @@ int kvs_map_count(uint64_t *out, kvs_ver *out_ver, kvs_store *s, const char *key
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_count: out is NULL");
 	*out = 0;
-	if ((rc = check_read_opts(opts)) < 0)
+	kvs_map_read_options o;
+	if ((rc = read_opts(&o, opts)) < 0)
 		return rc;
-	io.stats = opts ? opts->stats : NULL;
+	io.stats = o.stats;
 	if ((rc = kvs_map_iter_open(&it, out_ver, s, key, &io)) < 0)
 		return rc;
 	while ((rc = kvs_map_iter_next(&e, it)) == 0)
@@ -1047,9 +1051,10 @@ static void after_write(mw *w, kvs_ver *out, unsigned compact)
 }
 
 int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_batch *b,
-                   const kvs_map_write_options *o)
+                   const kvs_map_write_options *opts)
 {
-	const char *ev = o ? o->expect_version : NULL;
+	kvs_map_write_options o;
+	const char *ev;
 	runs rs = { 0 };
 	delta_ctx dc;
 	kvs_ver v;
@@ -1058,8 +1063,9 @@ int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_ba
 
 	if (!b)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_commit: batch is NULL");
-	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
+	if ((rc = write_opts(&o, opts)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
+	ev = o.expect_version;
 	if ((rc = build_delta(&rs, b, s->map_run_target)) < 0)
 		goto out;
 	if ((rc = read_base(&w, ev)) < 0)
@@ -1077,10 +1083,9 @@ int kvs_map_commit(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_ba
 		goto out;
 	if (out)
 		*out = v;
-	after_write(&w, out, o ? o->compact : KVS_MAP_COMPACT_AUTO);
+	after_write(&w, out, o.compact);
 out:
-	if (o && o->stats)
-		mw_stats(o->stats, &w);
+	mw_stats(o.stats, &w);
 	runs_free(&rs);
 	mw_free(&w);
 	return rc;
@@ -1201,9 +1206,10 @@ out:
 
 /* Replace the map with sorted, distinct entries (import). */
 int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__ment *ents,
-                     size_t n, const kvs_map_write_options *o)
+                     size_t n, const kvs_map_write_options *opts)
 {
-	const char *ev = o ? o->expect_version : NULL;
+	kvs_map_write_options o;
+	const char *ev;
 	import_ctx im;
 	mw w;
 	int rc;
@@ -1211,13 +1217,13 @@ int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__men
 	memset(&im, 0, sizeof(im));
 	im.ents = ents;
 	im.n = n;
-	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
+	if ((rc = write_opts(&o, opts)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
+	ev = o.expect_version;
 	w.plain_ok = 1;
 	if ((rc = read_base(&w, ev)) == 0)
 		rc = mw_commit(out, &w, ev, build_import_ix, &im);
-	if (o && o->stats)
-		mw_stats(o->stats, &w);
+	mw_stats(o.stats, &w);
 	runs_free(&im.rs);
 	mw_free(&w);
 	return rc;
@@ -1542,24 +1548,26 @@ static int compact_key(kvs_ver *out, mw *w, int force, int blind)
 	return rc;
 }
 
-int kvs_map_compact(kvs_ver *out, kvs_store *s, const char *key, const kvs_map_write_options *o)
+int kvs_map_compact(kvs_ver *out, kvs_store *s, const char *key,
+                    const kvs_map_write_options *opts)
 {
-	const char *ev = o ? o->expect_version : NULL;
+	kvs_map_write_options o;
+	const char *ev;
 	mw w;
 	int rc;
 
-	if ((rc = check_write_opts(o)) < 0 || (rc = mw_init(&w, s, key)) < 0)
+	if ((rc = write_opts(&o, opts)) < 0 || (rc = mw_init(&w, s, key)) < 0)
 		return rc;
+	ev = o.expect_version;
 	if ((rc = read_base(&w, ev && *ev ? ev : NULL)) < 0)
 		goto out;
 	if (!w.has_base) {
 		rc = kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", key);
 		goto out;
 	}
-	rc = compact_key(out, &w, o && o->compact == KVS_MAP_COMPACT_FORCE, !ev);
+	rc = compact_key(out, &w, o.compact == KVS_MAP_COMPACT_FORCE, !ev);
 out:
-	if (o && o->stats)
-		mw_stats(o->stats, &w);
+	mw_stats(o.stats, &w);
 	mw_free(&w);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "mapjson.h"
+#include "options.h"
 
 static const char *skip_ws(const char *p, const char *end)
 {
@@ -512,6 +513,7 @@ int kvs_map_export_json(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_wri
                         void *ctx, const kvs_map_read_options *opts)
 {
 	kvs_map_iter_options io = KVS_MAP_ITER_OPTIONS_INIT;
+	kvs_map_read_options ro = KVS_MAP_READ_OPTIONS_INIT;
 	kvs_map_iter *it = NULL;
 	kvs_map_entry e;
 	outb o = { NULL, 0, write, ctx };
@@ -519,10 +521,9 @@ int kvs_map_export_json(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_wri
 
 	if (!write)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_export_json: write callback is NULL");
-	if (opts && (opts->version < 1 || opts->version > KVS_MAP_READ_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_map_read_options version %u is not supported",
-		                     opts->version);
-	io.stats = opts ? opts->stats : NULL;
+	if ((rc = KVS__OPTS(&ro, opts, map_read)) < 0)
+		return rc;
+	io.stats = ro.stats;
 	if (!(o.buf = malloc(OUTBUF)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	if ((rc = kvs_map_iter_open(&it, out_ver, s, key, &io)) < 0)

@@ -658,6 +658,32 @@ Test(backend, batch_gives_each_get_and_create_its_own_result)
 	kvs_object_free(g);
 }
 
+/* A parallel batch overwrites the thread's last error: each failed op must
+ * carry its own detail (and a successful one none). */
+Test(backend, batch_gives_each_failed_op_its_own_detail)
+{
+	if (!be->ops->batch)
+		cr_skip_test("backend has no batch");
+	put_new(mk("d-have", NULL, "have"), NULL);
+	kvs_object *dup = mk("d-have", NULL, "dup");
+	kvs_op ops[3] = {
+		{ .kind = KVS_OP_GET, .name = "d-missing-one" },
+		{ .kind = KVS_OP_CREATE, .in = dup },
+		{ .kind = KVS_OP_GET, .name = "d-have" },
+	};
+	strcpy(ops[2].detail, "stale");
+	cr_assert_eq(be->ops->batch(be, ops, 3), 0, "%s", kvs_error_last());
+	cr_expect_eq(ops[0].result, KVS_ENOTFOUND);
+	cr_expect_not_null(strstr(ops[0].detail, "d-missing-one"), "%s", ops[0].detail);
+	cr_expect_eq(ops[1].result, KVS_EEXISTS);
+	cr_expect_not_null(strstr(ops[1].detail, "d-have"), "%s", ops[1].detail);
+	cr_expect_eq(ops[2].result, 0);
+	cr_expect_str_eq(ops[2].detail, "");
+	for (int i = 0; i < 3; i++)
+		kvs_object_free(ops[i].out);
+	kvs_object_free(dup);
+}
+
 enum { RACE_N = 40 };
 
 struct racer {

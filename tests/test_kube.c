@@ -610,7 +610,7 @@ Test(kube, batch_creates_report_eexists_per_op)
 	fx_kapi *k = start(0, NULL);
 	kvs_backend *b = open_be(k, NULL);
 	kvs_object *a = mk("a", "1"), *c = mk("c", "2");
-	kvs_op ops[2] = { { KVS_OP_CREATE, NULL, a, NULL, 0 }, { KVS_OP_CREATE, NULL, c, NULL, 0 } };
+	kvs_op ops[2] = { { KVS_OP_CREATE, NULL, a, NULL, 0, "" }, { KVS_OP_CREATE, NULL, c, NULL, 0, "" } };
 
 	create_ok(b, "c", "0", NULL);
 	cr_assert_eq(b->ops->batch(b, ops, 2), 0);

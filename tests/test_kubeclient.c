@@ -1086,6 +1086,75 @@ Test(kubeclient, raw_batch_runs_in_parallel_with_a_result_per_request)
 	fx_kapi_stop(k);
 }
 
+/*
+ * Every verb's options are read by the size their version declares
+ * (store/options.c): version 0, and one newer than the library's, are
+ * KVS_EINVAL naming the struct and how to set it, before anything is sent
+ * (the server is a closed port: a request would fail differently).
+ */
+static void verbs_refuse(unsigned int bump)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvs_kube_get_options go = KVS_KUBE_GET_OPTIONS_INIT;
+	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
+	kvs_kube_watch_options wo = KVS_KUBE_WATCH_OPTIONS_INIT;
+	kvs_kube_patch_options po = KVS_KUBE_PATCH_OPTIONS_INIT;
+	kvs_kube_delete_options dopt = KVS_KUBE_DELETE_OPTIONS_INIT;
+	const char *how = bump ? "newer than this library knows" : "initialize it with KVS_KUBE_";
+	cJSON *obj = NULL, *patch = cJSON_CreateObject();
+	kvs_kube_page *p = NULL;
+	kvs_kube_watch *w = NULL;
+	kvs_kube *c = NULL;
+	char want[64];
+
+	ko.server = "http://127.0.0.1:9";
+	ko.namespace_ = "ns";
+	cr_assert_not_null(patch);
+	cr_assert_eq(kvs_kube_open(&c, &ko), 0, "%s", kvs_error_last());
+	go.version = bump ? KVS_KUBE_GET_OPTIONS_VERSION + 1 : 0;
+	lo.version = bump ? KVS_KUBE_LIST_OPTIONS_VERSION + 1 : 0;
+	wo.version = bump ? KVS_KUBE_WATCH_OPTIONS_VERSION + 1 : 0;
+	po.version = bump ? KVS_KUBE_PATCH_OPTIONS_VERSION + 1 : 0;
+	dopt.version = bump ? KVS_KUBE_DELETE_OPTIONS_VERSION + 1 : 0;
+#define REFUSED(call, sname, v)                                                              \
+	do {                                                                                 \
+		int rc_ = (call);                                                            \
+		snprintf(want, sizeof(want), "%s: version %u ", sname, (unsigned)(v));     \
+		cr_expect_eq(rc_, KVS_EINVAL, "%s: %s (%s)", #call, kvs_strerror(rc_),       \
+		             kvs_error_last());                                              \
+		cr_expect(strstr(kvs_error_last(), want) && strstr(kvs_error_last(), how),   \
+		          "%s: detail \"%s\" lacks \"%s\" / \"%s\"", #call, kvs_error_last(),  \
+		          want, how);                                                        \
+	} while (0)
+	REFUSED(kvs_kube_get(&obj, c, &kvs_kube_configmaps, NULL, "x", &go, NULL),
+	        "kvs_kube_get_options", go.version);
+	REFUSED(kvs_kube_list(&p, c, &kvs_kube_configmaps, NULL, &lo, NULL),
+	        "kvs_kube_list_options", lo.version);
+	REFUSED(kvs_kube_watch_open(&w, c, &kvs_kube_configmaps, NULL, &wo, NULL),
+	        "kvs_kube_watch_options", wo.version);
+	REFUSED(kvs_kube_patch(&obj, c, &kvs_kube_configmaps, NULL, "x", KVS_KUBE_PATCH_MERGE,
+	                       patch, &po, NULL),
+	        "kvs_kube_patch_options", po.version);
+	REFUSED(kvs_kube_delete(&obj, c, &kvs_kube_configmaps, NULL, "x", &dopt, NULL),
+	        "kvs_kube_delete_options", dopt.version);
+#undef REFUSED
+	cr_expect_null(obj);
+	cr_expect_null(p);
+	cr_expect_null(w);
+	cJSON_Delete(patch);
+	kvs_kube_free(c);
+}
+
+Test(kubeclient, verb_options_of_version_0_are_refused_naming_the_struct)
+{
+	verbs_refuse(0);
+}
+
+Test(kubeclient, verb_options_newer_than_the_library_are_refused_naming_the_struct)
+{
+	verbs_refuse(1);
+}
+
 Test(kubeclient, options_with_a_wrong_version_are_refused)
 {
 	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
