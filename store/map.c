@@ -886,28 +886,39 @@ static int runs_add(runs *rs, kvs__mbuild *b, const kvs__ment *e, uint8_t level,
 	return kvs__mbuild_add(b, e);
 }
 
-/* Compress runs into pblobs (run pointers into rs). */
-static int runs_blobs(pblob **out, runs *rs, size_t from, int accel)
+/* Compress runs [from, n) of rs into pblobs (run pointers into rs), on the
+ * store's worker threads. */
+static int runs_blobs(pblob **out, runs *rs, size_t from, kvs_store *s)
 {
-	pblob *pb;
 	size_t n = rs->n - from;
+	kvs__bjob *jb;
+	pblob *pb;
+	int rc;
 
 	*out = NULL;
-	if (!(pb = calloc(n ? n : 1, sizeof(*pb))))
+	if (!(pb = calloc(n ? n : 1, sizeof(*pb))) || !(jb = calloc(n ? n : 1, sizeof(*jb)))) {
+		free(pb);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		jb[i].p = rs->r[from + i].raw;
+		jb[i].len = rs->r[from + i].raw_len;
+	}
+	rc = kvs__blob_encode_all(jb, n, s->workers, (int)s->opts.lz4_accel);
 	for (size_t i = 0; i < n; i++) {
 		kvs__mrun *r = &rs->r[from + i];
-		size_t bound = kvs__blob_bound(r->raw_len);
-		if (!(pb[i].blob = malloc(bound))) {
-			for (size_t j = 0; j < i; j++)
-				free(pb[j].blob);
-			free(pb);
-			return kvs_error_set(KVS_ENOMEM, "out of memory");
-		}
-		pb[i].len = (uint32_t)kvs__blob_encode(pb[i].blob, bound, r->raw, r->raw_len, accel);
+		pb[i].blob = jb[i].blob;
+		pb[i].len = jb[i].blen;
 		memcpy(pb[i].addr, r->addr, 16);
 		pb[i].run = r;
 		r->stored_len = pb[i].len;
+	}
+	free(jb);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(pb[i].blob);
+		free(pb);
+		return rc;
 	}
 	*out = pb;
 	return 0;
@@ -1006,7 +1017,7 @@ static int build_delta_ix(mw *w, void *ctx, kvs__mapidx *ix)
 	inl = !d->ool && draw + inline_raw(&w->base) <= w->s->map_inline_max;
 	if (!inl && !d->ool) {
 		pblob *pb = NULL;
-		if ((rc = runs_blobs(&pb, rs, 0, (int)w->s->opts.lz4_accel)) < 0)
+		if ((rc = runs_blobs(&pb, rs, 0, w->s)) < 0)
 			return rc;
 		rc = pack_and_create(w, pb, rs->n);
 		free(pb);
@@ -1123,6 +1134,7 @@ static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 	import_ctx *im = ctx;
 	const kvs__mrun **have = NULL, **reuse = NULL;
 	size_t nhave = 0, nwrite = 0;
+	kvs__bjob *jb = NULL;
 	pblob *pb = NULL;
 	int rc = 0;
 
@@ -1144,7 +1156,8 @@ static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 	/* the base's out-of-line base runs, by address */
 	if (!(have = malloc(((size_t)w->base.nruns + 1) * sizeof(*have))) ||
 	    !(reuse = calloc(im->rs.n + 1, sizeof(*reuse))) ||
-	    !(pb = calloc(im->rs.n + 1, sizeof(*pb)))) {
+	    !(pb = calloc(im->rs.n + 1, sizeof(*pb))) ||
+	    !(jb = calloc(im->rs.n + 1, sizeof(*jb)))) {
 		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1163,22 +1176,20 @@ static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 		}
 		if (IS_FRESH_TAG(r->seg))
 			continue;   /* written by an earlier attempt */
-		/* compress it for writing */
-		{
-			size_t bound = kvs__blob_bound(r->raw_len);
-			if (!(pb[nwrite].blob = malloc(bound))) {
-				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-				goto out;
-			}
-			pb[nwrite].len = (uint32_t)kvs__blob_encode(pb[nwrite].blob, bound, r->raw,
-			                                            r->raw_len, (int)w->s->opts.lz4_accel);
-			memcpy(pb[nwrite].addr, r->addr, 16);
-			pb[nwrite].run = r;
-			r->stored_len = pb[nwrite].len;
-			nwrite++;
-		}
+		memcpy(pb[nwrite].addr, r->addr, 16);
+		pb[nwrite].run = r;
+		jb[nwrite].p = r->raw;
+		jb[nwrite].len = r->raw_len;
+		nwrite++;
 	}
-	if (nwrite && (rc = pack_and_create(w, pb, nwrite)) < 0)
+	/* compress what is to be written, on the store's worker threads */
+	rc = kvs__blob_encode_all(jb, nwrite, w->s->workers, (int)w->s->opts.lz4_accel);
+	for (size_t i = 0; i < nwrite; i++) {
+		pb[i].blob = jb[i].blob;
+		pb[i].len = jb[i].blen;
+		pb[i].run->stored_len = jb[i].blen;
+	}
+	if (rc < 0 || (nwrite && (rc = pack_and_create(w, pb, nwrite)) < 0))
 		goto out;
 	ix->gen = w->base.gen + 1;
 	for (size_t i = 0; i < im->rs.n && rc == 0; i++) {
@@ -1199,6 +1210,7 @@ out:
 		for (size_t i = 0; i < nwrite; i++)
 			free(pb[i].blob);
 	free(pb);
+	free(jb);
 	free(have);
 	free(reuse);
 	return rc;
@@ -1476,7 +1488,7 @@ static int compact_once(kvs_ver *out, mw *w)
 		keep[j] = 0;
 	}
 	if (rs.n) {
-		if ((rc = runs_blobs(&pb, &rs, 0, (int)w->s->opts.lz4_accel)) < 0)
+		if ((rc = runs_blobs(&pb, &rs, 0, w->s)) < 0)
 			goto out;
 		rc = pack_and_create(w, pb, rs.n);
 		free(pb);
