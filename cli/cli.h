@@ -7,6 +7,7 @@
  *   cmd_data.c  put, get, ls, rm, stat
  *   cmd_watch.c watch
  *   cmd_maint.c gc, fsck
+ *   cmd_map.c   map (key-split maps)
  *   outfile.c   files replaced atomically (get --to-file, --version-file, watch)
  *   progress.c  the stderr progress bar
  *   complete.c  shell completion (completion command, __complete)
@@ -118,6 +119,9 @@ int cmd_stat(struct cli *c);
 int cmd_watch(struct cli *c);
 int cmd_gc(struct cli *c);
 int cmd_fsck(struct cli *c);
+int cmd_map(struct cli *c);
+/* cmd_map.c: print a map's layout; -1 (nothing printed) if not a map and quiet_if_not_map. */
+int cli_map_stat_print(struct cli *c, const char *key, int quiet_if_not_map);
 
 /* util.c */
 int cli_exit_code(int kvs_code);

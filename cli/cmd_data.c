@@ -450,6 +450,12 @@ int cmd_stat(struct cli *c)
 
 	if (rc < 0)
 		return cli_fail(c, rc, key, "stat %s", cli_key(key));
+	if (!st.is_inline && st.chunks == 0) {
+		/* a key-split map: show its runs and levels */
+		int mrc = cli_map_stat_print(c, key, 1);
+		if (mrc >= 0)
+			return mrc;
+	}
 	cli_hex(hash, st.hash, sizeof(st.hash));
 	if (c->format == OUT_JSON) {
 		cJSON *o = cJSON_CreateObject();

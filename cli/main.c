@@ -23,8 +23,8 @@
 enum {
 	C_PUT = 1 << 0, C_GET = 1 << 1, C_LS = 1 << 2, C_RM = 1 << 3, C_STAT = 1 << 4,
 	C_WATCH = 1 << 5, C_GC = 1 << 6, C_FSCK = 1 << 7, C_VERSION = 1 << 8, C_HELP = 1 << 9,
-	C_COMPLETION = 1 << 10,
-	C_ALL = 0x7ff
+	C_MAP = 1 << 10, C_COMPLETION = 1 << 11,
+	C_ALL = 0xfff
 };
 
 struct command {
@@ -111,6 +111,25 @@ static const struct command commands[] = {
 	  "left, 8 operational error (usage errors exit 2, no such KEY 3).\n"
 	  "Example:\n"
 	  "  kvsplit fsck --read-data=10%\n" },
+	{ "map", NULL, C_MAP, cmd_map, 2, 1000,
+	  "map put|get|ls|rm|patch|import|export|compact|stat KEY ...",
+	  "read and write a key-split map (fields updated a few at a time)",
+	  "  map put KEY FIELD [FILE|-]   set one field (bytes from FILE or stdin)\n"
+	  "  map get KEY FIELD            write one field's value to stdout\n"
+	  "  map ls KEY [PREFIX]          list fields (FIELD BYTES VERSION)\n"
+	  "  map rm KEY FIELD...          delete fields, in one atomic batch\n"
+	  "  map patch KEY FILE.json      apply a JSON object as one batch (null deletes)\n"
+	  "  map import KEY FILE.json     replace the whole map with a JSON object\n"
+	  "  map export KEY               write the whole map as one JSON object\n"
+	  "  map compact KEY              merge the deltas into the base now\n"
+	  "  map stat KEY                 runs, levels and amplification\n"
+	  "Writes take --expect-version V (commit only if V is still the key's version;\n"
+	  "--expect-version= creates only); without it a batch is rebased and retried\n"
+	  "when another writer commits first. -o json for scripts.\n"
+	  "Examples:\n"
+	  "  kubectl get wf big -o json | jq .status.nodes | kvsplit map import wf/nodes -\n"
+	  "  kvsplit map patch wf/nodes changes.json\n"
+	  "  kvsplit map get wf/nodes big-1234 | jq .phase\n" },
 	{ "completion", NULL, C_COMPLETION, cmd_completion, 1, 1, "completion bash|zsh|fish",
 	  "print a shell completion script",
 	  "Completes commands, flags, flag values (-o, --context and --namespace from\n"
@@ -163,7 +182,7 @@ static const struct option longopts[] = {
 static unsigned flag_scope(int opt)
 {
 	switch (opt) {
-	case O_EXPECT: return C_PUT | C_RM;
+	case O_EXPECT: return C_PUT | C_RM | C_MAP;
 	case O_TOFILE: return C_GET | C_WATCH;
 	case O_VERSIONFILE: return C_GET;
 	case O_PREFIX: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;

@@ -389,6 +389,213 @@ KVS_API void kvs_list_free(kvs_list *list);
 
 
 /* ------------------------------------------------------------------------ */
+/* Key-split maps                                                           */
+/*
+ * A map key holds a map of fields: byte-string names (1..KVS_MAP_FIELD_MAX
+ * bytes) to byte-string values (0..KVS_MAP_VALUE_MAX bytes), stored like an
+ * LSM tree (docs/design.md "Maps"): a batch commits one small delta run, so
+ * an update costs about the bytes it changes. A map key is an ordinary key:
+ * kvs_delete, kvs_list_keys, gc and fsck handle it; kvs_get on it is
+ * KVS_EINVAL, and kvs_put replaces it with a plain value.
+ */
+#define KVS_MAP_FIELD_MAX 1024u
+#define KVS_MAP_VALUE_MAX (256u * 1024u)
+#define KVS_MAP_BATCH_MAX (1u << 20)  /**< operations in one batch */
+
+/** A batch of field operations, applied atomically by kvs_map_commit. */
+typedef struct kvs_map_batch kvs_map_batch;
+
+/** New empty batch; release with kvs_map_batch_free(). 0 or KVS_ENOMEM. */
+KVS_API int kvs_map_batch_new(kvs_map_batch **out);
+KVS_API void kvs_map_batch_free(kvs_map_batch *batch);
+
+/**
+ * Set a field (the bytes are copied). A later operation on the same field in
+ * the same batch replaces an earlier one. KVS_EINVAL (sizes), KVS_ETOOBIG
+ * (more than KVS_MAP_BATCH_MAX operations), KVS_ENOMEM.
+ */
+KVS_API int kvs_map_batch_put(kvs_map_batch *batch, const void *field, size_t field_len,
+                              const void *value, size_t value_len);
+/**
+ * Set a field to a JSON value: `json` must be one JSON value (KVS_EINVAL
+ * otherwise); its text is stored as given and kvs_map_export_json writes it back as
+ * that value, its text kept as given (kvs_map_batch_put values are exported as
+ * JSON strings).
+ */
+KVS_API int kvs_map_batch_put_json(kvs_map_batch *batch, const void *field, size_t field_len,
+                                   const char *json, size_t json_len);
+/** Delete a field (deleting an absent field is not an error). */
+KVS_API int kvs_map_batch_delete(kvs_map_batch *batch, const void *field, size_t field_len);
+/**
+ * Make the batch conditional on one field: it commits only if the field is
+ * at field version `fver` (kvs_map_entry.version), or absent when `fver` is
+ * 0. Otherwise kvs_map_commit fails with KVS_ECONFLICT naming the field.
+ */
+KVS_API int kvs_map_batch_expect(kvs_map_batch *batch, const void *field, size_t field_len,
+                                 uint64_t fver);
+/** Operations in the batch (expectations not counted). */
+KVS_API size_t kvs_map_batch_count(const kvs_map_batch *batch);
+
+/** Figures of one map operation, filled when the options' stats is set. */
+typedef struct kvs_map_stats {
+	uint64_t requests;          /**< backend calls made */
+	uint64_t bytes_written;     /**< segment data + index manifests sent */
+	uint64_t index_bytes;       /**< size of the last index manifest sent (or read) */
+	uint64_t segments_written;  /**< segment objects created */
+	uint64_t segments_read;     /**< segments fetched (not from the cache) */
+	uint64_t rebases;           /**< blind commits rebased after losing a race */
+	int delta_inline;           /**< the batch's delta went inline into the index */
+	int compacted;              /**< a compaction committed (kvs_map_compact, or after a batch) */
+	uint64_t compact_bytes_written; /**< of which written by that compaction */
+} kvs_map_stats;
+
+#define KVS_MAP_COMPACT_AUTO 0u   /**< compact after a batch when the policy says so */
+#define KVS_MAP_COMPACT_NEVER 1u  /**< never compact as part of this call */
+#define KVS_MAP_COMPACT_FORCE 2u  /**< kvs_map_compact: merge every delta even below the threshold */
+
+#define KVS_MAP_WRITE_OPTIONS_VERSION 1
+typedef struct kvs_map_write_options {
+	unsigned int version;        /**< KVS_MAP_WRITE_OPTIONS_VERSION */
+	/**
+	 * NULL: blind batch; a lost race is rebased on the new version and
+	 * retried (a delta does not depend on its base), so writers touching
+	 * different fields never fail. "": create only (KVS_EEXISTS if the key
+	 * exists). Otherwise the key's version the caller read (KVS_ECONFLICT
+	 * if it moved). Nothing changes on failure.
+	 */
+	const char *expect_version;
+	unsigned int compact;        /**< KVS_MAP_COMPACT_* */
+	kvs_map_stats *stats;        /**< optional figures */
+} kvs_map_write_options;
+#define KVS_MAP_WRITE_OPTIONS_INIT { KVS_MAP_WRITE_OPTIONS_VERSION, NULL, 0, NULL }
+
+/**
+ * Apply a batch to map `key` atomically (a missing key becomes a map):
+ * readers see all of it or none of it.
+ *
+ * @param[out] out  the key's new version (may be NULL)
+ * @return 0, KVS_ECONFLICT (key version or a field expectation), KVS_EEXISTS,
+ *         KVS_EINVAL (the key holds a plain value; bad batch), KVS_ETOOBIG,
+ *         KVS_EIO, KVS_ETIMEOUT, KVS_ENOMEM, KVS_ECORRUPT (stored map)
+ */
+KVS_API int kvs_map_commit(kvs_ver *out, kvs_store *store, const char *key,
+                           const kvs_map_batch *batch, const kvs_map_write_options *opts);
+
+#define KVS_MAP_READ_OPTIONS_VERSION 1
+typedef struct kvs_map_read_options {
+	unsigned int version;        /**< KVS_MAP_READ_OPTIONS_VERSION */
+	kvs_map_stats *stats;        /**< optional figures */
+} kvs_map_read_options;
+#define KVS_MAP_READ_OPTIONS_INIT { KVS_MAP_READ_OPTIONS_VERSION, NULL }
+
+/**
+ * Read one field, verified. Fetches only the runs whose range covers it.
+ *
+ * @param[out] out       the value, release with kvs_free() (non-NULL even
+ *                       when empty)
+ * @param[out] out_len   its length
+ * @param[out] out_fver  its field version (may be NULL)
+ * @param[out] out_ver   the key's version read (may be NULL)
+ * @return 0, KVS_ENOTFOUND (no such key or field), KVS_EINVAL (not a map),
+ *         KVS_ECORRUPT, KVS_EIO, ...
+ */
+KVS_API int kvs_map_get(void **out, size_t *out_len, uint64_t *out_fver, kvs_ver *out_ver,
+                        kvs_store *store, const char *key, const void *field, size_t field_len,
+                        const kvs_map_read_options *opts);
+
+/** Streaming iterator over the fields of one version of a map, in order. */
+typedef struct kvs_map_iter kvs_map_iter;
+
+#define KVS_MAP_ITER_OPTIONS_VERSION 1
+typedef struct kvs_map_iter_options {
+	unsigned int version;        /**< KVS_MAP_ITER_OPTIONS_VERSION */
+	const void *start;           /**< first field >= start (NULL: from the first) */
+	size_t start_len;
+	const void *end;             /**< only fields < end (NULL: to the last) */
+	size_t end_len;
+	const void *prefix;          /**< only fields starting with prefix (NULL: all) */
+	size_t prefix_len;
+	kvs_map_stats *stats;        /**< optional figures, updated as it goes */
+} kvs_map_iter_options;
+#define KVS_MAP_ITER_OPTIONS_INIT { KVS_MAP_ITER_OPTIONS_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL }
+
+/** One field. Pointers are valid until the next call on the iterator. */
+typedef struct kvs_map_entry {
+	const void *field;
+	size_t field_len;
+	const void *value;
+	size_t value_len;
+	uint64_t version;            /**< field version: the key generation that wrote it */
+	int is_json;                 /**< value was set as JSON (kvs_map_batch_put_json) */
+} kvs_map_entry;
+
+/**
+ * Open an iterator on the committed version of `key` (one GET). Memory stays
+ * bounded by a few runs whatever the map's size; the runs are fetched as
+ * the iteration reaches them.
+ * @param[out] out      release with kvs_map_iter_close()
+ * @param[out] out_ver  the version iterated (may be NULL)
+ */
+KVS_API int kvs_map_iter_open(kvs_map_iter **out, kvs_ver *out_ver, kvs_store *store,
+                              const char *key, const kvs_map_iter_options *opts);
+/** Next field: 0, KVS_EITER_DONE at the end, or an error (the iterator is then done). */
+KVS_API int kvs_map_iter_next(kvs_map_entry *out, kvs_map_iter *iter);
+KVS_API void kvs_map_iter_close(kvs_map_iter *iter);
+
+/** Number of fields of the committed version (reads every run). */
+KVS_API int kvs_map_count(uint64_t *out, kvs_ver *out_ver, kvs_store *store, const char *key,
+                          const kvs_map_read_options *opts);
+
+/**
+ * Replace the whole map with the JSON object `json` (`{field: value, ...}`,
+ * e.g. a workflow's status.nodes). Conditional like kvs_map_commit.
+ */
+KVS_API int kvs_map_import_json(kvs_ver *out, kvs_store *store, const char *key,
+                                const char *json, size_t len, const kvs_map_write_options *opts);
+/**
+ * Apply the JSON object `json` as one batch: each member sets a field to
+ * that JSON value; a `null` member deletes the field.
+ */
+KVS_API int kvs_map_patch_json(kvs_ver *out, kvs_store *store, const char *key,
+                               const char *json, size_t len, const kvs_map_write_options *opts);
+/**
+ * Write the whole map as one JSON object, fields in order, streaming (one
+ * version, verified). Values set as bytes are written as JSON strings
+ * (KVS_EINVAL if a name or such a value is not UTF-8).
+ */
+KVS_API int kvs_map_export_json(kvs_ver *out_ver, kvs_store *store, const char *key,
+                                kvs_write_cb write, void *ctx, const kvs_map_read_options *opts);
+
+/**
+ * Merge the map's delta runs into its base (docs/design.md "Compaction"),
+ * as an ordinary commit: atomic, conditional (opts->expect_version), safe
+ * under gc. With KVS_MAP_COMPACT_FORCE every delta is merged; otherwise
+ * only when the policy's threshold is passed (0 with nothing done).
+ */
+KVS_API int kvs_map_compact(kvs_ver *out, kvs_store *store, const char *key,
+                            const kvs_map_write_options *opts);
+
+/** Shape of a map, from its index alone (one request). */
+typedef struct kvs_map_stat {
+	kvs_ver version;
+	uint64_t generation;
+	uint32_t delta_runs;         /**< level 0: deltas not yet compacted */
+	uint32_t delta_inline;       /**< of which inline in the index */
+	uint32_t base_runs;          /**< level 1 */
+	uint64_t delta_entries;      /**< entries and tombstones in deltas */
+	uint64_t base_entries;       /**< fields in the base */
+	uint64_t raw_bytes;          /**< raw bytes of every run */
+	uint64_t stored_bytes;       /**< compressed bytes of every run */
+	uint32_t segments;           /**< segments referenced */
+	uint64_t segment_bytes;      /**< their total bytes (>= stored out of line) */
+	uint32_t index_bytes;        /**< size of the index manifest */
+} kvs_map_stat;
+
+/** KVS_EINVAL if `key` is not a map, KVS_ENOTFOUND if absent. */
+KVS_API int kvs_map_stat_key(kvs_map_stat *out, kvs_store *store, const char *key);
+
+
+/* ------------------------------------------------------------------------ */
 /* Kubernetes backend                                                       */
 
 #define KVS_KUBE_OPTIONS_VERSION 1
@@ -449,7 +656,10 @@ KVS_API int kvs_backend_namespace_check(kvs_backend *backend);
 typedef struct kvs_watch kvs_watch;
 
 #define KVS_WATCH_PREFIX  0x1u  /**< `key` is a prefix ("" = every key) */
-#define KVS_WATCH_VALUES  0x2u  /**< deliver each new value, verified */
+#define KVS_WATCH_VALUES  0x2u  /**< deliver each new value, verified (a map key: with
+                                     *   KVS_WATCH_FIELDS, the new values of its fields) */
+#define KVS_WATCH_FIELDS  0x4u  /**< map keys: which fields each change added, changed
+                                     *   or deleted (kvs_watch_fields) */
 
 /** Default kvs_watch_options.max_bytes: 256 MiB. */
 #define KVS_WATCH_MAX_BYTES_DEFAULT (256ull << 20)
@@ -492,6 +702,25 @@ typedef struct kvs_watch_event {
 	int resync;               /**< 1 if reported from a relist after a gap (410 Gone) */
 } kvs_watch_event;
 
+typedef enum kvs_map_field_kind {
+	KVS_MAP_FIELD_ADDED = 1,    /**< the field did not exist before the change */
+	KVS_MAP_FIELD_CHANGED = 2,  /**< written since (its version moved) */
+	KVS_MAP_FIELD_DELETED = 3   /**< gone */
+} kvs_map_field_kind;
+
+/** One field of a map key that a change touched (kvs_watch_fields). */
+typedef struct kvs_map_field_change {
+	kvs_map_field_kind kind;
+	const void *field;
+	size_t field_len;
+	/** With KVS_WATCH_VALUES, for ADDED and CHANGED: the new value, verified;
+	 *  else NULL. */
+	const void *value;
+	size_t value_len;
+	int is_json;              /**< the value was written as JSON text */
+	uint64_t version;         /**< the field's version after the change (0: deleted) */
+} kvs_map_field_change;
+
 /** Watch a key, or with KVS_WATCH_PREFIX every key under a prefix. */
 KVS_API int kvs_watch_open(kvs_watch **out, kvs_store *store, const char *key,
                            const kvs_watch_options *opts);
@@ -501,6 +730,27 @@ KVS_API int kvs_watch_open(kvs_watch **out, kvs_store *store, const char *key,
  */
 KVS_API int kvs_watch_next(kvs_watch_event *out, kvs_watch *watch, int timeout_ms);
 KVS_API void kvs_watch_close(kvs_watch *watch);
+
+/**
+ * With KVS_WATCH_FIELDS: the fields that the PUT event last returned by
+ * kvs_watch_next() changed, in field order. The first event of a map key
+ * on this watch (its current state, or the first change seen after
+ * `since`) reports every field ADDED; later ones what changed since the
+ * previous event of that key, also across a resync (410 Gone: the change
+ * may cover several commits). A compaction changes no field (no entries).
+ * A key that is not a map, and a DELETE event, have none.
+ *
+ * Only the runs that the new version added are fetched, and the base runs a
+ * compaction rewrote; the watch keeps every field name and version of each
+ * map key it watches (memory: the names, not the values).
+ *
+ * @param[out] out  the changes, valid until the next kvs_watch_next() or
+ *                  kvs_watch_close(); NULL when there are none
+ * @param[out] n    how many
+ * @return 0, or KVS_EINVAL (NULL argument, or the watch has no
+ *         KVS_WATCH_FIELDS)
+ */
+KVS_API int kvs_watch_fields(const kvs_map_field_change **out, size_t *n, kvs_watch *watch);
 
 /* ------------------------------------------------------------------------ */
 /* Garbage collection                                                       */

@@ -1,6 +1,8 @@
 /*
  * codec.c — chunk blobs: codec byte + payload (docs/format.md "Chunk blob").
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lz4.h>
@@ -62,4 +64,50 @@ int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t b
 	default:
 		return kvs_error_set(KVS_ECORRUPT, "unknown chunk codec %u", blob[0]);
 	}
+}
+
+/* ---- many blobs at once ------------------------------------------------- */
+
+typedef struct bpool {
+	kvs__bjob *jobs;
+	size_t n;
+	size_t next;          /* atomic */
+	int accel;
+	int failed;           /* atomic */
+} bpool;
+
+static void *encode_some(void *arg)
+{
+	bpool *pl = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED), bound;
+		kvs__bjob *j;
+		if (i >= pl->n)
+			return NULL;
+		j = &pl->jobs[i];
+		bound = kvs__blob_bound(j->len);
+		if (!(j->blob = malloc(bound ? bound : 1))) {
+			__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		j->blen = (uint32_t)kvs__blob_encode(j->blob, bound, j->p, j->len, pl->accel);
+	}
+}
+
+int kvs__blob_encode_all(kvs__bjob *jobs, size_t n, unsigned int workers, int accel)
+{
+	pthread_t th[8];
+	size_t nt = 0, want = workers < 1 ? 1 : workers > 8 ? 8 : workers;
+	bpool pl = { jobs, n, 0, accel, 0 };
+
+	if (want > n)
+		want = n ? n : 1;
+	for (; nt + 1 < want; nt++)
+		if (pthread_create(&th[nt], NULL, encode_some, &pl) != 0)
+			break;
+	encode_some(&pl);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	return pl.failed ? kvs_error_set(KVS_ENOMEM, "out of memory compressing runs") : 0;
 }

@@ -29,4 +29,19 @@ size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len
  */
 int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t blob_len);
 
+/* One blob to encode (kvs__blob_encode_all): `p`/`len` in, `blob` (malloc,
+ * the caller frees) and `blen` out. */
+typedef struct kvs__bjob {
+	const uint8_t *p;
+	size_t len;
+	uint8_t *blob;
+	uint32_t blen;
+} kvs__bjob;
+
+/*
+ * Encode every job on up to `workers` threads (the caller's included; at
+ * most 8). 0, or KVS_ENOMEM (the blobs made are still set: free them).
+ */
+int kvs__blob_encode_all(kvs__bjob *jobs, size_t n, unsigned int workers, int accel);
+
 #endif

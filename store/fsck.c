@@ -369,7 +369,7 @@ static int check_value(fsck *f, const char *key, const char *index_name,
 			problem(f, KVS_FSCK_CORRUPT_SEGMENT, key, segname, 1, 0,
 			        "%s: %s of key \"%.200s\" are lost", st[j].why, lost, key);
 	}
-	if (complete) {
+	if (complete && m->hash) {
 		XXH128_canonicalFromHash(&h, XXH3_128bits_digest(&whole));
 		if (memcmp(h.digest, m->hash, 16) != 0)
 			problem(f, KVS_FSCK_BAD_VALUE_HASH, key, index_name, 1, 0,

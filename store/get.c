@@ -465,6 +465,11 @@ static int load_key(kvs__manifest *m, kvs_ver *ver, kvs_store *s, const char *ke
 	if (rc < 0)
 		return rc;
 	rc = kvs__index_load(m, s, idx, key, klen, requests);
+	if (rc == 0 && m->kind == KVS__MF_MAP) {
+		kvs__manifest_clear(m);
+		rc = kvs_error_set(KVS_EINVAL, "key \"%s\" holds a map: read it with kvs_map_get, "
+		                   "kvs_map_iter_open or kvs_map_export_json", key);
+	}
 	if (rc == 0 && ver)
 		snprintf(ver->str, sizeof(ver->str), "%s", idx->resource_version);
 	kvs_object_free(idx);

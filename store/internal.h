@@ -48,6 +48,8 @@ struct kvs_store {
 	/* be->ops->batch if the backend's vtable has the kvs_op layout we use
 	 * (version >= 2), else NULL: call through kvs__batch() */
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
+	uint32_t map_run_target;          /* maps: raw bytes of a run before cutting */
+	uint32_t map_inline_max;          /* maps: raw bytes of inline runs in an index */
 };
 
 /* ---- knobs for tests and benchmarks ------------------------------------- */
@@ -57,6 +59,9 @@ struct kvs_store {
 int kvs__store_set_manifest_max(kvs_store *s, uint64_t bytes);
 /* Threads per put / get (1..KVS__MAX_WORKERS); kvs_options.workers at open. */
 int kvs__store_set_workers(kvs_store *s, unsigned int n);
+/* Map layout (design.md "Maps"): run target and inline budget, raw bytes;
+ * 0 keeps the default. */
+int kvs__store_set_map_layout(kvs_store *s, uint32_t run_target, uint32_t inline_max);
 
 /* ---- backend calls (store.c) ---------------------------------------------- */
 

@@ -103,7 +103,8 @@ int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key, const kvs_stat_op
 			out->segments = m.nsegs;
 			for (uint32_t i = 0; i < m.nsegs; i++)
 				out->segment_bytes += m.segs[i].bytes;
-			qsort(m.chunks, m.nchunks, sizeof(*m.chunks), cmp_chunk);
+			if (m.nchunks > 1)   /* none for a map: qsort(NULL, 0) is undefined */
+				qsort(m.chunks, m.nchunks, sizeof(*m.chunks), cmp_chunk);
 			for (uint32_t i = 0; i < m.nchunks; i++)
 				if (i == 0 || memcmp(m.chunks[i - 1].addr, m.chunks[i].addr, 16) != 0)
 					out->stored_bytes += m.chunks[i].stored_len;

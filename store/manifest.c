@@ -38,29 +38,8 @@ void kvs__manifest_clear(kvs__manifest *m)
 	free(m->inline_blob);
 	free(m->segs);
 	free(m->chunks);
+	free(m->runtab);
 	memset(m, 0, sizeof(*m));
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
 /* ---- checks shared by encoder and decoder -------------------------------- */
@@ -68,6 +47,37 @@ static uint64_t get_be64(const uint8_t *p)
 /* check()'s reason when it could not allocate: not a property of the
  * manifest, so callers report KVS_ENOMEM for it. */
 static const char check_oom[] = "out of memory";
+
+/* Every entry of the segment table within its bounds. */
+static int segs_ok(const kvs__manifest *m)
+{
+	for (uint32_t i = 0; i < m->nsegs; i++) {
+		const kvs__seg_desc *s = &m->segs[i];
+		if (s->nchunks == 0 || s->nchunks > KVS__MF_MAX_CHUNKS || s->bytes < s->nchunks ||
+		    s->bytes > SEG_BYTES_MAX)
+			return 0;
+	}
+	return 1;
+}
+
+/* The map kind (format.md §5): the run table is checked by mapindex.c; here
+ * only its envelope and the segment table. */
+static const char *check_map(const kvs__manifest *m)
+{
+	if (m->codec != 1)
+		return "codec";
+	if (m->is_inline || m->nchunks || m->chunks)
+		return "map manifest with chunks or an inline value";
+	if (m->nsegs > KVS__MF_MAX_SEGS)
+		return "more than 2^20 segments";
+	if (!segs_ok(m))
+		return "segment entry out of range";
+	if (m->runtab_raw < 4 || m->runtab_raw > KVS__MF_RUNTAB_MAX)
+		return "run table size out of range";
+	if (!m->runtab || m->runtab_len < 1 || m->runtab_len > kvs__blob_bound(m->runtab_raw))
+		return "run table blob size";
+	return NULL;
+}
 
 /* Everything about a manifest that must hold, whichever side we are on.
  * Returns a static reason (check_oom if out of memory) or NULL. */
@@ -77,11 +87,13 @@ static const char *check(const kvs__manifest *m)
 	uint64_t sum = 0;
 	uint8_t *used = NULL;
 
-	if (m->kind != KVS__MF_BLOB && m->kind != KVS__MF_INDIRECT)
+	if (m->kind != KVS__MF_BLOB && m->kind != KVS__MF_INDIRECT && m->kind != KVS__MF_MAP)
 		return "unknown kind";
 	if (!m->key || m->key_len == 0 || m->key_len > KVS_KEY_MAX ||
 	    kvs__key_check(m->key, m->key_len) < 0)
 		return "bad key";
+	if (m->kind == KVS__MF_MAP)
+		return check_map(m);
 	if (m->length > KVS__MF_MAX_LENGTH)
 		return "length over 2^40";
 	if (m->codec != 1)
@@ -112,12 +124,8 @@ static const char *check(const kvs__manifest *m)
 		    m->v_segs == 0 || m->v_segs > KVS__MF_MAX_SEGS)
 			return "indirect summary";
 	}
-	for (uint32_t i = 0; i < m->nsegs; i++) {
-		const kvs__seg_desc *s = &m->segs[i];
-		if (s->nchunks == 0 || s->nchunks > KVS__MF_MAX_CHUNKS || s->bytes < s->nchunks ||
-		    s->bytes > SEG_BYTES_MAX)
-			return "segment entry out of range";
-	}
+	if (!segs_ok(m))
+		return "segment entry out of range";
 	used = calloc(m->nsegs, 1);
 	if (!used)
 		return check_oom;
@@ -162,7 +170,7 @@ static int pk_kv_bin(msgpack_packer *pk, const char *k, const void *p, size_t n)
 	return pk_str(pk, k) || msgpack_pack_bin(pk, n) || (n && msgpack_pack_bin_body(pk, p, n));
 }
 
-static int pk_tables(msgpack_packer *pk, const kvs__manifest *m)
+static int pk_tables(msgpack_packer *pk, const kvs__manifest *m, int with_chunks)
 {
 	uint8_t rec[KVS__MF_CHUNK_REC];
 
@@ -170,18 +178,20 @@ static int pk_tables(msgpack_packer *pk, const kvs__manifest *m)
 		return -1;
 	for (uint32_t i = 0; i < m->nsegs; i++) {
 		memcpy(rec, m->segs[i].addr, 16);
-		put_be64(rec + 16, m->segs[i].bytes);
-		put_be32(rec + 24, m->segs[i].nchunks);
+		kvs__put_be64(rec + 16, m->segs[i].bytes);
+		kvs__put_be32(rec + 24, m->segs[i].nchunks);
 		if (msgpack_pack_bin_body(pk, rec, KVS__MF_SEG_REC))
 			return -1;
 	}
+	if (!with_chunks)
+		return 0;
 	if (pk_str(pk, "chunks") || msgpack_pack_bin(pk, (size_t)m->nchunks * KVS__MF_CHUNK_REC))
 		return -1;
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		memcpy(rec, m->chunks[i].addr, 16);
-		put_be32(rec + 16, m->chunks[i].seg);
-		put_be32(rec + 20, m->chunks[i].raw_len);
-		put_be32(rec + 24, m->chunks[i].stored_len);
+		kvs__put_be32(rec + 16, m->chunks[i].seg);
+		kvs__put_be32(rec + 20, m->chunks[i].raw_len);
+		kvs__put_be32(rec + 24, m->chunks[i].stored_len);
 		if (msgpack_pack_bin_body(pk, rec, KVS__MF_CHUNK_REC))
 			return -1;
 	}
@@ -204,13 +214,27 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 		                     "refusing to encode manifest of key \"%.*s\": %s",
 		                     (int)(m->key ? m->key_len : 0), m->key ? m->key : "", why);
 	est = 256 + m->key_len + m->inline_len + (uint64_t)m->nsegs * KVS__MF_SEG_REC +
-	      (uint64_t)m->nchunks * KVS__MF_CHUNK_REC;
+	      (uint64_t)m->nchunks * KVS__MF_CHUNK_REC + m->runtab_len;
 	if (est > cap + 256)
 		return kvs_error_set(KVS_ETOOBIG, "manifest of key \"%.*s\" would be about %llu bytes, over %llu",
 		                     (int)m->key_len, m->key, (unsigned long long)est,
 		                     (unsigned long long)cap);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (m->kind == KVS__MF_MAP) {
+		bad = msgpack_pack_map(&pk, 9) ||
+		      pk_kv_u64(&pk, "v", KVS__MF_VERSION_MAP) ||
+		      pk_str(&pk, "kind") || pk_str(&pk, "map") ||
+		      pk_str(&pk, "key") || msgpack_pack_str(&pk, m->key_len) ||
+		      msgpack_pack_str_body(&pk, m->key, m->key_len) ||
+		      pk_kv_u64(&pk, "len", m->length) ||
+		      pk_kv_u64(&pk, "gen", m->generation) ||
+		      pk_kv_u64(&pk, "codec", m->codec) ||
+		      pk_tables(&pk, m, 0) ||
+		      pk_kv_bin(&pk, "runs", m->runtab, m->runtab_len) ||
+		      pk_kv_u64(&pk, "rlen", m->runtab_raw);
+		goto trailer;
+	}
 	nfields = 10 + (m->is_inline ? 1 : 2) + (m->kind == KVS__MF_INDIRECT ? 6 : 0);
 	bad = msgpack_pack_map(&pk, nfields) ||
 	      pk_kv_u64(&pk, "v", KVS__MF_VERSION) ||
@@ -227,7 +251,7 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 	if (!bad && m->is_inline)
 		bad = pk_kv_bin(&pk, "inline", m->inline_blob, m->inline_len);
 	else if (!bad)
-		bad = pk_tables(&pk, m);
+		bad = pk_tables(&pk, m, 1);
 	if (!bad && m->kind == KVS__MF_INDIRECT)
 		bad = pk_kv_u64(&pk, "blen", m->body_len) ||
 		      pk_kv_bin(&pk, "bhash", m->body_hash, 16) ||
@@ -235,9 +259,10 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 		      pk_kv_u64(&pk, "vsegs", m->v_segs) ||
 		      pk_kv_u64(&pk, "vstored", m->v_stored) ||
 		      pk_kv_u64(&pk, "vsegb", m->v_segbytes);
+trailer:
 	if (!bad) {
 		uint8_t tr[TRAILER];
-		put_be64(tr, XXH3_64bits(sb.data, sb.size));
+		kvs__put_be64(tr, XXH3_64bits(sb.data, sb.size));
 		bad = msgpack_sbuffer_write(&sb, (const char *)tr, TRAILER);
 	}
 	if (bad) {
@@ -285,7 +310,7 @@ static size_t scalar_size(const uint8_t *p, size_t n)
 		}
 		if (n < head)
 			return 0;
-		body = head == 2 ? p[1] : head == 3 ? (uint64_t)(p[1] << 8 | p[2]) : get_be32(p + 1);
+		body = head == 2 ? p[1] : head == 3 ? (uint64_t)(p[1] << 8 | p[2]) : kvs__get_be32(p + 1);
 	}
 	if (body > n - head)
 		return 0;
@@ -331,11 +356,13 @@ static int key_is(const msgpack_object *k, const char *s)
 enum {
 	F_V, F_KIND, F_KEY, F_LEN, F_HASH, F_GEN, F_CODEC, F_CMIN, F_CAVG, F_CMAX,
 	F_INLINE, F_SEGS, F_CHUNKS, F_BLEN, F_BHASH, F_VCHUNKS, F_VSEGS, F_VSTORED, F_VSEGB,
+	F_RUNS, F_RLEN,
 	F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
 	"v", "kind", "key", "len", "hash", "gen", "codec", "cmin", "cavg", "cmax",
-	"inline", "segs", "chunks", "blen", "bhash", "vchunks", "vsegs", "vstored", "vsegb"
+	"inline", "segs", "chunks", "blen", "bhash", "vchunks", "vsegs", "vstored", "vsegb",
+	"runs", "rlen"
 };
 
 static int corrupt(const char *what, const char *why)
@@ -368,7 +395,76 @@ static int get_bin16(const msgpack_object *o, uint8_t out[16])
 	return 0;
 }
 
-static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], const char *what)
+static int decode_segs(kvs__manifest *m, const msgpack_object *s, const char *what)
+{
+	const uint8_t *p;
+
+	if (s->type != MSGPACK_OBJECT_BIN || s->via.bin.size % KVS__MF_SEG_REC ||
+	    s->via.bin.size / KVS__MF_SEG_REC > KVS__MF_MAX_SEGS)
+		return corrupt(what, "bad segment table size");
+	m->nsegs = s->via.bin.size / KVS__MF_SEG_REC;
+	if (!(m->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*m->segs))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	p = (const uint8_t *)s->via.bin.ptr;
+	for (uint32_t i = 0; i < m->nsegs; i++, p += KVS__MF_SEG_REC) {
+		memcpy(m->segs[i].addr, p, 16);
+		m->segs[i].bytes = kvs__get_be64(p + 16);
+		m->segs[i].nchunks = kvs__get_be32(p + 24);
+	}
+	return 0;
+}
+
+/* The key field: a string of 1..KVS_KEY_MAX bytes, copied NUL-terminated. */
+static int decode_key(kvs__manifest *m, const msgpack_object *k, const char *what)
+{
+	if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > KVS_KEY_MAX)
+		return corrupt(what, "bad key");
+	if (!(m->key = malloc(k->via.str.size + 1)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	memcpy(m->key, k->via.str.ptr, k->via.str.size);
+	m->key[k->via.str.size] = '\0';
+	m->key_len = k->via.str.size;
+	return 0;
+}
+
+/* Kind map (format version 2, format.md §5.1): exactly these fields. */
+static int decode_map(kvs__manifest *m, const msgpack_object *f[F_COUNT], uint64_t v,
+                      const char *what)
+{
+	static const int has[] = { F_V, F_KIND, F_KEY, F_LEN, F_GEN, F_CODEC, F_SEGS, F_RUNS, F_RLEN };
+	const msgpack_object *k = f[F_KEY], *r = f[F_RUNS];
+	int rc;
+
+	if (v != KVS__MF_VERSION_MAP)
+		return corrupt(what, "kind map in a format version 1 manifest");
+	for (int i = 0; i < F_COUNT; i++) {
+		int want = 0;
+		for (size_t j = 0; j < sizeof(has) / sizeof(has[0]); j++)
+			want |= has[j] == i;
+		if (want != (f[i] != NULL))
+			return kvs_error_set(KVS_ECORRUPT, "manifest of %s: field \"%s\" %s", what,
+			                     field_names[i], want ? "missing" : "not allowed here");
+	}
+	m->kind = KVS__MF_MAP;
+	if ((rc = decode_key(m, k, what)) < 0)
+		return rc;
+	if (get_u(f[F_LEN], &m->length) < 0 || get_u(f[F_GEN], &m->generation) < 0 ||
+	    get_u32(f[F_RLEN], &m->runtab_raw) < 0)
+		return corrupt(what, "bad scalar field");
+	if ((rc = decode_segs(m, f[F_SEGS], what)) < 0)
+		return rc;
+	if (r->type != MSGPACK_OBJECT_BIN || r->via.bin.size == 0 ||
+	    r->via.bin.size > kvs__blob_bound(KVS__MF_RUNTAB_MAX))
+		return corrupt(what, "bad run table");
+	m->runtab_len = r->via.bin.size;
+	if (!(m->runtab = malloc(r->via.bin.size)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	memcpy(m->runtab, r->via.bin.ptr, r->via.bin.size);
+	return 0;
+}
+
+static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uint64_t v,
+                         const char *what)
 {
 	uint64_t x;
 
@@ -378,6 +474,8 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], con
 		m->kind = KVS__MF_BLOB;
 	else if (key_is(f[F_KIND], "indirect"))
 		m->kind = KVS__MF_INDIRECT;
+	else if (key_is(f[F_KIND], "map"))
+		m->kind = KVS__MF_MAP;
 	else
 		return kvs_error_set(KVS_EUNSUPPORTED, "manifest of %s: kind \"%.*s\" is not supported",
 		                     what, (int)(f[F_KIND]->via.str.size > 32 ? 32 : f[F_KIND]->via.str.size),
@@ -388,6 +486,10 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], con
 		return kvs_error_set(KVS_EUNSUPPORTED, "manifest of %s: codec %llu is not supported",
 		                     what, (unsigned long long)x);
 	m->codec = 1;
+	if (m->kind == KVS__MF_MAP)
+		return decode_map(m, f, v, what);
+	if (v != KVS__MF_VERSION)
+		return corrupt(what, "format version 2 is only for kind map");
 	/* Which fields this kind has, exactly. */
 	for (int i = 0; i < F_COUNT; i++) {
 		int want;
@@ -397,20 +499,19 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], con
 			want = m->kind == KVS__MF_BLOB && f[F_INLINE] != NULL;
 		else if (i == F_SEGS || i == F_CHUNKS)
 			want = !(m->kind == KVS__MF_BLOB && f[F_INLINE] != NULL);
+		else if (i == F_RUNS || i == F_RLEN)
+			want = 0;
 		else
 			want = m->kind == KVS__MF_INDIRECT;
 		if (want != (f[i] != NULL))
 			return kvs_error_set(KVS_ECORRUPT, "manifest of %s: field \"%s\" %s", what,
 			                     field_names[i], want ? "missing" : "not allowed here");
 	}
-	const msgpack_object *k = f[F_KEY];
-	if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > KVS_KEY_MAX)
-		return corrupt(what, "bad key");
-	if (!(m->key = malloc(k->via.str.size + 1)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	memcpy(m->key, k->via.str.ptr, k->via.str.size);
-	m->key[k->via.str.size] = '\0';
-	m->key_len = k->via.str.size;
+	{
+		int rc = decode_key(m, f[F_KEY], what);
+		if (rc < 0)
+			return rc;
+	}
 	if (get_u(f[F_LEN], &m->length) < 0 || get_bin16(f[F_HASH], m->hash) < 0 ||
 	    get_u(f[F_GEN], &m->generation) < 0 || get_u32(f[F_CMIN], &m->cdc_min) < 0 ||
 	    get_u32(f[F_CAVG], &m->cdc_avg) < 0 || get_u32(f[F_CMAX], &m->cdc_max) < 0)
@@ -444,15 +545,15 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], con
 		p = (const uint8_t *)s->via.bin.ptr;
 		for (uint32_t i = 0; i < m->nsegs; i++, p += KVS__MF_SEG_REC) {
 			memcpy(m->segs[i].addr, p, 16);
-			m->segs[i].bytes = get_be64(p + 16);
-			m->segs[i].nchunks = get_be32(p + 24);
+			m->segs[i].bytes = kvs__get_be64(p + 16);
+			m->segs[i].nchunks = kvs__get_be32(p + 24);
 		}
 		p = (const uint8_t *)c->via.bin.ptr;
 		for (uint32_t i = 0; i < m->nchunks; i++, p += KVS__MF_CHUNK_REC) {
 			memcpy(m->chunks[i].addr, p, 16);
-			m->chunks[i].seg = get_be32(p + 16);
-			m->chunks[i].raw_len = get_be32(p + 20);
-			m->chunks[i].stored_len = get_be32(p + 24);
+			m->chunks[i].seg = kvs__get_be32(p + 16);
+			m->chunks[i].raw_len = kvs__get_be32(p + 20);
+			m->chunks[i].stored_len = kvs__get_be32(p + 24);
 		}
 	}
 	if (m->kind == KVS__MF_INDIRECT) {
@@ -479,7 +580,7 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 	if (len > KVS__MF_MAX_ENCODED)
 		return corrupt(what, "larger than any manifest can be");
 	body = len - TRAILER;
-	if (XXH3_64bits(buf, body) != get_be64(buf + body))
+	if (XXH3_64bits(buf, body) != kvs__get_be64(buf + body))
 		return corrupt(what, "checksum mismatch");
 	if (prescan(buf, body) < 0)
 		return corrupt(what, "not a map of scalar fields");
@@ -510,13 +611,13 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 	/* The version decides how to read everything else. */
 	if (rc == 0 && (!f[F_V] || get_u(f[F_V], &v) < 0))
 		rc = corrupt(what, "format version missing");
-	if (rc == 0 && v != KVS__MF_VERSION)
+	if (rc == 0 && v != KVS__MF_VERSION && v != KVS__MF_VERSION_MAP)
 		rc = kvs_error_set(KVS_EUNSUPPORTED, "manifest of %s: format version %llu is not supported",
 		                   what, (unsigned long long)v);
 	if (rc == 0 && unknown)
 		rc = corrupt(what, "unknown field");
 	if (rc == 0)
-		rc = decode_fields(m, f, what);
+		rc = decode_fields(m, f, v, what);
 	msgpack_unpacked_destroy(&up);
 	if (rc == 0 && (why = check(m)) != NULL)
 		rc = why == check_oom ? kvs_error_set(KVS_ENOMEM, "manifest of %s: %s", what, why)

@@ -12,7 +12,10 @@
  *    (blob) manifest, encoded, is itself stored as chunks in segments
  *    (`segs`/`chunks` describe the *body*, body_len/body_hash check it).
  *    Depth is at most 1: the body must be a non-inline blob manifest.
- *  - KVS__MF_MAP (reserved for key-split maps): decodes as KVS_EUNSUPPORTED.
+ *  - KVS__MF_MAP (format version 2): a key-split map. `segs` lists the
+ *    segments its out-of-line runs live in; `runtab` is the run table as a
+ *    chunk blob of `runtab_raw` raw bytes, decoded by store/mapindex.c
+ *    (docs/format.md §5). No chunks, no inline value, no value hash.
  */
 #ifndef KVS_MANIFEST_H
 #define KVS_MANIFEST_H
@@ -21,6 +24,9 @@
 #include <stdint.h>
 
 #define KVS__MF_VERSION 1u
+#define KVS__MF_VERSION_MAP 2u   /* kind map was added in format version 2 */
+/* Largest raw run table of a map manifest (docs/format.md §5.2). */
+#define KVS__MF_RUNTAB_MAX (8u << 20)
 
 /* Caps (format.md). */
 #define KVS__MF_MAX_CHUNKS (1u << 22)
@@ -38,7 +44,7 @@
 
 typedef enum kvs__mf_kind {
 	KVS__MF_BLOB = 1,
-	KVS__MF_MAP = 2,       /* reserved */
+	KVS__MF_MAP = 2,       /* key-split map, format version 2 */
 	KVS__MF_INDIRECT = 3
 } kvs__mf_kind;
 
@@ -78,6 +84,10 @@ typedef struct kvs__manifest {
 	uint64_t body_len;
 	uint8_t body_hash[16];
 	uint64_t v_chunks, v_segs, v_stored, v_segbytes;
+	/* KVS__MF_MAP only: the run table, a chunk blob of runtab_raw bytes. */
+	uint8_t *runtab;
+	uint32_t runtab_len;
+	uint32_t runtab_raw;
 } kvs__manifest;
 
 /* Free the arrays and strings of *m and zero it. Accepts NULL. */
@@ -97,5 +107,39 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
  * KVS_ENOMEM. `what` names the source in error details ("index kvs.x.i-a").
  */
 int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const char *what);
+
+/* Big-endian fields of the binary tables (format.md §4.3, §5.2). */
+static inline void kvs__put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void kvs__put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+static inline void kvs__put_be64(uint8_t *p, uint64_t v)
+{
+	kvs__put_be32(p, (uint32_t)(v >> 32));
+	kvs__put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t kvs__get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t kvs__get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t kvs__get_be64(const uint8_t *p)
+{
+	return (uint64_t)kvs__get_be32(p) << 32 | kvs__get_be32(p + 4);
+}
 
 #endif

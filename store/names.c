@@ -70,6 +70,20 @@ static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
+int kvs__utf8_valid(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_seq(s + i, len - i, &cp);
+		if (n == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
 int kvs__key_check(const char *key, size_t len)
 {
 	const unsigned char *k = (const unsigned char *)key;

@@ -69,6 +69,9 @@ void kvs__selector(char out[KVS__NAME_BUF], const char *store, const char *role)
 /* Set the three labels of design.md on `obj` (role: KVS__ROLE_*). */
 int kvs__set_labels(kvs_object *obj, const char *store, const char *role);
 
+/* 1 if p[0..len) is well-formed UTF-8 (shortest form, no surrogates). */
+int kvs__utf8_valid(const void *p, size_t len);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes incl. NUL). */
 void kvs__hex(char *out, const uint8_t *bytes, size_t n);
 /* Parse exactly 2n lowercase hex digits; 0 or -1. */

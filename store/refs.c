@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "maprun.h"
 #include "refs.h"
 
 /* The group of a blob manifest's value (inline or chunked). */
@@ -42,6 +43,68 @@ static void body_group(kvs__refgroup *g, const kvs__manifest *m)
 	g->length = m->body_len;
 	g->hash = m->body_hash;
 	g->chunk_max = m->cdc_max;
+}
+
+static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb, void *ctx);
+
+/*
+ * A key-split map (format.md §5): one group per segment its run table
+ * references, holding the out-of-line runs in that segment as chunks (each
+ * a blob addressed by the XXH3-128 of the raw run). A group has no whole
+ * hash: runs are independent, each checked by its address. The run table
+ * itself, inline runs included, is verified by decoding it: a table that
+ * does not decode is a DECODE failure, like a manifest that does not.
+ */
+static int map_groups(kvs_store *s, const kvs_object *index, const kvs__manifest *m,
+                      const kvs__refs_cb *cb, void *ctx, int *where)
+{
+	char what[KVS__NAME_BUF + 16];
+	kvs__chunk_ref *ch = NULL;
+	kvs__mapidx ix;
+	kvs__refgroup g;
+	int rc;
+
+	snprintf(what, sizeof(what), "index %s", index->name);
+	*where = KVS__REFS_DECODE;
+	if ((rc = kvs__mapidx_decode(&ix, m, what)) < 0)
+		return rc;
+	*where = KVS__REFS_CALLBACK;
+	if (ix.nruns && !(ch = malloc((size_t)ix.nruns * sizeof(*ch)))) {
+		kvs__mapidx_clear(&ix);
+		return kvs_error_set(KVS_ENOMEM, "out of memory walking the runs of %s", index->name);
+	}
+	rc = 0;
+	for (uint32_t j = 0; j < ix.nsegs && rc == 0; j++) {
+		uint32_t n = 0, max = 0;
+		uint64_t len = 0;
+		for (uint32_t i = 0; i < ix.nruns; i++) {
+			const kvs__mrun *r = &ix.runs[i];
+			if ((r->flags & KVS__MRUN_INLINE) || r->seg != j)
+				continue;
+			memcpy(ch[n].addr, r->addr, 16);
+			ch[n].seg = 0;
+			ch[n].raw_len = r->raw_len;
+			ch[n].stored_len = r->stored_len;
+			n++;
+			len += r->raw_len;
+			if (r->raw_len > max)
+				max = r->raw_len;
+		}
+		memset(&g, 0, sizeof(g));
+		g.role = KVS__REF_VALUE;
+		g.what = "map runs";
+		g.segs = &ix.segs[j];
+		g.nsegs = 1;
+		g.chunks = ch;
+		g.nchunks = n;
+		g.length = len;
+		g.hash = NULL;
+		g.chunk_max = max;
+		rc = deliver(s, &g, cb, ctx);
+	}
+	free(ch);
+	kvs__mapidx_clear(&ix);
+	return rc;
 }
 
 static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb, void *ctx)
@@ -93,6 +156,8 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 		rc = deliver(s, &g, cb, ctx);
 		break;
 	case KVS__MF_MAP:
+		rc = map_groups(s, index, &m, cb, ctx, &where);
+		break;
 	default:
 		/* the decoder refuses kinds it does not know */
 		where = KVS__REFS_DECODE;

@@ -12,7 +12,9 @@
  * and no segment). A blob manifest is one group (the value); an indirect
  * manifest is two: its body (the encoded blob manifest, stored like a
  * value) and then, once the body has been read and verified, the value.
- * A key-split map will be one group per sorted run.
+ * A key-split map is one group per segment its run table references, the
+ * runs in it as chunks and no whole hash (hash NULL: each run is checked by
+ * its address alone).
  */
 #ifndef KVS_REFS_H
 #define KVS_REFS_H
@@ -39,7 +41,9 @@ typedef struct kvs__refgroup {
 	const uint8_t *inline_blob;
 	uint32_t inline_len;
 	uint64_t length;                  /* raw bytes of the group */
-	const uint8_t *hash;              /* XXH3-128 of them, 16 bytes */
+	const uint8_t *hash;              /* XXH3-128 of them, 16 bytes; NULL: the chunks
+	                                   * are independent (map runs), each checked by
+	                                   * its address alone */
 	uint32_t chunk_max;               /* no chunk is longer (scratch size) */
 } kvs__refgroup;
 

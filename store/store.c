@@ -109,6 +109,8 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	s->put_retries = KVS__DEF_PUT_RETRIES;
 	s->workers = o.workers;
 	s->batch = be->ops->version >= 2 ? be->ops->batch : NULL;
+	s->map_run_target = 64u * 1024u;
+	s->map_inline_max = 256u * 1024u;
 	if ((rc = kvs__cache_new(&s->cache, o.cache_bytes == KVS_CACHE_OFF ? 0 : o.cache_bytes)) < 0)
 		goto fail;
 	s->be = be;
@@ -186,5 +188,18 @@ int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)
 			kvs_op_result(&ops[i], kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
 			                                     (int)ops[i].kind));
 	}
+	return 0;
+}
+
+int kvs__store_set_map_layout(kvs_store *s, uint32_t run_target, uint32_t inline_max)
+{
+	if (run_target && (run_target < 256 || run_target > 512u * 1024u))
+		return kvs_error_set(KVS_EINVAL, "map run target %u out of range", run_target);
+	if (inline_max > 512u * 1024u)
+		return kvs_error_set(KVS_EINVAL, "map inline budget %u out of range", inline_max);
+	if (run_target)
+		s->map_run_target = run_target;
+	if (inline_max)
+		s->map_inline_max = inline_max;
 	return 0;
 }

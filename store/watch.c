@@ -31,10 +31,17 @@
 #include <string.h>
 
 #include "gc.h"
+#include "mapwatch.h"
 #include "options.h"
 #include "reflect.h"
 
 #define WATCH_LIST_PAGE KVS__GC_INDEX_PAGE /* whole manifests: keep pages small */
+
+/* The field state of a map key, for KVS_WATCH_FIELDS (mapwatch.h). */
+typedef struct mkey {
+	char *key;
+	kvs__mfstate *st;
+} mkey;
 
 /* A hashed index name and the key it was delivered for. */
 typedef struct hashed {
@@ -46,7 +53,7 @@ struct kvs_watch {
 	kvs_store *s;
 	char *key;               /* key, or prefix */
 	size_t key_len;
-	int prefix, values;
+	int prefix, values, fields;
 	kvs_get_options gopts;   /* how values are read: max_bytes of the watch */
 	char sel[KVS__NAME_BUF];
 	char iprefix[KVS__NAME_BUF];   /* "kvs.<store>.i-" */
@@ -59,10 +66,58 @@ struct kvs_watch {
 	hashed *hv;              /* sorted by name */
 	size_t hn, hcap;
 
+	mkey *mk;                /* map keys with a field state (KVS_WATCH_FIELDS) */
+	size_t nmk, capmk;
+
 	/* storage of the event returned last */
 	char *ev_key;
 	uint8_t *ev_value;
+	kvs__mfchanges ev_fields;
 };
+
+/* ------------------------------------------------------------------------ */
+/* Field states of map keys (a linear list: one per watched map key)          */
+
+static mkey *mk_find(kvs_watch *w, const char *key)
+{
+	for (size_t i = 0; i < w->nmk; i++)
+		if (strcmp(w->mk[i].key, key) == 0)
+			return &w->mk[i];
+	return NULL;
+}
+
+static void mk_drop(kvs_watch *w, const char *key)
+{
+	mkey *k = mk_find(w, key);
+
+	if (!k)
+		return;
+	free(k->key);
+	kvs__mfstate_free(k->st);
+	*k = w->mk[--w->nmk];
+}
+
+static mkey *mk_get(kvs_watch *w, const char *key)
+{
+	mkey *k = mk_find(w, key);
+
+	if (k)
+		return k;
+	if (w->nmk == w->capmk) {
+		size_t nc = w->capmk ? w->capmk * 2 : 4;
+		mkey *nv = realloc(w->mk, nc * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		w->mk = nv;
+		w->capmk = nc;
+	}
+	k = &w->mk[w->nmk];
+	if (!(k->key = strdup(key)))
+		return NULL;
+	k->st = NULL;
+	w->nmk++;
+	return k;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Keys of hashed index names                                                */
@@ -216,6 +271,7 @@ static int key_of_name(const kvs_watch *w, char *out, size_t cap, const char *na
 
 static void emit_delete(kvs_watch *w, kvs_watch_event *out, char *key, int resync)
 {
+	mk_drop(w, key);
 	w->ev_key = key;
 	memset(out, 0, sizeof(*out));
 	out->kind = KVS_WATCH_DELETE;
@@ -291,11 +347,25 @@ static int on_present(kvs_watch *w, kvs_watch_event *out, const kvs__rf_event *e
 		kvs__manifest_clear(&m);
 		return 0;
 	}
-	if (w->values) {
-		snprintf(what, sizeof(what), "watch: key \"%.200s\" version %s", m.key,
-		         obj->resource_version);
-		rc = kvs__value_read_buf(&val, w->s, &m, what, &w->gopts, NULL);
-		if (rc < 0) {
+	snprintf(what, sizeof(what), "watch: key \"%.200s\" version %s", m.key,
+	         obj->resource_version);
+	if (m.kind == KVS__MF_MAP) {
+		/* a map has no opaque value: with KVS_WATCH_FIELDS, its field changes */
+		if (w->fields) {
+			mkey *k = mk_get(w, m.key);
+			if (!k) {
+				kvs__manifest_clear(&m);
+				return kvs_error_set(KVS_ENOMEM, "watch: out of memory");
+			}
+			if ((rc = kvs__mapwatch_diff(&k->st, &w->ev_fields, w->s, &m, w->values,
+			                             what)) < 0) {
+				kvs__manifest_clear(&m);
+				return rc;
+			}
+		}
+	} else {
+		mk_drop(w, m.key);
+		if (w->values && (rc = kvs__value_read_buf(&val, w->s, &m, what, &w->gopts, NULL)) < 0) {
 			kvs__manifest_clear(&m);
 			return rc;
 		}
@@ -313,7 +383,7 @@ static int on_present(kvs_watch *w, kvs_watch_event *out, const kvs__rf_event *e
 	snprintf(out->version.str, sizeof(out->version.str), "%s", obj->resource_version);
 	out->generation = m.generation;
 	out->length = m.length;
-	if (w->values) {
+	if (val) {
 		w->ev_value = val;
 		out->value = val;
 		out->value_len = (size_t)m.length;
@@ -331,6 +401,21 @@ static void free_event_storage(kvs_watch *w)
 	free(w->ev_value);
 	w->ev_key = NULL;
 	w->ev_value = NULL;
+	kvs__mfchanges_clear(&w->ev_fields);
+}
+
+int kvs_watch_fields(const kvs_map_field_change **out, size_t *n, kvs_watch *w)
+{
+	if (!out || !n || !w)
+		return kvs_error_set(KVS_EINVAL, "kvs_watch_fields: NULL argument");
+	*out = NULL;
+	*n = 0;
+	if (!w->fields)
+		return kvs_error_set(KVS_EINVAL, "kvs_watch_fields: the watch was opened without "
+		                     "KVS_WATCH_FIELDS");
+	*out = w->ev_fields.n ? w->ev_fields.v : NULL;
+	*n = w->ev_fields.n;
+	return 0;
 }
 
 int kvs_watch_open(kvs_watch **out, kvs_store *s, const char *key,
@@ -351,7 +436,7 @@ int kvs_watch_open(kvs_watch **out, kvs_store *s, const char *key,
 		return rc;
 	if (!o.max_bytes)
 		o.max_bytes = KVS_WATCH_MAX_BYTES_DEFAULT;
-	if (o.flags & ~(KVS_WATCH_PREFIX | KVS_WATCH_VALUES))
+	if (o.flags & ~(KVS_WATCH_PREFIX | KVS_WATCH_VALUES | KVS_WATCH_FIELDS))
 		return kvs_error_set(KVS_EINVAL, "kvs_watch_open: unknown flags 0x%x", o.flags);
 	if (!s->be->ops->watch_open || !s->be->ops->watch_next || !s->be->ops->watch_close)
 		return kvs_error_set(KVS_EUNSUPPORTED, "kvs_watch_open: backend %s cannot watch",
@@ -374,6 +459,7 @@ int kvs_watch_open(kvs_watch **out, kvs_store *s, const char *key,
 	w->key_len = len;
 	w->prefix = !!(o.flags & KVS_WATCH_PREFIX);
 	w->values = !!(o.flags & KVS_WATCH_VALUES);
+	w->fields = !!(o.flags & KVS_WATCH_FIELDS);
 	w->gopts = (kvs_get_options)KVS_GET_OPTIONS_INIT;
 	w->gopts.max_bytes = o.max_bytes;
 	kvs__selector(w->sel, s->name, KVS__ROLE_INDEX);
@@ -417,6 +503,9 @@ void kvs_watch_close(kvs_watch *w)
 		free(w->hv[i].key);
 	}
 	free(w->hv);
+	while (w->nmk)
+		mk_drop(w, w->mk[0].key);
+	free(w->mk);
 	free_event_storage(w);
 	free(w->key);
 	free(w);

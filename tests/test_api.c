@@ -588,11 +588,21 @@ static void expect_refused(unsigned int version, const char *how)
 	kvs_fsck_options fo = KVS_FSCK_OPTIONS_INIT;
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	kvs_mem_options mo = KVS_MEM_OPTIONS_INIT;
+	kvs_map_write_options mwo = KVS_MAP_WRITE_OPTIONS_INIT;
+	kvs_map_read_options mro = KVS_MAP_READ_OPTIONS_INIT;
+	kvs_map_iter_options mio = KVS_MAP_ITER_OPTIONS_INIT;
+	kvs_map_batch *mb = NULL;
+	kvs_map_iter *mit = NULL;
+	uint64_t cnt = 0;
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(kvs_put(NULL, s, "k", "v", 1, NULL), 0);
 	so.version = po.version = go.version = dopt.version = sopt.version = lo.version = version;
 	wo.version = gco.version = fo.version = ko.version = mo.version = version;
+	mwo.version = mro.version = mio.version = version;
+	cr_assert_eq(kvs_map_batch_new(&mb), 0);
+	cr_assert_eq(kvs_map_batch_put(mb, "f", 1, "v", 1), 0);
+	cr_assert_eq(kvs_map_commit(NULL, s, "m", mb, NULL), 0, "%s", kvs_error_last());
 	if (version) {
 		/* "newer": one past each struct's own current version */
 		so.version = KVS_OPTIONS_VERSION + 1;
@@ -606,6 +616,9 @@ static void expect_refused(unsigned int version, const char *how)
 		fo.version = KVS_FSCK_OPTIONS_VERSION + 1;
 		ko.version = KVS_KUBE_OPTIONS_VERSION + 1;
 		mo.version = KVS_MEM_OPTIONS_VERSION + 1;
+		mwo.version = KVS_MAP_WRITE_OPTIONS_VERSION + 1;
+		mro.version = KVS_MAP_READ_OPTIONS_VERSION + 1;
+		mio.version = KVS_MAP_ITER_OPTIONS_VERSION + 1;
 	}
 #define REFUSED(call, sname, v)                                                             \
 	do {                                                                                \
@@ -635,6 +648,20 @@ static void expect_refused(unsigned int version, const char *how)
 	REFUSED(kvs_watch_open(&w, s, "k", &wo), "kvs_watch_options", wo.version);
 	REFUSED(kvs_gc(&gr, s, &gco), "kvs_gc_options", gco.version);
 	REFUSED(kvs_fsck(&fr, s, &fo), "kvs_fsck_options", fo.version);
+	REFUSED(kvs_map_commit(NULL, s, "m", mb, &mwo), "kvs_map_write_options", mwo.version);
+	REFUSED(kvs_map_compact(NULL, s, "m", &mwo), "kvs_map_write_options", mwo.version);
+	REFUSED(kvs_map_import_json(NULL, s, "m", "{}", 2, &mwo), "kvs_map_write_options",
+	        mwo.version);
+	REFUSED(kvs_map_patch_json(NULL, s, "m", "{}", 2, &mwo), "kvs_map_write_options",
+	        mwo.version);
+	REFUSED(kvs_map_get(&out, &n, NULL, NULL, s, "m", "f", 1, &mro), "kvs_map_read_options",
+	        mro.version);
+	REFUSED(kvs_map_count(&cnt, NULL, s, "m", &mro), "kvs_map_read_options", mro.version);
+	REFUSED(kvs_map_export_json(NULL, s, "m", discard, NULL, &mro), "kvs_map_read_options",
+	        mro.version);
+	REFUSED(kvs_map_iter_open(&mit, NULL, s, "m", &mio), "kvs_map_iter_options", mio.version);
+	cr_expect_null(mit);
+	kvs_map_batch_free(mb);
 #undef REFUSED
 	cr_expect_null(l);
 	cr_expect_null(w);

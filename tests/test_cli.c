@@ -1718,3 +1718,230 @@ Test(cli, short_flag_with_equals_takes_the_value_after_it)
 	cr_assert_str_eq(r.out, "v");
 	res_free(&r);
 }
+
+/* ---- map ------------------------------------------------------------------- */
+
+/* The version `map ... -o json` printed. */
+static void json_version(char *out, size_t cap, const struct res *r)
+{
+	cJSON *o = cJSON_Parse(r->out), *v;
+	cr_assert_not_null(o, "not JSON: %s", r->out);
+	v = cJSON_GetObjectItemCaseSensitive(o, "version");
+	cr_assert(cJSON_IsString(v), "no version: %s", r->out);
+	snprintf(out, cap, "%s", v->valuestring);
+	cJSON_Delete(o);
+}
+
+Test(cli, map_subcommands_through_the_test_server)
+{
+	char f[PATH_MAX], doc[PATH_MAX], patch[PATH_MAX], ver[64];
+	struct res r = { 0 };
+	cJSON *o, *items;
+
+	start_server(NULL, NULL);
+	path_in(f, "field");
+	spit(f, "hello", 5);
+	path_in(doc, "doc.json");
+	{
+		static const char d[] = "{\"a\": {\"phase\": \"Running\"}, \"b\": [1, 2], \"c\": \"x\"}";
+		spit(doc, d, sizeof(d) - 1);
+	}
+	path_in(patch, "patch.json");
+	spit(patch, "{\"c\": null, \"d\": 4}", 19);
+
+	run(&r, NULL, "map", "import", "wf", doc, "-o", "json", NULL);
+	expect_ok(&r, "map import");
+	json_version(ver, sizeof(ver), &r);
+	res_free(&r);
+	run(&r, NULL, "map", "put", "wf", "e", f, NULL);
+	expect_ok(&r, "map put");
+	res_free(&r);
+	run(&r, NULL, "map", "get", "wf", "e", NULL);
+	expect_ok(&r, "map get");
+	cr_assert_eq(r.out_len, 5);
+	cr_assert(memcmp(r.out, "hello", 5) == 0, "%s", r.out);
+	res_free(&r);
+	run(&r, NULL, "map", "get", "wf", "a", "-o", "json", NULL);
+	expect_ok(&r, "map get -o json");
+	o = cJSON_Parse(r.out);
+	cr_assert_not_null(o, "%s", r.out);
+	cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "field")->valuestring, "a");
+	cr_assert_eq(cJSON_GetObjectItemCaseSensitive(o, "bytes")->valuedouble, 20);
+	cJSON_Delete(o);
+	res_free(&r);
+	run(&r, NULL, "map", "patch", "wf", patch, NULL);
+	expect_ok(&r, "map patch");
+	res_free(&r);
+	run(&r, NULL, "map", "rm", "wf", "b", NULL);
+	expect_ok(&r, "map rm");
+	res_free(&r);
+	run(&r, NULL, "map", "ls", "wf", "-o", "json", NULL);
+	expect_ok(&r, "map ls -o json");
+	o = cJSON_Parse(r.out);
+	cr_assert_not_null(o, "%s", r.out);
+	items = cJSON_GetObjectItemCaseSensitive(o, "items");
+	cr_assert_eq(cJSON_GetArraySize(items), 3, "%s", r.out);
+	cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 0), "field")
+	                     ->valuestring, "a");
+	cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(items, 2), "field")
+	                     ->valuestring, "e");
+	cJSON_Delete(o);
+	res_free(&r);
+	run(&r, NULL, "map", "ls", "wf", "d", "-o", "name", NULL);
+	expect_ok(&r, "map ls PREFIX");
+	cr_assert_str_eq(r.out, "d\n");
+	res_free(&r);
+	run(&r, NULL, "map", "compact", "wf", NULL);
+	expect_ok(&r, "map compact");
+	res_free(&r);
+	run(&r, NULL, "map", "stat", "wf", "-o", "json", NULL);
+	expect_ok(&r, "map stat");
+	o = cJSON_Parse(r.out);
+	cr_assert_not_null(o, "%s", r.out);
+	cJSON_Delete(o);
+	res_free(&r);
+	run(&r, NULL, "map", "export", "wf", NULL);
+	expect_ok(&r, "map export");
+	{
+		cJSON *want = cJSON_Parse("{\"a\": {\"phase\": \"Running\"}, \"d\": 4, \"e\": null}");
+		cJSON *have = cJSON_Parse(r.out);
+		cr_assert_not_null(have, "export is not JSON: %s", r.out);
+		/* "e" holds bytes, not JSON: exported as a string */
+		cJSON_ReplaceItemInObjectCaseSensitive(want, "e", cJSON_CreateString("hello"));
+		cr_assert(cJSON_Compare(want, have, 1), "export: %s", r.out);
+		cJSON_Delete(want);
+		cJSON_Delete(have);
+	}
+	res_free(&r);
+	/* a stale --expect-version: exit 4, nothing changes */
+	run(&r, NULL, "map", "put", "wf", "z", f, "--expect-version", ver, NULL);
+	cr_assert_eq(r.code, 4, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "hint: "), "%s", r.err);
+	res_free(&r);
+	run(&r, NULL, "map", "get", "wf", "z", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+	/* kvsplit stat on a map key shows its runs */
+	run(&r, NULL, "stat", "wf", NULL);
+	expect_ok(&r, "stat");
+	cr_assert_not_null(strstr(r.out, "run"), "%s", r.out);
+	res_free(&r);
+}
+
+Test(cli, map_get_of_a_missing_field_says_the_field_does_not_exist)
+{
+	char f[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(f, "field");
+	spit(f, "v", 1);
+	run(&r, NULL, "map", "put", "wf", "here", f, NULL);
+	expect_ok(&r, "map put");
+	res_free(&r);
+	run(&r, NULL, "map", "get", "wf", "missing", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	cr_assert_null(strstr(r.err, "no key"), "misleading hint: %s", r.err);
+	cr_assert_not_null(strstr(r.err, "has no field missing"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "kvsplit map ls wf"), "%s", r.err);
+	res_free(&r);
+	/* a missing key still says so */
+	run(&r, NULL, "map", "get", "nokey", "f", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "no key nokey"), "%s", r.err);
+	res_free(&r);
+}
+
+/* Members of object `o` sorted by name (cJSON_Compare on two objects of
+ * 20,000 members is quadratic: compare sorted members instead). */
+static int cmp_member(const void *x, const void *y)
+{
+	return strcmp((*(cJSON *const *)x)->string, (*(cJSON *const *)y)->string);
+}
+
+static cJSON **sorted_members(const cJSON *o, int *n)
+{
+	cJSON **v, *it;
+	int i = 0;
+
+	*n = cJSON_GetArraySize(o);
+	v = malloc(((size_t)*n + 1) * sizeof(*v));
+	cr_assert_not_null(v);
+	cJSON_ArrayForEach(it, o)
+		v[i++] = it;
+	qsort(v, (size_t)*n, sizeof(*v), cmp_member);
+	return v;
+}
+
+static int same_object(const cJSON *a, const cJSON *b)
+{
+	int na, nb, same;
+	cJSON **va, **vb;
+
+	if (!cJSON_IsObject(a) || !cJSON_IsObject(b))
+		return 0;
+	va = sorted_members(a, &na);
+	vb = sorted_members(b, &nb);
+	same = na == nb;
+	for (int i = 0; same && i < na; i++)
+		same = strcmp(va[i]->string, vb[i]->string) == 0 && cJSON_Compare(va[i], vb[i], 1);
+	free(va);
+	free(vb);
+	return same;
+}
+
+/*
+ * `map export` after `map import` is the same JSON object (compared parsed,
+ * with cJSON), through the test server, for a 64 MB map (about 14 s here;
+ * KVS_MAP_ROUNDTRIP_MB=N sets another size).
+ */
+Test(cli, map_export_after_import_is_the_same_object, .timeout = 300)
+{
+	const char *env = getenv("KVS_MAP_ROUNDTRIP_MB");
+	size_t want = (size_t)(env && atoi(env) > 0 ? atoi(env) : 64) << 20, o = 0, cap;
+	char doc[PATH_MAX], *d, *in;
+	struct res r = { 0 };
+	cJSON *a, *b;
+	size_t inlen;
+	int i;
+
+	start_server(NULL, NULL);
+	path_in(doc, "nodes.json");
+	cap = want + (1u << 16);
+	d = malloc(cap);
+	cr_assert_not_null(d);
+	d[o++] = '{';
+	/* Argo-like node records of ~3 KB, with every JSON value kind */
+	for (i = 0; o + 4096 < want; i++) {
+		o += (size_t)snprintf(d + o, cap - o,
+		    "%s\"wf-%08d\": {\"id\": \"wf-%08d\", \"phase\": \"%s\", \"progress\": \"1/1\", "
+		    "\"estimatedDuration\": %d, \"ratio\": %d.%03de-%d, \"ok\": %s, \"boundaryID\": null, "
+		    "\"msg\": \"line\\n\\\"quoted\\\" \\u00e9\\ud83d\\ude00\", \"outputs\": {\"parameters\": [",
+		    i ? ", " : "", i * 7919 % 100000000, i, i % 3 ? "Succeeded" : "Failed", i % 977,
+		    i % 10, i % 1000, i % 20, i % 2 ? "true" : "false");
+		for (int k = 0; k < 40; k++)
+			o += (size_t)snprintf(d + o, cap - o, "%s{\"name\": \"p%d\", \"value\": \"v-%d-%d\"}",
+			                      k ? ", " : "", k, i, k * 31);
+		o += (size_t)snprintf(d + o, cap - o, "]}}");
+	}
+	d[o++] = '}';
+	spit(doc, d, o);
+	run(&r, NULL, "map", "import", "wf/nodes", doc, NULL);
+	expect_ok(&r, "map import");
+	res_free(&r);
+	run(&r, NULL, "map", "export", "wf/nodes", NULL);
+	expect_ok(&r, "map export");
+	in = r.out;
+	inlen = r.out_len;
+	a = cJSON_ParseWithLength(d, o);
+	b = cJSON_ParseWithLength(in, inlen);
+	cr_assert_not_null(a, "the generated document is not JSON");
+	cr_assert_not_null(b, "the export (%zu bytes) is not JSON", inlen);
+	cr_assert_eq(cJSON_GetArraySize(b), i, "%d members exported, %d imported",
+	             cJSON_GetArraySize(b), i);
+	cr_assert(same_object(a, b), "the export differs from the import");
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	res_free(&r);
+	free(d);
+}

@@ -160,18 +160,34 @@ Test(manifest, unknown_format_version_is_eunsupported)
 {
 	uint8_t buf[64];
 	kvs__manifest d;
-	size_t n = handmade(buf, 2, "blob");
+	size_t n = handmade(buf, 3, "blob");
 	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_EUNSUPPORTED);
 	kvs__manifest_clear(&d);
 }
 
-Test(manifest, map_kind_is_eunsupported_for_now)
+/* Format version 2 only adds kind map: a version 2 blob is corrupt. */
+Test(manifest, version_2_is_only_for_maps)
+{
+	uint8_t buf[64];
+	kvs__manifest d;
+	size_t n = handmade(buf, 2, "blob");
+	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_ECORRUPT);
+	kvs__manifest_clear(&d);
+}
+
+/* Kind map exists from format version 2 on (format.md §5): a version 1
+ * manifest of kind map is corrupt, and one without its fields too. */
+Test(manifest, map_kind_needs_version_2_and_its_fields)
 {
 	uint8_t buf[64];
 	kvs__manifest d;
 	size_t n = handmade(buf, 1, "map");
 	int rc = kvs__manifest_decode(&d, buf, n, "test");
-	cr_assert_eq(rc, KVS_EUNSUPPORTED, "%d %s", rc, kvs_error_last());
+	cr_assert_eq(rc, KVS_ECORRUPT, "%d %s", rc, kvs_error_last());
+	kvs__manifest_clear(&d);
+	n = handmade(buf, 2, "map");
+	rc = kvs__manifest_decode(&d, buf, n, "test");
+	cr_assert_eq(rc, KVS_ECORRUPT, "%d %s", rc, kvs_error_last());
 	kvs__manifest_clear(&d);
 }
 

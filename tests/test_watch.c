@@ -796,3 +796,195 @@ Test(watch, replayed_deletion_older_than_the_listed_version_is_dropped)
 	kvs_close(wst);
 	kvs_close(rst);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Watches on key-split maps: field events                                   */
+
+static void map_put(kvs_store *st, const char *key, const char *const *kv, size_t n,
+                    const char *const *del, size_t nd, unsigned compact)
+{
+	kvs_map_write_options wo = KVS_MAP_WRITE_OPTIONS_INIT;
+	kvs_map_batch *b = NULL;
+
+	wo.compact = compact;
+	cr_assert_eq(kvs_map_batch_new(&b), 0);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(kvs_map_batch_put(b, kv[2 * i], strlen(kv[2 * i]), kv[2 * i + 1],
+		                               strlen(kv[2 * i + 1])), 0);
+	for (size_t i = 0; i < nd; i++)
+		cr_assert_eq(kvs_map_batch_delete(b, del[i], strlen(del[i])), 0);
+	cr_assert_eq(kvs_map_commit(NULL, st, key, b, &wo), 0, "map commit: %s", kvs_error_last());
+	kvs_map_batch_free(b);
+}
+
+static void map_compact(kvs_store *st, const char *key)
+{
+	kvs_map_write_options wo = KVS_MAP_WRITE_OPTIONS_INIT;
+	kvs_map_stats ms;
+
+	memset(&ms, 0, sizeof(ms));
+	wo.compact = KVS_MAP_COMPACT_FORCE;
+	wo.stats = &ms;
+	cr_assert_eq(kvs_map_compact(NULL, st, key, &wo), 0, "compact: %s", kvs_error_last());
+	cr_assert_eq(ms.compacted, 1, "nothing compacted");
+}
+
+/* The field changes of the event last returned, as "K:field=value" lines
+ * sorted by field (K = A, C, D), into buf. */
+static const char *fields_of(char *buf, size_t cap, kvs_watch *w)
+{
+	const kvs_map_field_change *fc = NULL;
+	size_t n = 0, o = 0;
+
+	cr_assert_eq(kvs_watch_fields(&fc, &n, w), 0, "%s", kvs_error_last());
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < cap; i++) {
+		char k = fc[i].kind == KVS_MAP_FIELD_ADDED ? 'A' : fc[i].kind == KVS_MAP_FIELD_CHANGED
+		                                                      ? 'C' : 'D';
+		if (i)
+			cr_assert_lt(memcmp(fc[i - 1].field, fc[i].field, 1) <= 0 ? 0 : 1, 1,
+			             "not in field order");
+		o += (size_t)snprintf(buf + o, cap - o, "%s%c:%.*s=%.*s", i ? " " : "", k,
+		                      (int)fc[i].field_len, (const char *)fc[i].field,
+		                      fc[i].value ? (int)fc[i].value_len : 1,
+		                      fc[i].value ? (const char *)fc[i].value : "-");
+	}
+	return buf;
+}
+
+Test(watch, map_key_reports_puts_without_a_decode_error)
+{
+	kvs_backend *wb, *rb;
+	kvs_store *wst, *rst;
+	open_pair(&wb, &wst, &rb, &rst);
+	static const char *const kv[] = { "a", "1", "b", "2" };
+	map_put(wst, "m", kv, 2, NULL, 0, KVS_MAP_COMPACT_NEVER);
+
+	kvs_watch *w = watch_open(rst, "m", KVS_WATCH_VALUES, NULL);
+	kvs_watch_event ev;
+	next_ok(&ev, w);
+	cr_assert_eq(ev.kind, KVS_WATCH_PUT);
+	cr_assert_str_eq(ev.key, "m");
+	cr_assert_eq(ev.generation, 1);
+	cr_assert_null(ev.value, "a map has no opaque value");
+	map_put(wst, "m", kv, 1, NULL, 0, KVS_MAP_COMPACT_NEVER);
+	next_ok(&ev, w);
+	cr_assert_eq(ev.generation, 2);
+	expect_quiet(w);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
+
+Test(watch, map_fields_added_changed_deleted_with_values)
+{
+	kvs_backend *wb, *rb;
+	kvs_store *wst, *rst;
+	char buf[512];
+	open_pair(&wb, &wst, &rb, &rst);
+	static const char *const kv1[] = { "a", "1", "b", "2", "c", "3" };
+	static const char *const kv2[] = { "b", "20", "d", "4" };
+	static const char *const del2[] = { "c", "zz" };
+	map_put(wst, "m", kv1, 3, NULL, 0, KVS_MAP_COMPACT_NEVER);
+
+	kvs_watch *w = watch_open(rst, "m", KVS_WATCH_FIELDS | KVS_WATCH_VALUES, NULL);
+	kvs_watch_event ev;
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "A:a=1 A:b=2 A:c=3", "initial: %s", buf);
+	map_put(wst, "m", kv2, 2, del2, 2, KVS_MAP_COMPACT_NEVER);
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "C:b=20 D:c=- A:d=4", "batch: %s", buf);
+	/* a compaction changes no field: an event with none */
+	map_compact(wst, "m");
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "", "compaction: %s", buf);
+	expect_quiet(w);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
+
+Test(watch, map_fields_without_values_and_across_a_compaction)
+{
+	kvs_backend *wb, *rb;
+	char buf[512];
+	cr_assert_eq(fx_backend(&wb), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_backend_peer(&rb, wb), 0, "%s", kvs_error_last());
+	flaky *f = flaky_wrap(rb);
+	kvs_store *wst = open_store(wb), *rst = open_store(&f->base);
+	static const char *const kv1[] = { "a", "1", "b", "2" };
+	static const char *const kv2[] = { "a", "10", "e", "5" };
+	static const char *const del2[] = { "b" };
+	map_put(wst, "m", kv1, 2, NULL, 0, KVS_MAP_COMPACT_NEVER);
+
+	kvs_watch *w = watch_open(rst, "m", KVS_WATCH_FIELDS, NULL);
+	kvs_watch_event ev;
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "A:a=- A:b=-", "initial: %s", buf);
+	/* a batch and a compaction (which drops the tombstone of b) while the
+	 * watcher is away and history is compacted: it sees the end state at
+	 * once, from a relist, and b is still reported deleted */
+	map_put(wst, "m", kv2, 2, del2, 1, KVS_MAP_COMPACT_NEVER);
+	map_compact(wst, "m");
+	cr_assert_eq(fx_compact(wb), 0, "%s", kvs_error_last());
+	f->drop = 1;
+	next_ok(&ev, w);
+	cr_assert_eq(ev.resync, 1);
+	cr_assert_eq(ev.generation, 3);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "C:a=- D:b=- A:e=-", "after: %s", buf);
+	expect_quiet(w);
+	/* a key that is not a map has no field changes */
+	put_ok(NULL, wst, "m", "plain", 5);
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "", "plain value: %s", buf);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
+
+Test(watch, map_field_events_of_a_batch_fetch_no_base_run)
+{
+	skip_unless_memory();
+	kvs_backend *wb, *rb;
+	kvs_store *wst, *rst;
+	kvs_options ro = KVS_OPTIONS_INIT;
+	kvs_mem_stats s1, s2;
+	char buf[512], *doc;
+	size_t o = 0;
+	open_pair(&wb, &wst, &rb, &rst);
+	/* no segment cache on the watcher: every run it reads is a GET */
+	kvs_close(rst);
+	cr_assert_eq(fx_backend_peer(&rb, wb), 0, "%s", kvs_error_last());
+	ro.name = STORE;
+	ro.cache_bytes = UINT64_MAX;
+	cr_assert_eq(kvs_open(&rst, rb, &ro), 0, "%s", kvs_error_last());
+	/* a map of 2,000 fields, its base runs in segments */
+	doc = malloc(2000 * 300 + 16);
+	cr_assert(doc);
+	doc[o++] = '{';
+	for (int i = 0; i < 2000; i++)
+		o += (size_t)sprintf(doc + o, "%s\"f%04d\": \"%0250d\"", i ? "," : "", i, i);
+	doc[o++] = '}';
+	cr_assert_eq(kvs_map_import_json(NULL, wst, "m", doc, o, NULL), 0, "%s", kvs_error_last());
+	free(doc);
+
+	kvs_watch *w = watch_open(rst, "m", KVS_WATCH_FIELDS | KVS_WATCH_VALUES, NULL);
+	kvs_watch_event ev;
+	const kvs_map_field_change *fc;
+	size_t n;
+	next_ok(&ev, w);
+	cr_assert_eq(kvs_watch_fields(&fc, &n, w), 0);
+	cr_assert_eq(n, 2000);
+	static const char *const kv[] = { "f0100", "x", "f1900", "y" };
+	map_put(wst, "m", kv, 2, NULL, 0, KVS_MAP_COMPACT_NEVER);
+	kvs_mem_get_stats(rb, &s1);
+	next_ok(&ev, w);
+	kvs_mem_get_stats(rb, &s2);
+	cr_assert_eq(s2.calls[KVS_MEM_GET] - s1.calls[KVS_MEM_GET], 0,
+	             "the watcher fetched %llu objects for an inline delta",
+	             (unsigned long long)(s2.calls[KVS_MEM_GET] - s1.calls[KVS_MEM_GET]));
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "C:f0100=x C:f1900=y", "%s", buf);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
