@@ -489,6 +489,7 @@ Test(exec, auth_provider_users_are_told_to_move_to_exec)
 /* ------------------------------------------------------------------------ */
 /* clientcert                                                               */
 
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sh(const char *fmt, ...)
 {
 	char cmd[4096];
