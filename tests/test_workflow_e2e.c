@@ -340,33 +340,33 @@ static unsigned check_state(const cJSON *wf, unsigned total, unsigned *att, cons
 	so.name = store;
 	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0, "%s", kvs_error_last());
 	cr_assert_eq(kvs_open(&st, be, &so), 0, "%s", kvs_error_last());
-	void *data = NULL;
-	size_t len = 0;
+	kvs_map_iter *mi = NULL;
+	kvs_map_entry e;
 	kvs_ver v;
-	cr_assert_eq(kvs_get(&data, &len, &v, st, key, NULL), 0, "%s: kvs_get %s: %s", wfname, key, kvs_error_last());
+	int rc;
+	cr_assert_eq(kvs_map_iter_open(&mi, &v, st, key, NULL), 0, "%s: map %s: %s", wfname, key, kvs_error_last());
 	cr_assert_str_eq(v.str, ver, "%s: stateRef.version %s, stored %s", wfname, ver, v.str);
-	cJSON *m = cJSON_ParseWithLength(data, len);
-	kvs_free(data);
-	cr_assert(cJSON_IsObject(m), "%s: stored state is not an object", wfname);
 	uint64_t sum = 0;
 	unsigned n = 0, attempts = 0, ph[5] = { 0 };
-	const cJSON *it;
-	cJSON_ArrayForEach(it, m)
-	{
-		cr_assert(cJSON_IsString(it));
-		int64_t idx = kvc_wf_field_index(it->string, strlen(it->string), total);
-		cr_assert(idx >= 0, "%s: field %s", wfname, it->string);
-		sum += kvc_wf_entry_hash(it->string, strlen(it->string), it->valuestring, strlen(it->valuestring));
+	while ((rc = kvs_map_iter_next(&e, mi)) == 0) {
+		char field[16];
+		cr_assert(e.is_json && e.field_len < sizeof(field), "%s: field %u", wfname, n);
+		memcpy(field, e.field, e.field_len);
+		field[e.field_len] = '\0';
+		int64_t idx = kvc_wf_field_index(field, e.field_len, total);
+		cr_assert(idx >= 0, "%s: field %s", wfname, field);
+		sum += kvc_wf_entry_hash(e.field, e.field_len, e.value, e.value_len);
 		kvc_wf_node nd;
-		cr_assert_eq(kvc_wf_node_decode(&nd, it->valuestring, strlen(it->valuestring), 100), 0, "%s: %s",
-		             wfname, it->valuestring);
+		cr_assert_eq(kvc_wf_node_decode(&nd, e.value, e.value_len, 100), 0, "%s: %.*s", wfname,
+		             (int)e.value_len, (const char *)e.value);
 		att[idx] = nd.attempts;
 		attempts += nd.attempts;
 		ph[nd.phase]++;
 		free(nd.message);
 		n++;
 	}
-	cJSON_Delete(m);
+	kvs_map_iter_close(mi);
+	cr_assert_eq(rc, KVS_EITER_DONE, "%s: %s", wfname, kvs_error_last());
 	kvs_close(st);
 	char want[40];
 	snprintf(want, sizeof(want), "xxh3sum:%016" PRIx64, sum);
@@ -731,23 +731,77 @@ Test(workflow_kubeops, commit_is_conditional_and_atomic_and_load_reads_it_back)
 	cr_assert_str_eq(g.fields[1], "00001");
 	cr_assert_str_eq(g.values[1], "{\"b\":3}");
 
-	/* hostile stored bytes: ECORRUPT, not a crash or a partial load */
+	/* hostile stored state: ECORRUPT, not a crash or a partial load */
 	kvs_backend *be = NULL;
 	kvs_store *st = NULL;
 	kvs_options so = KVS_OPTIONS_INIT;
 	so.name = "workflows";
 	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
 	cr_assert_eq(kvs_open(&st, be, &so), 0);
-	cr_assert_eq(kvs_put(NULL, st, "workflow/bad/1", "{\"00000\":{\"a\":1}}", 17, NULL), 0, "%s", kvs_error_last());
-	cr_assert_eq(kvs_put(NULL, st, "workflow/bad/2", "[1,2]", 5, NULL), 0);
+	/* the fields are in the map: one field per task, the record's JSON */
+	void *val = NULL;
+	size_t vlen = 0;
+	kvs_ver mv;
+	cr_assert_eq(kvs_map_get(&val, &vlen, NULL, &mv, st, key, "00001", 5, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(vlen, 7);
+	cr_assert_eq(memcmp(val, "{\"b\":3}", 7), 0);
+	cr_assert_str_eq(mv.str, v2);
+	kvs_free(val);
+	/* a plain value where the map should be */
+	cr_assert_eq(kvs_put(NULL, st, "workflow/bad/1", "{\"00000\":\"{}\"}", 14, NULL), 0, "%s", kvs_error_last());
+	/* a map whose field was set as bytes, not JSON */
+	kvs_map_batch *b = NULL;
+	cr_assert_eq(kvs_map_batch_new(&b), 0);
+	cr_assert_eq(kvs_map_batch_put(b, "00000", 5, "{\"a\"", 4), 0);
+	cr_assert_eq(kvs_map_commit(NULL, st, "workflow/bad/2", b, NULL), 0, "%s", kvs_error_last());
+	kvs_map_batch_free(b);
 	memset(&g, 0, sizeof(g));
 	cr_assert_eq(ops->load_state(k, ns, "workflow/bad/1", collect_entry, &g, v3, sizeof(v3)), KVS_ECORRUPT);
 	cr_assert_eq(ops->load_state(k, ns, "workflow/bad/2", collect_entry, &g, v3, sizeof(v3)), KVS_ECORRUPT);
+	/* a record that is not JSON is refused before anything is sent */
+	kvc_wf_entry junk = { "00003", 5, "{\"a\"", 4 };
+	cr_assert_eq(ops->commit_state(k, ns, key, &junk, 1, v2, v3, sizeof(v3)), KVS_EINVAL);
 	cr_assert_eq(g.n, 0);
 	kvs_close(st);
 
 	cr_assert_eq(ops->delete_state(k, ns, key), 0);
 	cr_assert_eq(ops->delete_state(k, ns, key), KVS_ENOTFOUND);
 	cr_assert_eq(ops->load_state(k, ns, key, collect_entry, &g, v3, sizeof(v3)), KVS_ENOTFOUND);
+	kvc_wf_kube_free(k);
+}
+
+Test(workflow_kubeops, one_changed_node_sends_a_small_part_of_the_state)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const kvc_wf_ops *ops = kvc_wf_kube_ops();
+	const char *ns = fx_kapi_ns(srv), *key = "workflow/big/uid-2";
+	enum { N = 2000 };
+	static char fields[N][8], values[N][128];
+	static kvc_wf_entry e[N];
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(fields[i], sizeof(fields[i]), "%05u", i);
+		int vl = snprintf(values[i], sizeof(values[i]),
+		                  "{\"phase\":\"Running\",\"attempts\":1,\"pod\":\"big-%05u-0\",\"seed\":%u}", i,
+		                  i * 2654435761u);
+		e[i] = (kvc_wf_entry){ fields[i], 5, values[i], (size_t)vl };
+	}
+	char v1[KVC_WF_STATE_VER_MAX], v2[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(ops->commit_state(k, ns, key, e, N, "", v1, sizeof(v1)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats s0, s1;
+	kvc_wf_kube_stats_get(k, &s0);
+	kvc_wf_entry c = { "01234", 5, "{\"phase\":\"Succeeded\",\"attempts\":1}", 34 };
+	cr_assert_eq(ops->commit_state(k, ns, key, &c, 1, v1, v2, sizeof(v2)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats_get(k, &s1);
+	uint64_t sent = s1.state_bytes_sent - s0.state_bytes_sent;
+	cr_assert_eq(s1.state_commits, s0.state_commits + 1);
+	cr_assert(sent > 0 && sent * 20 < s0.state_bytes_sent, "one node sent %" PRIu64 " bytes, the state %" PRIu64,
+	          sent, s0.state_bytes_sent);
+	char v3[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(ops->state_version(k, ns, key, v3, sizeof(v3)), 0, "%s", kvs_error_last());
+	cr_assert_str_eq(v3, v2);
+	cr_assert_eq(ops->delete_state(k, ns, key), 0, "%s", kvs_error_last());
 	kvc_wf_kube_free(k);
 }

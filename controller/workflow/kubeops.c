@@ -1,6 +1,6 @@
 /*
  * kubeops.c — kvc_wf_ops over the Kubernetes client and kvsplit (see
- * kubeops.h; the node map is stored whole as one kvsplit value for now).
+ * kubeops.h; the node state is a key-split map, one field per task).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@ const kvs_kube_resource kvc_wf_workflows =
         KVS_KUBE_RESOURCE_INIT(KVC_WF_GROUP, KVC_WF_VERSION, "workflows", 1);
 
 #define NS_MAX 64u            /* namespaces with an open store */
-#define STATE_MAX (256u << 20) /* bytes of one stored node map */
+#define STATE_MAX (256u << 20) /* bytes of one loaded node map */
 
 struct nsstore {
 	char ns[64];
@@ -223,7 +223,7 @@ static int delete_pod(void *ctx, const char *ns, const char *name)
 	return rc;
 }
 
-/* ---- the node map (interim: one kvsplit value) ----------------------------- */
+/* ---- the node map: a key-split map, one field per task ---------------------- */
 
 static int copy_ver(char *ver, size_t cap, const kvs_ver *v)
 {
@@ -236,120 +236,87 @@ static int copy_ver(char *ver, size_t cap, const kvs_ver *v)
 static int state_version(void *ctx, const char *ns, const char *key, char *ver, size_t cap)
 {
 	kvs_store *st;
-	kvs_stat s;
+	kvs_map_stat s;
 	int rc;
-	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = kvs_stat_key(&s, st, key, NULL)) < 0)
+	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = kvs_map_stat_key(&s, st, key)) < 0)
 		return rc;
 	return copy_ver(ver, cap, &s.version);
 }
 
-/* Read and parse the stored map: an object of strings (untrusted). */
-static int read_map(kvs_store *st, const char *key, cJSON **out, kvs_ver *v)
-{
-	void *data = NULL;
-	size_t len = 0;
-	int rc;
-	*out = NULL;
-	if ((rc = kvs_get(&data, &len, v, st, key, NULL)) < 0)
-		return rc;
-	if (len > STATE_MAX) {
-		kvs_free(data);
-		return kvs_error_set(KVS_ECORRUPT, "workflow state %s: %zu bytes, over the cap", key, len);
-	}
-	cJSON *m = cJSON_ParseWithLength(data, len);
-	kvs_free(data);
-	if (!cJSON_IsObject(m)) {
-		cJSON_Delete(m);
-		return kvs_error_set(KVS_ECORRUPT, "workflow state %s: not a JSON object", key);
-	}
-	const cJSON *it;
-	cJSON_ArrayForEach(it, m)
-	{
-		if (!cJSON_IsString(it) || !it->string) {
-			cJSON_Delete(m);
-			return kvs_error_set(KVS_ECORRUPT, "workflow state %s: a field is not a string", key);
-		}
-	}
-	*out = m;
-	return 0;
-}
-
+/*
+ * Every field of the stored map (untrusted): each value must have been set
+ * as JSON, and the whole at most STATE_MAX bytes. A key holding a plain
+ * value is KVS_ECORRUPT. On error nothing more is passed to `each`, but the
+ * fields already passed stay passed (the reconciler drops a failed load).
+ */
 static int load_state(void *ctx, const char *ns, const char *key, kvc_wf_entry_cb each, void *arg, char *ver,
                       size_t cap)
 {
 	kvs_store *st;
 	kvs_ver v;
-	cJSON *m = NULL;
+	kvs_map_iter *it = NULL;
+	kvs_map_entry e;
+	uint64_t total = 0;
 	int rc;
-	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = read_map(st, key, &m, &v)) < 0)
+	if ((rc = store_of(ctx, ns, &st)) < 0)
 		return rc;
-	const cJSON *it;
-	cJSON_ArrayForEach(it, m)
-	{
-		if ((rc = each(arg, it->string, strlen(it->string), it->valuestring, strlen(it->valuestring))) < 0)
+	if ((rc = kvs_map_iter_open(&it, &v, st, key, NULL)) < 0)
+		return rc == KVS_EINVAL ? kvs_error_set(KVS_ECORRUPT, "workflow state %s: not a map", key) : rc;
+	while ((rc = kvs_map_iter_next(&e, it)) == 0) {
+		total += e.field_len + e.value_len;
+		if (total > STATE_MAX) {
+			rc = kvs_error_set(KVS_ECORRUPT, "workflow state %s: over %u bytes", key, STATE_MAX);
+			break;
+		}
+		if (!e.is_json) {
+			rc = kvs_error_set(KVS_ECORRUPT, "workflow state %s: a field is not JSON", key);
+			break;
+		}
+		if ((rc = each(arg, e.field, e.field_len, e.value, e.value_len)) < 0)
 			break;
 	}
-	cJSON_Delete(m);
-	return rc < 0 ? rc : copy_ver(ver, cap, &v);
+	kvs_map_iter_close(it);
+	if (rc != KVS_EITER_DONE)
+		return rc;
+	return copy_ver(ver, cap, &v);
 }
 
+/*
+ * One batch of the changed fields, conditional on the version the
+ * reconcile read ("" creates the map: KVS_EEXISTS if it exists), so it
+ * commits whole or not at all and sends about the changed fields' bytes.
+ */
 static int commit_state(void *ctx, const char *ns, const char *key, const kvc_wf_entry *e, size_t n,
                         const char *expect, char *ver, size_t cap)
 {
 	kvc_wf_kube *k = ctx;
 	kvs_store *st;
 	kvs_ver v;
-	cJSON *m = NULL;
-	char *text = NULL;
+	kvs_map_batch *b = NULL;
+	kvs_map_stats ms;
 	int rc;
+	if (!expect)
+		return kvs_error_set(KVS_EINVAL, "workflow state %s: no expected version", key);
 	if ((rc = store_of(k, ns, &st)) < 0)
 		return rc;
-	if (*expect) {
-		if ((rc = read_map(st, key, &m, &v)) < 0)
-			return rc == KVS_ENOTFOUND ? kvs_error_set(KVS_ECONFLICT, "workflow state %s: gone", key) : rc;
-		if (strcmp(v.str, expect) != 0) {
-			cJSON_Delete(m);
-			return kvs_error_set(KVS_ECONFLICT, "workflow state %s: version %s, expected %s", key, v.str,
-			                     expect);
-		}
-	} else if (!(m = cJSON_CreateObject())) {
-		return nomem();
-	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		char field[64];
-		cJSON *val;
-		if (e[i].field_len >= sizeof(field)) {
-			rc = kvs_error_set(KVS_EINVAL, "workflow state: field too long");
-			break;
-		}
-		memcpy(field, e[i].field, e[i].field_len);
-		field[e[i].field_len] = '\0';
-		char *s = strndup(e[i].value, e[i].value_len);
-		val = s ? cJSON_CreateString(s) : NULL;
-		free(s);
-		if (!val) {
-			rc = nomem();
-			break;
-		}
-		if (cJSON_GetObjectItemCaseSensitive(m, field))
-			cJSON_ReplaceItemInObjectCaseSensitive(m, field, val);
-		else
-			cJSON_AddItemToObject(m, field, val);
-	}
-	if (rc == 0 && !(text = cJSON_PrintUnformatted(m)))
-		rc = nomem();
-	cJSON_Delete(m);
-	if (rc < 0)
+	if ((rc = kvs_map_batch_new(&b)) < 0)
 		return rc;
-	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
-	po.expect_version = expect;
-	size_t len = strlen(text);
-	rc = kvs_put(&v, st, key, text, len, &po);
-	free(text);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = kvs_map_batch_put_json(b, e[i].field, e[i].field_len, e[i].value, e[i].value_len);
+	if (rc == 0) {
+		kvs_map_write_options wo = KVS_MAP_WRITE_OPTIONS_INIT;
+		memset(&ms, 0, sizeof(ms));
+		wo.expect_version = expect;
+		wo.stats = &ms;
+		rc = kvs_map_commit(&v, st, key, b, &wo);
+		if (rc == KVS_ENOTFOUND && *expect)
+			rc = kvs_error_set(KVS_ECONFLICT, "workflow state %s: gone", key);
+	}
+	kvs_map_batch_free(b);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&k->mu);
-	k->stats.state_bytes_sent += len;
+	k->stats.state_bytes_sent += ms.bytes_written;
 	k->stats.state_commits++;
 	pthread_mutex_unlock(&k->mu);
 	return copy_ver(ver, cap, &v);

@@ -5,13 +5,11 @@
  * through an update, both conditional on the resourceVersion read, and the
  * node map in a kvsplit store in the Workflow's namespace.
  *
- * INTERIM STORAGE (docs/controller.md, "Node state storage"): key-split
- * maps (kvs_map_*) are not on main yet, so the node map is kept as ONE
- * opaque kvsplit value: a JSON object {"<field>": "<record JSON text>"}
- * read whole (kvs_get) and written whole (kvs_put, expect_version = the
- * version the reconcile read). The interface and its semantics (one atomic
- * batch conditional on the version read, KVS_ECONFLICT / KVS_EEXISTS)
- * are those of the map; only the bytes sent per change differ.
+ * The node map is a key-split map (docs/controller.md, "Node state
+ * storage"): one field per task, value the record's JSON; a commit is one
+ * kvs_map_commit batch of the changed fields, conditional on the version
+ * the reconcile read (KVS_ECONFLICT / KVS_EEXISTS), so it sends about the
+ * changed nodes' bytes.
  */
 #ifndef KVC_WF_KUBEOPS_H
 #define KVC_WF_KUBEOPS_H
@@ -48,7 +46,7 @@ const kvc_wf_ops *kvc_wf_kube_ops(void);
 
 /** Figures since start (for metrics and the evaluation). */
 typedef struct kvc_wf_kube_stats {
-	uint64_t state_bytes_sent;   /**< bytes of node-map values written */
+	uint64_t state_bytes_sent;   /**< bytes the node-map commits sent (runs + index) */
 	uint64_t state_commits;
 	uint64_t pods_created, pods_exists, pods_deleted;
 } kvc_wf_kube_stats;
