@@ -48,6 +48,9 @@ struct kvs_store {
 	/* be->ops->batch if the backend's vtable has the kvs_op layout we use
 	 * (version >= 2), else NULL: call through kvs__batch() */
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
+	/* be->ops->head (version >= 2), else NULL: KVS_OP_HEAD then runs as a
+	 * get whose data kvs__batch() drops */
+	int (*head)(kvs_backend *b, kvs_object **out, const char *name);
 };
 
 /* ---- knobs for tests and benchmarks ------------------------------------- */
@@ -62,7 +65,8 @@ int kvs__store_set_workers(kvs_store *s, unsigned int n);
 
 /*
  * Run `n` ops (one batch when the backend has a usable batch method and
- * n > 1, else one by one). Clears each op's out/result/detail first. 0 when
+ * n > 1, else one by one). KVS_OP_HEAD ops of a backend without head run
+ * as gets, their data dropped. Clears each op's out/result/detail first. 0 when
  * every op ran: each op's result and detail (never "" on failure) say how;
  * < 0 for a failure of the batch as a whole (outs freed).
  */
