@@ -50,6 +50,9 @@ struct kvs_store {
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
 	uint32_t map_run_target;          /* maps: raw bytes of a run before cutting */
 	uint32_t map_inline_max;          /* maps: raw bytes of inline runs in an index */
+	/* be->ops->head (version >= 2), else NULL: KVS_OP_HEAD then runs as a
+	 * get whose data kvs__batch() drops */
+	int (*head)(kvs_backend *b, kvs_object **out, const char *name);
 };
 
 /* ---- knobs for tests and benchmarks ------------------------------------- */
@@ -67,7 +70,8 @@ int kvs__store_set_map_layout(kvs_store *s, uint32_t run_target, uint32_t inline
 
 /*
  * Run `n` ops (one batch when the backend has a usable batch method and
- * n > 1, else one by one). Clears each op's out/result/detail first. 0 when
+ * n > 1, else one by one). KVS_OP_HEAD ops of a backend without head run
+ * as gets, their data dropped. Clears each op's out/result/detail first. 0 when
  * every op ran: each op's result and detail (never "" on failure) say how;
  * < 0 for a failure of the batch as a whole (outs freed).
  */

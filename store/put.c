@@ -404,40 +404,15 @@ out:
 
 /* ---- base manifest ------------------------------------------------------ */
 
-/* The chunks of each segment of a manifest (counting sort by segment). */
-typedef struct byseg {
-	const kvs__manifest *m;
-	uint32_t first;       /* slot of the manifest's segment 0 */
-	uint32_t *start;      /* nsegs + 1 */
-	uint32_t *order;      /* chunk indices grouped by segment */
-} byseg;
-
-/* Every chunk the base says is in the segment is there, with its size. */
-static int chunks_present(void *ctx, uint32_t slot, const kvs__segment *sg)
-{
-	const byseg *b = ctx;
-	uint32_t seg = slot - b->first;
-
-	for (uint32_t j = b->start[seg]; j < b->start[seg + 1]; j++) {
-		const kvs__chunk_ref *c = &b->m->chunks[b->order[j]];
-		const kvs_blob *e = kvs__seg_find(sg, c->addr);
-		if (!e || e->len != c->stored_len)
-			return 1;
-	}
-	return 0;
-}
-
 /*
  * Make the chunks of a base manifest reusable: one slot per segment. The
- * segments are checked first (kvs__segw_check_reuse: there, ours, holding
- * the bytes their names address, with every chunk the base puts in them);
- * the chunks of one that fails are not adopted, so the put writes them
- * again from the value it is given.
+ * segments are checked first (kvs__segw_check_reuse: there, immutable and
+ * ours, by their metadata); the chunks of one that fails are not adopted,
+ * so the put writes them again from the value it is given.
  */
 static int adopt(put *P, const kvs__manifest *m)
 {
 	uint32_t first = (uint32_t)P->w.nslots, k;
-	byseg b = { m, first, NULL, NULL };
 	int rc = 0;
 
 	if (m->is_inline)
@@ -450,41 +425,16 @@ static int adopt(put *P, const kvs__manifest *m)
 		P->w.slots[sl].bytes = m->segs[i].bytes;
 		P->w.slots[sl].nchunks = m->segs[i].nchunks;
 	}
-	b.start = calloc((size_t)m->nsegs + 1, sizeof(*b.start));
-	b.order = malloc((m->nchunks ? m->nchunks : 1) * sizeof(*b.order));
-	if (!b.start || !b.order) {
-		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < m->nchunks; i++)
-		b.start[m->chunks[i].seg + 1]++;
-	for (uint32_t i = 0; i < m->nsegs; i++)
-		b.start[i + 1] += b.start[i];
-	{
-		/* place each chunk after the earlier ones of its segment */
-		uint32_t *cur = malloc(((size_t)m->nsegs + 1) * sizeof(*cur));
-		if (!cur) {
-			rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-			goto out;
-		}
-		memcpy(cur, b.start, ((size_t)m->nsegs + 1) * sizeof(*cur));
-		for (uint32_t i = 0; i < m->nchunks; i++)
-			b.order[cur[m->chunks[i].seg]++] = i;
-		free(cur);
-	}
-	if ((rc = kvs__segw_check_reuse(&P->w, first, m->nsegs, chunks_present, &b)) < 0)
-		goto out;
+	if ((rc = kvs__segw_check_reuse(&P->w, first, m->nsegs)) < 0)
+		return rc;
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const kvs__chunk_ref *c = &m->chunks[i];
 		if (P->w.slots[first + c->seg].state != KVS__SLOT_REUSED || kn_find(P, c->addr) >= 0)
 			continue;
 		if ((rc = kn_add(P, c->addr, first + c->seg, c->raw_len, c->stored_len, &k)) < 0)
-			goto out;
+			return rc;
 	}
-out:
-	free(b.start);
-	free(b.order);
-	return rc;
+	return 0;
 }
 
 /* Steps 1–2: read the base index (commit.c checks the expected version) and

@@ -407,8 +407,18 @@ void kvs__segw_discard_open(kvs__segw *w)
 
 /* ---- reuse --------------------------------------------------------------- */
 
-int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb usable,
-                          void *ctx)
+/*
+ * By metadata only (design.md "Put"): a segment is reused when it exists, is
+ * not known to be mutable (a Kubernetes metadata read cannot tell) and
+ * carries our labels, and, when the backend knows its data
+ * size, that size is the one the base recorded. Its bytes are not read: the
+ * full check (read back and hash against the name) is for objects met by a
+ * create (settle_existing), which a planted object meets when the chunks of
+ * a segment found unusable here are written again. An immutable, labelled
+ * object of other bytes under the name is found by reads (KVS_ECORRUPT) and
+ * fsck, not here.
+ */
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n)
 {
 	kvs_op ops[KVS__MAX_CONCURRENCY];
 	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
@@ -420,17 +430,14 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 		memset(ops, 0, sizeof(ops));
 		for (size_t k = 0; k < nops; k++) {
 			kvs__segment_name(names[k], w->s->name, w->slots[first + at + k].addr);
-			ops[k].kind = KVS_OP_GET;
+			ops[k].kind = KVS_OP_HEAD;
 			ops[k].name = names[k];
 		}
 		w->st->requests += nops;
 		rc = kvs__batch(w->s, ops, nops);
 		for (size_t k = 0; k < nops; k++) {
-			uint32_t sl = first + (uint32_t)(at + k);
+			kvs__slot *sl = &w->slots[first + at + k];
 			kvs_object *obj = ops[k].out;
-			kvs__segment *sg = NULL;
-			char why[256];
-			int verdict, ok = 0;
 
 			ops[k].out = NULL;
 			if (rc < 0) {
@@ -439,7 +446,7 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 			}
 			if (ops[k].result == KVS_ENOTFOUND) {
 				kvs_object_free(obj);
-				w->slots[sl].state = KVS__SLOT_UNUSABLE;
+				sl->state = KVS__SLOT_UNUSABLE;
 				continue;
 			}
 			if (ops[k].result < 0) {
@@ -453,18 +460,11 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 				rc = seg_fail(w, rc, "reading base segment", names[k], kvs_error_last());
 				continue;
 			}
-			if ((rc = judge(w, obj, w->slots[sl].addr, &verdict, why, sizeof(why), &sg)) < 0)
-				continue;
-			if (verdict == SEG_GOOD) {
-				ok = usable ? usable(ctx, sl, sg) : 0;
-				if (ok < 0)
-					rc = ok;
-			} else {
-				ok = 1;
-			}
-			kvs__seg_unref(sg);
-			if (rc == 0)
-				w->slots[sl].state = ok == 0 ? KVS__SLOT_REUSED : KVS__SLOT_UNUSABLE;
+			/* immutable: 1, or -1 when the backend cannot tell (backend.h) */
+			sl->state = obj->immutable != 0 && labels_ours(obj, w->s->name) &&
+			            (obj->data_bytes == 0 || obj->data_bytes == sl->bytes)
+			            ? KVS__SLOT_REUSED : KVS__SLOT_UNUSABLE;
+			kvs_object_free(obj);
 		}
 	}
 	return rc;

@@ -11,8 +11,8 @@
  *    labelled as ours, content hashing to its name — fixing in place what
  *    can be fixed without a moment of absence, refusing (KVS_ECORRUPT,
  *    naming it) what cannot;
- *  - checks the base segments a write plans to reuse: on the server, ours,
- *    and holding the bytes their names address (kvs__segw_check_reuse);
+ *  - checks the base segments a write plans to reuse by their metadata: on
+ *    the server, immutable and ours (kvs__segw_check_reuse);
  *  - before the commit, touches again what it created or touched too long
  *    ago, on the monotonic clock and in server time (kvs__segw_refresh),
  *    and after a lost commit race, what it reuses from a base that is no
@@ -114,18 +114,17 @@ void kvs__segw_discard_open(kvs__segw *w);
 
 /*
  * Check the base segments in slots [first, first + n) (addr, bytes and
- * nchunks set, state OPEN) before the write relies on them: each is read
- * from the server (not the cache), `concurrency` at a time, and must be
- * immutable, labelled as this store's segment, and hash to its name; then
- * `usable` (may be NULL) may refuse it too, e.g. when a chunk the value
- * kind reuses is not in it (return 1; 0 accepts; < 0 is an error). Each
- * slot ends REUSED or UNUSABLE: a value kind never references an unusable
- * one and writes its chunks again instead. Costs one GET per segment (its
- * whole data); an operational error fails the call.
+ * nchunks set, state OPEN) before the write relies on them: the metadata of
+ * each is read from the server (KVS_OP_HEAD, not the cache), `concurrency`
+ * at a time; it must exist, be immutable, be labelled as this store's
+ * segment, and (when the backend reports a data size) hold `bytes` bytes.
+ * Each slot ends REUSED or UNUSABLE: a value kind never references an
+ * unusable one and writes its chunks again instead (and a create that then
+ * meets an object under the name reads it back whole: settle_existing).
+ * Costs one metadata read per segment (no data); an operational error fails
+ * the call.
  */
-typedef int (*kvs__reuse_cb)(void *ctx, uint32_t slot, const kvs__segment *sg);
-int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb usable,
-                          void *ctx);
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n);
 
 /* Touch the segment of a slot (it becomes TOUCHED). KVS_ENOTFOUND if gone. */
 int kvs__segw_touch(kvs__segw *w, uint32_t slot);

@@ -111,6 +111,7 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	s->batch = be->ops->version >= 2 ? be->ops->batch : NULL;
 	s->map_run_target = 64u * 1024u;
 	s->map_inline_max = 256u * 1024u;
+	s->head = be->ops->version >= 2 ? be->ops->head : NULL;
 	if ((rc = kvs__cache_new(&s->cache, o.cache_bytes == KVS_CACHE_OFF ? 0 : o.cache_bytes)) < 0)
 		goto fail;
 	s->be = be;
@@ -156,9 +157,24 @@ int kvs__store_set_workers(kvs_store *s, unsigned int n)
  * from its own detail, never from the thread's last error (which the other
  * ops of a parallel batch overwrite).
  */
+/* A metadata read answered by a get: drop the data (data_bytes stays). */
+static void drop_data(kvs_object *o)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->ndata; i++) {
+		free(o->data[i].key);
+		free(o->data[i].data);
+	}
+	free(o->data);
+	o->data = NULL;
+	o->ndata = 0;
+}
+
 int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)
 {
-	int rc;
+	unsigned char *as_get = NULL;
+	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		ops[i].out = NULL;
@@ -166,7 +182,24 @@ int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)
 		ops[i].detail[0] = '\0';
 	}
 	if (s->batch && n > 1) {
-		if ((rc = s->batch(s->be, ops, n)) < 0) {
+		/* a backend without head never sees KVS_OP_HEAD (backend.h) */
+		for (size_t i = 0; i < n && !s->head; i++) {
+			if (ops[i].kind != KVS_OP_HEAD)
+				continue;
+			if (!as_get && !(as_get = calloc(n, 1)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory");
+			as_get[i] = 1;
+			ops[i].kind = KVS_OP_GET;
+		}
+		rc = s->batch(s->be, ops, n);
+		for (size_t i = 0; i < n && as_get; i++) {
+			if (as_get[i]) {
+				ops[i].kind = KVS_OP_HEAD;
+				drop_data(ops[i].out);
+			}
+		}
+		free(as_get);
+		if (rc < 0) {
 			for (size_t i = 0; i < n; i++) {
 				kvs_object_free(ops[i].out);
 				ops[i].out = NULL;
@@ -180,13 +213,19 @@ int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ops[i].kind == KVS_OP_GET)
+		if (ops[i].kind == KVS_OP_GET) {
 			kvs_op_result(&ops[i], s->be->ops->get(s->be, &ops[i].out, ops[i].name));
-		else if (ops[i].kind == KVS_OP_CREATE)
+		} else if (ops[i].kind == KVS_OP_HEAD && s->head) {
+			kvs_op_result(&ops[i], s->head(s->be, &ops[i].out, ops[i].name));
+		} else if (ops[i].kind == KVS_OP_HEAD) {
+			kvs_op_result(&ops[i], s->be->ops->get(s->be, &ops[i].out, ops[i].name));
+			drop_data(ops[i].out);
+		} else if (ops[i].kind == KVS_OP_CREATE) {
 			kvs_op_result(&ops[i], s->be->ops->create(s->be, NULL, ops[i].in));
-		else
+		} else {
 			kvs_op_result(&ops[i], kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
 			                                     (int)ops[i].kind));
+		}
 	}
 	return 0;
 }

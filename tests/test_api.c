@@ -223,6 +223,7 @@ static wrap *wrap_new(kvs_backend *inner, unsigned int version)
 	w->ops.batch = w_batch;
 	w->ops.now = w_now;
 	w->ops.free = w_free;
+	w->ops.head = NULL;   /* not wrapped: the store reads with get */
 	w->base.ops = &w->ops;
 	w->base.max_object_bytes = inner->max_object_bytes;
 	w->inner = inner;

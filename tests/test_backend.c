@@ -478,6 +478,67 @@ Test(backend, metadata_only_list_omits_data_but_reports_data_bytes)
 	kvs_object_list_free(l);
 }
 
+/* head: the metadata of one object without its data, alone and in a batch
+ * (KVS_OP_HEAD); a backend may not know `immutable` (-1), never says 0 of an
+ * immutable object. */
+static void expect_head(const kvs_object *h, const kvs_object *full, int immutable)
+{
+	cr_assert_not_null(h);
+	cr_expect_str_eq(h->name, full->name);
+	cr_expect_eq(h->ndata, 0, "head returned %zu data entries", h->ndata);
+	cr_expect_str_eq(h->resource_version, full->resource_version);
+	cr_expect_str_eq(h->uid, full->uid);
+	cr_expect_str_eq(kvs_object_label(h, "app"), "h");
+	cr_expect_str_eq(kvs_object_annotation(h, "note"), "n");
+	if (immutable)
+		cr_expect(h->immutable != 0, "head of an immutable object says mutable");
+	else
+		cr_expect(h->immutable != 1, "head of a mutable object says immutable");
+}
+
+Test(backend, head_reads_metadata_only_alone_and_in_a_batch)
+{
+	kvs_object *o = mk("head-imm", "h", "0123456789"), *full, *h = NULL;
+	kvs_op ops[3];
+
+	if (!be->ops->head)
+		cr_skip_test("backend has no head");
+	o->immutable = 1;
+	cr_assert_eq(kvs_object_set_annotation(o, "note", "n"), 0);
+	put_new(o, NULL);
+	o = mk("head-mut", "h", "abc");
+	cr_assert_eq(kvs_object_set_annotation(o, "note", "n"), 0);
+	put_new(o, NULL);
+
+	full = get("head-imm");
+	cr_assert_eq(be->ops->head(be, &h, "head-imm"), 0, "head: %s", kvs_error_last());
+	expect_head(h, full, 1);
+	kvs_object_free(h);
+	h = NULL;
+	cr_expect_eq(be->ops->head(be, &h, "head-none"), KVS_ENOTFOUND);
+	cr_expect_null(h);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].kind = KVS_OP_HEAD;
+	ops[0].name = "head-imm";
+	ops[1].kind = KVS_OP_HEAD;
+	ops[1].name = "head-mut";
+	ops[2].kind = KVS_OP_HEAD;
+	ops[2].name = "head-none";
+	cr_assert_eq(be->ops->batch(be, ops, 3), 0, "batch: %s", kvs_error_last());
+	cr_assert_eq(ops[0].result, 0, "%s", ops[0].detail);
+	expect_head(ops[0].out, full, 1);
+	kvs_object_free(full);
+	full = get("head-mut");
+	cr_assert_eq(ops[1].result, 0, "%s", ops[1].detail);
+	expect_head(ops[1].out, full, 0);
+	cr_expect_eq(ops[2].result, KVS_ENOTFOUND);
+	cr_expect_neq(ops[2].detail[0], '\0');
+	for (int i = 0; i < 3; i++)
+		kvs_object_free(ops[i].out);
+	kvs_object_free(full);
+}
+
 Test(backend, revisions_increase_across_objects)
 {
 	char r1[64], r2[64], r3[64];

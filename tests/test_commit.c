@@ -285,7 +285,15 @@ Test(commit, planted_object_of_the_wrong_size_is_refused, .timeout = 60)
 /* ------------------------------------------------------------------------ */
 /* Base segments deleted or damaged by hand, then a re-put with a small edit */
 
-typedef enum damage { DELETED, REPLACED_WRONG } damage;
+typedef enum damage {
+	DELETED,            /* removed by hand */
+	REPLACED_WRONG,     /* replaced by an immutable, labelled object of other bytes */
+	REPLACED_UNLABELLED,/* replaced by other bytes without our labels */
+	REPLACED_SHORT      /* replaced by a labelled object missing an entry (other size) */
+} damage;
+static const char *const damage_name[] = {
+	"deleted", "replaced with wrong bytes", "replaced unlabelled", "replaced missing an entry"
+};
 
 /*
  * Put a value, damage segment `which` of it by hand, re-put it with a small
@@ -309,11 +317,12 @@ static int reput_after_base_damage(damage how, int stream, size_t which)
 	size_t ns = segments(b, segs);
 	cr_assert_gt(ns, which);
 	snprintf(what, sizeof(what), "base segment %s %s, then a %s re-put", segs[which]->name,
-	         how == DELETED ? "deleted" : "replaced with wrong bytes",
-	         stream ? "streamed" : "buffer");
+	         damage_name[how], stream ? "streamed" : "buffer");
 	cr_assert_eq(b->ops->remove(b, segs[which]->name, NULL, NULL), 0, "%s", kvs_error_last());
-	if (how == REPLACED_WRONG) {
-		kvs_object *p = planted(segs[which], WRONG_BYTES);
+	if (how != DELETED) {
+		kvs_object *p = planted(segs[which], how == REPLACED_WRONG ? WRONG_BYTES :
+		                        how == REPLACED_UNLABELLED ? WRONG_BYTES_NO_LABELS :
+		                        MISSING_ENTRY);
 		cr_assert_eq(b->ops->create(b, NULL, p), 0, "%s", kvs_error_last());
 		kvs_object_free(p);
 	}
@@ -331,7 +340,15 @@ static int reput_after_base_damage(damage how, int stream, size_t which)
 	} else {
 		rc = kvs_put(&v2, s, "k", d, n, NULL);
 	}
-	if (rc == 0) {
+	if (rc == 0 && how == REPLACED_WRONG) {
+		/* the gap of a check by metadata (design.md "Put"): reused, then
+		 * found by the read and by fsck */
+		void *got = NULL;
+		size_t len = 0;
+		cr_assert_eq(kvs_get(&got, &len, NULL, s, "k", NULL), KVS_ECORRUPT,
+		             "%s: the read does not find the wrong bytes", what);
+		cr_assert_gt(fsck_problems(s, "k"), 0, "%s: fsck does not find the wrong bytes", what);
+	} else if (rc == 0) {
 		expect_value(s, "k", d, n, what);
 		cr_assert_eq(fsck_problems(s, "k"), 0, "%s: fsck finds problems in the key", what);
 	} else {
@@ -357,12 +374,24 @@ Test(commit, reput_over_a_base_segment_deleted_by_hand_reads_back, .timeout = 60
 	cr_assert_eq(reput_after_base_damage(DELETED, 0, 2), 0);
 }
 
-Test(commit, reput_over_a_base_segment_replaced_by_wrong_bytes_never_references_it,
+Test(commit, reput_over_a_base_segment_replaced_without_labels_never_references_it,
      .timeout = 60)
 {
-	/* The new value must not reference the wrong object. Packed again, the
-	 * chunks it held may make a segment of the same name, which meets the
-	 * wrong object: then the put refuses (see planted_immutable_...). */
+	/* Not ours by its metadata: not reused. Packed again, the chunks it held
+	 * make a segment of the same name, which meets the object and reads it
+	 * back whole: replaced in place (mutable or unlabelled) or refused. */
+	reput_after_base_damage(REPLACED_UNLABELLED, 0, 0);
+	reput_after_base_damage(REPLACED_UNLABELLED, 1, 1);
+	reput_after_base_damage(REPLACED_SHORT, 0, 0);
+	reput_after_base_damage(REPLACED_SHORT, 1, 2);
+}
+
+Test(commit, reput_over_a_base_segment_replaced_by_wrong_bytes_is_found_by_reads,
+     .timeout = 60)
+{
+	/* Immutable, labelled as ours, of the recorded size: the metadata check
+	 * cannot tell it from the segment (design.md "Put"). The read and fsck
+	 * find it (KVS_ECORRUPT), never wrong bytes returned. */
 	reput_after_base_damage(REPLACED_WRONG, 0, 0);
 	reput_after_base_damage(REPLACED_WRONG, 1, 1);
 }
@@ -370,16 +399,17 @@ Test(commit, reput_over_a_base_segment_replaced_by_wrong_bytes_never_references_
 /* ------------------------------------------------------------------------ */
 /* What the checks cost (docs/design.md "Put"), in backend calls            */
 
-static void calls_of(kvs_backend *b, uint64_t out[KVS_MEM_NCALLS])
+static uint64_t calls_of(kvs_backend *b, uint64_t out[KVS_MEM_NCALLS])
 {
 	kvs_mem_stats st;
 
 	kvs_mem_get_stats(b, &st);
 	for (int i = 0; i < KVS_MEM_NCALLS; i++)
 		out[i] = st.calls[i];
+	return st.bytes_read;
 }
 
-Test(commit, reput_reads_each_reused_segment_once_and_writes_none)
+Test(commit, reput_reads_each_reused_segments_metadata_once_and_writes_none)
 {
 	if (!is_memory())
 		cr_skip_test("counts calls of the in-memory backend");
@@ -392,11 +422,15 @@ Test(commit, reput_reads_each_reused_segment_once_and_writes_none)
 
 	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
 	size_t ns = segments(b, segs);
-	calls_of(b, c0);
+	uint64_t r0 = calls_of(b, c0);
 	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
-	calls_of(b, c1);
-	/* the base index, then one GET per reused segment; no touch, no create */
-	cr_assert_eq(c1[KVS_MEM_GET] - c0[KVS_MEM_GET], 1 + ns);
+	uint64_t r1 = calls_of(b, c1);
+	/* the base index, then one metadata read per reused segment (no data);
+	 * no touch, no create */
+	cr_assert_eq(c1[KVS_MEM_GET] - c0[KVS_MEM_GET], 1);
+	cr_assert_eq(c1[KVS_MEM_HEAD] - c0[KVS_MEM_HEAD], ns);
+	cr_assert_lt(r1 - r0, 64 * KIB, "a re-put of an unchanged 3 MiB value read %llu data bytes",
+	             (unsigned long long)(r1 - r0));
 	cr_assert_eq(c1[KVS_MEM_ANNOTATE] - c0[KVS_MEM_ANNOTATE], 0);
 	cr_assert_eq(c1[KVS_MEM_CREATE] - c0[KVS_MEM_CREATE], 0);
 	cr_assert_eq(c1[KVS_MEM_REPLACE] - c0[KVS_MEM_REPLACE], 1);
@@ -423,9 +457,16 @@ Test(commit, already_exists_on_a_good_segment_costs_a_touch_and_one_get)
 		cr_assert_eq(b->ops->create(b, NULL, p), 0, "%s", kvs_error_last());
 		kvs_object_free(p);
 	}
-	calls_of(b, c0);
+	uint64_t r0 = calls_of(b, c0);
 	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
-	calls_of(b, c1);
+	uint64_t r1 = calls_of(b, c1);
+	cr_assert_eq(c1[KVS_MEM_HEAD] - c0[KVS_MEM_HEAD], 0);
+	/* the full check where it is needed: each planted object read back whole */
+	uint64_t stored = 0;
+	for (size_t i = 0; i < ns; i++)
+		stored += segs[i]->data_bytes;
+	cr_assert_geq(r1 - r0, stored, "AlreadyExists read back %llu bytes of %llu stored",
+	              (unsigned long long)(r1 - r0), (unsigned long long)stored);
 	cr_assert_eq(c1[KVS_MEM_CREATE] - c0[KVS_MEM_CREATE], ns + 1);   /* + the index */
 	cr_assert_eq(c1[KVS_MEM_ANNOTATE] - c0[KVS_MEM_ANNOTATE], ns);
 	cr_assert_eq(c1[KVS_MEM_GET] - c0[KVS_MEM_GET], 1 + ns);         /* base, then one each */

@@ -404,7 +404,7 @@ static void fl_free(kvs_backend *b)
 static const kvs_backend_ops flaky_ops = {
 	KVS_BACKEND_OPS_VERSION, "flaky", fl_get, fl_create, fl_replace, fl_annotate,
 	fl_remove, fl_list, fl_watch_open, fl_watch_next, fl_watch_close, fl_batch, fl_now,
-	fl_free,
+	fl_free, NULL /* head: reads with get */
 };
 
 static flaky *flaky_wrap(kvs_backend *inner)

@@ -49,7 +49,9 @@ typedef struct kvs_blob {
 /**
  * An object as the backend stores it. Strings are NUL-terminated and owned by
  * the object; release with kvs_object_free(). Objects returned by list with
- * KVS_LIST_METADATA_ONLY have ndata == 0 and data_bytes set.
+ * KVS_LIST_METADATA_ONLY and by head (KVS_OP_HEAD) have ndata == 0;
+ * data_bytes is then what the backend knows of the size (informational: 0
+ * when it cannot tell).
  */
 typedef struct kvs_object {
 	char *name;
@@ -114,7 +116,12 @@ typedef struct kvs_backend_watch kvs_backend_watch;
  */
 typedef enum kvs_op_kind {
 	KVS_OP_GET = 1,     /**< name → out */
-	KVS_OP_CREATE = 2   /**< in → out (out may be left NULL) */
+	KVS_OP_CREATE = 2,  /**< in → out (out may be left NULL) */
+	/**
+	 * name → out, metadata only (see kvs_backend_ops.head). The store sends
+	 * it to batch only when the backend's head is not NULL.
+	 */
+	KVS_OP_HEAD = 3
 } kvs_op_kind;
 
 #define KVS_OP_DETAIL_MAX 256
@@ -147,7 +154,10 @@ KVS_API int kvs_op_result(kvs_op *op, int rc);
  *  1  the first; kvs_op without `detail`. The store never calls the batch
  *     method of a version 1 backend (the op array's layout changed) and runs
  *     its operations one by one through get/create instead.
- *  2  kvs_op.detail, filled by batch for every failed operation.
+ *  2  kvs_op.detail, filled by batch for every failed operation; the
+ *     optional method head and KVS_OP_HEAD (appended before version 2 was
+ *     released, so still version 2). A backend with head == NULL never
+ *     gets KVS_OP_HEAD: the store reads with get instead and drops the data.
  * kvs_open refuses version 0 and versions newer than the library's.
  */
 #define KVS_BACKEND_OPS_VERSION 2
@@ -223,6 +233,18 @@ typedef struct kvs_backend_ops {
 
 	/** Free the backend. */
 	void (*free)(kvs_backend *b);
+
+	/**
+	 * Optional (version 2): fetch an object's metadata only — name,
+	 * resource_version, uid, created_ms, immutable, labels, annotations —
+	 * with ndata == 0, without transferring its data (Kubernetes: a GET
+	 * with Accept PartialObjectMetadata). `immutable` is -1 when the
+	 * backend cannot tell (PartialObjectMetadata does not carry that
+	 * ConfigMap field). KVS_ENOTFOUND if absent. A backend
+	 * that has it must also accept KVS_OP_HEAD in batch. NULL: the store
+	 * uses get.
+	 */
+	int (*head)(kvs_backend *b, kvs_object **out, const char *name);
 } kvs_backend_ops;
 
 /**

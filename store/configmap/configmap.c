@@ -25,6 +25,7 @@
 #include "kube/json.h"
 
 #define KUBE_MAX_OBJECT_BYTES 1048576u
+#define ACCEPT_POM "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 #define ACCEPT_POML \
 	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
@@ -84,6 +85,39 @@ static int kube_get(kvs_backend *b, kvs_object **out, const char *name)
 	req_init(&r, KVS_KUBE_VERB_GET, name, what);
 	if ((rc = run1(kb, &r)) == 0)
 		rc = kvs__kube_object_parse(out, r.response, r.response_len, 0, what);
+	kvs_kube_request_clear(&r);
+	return rc;
+}
+
+/* A GET of the metadata only (PartialObjectMetadata; a server that does not
+ * serve it answers the ConfigMap, whose data is then skipped, not decoded).
+ * `immutable` is a ConfigMap field, not metadata: PartialObjectMetadata does
+ * not carry it, so a head reports -1 (unknown) unless it saw it true. */
+static int head_parse(kvs_object **out, const kvs_kube_request *r)
+{
+	int rc = kvs__kube_object_parse(out, r->response, r->response_len, KVS__KJ_META_ONLY,
+	                                r->what);
+
+	if (rc == 0 && !(*out)->immutable)
+		(*out)->immutable = -1;
+	return rc;
+}
+
+static int kube_head(kvs_backend *b, kvs_object **out, const char *name)
+{
+	kube_backend *kb = (kube_backend *)b;
+	kvs_kube_request r;
+	char what[320];
+	int rc;
+
+	*out = NULL;
+	set_what(what, sizeof(what), "get metadata of", kb, name);
+	if ((rc = kvs__kube_check_name(what, name)) < 0)
+		return rc;
+	req_init(&r, KVS_KUBE_VERB_GET, name, what);
+	r.accept = ACCEPT_POM;
+	if ((rc = run1(kb, &r)) == 0)
+		rc = head_parse(out, &r);
 	kvs_kube_request_clear(&r);
 	return rc;
 }
@@ -323,6 +357,14 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 			req_init(&rs[m], KVS_KUBE_VERB_GET, op->name, whats[m]);
 			idx[m++] = i;
 			break;
+		case KVS_OP_HEAD:
+			set_what(whats[m], sizeof(whats[m]), "get metadata of", kb, op->name);
+			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->name)) < 0)
+				break;
+			req_init(&rs[m], KVS_KUBE_VERB_GET, op->name, whats[m]);
+			rs[m].accept = ACCEPT_POM;
+			idx[m++] = i;
+			break;
 		case KVS_OP_CREATE:
 			if (!op->in) {
 				kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch create: no object"));
@@ -356,6 +398,8 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 
 		if (r->result < 0)
 			kvs_op_result(op, kvs_error_set(r->result, "%s", r->detail));
+		else if (op->kind == KVS_OP_HEAD)
+			kvs_op_result(op, head_parse(&op->out, r));
 		else if (op->kind == KVS_OP_GET)
 			kvs_op_result(op, kvs__kube_object_parse(&op->out, r->response, r->response_len, 0,
 			                                         r->what));
@@ -402,6 +446,7 @@ static const kvs_backend_ops kube_ops = {
 	.batch = kube_batch,
 	.now = kube_now,
 	.free = kube_free,
+	.head = kube_head,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -22,7 +22,9 @@ extern "C" {
  */
 typedef enum kvs_mem_call {
 	KVS_MEM_GET = 0, KVS_MEM_CREATE, KVS_MEM_REPLACE, KVS_MEM_ANNOTATE,
-	KVS_MEM_REMOVE, KVS_MEM_LIST, KVS_MEM_WATCH, KVS_MEM_NCALLS
+	KVS_MEM_REMOVE, KVS_MEM_LIST, KVS_MEM_WATCH,
+	KVS_MEM_HEAD,   /* metadata-only read (head, KVS_OP_HEAD); appended */
+	KVS_MEM_NCALLS
 } kvs_mem_call;
 
 /** Fail the n-th call from now (1 = the next) with `code`; 0 disables. */
@@ -58,7 +60,7 @@ void kvs_mem_crash_after(kvs_backend *mem, uint64_t n);
 typedef struct kvs_mem_stats {
 	uint64_t calls[KVS_MEM_NCALLS];
 	uint64_t bytes_written;     /**< data bytes of created/replaced objects */
-	uint64_t bytes_read;        /**< data bytes returned by get/list */
+	uint64_t bytes_read;        /**< data bytes returned by get/list (head: none) */
 	uint64_t objects;           /**< objects now stored (whole cluster) */
 	uint64_t stored_bytes;      /**< data bytes now stored (whole cluster) */
 } kvs_mem_stats;

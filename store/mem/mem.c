@@ -29,7 +29,8 @@
  *  - create/replace/annotate return in `out` the stored object's METADATA
  *    only (ndata == 0, data_bytes set): copying back a megabyte the caller
  *    just sent would double the cost of every write. get and list (without
- *    KVS_LIST_METADATA_ONLY) always return the data.
+ *    KVS_LIST_METADATA_ONLY) always return the data; head (KVS_OP_HEAD)
+ *    never does (counted as KVS_MEM_HEAD, no bytes_read).
  *  - annotate merges: an annotation whose value is NULL is removed (JSON
  *    merge-patch null).
  *  - list pages are served from the current state (names after the last one
@@ -146,7 +147,7 @@ typedef struct mem_backend {
 static const kvs_backend_ops mem_ops;
 
 static const char *const call_names[KVS_MEM_NCALLS] = {
-	"get", "create", "replace", "annotate", "remove", "list", "watch"
+	"get", "create", "replace", "annotate", "remove", "list", "watch", "head"
 };
 
 static int64_t mono_ms(void)
@@ -681,17 +682,20 @@ static int parse_rv(const char *s, uint64_t *out)
 /* ------------------------------------------------------------------------ */
 /* get / create / replace / annotate / remove                               */
 
-static int get_call(mcall *mc, kvs_backend *b, kvs_object **out, const char *name)
+/* get (kind KVS_MEM_GET: with the data) or head (KVS_MEM_HEAD: metadata
+ * only, data_bytes set, nothing counted in bytes_read). */
+static int get_call(mcall *mc, kvs_backend *b, kvs_object **out, const char *name,
+                    kvs_mem_call kind)
 {
 	mem_backend *m = as_mem(b);
-	int rc;
+	int with_data = kind == KVS_MEM_GET, rc;
 
 	if (!out)
-		return kvs_error_set(KVS_EINVAL, "memory backend get: out is NULL");
+		return kvs_error_set(KVS_EINVAL, "memory backend %s: out is NULL", call_names[kind]);
 	*out = NULL;
 	if (!name)
-		return kvs_error_set(KVS_EINVAL, "memory backend get: name is NULL");
-	if ((rc = begin_call(m, KVS_MEM_GET, name, mc)) < 0)
+		return kvs_error_set(KVS_EINVAL, "memory backend %s: name is NULL", call_names[kind]);
+	if ((rc = begin_call(m, kind, name, mc)) < 0)
 		return rc;
 	pthread_mutex_lock(&m->c->mu);
 	mobj *o = find_obj(m->c, name);
@@ -699,8 +703,8 @@ static int get_call(mcall *mc, kvs_backend *b, kvs_object **out, const char *nam
 		pthread_mutex_unlock(&m->c->mu);
 		return kvs_error_set(KVS_ENOTFOUND, "configmaps \"%.300s\" not found", name);
 	}
-	kvs_object *copy = obj_copy(o->o, 1, o->o->data_bytes);
-	if (copy)
+	kvs_object *copy = obj_copy(o->o, with_data, o->o->data_bytes);
+	if (copy && with_data)
 		m->stats.bytes_read += copy->data_bytes;
 	pthread_mutex_unlock(&m->c->mu);
 	if (!copy)
@@ -1320,19 +1324,29 @@ static int resent(int rc)
 	                     "own earlier attempt may have applied)", msg);
 }
 
-static int mem_get(kvs_backend *b, kvs_object **out, const char *name)
+static int get_or_head(kvs_backend *b, kvs_object **out, const char *name, kvs_mem_call kind)
 {
 	mcall mc = { 0 };
-	int rc = get_call(&mc, b, out, name);
+	int rc = get_call(&mc, b, out, name, kind);
 
 	if (!mc.lost)
 		return rc;
 	kvs_object_free(*out);
 	*out = NULL;
 	if (mc.lose_code)
-		return lose(&mc, KVS_MEM_GET, name);
+		return lose(&mc, kind, name);
 	mc.resend = 1;
-	return resent(get_call(&mc, b, out, name));
+	return resent(get_call(&mc, b, out, name, kind));
+}
+
+static int mem_get(kvs_backend *b, kvs_object **out, const char *name)
+{
+	return get_or_head(b, out, name, KVS_MEM_GET);
+}
+
+static int mem_head(kvs_backend *b, kvs_object **out, const char *name)
+{
+	return get_or_head(b, out, name, KVS_MEM_HEAD);
 }
 
 static int mem_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
@@ -1451,6 +1465,9 @@ static int mem_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		case KVS_OP_CREATE:
 			kvs_op_result(op, mem_create(b, &op->out, op->in));
 			break;
+		case KVS_OP_HEAD:
+			kvs_op_result(op, mem_head(b, &op->out, op->name));
+			break;
 		default:
 			kvs_op_result(op, kvs_error_set(KVS_EINVAL, "memory backend batch: op %zu has "
 			                                "unknown kind %d", i, (int)op->kind));
@@ -1497,6 +1514,7 @@ static const kvs_backend_ops mem_ops = {
 	mem_batch,
 	mem_now,
 	mem_free,
+	mem_head,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -244,4 +244,22 @@ check("resourceVersion is one global counter across kinds",
       int(b.metadata.resource_version) == int(a.metadata.resource_version) + 1,
       int(a.metadata.resource_version) + 1, b.metadata.resource_version)
 
+# --- one object as PartialObjectMetadata (kvsplit's metadata-only read) --------
+v1.create_namespaced_config_map(NS, client.V1ConfigMap(
+    metadata=client.V1ObjectMeta(name="py-pom", labels={"role": "segment"}),
+    binary_data={"b": "AAEC"}, immutable=True))
+r = v1.api_client.call_api(
+    "/api/v1/namespaces/%s/configmaps/py-pom" % NS, "GET",
+    header_params={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
+                             "application/json"},
+    auth_settings=["BearerToken"], _preload_content=False)[0]
+pom = json.loads(r.data)
+check("GET of one object with Accept as=PartialObjectMetadata answers metadata only",
+      pom.get("kind") == "PartialObjectMetadata" and pom.get("apiVersion") == "meta.k8s.io/v1" and
+      pom.get("metadata", {}).get("labels") == {"role": "segment"} and
+      pom["metadata"].get("resourceVersion") and pom["metadata"].get("uid") and
+      "binaryData" not in pom and "immutable" not in pom and
+      r.headers.get("Content-Type", "").startswith("application/json;as=PartialObjectMetadata"),
+      "kind PartialObjectMetadata, meta.k8s.io/v1, metadata only", (r.headers.get("Content-Type"), pom))
+
 sys.exit(1 if failed else 0)
