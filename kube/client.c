@@ -21,7 +21,7 @@
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
-#include "store/options.h"
+#include "base/options.h"
 
 #define DEFAULT_QPS 50.0
 #define DEFAULT_BURST 100u

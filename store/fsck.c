@@ -31,7 +31,7 @@
 #include "codec.h"
 #include "gc.h"
 #include "listing.h"
-#include "options.h"
+#include "base/options.h"
 #include "refs.h"
 
 #define DETAIL_MAX 2048

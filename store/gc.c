@@ -25,7 +25,7 @@
 
 #include "gc.h"
 #include "listing.h"
-#include "options.h"
+#include "base/options.h"
 #include "refs.h"
 
 /* ------------------------------------------------------------------------ */

@@ -18,7 +18,7 @@
 
 #include "codec.h"
 #include "internal.h"
-#include "options.h"
+#include "base/options.h"
 
 int kvs__key_to_index(char out[KVS__NAME_BUF], const kvs_store *s, const char *key,
                       size_t *key_len)

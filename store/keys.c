@@ -7,7 +7,7 @@
 
 #include "internal.h"
 #include "listing.h"
-#include "options.h"
+#include "base/options.h"
 
 int kvs_delete(kvs_store *s, const char *key, const kvs_delete_options *opts)
 {

@@ -24,7 +24,7 @@
 #include "commit.h"
 #include "maprun.h"
 #include "mapjson.h"
-#include "options.h"
+#include "base/options.h"
 
 #define MAP_RETRIES 8u
 

@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "mapjson.h"
-#include "options.h"
+#include "base/options.h"
 
 static const char *skip_ws(const char *p, const char *end)
 {

@@ -28,7 +28,7 @@
 #include "codec.h"
 #include "commit.h"
 #include "internal.h"
-#include "options.h"
+#include "base/options.h"
 #include "segwrite.h"
 
 #define WINDOW (4u << 20)

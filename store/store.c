@@ -10,7 +10,7 @@
 
 #include "codec.h"
 #include "internal.h"
-#include "options.h"
+#include "base/options.h"
 
 int64_t kvs__mono_ms(void)
 {

@@ -32,7 +32,7 @@
 
 #include "gc.h"
 #include "mapwatch.h"
-#include "options.h"
+#include "base/options.h"
 #include "reflect.h"
 
 #define WATCH_LIST_PAGE KVS__GC_INDEX_PAGE /* whole manifests: keep pages small */

@@ -31,7 +31,7 @@
 #include "internal.h"
 #include "manifest.h"
 #include "names.h"
-#include "options.h"
+#include "base/options.h"
 #include "support/fixture.h"
 
 #define MIB (1024u * 1024u)

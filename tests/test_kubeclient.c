@@ -1088,7 +1088,7 @@ Test(kubeclient, raw_batch_runs_in_parallel_with_a_result_per_request)
 
 /*
  * Every verb's options are read by the size their version declares
- * (store/options.c): version 0, and one newer than the library's, are
+ * (base/options.c): version 0, and one newer than the library's, are
  * KVS_EINVAL naming the struct and how to set it, before anything is sent
  * (the server is a closed port: a request would fail differently).
  */

@@ -76,7 +76,7 @@
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 #include "store/mem/faults.h"
-#include "store/options.h"
+#include "base/options.h"
 #include "kube/selector.h"
 #include "kube/validate.h"
 

@@ -14,7 +14,7 @@
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 #include "kvsplit/kube.h"
-#include "options.h"
+#include "base/options.h"
 
 #define END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
