@@ -68,7 +68,16 @@ static struct {
 	    acked, landed_in_flight, unknown_outcome, checks;
 } st;
 /* expected run time of each op kind (µs), for choosing kill instants */
-static double est_put = 200000, est_gc = 50000, est_rm = 20000;
+static double est_put_per_byte = 0.05, est_gc = 50000, est_rm = 20000;
+
+static double est_put(const char *value)
+{
+	size_t n = 0;
+	char *p = sp_slurp(value, &n);
+
+	free(p);
+	return 20000 + est_put_per_byte * (double)n;
+}
 
 static void finding(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void finding(const char *fmt, ...)
@@ -260,9 +269,16 @@ static int run_op(op_kind kind, int k, const char *value, int64_t kill_us, int *
 	}
 	int status = sp_wait(pid, kill_us, &killed, &el);
 	int rc = exit_code(status);
-	double *est = kind == OP_PUT ? &est_put : kind == OP_RM ? &est_rm : &est_gc;
-	if (!killed)
+	if (!killed && kind == OP_PUT) {
+		size_t n = 0;
+		char *p = sp_slurp(value, &n);
+		free(p);
+		if (n > 100000)
+			est_put_per_byte = 0.8 * est_put_per_byte + 0.2 * (double)el / (double)n;
+	} else if (!killed) {
+		double *est = kind == OP_RM ? &est_rm : &est_gc;
 		*est = 0.8 * *est + 0.2 * (double)el;
+	}
 	st.ops++;
 	*rc_out = rc;
 	if (kind == OP_GC) {
@@ -306,8 +322,9 @@ static void random_round(size_t max_bytes)
 
 	if (kind == OP_PUT)
 		new_value(value, k, max_bytes, 0);
-	double est = kind == OP_PUT ? est_put : kind == OP_RM ? est_rm : est_gc;
-	int64_t kill_us = (int64_t)(sp_unit(&rng) * 1.3 * est);
+	double est = kind == OP_PUT ? est_put(value) : kind == OP_RM ? est_rm : est_gc;
+	/* a quarter of the ops run to the end: acknowledged values to lose */
+	int64_t kill_us = sp_unit(&rng) < 0.25 ? -1 : (int64_t)(sp_unit(&rng) * 1.2 * est);
 	if (faults) {
 		sp_faults(&E, "{\"drop_rate\":0.05,\"fail_rate\":0.05}");
 		st.fault_ops++;
