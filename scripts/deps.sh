@@ -2,12 +2,13 @@
 # Install the Debian packages kvsplit builds, tests and demos with, if any is
 # missing. Quiet and quick when everything is already there, so every make
 # target can depend on it. nghttp2-proxy (nghttpx) is for tests only: an
-# HTTP/2 TLS front for kapi-server (docs/test-server.md).
+# HTTP/2 TLS front for kapi-server (docs/test-server.md); spin checks the
+# protocol model (tests/model/).
 set -e
 PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libmsgpack-dev \
 liblz4-dev libxxhash-dev libcjson-dev libcriterion-dev libyaml-dev \
 libmicrohttpd-dev openssl python3 python3-kubernetes lz4 ca-certificates \
-nghttp2-proxy"
+nghttp2-proxy spin"
 [ -n "$KVS_EXTRA_PKGS" ] && PKGS="$PKGS $KVS_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do
