@@ -44,6 +44,10 @@
 #define NSEG 2
 #define NONE 255
 #define HALFW 1
+#define W 2
+#ifdef PAUSE_FIX
+#define PAUSE
+#endif
 #define G 3
 #define MAXT 4
 #ifndef GCRUNS
@@ -120,6 +124,10 @@ proctype writer(byte nputs; bool crashable)
 {
 	byte bv, bseg, s, t1, res, n = 0, tries;
 	bool mine;
+#ifdef PAUSE_FIX
+	byte myver;
+	bool late;
+#endif
 
 	do
 	:: n == nputs -> break
@@ -184,12 +192,48 @@ w_commit:	atomic {
 			pausing--;
 			if
 			:: idx_ver == bv ->
-				vc++; idx_ver = vc; idx_seg = s; idx_acked = true; res = 1;
+				vc++; idx_ver = vc; idx_seg = s; res = 1;
+#ifdef PAUSE_FIX
+				idx_acked = false;
+				myver = vc;
+				late = mine && now - t1 >= W
+#else
+				idx_acked = true;
 				/* INV: an acknowledged index references a segment that exists */
 				assert(exists[s])
+#endif
 			:: else -> res = 0
 			fi
 		}
+#ifdef PAUSE_FIX
+		/* the commit's server time says the window passed since the last
+		 * touch: 1 = check the segment and re-create it if gone; 2 = touch
+		 * it (re-creating it if gone); then acknowledge */
+		if
+		:: res == 1 && late ->
+#if PAUSE_FIX == 1
+w_late_check:		atomic {
+				if
+				:: !exists[s] -> exists[s] = true; rvc++; rv[s] = rvc; t[s] = now
+				:: else
+				fi
+			}
+#else
+w_late_touch:		touch_or_create(s, res, t1)
+#endif
+		:: else
+		fi;
+		if
+		:: res == 1 ->
+w_ack:			atomic {
+				if
+				:: idx_ver == myver -> idx_acked = true; assert(exists[s])
+				:: else
+				fi
+			}
+		:: else
+		fi;
+#endif
 		if
 		:: res == 0 && tries == 0 ->
 w_rebase:		atomic { tries++; bv = idx_ver; bseg = idx_seg }
