@@ -125,8 +125,7 @@ proctype writer(byte nputs; bool crashable)
 	byte bv, bseg, s, t1, res, n = 0, tries;
 	bool mine;
 #ifdef PAUSE_FIX
-	byte myver;
-	bool late;
+	byte myver, late;
 #endif
 
 	do
@@ -196,7 +195,7 @@ w_commit:	atomic {
 #ifdef PAUSE_FIX
 				idx_acked = false;
 				myver = vc;
-				late = mine && now - t1 >= W
+				late = (mine && now - t1 >= W -> 1 : 0)
 #else
 				idx_acked = true;
 				/* INV: an acknowledged index references a segment that exists */
@@ -219,7 +218,7 @@ w_late_check:		atomic {
 				fi
 			}
 #else
-w_late_touch:		touch_or_create(s, res, t1)
+w_late_touch:		touch_or_create(s, late, t1)
 #endif
 		:: else
 		fi;
