@@ -351,7 +351,7 @@ int main(int argc, char **argv)
 	if (stream_child(cfg, 0, 0, "default options") < 0 ||
 	    stream_child(cfg, 1, 0, "default options: 64 MiB cache") < 0 ||
 	    stream_child(cfg, 1, 4u << 20, "cache_bytes 4 MiB") < 0 ||
-	    stream_child(cfg, 1, UINT64_MAX, "cache off") < 0)
+	    stream_child(cfg, 1, KVS_CACHE_OFF, "cache off") < 0)
 		return 1;
 	printf("kapi-server peak RSS after the 1 GiB streams: %.1f MiB\n", server_hwm_kib() / 1024.0);
 	gen_json(v, n);

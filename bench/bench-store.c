@@ -230,7 +230,7 @@ static void rss_child(int do_get)
 		uint64_t got = 0;
 		long before, after_put;
 		double t0;
-		o.cache_bytes = UINT64_MAX;   /* no cache: what streaming itself needs */
+		o.cache_bytes = KVS_CACHE_OFF; /* no cache: what streaming itself needs */
 		kvs_store *s = mem_store(&b, &o);
 		before = rss_kib_self();
 		t0 = now();

@@ -154,7 +154,7 @@ static int kube_backend(kvs_backend **out, const server *sv)
 	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
 
 	o.kubeconfig = sv->kubeconfig;
-	o.qps = -1; /* no client-side rate limit: measure the library */
+	o.qps = KVS_KUBE_QPS_OFF; /* no client-side rate limit: measure the library */
 	o.concurrency = 16;
 	return kvs_backend_kube(out, &o);
 }
@@ -350,7 +350,7 @@ static void fsck_throughput(const char *what, kvs_backend *b, unsigned nseg)
 	if (kvs_fsck(&r, st, &fo) < 0)
 		fprintf(stderr, "fsck: %s\n", kvs_error_last());
 	double f1 = now_s();
-	fo.read_data = -1;
+	fo.read_data = KVS_FSCK_READ_NONE;
 	kvs_fsck_report rm;
 	double m0 = now_s();
 	kvs_fsck(&rm, st, &fo);

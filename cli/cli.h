@@ -9,6 +9,7 @@
  *   cmd_maint.c gc, fsck
  *   outfile.c   files replaced atomically (get --to-file, --version-file, watch)
  *   progress.c  the stderr progress bar
+ *   complete.c  shell completion (completion command, __complete)
  *   util.c      error reporting and exit codes, durations, sizes, quoting,
  *               suggestions
  */
@@ -98,6 +99,15 @@ extern char cli_tmp_paths[CLI_TMP_SLOTS][4096];
 /* main.c */
 void cli_usage_hint(const struct cli *c, const char *command);
 int cli_open_store(struct cli *c);
+struct option;
+const struct option *cli_longopts(void);
+unsigned cli_flag_scope(int opt);        /* command bits a flag applies to */
+unsigned cli_command_bit(const char *name); /* 0: no such command */
+const char *cli_command_name(size_t i);  /* NULL past the last */
+
+/* complete.c */
+int cli_complete(struct cli *c, int argc, char **argv);
+int cmd_completion(struct cli *c);
 
 /* cmd_*.c: each returns the exit code */
 int cmd_put(struct cli *c);

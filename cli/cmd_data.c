@@ -19,20 +19,14 @@
 #include "cli.h"
 
 /*
- * Why a put failed, said accurately. KVS_ETIMEOUT covers two different
- * things: a request that timed out (or a server that kept throttling), and
- * a put that outlived its touch window, so that segments it wrote were
- * collected before it could commit ("vanished before the commit"). The code
- * does not tell them apart and the CLI does not parse message text; what it
- * knows is enough: the library only re-touches a segment once it is older
- * than half the touch window, so a put that ran for less than that cannot be
- * the second case; and if the API server answers a request now, it was not
- * unreachable. (A distinct library code would make this exact: see
- * docs/cli.md, "Errors and hints".)
+ * Why a put failed, said accurately. KVS_ESTALE is a put that outlived its
+ * touch window: segments it wrote were collected before it could commit
+ * ("vanished before the commit"), which is not a request that timed out nor
+ * an unreachable server; the code tells, never the message text.
  */
 static int put_failed(struct cli *c, int rc, const char *key, double elapsed_s)
 {
-	char saved[2048];
+	char hint[1024], tw[32];
 	long w = cli_touch_window_s(c);
 
 	if (rc == KVS_ECONFLICT && !c->has_expect_version)
@@ -40,15 +34,8 @@ static int put_failed(struct cli *c, int rc, const char *key, double elapsed_s)
 		                     "other writers kept committing this key while the put retried; "
 		                     "put again (or use --expect-version to update conditionally)",
 		                     "put %s", cli_key(key));
-	if (rc != KVS_ETIMEOUT || elapsed_s < (double)w / 2)
+	if (rc != KVS_ESTALE)
 		return cli_fail(c, rc, rc == KVS_ENOTFOUND ? NULL : key, "put %s", cli_key(key));
-	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
-	kvs_stat st;
-	int probe = kvs_stat_key(&st, c->store, key);
-	if (probe != 0 && probe != KVS_ENOTFOUND)
-		return cli_fail_detail(c, rc, key, saved, "put %s", cli_key(key));
-
-	char hint[1024], tw[32];
 	cli_format_duration(tw, sizeof(tw), (int64_t)w * 1000000000LL);
 	snprintf(hint, sizeof(hint),
 	         "segments written by this put were collected before it could commit (it ran for "
@@ -56,7 +43,7 @@ static int put_failed(struct cli *c, int rc, const char *key, double elapsed_s)
 	         "source to a file first, or give the put a longer --touch-window (gc's --grace must "
 	         "stay longer than every writer's touch window)",
 	         elapsed_s, tw, c->touch_window_arg ? ", from --touch-window" : "");
-	return cli_fail_hint(c, rc, saved, hint, "put %s", cli_key(key));
+	return cli_fail_hint(c, rc, kvs_error_last(), hint, "put %s", cli_key(key));
 }
 
 int cmd_put(struct cli *c)
@@ -164,7 +151,7 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	if (rc != KVS_ENOTFOUND)
 		return cli_fail(c, rc, key, "get %s", cli_key(key));
 	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
-	if (kvs_stat_key(&st, c->store, key) == 0)
+	if (kvs_stat_key(&st, c->store, key, NULL) == 0)
 		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
 		                       "get %s: a segment of the value is missing", cli_key(key));
 	return cli_fail_detail(c, rc, key, saved, "get %s", cli_key(key));
@@ -315,7 +302,10 @@ int cmd_ls(struct cli *c)
 	/* every page, then sort: kubectl prints sorted by name */
 	do {
 		kvs_list *l = NULL;
-		rc = kvs_list_keys(&l, c->store, prefix, 0, token);
+		kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+		lo.prefix = prefix;
+		lo.token = token;
+		rc = kvs_list_keys(&l, c->store, &lo);
 		free(token);
 		token = NULL;
 		if (rc < 0) {
@@ -406,7 +396,7 @@ oom:
 	for (size_t i = 0; i < n; i++) {
 		if (c->format == OUT_WIDE) {
 			kvs_stat st;
-			int r = kvs_stat_key(&st, c->store, rows[i].key);
+			int r = kvs_stat_key(&st, c->store, rows[i].key, NULL);
 			if (r == KVS_ENOTFOUND)
 				continue; /* deleted since the list */
 			if (r < 0) {
@@ -430,7 +420,11 @@ oom:
 int cmd_rm(struct cli *c)
 {
 	const char *key = c->args[0];
-	int rc = kvs_delete(c->store, key, c->has_expect_version ? c->expect_version : NULL);
+	kvs_delete_options dopts = KVS_DELETE_OPTIONS_INIT;
+	int rc;
+
+	dopts.expect_version = c->has_expect_version ? c->expect_version : NULL;
+	rc = kvs_delete(c->store, key, &dopts);
 
 	if (rc < 0)
 		return cli_fail(c, rc, key, "rm %s", cli_key(key));
@@ -452,7 +446,7 @@ int cmd_stat(struct cli *c)
 	const char *key = c->args[0];
 	kvs_stat st;
 	char hash[33];
-	int rc = kvs_stat_key(&st, c->store, key);
+	int rc = kvs_stat_key(&st, c->store, key, NULL);
 
 	if (rc < 0)
 		return cli_fail(c, rc, key, "stat %s", cli_key(key));

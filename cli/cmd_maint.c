@@ -179,8 +179,8 @@ int cmd_fsck(struct cli *c)
 	}
 	memset(&rep, 0, sizeof(rep));
 	fo.key = c->nargs > 0 ? c->args[0] : NULL;
-	/* CLI: not given → library default (all); 0% → none (library: < 0) */
-	fo.read_data = c->read_data < 0 ? 0 : c->read_data == 0 ? -1 : c->read_data;
+	/* CLI: not given → library default (all); 0% → none */
+	fo.read_data = c->read_data < 0 ? 0 : c->read_data == 0 ? KVS_FSCK_READ_NONE : c->read_data;
 	fo.repair = c->repair;
 	if (c->grace_ns >= 0)
 		fo.grace_s = (uint32_t)cli_ceil_s(c->grace_ns);

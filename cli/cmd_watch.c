@@ -59,6 +59,7 @@ int cmd_watch(struct cli *c)
 		return EXIT_USAGE;
 	}
 	wo.flags = (c->prefix ? KVS_WATCH_PREFIX : 0) | (c->to_file ? KVS_WATCH_VALUES : 0);
+	wo.max_bytes = KVS_MAX_BYTES_UNLIMITED;   /* --to-file takes any size, as `get` does */
 	rc = kvs_watch_open(&w, c->store, key, &wo);
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "watch %s", cli_key(key));

@@ -23,7 +23,8 @@
 enum {
 	C_PUT = 1 << 0, C_GET = 1 << 1, C_LS = 1 << 2, C_RM = 1 << 3, C_STAT = 1 << 4,
 	C_WATCH = 1 << 5, C_GC = 1 << 6, C_FSCK = 1 << 7, C_VERSION = 1 << 8, C_HELP = 1 << 9,
-	C_ALL = 0x3ff
+	C_COMPLETION = 1 << 10,
+	C_ALL = 0x7ff
 };
 
 struct command {
@@ -110,6 +111,14 @@ static const struct command commands[] = {
 	  "left, 8 operational error (usage errors exit 2, no such KEY 3).\n"
 	  "Example:\n"
 	  "  kvsplit fsck --read-data=10%\n" },
+	{ "completion", NULL, C_COMPLETION, cmd_completion, 1, 1, "completion bash|zsh|fish",
+	  "print a shell completion script",
+	  "Completes commands, flags, flag values (-o, --context and --namespace from\n"
+	  "the kubeconfig) and the keys of the current store, like kubectl's.\n"
+	  "Examples:\n"
+	  "  source <(kvsplit completion bash)      # in ~/.bashrc\n"
+	  "  kvsplit completion zsh > \"${fpath[1]}/_kvsplit\"\n"
+	  "  kvsplit completion fish | source\n" },
 	{ "version", NULL, C_VERSION, cmd_version, 0, 0, "version", "print the version", "" },
 	{ "help", NULL, C_HELP, cmd_help, 0, 1, "help [COMMAND]", "help about a command", "" },
 };
@@ -163,6 +172,30 @@ static unsigned flag_scope(int opt)
 	case O_READDATA: case O_REPAIR: return C_FSCK;
 	default: return C_ALL;
 	}
+}
+
+static const struct command *find_command(const char *name);
+
+/* For complete.c. */
+const struct option *cli_longopts(void)
+{
+	return longopts;
+}
+
+unsigned cli_flag_scope(int opt)
+{
+	return flag_scope(opt);
+}
+
+unsigned cli_command_bit(const char *name)
+{
+	const struct command *c = find_command(name);
+	return c ? c->bit : 0;
+}
+
+const char *cli_command_name(size_t i)
+{
+	return i < NCOMMANDS ? commands[i].name : NULL;
 }
 
 static const char *flag_name(int opt)
@@ -486,6 +519,9 @@ int main(int argc, char **argv)
 	if (!c.store_name || !*c.store_name)
 		c.store_name = "default";
 
+	if (argc >= 2 && strcmp(argv[1], "__complete") == 0)
+		return cli_complete(&c, argc - 2, argv + 2);
+
 	pos = calloc((size_t)argc + 1, sizeof(*pos));
 	if (!pos) {
 		cli_err("out of memory");
@@ -752,7 +788,7 @@ out:
 	sigaction(SIGTERM, &sa, NULL);
 
 	int rc;
-	if (cmd->bit & (C_VERSION | C_HELP)) {
+	if (cmd->bit & (C_VERSION | C_HELP | C_COMPLETION)) {
 		rc = cmd->run(&c);
 	} else {
 		rc = cli_open_store(&c);

@@ -33,6 +33,7 @@ int cli_exit_code(int code)
 		return EXIT_DENIED;
 	case KVS_EIO:
 	case KVS_ETIMEOUT:
+	case KVS_ESTALE:
 		return EXIT_CONNECT;
 	case KVS_ECONFIG:
 		return EXIT_CONFIG;
@@ -251,8 +252,8 @@ static const char *ns_or_default(const struct cli *c)
  * Whether the namespace is known not to exist. A list in a missing
  * namespace is answered with an empty list and a get of a key with "not
  * found", exactly as in an empty namespace, so only asking for the
- * namespace itself tells; the library does not offer that yet (see
- * docs/cli.md, "Exit codes"): until it does, this says "not known missing".
+ * namespace itself tells (kvs_backend_namespace_check). Anything but a
+ * clear "not found" (forbidden, unreachable) is "not known missing".
  */
 int cli_namespace_missing(const struct cli *c)
 {
@@ -354,6 +355,12 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 	case KVS_EINVALOBJ:
 		fprintf(stderr, "hint: the server refused an object; see the message above and "
 		                "docs/operations.md (limits)\n");
+		break;
+	case KVS_ESTALE:
+		fprintf(stderr, "hint: nothing was committed; the put took longer than its touch "
+		                "window (--touch-window, default 10m), so gc may have collected its "
+		                "segments; retry it, on a faster link or with a longer --touch-window "
+		                "(kept below gc's --grace)\n");
 		break;
 	case KVS_OK:
 	case KVS_ERROR:

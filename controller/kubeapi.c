@@ -163,3 +163,13 @@ void kvc_kubeapi_free(kvc_api *api)
 {
 	free(api ? api->ctx : NULL);
 }
+
+void kvc_kubeapi_lease_options(kvs_kube_options *o, const kvc_member_opts *mo)
+{
+	int64_t rd = mo && mo->renew_deadline_ns > 0 ? mo->renew_deadline_ns : 10 * KVC_S;
+	int64_t t = rd / 4;
+	if (t < 200 * KVC_MS)
+		t = 200 * KVC_MS;
+	o->timeout_ms = (unsigned)(t / KVC_MS);
+	o->retries = 1;
+}

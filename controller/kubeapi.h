@@ -12,6 +12,7 @@
 #include <kvsplit/kube.h>
 
 #include "controller/api.h"
+#include "controller/member.h"
 
 /**
  * @param[out] out  an API over `kube` (borrowed; must outlive it) in
@@ -19,5 +20,14 @@
  */
 int kvc_kubeapi_new(kvc_api **out, kvs_kube *kube, const char *ns);
 void kvc_kubeapi_free(kvc_api *api);
+
+/**
+ * Client options for the keepalive's Lease calls, on top of `o` (kubeconfig,
+ * namespace...): a request timeout of a quarter of the renew deadline (at
+ * least 200 ms) and one retry, so that one renewal cannot outlive the renew
+ * deadline as it could with the client's defaults (30 s, 6 retries). Give
+ * the membership its own client opened with these.
+ */
+void kvc_kubeapi_lease_options(kvs_kube_options *o, const kvc_member_opts *mo);
 
 #endif

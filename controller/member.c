@@ -26,6 +26,7 @@ struct kvc_member {
 	kvc_member_hooks h;
 	pthread_mutex_t mu;
 
+	int observed;       /* a list has been folded in (startup is over) */
 	int holding;        /* we hold our Lease (last write succeeded) */
 	int stopping, stopped;
 	int64_t renew_sent; /* when the last successful write was sent */
@@ -286,6 +287,26 @@ static int observe(kvc_member *m, const kvc_lease *ls, size_t n, int64_t now)
 			o->counted = 1;
 		if (!live && o->counted && !(o->released_at && now - o->released_at < m->o.release_grace_ns))
 			o->counted = 0;
+	}
+	if (!m->observed) {
+		/* A process that starts (a restart, one step of a rolling restart)
+		 * finds the group established: it counts the live members at once
+		 * and a released Lease for its grace (that member is restarting
+		 * too), rather than taking them all for newcomers and the whole
+		 * table for itself, grabbing the shards the next member to restart
+		 * releases. Exclusion does not depend on this: claims do. */
+		for (size_t i = 0; i < m->nobs; i++) {
+			kvc_observed *o = &m->obs[i];
+			if (strcmp(o->rec.name, m->lease_name) == 0)
+				continue;
+			if (o->live) {
+				o->counted = 1;
+			} else if (o->present && o->rec.holder[0] == '\0') {
+				o->released_at = now;
+				o->counted = 1;
+			}
+		}
+		m->observed = 1;
 	}
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
+#include "store/options.h"
 
 #define DEFAULT_QPS 50.0
 #define DEFAULT_BURST 100u
@@ -82,12 +83,8 @@ int kvs_kube_open(kvs_kube **out, const kvs_kube_options *opts)
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_open: out is NULL");
 	*out = NULL;
-	if (opts) {
-		if (opts->version != KVS_KUBE_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_kube_options: version %u, expected %u",
-			                     opts->version, KVS_KUBE_OPTIONS_VERSION);
-		o = *opts;
-	}
+	if ((rc = KVS__OPTS(&o, opts, kube)) < 0)
+		return rc;
 	if (o.concurrency > MAX_CONCURRENCY)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_options: concurrency %u over %u",
 		                     o.concurrency, MAX_CONCURRENCY);
@@ -314,8 +311,20 @@ static void status_out(kvs_kube_status *dst, const kvs_kube_status *src)
 		*dst = *src; /* version 0 (a zeroed struct) is taken as version 1 */
 }
 
+/* A 401 says only "Unauthorized": add what the request carried. */
+static int unauthorized(int rc, long http, const kvs__http *h)
+{
+	char d[1100];
+
+	if (http != 401)
+		return rc;
+	snprintf(d, sizeof(d), "%s", kvs_error_last());
+	return kvs_error_set(rc, "%s (the request carried %s)", d, kvs__http_auth(h));
+}
+
 /* Map one finished transfer onto the request's outputs. */
-static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, const char *what)
+static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, const char *what,
+                   const kvs__http *h)
 {
 	status_reset(&rq->status);
 	rq->status.attempts = hr->attempts;
@@ -338,8 +347,9 @@ static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, cons
 
 	kvs__kube_status_parse(&ks, rq->response, rq->response_len);
 	status_from_kube(&rq->status, &ks);
-	rq->result = kvs__kube_http_error(hr->status, rq->response, rq->response_len, what, ns,
-	                                  hr->resent_after_loss);
+	rq->result = unauthorized(kvs__kube_http_error(hr->status, rq->response, rq->response_len,
+	                                               what, ns, hr->resent_after_loss),
+	                          hr->status, h);
 	copy_str(rq->detail, sizeof(rq->detail), kvs_error_last());
 }
 
@@ -437,7 +447,7 @@ int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
 		size_t last = n;
 
 		for (size_t i = 0; i < n; i++) {
-			finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what);
+			finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what, k->http);
 			if (reqs[i].result < 0)
 				last = i;
 		}
@@ -523,23 +533,23 @@ static void what_of(char *buf, size_t cap, const char *verb, const kvs_kube *k,
 int kvs_kube_get(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, const char *ns,
                  const char *name, const kvs_kube_get_options *opts, kvs_kube_status *status)
 {
+	kvs_kube_get_options o = KVS_KUBE_GET_OPTIONS_INIT;
 	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
 	char what[400];
+	int rc;
 
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_get: out is NULL");
 	*out = NULL;
-	if (opts && opts->version != KVS_KUBE_GET_OPTIONS_VERSION)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_get_options: version %u, expected %u",
-		                     opts->version, KVS_KUBE_GET_OPTIONS_VERSION);
-	what_of(what, sizeof(what), "get", k, res, ns, name ? name : "",
-	        opts ? opts->subresource : NULL);
+	if ((rc = KVS__OPTS(&o, opts, kube_get)) < 0)
+		return rc;
+	what_of(what, sizeof(what), "get", k, res, ns, name ? name : "", o.subresource);
 	rq.verb = KVS_KUBE_VERB_GET;
 	rq.resource = res;
 	rq.ns = ns;
 	rq.name = name;
-	rq.subresource = opts ? opts->subresource : NULL;
-	rq.accept = opts && opts->metadata_only ? ACCEPT_POM : NULL;
+	rq.subresource = o.subresource;
+	rq.accept = o.metadata_only ? ACCEPT_POM : NULL;
 	rq.what = what;
 	return run_one(out, k, &rq, status);
 }
@@ -558,8 +568,6 @@ static int list_query(char **q, const kvs_kube_list_options *o)
 	int rc = 0;
 
 	*q = NULL;
-	if (!o)
-		return 0;
 	if (o->label_selector && *o->label_selector)
 		rc = add_query(q, "labelSelector", o->label_selector);
 	if (rc == 0 && o->field_selector && *o->field_selector)
@@ -588,6 +596,7 @@ static const char *meta_string(const cJSON *obj, const char *key)
 int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res,
                   const char *ns, const kvs_kube_list_options *opts, kvs_kube_status *status)
 {
+	kvs_kube_list_options o = KVS_KUBE_LIST_OPTIONS_INIT;
 	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
 	kvs_kube_page *p = NULL;
 	cJSON *doc = NULL, *items;
@@ -598,17 +607,16 @@ int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_list: out is NULL");
 	*out = NULL;
-	if (opts && opts->version != KVS_KUBE_LIST_OPTIONS_VERSION)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_list_options: version %u, expected %u",
-		                     opts->version, KVS_KUBE_LIST_OPTIONS_VERSION);
+	if ((rc = KVS__OPTS(&o, opts, kube_list)) < 0)
+		return rc;
 	what_of(what, sizeof(what), "list", k, res, ns, NULL, NULL);
-	if ((rc = list_query(&query, opts)) < 0)
+	if ((rc = list_query(&query, &o)) < 0)
 		return rc;
 	rq.verb = KVS_KUBE_VERB_LIST;
 	rq.resource = res;
 	rq.ns = ns;
 	rq.query = query;
-	rq.accept = opts && opts->metadata_only ? ACCEPT_POML : NULL;
+	rq.accept = o.metadata_only ? ACCEPT_POML : NULL;
 	rq.max_response = KVS__KUBE_MAX_LIST;
 	rq.what = what;
 	rc = run_one(&doc, k, &rq, status);
@@ -711,16 +719,17 @@ int kvs_kube_patch(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, const
                    const char *name, kvs_kube_patch_type type, const cJSON *patch,
                    const kvs_kube_patch_options *opts, kvs_kube_status *status)
 {
+	kvs_kube_patch_options o = KVS_KUBE_PATCH_OPTIONS_INIT;
 	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
-	const char *sub = opts ? opts->subresource : NULL;
+	const char *sub;
 	char what[400], *body;
 	int rc;
 
 	if (out)
 		*out = NULL;
-	if (opts && opts->version != KVS_KUBE_PATCH_OPTIONS_VERSION)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_patch_options: version %u, expected %u",
-		                     opts->version, KVS_KUBE_PATCH_OPTIONS_VERSION);
+	if ((rc = KVS__OPTS(&o, opts, kube_patch)) < 0)
+		return rc;
+	sub = o.subresource;
 	what_of(what, sizeof(what), "patch", k, res, ns, name ? name : "", sub);
 	if (type == KVS_KUBE_PATCH_MERGE) {
 		if (!cJSON_IsObject(patch))
@@ -753,6 +762,7 @@ int kvs_kube_delete(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, cons
                     const char *name, const kvs_kube_delete_options *opts,
                     kvs_kube_status *status)
 {
+	kvs_kube_delete_options d = KVS_KUBE_DELETE_OPTIONS_INIT;
 	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
 	cJSON *o = NULL, *pre;
 	char what[400], *body = NULL;
@@ -760,30 +770,28 @@ int kvs_kube_delete(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, cons
 
 	if (out)
 		*out = NULL;
-	if (opts && opts->version != KVS_KUBE_DELETE_OPTIONS_VERSION)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_delete_options: version %u, expected %u",
-		                     opts->version, KVS_KUBE_DELETE_OPTIONS_VERSION);
+	if ((rc = KVS__OPTS(&d, opts, kube_delete)) < 0)
+		return rc;
 	what_of(what, sizeof(what), "delete", k, res, ns, name ? name : "", NULL);
-	if (opts && ((opts->resource_version && *opts->resource_version) ||
-	             (opts->uid && *opts->uid) || opts->propagation_policy ||
-	             opts->grace_period_s >= 0)) {
+	if ((d.resource_version && *d.resource_version) || (d.uid && *d.uid) ||
+	    d.propagation_policy || d.grace_period_s >= 0) {
 		if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "DeleteOptions") ||
 		    !cJSON_AddStringToObject(o, "apiVersion", "v1"))
 			goto nomem;
-		if ((opts->resource_version && *opts->resource_version) || (opts->uid && *opts->uid)) {
+		if ((d.resource_version && *d.resource_version) || (d.uid && *d.uid)) {
 			if (!(pre = cJSON_AddObjectToObject(o, "preconditions")))
 				goto nomem;
-			if (opts->resource_version && *opts->resource_version &&
-			    !cJSON_AddStringToObject(pre, "resourceVersion", opts->resource_version))
+			if (d.resource_version && *d.resource_version &&
+			    !cJSON_AddStringToObject(pre, "resourceVersion", d.resource_version))
 				goto nomem;
-			if (opts->uid && *opts->uid && !cJSON_AddStringToObject(pre, "uid", opts->uid))
+			if (d.uid && *d.uid && !cJSON_AddStringToObject(pre, "uid", d.uid))
 				goto nomem;
 		}
-		if (opts->propagation_policy &&
-		    !cJSON_AddStringToObject(o, "propagationPolicy", opts->propagation_policy))
+		if (d.propagation_policy &&
+		    !cJSON_AddStringToObject(o, "propagationPolicy", d.propagation_policy))
 			goto nomem;
-		if (opts->grace_period_s >= 0 &&
-		    !cJSON_AddNumberToObject(o, "gracePeriodSeconds", (double)opts->grace_period_s))
+		if (d.grace_period_s >= 0 &&
+		    !cJSON_AddNumberToObject(o, "gracePeriodSeconds", (double)d.grace_period_s))
 			goto nomem;
 		if (!(body = cJSON_PrintUnformatted(o)))
 			goto nomem;
@@ -850,12 +858,8 @@ int kvs_kube_watch_open(kvs_kube_watch **out, kvs_kube *k, const kvs_kube_resour
 	if (!out || !k)
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_watch_open: NULL argument");
 	*out = NULL;
-	if (opts) {
-		if (opts->version != KVS_KUBE_WATCH_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_kube_watch_options: version %u, expected %u",
-			                     opts->version, KVS_KUBE_WATCH_OPTIONS_VERSION);
-		o = *opts;
-	}
+	if ((rc = KVS__OPTS(&o, opts, kube_watch)) < 0)
+		return rc;
 	if (!res || bad_segment(res->group, 1) || bad_segment(res->version, 0) ||
 	    bad_segment(res->resource, 0))
 		return kvs_error_set(KVS_EINVAL, "kvs_kube_watch_open: bad resource descriptor");
@@ -887,7 +891,8 @@ int kvs_kube_watch_open(kvs_kube_watch **out, kvs_kube *k, const kvs_kube_resour
 
 		kvs__kube_status_parse(&ks, errbody, errlen);
 		status_from_kube(&st, &ks);
-		rc = kvs__kube_http_error(http, errbody, errlen, w->what, rns, 0);
+		rc = unauthorized(kvs__kube_http_error(http, errbody, errlen, w->what, rns, 0), http,
+		                  k->http);
 	}
 out:
 	status_out(status, &st);

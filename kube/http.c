@@ -35,10 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
+#include "kube/cert.h"
+#include "kube/exec.h"
 #include "kube/http.h"
 
 #define POOL_MAX 32
@@ -73,6 +76,17 @@ struct kvs__http {
 	char *token;
 	char *token_file;
 	struct stat tok_st;
+	/* exec credential plugin (under tok_lock): the last credential it gave,
+	 * and a generation bumped each time it ran, so a 401 re-runs it only
+	 * when the credential that was refused is still the current one */
+	kvs__exec_conf *exec;
+	char *exec_cluster;
+	kvs__exec_cred cred;
+	int cred_ok;
+	uint64_t cred_gen;
+	char *auth_desc;       /* what credentials requests carry (messages) */
+	char *proxy;           /* CURLOPT_PROXY: "" = none, whatever the environment says */
+	char *noproxy;         /* CURLOPT_NOPROXY */
 
 	pthread_mutex_t rl_lock;
 	double qps, burst, tokens;
@@ -278,6 +292,37 @@ static void multi_put(kvs__http *h, CURLM *m)
 
 /* Re-read the token file when it changed (rotation of a projected service
  * account token) or when `force` (after a 401). Under tok_lock. */
+static int exec_refresh_locked(kvs__http *h, int force)
+{
+	kvs__exec_cred c;
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!force && h->cred_ok &&
+	    (h->cred.expiry_ms == 0 ||
+	     (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 < h->cred.expiry_ms))
+		return 0;
+	if ((rc = kvs__exec_run(&c, h->exec, h->exec_cluster, h->timeout_ms)) < 0)
+		return rc;
+	if (c.cert) {
+		char *desc = NULL, w[300];
+
+		snprintf(w, sizeof(w), "exec credential plugin \"%s\"", h->exec->command);
+		rc = kvs__cert_check(&desc, c.cert, c.cert_len, NULL, c.key, c.key_len, NULL, w);
+		free(desc);
+		if (rc < 0) {
+			kvs__exec_cred_clear(&c);
+			return rc;
+		}
+	}
+	kvs__exec_cred_clear(&h->cred);
+	h->cred = c;
+	h->cred_ok = 1;
+	h->cred_gen++;
+	return 0;
+}
+
 static int token_refresh_locked(kvs__http *h, int force)
 {
 	struct stat st;
@@ -285,6 +330,8 @@ static int token_refresh_locked(kvs__http *h, int force)
 	size_t n;
 	int rc;
 
+	if (h->exec)
+		return exec_refresh_locked(h, force);
 	if (!h->token_file)
 		return 0;
 	if (stat(h->token_file, &st) != 0)
@@ -317,17 +364,31 @@ static int token_refresh_locked(kvs__http *h, int force)
 	return 0;
 }
 
-/* "Authorization: Bearer ..." for one transfer, or NULL when no token. */
-static struct curl_slist *auth_header(kvs__http *h, struct curl_slist *l, int *rc)
+/* "Authorization: Bearer ..." for one transfer, or NULL when no token; an
+ * exec plugin's client certificate goes on the handle (copied: the next run
+ * frees the credential while this transfer may still need it). *gen gets
+ * the credential generation used. */
+static struct curl_slist *auth_header(kvs__http *h, CURL *e, struct curl_slist *l, int *rc,
+                                      uint64_t *gen)
 {
 	char *line = NULL;
 	struct curl_slist *nl;
+	const char *tok;
 
 	*rc = 0;
 	pthread_mutex_lock(&h->tok_lock);
 	*rc = token_refresh_locked(h, 0);
-	if (*rc == 0 && h->token && h->token[0] &&
-	    asprintf(&line, "Authorization: Bearer %s", h->token) < 0)
+	*gen = h->cred_gen;
+	tok = h->exec ? h->cred.token : h->token;
+	if (*rc == 0 && h->exec && h->cred.cert) {
+		struct curl_blob c = { h->cred.cert, h->cred.cert_len, CURL_BLOB_COPY };
+		struct curl_blob k = { h->cred.key, h->cred.key_len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &c);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &k);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (*rc == 0 && tok && tok[0] && asprintf(&line, "Authorization: Bearer %s", tok) < 0)
 		line = NULL;
 	pthread_mutex_unlock(&h->tok_lock);
 	if (*rc < 0 || !line)
@@ -400,6 +461,12 @@ void kvs__http_free(kvs__http *h)
 		explicit_bzero(h->token, strlen(h->token));
 	free(h->token);
 	free(h->token_file);
+	kvs__exec_conf_free(h->exec);
+	free(h->exec_cluster);
+	kvs__exec_cred_clear(&h->cred);
+	free(h->proxy);
+	free(h->noproxy);
+	free(h->auth_desc);
 	free(h->ua);
 	free(h);
 }
@@ -446,6 +513,212 @@ static int set_tls_server_name(kvs__http *h, const char *server, const char *nam
 	free(h->base);
 	h->base = url;
 	return 0;
+}
+
+/* The plugin's configuration, and what KUBERNETES_EXEC_INFO says about the
+ * cluster (the CA as bytes, read from the file when the kubeconfig names one). */
+static int exec_setup(kvs__http *h, const kvs__kubeconf *kc)
+{
+	uint8_t *ca = kc->ca_data;
+	size_t ca_len = kc->ca_len;
+	char *file = NULL;
+	int rc;
+
+	if (!(h->exec = kvs__exec_conf_dup(kc->exec)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (!kc->exec->provide_cluster_info)
+		return 0;
+	if (!ca && kc->ca_file) {
+		if ((rc = kvs__read_small_file(&file, &ca_len, kc->ca_file, 4u * 1024u * 1024u)) < 0)
+			return kvs_error_set(KVS_ECONFIG, "certificate-authority %s: %s", kc->ca_file,
+			                     strerror(-rc));
+		ca = (uint8_t *)file;
+	}
+	h->exec_cluster = kvs__exec_cluster_json(kc->server, kc->tls_server_name, kc->insecure, ca,
+	                                         ca_len, kc->proxy_url);
+	free(file);
+	return h->exec_cluster ? 0 : kvs_error_set(KVS_ENOMEM, "out of memory");
+}
+
+/* Check a kubeconfig client certificate now, and say what requests carry. */
+static int auth_setup(kvs__http *h, const kvs__kubeconf *kc)
+{
+	const char *src = kc->source ? kc->source : "kubeconfig";
+	int rc;
+
+	if (kc->exec) {
+		if (asprintf(&h->auth_desc, "credentials of exec credential plugin \"%s\"",
+		             kc->exec->command) < 0)
+			h->auth_desc = NULL;
+	} else if (kc->cert_file || kc->cert_data) {
+		if ((rc = kvs__cert_check(&h->auth_desc, kc->cert_data, kc->cert_len, kc->cert_file,
+		                          kc->key_data, kc->key_len, kc->key_file, src)) < 0)
+			return rc;
+	} else if (kc->token_file) {
+		if (asprintf(&h->auth_desc, "bearer token from %s", kc->token_file) < 0)
+			h->auth_desc = NULL;
+	} else {
+		h->auth_desc = strdup(kc->token ? "bearer token"
+		                      : kc->username ? "basic authentication"
+		                                     : "no credentials");
+	}
+	return h->auth_desc ? 0 : kvs_error_set(KVS_ENOMEM, "out of memory");
+}
+
+const char *kvs__http_auth(const kvs__http *h)
+{
+	return h->auth_desc ? h->auth_desc : "credentials";
+}
+
+/* The host of an http(s) URL (brackets of an IPv6 literal dropped, lower
+ * case) and its port; 0, or -1 when it does not fit. */
+static int url_host(const char *url, char *host, size_t cap, unsigned *port)
+{
+	const char *hs = strstr(url, "://"), *pe;
+	size_t n;
+
+	*port = strncmp(url, "https://", 8) == 0 ? 443 : 80;
+	if (!hs)
+		return -1;
+	hs += 3;
+	if (*hs == '[') {
+		n = strcspn(hs + 1, "]");
+		pe = hs + 1 + n + (hs[1 + n] == ']');
+		hs++;
+	} else {
+		n = strcspn(hs, ":/");
+		pe = hs + n;
+	}
+	if (n >= cap)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		host[i] = (char)(hs[i] >= 'A' && hs[i] <= 'Z' ? hs[i] - 'A' + 'a' : hs[i]);
+	host[n] = '\0';
+	if (*pe == ':')
+		*port = (unsigned)strtoul(pe + 1, NULL, 10);
+	return 0;
+}
+
+static int host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+		return 1;
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Whether NO_PROXY names the host, by Go's rules (golang.org/x/net/http/
+ * httpproxy): "*"; an IP or CIDR; a domain that matches itself and its
+ * subdomains ("foo.com"), or only subdomains (".foo.com"); each with an
+ * optional port. */
+static int no_proxy_match(const char *list, const char *host, unsigned port)
+{
+	char buf[4096], *save = NULL;
+	struct in_addr h4;
+	int host_ip4 = inet_pton(AF_INET, host, &h4) == 1;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		char *p, *slash;
+		size_t n;
+
+		while (*e == ' ' || *e == '\t')
+			e++;
+		n = strlen(e);
+		while (n && (e[n - 1] == ' ' || e[n - 1] == '\t'))
+			e[--n] = '\0';
+		for (p = e; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		if (!*e)
+			continue;
+		if (strcmp(e, "*") == 0)
+			return 1;
+		if ((slash = strchr(e, '/')) != NULL) {
+			struct in_addr net;
+			int bits = atoi(slash + 1);
+			*slash = '\0';
+			if (host_ip4 && inet_pton(AF_INET, e, &net) == 1 && bits >= 0 && bits <= 32) {
+				uint32_t mask = bits ? 0xffffffffu << (32 - bits) : 0;
+				if ((ntohl(h4.s_addr) & mask) == (ntohl(net.s_addr) & mask))
+					return 1;
+			}
+			continue;
+		}
+		/* a port: "host:port", "[v6]:port" */
+		if (e[0] == '[') {
+			char *rb = strchr(e, ']');
+			if (!rb)
+				continue;
+			*rb = '\0';
+			if (rb[1] == ':' && (unsigned)strtoul(rb + 2, NULL, 10) != port)
+				continue;
+			e++;
+		} else if ((p = strrchr(e, ':')) != NULL && strchr(e, ':') == p) {
+			*p = '\0';
+			if ((unsigned)strtoul(p + 1, NULL, 10) != port)
+				continue;
+		}
+		if (strcmp(e, host) == 0)
+			return 1;
+		if (e[0] == '.') {
+			size_t hl = strlen(host), el = strlen(e);
+			if (hl > el && strcmp(host + hl - el, e) == 0)
+				return 1;
+		} else {
+			size_t hl = strlen(host), el = strlen(e);
+			if (e[0] == '*' && e[1] == '.')
+				e++, el--;
+			if (hl > el && host[hl - el - 1] == '.' && strcmp(host + hl - el, e) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static const char *env_any(const char *a, const char *b)
+{
+	const char *v = getenv(a);
+
+	if (!v || !*v)
+		v = getenv(b);
+	return v && *v ? v : NULL;
+}
+
+/*
+ * Which proxy, the way client-go decides: the cluster's proxy-url when set
+ * (then the environment is not consulted); else HTTPS_PROXY (https servers)
+ * or HTTP_PROXY (http servers), upper case first, unless the server is
+ * localhost or a loopback address or NO_PROXY names it. socks5:// in a
+ * kubeconfig resolves names at the proxy, as Go's SOCKS5 dialer does:
+ * libcurl calls that socks5h://.
+ */
+static int proxy_setup(kvs__http *h, const kvs__kubeconf *kc)
+{
+	const char *p = NULL, *np;
+	const int https = strncmp(kc->server, "https://", 8) == 0;
+	char host[256];
+	unsigned port;
+
+	if (kc->proxy_url) {
+		p = kc->proxy_url;
+	} else if (url_host(kc->server, host, sizeof(host), &port) == 0 && !host_is_loopback(host)) {
+		p = https ? env_any("HTTPS_PROXY", "https_proxy") : env_any("HTTP_PROXY", "http_proxy");
+		np = env_any("NO_PROXY", "no_proxy");
+		if (np && no_proxy_match(np, host, port))
+			p = NULL;
+	}
+	if (p && strncmp(p, "socks5://", 9) == 0) {
+		if (asprintf(&h->proxy, "socks5h://%s", p + 9) < 0)
+			h->proxy = NULL;
+	} else {
+		h->proxy = strdup(p ? p : "");
+	}
+	/* decided here, on the configured host: libcurl must not consult the
+	 * environment again (nor match NO_PROXY against a tls-server-name) */
+	h->noproxy = strdup("");
+	return h->proxy && h->noproxy ? 0 : kvs_error_set(KVS_ENOMEM, "out of memory");
 }
 
 int kvs__http_new(kvs__http **out, const kvs__http_config *cfg)
@@ -503,6 +776,12 @@ int kvs__http_new(kvs__http **out, const kvs__http_config *cfg)
 		if ((rc = token_refresh_locked(h, 1)) < 0)
 			goto fail;
 	}
+	if (kc->exec && (rc = exec_setup(h, kc)) < 0)
+		goto fail;
+	if ((rc = auth_setup(h, kc)) < 0)
+		goto fail;
+	if ((rc = proxy_setup(h, kc)) < 0)
+		goto fail;
 	if (kc->tls_server_name && (rc = set_tls_server_name(h, kc->server, kc->tls_server_name)) < 0)
 		goto fail;
 	if (!(h->share = curl_share_init())) {
@@ -543,6 +822,7 @@ struct xfer {
 	int state;             /* 0 waiting, 1 running, 2 done */
 	unsigned connect_fails;
 	int reauthed;
+	uint64_t cred_gen;     /* exec credential generation this attempt used */
 	int lost;              /* an attempt failed after the request may have been sent */
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -623,7 +903,7 @@ int kvs__http_now(kvs__http *h, int64_t *ms)
 
 /* Options common to every transfer: URL, TLS, auth, timeouts. */
 static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_slist **hdrs,
-                        const char *accept, const char *ctype, char *errbuf)
+                        const char *accept, const char *ctype, char *errbuf, uint64_t *gen)
 {
 	char *url = NULL, *line = NULL;
 	int rc = 0;
@@ -647,6 +927,8 @@ static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_sli
 	curl_easy_setopt(e, CURLOPT_USERAGENT, h->ua);
 	if (h->connect_to)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, h->connect_to);
+	curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
+	curl_easy_setopt(e, CURLOPT_NOPROXY, h->noproxy);
 	/* the configured CA is the only trust anchor (as in client-go): drop
 	 * libcurl's default bundle and CA directory, which it would add */
 	if (h->ca_data) {
@@ -681,7 +963,7 @@ static int setup_common(kvs__http *h, CURL *e, const char *path, struct curl_sli
 		curl_easy_setopt(e, CURLOPT_USERNAME, h->username);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, h->password);
 	}
-	*hdrs = auth_header(h, NULL, &rc);
+	*hdrs = auth_header(h, e, NULL, &rc, gen);
 	if (rc < 0)
 		return rc;
 	if (asprintf(&line, "Accept: %s", accept ? accept : "application/json") < 0)
@@ -722,7 +1004,7 @@ static int xfer_start(struct xfer *x, CURLM *m)
 	x->too_big = 0;
 	x->errbuf[0] = '\0';
 	if ((rc = setup_common(h, x->easy, r->path, &x->hdrs, r->accept, r->content_type,
-	                       x->errbuf)) < 0)
+	                       x->errbuf, &x->cred_gen)) < 0)
 		return rc;
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -774,11 +1056,21 @@ static void xfer_done(struct xfer *x, CURLcode res)
 	note_date(h, x->date_ms);
 	if (res == CURLE_OK) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-		if (status == 401 && h->token_file && !x->reauthed) {
-			/* the token may have rotated under us: re-read it, once */
+		if (status == 401 && (h->token_file || h->exec) && !x->reauthed) {
+			/* the token may have rotated under us: re-read it (or run the
+			 * plugin again, unless another request already did), once */
+			int frc = 0;
+
 			pthread_mutex_lock(&h->tok_lock);
-			token_refresh_locked(h, 1);
+			if (!h->exec || h->cred_gen == x->cred_gen)
+				frc = token_refresh_locked(h, 1);
 			pthread_mutex_unlock(&h->tok_lock);
+			if (frc < 0 && h->exec) {
+				r->rc = frc;
+				snprintf(r->err, sizeof(r->err), "%s", kvs_error_last());
+				xfer_final(x);
+				return;
+			}
 			x->reauthed = 1;
 			r->attempts--;
 			delay = 0;
@@ -996,6 +1288,7 @@ struct kvs__http_stream {
 	char *errbody;         /* non-200 body */
 	size_t errlen;
 	int64_t date_ms;
+	uint64_t cred_gen;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -1162,9 +1455,39 @@ void kvs__http_stream_close(kvs__http_stream *s)
 	free(s);
 }
 
+static int stream_open_once(kvs__http_stream **out, kvs__http *h, const char *path,
+                            const char *accept, size_t max_line, long *status, char **errbody,
+                            size_t *errlen, uint64_t *gen);
+
+/* A 401 on opening a watch: re-read the token file or re-run the plugin
+ * (unless another request already did) and try once more. */
 int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path,
                           const char *accept, size_t max_line, long *status, char **errbody,
                           size_t *errlen)
+{
+	uint64_t gen = 0;
+	int rc = stream_open_once(out, h, path, accept, max_line, status, errbody, errlen, &gen);
+
+	if (rc < 0 || *status != 401 || !(h->exec || h->token_file))
+		return rc;
+	pthread_mutex_lock(&h->tok_lock);
+	if (!h->exec || h->cred_gen == gen)
+		rc = token_refresh_locked(h, 1);
+	pthread_mutex_unlock(&h->tok_lock);
+	if (rc < 0 && h->exec) {
+		free(*errbody);
+		*errbody = NULL;
+		*errlen = 0;
+		*status = 0;
+		return rc;
+	}
+	free(*errbody);
+	return stream_open_once(out, h, path, accept, max_line, status, errbody, errlen, &gen);
+}
+
+static int stream_open_once(kvs__http_stream **out, kvs__http *h, const char *path,
+                            const char *accept, size_t max_line, long *status, char **errbody,
+                            size_t *errlen, uint64_t *gen)
 {
 	kvs__http_stream *s = calloc(1, sizeof(*s));
 	int64_t deadline, d;
@@ -1183,10 +1506,11 @@ int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path
 		kvs__http_stream_close(s);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
-	if ((rc = setup_common(h, s->easy, path, &s->hdrs, accept, NULL, s->errbuf)) < 0) {
+	if ((rc = setup_common(h, s->easy, path, &s->hdrs, accept, NULL, s->errbuf, &s->cred_gen)) < 0) {
 		kvs__http_stream_close(s);
 		return rc;
 	}
+	*gen = s->cred_gen;
 	/* no total timeout: a watch lasts; the server ends it (timeoutSeconds) */
 	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, st_body);

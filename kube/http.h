@@ -35,6 +35,9 @@ typedef struct kvs__http_config {
 int kvs__http_new(kvs__http **out, const kvs__http_config *cfg);
 void kvs__http_free(kvs__http *h);
 
+/** What credentials requests carry, for a 401's message ("client certificate CN=alice"). */
+const char *kvs__http_auth(const kvs__http *h);
+
 /** The base URL requests go to (for messages). */
 const char *kvs__http_server(const kvs__http *h);
 

@@ -368,6 +368,153 @@ static int get_bool(int *out, struct kfile *f, yaml_node_t *m, const char *key,
 	return 0;
 }
 
+
+/* proxy-url: the schemes client-go accepts. */
+static int check_proxy_url(const char *u, struct kfile *f, yaml_node_t *m, const char *where)
+{
+	static const char *const ok[] = { "http://", "https://", "socks5://", "socks5h://" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strncmp(u, ok[i], strlen(ok[i])) == 0 && u[strlen(ok[i])])
+			return 0;
+	return kvs_error_set(KVS_ECONFIG,
+	                     "kubeconfig %s:%zu: %s.proxy-url \"%s\": want an http://, https://, "
+	                     "socks5:// or socks5h:// URL",
+	                     f->path, line_of(map_get(&f->doc, m, "proxy-url")), where, u);
+}
+
+#define EXEC_V1 "client.authentication.k8s.io/v1"
+#define EXEC_V1BETA1 "client.authentication.k8s.io/v1beta1"
+#define EXEC_MAX_ITEMS 1024
+
+/* A list of strings (`args`) or of {name, value} (`env`) into *out. */
+static int get_exec_list(char ***out, size_t *n, struct kfile *f, yaml_node_t *m,
+                         const char *key, int is_env, const char *where)
+{
+	yaml_node_t *seq = map_get(&f->doc, m, key);
+	size_t cnt;
+
+	*out = NULL;
+	*n = 0;
+	if (!seq || (seq->type == YAML_SCALAR_NODE && (seq->data.scalar.length == 0 ||
+	                                               !strcmp((char *)seq->data.scalar.value, "null"))))
+		return 0;
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: %s.exec.%s must be a list",
+		                     f->path, line_of(seq), where, key);
+	cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+	if (cnt > EXEC_MAX_ITEMS)
+		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: %s.exec.%s has more than %d items",
+		                     f->path, line_of(seq), where, key, EXEC_MAX_ITEMS);
+	if (!(*out = calloc(cnt + 1, sizeof(**out))))
+		return nomem();
+	for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *e = yaml_document_get_node(&f->doc, *it);
+		char *v;
+
+		if (!is_env) {
+			if (!e || e->type != YAML_SCALAR_NODE ||
+			    strlen((char *)e->data.scalar.value) != e->data.scalar.length)
+				return kvs_error_set(KVS_ECONFIG,
+				                     "kubeconfig %s:%zu: %s.exec.args: each item must be a "
+				                     "string",
+				                     f->path, line_of(e), where);
+			v = strdup((char *)e->data.scalar.value);
+		} else {
+			const char *nm = NULL, *val = NULL;
+			int rc;
+
+			if (!e || e->type != YAML_MAPPING_NODE)
+				return kvs_error_set(KVS_ECONFIG,
+				                     "kubeconfig %s:%zu: %s.exec.env: each item must be a "
+				                     "mapping with name and value",
+				                     f->path, line_of(e), where);
+			if ((rc = scalar(&nm, f, e, "name", "exec.env")) < 0 ||
+			    (rc = scalar(&val, f, e, "value", "exec.env")) < 0)
+				return rc;
+			if (!nm || !*nm || strchr(nm, '='))
+				return kvs_error_set(KVS_ECONFIG,
+				                     "kubeconfig %s:%zu: %s.exec.env: an item needs a name "
+				                     "without '='",
+				                     f->path, line_of(e), where);
+			if (asprintf(&v, "%s=%s", nm, val ? val : "") < 0)
+				v = NULL;
+		}
+		if (!v)
+			return nomem();
+		(*out)[(*n)++] = v;
+	}
+	return 0;
+}
+
+/* A user's `exec` section, as client-go reads it (apiVersion and command
+ * required; v1 also requires interactiveMode; a command with a '/' is a
+ * path relative to the kubeconfig's directory). */
+static int get_exec(kvs__kubeconf *kc, struct kfile *f, yaml_node_t *m, const char *user)
+{
+	char where[300];
+	const char *mode = NULL;
+	int rc;
+	kvs__exec_conf *x;
+
+	snprintf(where, sizeof(where), "user \"%s\"", user);
+	if (m->type != YAML_MAPPING_NODE)
+		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: %s.exec must be a mapping",
+		                     f->path, line_of(m), where);
+	if (!(x = kc->exec = calloc(1, sizeof(*x))) || !(x->user = strdup(user)))
+		return nomem();
+	if ((rc = get_str(&x->api_version, f, m, "apiVersion", "exec")) < 0 ||
+	    (rc = get_str(&x->command, f, m, "command", "exec")) < 0 ||
+	    (rc = get_str(&x->install_hint, f, m, "installHint", "exec")) < 0 ||
+	    (rc = get_bool(&x->provide_cluster_info, f, m, "provideClusterInfo", "exec")) < 0 ||
+	    (rc = scalar(&mode, f, m, "interactiveMode", "exec")) < 0 ||
+	    (rc = get_exec_list(&x->args, &x->nargs, f, m, "args", 0, where)) < 0 ||
+	    (rc = get_exec_list(&x->env, &x->nenv, f, m, "env", 1, where)) < 0)
+		return rc;
+	if (!x->api_version)
+		return kvs_error_set(KVS_ECONFIG,
+		                     "kubeconfig %s:%zu: %s.exec has no apiVersion (want " EXEC_V1
+		                     " or " EXEC_V1BETA1 ")",
+		                     f->path, line_of(m), where);
+	if (strcmp(x->api_version, EXEC_V1) != 0 && strcmp(x->api_version, EXEC_V1BETA1) != 0)
+		return kvs_error_set(KVS_ECONFIG,
+		                     "kubeconfig %s:%zu: %s.exec.apiVersion \"%s\" is not supported "
+		                     "(want " EXEC_V1 " or " EXEC_V1BETA1 ")",
+		                     f->path, line_of(map_get(&f->doc, m, "apiVersion")), where,
+		                     x->api_version);
+	if (!x->command)
+		return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: %s.exec has no command", f->path,
+		                     line_of(m), where);
+	if (!mode) {
+		if (strcmp(x->api_version, EXEC_V1) == 0)
+			return kvs_error_set(KVS_ECONFIG,
+			                     "kubeconfig %s:%zu: %s.exec.interactiveMode must be set for "
+			                     EXEC_V1 " (Never, IfAvailable or Always)",
+			                     f->path, line_of(m), where);
+		x->interactive = KVS__EXEC_IF_AVAILABLE;
+	} else if (strcmp(mode, "Never") == 0) {
+		x->interactive = KVS__EXEC_NEVER;
+	} else if (strcmp(mode, "IfAvailable") == 0) {
+		x->interactive = KVS__EXEC_IF_AVAILABLE;
+	} else if (strcmp(mode, "Always") == 0) {
+		x->interactive = KVS__EXEC_ALWAYS;
+	} else {
+		return kvs_error_set(KVS_ECONFIG,
+		                     "kubeconfig %s:%zu: %s.exec.interactiveMode \"%s\": want Never, "
+		                     "IfAvailable or Always",
+		                     f->path, line_of(map_get(&f->doc, m, "interactiveMode")), where, mode);
+	}
+	if (strchr(x->command, '/') && x->command[0] != '/') {
+		char *abs = resolve_path(f, x->command);
+		if (!abs)
+			return nomem();
+		free(x->command);
+		x->command = abs;
+	}
+	return 0;
+}
+
 void kvs__kubeconf_free(kvs__kubeconf *kc)
 {
 	if (!kc)
@@ -379,6 +526,8 @@ void kvs__kubeconf_free(kvs__kubeconf *kc)
 	free(kc->ca_file);
 	free(kc->ca_data);
 	free(kc->tls_server_name);
+	free(kc->proxy_url);
+	kvs__exec_conf_free(kc->exec);
 	if (kc->token)
 		explicit_bzero(kc->token, strlen(kc->token));
 	free(kc->token);
@@ -544,7 +693,10 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 		     (rc = get_b64(&kc->ca_data, &kc->ca_len, clf, cln, "certificate-authority-data",
 		                   where)) < 0 ||
 		     (rc = get_bool(&kc->insecure, clf, cln, "insecure-skip-tls-verify", where)) < 0 ||
-		     (rc = get_str(&kc->tls_server_name, clf, cln, "tls-server-name", where)) < 0))
+		     (rc = get_str(&kc->tls_server_name, clf, cln, "tls-server-name", where)) < 0 ||
+		     (rc = get_str(&kc->proxy_url, clf, cln, "proxy-url", where)) < 0))
+			return rc;
+		if (kc->proxy_url && (rc = check_proxy_url(kc->proxy_url, clf, cln, where)) < 0)
 			return rc;
 		if (!kc->server && !server)
 			return kvs_error_set(KVS_ECONFIG, "kubeconfig %s:%zu: cluster \"%s\" has no server",
@@ -567,17 +719,22 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 		if (usn) {
 			yaml_node_t *x;
 
-			if ((x = map_get(&usf->doc, usn, "exec")) != NULL)
+			if ((x = map_get(&usf->doc, usn, "auth-provider")) != NULL) {
+				const char *ap = NULL;
+				if (x->type == YAML_MAPPING_NODE &&
+				    (rc = scalar(&ap, usf, x, "name", where)) < 0)
+					return rc;
 				return kvs_error_set(KVS_ECONFIG,
-				                     "kubeconfig %s:%zu: user \"%s\": exec credential plugins "
-				                     "are not supported (use a token, tokenFile or client "
-				                     "certificate)",
-				                     usf->path, line_of(x), us_name);
-			if ((x = map_get(&usf->doc, usn, "auth-provider")) != NULL)
-				return kvs_error_set(KVS_ECONFIG,
-				                     "kubeconfig %s:%zu: user \"%s\": auth-provider is not "
-				                     "supported (use a token, tokenFile or client certificate)",
-				                     usf->path, line_of(x), us_name);
+				                     "kubeconfig %s:%zu: user \"%s\": auth-provider%s%s%s was "
+				                     "removed from kubectl (1.26) and is not supported: move "
+				                     "to an exec credential plugin (kubelogin for OIDC and "
+				                     "Azure, gke-gcloud-auth-plugin for GKE)",
+				                     usf->path, line_of(x), us_name, ap ? " \"" : "",
+				                     ap ? ap : "", ap ? "\"" : "");
+			}
+			if ((x = map_get(&usf->doc, usn, "exec")) != NULL &&
+			    (rc = get_exec(kc, usf, x, us_name)) < 0)
+				return rc;
 			if ((rc = get_str(&kc->token, usf, usn, "token", where)) < 0 ||
 			    (rc = get_path(&kc->token_file, usf, usn, "tokenFile", where)) < 0 ||
 			    (rc = get_path(&kc->cert_file, usf, usn, "client-certificate", where)) < 0 ||
@@ -596,6 +753,11 @@ static int resolve(kvs__kubeconf *kc, struct kset *s, const char *context, const
 				                     "break",
 				                     usf->path, line_of(map_get(&usf->doc, usn, "token")),
 				                     us_name);
+			if (kc->exec && (kc->token || kc->token_file || kc->username))
+				return kvs_error_set(KVS_ECONFIG,
+				                     "kubeconfig %s:%zu: user \"%s\": exec together with "
+				                     "token, tokenFile or username is ambiguous: keep one",
+				                     usf->path, line_of(usn), us_name);
 			if ((kc->cert_file || kc->cert_data) != (kc->key_file || kc->key_data))
 				return kvs_error_set(KVS_ECONFIG,
 				                     "kubeconfig %s:%zu: user \"%s\": client certificate and "

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kube/exec.h"
+
 /** Where to connect and how to authenticate; every field may be NULL/0. */
 typedef struct kvs__kubeconf {
 	char *source;          /**< "kubeconfig /a/b (context x)" or "in-cluster service account" */
@@ -19,6 +21,7 @@ typedef struct kvs__kubeconf {
 	size_t ca_len;
 	int insecure;          /**< insecure-skip-tls-verify */
 	char *tls_server_name;
+	char *proxy_url;       /**< the cluster's proxy-url (http, https, socks5, socks5h) */
 	char *token;
 	char *token_file;      /**< re-read when it changes (tokenFile, service account) */
 	char *cert_file;
@@ -30,6 +33,7 @@ typedef struct kvs__kubeconf {
 	char *username;
 	char *password;
 	int in_cluster;
+	kvs__exec_conf *exec;  /**< the user's exec credential plugin, or NULL */
 } kvs__kubeconf;
 
 /**

@@ -42,6 +42,7 @@ const char *kvs_strerror(int code)
 	case KVS_ECONFIG: return "bad configuration";
 	case KVS_EINVALOBJ: return "object refused as invalid";
 	case KVS_EITER_DONE: return "iteration done";
+	case KVS_ESTALE: return "segments may have been collected: the put took longer than its touch window";
 	}
 	return "unknown error";
 }
@@ -67,6 +68,21 @@ int kvs_error_set(int code, const char *fmt, ...)
 	va_end(ap);
 	memcpy(errbuf, tmp, sizeof(errbuf));
 	return code;
+}
+
+int kvs_op_result(kvs_op *op, int rc)
+{
+	if (!op)
+		return rc;
+	op->result = rc;
+	if (rc < 0) {
+		size_t n = strnlen(errbuf, sizeof(op->detail) - 1);  /* truncated if longer */
+		memcpy(op->detail, errbuf, n);
+		op->detail[n] = '\0';
+	} else {
+		op->detail[0] = '\0';
+	}
+	return rc;
 }
 
 void kvs_free(void *ptr)

@@ -31,6 +31,7 @@
 #include "codec.h"
 #include "gc.h"
 #include "listing.h"
+#include "options.h"
 #include "refs.h"
 
 #define DETAIL_MAX 2048
@@ -580,12 +581,8 @@ int kvs_fsck(kvs_fsck_report *out, kvs_store *s, const kvs_fsck_options *opts)
 		return kvs_error_set(KVS_EINVAL, "kvs_fsck: store is NULL");
 	f.s = s;
 	f.o = (kvs_fsck_options)KVS_FSCK_OPTIONS_INIT;
-	if (opts) {
-		if (opts->version < 1 || opts->version > KVS_FSCK_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_fsck_options version %u is not supported",
-			                     opts->version);
-		f.o = *opts;
-	}
+	if ((rc = KVS__OPTS(&f.o, opts, fsck)) < 0)
+		return rc;
 	if (isnan(f.o.read_data) || f.o.read_data > 1.0)
 		return kvs_error_set(KVS_EINVAL, "kvs_fsck: read_data must be within 0..1");
 	if (f.o.read_data == 0.0 || f.o.read_data >= 1.0)

@@ -25,6 +25,7 @@
 
 #include "gc.h"
 #include "listing.h"
+#include "options.h"
 #include "refs.h"
 
 /* ------------------------------------------------------------------------ */
@@ -349,12 +350,8 @@ int kvs_gc(kvs_gc_report *out, kvs_store *s, const kvs_gc_options *opts)
 		*out = rep;
 	if (!s)
 		return kvs_error_set(KVS_EINVAL, "kvs_gc: store is NULL");
-	if (opts) {
-		if (opts->version < 1 || opts->version > KVS_GC_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_gc_options version %u is not supported",
-			                     opts->version);
-		o = *opts;
-	}
+	if ((rc = KVS__OPTS(&o, opts, gc)) < 0)
+		return rc;
 	if (!o.grace_s)
 		o.grace_s = KVS__GC_DEF_GRACE_S;
 	/* G must exceed W (design.md): refuse a grace that breaks the argument. */

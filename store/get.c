@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "internal.h"
+#include "options.h"
 
 int kvs__key_to_index(char out[KVS__NAME_BUF], const kvs_store *s, const char *key,
                       size_t *key_len)
@@ -124,23 +125,18 @@ static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
 		return 0;
 	if (requests)
 		*requests += nops;
-	if (s->be->ops->batch && nops > 1) {
-		if ((rc = s->be->ops->batch(s->be, ops, nops)) < 0) {
-			for (size_t k = 0; k < nops; k++)
-				kvs_object_free(ops[k].out);
-			return rc;
-		}
-	} else {
-		for (size_t k = 0; k < nops; k++)
-			ops[k].result = s->be->ops->get(s->be, &ops[k].out, ops[k].name);
-	}
+	if ((rc = kvs__batch(s, ops, nops)) < 0)
+		return rc;
 	for (size_t k = 0; k < nops; k++) {
 		kvs_object *obj = ops[k].out;
 		ops[k].out = NULL;
 		if (rc == 0 && ops[k].result == KVS_ENOTFOUND)
 			rc = kvs_error_set(KVS_ENOTFOUND, "%s: segment %s is missing", what, names[k]);
-		else if (rc == 0 && ops[k].result < 0)
-			rc = ops[k].result;
+		else if (rc == 0 && ops[k].result < 0)   /* the op's own detail, named once */
+			rc = strstr(ops[k].detail, names[k])
+			         ? kvs_error_set(ops[k].result, "%s: %s", what, ops[k].detail)
+			         : kvs_error_set(ops[k].result, "%s: segment %s: %s", what, names[k],
+			                         ops[k].detail);
 		else if (rc == 0 && !obj)
 			rc = kvs_error_set(KVS_EIO, "%s: backend returned no object for %s", what, names[k]);
 		if (rc < 0) {
@@ -356,12 +352,30 @@ static int value_read(kvs_store *s, const kvs__manifest *m, const char *what, si
 	return 0;
 }
 
+/*
+ * The cap of a read (kvs_get_options.max_bytes, resolved by the entry
+ * point; NULL opts: none), checked against the length the manifest declares
+ * before anything is allocated for it: a hostile manifest may declare 2^40.
+ */
+static int over_cap(const kvs__manifest *m, const char *what, const kvs_get_options *opts)
+{
+	if (!opts || !opts->max_bytes || opts->max_bytes == KVS_MAX_BYTES_UNLIMITED ||
+	    m->length <= opts->max_bytes)
+		return 0;
+	return kvs_error_set(KVS_ETOOBIG, "%s: the value is %llu bytes, over the %llu bytes this "
+	                     "read allows (max_bytes)", what, (unsigned long long)m->length,
+	                     (unsigned long long)opts->max_bytes);
+}
+
 int kvs__value_read(kvs_store *s, const kvs__manifest *m, const char *what,
                     kvs_write_cb write, void *ctx, const kvs_get_options *opts,
                     uint64_t *requests)
 {
 	sink out = { NULL, NULL, write, ctx };
 	int rc;
+
+	if ((rc = over_cap(m, what, opts)) < 0)
+		return rc;
 
 	if (!(out.scratch = malloc(m->is_inline ? (m->length ? m->length : 1) : m->cdc_max)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
@@ -377,6 +391,8 @@ int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
 	int rc;
 
 	*outp = NULL;
+	if ((rc = over_cap(m, what, opts)) < 0)
+		return rc;
 	if (m->length > SIZE_MAX - 1 || !(out.buf = malloc(m->length ? m->length : 1)))
 		return kvs_error_set(KVS_ENOMEM, "%s: cannot allocate %llu bytes", what,
 		                     (unsigned long long)m->length);
@@ -458,6 +474,7 @@ static int load_key(kvs__manifest *m, kvs_ver *ver, kvs_store *s, const char *ke
 int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *s, const char *key,
             const kvs_get_options *opts)
 {
+	kvs_get_options o = KVS_GET_OPTIONS_INIT;
 	kvs__manifest m;
 	char what[KVS_KEY_MAX + 16];
 	uint64_t req = 0;
@@ -469,9 +486,13 @@ int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *s, const c
 		return kvs_error_set(KVS_EINVAL, "kvs_get: out is NULL");
 	*out = NULL;
 	*out_len = 0;
+	if ((rc = KVS__OPTS(&o, opts, get)) < 0)
+		return rc;
+	if (!o.max_bytes)
+		o.max_bytes = KVS_GET_MAX_BYTES_DEFAULT;
 	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
 		snprintf(what, sizeof(what), "key \"%s\"", key);
-		rc = kvs__value_read_buf(&buf, s, &m, what, opts, &req);
+		rc = kvs__value_read_buf(&buf, s, &m, what, &o, &req);
 	}
 	if (rc == 0) {
 		*out = buf;
@@ -486,6 +507,7 @@ int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *s, const c
 int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb write,
                    void *ctx, const kvs_get_options *opts)
 {
+	kvs_get_options o = KVS_GET_OPTIONS_INIT;
 	kvs__manifest m;
 	char what[KVS_KEY_MAX + 16];
 	uint64_t req = 0;
@@ -494,9 +516,13 @@ int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb
 
 	if (!write)
 		return kvs_error_set(KVS_EINVAL, "kvs_get_stream: write callback is NULL");
+	if ((rc = KVS__OPTS(&o, opts, get)) < 0)
+		return rc;
+	if (!o.max_bytes)
+		o.max_bytes = KVS_MAX_BYTES_UNLIMITED;   /* memory is bounded anyway */
 	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
 		snprintf(what, sizeof(what), "key \"%s\"", key);
-		rc = kvs__value_read(s, &m, what, write, ctx, opts, &req);
+		rc = kvs__value_read(s, &m, what, write, ctx, &o, &req);
 	}
 	if (rc == 0 && out_ver)
 		*out_ver = v;

@@ -29,6 +29,8 @@
 #define KVS__DEF_CACHE_BYTES (64ull << 20)
 #define KVS__DEF_TOUCH_WINDOW_S 600u
 #define KVS__MAX_LZ4_ACCEL 65537u
+#define KVS__DEF_MAX_WORKERS 4u     /* default workers: online CPUs, at most this */
+#define KVS__MAX_WORKERS 8u
 #define KVS__DEF_PUT_RETRIES 8u     /* blind put: attempts on 409 */
 /* Room for everything in an index manifest that is not the inline blob. */
 #define KVS__INDEX_OVERHEAD 4096u
@@ -42,7 +44,10 @@ struct kvs_store {
 	uint64_t manifest_max;            /* index manifest cap before indirect */
 	uint64_t seg_cap;                 /* min(segment_target, max_object_bytes) */
 	unsigned int put_retries;
-	unsigned int workers;             /* compression threads of a put (1 = inline) */
+	unsigned int workers;             /* threads of a put / whole-value get (1 = caller's only) */
+	/* be->ops->batch if the backend's vtable has the kvs_op layout we use
+	 * (version >= 2), else NULL: call through kvs__batch() */
+	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
 };
 
 /* ---- knobs for tests and benchmarks ------------------------------------- */
@@ -50,8 +55,18 @@ struct kvs_store {
 /* Largest manifest kept in the index before going indirect (default
  * KVS__MF_INDEX_MAX; at least 1024). */
 int kvs__store_set_manifest_max(kvs_store *s, uint64_t bytes);
-/* Compression threads per put (1..8). */
+/* Threads per put / get (1..KVS__MAX_WORKERS); kvs_options.workers at open. */
 int kvs__store_set_workers(kvs_store *s, unsigned int n);
+
+/* ---- backend calls (store.c) ---------------------------------------------- */
+
+/*
+ * Run `n` ops (one batch when the backend has a usable batch method and
+ * n > 1, else one by one). Clears each op's out/result/detail first. 0 when
+ * every op ran: each op's result and detail (never "" on failure) say how;
+ * < 0 for a failure of the batch as a whole (outs freed).
+ */
+int kvs__batch(kvs_store *s, kvs_op *ops, size_t n);
 
 /* ---- reading (get.c) ------------------------------------------------------ */
 

@@ -7,13 +7,19 @@
 
 #include "internal.h"
 #include "listing.h"
+#include "options.h"
 
-int kvs_delete(kvs_store *s, const char *key, const char *expect_version)
+int kvs_delete(kvs_store *s, const char *key, const kvs_delete_options *opts)
 {
+	kvs_delete_options o = KVS_DELETE_OPTIONS_INIT;
+	const char *expect_version;
 	char name[KVS__NAME_BUF];
 	size_t klen;
 	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, delete)) < 0)
+		return rc;
+	expect_version = o.expect_version;
 	if (!s)
 		return kvs_error_set(KVS_EINVAL, "store is NULL");
 	if ((rc = kvs__key_to_index(name, s, key, &klen)) < 0)
@@ -55,8 +61,9 @@ static int cmp_chunk(const void *a, const void *b)
 	return memcmp(((const kvs__chunk_ref *)a)->addr, ((const kvs__chunk_ref *)b)->addr, 16);
 }
 
-int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key)
+int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key, const kvs_stat_options *opts)
 {
+	kvs_stat_options o = KVS_STAT_OPTIONS_INIT;
 	char name[KVS__NAME_BUF];
 	kvs_object *idx = NULL;
 	kvs__manifest m;
@@ -66,6 +73,8 @@ int kvs_stat_key(kvs_stat *out, kvs_store *s, const char *key)
 	if (!out || !s)
 		return kvs_error_set(KVS_EINVAL, "kvs_stat_key: NULL argument");
 	memset(out, 0, sizeof(*out));
+	if ((rc = KVS__OPTS(&o, opts, stat)) < 0)
+		return rc;
 	if ((rc = kvs__key_to_index(name, s, key, &klen)) < 0)
 		return rc;
 	rc = s->be->ops->get(s->be, &idx, name);
@@ -257,18 +266,25 @@ static int entry_from_index(kvs_entry *e, kvs_store *s, const char *name)
  * length annotation for the length, which is only ever displayed; a get
  * trusts nothing but the manifest.
  */
-int kvs_list_keys(kvs_list **out, kvs_store *s, const char *prefix, size_t limit,
-                  const char *token)
+int kvs_list_keys(kvs_list **out, kvs_store *s, const kvs_list_options *opts)
 {
+	kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
 	kvs__listing it;
 	const kvs_object *o;
 	kvs_list *l;
-	size_t plen = prefix ? strlen(prefix) : 0, cap = 16;
+	const char *prefix, *token;
+	size_t plen, limit, cap = 16;
 	int rc;
 
 	if (!out || !s)
 		return kvs_error_set(KVS_EINVAL, "kvs_list_keys: NULL argument");
 	*out = NULL;
+	if ((rc = KVS__OPTS(&lo, opts, list)) < 0)
+		return rc;
+	prefix = lo.prefix;
+	token = lo.token;
+	limit = lo.limit;
+	plen = prefix ? strlen(prefix) : 0;
 	if (limit == 0)
 		limit = 500;
 	if (limit > 10000)

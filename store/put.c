@@ -28,6 +28,7 @@
 #include "codec.h"
 #include "commit.h"
 #include "internal.h"
+#include "options.h"
 #include "segwrite.h"
 
 #define WINDOW (4u << 20)
@@ -818,8 +819,6 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	XXH3_128bits_reset(&body.hash);
 	if (!s)
 		return kvs_error_set(KVS_EINVAL, "store is NULL");
-	if (po && (po->version < 1 || po->version > KVS_PUT_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_put_options version %u is not supported", po->version);
 	kvs__segw_init(&P.w, s, key, &P.ws);
 	if ((rc = kvs__commit_init(&P.c, s, key, po ? po->expect_version : NULL, &P.ws)) < 0)
 		return rc;
@@ -920,22 +919,30 @@ int kvs_put(kvs_ver *out, kvs_store *s, const char *key, const void *data, size_
             const kvs_put_options *opts)
 {
 	source src = { data, len, NULL, NULL };
+	kvs_put_options o = KVS_PUT_OPTIONS_INIT;
+	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, put)) < 0)
+		return rc;
 	if (!data && len)
 		return kvs_error_set(KVS_EINVAL, "kvs_put: data is NULL");
 	if (!data)
 		src.data = (const uint8_t *)"";
-	return do_put(out, s, key, &src, opts);
+	return do_put(out, s, key, &src, &o);
 }
 
 int kvs_put_stream(kvs_ver *out, kvs_store *s, const char *key, kvs_read_cb read, void *ctx,
                    const kvs_put_options *opts)
 {
 	source src = { NULL, 0, read, ctx };
+	kvs_put_options o = KVS_PUT_OPTIONS_INIT;
+	int rc;
 
+	if ((rc = KVS__OPTS(&o, opts, put)) < 0)
+		return rc;
 	if (!read)
 		return kvs_error_set(KVS_EINVAL, "kvs_put_stream: read callback is NULL");
-	return do_put(out, s, key, &src, opts);
+	return do_put(out, s, key, &src, &o);
 }
 
 /* The descriptor of kvs_put_fd and the errno of its failed read. */

@@ -131,13 +131,17 @@ int kvs__segw_touch(kvs__segw *w, uint32_t sl)
 	return rc;
 }
 
-/* Context for a failed segment call: the backends' details usually name the
- * object already ("create configmap ns/NAME: ..."); name it only if not. */
-static int seg_fail(kvs__segw *w, int rc, const char *what, const char *name)
+/* Context for a failed segment call: the key, the segment, and the detail
+ * of that very call (the op's own, after a batch: the ops of a batch
+ * overwrite the thread's last error). The backends' details usually name the
+ * object already ("create configmap ns/NAME: ..."): name it only if not.
+ * Wording only; the code is the call's. */
+static int seg_fail(kvs__segw *w, int rc, const char *what, const char *name,
+                    const char *detail)
 {
-	if (strstr(kvs_error_last(), name))
-		return kvs_error_set(rc, "key \"%s\": %s", w->key, kvs_error_last());
-	return kvs_error_set(rc, "key \"%s\": %s %s: %s", w->key, what, name, kvs_error_last());
+	if (strstr(detail, name))
+		return kvs_error_set(rc, "key \"%s\": %s", w->key, detail);
+	return kvs_error_set(rc, "key \"%s\": %s %s: %s", w->key, what, name, detail);
 }
 
 /* ---- judging an object found under a segment's name ---------------------- */
@@ -225,10 +229,10 @@ static int settle_existing(kvs__segw *w, uint32_t sl, kvs_object *obj, int64_t s
 			}
 			if (rc == KVS_EEXISTS)
 				continue;
-			return seg_fail(w, rc, "segment", obj->name);
+			return seg_fail(w, rc, "segment", obj->name, kvs_error_last());
 		}
 		if (rc < 0)
-			return seg_fail(w, rc, "segment", obj->name);
+			return seg_fail(w, rc, "segment", obj->name, kvs_error_last());
 		if (fixed) {
 			/* replaced by exactly this segment, then touched */
 			mark(w, sl, KVS__SLOT_TOUCHED, ms);
@@ -239,7 +243,7 @@ static int settle_existing(kvs__segw *w, uint32_t sl, kvs_object *obj, int64_t s
 		if (rc == KVS_ENOTFOUND)
 			continue;
 		if (rc < 0)
-			return seg_fail(w, rc, "reading back segment", obj->name);
+			return seg_fail(w, rc, "reading back segment", obj->name, kvs_error_last());
 		char rv[KVS_VER_MAX];
 		snprintf(rv, sizeof(rv), "%s", cur->resource_version ? cur->resource_version : "");
 		if ((rc = judge(w, cur, w->slots[sl].addr, &verdict, why, sizeof(why), NULL)) < 0)
@@ -307,12 +311,7 @@ int kvs__segw_flush(kvs__segw *w)
 		ops[i].in = w->pend[i];
 	}
 	w->st->requests += n;
-	if (w->s->be->ops->batch && n > 1) {
-		rc = w->s->be->ops->batch(w->s->be, ops, n);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			ops[i].result = w->s->be->ops->create(w->s->be, NULL, w->pend[i]);
-	}
+	rc = kvs__batch(w->s, ops, n);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t sl = w->pslot[i];
 		kvs_object_free(ops[i].out);
@@ -326,14 +325,8 @@ int kvs__segw_flush(kvs__segw *w)
 		} else if (ops[i].result == KVS_EEXISTS) {
 			rc = settle_existing(w, sl, w->pend[i], srv);
 		} else {
-			/* After a batch the detail is that of the op that failed last:
-			 * report the segment it names, with that op's code. */
-			size_t j = i;
-			for (size_t k = 0; k < n; k++)
-				if (ops[k].result < 0 && ops[k].result != KVS_EEXISTS &&
-				    strstr(kvs_error_last(), w->pend[k]->name))
-					j = k;
-			rc = seg_fail(w, ops[j].result, "creating segment", w->pend[j]->name);
+			rc = seg_fail(w, ops[i].result, "creating segment", w->pend[i]->name,
+			              ops[i].detail);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -431,12 +424,7 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 			ops[k].name = names[k];
 		}
 		w->st->requests += nops;
-		if (w->s->be->ops->batch && nops > 1) {
-			rc = w->s->be->ops->batch(w->s->be, ops, nops);
-		} else {
-			for (size_t k = 0; k < nops; k++)
-				ops[k].result = w->s->be->ops->get(w->s->be, &ops[k].out, ops[k].name);
-		}
+		rc = kvs__batch(w->s, ops, nops);
 		for (size_t k = 0; k < nops; k++) {
 			uint32_t sl = first + (uint32_t)(at + k);
 			kvs_object *obj = ops[k].out;
@@ -454,12 +442,15 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, kvs__reuse_cb 
 				w->slots[sl].state = KVS__SLOT_UNUSABLE;
 				continue;
 			}
-			if (ops[k].result < 0 || !obj) {
+			if (ops[k].result < 0) {
 				kvs_object_free(obj);
-				rc = ops[k].result < 0 ? ops[k].result
-				                       : kvs_error_set(KVS_EIO, "backend returned no object "
-				                                       "for %s", names[k]);
-				rc = seg_fail(w, rc, "reading base segment", names[k]);
+				rc = seg_fail(w, ops[k].result, "reading base segment", names[k],
+				              ops[k].detail);
+				continue;
+			}
+			if (!obj) {
+				rc = kvs_error_set(KVS_EIO, "backend returned no object for %s", names[k]);
+				rc = seg_fail(w, rc, "reading base segment", names[k], kvs_error_last());
 				continue;
 			}
 			if ((rc = judge(w, obj, w->slots[sl].addr, &verdict, why, sizeof(why), &sg)) < 0)
@@ -509,7 +500,7 @@ int kvs__segw_refresh(kvs__segw *w)
 			rc = kvs__segw_touch(w, (uint32_t)i);
 			if (rc == KVS_ENOTFOUND) {
 				kvs__segment_name(name, w->s->name, sl->addr);
-				return kvs_error_set(KVS_ETIMEOUT, "key \"%s\": segment %s vanished before the "
+				return kvs_error_set(KVS_ESTALE, "key \"%s\": segment %s vanished before the "
 				                     "commit (put took longer than the touch window)", w->key,
 				                     name);
 			}

@@ -134,7 +134,7 @@ int kvs__segw_touch(kvs__segw *w, uint32_t slot);
  * Step 5: every fresh, referenced slot must have been created or touched
  * less than half the touch window ago on both clocks; touch again what was
  * not, until a pass touches nothing (at most 4, then KVS_ETIMEOUT). A
- * segment gone by then fails the put with KVS_ETIMEOUT.
+ * segment gone by then fails the put with KVS_ESTALE.
  */
 int kvs__segw_refresh(kvs__segw *w);
 

@@ -2,6 +2,7 @@
  * store.c — opening and closing a store: option validation and defaults
  * (docs/design.md "Sizes" explains the defaults).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 
 #include "codec.h"
 #include "internal.h"
+#include "options.h"
 
 int64_t kvs__mono_ms(void)
 {
@@ -33,15 +35,20 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	if (!out)
 		return bad("kvs_open: out is NULL");
 	*out = NULL;
-	if (!be || !be->ops || !be->ops->get || !be->ops->create || !be->ops->replace ||
-	    !be->ops->annotate || !be->ops->remove || !be->ops->list || !be->ops->now)
-		return bad("kvs_open: backend is NULL or lacks a required method");
-	if (opts) {
-		if (opts->version < 1 || opts->version > KVS_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_options version %u is not supported",
-			                     opts->version);
-		o = *opts;
+	if (!be || !be->ops)
+		return bad("kvs_open: backend is NULL");
+	{
+		char what[96];
+		snprintf(what, sizeof(what), "kvs_backend_ops of backend \"%.40s\"",
+		         be->ops->name ? be->ops->name : "?");
+		if ((rc = kvs__version_check(what, NULL, be->ops->version, KVS_BACKEND_OPS_VERSION)) < 0)
+			return rc;
 	}
+	if (!be->ops->get || !be->ops->create || !be->ops->replace ||
+	    !be->ops->annotate || !be->ops->remove || !be->ops->list || !be->ops->now)
+		return bad("kvs_open: backend lacks a required method");
+	if ((rc = KVS__OPTS(&o, opts, store)) < 0)
+		return rc;
 	if (!o.name) o.name = KVS__DEF_STORE;
 	if (!o.chunk_min) o.chunk_min = KVS__DEF_CHUNK_MIN;
 	if (!o.chunk_avg) o.chunk_avg = KVS__DEF_CHUNK_AVG;
@@ -52,6 +59,10 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	if (!o.cache_bytes) o.cache_bytes = KVS__DEF_CACHE_BYTES;
 	if (!o.lz4_accel) o.lz4_accel = 1;
 	if (!o.touch_window_s) o.touch_window_s = KVS__DEF_TOUCH_WINDOW_S;
+	if (!o.workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.workers = n > 1 ? (n > KVS__DEF_MAX_WORKERS ? KVS__DEF_MAX_WORKERS : (unsigned)n) : 1;
+	}
 
 	if ((rc = kvs__store_name_check(o.name)) < 0)
 		return rc;
@@ -86,19 +97,19 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 		kvs_error_set(rc, "lz4_accel %u is over %u", o.lz4_accel, KVS__MAX_LZ4_ACCEL);
 		goto fail;
 	}
+	if (o.workers > KVS__MAX_WORKERS) {
+		kvs_error_set(rc, "workers %u is over %u", o.workers, KVS__MAX_WORKERS);
+		goto fail;
+	}
 	memcpy(s->name, o.name, strlen(o.name) + 1);
 	o.name = s->name;
 	s->opts = o;
 	s->manifest_max = idxmax;
 	s->seg_cap = o.segment_target;
 	s->put_retries = KVS__DEF_PUT_RETRIES;
-	s->workers = 1;
-	{
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		if (n > 1)
-			s->workers = n > 4 ? 4 : (unsigned)n;
-	}
-	if ((rc = kvs__cache_new(&s->cache, o.cache_bytes == UINT64_MAX ? 0 : o.cache_bytes)) < 0)
+	s->workers = o.workers;
+	s->batch = be->ops->version >= 2 ? be->ops->batch : NULL;
+	if ((rc = kvs__cache_new(&s->cache, o.cache_bytes == KVS_CACHE_OFF ? 0 : o.cache_bytes)) < 0)
 		goto fail;
 	s->be = be;
 	*out = s;
@@ -129,8 +140,51 @@ int kvs__store_set_manifest_max(kvs_store *s, uint64_t bytes)
 
 int kvs__store_set_workers(kvs_store *s, unsigned int n)
 {
-	if (n < 1 || n > 8)
+	if (n < 1 || n > KVS__MAX_WORKERS)
 		return kvs_error_set(KVS_EINVAL, "workers %u out of range", n);
 	s->workers = n;
+	s->opts.workers = n;
+	return 0;
+}
+
+/*
+ * Run a batch: through the backend's batch method when it has one of the
+ * kvs_op layout this library uses (vtable version 2), else one by one. Each
+ * op's result and detail are set either way, so callers report a failed op
+ * from its own detail, never from the thread's last error (which the other
+ * ops of a parallel batch overwrite).
+ */
+int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		ops[i].out = NULL;
+		ops[i].result = 0;
+		ops[i].detail[0] = '\0';
+	}
+	if (s->batch && n > 1) {
+		if ((rc = s->batch(s->be, ops, n)) < 0) {
+			for (size_t i = 0; i < n; i++) {
+				kvs_object_free(ops[i].out);
+				ops[i].out = NULL;
+			}
+			return rc;
+		}
+		/* a backend that left a failure without detail: say at least what */
+		for (size_t i = 0; i < n; i++)
+			if (ops[i].result < 0 && !ops[i].detail[0])
+				snprintf(ops[i].detail, sizeof(ops[i].detail), "%s", kvs_strerror(ops[i].result));
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].kind == KVS_OP_GET)
+			kvs_op_result(&ops[i], s->be->ops->get(s->be, &ops[i].out, ops[i].name));
+		else if (ops[i].kind == KVS_OP_CREATE)
+			kvs_op_result(&ops[i], s->be->ops->create(s->be, NULL, ops[i].in));
+		else
+			kvs_op_result(&ops[i], kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
+			                                     (int)ops[i].kind));
+	}
 	return 0;
 }

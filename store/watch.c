@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "gc.h"
+#include "options.h"
 #include "reflect.h"
 
 #define WATCH_LIST_PAGE KVS__GC_INDEX_PAGE /* whole manifests: keep pages small */
@@ -46,6 +47,7 @@ struct kvs_watch {
 	char *key;               /* key, or prefix */
 	size_t key_len;
 	int prefix, values;
+	kvs_get_options gopts;   /* how values are read: max_bytes of the watch */
 	char sel[KVS__NAME_BUF];
 	char iprefix[KVS__NAME_BUF];   /* "kvs.<store>.i-" */
 	char name_filter[KVS__NAME_BUF]; /* exact index name (single key) or escaped prefix, "" = none */
@@ -292,7 +294,7 @@ static int on_present(kvs_watch *w, kvs_watch_event *out, const kvs__rf_event *e
 	if (w->values) {
 		snprintf(what, sizeof(what), "watch: key \"%.200s\" version %s", m.key,
 		         obj->resource_version);
-		rc = kvs__value_read_buf(&val, w->s, &m, what, NULL, NULL);
+		rc = kvs__value_read_buf(&val, w->s, &m, what, &w->gopts, NULL);
 		if (rc < 0) {
 			kvs__manifest_clear(&m);
 			return rc;
@@ -345,12 +347,10 @@ int kvs_watch_open(kvs_watch **out, kvs_store *s, const char *key,
 	*out = NULL;
 	if (!s || !key)
 		return kvs_error_set(KVS_EINVAL, "kvs_watch_open: store or key is NULL");
-	if (opts) {
-		if (opts->version < 1 || opts->version > KVS_WATCH_OPTIONS_VERSION)
-			return kvs_error_set(KVS_EINVAL, "kvs_watch_options version %u is not supported",
-			                     opts->version);
-		o = *opts;
-	}
+	if ((rc = KVS__OPTS(&o, opts, watch)) < 0)
+		return rc;
+	if (!o.max_bytes)
+		o.max_bytes = KVS_WATCH_MAX_BYTES_DEFAULT;
 	if (o.flags & ~(KVS_WATCH_PREFIX | KVS_WATCH_VALUES))
 		return kvs_error_set(KVS_EINVAL, "kvs_watch_open: unknown flags 0x%x", o.flags);
 	if (!s->be->ops->watch_open || !s->be->ops->watch_next || !s->be->ops->watch_close)
@@ -374,6 +374,8 @@ int kvs_watch_open(kvs_watch **out, kvs_store *s, const char *key,
 	w->key_len = len;
 	w->prefix = !!(o.flags & KVS_WATCH_PREFIX);
 	w->values = !!(o.flags & KVS_WATCH_VALUES);
+	w->gopts = (kvs_get_options)KVS_GET_OPTIONS_INIT;
+	w->gopts.max_bytes = o.max_bytes;
 	kvs__selector(w->sel, s->name, KVS__ROLE_INDEX);
 	snprintf(w->iprefix, sizeof(w->iprefix), "kvs.%s.i-", s->name);
 	if (len) {

@@ -197,6 +197,110 @@ expect_eq "kubectl get lists custom resources" "widget.example.com/w1" "$out"
 out=$(K create configmap x -n nowhere)
 expect_eq "create in an unknown namespace" 'error: failed to create configmap: namespaces "nowhere" not found' "$out"
 
+# ---------------------------------------------------------------- controller-facing (issue 15)
+# A small watch cache (3 events, no age) and quick bookmarks, so the window
+# and the bookmark rule show within seconds.
+start_server ctl --watch-cache-size 3 --watch-cache-ms 0 --bookmark-ms 300
+CTL=http://127.0.0.1:$PORT
+KCC="$T/kc-ctl"
+write_kubeconfig "$KCC" "$CTL"
+KC2() { timeout 20 kubectl --kubeconfig "$KCC" "$@" 2>&1; }
+
+cat >"$T/crd.yaml" <<EOF
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.ctl.example.com}
+spec:
+  group: ctl.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status: {type: object, properties: {phase: {type: string}}}
+EOF
+out=$(KC2 apply --validate=false -f "$T/crd.yaml")
+expect_eq "1 kubectl apply -f crd.yaml registers the resource" \
+	"customresourcedefinition.apiextensions.k8s.io/gadgets.ctl.example.com created" "$out"
+printf 'apiVersion: ctl.example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {size: 3}\nstatus: {phase: Lost}\n' >"$T/g1.yaml"
+out=$(KC2 apply --validate=false -f "$T/g1.yaml")
+expect_eq "1 kubectl apply creates the custom resource" "gadget.ctl.example.com/g1 created" "$out"
+out=$(KC2 get gadget g1 -o jsonpath='{.status}')
+expect_eq "1 create drops .status" "" "$out"
+out=$(KC2 patch gadget g1 --subresource=status --type=merge -p '{"status":{"phase":"Ready"},"spec":{"size":9}}')
+expect_eq "1 kubectl patch --subresource=status" "gadget.ctl.example.com/g1 patched" "$out"
+out=$(KC2 get gadget g1 -o jsonpath='{.status.phase} {.spec.size} {.metadata.generation}')
+expect_eq "1 the status write changed only the status (generation 1)" "Ready 3 1" "$out"
+out=$(KC2 get gadgets | tr -s ' ')
+expect_has "9 kubectl get shows the CRD's printer columns" "NAME SIZE PHASE" "$out"
+expect_has "9 ... with the values from their jsonPaths" "g1 3 Ready" "$out"
+
+out=$(KC2 run p1 --image=busybox:1.36 --restart=Never)
+expect_eq "2 kubectl run creates a Pod" "pod/p1 created" "$out"
+out=$(KC2 get pod p1 -o jsonpath='{.spec.dnsPolicy} {.spec.schedulerName} {.spec.terminationGracePeriodSeconds} {.status.phase} {.status.qosClass}')
+expect_eq "2 the Pod has the real defaults and status" "ClusterFirst default-scheduler 30 Pending BestEffort" "$out"
+out=$(KC2 get pods | tr -s ' ')
+expect_has "2 kubectl get pods prints the pod table" "p1 0/1 Pending 0" "$out"
+out=$(KC2 patch pod p1 --subresource=status --type=merge -p '{"status":{"phase":"Succeeded"}}')
+expect_eq "2 kubectl patch pod --subresource=status" "pod/p1 patched" "$out"
+out=$(KC2 get pods | tr -s ' ')
+expect_has "2 a Succeeded pod shows Completed" "p1 0/1 Completed 0" "$out"
+out=$(KC2 patch pod p1 -p '{"spec":{"restartPolicy":"Always"}}')
+expect_has "2 a Pod spec change is refused" 'The Pod "p1" is invalid: spec: Forbidden: pod updates may not change fields other than' "$out"
+
+out=$(KC2 create configmap dry --from-literal=a=1 --dry-run=server -o jsonpath='{.metadata.uid}|{.metadata.resourceVersion}')
+case "$out" in ?*"|") ok "4 kubectl create --dry-run=server answers with no resourceVersion" ;;
+*) bad "4 kubectl create --dry-run=server answers with no resourceVersion" "<uid>|" "$out" ;; esac
+out=$(KC2 get cm dry)
+expect_eq "4 ... and stores nothing" 'Error from server (NotFound): configmaps "dry" not found' "$out"
+
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [ctl.example.com/hold]}\n' >"$T/held.yaml"
+KC2 apply --validate=false -f "$T/held.yaml" >/dev/null
+out=$(KC2 delete cm held --wait=false)
+expect_eq "3 kubectl delete of an object with a finalizer" 'configmap "held" deleted' "$out"
+out=$(KC2 get cm held -o jsonpath='{.metadata.deletionGracePeriodSeconds} {.metadata.finalizers}')
+expect_eq "3 ... keeps it, marked for deletion" '0 ["ctl.example.com/hold"]' "$out"
+KC2 patch cm held --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]' >/dev/null
+out=$(KC2 get cm held)
+expect_eq "3 removing the finalizer lets it go" 'Error from server (NotFound): configmaps "held" not found' "$out"
+
+out=$(KC2 create namespace tmp)
+expect_eq "namespaces can be created" "namespace/tmp created" "$out"
+out=$(KC2 get ns tmp -o jsonpath='{.status.phase} {.spec.finalizers} {.metadata.labels}')
+expect_eq "a new namespace is Active with the kubernetes finalizer and name label" \
+	'Active ["kubernetes"] {"kubernetes.io/metadata.name":"tmp"}' "$out"
+KC2 create configmap in-tmp -n tmp >/dev/null
+out=$(KC2 delete namespace tmp --wait=false)
+expect_eq "kubectl delete namespace" 'namespace "tmp" deleted' "$out"
+out=$(KC2 get ns tmp)
+expect_eq "the namespace controller empties and removes it" 'Error from server (NotFound): namespaces "tmp" not found' "$out"
+
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: badlabel, labels: {a: "b c"}}\n' >"$T/bad.yaml"
+out=$(KC2 apply --validate=false -f "$T/bad.yaml")
+expect_has "5 a label value with a space is refused by the server" \
+	'The ConfigMap "badlabel" is invalid: metadata.labels: Invalid value: "b c": a valid label must be an empty string' "$out"
+out=$(KC2 apply --server-side --validate=false -f "$T/g1.yaml")
+expect_has "server-side apply is out of scope: a clear 415" "server-side apply is not supported by this test server" "$out"
+
+out=$(timeout 90 "$PY" "$HERE/fidelity/k8s_controller_check.py" "$KCC" "$CTL" 2>&1)
+printf '%s\n' "$out" | grep -Ev '^(ok|FAIL) - ' | grep -Ev '^  (expected|got): ' | head -n 40
+printf '%s\n' "$out" | grep -E '^(ok|FAIL) - |^  (expected|got): '
+PASS=$((PASS + $(printf '%s\n' "$out" | grep -c '^ok - ')))
+FAIL=$((FAIL + $(printf '%s\n' "$out" | grep -c '^FAIL - ')))
+if ! printf '%s\n' "$out" | grep -q '^ok - ctl: controller checks ran to the end'; then
+	bad "controller check ran to the end" "last check reached" "$(printf '%s\n' "$out" | tail -n 5)"
+fi
+
 # ---------------------------------------------------------------- HTTPS + token
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kapi-test-ca" \
 	-keyout "$T/ca.key" -out "$T/ca.crt" >/dev/null 2>&1

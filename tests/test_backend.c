@@ -1,7 +1,7 @@
 /*
  * test_backend.c — the conformance suite every backend must pass.
  *
- * Only fx_backend()/fx_backend_peer()/fx_compact() and the vtable are used,
+ * Only fx_backend()/fx_backend_peer()/fx_compact()/fx_touch() and the vtable are used,
  * so the suite runs unchanged against the Kubernetes backend
  * (KVS_TEST_BACKEND=kube). Each test proves one ConfigMap behaviour the
  * store relies on.
@@ -613,6 +613,7 @@ Test(backend, idle_watch_receives_bookmark_with_current_rv)
 	put_new(mk("idle", NULL, "0"), NULL);
 	list_rv(NULL, rv);
 	cr_assert_eq(be->ops->watch_open(be, &w, NULL, rv), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_touch(be), 0, "%s", kvs_error_last()); /* a newer revision elsewhere */
 	for (int i = 0; i < 30 && !got; i++) {
 		int rc = be->ops->watch_next(w, &ev, 300);
 		if (rc == KVS_ETIMEOUT)
@@ -655,6 +656,32 @@ Test(backend, batch_gives_each_get_and_create_its_own_result)
 	kvs_object *g = get("b-new");
 	cr_expect_str_eq(data_str(g, buf, sizeof(buf)), "new");
 	kvs_object_free(g);
+}
+
+/* A parallel batch overwrites the thread's last error: each failed op must
+ * carry its own detail (and a successful one none). */
+Test(backend, batch_gives_each_failed_op_its_own_detail)
+{
+	if (!be->ops->batch)
+		cr_skip_test("backend has no batch");
+	put_new(mk("d-have", NULL, "have"), NULL);
+	kvs_object *dup = mk("d-have", NULL, "dup");
+	kvs_op ops[3] = {
+		{ .kind = KVS_OP_GET, .name = "d-missing-one" },
+		{ .kind = KVS_OP_CREATE, .in = dup },
+		{ .kind = KVS_OP_GET, .name = "d-have" },
+	};
+	strcpy(ops[2].detail, "stale");
+	cr_assert_eq(be->ops->batch(be, ops, 3), 0, "%s", kvs_error_last());
+	cr_expect_eq(ops[0].result, KVS_ENOTFOUND);
+	cr_expect_not_null(strstr(ops[0].detail, "d-missing-one"), "%s", ops[0].detail);
+	cr_expect_eq(ops[1].result, KVS_EEXISTS);
+	cr_expect_not_null(strstr(ops[1].detail, "d-have"), "%s", ops[1].detail);
+	cr_expect_eq(ops[2].result, 0);
+	cr_expect_str_eq(ops[2].detail, "");
+	for (int i = 0; i < 3; i++)
+		kvs_object_free(ops[i].out);
+	kvs_object_free(dup);
 }
 
 enum { RACE_N = 40 };

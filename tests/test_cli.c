@@ -1485,7 +1485,7 @@ static const char rmw_loop[] =
 Test(cli, concurrent_read_modify_write_with_version_file_loses_no_increment)
 {
 	enum { LOOPS = 3, EACH = 8 };
-	char zero[PATH_MAX], tag[LOOPS][16], ids[LOOPS][8], each[8];
+	char zero[PATH_MAX], tag[LOOPS][16], ids[LOOPS][16], each[16];
 	pid_t pid[LOOPS];
 	struct res r = { 0 };
 	long acked = 0, conflicts = 0;
@@ -1552,8 +1552,9 @@ static void write_fd_all(int fd, const uint8_t *p, size_t len)
  * The value comes slowly through a pipe: the put creates its first
  * segments, then waits for the rest longer than half its touch window (1s);
  * meanwhile its segments are deleted (as a gc with too short a grace would).
- * Before committing, the put re-touches them and finds them gone. That is
- * not an unreachable server, and the hint must say what happened.
+ * Before committing, the put re-touches them and finds them gone: the
+ * library says KVS_ESTALE. That is not an unreachable server (KVS_ETIMEOUT
+ * would get that hint), and the hint must say what happened.
  */
 Test(cli, put_whose_segments_were_collected_before_its_commit_says_so)
 {
@@ -1587,6 +1588,7 @@ Test(cli, put_whose_segments_were_collected_before_its_commit_says_so)
 	free(buf);
 	finish(&r, "put", put);
 	cr_assert_neq(r.code, 0, "the put committed: %s", r.out);
+	cr_assert_eq(r.code, 7, "exit %d: %s", r.code, r.err);
 	cr_assert_null(strstr(r.err, "reachable"), "blames the connection: %s", r.err);
 	cr_assert_not_null(strstr(r.err, "hint: segments written by this put were collected before it "
 	                                 "could commit"), "%s", r.err);
@@ -1612,12 +1614,11 @@ Test(cli, fsck_of_a_missing_key_exits_3_not_8)
 /* ---- a namespace that does not exist ------------------------------------------------- */
 
 /*
- * Needs kvs_backend_namespace_check() in the library (docs/cli.md, "Exit
- * codes"): a list in a missing namespace is an empty list, as on the real
- * API server, so without asking for the namespace an empty store and a
- * missing namespace look the same. Enable when the function lands.
+ * A list in a missing namespace is an empty list, as on the real API
+ * server, so only asking for the namespace (kvs_backend_namespace_check)
+ * tells an empty store from a missing namespace.
  */
-Test(cli, ls_and_fsck_in_a_missing_namespace_say_so_and_exit_3, .disabled = true)
+Test(cli, ls_and_fsck_in_a_missing_namespace_say_so_and_exit_3)
 {
 	struct res r = { 0 };
 

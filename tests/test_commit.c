@@ -340,7 +340,7 @@ static int reput_after_base_damage(damage how, int stream, size_t which)
 		             kvs_error_last());
 		cr_assert(strstr(kvs_error_last(), segs[which]->name), "%s: the error does not name "
 		          "the object: %s", what, kvs_error_last());
-		cr_assert_eq(kvs_stat_key(&st, s, "k"), 0, "%s", kvs_error_last());
+		cr_assert_eq(kvs_stat_key(&st, s, "k", NULL), 0, "%s", kvs_error_last());
 		cr_assert_str_eq(st.version.str, v1.str, "%s: a failed put committed something", what);
 	}
 	free_objects(segs, ns);

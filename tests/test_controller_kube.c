@@ -5,6 +5,7 @@
  * short and assertions are about outcomes, never about timing.
  */
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -120,4 +121,47 @@ Test(controller_kube, two_members_split_the_shards_on_real_leases)
 	cr_assert_str_eq(l.holder, "");
 	kvc_member_free(m[0]);
 	kvc_member_free(m[1]);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The keepalive's own client (kvc_kubeapi_lease_options): with the API
+ * server answering after 5 s, a tick gives up well inside the 2 s renew
+ * deadline, where the client's defaults (30 s, 6 retries) would wait. */
+Test(controller_kube, a_tick_cannot_outlive_the_renew_deadline)
+{
+	kvc_member_opts o = KVC_MEMBER_OPTS_INIT;
+	o.group = "slow";
+	o.identity = "a";
+	o.vshards = 64;
+	o.lease_duration_ns = 3 * KVC_S;
+	o.renew_deadline_ns = 2 * KVC_S;
+	o.retry_period_ns = 400 * KVC_MS;
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	kvc_kubeapi_lease_options(&ko, &o);
+	cr_assert_leq(ko.timeout_ms, 500);
+	cr_assert_eq(ko.retries, 1);
+	kvs_kube *lk;
+	kvc_api *la;
+	kvc_member *m;
+	cr_assert_eq(kvs_kube_open(&lk, &ko), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvc_kubeapi_new(&la, lk, NULL), 0);
+	cr_assert_eq(kvc_member_new(&m, &o, la, kvc_clock_system(), NULL), 0);
+	cr_assert_eq(kvc_member_tick(m), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_kapi_faults(srv, "{\"latency_ms\":5000}"), 0);
+	double t0 = mono_s();
+	int rc = kvc_member_tick(m);
+	double took = mono_s() - t0;
+	cr_assert_eq(fx_kapi_faults(srv, "{\"latency_ms\":0}"), 0);
+	cr_assert_lt(rc, 0);
+	cr_assert_lt(took, 2.0, "a tick took %.2f s", took);
+	kvc_member_free(m);
+	kvc_kubeapi_free(la);
+	kvs_kube_free(lk);
 }

@@ -258,6 +258,60 @@ Test(controller_member, a_restart_under_the_same_identity_moves_nothing)
 	}
 }
 
+/* No node holds a shard that was another's in `before`. */
+static void check_moved_nothing(node **ns, const kvc_shardset *before)
+{
+	for (int i = 0; i < 3; i++) {
+		if (!ns[i]->m)
+			continue;
+		kvc_shardset h;
+		kvc_member_held(ns[i]->m, &h);
+		for (unsigned s = 0; s < V; s++)
+			cr_assert(!kvc_set_has(&h, s) || kvc_set_has(&before[i], s),
+			          "t=%lld: member %d holds shard %u of another", (long long)(now / KVC_MS), i, s);
+	}
+}
+
+Test(controller_member, a_rolling_restart_with_clean_stops_moves_nothing)
+{
+	node a = { 0 }, b = { 0 }, c = { 0 };
+	node *ns[] = { &a, &b, &c };
+	static const char *const ids[] = { "a", "b", "c" };
+	for (int i = 0; i < 3; i++)
+		node_start(ns[i], ids[i], 0);
+	run(ns, 3, 40 * KVC_S);
+	kvc_shardset before[3], after[3];
+	for (int i = 0; i < 3; i++)
+		kvc_member_held(ns[i]->m, &before[i]);
+	/* Each stops cleanly (SIGTERM), comes back at once, and the next one
+	 * stops a second later: a restarted process must count the members it
+	 * finds at once, or it takes the shards the next one releases. */
+	for (int i = 0; i < 3; i++) {
+		kvc_member_stop(ns[i]->m);
+		for (int k = 0; k < 50 && !kvc_member_stopped(ns[i]->m); k++) {
+			run(ns, 3, 100 * KVC_MS);
+			check_moved_nothing(ns, before);
+		}
+		cr_assert(kvc_member_stopped(ns[i]->m));
+		kvc_member_free(ns[i]->m);
+		ns[i]->m = NULL;
+		node_start(ns[i], ids[i], 0);
+		for (int k = 0; k < 10; k++) {
+			run(ns, 3, 100 * KVC_MS);
+			check_moved_nothing(ns, before);
+		}
+	}
+	for (int k = 0; k < 100; k++) {
+		run(ns, 3, 100 * KVC_MS);
+		check_moved_nothing(ns, before);
+	}
+	for (int i = 0; i < 3; i++) {
+		kvc_member_held(ns[i]->m, &after[i]);
+		cr_assert(kvc_set_equal(&before[i], &after[i]), "member %d's shards changed", i);
+		kvc_member_free(ns[i]->m);
+	}
+}
+
 Test(controller_member, a_clean_stop_releases_shards_and_lease)
 {
 	node a = { 0 }, b = { 0 };

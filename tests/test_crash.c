@@ -232,7 +232,7 @@ static void run_lost(int existing, size_t len, int conditional)
 				kvs_free(p);
 				/* committed once: the writer recognised its own commit */
 				kvs_stat ks;
-				cr_assert_eq(kvs_stat_key(&ks, reader, "k"), 0, "%s", kvs_error_last());
+				cr_assert_eq(kvs_stat_key(&ks, reader, "k", NULL), 0, "%s", kvs_error_last());
 				cr_assert_eq(ks.generation, existing ? 2 : 1,
 				             "%s at call %llu: generation %llu: committed more than once",
 				             form_names[f], (unsigned long long)k,

@@ -504,7 +504,7 @@ Test(fsck, repair_removes_orphans_past_grace_and_keeps_broken_keys)
 	cr_assert_eq(lost, 1);
 	cr_assert_eq(r.problems, 1, "the broken key is a problem left");
 	kvs_stat s;
-	cr_assert_eq(kvs_stat_key(&s, st, "victim"), 0, "repair dropped the broken key");
+	cr_assert_eq(kvs_stat_key(&s, st, "victim", NULL), 0, "repair dropped the broken key");
 	free(seg);
 	free(v);
 	free(w);

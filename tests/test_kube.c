@@ -610,7 +610,7 @@ Test(kube, batch_creates_report_eexists_per_op)
 	fx_kapi *k = start(0, NULL);
 	kvs_backend *b = open_be(k, NULL);
 	kvs_object *a = mk("a", "1"), *c = mk("c", "2");
-	kvs_op ops[2] = { { KVS_OP_CREATE, NULL, a, NULL, 0 }, { KVS_OP_CREATE, NULL, c, NULL, 0 } };
+	kvs_op ops[2] = { { KVS_OP_CREATE, NULL, a, NULL, 0, "" }, { KVS_OP_CREATE, NULL, c, NULL, 0, "" } };
 
 	create_ok(b, "c", "0", NULL);
 	cr_assert_eq(b->ops->batch(b, ops, 2), 0);
@@ -1320,7 +1320,10 @@ Test(kube, h2_front_watch_delivers_events_and_outlives_idle_time)
 	int rc, bookmarks = 0;
 
 	cr_assert_eq(b->ops->watch_open(b, &w, "app=t", ""), 0, "%s", kvs_error_last());
-	/* idle for a while: bookmarks flow, the stream stays open */
+	/* a newer revision elsewhere (on a real cluster, lease renewals) */
+	cr_assert_eq(fx_kapi_call(k, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+	                          "{\"metadata\":{\"name\":\"elsewhere\"}}", NULL), 201);
+	/* idle for a while: a bookmark comes, the stream stays open */
 	int64_t t0 = now_ms();
 	do {
 		rc = b->ops->watch_next(w, &ev, 500);

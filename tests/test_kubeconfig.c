@@ -294,14 +294,72 @@ Test(kubeconfig, no_current_context_and_none_given_is_econfig)
 	load_fails(cfg, NULL, "no current-context", cfg);
 }
 
-Test(kubeconfig, exec_credential_plugin_is_reported_unsupported)
+#define EXEC_HEAD "current-context: c\n" \
+	"clusters:\n- name: k\n  cluster: {server: 'https://x', proxy-url: 'socks5://p:1080'}\n" \
+	"contexts:\n- name: c\n  context: {cluster: k, user: u}\n" \
+	"users:\n- name: u\n  user:\n    exec:\n"
+
+Test(kubeconfig, exec_plugin_fields_are_read_and_a_relative_command_resolved)
+{
+	const char *cfg = wfile("config", EXEC_HEAD
+	                        "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+	                        "      command: bin/get-token\n"
+	                        "      args: [eks, get-token, --cluster, c1]\n"
+	                        "      env:\n      - {name: AWS_PROFILE, value: prod}\n"
+	                        "      provideClusterInfo: true\n"
+	                        "      installHint: install the aws CLI\n");
+	kvs__kubeconf *kc;
+	char want[128];
+
+	cr_assert_eq(kvs__kubeconf_load(&kc, cfg, NULL, NULL, NULL), 0, "%s", kvs_error_last());
+	cr_assert_not_null(kc->exec);
+	snprintf(want, sizeof(want), "%s/bin/get-token", dir);
+	cr_expect_str_eq(kc->exec->command, want);
+	cr_assert_eq(kc->exec->nargs, 4);
+	cr_expect_str_eq(kc->exec->args[3], "c1");
+	cr_assert_eq(kc->exec->nenv, 1);
+	cr_expect_str_eq(kc->exec->env[0], "AWS_PROFILE=prod");
+	cr_expect_eq(kc->exec->provide_cluster_info, 1);
+	cr_expect_eq(kc->exec->interactive, KVS__EXEC_IF_AVAILABLE); /* v1beta1's default */
+	cr_expect_str_eq(kc->exec->install_hint, "install the aws CLI");
+	cr_expect_str_eq(kc->proxy_url, "socks5://p:1080");
+	kvs__kubeconf_free(kc);
+}
+
+Test(kubeconfig, exec_plugin_v1_needs_interactive_mode_and_a_known_api_version)
+{
+	const char *cfg = wfile("config", EXEC_HEAD
+	                        "      apiVersion: client.authentication.k8s.io/v1\n"
+	                        "      command: aws\n");
+	load_fails(cfg, NULL, "interactiveMode must be set", cfg);
+	cfg = wfile("config2", EXEC_HEAD
+	            "      apiVersion: client.authentication.k8s.io/v1alpha1\n"
+	            "      command: aws\n");
+	load_fails(cfg, NULL, "v1alpha1\" is not supported", cfg);
+	cfg = wfile("config3", EXEC_HEAD "      command: aws\n");
+	load_fails(cfg, NULL, "has no apiVersion", cfg);
+	cfg = wfile("config4", EXEC_HEAD
+	            "      apiVersion: client.authentication.k8s.io/v1\n"
+	            "      interactiveMode: Sometimes\n"
+	            "      command: aws\n");
+	load_fails(cfg, NULL, "want Never, IfAvailable or Always", cfg);
+}
+
+Test(kubeconfig, proxy_url_with_an_unknown_scheme_is_refused)
 {
 	const char *cfg = wfile("config", "current-context: c\n"
-	                                  "clusters:\n- name: k\n  cluster: {server: 'https://x'}\n"
-	                                  "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-	                                  "users:\n- name: u\n  user:\n    exec:\n"
-	                                  "      command: aws\n");
-	load_fails(cfg, NULL, "exec", "not supported");
+	                        "clusters:\n- name: k\n  cluster: {server: 'https://x', proxy-url: 'ftp://p'}\n"
+	                        "contexts:\n- name: c\n  context: {cluster: k}\n");
+	load_fails(cfg, NULL, "proxy-url \"ftp://p\"", cfg);
+}
+
+Test(kubeconfig, auth_provider_says_to_move_to_exec)
+{
+	const char *cfg = wfile("config", "current-context: c\n"
+	                        "clusters:\n- name: k\n  cluster: {server: 'https://x'}\n"
+	                        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+	                        "users:\n- name: u\n  user:\n    auth-provider: {name: gcp}\n");
+	load_fails(cfg, NULL, "auth-provider \"gcp\"", "move to an exec credential plugin");
 }
 
 Test(kubeconfig, unreadable_ca_file_is_named)

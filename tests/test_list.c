@@ -34,7 +34,12 @@ static void list_all(seen *out, kvs_store *s, const char *prefix, size_t limit)
 	memset(out, 0, sizeof(*out));
 	do {
 		kvs_list *l = NULL;
-		int rc = kvs_list_keys(&l, s, prefix, limit, tok);
+		kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+		int rc;
+		lo.prefix = prefix;
+		lo.limit = limit;
+		lo.token = tok;
+		rc = kvs_list_keys(&l, s, &lo);
 		cr_assert_eq(rc, 0, "list: %s: %s", kvs_strerror(rc), kvs_error_last());
 		for (size_t i = 0; i < l->count; i++) {
 			if (out->n == out->cap) {
@@ -108,7 +113,7 @@ Test(list, hundred_keys_with_700kib_indexes_list_through_the_api_server, .timeou
 		cr_assert_eq(kvs_put(&vers[i], s, key, v, VLEN - (size_t)i, NULL), 0, "put %s: %s", key,
 		             kvs_error_last());
 		if (i == 0) {
-			cr_assert_eq(kvs_stat_key(&st, s, key), 0, "%s", kvs_error_last());
+			cr_assert_eq(kvs_stat_key(&st, s, key, NULL), 0, "%s", kvs_error_last());
 			cr_assert(st.is_inline && st.index_bytes > 690 * KIB,
 			          "index of %u bytes: not the large index this test needs", st.index_bytes);
 		}

@@ -481,7 +481,7 @@ Test(store, racing_conditional_puts_have_one_winner_and_no_torn_reads, .timeout 
 		committed[round + 1] = (uint32_t)round << 8 | (uint32_t)(r.won[round][1] ? 1 : 0);
 		cr_assert_eq(a, committed[round + 1]);
 		kvs_free(p);
-		cr_assert_eq(kvs_stat_key(&st, s, "race"), 0);
+		cr_assert_eq(kvs_stat_key(&st, s, "race", NULL), 0);
 		if (round + 1 < RACE_ROUNDS)
 			r.base[round + 1] = st.version;
 		await_reads(&r, 2);   /* the reader goes on reading between rounds too */
@@ -656,9 +656,13 @@ Test(store, delete_removes_key_and_honours_expected_version)
 	void *p;
 	size_t n;
 
+	kvs_delete_options dopts = KVS_DELETE_OPTIONS_INIT;
+
 	cr_assert_eq(kvs_put(&v, s, "d", "abc", 3, NULL), 0);
-	cr_assert_eq(kvs_delete(s, "d", "999999"), KVS_ECONFLICT);
-	cr_assert_eq(kvs_delete(s, "d", v.str), 0, "%s", kvs_error_last());
+	dopts.expect_version = "999999";
+	cr_assert_eq(kvs_delete(s, "d", &dopts), KVS_ECONFLICT);
+	dopts.expect_version = v.str;
+	cr_assert_eq(kvs_delete(s, "d", &dopts), 0, "%s", kvs_error_last());
 	cr_assert_eq(kvs_get(&p, &n, NULL, s, "d", NULL), KVS_ENOTFOUND);
 	cr_assert_eq(kvs_delete(s, "d", NULL), KVS_ENOTFOUND);
 	kvs_close(s);
@@ -676,7 +680,7 @@ Test(store, stat_describes_value_without_reading_segments)
 	cr_assert_eq(kvs_put(&v, s, "st", d, 2 * MIB, NULL), 0);
 	if (is_memory())
 		kvs_mem_reset_stats(b);
-	cr_assert_eq(kvs_stat_key(&st, s, "st"), 0);
+	cr_assert_eq(kvs_stat_key(&st, s, "st", NULL), 0);
 	if (is_memory()) {
 		kvs_mem_stats ms;
 		kvs_mem_get_stats(b, &ms);
@@ -691,7 +695,7 @@ Test(store, stat_describes_value_without_reading_segments)
 	cr_assert_gt(st.stored_bytes, 0);
 	cr_assert_geq(st.segment_bytes, st.stored_bytes);
 	cr_assert_eq(kvs_put(NULL, s, "small", "x", 1, NULL), 0);
-	cr_assert_eq(kvs_stat_key(&st, s, "small"), 0);
+	cr_assert_eq(kvs_stat_key(&st, s, "small", NULL), 0);
 	cr_assert_eq(st.is_inline, 1);
 	cr_assert_eq(st.length, 1);
 	free(d);
@@ -711,7 +715,11 @@ Test(store, list_keys_pages_and_filters_by_prefix)
 	}
 	do {
 		kvs_list *l = NULL;
-		cr_assert_eq(kvs_list_keys(&l, s, "app/", 4, tok), 0, "%s", kvs_error_last());
+		kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+		lo.prefix = "app/";
+		lo.limit = 4;
+		lo.token = tok;
+		cr_assert_eq(kvs_list_keys(&l, s, &lo), 0, "%s", kvs_error_last());
 		cr_assert_leq(l->count, 4);
 		for (size_t i = 0; i < l->count; i++) {
 			int n;

@@ -117,15 +117,40 @@ typedef enum kvs_op_kind {
 	KVS_OP_CREATE = 2   /**< in → out (out may be left NULL) */
 } kvs_op_kind;
 
+#define KVS_OP_DETAIL_MAX 256
+
 typedef struct kvs_op {
 	kvs_op_kind kind;
 	const char *name;         /**< GET */
 	const kvs_object *in;     /**< CREATE */
 	kvs_object *out;          /**< result, owned by the caller afterwards */
 	int result;               /**< 0 or KVS_E code, per operation */
+	/**
+	 * (vtable version 2) why this operation failed, NUL-terminated, "" on
+	 * success: what kvs_error_last() said right after the failure, which
+	 * the thread's last error cannot carry for every op of a batch. Set it
+	 * with kvs_op_result().
+	 */
+	char detail[KVS_OP_DETAIL_MAX];
 } kvs_op;
 
-#define KVS_BACKEND_OPS_VERSION 1
+/**
+ * Record the outcome of one batch operation: op->result = rc, and
+ * op->detail = kvs_error_last() when rc < 0 ("" otherwise). Returns rc.
+ * Call it right after the failing call, before anything else can set the
+ * thread's error.
+ */
+KVS_API int kvs_op_result(kvs_op *op, int rc);
+
+/*
+ * Vtable versions:
+ *  1  the first; kvs_op without `detail`. The store never calls the batch
+ *     method of a version 1 backend (the op array's layout changed) and runs
+ *     its operations one by one through get/create instead.
+ *  2  kvs_op.detail, filled by batch for every failed operation.
+ * kvs_open refuses version 0 and versions newer than the library's.
+ */
+#define KVS_BACKEND_OPS_VERSION 2
 
 /**
  * The backend vtable. New methods are only ever appended; `version` tells
@@ -186,9 +211,10 @@ typedef struct kvs_backend_ops {
 
 	/**
 	 * Optional: run `n` independent operations, in parallel where possible.
-	 * Returns 0 when every op ran (each op->result says how it went), or a
-	 * code for a failure of the batch as a whole. NULL: the store runs them
-	 * one by one through get/create.
+	 * Returns 0 when every op ran (each op->result and op->detail say how it
+	 * went: set them with kvs_op_result), or a code for a failure of the
+	 * batch as a whole. NULL: the store runs them one by one through
+	 * get/create.
 	 */
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
 

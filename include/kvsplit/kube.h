@@ -22,8 +22,9 @@
  * Conventions (those of kvsplit.h): functions return 0 or a negative KVS_E
  * code with the detail in kvs_error_last(); out-parameters come first; what
  * comes back through them belongs to the caller; option structs start with
- * `unsigned int version` and have an _INIT macro, and NULL options mean the
- * defaults.
+ * `unsigned int version` and have an _INIT macro, are read by the size
+ * their version declares (a version of 0, or one newer than the library's,
+ * is KVS_EINVAL naming the struct), and NULL options mean the defaults.
  *
  * Errors: an error response is a Kubernetes Status. Its code and reason map
  * to one KVS_E code:

@@ -314,24 +314,24 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		size_t blen = 0;
 
 		op->out = NULL;
-		op->result = 0;
+		kvs_op_result(op, 0);
 		switch (op->kind) {
 		case KVS_OP_GET:
 			set_what(whats[m], sizeof(whats[m]), "get", kb, op->name);
-			if ((op->result = kvs__kube_check_name(whats[m], op->name)) < 0)
+			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->name)) < 0)
 				break;
 			req_init(&rs[m], KVS_KUBE_VERB_GET, op->name, whats[m]);
 			idx[m++] = i;
 			break;
 		case KVS_OP_CREATE:
 			if (!op->in) {
-				op->result = kvs_error_set(KVS_EINVAL, "batch create: no object");
+				kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch create: no object"));
 				break;
 			}
 			set_what(whats[m], sizeof(whats[m]), "create", kb, op->in->name);
-			if ((op->result = kvs__kube_check_name(whats[m], op->in->name)) < 0)
+			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->in->name)) < 0)
 				break;
-			if ((op->result = kvs__kube_body_object(&bodies[m], &blen, op->in, kb->ns, 0)) <
+			if (kvs_op_result(op, kvs__kube_body_object(&bodies[m], &blen, op->in, kb->ns, 0)) <
 			    0) {
 				if (op->result == KVS_ENOMEM)
 					rc = op->result;
@@ -343,8 +343,8 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 			idx[m++] = i;
 			break;
 		default:
-			op->result = kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
-			                           (int)op->kind);
+			kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
+			                                (int)op->kind));
 			break;
 		}
 	}
@@ -355,10 +355,10 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		kvs_kube_request *r = &rs[j];
 
 		if (r->result < 0)
-			op->result = kvs_error_set(r->result, "%s", r->detail);
+			kvs_op_result(op, kvs_error_set(r->result, "%s", r->detail));
 		else if (op->kind == KVS_OP_GET)
-			op->result = kvs__kube_object_parse(&op->out, r->response, r->response_len, 0,
-			                                    r->what);
+			kvs_op_result(op, kvs__kube_object_parse(&op->out, r->response, r->response_len, 0,
+			                                         r->what));
 	}
 out:
 	for (size_t j = 0; rs && j < m; j++)
@@ -433,4 +433,27 @@ const char *kvs_backend_namespace(const kvs_backend *backend)
 	if (!backend || backend->ops != &kube_ops)
 		return NULL;
 	return ((const kube_backend *)backend)->ns;
+}
+
+/*
+ * A list or a get in a namespace that does not exist is answered exactly as
+ * in an empty one (an empty list, "configmaps not found"), so the only way
+ * to tell is to ask for the namespace itself: one GET of a small object.
+ */
+int kvs_backend_namespace_check(kvs_backend *backend)
+{
+	kube_backend *kb = (kube_backend *)backend;
+	cJSON *obj = NULL;
+	int rc;
+
+	if (!backend)
+		return kvs_error_set(KVS_EINVAL, "kvs_backend_namespace_check: backend is NULL");
+	if (backend->ops != &kube_ops)
+		return kvs_error_set(KVS_EUNSUPPORTED, "the %s backend has no namespaces",
+		                     backend->ops && backend->ops->name ? backend->ops->name : "this");
+	rc = kvs_kube_get(&obj, kb->kube, &kvs_kube_namespaces, NULL, kb->ns, NULL, NULL);
+	cJSON_Delete(obj);
+	if (rc == KVS_ENOTFOUND)
+		return kvs_error_set(KVS_ENOTFOUND, "namespace \"%s\" does not exist", kb->ns);
+	return rc;
 }

@@ -75,6 +75,7 @@
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 #include "store/mem/faults.h"
+#include "store/options.h"
 #include "kube/selector.h"
 #include "kube/validate.h"
 
@@ -1445,14 +1446,14 @@ static int mem_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		op->out = NULL;
 		switch (op->kind) {
 		case KVS_OP_GET:
-			op->result = mem_get(b, &op->out, op->name);
+			kvs_op_result(op, mem_get(b, &op->out, op->name));
 			break;
 		case KVS_OP_CREATE:
-			op->result = mem_create(b, &op->out, op->in);
+			kvs_op_result(op, mem_create(b, &op->out, op->in));
 			break;
 		default:
-			op->result = kvs_error_set(KVS_EINVAL, "memory backend batch: op %zu has "
-			                           "unknown kind %d", i, (int)op->kind);
+			kvs_op_result(op, kvs_error_set(KVS_EINVAL, "memory backend batch: op %zu has "
+			                                "unknown kind %d", i, (int)op->kind));
 			break;
 		}
 	}
@@ -1515,24 +1516,25 @@ static mem_backend *handle_new(cluster *c)
 
 int kvs_backend_mem(kvs_backend **out, const kvs_mem_options *opts)
 {
+	kvs_mem_options o = KVS_MEM_OPTIONS_INIT;
 	cluster *c;
 	pthread_condattr_t ca;
 	mem_backend *m;
+	int rc;
 
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_backend_mem: out is NULL");
 	*out = NULL;
-	if (opts && (opts->version == 0 || opts->version > KVS_MEM_OPTIONS_VERSION))
-		return kvs_error_set(KVS_EINVAL, "kvs_backend_mem: options version %u unknown "
-		                     "(this build knows %d)", opts->version, KVS_MEM_OPTIONS_VERSION);
-	if (opts && opts->history > MEM_MAX_HISTORY)
+	if ((rc = KVS__OPTS(&o, opts, mem)) < 0)
+		return rc;
+	if (o.history > MEM_MAX_HISTORY)
 		return kvs_error_set(KVS_EINVAL, "kvs_backend_mem: history %zu over the cap %u",
-		                     opts->history, MEM_MAX_HISTORY);
+		                     o.history, MEM_MAX_HISTORY);
 	if (!(c = calloc(1, sizeof(*c))))
 		return oom("creating cluster", NULL);
-	c->max_bytes = opts && opts->max_object_bytes ? opts->max_object_bytes : MEM_DEFAULT_MAX_BYTES;
-	c->page_default = opts && opts->list_page_default ? opts->list_page_default : MEM_DEFAULT_PAGE;
-	c->ring_cap = opts && opts->history ? opts->history : MEM_DEFAULT_HISTORY;
+	c->max_bytes = o.max_object_bytes ? o.max_object_bytes : MEM_DEFAULT_MAX_BYTES;
+	c->page_default = o.list_page_default ? o.list_page_default : MEM_DEFAULT_PAGE;
+	c->ring_cap = o.history ? o.history : MEM_DEFAULT_HISTORY;
 	if (!(c->ring = calloc(c->ring_cap, sizeof(*c->ring)))) {
 		free(c);
 		return oom("creating cluster", NULL);

@@ -180,10 +180,10 @@ check("label change into/out of a selector yields ADDED then DELETED",
       events == [("ADDED", "py-p1"), ("DELETED", "py-p1")],
       [("ADDED", "py-p1"), ("DELETED", "py-p1")], events)
 
-# --- 410 Gone after compaction ----------------------------------------------------
+# --- 410 Gone once etcd compacted and the watch cache rolled over ---------------------
 old_rv = v1.list_namespaced_config_map(NS).metadata.resource_version
 v1.patch_namespaced_config_map("py-p2", NS, {"data": {"x": "y"}})
-control("/kapi/compact")
+control("/kapi/compact?watch-cache=1")
 err = None
 try:
     for ev in watch.Watch().stream(v1.list_namespaced_config_map, NS, resource_version=old_rv,
@@ -208,13 +208,13 @@ cur = v1.read_namespaced_config_map("py-p3", NS)
 e = api_error(v1.delete_namespaced_config_map, "py-p3", NS,
               body=client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version="1")))
 check("delete with a stale resourceVersion precondition is 409",
-      e is not None and e.status == 409 and "Precondition failed: ResourceVersion in precondition: 1" in e.body,
-      "409 Precondition failed: ResourceVersion in precondition: 1 ...", e and (e.status, e.body))
+      e is not None and e.status == 409 and "the ResourceVersion in the precondition (1) does not match" in e.body,
+      "409 the ResourceVersion in the precondition (1) does not match ...", e and (e.status, e.body))
 e = api_error(v1.delete_namespaced_config_map, "py-p3", NS,
               body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-the-uid")))
 check("delete with a wrong uid precondition is 409",
-      e is not None and e.status == 409 and "Precondition failed: UID in precondition: not-the-uid" in e.body,
-      "409 Precondition failed: UID in precondition ...", e and (e.status, e.body))
+      e is not None and e.status == 409 and "the UID in the precondition (not-the-uid) does not match" in e.body,
+      "409 the UID in the precondition (not-the-uid) ...", e and (e.status, e.body))
 st = v1.delete_namespaced_config_map("py-p3", NS, body=client.V1DeleteOptions(
     preconditions=client.V1Preconditions(uid=cur.metadata.uid, resource_version=cur.metadata.resource_version)))
 check("delete with matching preconditions returns Status Success",

@@ -1,6 +1,7 @@
 /* HTTP side: routing, content negotiation, the verbs, watch streams, fault
  * injection and the /kapi control endpoints, on libmicrohttpd. */
 #include "kapi.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -284,6 +285,40 @@ static const char AGE_DESC[] =
 
 /* The server-side printing of pkg/printers/internalversion for the kinds
  * served here (kubectl get prints these columns). */
+static cJSON *t_rows(cJSON *t)
+{
+	cJSON_AddArrayToObject(t, "rows");
+	return t;
+}
+
+/* kubectl's pod STATUS column, short of the kubelet's reasons. */
+static void pod_cells(const cJSON *pod, cJSON *cells)
+{
+	const cJSON *pst = cJSON_GetObjectItemCaseSensitive(pod, "status");
+	const cJSON *cs = cJSON_GetObjectItemCaseSensitive(pst, "containerStatuses");
+	int total = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(pod, "spec"), "containers")),
+	    ready = 0, restarts = 0;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cs) {
+		ready += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ready"));
+		const cJSON *rc = cJSON_GetObjectItemCaseSensitive(c, "restartCount");
+		restarts += cJSON_IsNumber(rc) ? rc->valueint : 0;
+	}
+	char b[32];
+	snprintf(b, sizeof b, "%d/%d", ready, total);
+	cJSON_AddItemToArray(cells, cJSON_CreateString(b));
+	const char *phase = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pst, "phase"));
+	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pst, "reason"));
+	if (obj_deleting(pod))
+		reason = "Terminating";
+	else if (phase && !strcmp(phase, "Succeeded"))
+		reason = "Completed";
+	cJSON_AddItemToArray(cells, cJSON_CreateString(reason ? reason : phase ? phase : ""));
+	snprintf(b, sizeof b, "%d", restarts);
+	cJSON_AddItemToArray(cells, cJSON_CreateString(b));
+}
+
 static cJSON *table_new(const struct resource *r, const char *mv)
 {
 	cJSON *t = cJSON_CreateObject();
@@ -304,7 +339,15 @@ static cJSON *table_new(const struct resource *r, const char *mv)
 	case RES_NAMESPACE:
 		add_column(cols, "Status", "string", "", "The status of the namespace");
 		break;
+	case RES_POD:
+		add_column(cols, "Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic.");
+		add_column(cols, "Status", "string", "", "The aggregate status of the containers in this pod.");
+		add_column(cols, "Restarts", "string", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.");
+		break;
 	case RES_CUSTOM:
+		schema_columns(r, cols);
+		return t_rows(t);
+	case RES_EVENT:
 		break;
 	}
 	add_column(cols, "Age", "string", "", AGE_DESC);
@@ -330,10 +373,19 @@ static void table_row(cJSON *t, const struct objver *o, const char *mv, const ch
 		cJSON_AddItemToArray(cells, cJSON_CreateString(h ? h : ""));
 		break;
 	}
-	case RES_NAMESPACE:
-		cJSON_AddItemToArray(cells, cJSON_CreateString("Active"));
+	case RES_NAMESPACE: {
+		const char *ph = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(o->obj, "status"), "phase"));
+		cJSON_AddItemToArray(cells, cJSON_CreateString(ph ? ph : "Active"));
+		break;
+	}
+	case RES_POD:
+		pod_cells(o->obj, cells);
 		break;
 	case RES_CUSTOM:
+		schema_cells(o->res, o->obj, cells);
+		goto obj;
+	case RES_EVENT:
 		break;
 	}
 	char age[32];
@@ -341,6 +393,7 @@ static void table_row(cJSON *t, const struct objver *o, const char *mv, const ch
 		               cJSON_GetObjectItemCaseSensitive(o->obj, "metadata"), "creationTimestamp"))),
 	               age);
 	cJSON_AddItemToArray(cells, cJSON_CreateString(age));
+obj:
 	if (!include || strcmp(include, "Metadata") == 0)
 		cJSON_AddItemToObject(row, "object", pom_of(o, mv));
 	else if (strcmp(include, "Object") == 0)
@@ -383,13 +436,28 @@ static char *continue_token(uint64_t rv, const char *last_key)
 	free(ks);
 	char *t = b64_encode((const unsigned char *)j, strlen(j));
 	free(j);
+	/* base64.RawURLEncoding */
+	char *w = t;
+	for (char *p = t; *p; p++)
+		if (*p != '=')
+			*w++ = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	*w = 0;
 	return t;
 }
 
 static int parse_continue(const char *tok, uint64_t *rv, char **start)
 {
-	size_t n;
-	unsigned char *raw = b64_decode(tok, &n);
+	size_t n, tl = strlen(tok);
+	if (tl > 8192)
+		return -1;
+	char *std = xmalloc(tl + 4);
+	for (size_t i = 0; i < tl; i++)
+		std[i] = tok[i] == '-' ? '+' : tok[i] == '_' ? '/' : tok[i];
+	while (tl % 4)
+		std[tl++] = '=';
+	std[tl] = 0;
+	unsigned char *raw = b64_decode(std, &n);
+	free(std);
 	if (!raw)
 		return -1;
 	cJSON *j = cJSON_ParseWithLength((const char *)raw, n);
@@ -627,6 +695,24 @@ static struct status *check_kind(const struct resource *r, const cJSON *obj)
 		return st_bad_request("Object 'Kind' is missing in the request body");
 	const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "kind"));
 	const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+	if (r->type == RES_CUSTOM && !r->crd && ((k && *k && strcmp(k, r->kind) != 0) ||
+	                                         (av && *av && strcmp(av, r->api_version) != 0))) {
+		/* the custom resource validator's words */
+		struct ferrs fe = {0};
+		char *b;
+		const char *name = meta_str(obj, "name");
+		if (k && *k && strcmp(k, r->kind) != 0) {
+			b = xasprintf("Invalid value: \"%s\": must be %s", k, r->kind);
+			ferr_add(&fe, "FieldValueInvalid", "kind", b);
+			free(b);
+		}
+		if (av && *av && strcmp(av, r->api_version) != 0) {
+			b = xasprintf("Invalid value: \"%s\": must be %s", av, r->api_version);
+			ferr_add(&fe, "FieldValueInvalid", "apiVersion", b);
+			free(b);
+		}
+		return st_invalid(r, name ? name : "", &fe);
+	}
 	if ((k && *k && strcmp(k, r->kind) != 0) || (av && *av && strcmp(av, r->api_version) != 0)) {
 		char *m = xasprintf("the API version in the data (%s) does not match the expected API version (%s)",
 		                    av ? av : "", r->api_version);
@@ -696,18 +782,130 @@ static void stamp_new(struct resource *r, cJSON *obj, const char *ns, const char
 
 /* ---- create --------------------------------------------------------------- */
 
+/* dryRun: "All" or nothing (ValidateCreateOptions and its siblings). */
+static struct status *dry_run(struct MHD_Connection *c, const cJSON *opts, const char *optkind,
+                              bool *dry)
+{
+	const char *v = arg(c, "dryRun");
+	const cJSON *dv = cJSON_GetObjectItemCaseSensitive(opts, "dryRun");
+	if (!v && cJSON_IsArray(dv) && cJSON_GetArraySize(dv) == 1)
+		v = cJSON_GetStringValue(cJSON_GetArrayItem(dv, 0));
+	*dry = false;
+	if (!v)
+		return NULL;
+	if (!strcmp(v, "All")) {
+		*dry = true;
+		return NULL;
+	}
+	char *qk = xasprintf("%s.meta.k8s.io", optkind);
+	struct resource fake = {.group = (char *)"meta.k8s.io", .kind = (char *)optkind, .qkind = qk};
+	struct ferrs fe = {0};
+	char *b = xasprintf("Unsupported value: []string{\"%s\"}: supported values: \"All\"", v);
+	ferr_add(&fe, "FieldValueNotSupported", "dryRun", b);
+	free(b);
+	struct status *s = st_invalid(&fake, "", &fe);
+	free(qk);
+	return s;
+}
+
+/* Everything the real server validates on a body of r, after defaulting. */
+static struct status *validate_all(struct resource *r, cJSON *obj, const char *name,
+                                   const char *ns, struct ferrs *fe)
+{
+	struct status *s = validate_object(r, obj, name, fe);
+	if (s)
+		return s;
+	validate_meta(obj, r->type != RES_CUSTOM, fe);
+	switch (r->type) {
+	case RES_LEASE:
+		return lease_times(r, obj, fe);
+	case RES_POD:
+		pod_validate(obj, fe);
+		break;
+	case RES_EVENT:
+		event_validate(r, obj, ns, fe);
+		break;
+	case RES_CUSTOM:
+		if (!r->crd)
+			schema_apply(r, obj, fe);
+		break;
+	case RES_CONFIGMAP:
+	case RES_NAMESPACE:
+		break;
+	}
+	return NULL;
+}
+
+/* namespaceStrategy.PrepareForCreate, and the label the real server adds. */
+static void ns_defaults(cJSON *obj, const char *name)
+{
+	cJSON *m = meta_of(obj);
+	cJSON *l = cJSON_GetObjectItemCaseSensitive(m, "labels");
+	if (!cJSON_IsObject(l)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(m, "labels");
+		l = cJSON_AddObjectToObject(m, "labels");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(l, "kubernetes.io/metadata.name");
+	cJSON_AddStringToObject(l, "kubernetes.io/metadata.name", name);
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	if (!cJSON_IsObject(spec)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "spec");
+		spec = cJSON_AddObjectToObject(obj, "spec");
+	}
+	cJSON *fin = cJSON_GetObjectItemCaseSensitive(spec, "finalizers");
+	bool have = false;
+	const cJSON *f;
+	cJSON_ArrayForEach(f, fin)
+		have |= cJSON_IsString(f) && !strcmp(f->valuestring, "kubernetes");
+	if (!cJSON_IsArray(fin)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(spec, "finalizers");
+		fin = cJSON_AddArrayToObject(spec, "finalizers");
+	}
+	if (!have)
+		cJSON_AddItemToArray(fin, cJSON_CreateString("kubernetes"));
+	cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(obj, "status"), "phase", "Active");
+}
+
+/* NamespaceLifecycle admission. */
+static struct status *ns_terminating(const struct resource *r, const char *name, const char *ns)
+{
+	char *m = xasprintf("%s \"%s\" is forbidden: unable to create new content in namespace %s "
+	                    "because it is being terminated", r->qualified, name, ns);
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "name", name);
+	if (*r->group)
+		cJSON_AddStringToObject(d, "group", r->group);
+	cJSON_AddStringToObject(d, "kind", r->plural);
+	cJSON *causes = cJSON_AddArrayToObject(d, "causes");
+	cJSON *cause = cJSON_CreateObject();
+	cJSON_AddStringToObject(cause, "reason", "NamespaceTerminating");
+	char *cm = xasprintf("namespace %s is being terminated", ns);
+	cJSON_AddStringToObject(cause, "message", cm);
+	free(cm);
+	cJSON_AddStringToObject(cause, "field", "metadata.namespace");
+	cJSON_AddItemToArray(causes, cause);
+	struct status *s = status_new(403, "Forbidden", m, d);
+	free(m);
+	return s;
+}
+
 static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, const char *ns,
                                  struct request *rq)
 {
 	cJSON *obj;
-	struct status *s = parse_body(rq, &obj);
+	bool dry;
+	struct status *s = dry_run(c, NULL, "CreateOptions", &dry);
+	if (!s)
+		s = parse_body(rq, &obj);
+	else
+		obj = NULL;
 	if (!s)
 		s = check_kind(r, obj);
 	if (s) {
 		cJSON_Delete(obj);
 		return send_status(c, s);
 	}
-	cJSON *m = meta_of(obj);
 	const char *bns = meta_str(obj, "namespace");
 	if (r->namespaced && bns && *bns && strcmp(bns, ns) != 0) {
 		cJSON_Delete(obj);
@@ -721,11 +919,18 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	const char *gn = meta_str(obj, "generateName");
 	const char *bname = meta_str(obj, "name");
 	char *name = bname && *bname ? xstrdup(bname) : gn && *gn ? gen_name(gn) : xstrdup("");
+	/* PrepareForCreate: status is the server's where there is a status subresource */
+	if (r->status_sub)
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+	if (r->type == RES_POD)
+		pod_defaults(obj);
+	else if (r->type == RES_NAMESPACE)
+		ns_defaults(obj, name);
 	struct ferrs fe = {0};
 	validate_name(r, bname && *bname ? bname : NULL, gn, &fe);
 	if (!(bname && *bname) && gn && *gn)
 		validate_name(r, name, NULL, &fe);
-	s = validate_object(r, obj, name, &fe);
+	s = validate_all(r, obj, name, ns, &fe);
 	if (!s && fe.n)
 		s = st_invalid(r, name, &fe);
 	if (s) {
@@ -735,10 +940,6 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 		free(name);
 		return send_status(c, s);
 	}
-	(void)m;
-	/* with the status subresource, create ignores status (PrepareForCreate) */
-	if (r->status_sub)
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
 	if (r->crd && (s = crd_validate(obj, name)) != NULL) {
 		cJSON_Delete(obj);
 		free(name);
@@ -748,21 +949,30 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	pthread_mutex_lock(&g_store.lock);
 	if (r->namespaced && !ns_exists_locked(ns))
 		s = ns_missing(ns);
+	else if (r->namespaced && ns_terminating_locked(ns))
+		s = ns_terminating(r, name, ns);
 	else if (store_get_locked(r, ns, name))
 		s = st_already_exists(r, name);
-	if (!s && r->crd)
-		s = crd_apply_locked(obj);
 	struct objver *o = NULL;
-	if (!s) {
-		o = store_put_locked(r, obj, NULL);
-		objver_ref(o);
+	if (!s && dry) {
+		/* as if stored: no resourceVersion, nothing written */
+		normalize_object(r, obj);
+		o = objver_new(r, obj, 0);
+		obj = NULL;
+	} else if (!s) {
+		if (r->crd)
+			s = crd_apply_locked(obj);
+		if (!s) {
+			o = store_put_locked(r, obj, NULL);
+			objver_ref(o);
+			obj = NULL;
+		}
 	}
 	pthread_mutex_unlock(&g_store.lock);
 	free(name);
-	if (s) {
-		cJSON_Delete(obj);
+	cJSON_Delete(obj);
+	if (s)
 		return send_status(c, s);
-	}
 	struct neg n;
 	negotiate(c, 0, &n);
 	return send_objver(c, 201, o, &n);
@@ -776,12 +986,18 @@ static void carry_meta(struct resource *r, cJSON *obj, const cJSON *oldo)
 	cJSON *m = meta_of(obj);
 	meta_set(m, "uid", meta_str(oldo, "uid"));
 	meta_set(m, "creationTimestamp", meta_str(oldo, "creationTimestamp"));
+	meta_set(m, "deletionTimestamp", meta_str(oldo, "deletionTimestamp"));
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionGracePeriodSeconds");
+	const cJSON *og = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(oldo, "metadata"),
+	                                                   "deletionGracePeriodSeconds");
+	if (og)
+		cJSON_AddItemToObject(m, "deletionGracePeriodSeconds", cJSON_Duplicate(og, 1));
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "managedFields");
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "generation");
+	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(oldo, "metadata"),
+	                                                    "generation");
 	if (r->type == RES_CUSTOM) {
-		const cJSON *og = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(oldo, "metadata"), "generation");
-		double g = cJSON_IsNumber(og) ? og->valuedouble : 1;
+		double g = cJSON_IsNumber(gen) ? gen->valuedouble : 1;
 		/* generation moves when anything but metadata and status changes */
 		bool changed = false;
 		for (const cJSON *x = obj->child; x; x = x->next) {
@@ -796,23 +1012,42 @@ static void carry_meta(struct resource *r, cJSON *obj, const cJSON *oldo)
 			    !cJSON_GetObjectItemCaseSensitive(obj, y->string))
 				changed = true;
 		cJSON_AddNumberToObject(m, "generation", changed ? g + 1 : g);
+	} else if (cJSON_IsNumber(gen)) {
+		cJSON_AddNumberToObject(m, "generation", gen->valuedouble);
 	}
 }
 
-/* The status subresource's rules (the custom resource strategies'
- * PrepareForUpdate): a write of the main resource keeps the stored status;
- * a write of /status keeps everything but the status (metadata included).
- * Returns the object to write; obj is consumed. Under the lock. */
+static void take_field(cJSON *to, const cJSON *from, const char *k)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(to, k);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, k);
+	if (v)
+		cJSON_AddItemToObject(to, k, cJSON_Duplicate(v, 1));
+}
+
+/* The strategies' PrepareForUpdate: with a status subresource, a write of
+ * the main resource keeps the stored status; a write of /status keeps
+ * everything but the status (custom resources) or the spec and
+ * ownerReferences (pods, whose status writes may change labels and
+ * annotations). Namespaces keep spec and status. Returns the object to
+ * write; obj is consumed. Under the lock. */
 static cJSON *status_rules(const struct resource *r, const struct objver *old, cJSON *obj,
                            bool sub)
 {
+	if (r->type == RES_NAMESPACE) {
+		take_field(obj, old->obj, "spec");
+		take_field(obj, old->obj, "status");
+		return obj;
+	}
 	if (!r->status_sub)
 		return obj;
 	if (!sub) {
-		const cJSON *os = cJSON_GetObjectItemCaseSensitive(old->obj, "status");
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
-		if (os)
-			cJSON_AddItemToObject(obj, "status", cJSON_Duplicate(os, 1));
+		take_field(obj, old->obj, "status");
+		return obj;
+	}
+	if (r->type == RES_POD) {
+		take_field(obj, old->obj, "spec");
+		take_field(meta_of(obj), cJSON_GetObjectItemCaseSensitive(old->obj, "metadata"), "ownerReferences");
 		return obj;
 	}
 	cJSON *n = cJSON_Duplicate(old->obj, 1);
@@ -820,15 +1055,20 @@ static cJSON *status_rules(const struct resource *r, const struct objver *old, c
 	cJSON_DeleteItemFromObjectCaseSensitive(n, "status");
 	if (nst)
 		cJSON_AddItemToObject(n, "status", nst);
+	/* the resourceVersion precondition is the body's */
+	take_field(meta_of(n), cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "resourceVersion");
 	cJSON_Delete(obj);
 	return n;
 }
 
 /* The common tail of PUT and PATCH, under the lock: preconditions, immutable
  * fields, no-op detection (etcd3's GuaranteedUpdate writes nothing when the
- * bytes are unchanged, so the resourceVersion stays), then the write. */
+ * bytes are unchanged, so the resourceVersion stays), then the write — or,
+ * when the update leaves an object being deleted without finalizers, its
+ * deletion (the store's deleteWithoutFinalizers: one DELETED event, the
+ * answer is the deleted object). On success obj is consumed. */
 static struct status *commit_update(struct resource *r, struct objver *old, cJSON *obj,
-                                    const char *want_rv, struct objver **out)
+                                    const char *want_rv, bool sub, bool dry, struct objver **out)
 {
 	char oldrv[24];
 	snprintf(oldrv, sizeof oldrv, "%llu", (unsigned long long)old->rv);
@@ -845,11 +1085,14 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 	}
 	if (r->type == RES_CONFIGMAP)
 		validate_immutable(old->obj, obj, &fe);
+	if (r->type == RES_POD && !sub)
+		pod_validate_update(old->obj, obj, &fe);
+	finalizers_update_check(old->obj, obj, &fe);
 	if (fe.n)
 		return st_invalid(r, old->name, &fe);
 	if (r->crd) {
 		struct status *cs = crd_validate(obj, old->name);
-		if (!cs)
+		if (!cs && !dry)
 			cs = crd_apply_locked(obj);
 		if (cs)
 			return cs;
@@ -858,10 +1101,24 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 	cJSON_DeleteItemFromObjectCaseSensitive(meta_of(obj), "resourceVersion");
 	cJSON_AddStringToObject(meta_of(obj), "resourceVersion", oldrv);
 	normalize_object(r, obj);
+	const cJSON *dg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
+	                                                   "deletionGracePeriodSeconds");
+	if (obj_deleting(obj) && !obj_has_finalizers(obj) && (!dg || (cJSON_IsNumber(dg) && dg->valuedouble == 0))) {
+		cJSON_Delete(obj);
+		objver_ref(old);
+		*out = old;
+		if (!dry)
+			obj_remove_locked(old, false);
+		return NULL;
+	}
 	if (cJSON_Compare(obj, old->obj, 1)) {
 		cJSON_Delete(obj);
 		objver_ref(old);
 		*out = old;
+		return NULL;
+	}
+	if (dry) {
+		*out = objver_new(r, obj, old->rv);
 		return NULL;
 	}
 	objver_ref(old); /* store_put_locked drops the index's reference */
@@ -875,8 +1132,11 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, const char *ns,
                                  const char *name, bool sub, struct request *rq)
 {
-	cJSON *obj;
-	struct status *s = parse_body(rq, &obj);
+	cJSON *obj = NULL;
+	bool dry;
+	struct status *s = dry_run(c, NULL, "UpdateOptions", &dry);
+	if (!s)
+		s = parse_body(rq, &obj);
 	if (!s)
 		s = check_kind(r, obj);
 	if (s) {
@@ -897,34 +1157,32 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 		free(m);
 		return send_status(c, s);
 	}
-	struct ferrs fe = {0};
-	validate_name(r, name, NULL, &fe);
-	s = validate_object(r, obj, name, &fe);
 	char *want = meta_str(obj, "resourceVersion") ? xstrdup(meta_str(obj, "resourceVersion")) : NULL;
-	if (!s && !fe.n && !r->allow_unconditional_update && (!want || !*want))
-		ferr_add(&fe, "FieldValueInvalid", "metadata.resourceVersion",
-		         "Invalid value: 0x0: must be specified for an update");
-	if (!s && fe.n)
-		s = st_invalid(r, name, &fe);
-	cJSON_Delete(fe.causes);
-	buf_free(&fe.msg);
-	if (s) {
-		cJSON_Delete(obj);
-		free(want);
-		return send_status(c, s);
-	}
 	meta_set(meta_of(obj), "namespace", r->namespaced ? ns : NULL);
 	struct objver *o = NULL;
 	unsigned code = 200;
 	pthread_mutex_lock(&g_store.lock);
 	struct objver *old = store_get_locked(r, ns, name);
 	if (!old && r->allow_create_on_update && !(want && *want) && !sub) {
-		if (r->namespaced && !ns_exists_locked(ns)) {
+		struct ferrs fe = {0};
+		validate_name(r, name, NULL, &fe);
+		s = validate_all(r, obj, name, ns, &fe);
+		if (!s && fe.n)
+			s = st_invalid(r, name, &fe);
+		cJSON_Delete(fe.causes);
+		buf_free(&fe.msg);
+		if (s) {
+		} else if (r->namespaced && !ns_exists_locked(ns)) {
 			s = ns_missing(ns);
 		} else {
 			stamp_new(r, obj, ns, name);
-			o = store_put_locked(r, obj, NULL);
-			objver_ref(o);
+			if (dry) {
+				normalize_object(r, obj);
+				o = objver_new(r, obj, 0);
+			} else {
+				o = store_put_locked(r, obj, NULL);
+				objver_ref(o);
+			}
 			obj = NULL;
 			code = 201;
 		}
@@ -932,7 +1190,18 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 		s = st_not_found(r, name);
 	} else {
 		obj = status_rules(r, old, obj, sub);
-		s = commit_update(r, old, obj, want, &o);
+		struct ferrs fe = {0};
+		validate_name(r, name, NULL, &fe);
+		s = validate_all(r, obj, name, ns, &fe);
+		if (!s && !fe.n && !r->allow_unconditional_update && (!want || !*want))
+			ferr_add(&fe, "FieldValueInvalid", "metadata.resourceVersion",
+			         "Invalid value: 0x0: must be specified for an update");
+		if (!s && fe.n)
+			s = st_invalid(r, name, &fe);
+		cJSON_Delete(fe.causes);
+		buf_free(&fe.msg);
+		if (!s)
+			s = commit_update(r, old, obj, want, sub, dry, &o);
 		if (!s)
 			obj = NULL;
 	}
@@ -961,17 +1230,23 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 	           : !strcmp(ctype, "application/strategic-merge-patch+json") ? 2
 	           : !strcmp(ctype, "application/json-patch+json")            ? 3
 	                                                                      : 0;
-	if (kind == 2 && r->type == RES_CUSTOM)
+	if (kind == 2 && r->type == RES_CUSTOM && !r->crd)
 		kind = 0; /* CRs reject strategic merge patch */
 	if (!kind) {
-		char *m = xasprintf("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json%s",
-		                    r->type == RES_CUSTOM ? "" : ", application/strategic-merge-patch+json");
+		char *m = !strcmp(ctype, "application/apply-patch+yaml")
+		                  ? xstrdup("the body of the request was in an unknown format - server-side apply is not supported by this test server (kapi-server)")
+		                  : xasprintf("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json%s",
+		                              r->type == RES_CUSTOM && !r->crd ? "" : ", application/strategic-merge-patch+json");
 		struct status *s = status_new(415, "UnsupportedMediaType", m, NULL);
 		free(m);
 		return send_status(c, s);
 	}
+	bool dry;
+	struct status *s = dry_run(c, NULL, "PatchOptions", &dry);
+	if (s)
+		return send_status(c, s);
 	cJSON *patch;
-	struct status *s = parse_body(rq, &patch);
+	s = parse_body(rq, &patch);
 	if (s)
 		return send_status(c, s);
 	if (kind != 3 && !cJSON_IsObject(patch)) {
@@ -994,8 +1269,12 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 		if (kind == 3) {
 			if (json_patch(&obj, patch, &perr) < 0 || !cJSON_IsObject(obj))
 				s = status_new(422, "Invalid", perr ? perr : "the result of the patch is not an object", NULL);
+		} else if (kind == 2) {
+			obj = smp_apply(r, obj, patch, &perr);
+			if (!obj)
+				s = st_bad_request(perr);
 		} else {
-			obj = merge_patch(obj, patch, kind == 2);
+			obj = merge_patch(obj, patch, false);
 		}
 		const char *pn = s ? NULL : meta_str(obj, "name");
 		const char *pns = s ? NULL : meta_str(obj, "namespace");
@@ -1007,11 +1286,13 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 		} else if (!s && r->namespaced && pns && strcmp(pns, ns) != 0) {
 			s = st_bad_request("the namespace of the provided object does not match the namespace sent on the request");
 		}
-		struct ferrs fe = {0};
 		if (!s)
 			s = check_kind(r, obj);
 		if (!s)
-			s = validate_object(r, obj, name, &fe);
+			obj = status_rules(r, old, obj, sub);
+		struct ferrs fe = {0};
+		if (!s)
+			s = validate_all(r, obj, name, ns, &fe);
 		if (!s && fe.n)
 			s = st_invalid(r, name, &fe);
 		cJSON_Delete(fe.causes);
@@ -1036,8 +1317,7 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 			cJSON_Delete(patch);
 			return send_status(c, st_conflict(r, name, "the object has been modified; please apply your changes to the latest version and try again"));
 		}
-		obj = status_rules(r, old, obj, sub);
-		s = commit_update(r, old, obj, want, &o);
+		s = commit_update(r, old, obj, want, sub, dry, &o);
 		pthread_mutex_unlock(&g_store.lock);
 		if (s)
 			cJSON_Delete(obj);
@@ -1055,15 +1335,7 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 
 /* ---- delete ---------------------------------------------------------------- */
 
-static char *storage_key(const struct resource *r, const char *ns, const char *name)
-{
-	const char *prefix = r->type == RES_CUSTOM ? r->group : NULL;
-	if (r->namespaced)
-		return prefix ? xasprintf("/registry/%s/%s/%s/%s", prefix, r->plural, ns, name)
-		              : xasprintf("/registry/%s/%s/%s", r->plural, ns, name);
-	return xasprintf("/registry/%s/%s", r->plural, name);
-}
-
+/* rest.BeforeDelete's early check: a Conflict on the Kind, in its words. */
 static struct status *check_preconditions(const struct resource *r, const struct objver *o,
                                           const cJSON *opts)
 {
@@ -1075,20 +1347,22 @@ static struct status *check_preconditions(const struct resource *r, const struct
 	snprintf(orv, sizeof orv, "%llu", (unsigned long long)o->rv);
 	char *why = NULL;
 	if (uid && strcmp(uid, ouid ? ouid : "") != 0)
-		why = xasprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid,
-		                ouid ? ouid : "");
+		why = xasprintf("the UID in the precondition (%s) does not match the UID in record (%s). "
+		                "The object might have been deleted and then recreated", uid, ouid ? ouid : "");
 	else if (rv && strcmp(rv, orv) != 0)
-		why = xasprintf("Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s",
-		                rv, orv);
+		why = xasprintf("the ResourceVersion in the precondition (%s) does not match the "
+		                "ResourceVersion in record (%s). The object might have been modified", rv, orv);
 	if (!why)
 		return NULL;
-	char *key = storage_key(r, o->ns, o->name);
-	char *full = xasprintf("StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, AdditionalErrorMsg: %s",
-	                       key, why);
-	struct status *s = st_conflict(r, o->name, full);
-	free(key);
+	char *m = xasprintf("Operation cannot be fulfilled on %s \"%s\": %s", r->qkind, o->name, why);
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "name", o->name);
+	if (*r->group)
+		cJSON_AddStringToObject(d, "group", r->group);
+	cJSON_AddStringToObject(d, "kind", r->kind);
+	struct status *s = status_new(409, "Conflict", m, d);
+	free(m);
 	free(why);
-	free(full);
 	return s;
 }
 
@@ -1111,74 +1385,21 @@ static struct status *check_delete_options(const cJSON *opts)
 	return st_invalid(&fake, "", &fe);
 }
 
-static bool owned_by(const cJSON *obj, const char *uid)
+/* DeleteOptions from the body, with the query parameters client-go and
+ * kubectl may send instead (propagationPolicy, gracePeriodSeconds, dryRun). */
+static cJSON *delete_options(struct MHD_Connection *c, cJSON *opts)
 {
-	const cJSON *refs = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "ownerReferences");
-	const cJSON *ref;
-	cJSON_ArrayForEach(ref, (cJSON_IsArray(refs) ? refs : NULL)) {
-		const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
-		if (u && strcmp(u, uid) == 0)
-			return true;
+	if (!cJSON_IsObject(opts)) {
+		cJSON_Delete(opts);
+		opts = cJSON_CreateObject();
 	}
-	return false;
-}
-
-/* The garbage collector's part of a delete, done at once: with Background or
- * Foreground (the default) every object whose ownerReferences name the
- * deleted owner's uid is deleted too, and so on down; with Orphan the
- * dependents stay and lose that ownerReference. Dependents are looked for in
- * the owner's namespace (every namespace for a cluster-scoped owner), as
- * ownerReferences may not cross namespaces. Under the lock. */
-static void collect_dependents_locked(const char *uid, const char *ns, bool orphan)
-{
-	char **uids = xmalloc(sizeof *uids);
-	size_t nu = 1, cap = 1;
-	uids[0] = xstrdup(uid);
-	for (size_t u = 0; u < nu; u++) {
-		for (size_t ri = 0; ri < resource_count(); ri++) {
-			struct resource *r = g_store.res[ri];
-			if (!resource_served(r) || r->readonly)
-				continue;
-			for (size_t i = 0; i < r->n;) {
-				struct objver *o = r->items[i];
-				if ((*ns && strcmp(o->ns, ns) != 0) || !owned_by(o->obj, uids[u])) {
-					i++;
-					continue;
-				}
-				if (orphan) {
-					cJSON *n = cJSON_Duplicate(o->obj, 1);
-					cJSON *refs = cJSON_GetObjectItemCaseSensitive(meta_of(n), "ownerReferences");
-					for (cJSON *ref = refs ? refs->child : NULL; ref;) {
-						cJSON *next = ref->next;
-						const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
-						if (ru && strcmp(ru, uids[u]) == 0)
-							cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
-						ref = next;
-					}
-					if (cJSON_GetArraySize(refs) == 0)
-						cJSON_DeleteItemFromObjectCaseSensitive(meta_of(n), "ownerReferences");
-					objver_ref(o);
-					store_put_locked(r, n, o);
-					objver_unref(o);
-					i++;
-					continue;
-				}
-				const char *du = meta_str(o->obj, "uid");
-				if (du) {
-					if (nu == cap)
-						uids = xrealloc(uids, (cap *= 2) * sizeof *uids);
-					uids[nu++] = xstrdup(du);
-				}
-				store_delete_locked(o); /* items shift down: same i again */
-			}
-		}
-		if (orphan)
-			break; /* only direct dependents are touched */
-	}
-	for (size_t u = 0; u < nu; u++)
-		free(uids[u]);
-	free(uids);
+	const char *pp = arg(c, "propagationPolicy");
+	if (pp && !cJSON_GetObjectItemCaseSensitive(opts, "propagationPolicy"))
+		cJSON_AddStringToObject(opts, "propagationPolicy", pp);
+	const char *gp = arg(c, "gracePeriodSeconds");
+	if (gp && *gp && !cJSON_GetObjectItemCaseSensitive(opts, "gracePeriodSeconds"))
+		cJSON_AddNumberToObject(opts, "gracePeriodSeconds", strtod(gp, NULL));
+	return opts;
 }
 
 static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, const char *ns,
@@ -1190,38 +1411,45 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 		if (s)
 			return send_status(c, s);
 	}
+	opts = delete_options(c, opts);
+	bool dry;
 	struct status *s = check_delete_options(opts);
+	if (!s)
+		s = dry_run(c, opts, "DeleteOptions", &dry);
 	if (s) {
 		cJSON_Delete(opts);
 		return send_status(c, s);
 	}
-	const char *pp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opts, "propagationPolicy"));
-	bool orphan = pp && !strcmp(pp, "Orphan");
-	struct objver *gone = NULL;
+	const cJSON *gp = cJSON_GetObjectItemCaseSensitive(opts, "gracePeriodSeconds");
+	struct delete_opts d = {
+		.policy = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opts, "propagationPolicy")),
+		.grace = cJSON_IsNumber(gp) && gp->valuedouble >= 0 ? (int64_t)gp->valuedouble : -1,
+		.dry = dry,
+	};
+	/* the orphanDependents of old clients */
+	if (!d.policy && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "orphanDependents")))
+		d.policy = "Orphan";
+	struct objver *out = NULL;
+	bool removed = false;
 	pthread_mutex_lock(&g_store.lock);
 	struct objver *o = store_get_locked(r, ns, name);
 	if (!o)
 		s = st_not_found(r, name);
 	else
 		s = check_preconditions(r, o, opts);
-	if (!s) {
-		gone = o;
-		objver_ref(gone);
-		store_delete_locked(o);
-		if (r->crd)
-			crd_remove_locked(gone->obj);
-		const char *uid = meta_str(gone->obj, "uid");
-		if (uid && *uid)
-			collect_dependents_locked(uid, r->namespaced ? gone->ns : "", orphan);
-	}
+	if (!s)
+		s = obj_delete_locked(r, o, &d, &out, &removed);
 	pthread_mutex_unlock(&g_store.lock);
 	cJSON_Delete(opts);
-	if (s)
+	if (s) {
+		objver_unref(out);
 		return send_status(c, s);
-	if (!r->typed) {
+	}
+	if (!r->typed || !removed || r->type == RES_NAMESPACE) {
+		/* a pending deletion answers with the object as it is now */
 		struct neg n;
 		negotiate(c, 0, &n);
-		return send_objver(c, 200, gone, &n);
+		return send_objver(c, 200, out, &n);
 	}
 	/* typed registries answer a finished delete with Status Success */
 	cJSON *st_ = cJSON_CreateObject();
@@ -1229,14 +1457,14 @@ static enum MHD_Result do_delete(struct MHD_Connection *c, struct resource *r, c
 	cJSON_AddStringToObject(st_, "apiVersion", "v1");
 	cJSON_AddItemToObject(st_, "metadata", cJSON_CreateObject());
 	cJSON_AddStringToObject(st_, "status", "Success");
-	cJSON *d = cJSON_AddObjectToObject(st_, "details");
-	cJSON_AddStringToObject(d, "name", name);
+	cJSON *dd = cJSON_AddObjectToObject(st_, "details");
+	cJSON_AddStringToObject(dd, "name", name);
 	if (*r->group)
-		cJSON_AddStringToObject(d, "group", r->group);
-	cJSON_AddStringToObject(d, "kind", r->plural);
-	const char *uid = meta_str(gone->obj, "uid");
-	cJSON_AddStringToObject(d, "uid", uid ? uid : "");
-	objver_unref(gone);
+		cJSON_AddStringToObject(dd, "group", r->group);
+	cJSON_AddStringToObject(dd, "kind", r->plural);
+	const char *uid = meta_str(out->obj, "uid");
+	cJSON_AddStringToObject(dd, "uid", uid ? uid : "");
+	objver_unref(out);
 	return send_json(c, 200, st_);
 }
 
@@ -1247,7 +1475,9 @@ struct listq {
 	size_t limit;
 	char *after;
 	uint64_t at_rv;
+	uint64_t min_rv;    /* resourceVersion=N (not Exact): at least N */
 	bool from_continue;
+	bool from_cache;    /* resourceVersion=0: the watch cache, limit ignored */
 };
 
 static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, bool watch)
@@ -1286,14 +1516,22 @@ static struct status *parse_listq(struct MHD_Connection *c, struct listq *q, boo
 			goto bad;
 		}
 		q->from_continue = true;
-	} else if (rv && *rv && match && strcmp(match, "Exact") == 0) {
+	} else if (rv && *rv) {
 		char *end;
 		unsigned long long v = strtoull(rv, &end, 10);
 		if (*end) {
 			err = xasprintf("resourceVersion: Invalid value: \"%s\": must be a valid resource version", rv);
 			goto bad;
 		}
-		q->at_rv = v;
+		if (match && strcmp(match, "Exact") == 0) {
+			q->at_rv = v;
+			q->min_rv = v;
+		} else if (v == 0) {
+			q->from_cache = true;
+			q->limit = 0;
+		} else {
+			q->min_rv = v;
+		}
 	}
 	return NULL;
 bad:;
@@ -1316,6 +1554,40 @@ static const char EXPIRED_CONTINUE[] =
 	"inconsistent list - objects that were created, modified, or deleted between the time the first "
 	"chunk was returned and now may show up in the list.";
 
+/* A read at least at revision rv: the cacher waits up to 3 s for its
+ * cache to get there, then gives up with 504 (storage's
+ * NewTooLargeResourceVersionError). */
+static struct status *wait_for_revision(uint64_t rv)
+{
+	uint64_t end = mono_ms() + 3000, cur;
+	pthread_mutex_lock(&g_store.lock);
+	while ((cur = g_store.rv) < rv && !g_store.shutting_down && mono_ms() < end) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&g_store.changed, &g_store.lock, &ts);
+	}
+	pthread_mutex_unlock(&g_store.lock);
+	if (cur >= rv)
+		return NULL;
+	char *m = xasprintf("Timeout: Too large resource version: %llu, current: %llu",
+	                    (unsigned long long)rv, (unsigned long long)cur);
+	cJSON *d = cJSON_CreateObject();
+	cJSON *causes = cJSON_AddArrayToObject(d, "causes");
+	cJSON *cause = cJSON_CreateObject();
+	cJSON_AddStringToObject(cause, "reason", "ResourceVersionTooLarge");
+	cJSON_AddStringToObject(cause, "message", "Too large resource version");
+	cJSON_AddItemToArray(causes, cause);
+	cJSON_AddNumberToObject(d, "retryAfterSeconds", 1);
+	struct status *s = status_new(504, "Timeout", m, d);
+	free(m);
+	return s;
+}
+
 static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, const char *ns)
 {
 	struct neg n;
@@ -1328,10 +1600,17 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		return send_status(c, s);
 	}
 	struct objver **items;
-	size_t ni;
+	size_t ni, remaining = 0;
 	bool more;
 	uint64_t at = q.at_rv;
-	if (store_list(r, r->namespaced ? ns : NULL, &at, q.after, q.ls, q.fs, q.limit, &items, &ni, &more) < 0) {
+	if (q.min_rv && (s = wait_for_revision(q.min_rv)) != NULL) {
+		listq_free(&q);
+		return send_status(c, s);
+	}
+	/* etcd counts what is left only for an unfiltered range */
+	bool count = kvs__selector_empty(q.ls) && kvs__selector_empty(q.fs);
+	if (store_list(r, r->namespaced ? ns : NULL, &at, q.after, q.ls, q.fs, q.limit, &items, &ni, &more,
+	               count ? &remaining : NULL) < 0) {
 		if (q.from_continue) {
 			/* the real server hands out a token to go on inconsistently */
 			pthread_mutex_lock(&g_store.lock);
@@ -1363,6 +1642,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		cJSON_AddStringToObject(m, "resourceVersion", rvs);
 		if (tok)
 			cJSON_AddStringToObject(m, "continue", tok);
+		if (tok && count)
+			cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
 		for (size_t i = 0; i < ni; i++)
 			table_row(t, items[i], n.meta_version, include);
 		char *ts = cJSON_PrintUnformatted(t);
@@ -1378,6 +1659,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		buf_addf(&b, "\"metadata\":{\"resourceVersion\":\"%llu\"", (unsigned long long)at);
 		if (tok)
 			buf_addf(&b, ",\"continue\":\"%s\"", tok);
+		if (tok && count)
+			buf_addf(&b, ",\"remainingItemCount\":%zu", remaining);
 		buf_adds(&b, "},\"items\":[");
 		for (size_t i = 0; i < ni; i++) {
 			if (i)
@@ -1417,7 +1700,7 @@ static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct reso
 	size_t ni;
 	bool more;
 	uint64_t at = UINT64_MAX;
-	store_list(r, r->namespaced ? ns : NULL, &at, NULL, q.ls, q.fs, 0, &items, &ni, &more);
+	store_list(r, r->namespaced ? ns : NULL, &at, NULL, q.ls, q.fs, 0, &items, &ni, &more, NULL);
 	struct buf b = {0};
 	buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{},\"items\":[", r->kind,
 	         r->api_version);
@@ -1426,11 +1709,15 @@ static enum MHD_Result do_deletecollection(struct MHD_Connection *c, struct reso
 	for (size_t i = 0; i < ni; i++) {
 		struct objver *o = store_get_locked(r, items[i]->ns, items[i]->name);
 		if (o == items[i]) {
+			struct delete_opts d = {.policy = arg(c, "propagationPolicy"), .grace = -1};
+			struct objver *out = NULL;
+			bool removed;
+			obj_delete_locked(r, o, &d, &out, &removed);
 			if (!first)
 				buf_add(&b, ",", 1);
 			first = false;
-			buf_add(&b, o->json, o->len);
-			store_delete_locked(o);
+			buf_add(&b, out->json, out->len);
+			objver_unref(out);
 		}
 	}
 	pthread_mutex_unlock(&g_store.lock);
@@ -1454,6 +1741,8 @@ struct watch {
 	bool bookmarks;
 	bool initial_end_bookmark;
 	uint64_t last_rv;
+	uint64_t sent_rv;     /* revision of the last event or bookmark sent */
+	uint64_t start_floor; /* the watch cache's oldest-1 when the watch began */
 	uint64_t deadline_ms;
 	uint64_t next_bookmark_ms;
 	unsigned gen;
@@ -1525,6 +1814,8 @@ static void watch_event(struct watch *w, const struct event *e)
 		watch_emit(w, "ADDED", e->cur);
 	else if (old)
 		watch_emit(w, "DELETED", e->gone ? e->gone : e->prev);
+	if (cur || old)
+		w->sent_rv = e->rv;
 }
 
 #define WATCH_BATCH 256
@@ -1576,10 +1867,13 @@ static ssize_t watch_reader(void *cls, uint64_t pos, char *buf, size_t max)
 				break;
 			}
 			bool stalled = g_faults.stall_watch;
-			if (!stalled && w->last_rv < g_store.compacted_rv) {
+			uint64_t floor = g_store.ring_floor > g_store.wc_reset_rv ? g_store.ring_floor
+			                                                           : g_store.wc_reset_rv;
+			if (w->start_floor > floor)
+				floor = w->start_floor;
+			if (!stalled && w->last_rv < floor && w->last_rv < g_store.rv) {
 				char *m = xasprintf("too old resource version: %llu (%llu)",
-				                    (unsigned long long)w->last_rv,
-				                    (unsigned long long)g_store.compacted_rv);
+				                    (unsigned long long)w->last_rv, (unsigned long long)floor);
 				watch_error(w, st_expired(m));
 				free(m);
 				w->ending = 1;
@@ -1606,10 +1900,15 @@ static ssize_t watch_reader(void *cls, uint64_t pos, char *buf, size_t max)
 					break;
 				continue;
 			}
+			/* the cacher's bookmarks carry a revision newer than what the
+			 * watcher was sent, and there is none on a quiet server */
 			if (!stalled && w->bookmarks && now >= w->next_bookmark_ms) {
-				watch_bookmark(w, w->last_rv, false);
 				w->next_bookmark_ms = now + g_cfg.bookmark_ms;
-				break;
+				if (w->last_rv > w->sent_rv) {
+					watch_bookmark(w, w->last_rv, false);
+					w->sent_rv = w->last_rv;
+					break;
+				}
 			}
 			uint64_t wake = w->deadline_ms;
 			if (w->bookmarks && !stalled && w->next_bookmark_ms < wake)
@@ -1698,13 +1997,20 @@ static enum MHD_Result do_watch(struct MHD_Connection *c, struct resource *r, co
 	if (initial) {
 		bool more;
 		uint64_t at = UINT64_MAX;
-		store_list(r, w->ns, &at, NULL, NULL, NULL, 0, &w->init, &w->ninit, &more);
+		store_list(r, w->ns, &at, NULL, NULL, NULL, 0, &w->init, &w->ninit, &more, NULL);
 		w->last_rv = at; /* store_list's snapshot: the live part starts after it */
 	} else {
 		w->last_rv = from;
 	}
+	w->sent_rv = w->last_rv;
 	pthread_mutex_lock(&g_store.lock);
 	w->gen = g_store.watch_gen;
+	if (!initial) {
+		/* the cacher: "too old resource version" below its window */
+		uint64_t floor = store_watch_floor_locked(r);
+		if (from < floor && from < g_store.rv)
+			w->start_floor = floor;
+	}
 	pthread_mutex_unlock(&g_store.lock);
 	__atomic_add_fetch(&st.watches_open, 1, __ATOMIC_RELAXED);
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
@@ -1804,6 +2110,8 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 	if (strcmp(url, "/kapi/compact") == 0 && post) {
 		pthread_mutex_lock(&g_store.lock);
 		store_compact_locked();
+		if (arg_true(c, "watch-cache"))
+			store_drop_watch_cache_locked();
 		uint64_t rv = g_store.rv;
 		pthread_mutex_unlock(&g_store.lock);
 		char *s = xasprintf("{\"compactedRevision\":%llu}", (unsigned long long)rv);
@@ -1833,20 +2141,10 @@ static size_t split_path(char *p, char **seg, size_t max)
 	return n;
 }
 
+/* Client certificates, tokens, anonymous: auth.c. */
 static bool authorized(struct MHD_Connection *c)
 {
-	if (!g_cfg.ntokens)
-		return true;
-	const char *a = hdr(c, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-		return false;
-	a += 7;
-	while (*a == ' ')
-		a++;
-	for (size_t i = 0; i < g_cfg.ntokens; i++)
-		if (strcmp(a, g_cfg.tokens[i]) == 0)
-			return true;
-	return false;
+	return auth_request(c);
 }
 
 static enum verb verb_of(const char *method, bool named, bool watch)
@@ -2002,6 +2300,8 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 		return control(c, url, method, rq);
 	if (!authorized(c))
 		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
+	if (!strcmp(method, "POST") && !strcmp(url, "/apis/authentication.k8s.io/v1/selfsubjectreviews"))
+		return send_json(c, 201, auth_whoami(c));
 	struct faults f;
 	pthread_mutex_lock(&g_store.lock);
 	f = g_faults;

@@ -3,7 +3,8 @@
  * cluster-scoped, with the status subresource when the version declares it;
  * deleting it deletes the custom objects and stops serving them. The checks
  * are the ones clients meet first (name = plural.group, a dotted group,
- * names, scope, exactly one storage version); the schema is not enforced. */
+ * names, scope, exactly one storage version). The version's schema and
+ * printer columns are kept on the resource (schema.c applies them). */
 #include "kapi.h"
 
 #include <stdio.h>
@@ -145,6 +146,19 @@ struct status *crd_apply_locked(const cJSON *crd)
 		/* scope and subresources follow the CRD (a re-created CRD reuses the slot) */
 		r->namespaced = namespaced;
 		r->status_sub = cJSON_IsObject(field(field(v, "subresources"), "status"));
+		/* schema and columns: readers may hold the old ones without the
+		 * lock, so those are kept (reachable) rather than freed */
+		static cJSON *graveyard;
+		if (!graveyard)
+			graveyard = cJSON_CreateArray();
+		const cJSON *sch = field(field(v, "schema"), "openAPIV3Schema");
+		const cJSON *cols = field(v, "additionalPrinterColumns");
+		if (r->schema)
+			cJSON_AddItemToArray(graveyard, r->schema);
+		if (r->columns)
+			cJSON_AddItemToArray(graveyard, r->columns);
+		__atomic_store_n(&r->schema, cJSON_IsObject(sch) ? cJSON_Duplicate(sch, 1) : NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->columns, cJSON_IsArray(cols) ? cJSON_Duplicate(cols, 1) : NULL, __ATOMIC_RELEASE);
 		if (!r->crd_name)
 			r->crd_name = xasprintf("%s.%s", plural, group);
 		__atomic_store_n(&r->removed, !served, __ATOMIC_RELEASE);

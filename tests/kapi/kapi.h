@@ -9,6 +9,11 @@
  * kube/validate.c, linked in), shared with the in-memory backend.
  *   store.c     the objects, the one revision counter, the watch history ring
  *   crd.c       CustomResourceDefinitions: applying one serves its resource
+ *   schema.c    a CRD's structural schema: types, pruning, printer columns
+ *   pods.c      Pods: defaults, status, the spec update rules; Events
+ *   meta.c      metadata validation (labels, annotations, ownerReferences), Lease times
+ *   smp.c       strategic merge patch with the merge keys of the served kinds
+ *   finalize.c  deletion: finalizers, graceful deletion, GC, namespace lifecycle
  *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
  *   main.c      command line, daemon start, signals
  */
@@ -81,7 +86,7 @@ bool labels_match(const kvs__selector *s, const cJSON *labels);
 
 /* ---- resources and objects (store.c) ------------------------------------- */
 
-enum res_type { RES_CONFIGMAP, RES_LEASE, RES_NAMESPACE, RES_CUSTOM };
+enum res_type { RES_CONFIGMAP, RES_LEASE, RES_NAMESPACE, RES_CUSTOM, RES_POD, RES_EVENT };
 
 struct objver;
 
@@ -105,6 +110,8 @@ struct resource {
 	bool crd;          /* the customresourcedefinitions resource itself */
 	bool removed;      /* its CRD was deleted: not served (atomic; kept for reuse) */
 	char *crd_name;    /* "<plural>.<group>" of the CRD that serves it, or NULL */
+	cJSON *schema;     /* the version's openAPIV3Schema (CRD), or NULL */
+	cJSON *columns;    /* the version's additionalPrinterColumns (CRD), or NULL */
 	/* sorted by key (etcd order of "<ns>/<name>"), protected by the store lock */
 	struct objver **items;
 	size_t n, cap;
@@ -137,13 +144,16 @@ struct event {
 	struct objver *cur;  /* NULL for DELETED */
 	struct objver *prev; /* NULL for ADDED */
 	struct objver *gone; /* prev content stamped with rv; set for DELETED or label change */
+	uint64_t ms;         /* mono_ms() when written (the watch cache's age) */
 };
 
 struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	uint64_t rv;           /* the one global revision counter */
-	uint64_t compacted_rv; /* events with rv <= this are gone */
+	uint64_t compacted_rv; /* etcd's compaction: lists at rv < this are 410 */
+	uint64_t ring_floor;   /* events with rv <= this left the ring */
+	uint64_t wc_reset_rv;  /* the watch caches were emptied at this revision */
 	struct event *ring;
 	size_t ring_cap, ring_head, ring_n;
 	size_t ring_bytes, ring_max_bytes;
@@ -177,6 +187,12 @@ struct objver *store_get_locked(struct resource *r, const char *ns, const char *
 struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *prev);
 void store_delete_locked(struct objver *prev);
 void store_compact_locked(void);
+/* Empty every watch cache (as if its window had moved past every event). */
+void store_drop_watch_cache_locked(void);
+/* The oldest revision a watch of r may start from (the cacher's oldest-1):
+ * the watch cache keeps r's last wc_size events and any younger than
+ * wc_ms. Under the lock. */
+uint64_t store_watch_floor_locked(const struct resource *r);
 /* Event with revision rv, or NULL if outside the ring. Under the lock. */
 struct event *store_event_locked(uint64_t rv);
 
@@ -187,11 +203,14 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv);
 /* A consistent list: every object of r in namespace ns (NULL = all) as of
  * revision *at_rv (clamped to the current one, which is stored back) that sorts after the key `after` (NULL = from the start) and
  * passes the selectors. At most limit items (0 = all); *more tells whether any
- * further item passes. Items are referenced; caller unrefs and frees.
+ * further item passes and *remaining (if not NULL) how many. Items are referenced; caller unrefs and frees.
  * Returns 0, or -1 if at_rv is older than the history window. Takes the lock. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rv, const char *after,
                const kvs__selector *ls, const kvs__selector *fs, size_t limit,
-               struct objver ***out, size_t *n, bool *more);
+               struct objver ***out, size_t *n, bool *more, size_t *remaining);
+
+struct ferrs;
+struct status;
 
 /* ---- crd.c --------------------------------------------------------------- */
 
@@ -203,6 +222,69 @@ struct status *crd_apply_locked(const cJSON *crd);
 /* After a CRD was deleted: delete every object of its resources and stop
  * serving them. Under the lock. */
 void crd_remove_locked(const cJSON *crd);
+
+/* ---- schema.c ------------------------------------------------------------ */
+
+/* Check the types of obj against r's structural schema and prune unknown
+ * fields (x-kubernetes-preserve-unknown-fields keeps them). Errors go to fe
+ * as the real server words them. No-op without a schema. */
+void schema_apply(const struct resource *r, cJSON *obj, struct ferrs *fe);
+/* The Table columns of a custom resource (additionalPrinterColumns, or Age
+ * when there are none) after Name; a row's cells likewise. */
+void schema_columns(const struct resource *r, cJSON *cols);
+void schema_cells(const struct resource *r, const cJSON *obj, cJSON *cells);
+
+/* ---- pods.c -------------------------------------------------------------- */
+
+/* Defaults and server-set fields of a new Pod (spec defaults, the
+ * DefaultTolerationSeconds tolerations, status Pending + qosClass). */
+void pod_defaults(cJSON *pod);
+/* Validation of a Pod body (create and update). */
+void pod_validate(const cJSON *pod, struct ferrs *fe);
+/* ValidatePodUpdate: only images, activeDeadlineSeconds, added
+ * tolerations and terminationGracePeriodSeconds may change. */
+void pod_validate_update(const cJSON *oldp, const cJSON *newp, struct ferrs *fe);
+void event_validate(const struct resource *r, const cJSON *ev, const char *ns, struct ferrs *fe);
+
+/* ---- meta.c -------------------------------------------------------------- */
+
+/* ObjectMeta validation the real server does on every kind: label keys and
+ * values, annotation keys, ownerReferences, finalizer names. */
+void validate_meta(const cJSON *obj, bool core, struct ferrs *fe);
+/* Lease spec: leaseTransitions >= 0; MicroTime fields strictly
+ * "2006-01-02T15:04:05.000000Z07:00" (400 otherwise), stored in UTC. */
+struct status *lease_times(const struct resource *r, cJSON *obj, struct ferrs *fe);
+
+/* ---- smp.c --------------------------------------------------------------- */
+
+/* Strategic merge patch of target (consumed) with patch for kind r: maps
+ * merge ($patch: replace/delete), lists with a merge key merge by key,
+ * merge-strategy primitive lists ($deleteFromPrimitiveList) union.
+ * Returns the result or NULL with *err (static) set. */
+cJSON *smp_apply(const struct resource *r, cJSON *target, const cJSON *patch, const char **err);
+
+/* ---- finalize.c ---------------------------------------------------------- */
+
+struct delete_opts {
+	const char *policy; /* propagationPolicy or NULL */
+	int64_t grace;      /* gracePeriodSeconds, -1 = the kind's default */
+	bool dry;
+};
+
+bool obj_deleting(const cJSON *obj);
+bool obj_has_finalizers(const cJSON *obj);
+/* DELETE of o: with finalizers (or Foreground, or a grace period) it is
+ * marked (deletionTimestamp) and stays; else it goes at once with the GC's
+ * cascade. *out: what to answer with (referenced); *removed: it is gone.
+ * Under the lock. */
+struct status *obj_delete_locked(struct resource *r, struct objver *o, const struct delete_opts *d,
+                                 struct objver **out, bool *removed);
+/* Remove o now, cascade to its dependents (or orphan them), finish
+ * Foreground owners and Terminating namespaces. Under the lock. */
+void obj_remove_locked(struct objver *o, bool orphan);
+void gc_sweep_locked(void);
+bool ns_terminating_locked(const char *ns);
+void finalizers_update_check(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
 
 /* ---- validate.c ---------------------------------------------------------- */
 
@@ -264,6 +346,8 @@ struct config {
 	struct forbid *forbids;
 	size_t nforbids;
 	unsigned bookmark_ms;
+	unsigned wc_size;  /* watch cache: events kept per resource at least */
+	unsigned wc_ms;    /* ... and every event younger than this */
 	int port;
 	bool tls;
 };

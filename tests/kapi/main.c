@@ -1,5 +1,6 @@
 /* kapi-server: command line, daemon start-up, signals. See docs/test-server.md. */
 #include "kapi.h"
+#include "auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,8 +14,8 @@
 
 static const char USAGE[] =
 	"usage: kapi-server [options]\n"
-	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Namespaces and\n"
-	"namespaced custom resources, with watches, pagination and fault injection.\n"
+	"An in-memory Kubernetes API server for tests: ConfigMaps, Leases, Pods, Events,\n"
+	"Namespaces, CRDs and their custom resources, with watches, pagination and fault injection.\n"
 	"\n"
 	"  --listen ADDR:PORT     listen address (default 127.0.0.1:0, port 0 = ephemeral;\n"
 	"                         IPv6 as [::1]:PORT)\n"
@@ -30,7 +31,9 @@ static const char USAGE[] =
 	"  --crd G/V/PLURAL/Kind  serve a namespaced custom resource (repeatable)\n"
 	"  --history N            watch history window in events (default 10000)\n"
 	"  --history-bytes N      ... and at most N bytes of object versions (default 268435456)\n"
-	"  --bookmark-ms N        bookmark interval on idle watches (default 1000)\n"
+	"  --watch-cache-size N   watch cache: keep at least N events per resource (default 100)\n"
+	"  --watch-cache-ms N     ... and every event younger than N ms (default 75000)\n"
+	"  --bookmark-ms N        bookmark interval, when a newer revision exists (default 60000)\n"
 	"  --latency-ms N         delay every API request by N ms\n"
 	"  --fail-rate P          answer a fraction P of API requests 500/503\n"
 	"  --throttle-rate P      answer a fraction P of API requests 429 with Retry-After\n"
@@ -40,7 +43,8 @@ static const char USAGE[] =
 	"  --help                 this text\n"
 	"\n"
 	"Control endpoints (never subject to faults or auth): POST /kapi/faults (JSON),\n"
-	"GET /kapi/faults, GET /kapi/stats, POST /kapi/compact, POST /kapi/drop-watches[?abort=1].\n";
+	"GET /kapi/faults, GET /kapi/stats, POST /kapi/compact[?watch-cache=1],\n"
+	"POST /kapi/drop-watches[?abort=1].\n";
 
 static char *read_file(const char *path)
 {
@@ -205,12 +209,15 @@ int main(int argc, char **argv)
 	bool seeded = false;
 	const char **crds = NULL;
 	size_t ncrds = 0;
-	g_cfg.bookmark_ms = 1000;
+	g_cfg.bookmark_ms = 60000;
+	g_cfg.wc_size = 100;
+	g_cfg.wc_ms = 75000;
 	g_faults.retry_after = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
 			fputs(USAGE, stdout);
+			fputs(AUTH_USAGE, stdout);
 			return 0;
 		}
 		if (i + 1 >= argc) {
@@ -218,6 +225,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		const char *v = argv[++i];
+		if (auth_option(o, v))
+			continue;
 		if (!strcmp(o, "--listen"))
 			listen = v;
 		else if (!strcmp(o, "--port-file"))
@@ -250,6 +259,10 @@ int main(int argc, char **argv)
 			history = (size_t)parse_num(o, v);
 		else if (!strcmp(o, "--history-bytes"))
 			history_bytes = (size_t)parse_num(o, v);
+		else if (!strcmp(o, "--watch-cache-size"))
+			g_cfg.wc_size = (unsigned)parse_num(o, v);
+		else if (!strcmp(o, "--watch-cache-ms"))
+			g_cfg.wc_ms = (unsigned)parse_num(o, v);
 		else if (!strcmp(o, "--bookmark-ms"))
 			g_cfg.bookmark_ms = (unsigned)parse_num(o, v);
 		else if (!strcmp(o, "--latency-ms"))
@@ -284,6 +297,9 @@ int main(int argc, char **argv)
 	resource_add(RES_NAMESPACE, "", "v1", "namespaces", "Namespace");
 	resource_add(RES_CONFIGMAP, "", "v1", "configmaps", "ConfigMap");
 	resource_add(RES_LEASE, "coordination.k8s.io", "v1", "leases", "Lease");
+	resource_add(RES_POD, "", "v1", "pods", "Pod");
+	resource_add(RES_EVENT, "", "v1", "events", "Event");
+	resource_add(RES_EVENT, "events.k8s.io", "v1", "events", "Event");
 	/* CustomResourceDefinitions: a typed, cluster-scoped built-in whose
 	 * objects make the server serve more resources (crd.c) */
 	struct resource *crd_res = resource_add(RES_CUSTOM, "apiextensions.k8s.io", "v1",
@@ -343,6 +359,8 @@ int main(int argc, char **argv)
 		{MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
 		{g_cfg.tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert_pem},
 		{g_cfg.tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key_pem},
+		{g_cfg.tls && auth_trust_pem() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+		 (void *)auth_trust_pem()},
 		{MHD_OPTION_END, 0, NULL},
 	};
 	struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, api_handler, NULL,

@@ -107,7 +107,8 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 	r->qkind = *group ? xasprintf("%s.%s", kind, group) : xstrdup(kind);
 	r->namespaced = type != RES_NAMESPACE;
 	r->typed = type != RES_CUSTOM;
-	r->readonly = type == RES_NAMESPACE;
+	r->readonly = false;
+	r->status_sub = type == RES_POD;
 	/* leaseStrategy.AllowCreateOnUpdate is true; configmaps' and CRs' false */
 	r->allow_create_on_update = type == RES_LEASE;
 	r->allow_unconditional_update = type != RES_CUSTOM;
@@ -115,6 +116,10 @@ struct resource *resource_add(enum res_type type, const char *group, const char 
 		r->short_name = xstrdup("cm");
 	else if (type == RES_NAMESPACE)
 		r->short_name = xstrdup("ns");
+	else if (type == RES_POD)
+		r->short_name = xstrdup("po");
+	else if (type == RES_EVENT)
+		r->short_name = xstrdup("ev");
 	if (!g_store.res)
 		g_store.res = xmalloc(KAPI_MAX_RESOURCES * sizeof *g_store.res);
 	if (g_store.nres == KAPI_MAX_RESOURCES) {
@@ -192,7 +197,9 @@ static void evict_oldest(void)
 	objver_unref(e->gone);
 	g_store.ring_head = (g_store.ring_head + 1) % g_store.ring_cap;
 	g_store.ring_n--;
-	g_store.compacted_rv++;
+	g_store.ring_floor++;
+	if (g_store.compacted_rv < g_store.ring_floor)
+		g_store.compacted_rv = g_store.ring_floor;
 }
 
 static void push_event(enum ev_type t, struct resource *r, struct objver *cur, struct objver *prev,
@@ -207,6 +214,7 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
 	e->cur = cur;
 	e->prev = prev;
 	e->gone = gone;
+	e->ms = mono_ms();
 	if (cur)
 		objver_ref(cur);
 	if (prev)
@@ -220,18 +228,41 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
 
 struct event *store_event_locked(uint64_t rv)
 {
-	if (rv <= g_store.compacted_rv || rv > g_store.rv)
+	if (rv <= g_store.ring_floor || rv > g_store.rv)
 		return NULL;
-	size_t off = (size_t)(rv - g_store.compacted_rv - 1);
+	size_t off = (size_t)(rv - g_store.ring_floor - 1);
 	return &g_store.ring[(g_store.ring_head + off) % g_store.ring_cap];
 }
 
+/* etcd's compaction: the history stays in the watch caches (the ring), so
+ * watches from recent revisions go on; lists at older revisions are 410. */
 void store_compact_locked(void)
 {
-	while (g_store.ring_n)
-		evict_oldest();
 	g_store.compacted_rv = g_store.rv;
 	pthread_cond_broadcast(&g_store.changed);
+}
+
+void store_drop_watch_cache_locked(void)
+{
+	g_store.wc_reset_rv = g_store.rv;
+	pthread_cond_broadcast(&g_store.changed);
+}
+
+uint64_t store_watch_floor_locked(const struct resource *r)
+{
+	uint64_t floor = g_store.ring_floor > g_store.wc_reset_rv ? g_store.ring_floor : g_store.wc_reset_rv;
+	uint64_t now = mono_ms(), oldest = 0;
+	size_t kept = 0;
+	for (uint64_t rv = g_store.rv; rv > floor; rv--) {
+		const struct event *e = store_event_locked(rv);
+		if (e->res != r)
+			continue;
+		if (kept >= g_cfg.wc_size && now - e->ms >= g_cfg.wc_ms)
+			return oldest ? oldest - 1 : rv; /* e left the cache */
+		kept++;
+		oldest = rv;
+	}
+	return floor;
 }
 
 /* The previous content stamped with the revision of the event that removed it
@@ -330,7 +361,7 @@ static bool passes(const struct objver *o, const kvs__selector *ls, const kvs__s
  * at_rv >= compacted_rv can be served exactly. */
 int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char *after,
                const kvs__selector *ls, const kvs__selector *fs, size_t limit,
-               struct objver ***out, size_t *n, bool *more)
+               struct objver ***out, size_t *n, bool *more, size_t *remaining)
 {
 	char *lo = ns ? xasprintf("%s/", ns) : xstrdup("");
 	char *hi = ns ? xasprintf("%s0", ns) : NULL; /* '0' follows '/' */
@@ -339,6 +370,8 @@ int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char 
 	*out = NULL;
 	*n = 0;
 	*more = false;
+	if (remaining)
+		*remaining = 0;
 	pthread_mutex_lock(&g_store.lock);
 	if (*at_rvp > g_store.rv)
 		*at_rvp = g_store.rv;
@@ -393,7 +426,10 @@ int store_list(struct resource *r, const char *ns, uint64_t *at_rvp, const char 
 			continue;
 		if (limit && *n == limit) {
 			*more = true;
-			break;
+			if (!remaining)
+				break;
+			(*remaining)++;
+			continue;
 		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;

@@ -190,7 +190,7 @@ void validate_name(const struct resource *r, const char *name, const char *gen_n
 
 /* metadata.labels and metadata.annotations (ValidateObjectMeta). A value of
  * the wrong JSON type cannot be decoded at all: the caller's 400. */
-static void validate_meta(cJSON *obj, struct ferrs *fe)
+static void validate_labels_annotations(cJSON *obj, struct ferrs *fe)
 {
 	cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
 	const char *bags[2] = { "labels", "annotations" };
@@ -293,7 +293,7 @@ static struct status *validate_configmap(struct resource *r, cJSON *obj, struct 
 struct status *validate_object(struct resource *r, cJSON *obj, const char *name, struct ferrs *fe)
 {
 	(void)name;
-	validate_meta(obj, fe);
+	validate_labels_annotations(obj, fe);
 	switch (r->type) {
 	case RES_CONFIGMAP:
 		return validate_configmap(r, obj, fe);
@@ -311,6 +311,8 @@ struct status *validate_object(struct resource *r, cJSON *obj, const char *name,
 	}
 	case RES_NAMESPACE:
 	case RES_CUSTOM:
+	case RES_POD:
+	case RES_EVENT:
 		return NULL;
 	}
 	return NULL;
@@ -419,7 +421,12 @@ void normalize_object(struct resource *r, cJSON *obj)
 		move_field(obj, tmp, "spec", false);
 		move_field(obj, tmp, "status", false);
 		break;
+	case RES_POD:
+		move_field(obj, tmp, "spec", false);
+		move_field(obj, tmp, "status", false);
+		break;
 	case RES_CUSTOM:
+	case RES_EVENT:
 		while (obj->child) {
 			cJSON *c = cJSON_DetachItemViaPointer(obj, obj->child);
 			cJSON_AddItemToObject(tmp, c->string, c);

@@ -67,6 +67,18 @@ int fx_compact(kvs_backend *b)
 	return kvs_error_set(KVS_ECONFIG, "KVS_TEST_BACKEND=%s: want memory, kube or kube-tls", k);
 }
 
+int fx_touch(kvs_backend *b)
+{
+	const char *k = fx_backend_kind();
+	int tls;
+
+	if (strcmp(k, "memory") == 0)
+		return 0;
+	if (kind_is_kube(k, &tls))
+		return fx_kube_touch(b);
+	return kvs_error_set(KVS_ECONFIG, "KVS_TEST_BACKEND=%s: want memory, kube or kube-tls", k);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Data                                                                     */
 

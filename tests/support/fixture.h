@@ -37,6 +37,14 @@ int fx_kube_backend_peer(kvs_backend **out, kvs_backend *b);
 int fx_compact(kvs_backend *b);
 int fx_kube_compact(kvs_backend *b);
 
+/**
+ * A write elsewhere in `b`'s cluster (a real cluster always has some: lease
+ * renewals), so a newer revision exists and idle watches get bookmarks.
+ * Memory: nothing (its watches get bookmarks when idle); kube: a Lease.
+ */
+int fx_touch(kvs_backend *b);
+int fx_kube_touch(kvs_backend *b);
+
 /** Deterministic pseudo-random bytes and a realistic JSON workflow status. */
 void fx_random(void *buf, size_t len, uint64_t seed);
 /** Generate about `len` bytes (exactly `len`) of workflow-status-like JSON. */

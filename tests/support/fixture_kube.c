@@ -230,6 +230,8 @@ int fx_kapi_start(fx_kapi **out, int tls, const char *const *extra)
 	argv[argc++] = portfile;
 	argv[argc++] = "--namespaces";
 	argv[argc++] = FX_NS ",default";
+	argv[argc++] = "--bookmark-ms"; /* the real server's is a minute */
+	argv[argc++] = "1000";
 	if (tls) {
 		struct timespec ts;
 
@@ -442,11 +444,18 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	if (k->tls)
 		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca);
+	if (k->token[0]) { /* API paths need it; /kapi/ ignores it */
+		char auth[sizeof(k->token) + 32];
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->token);
+		h = curl_slist_append(h, auth);
+	}
 	if (json) {
 		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
 	}
+	if (h)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
@@ -472,8 +481,22 @@ int fx_kube_compact(kvs_backend *b)
 
 	if (!k)
 		return kvs_error_set(KVS_EINVAL, "fx_kube_compact: backend not made by the fixture");
-	st = fx_kapi_call(k, "POST", "/kapi/compact", "{}", NULL);
+	/* etcd's compaction and the watch cache rolled past every event: what
+	 * makes a real server answer 410 to a watch from an old revision */
+	st = fx_kapi_call(k, "POST", "/kapi/compact?watch-cache=1", "{}", NULL);
 	return st >= 200 && st < 300 ? 0 : kvs_error_set(KVS_EIO, "POST /kapi/compact: %ld", st);
+}
+
+int fx_kube_touch(kvs_backend *b)
+{
+	fx_kapi *k = fx_kapi_of(b);
+	long st;
+
+	if (!k)
+		return kvs_error_set(KVS_EINVAL, "fx_kube_touch: backend not made by the fixture");
+	st = fx_kapi_call(k, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+	                  "{\"metadata\":{\"generateName\":\"touch-\"}}", NULL);
+	return st == 201 ? 0 : kvs_error_set(KVS_EIO, "POST lease: %ld", st);
 }
 
 /*

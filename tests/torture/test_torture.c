@@ -513,7 +513,7 @@ static int op_stat(tc *t)
 {
 	kvs_stat st;
 	memset(&st, 0, sizeof(st));
-	int rc = kvs_stat_key(&st, t->s, "k");
+	int rc = kvs_stat_key(&st, t->s, "k", NULL);
 	t->aux_n[0] = st.length;
 	t->aux_n[1] = st.chunks;
 	return rc;
@@ -538,7 +538,9 @@ Test(torture, stat_key, .timeout = 300)
 static int op_list(tc *t)
 {
 	kvs_list *l = NULL;
-	int rc = kvs_list_keys(&l, t->s, NULL, 2, NULL);   /* pages of 2: a token too */
+	kvs_list_options lo = KVS_LIST_OPTIONS_INIT;
+	lo.limit = 2;                                     /* pages of 2: a token too */
+	int rc = kvs_list_keys(&l, t->s, &lo);
 	if (rc == 0) {
 		t->aux_n[0] = l->count;
 		t->aux_n[1] = l->next != NULL;

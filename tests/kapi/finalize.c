@@ -1,0 +1,392 @@
+/* Deletion as the real server does it: finalizers and graceful deletion
+ * (registry/generic Store.Delete, rest.BeforeDelete), the garbage
+ * collector's work (done at once: Orphan, Background, Foreground with its
+ * foregroundDeletion finalizer) and the namespace controller's (a deleted
+ * namespace is Terminating until its content is gone). Everything here runs
+ * under the store lock. */
+#include "kapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FG_FINALIZER "foregroundDeletion"
+
+static cJSON *meta(cJSON *obj)
+{
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	if (!cJSON_IsObject(m)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "metadata");
+		m = cJSON_AddObjectToObject(obj, "metadata");
+	}
+	return m;
+}
+
+static const cJSON *cmeta(const cJSON *obj)
+{
+	return cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+}
+
+static const char *mstr(const cJSON *obj, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cmeta(obj), k));
+}
+
+bool obj_deleting(const cJSON *obj)
+{
+	return cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cmeta(obj), "deletionTimestamp"));
+}
+
+bool obj_has_finalizers(const cJSON *obj)
+{
+	return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cmeta(obj), "finalizers")) > 0;
+}
+
+static bool has_finalizer(const cJSON *obj, const char *f)
+{
+	const cJSON *x;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(cmeta(obj), "finalizers"))
+		if (cJSON_IsString(x) && strcmp(x->valuestring, f) == 0)
+			return true;
+	return false;
+}
+
+static void rfc3339_in(int64_t secs, char out[32])
+{
+	time_t t = time(NULL) + (time_t)secs;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* markAsDeleting / BeforeDelete: deletionTimestamp, the grace period, and a
+ * generation bump for objects that carry one. */
+static void mark_deleting(cJSON *obj, int64_t grace)
+{
+	cJSON *m = meta(obj);
+	if (!obj_deleting(obj)) {
+		cJSON *g = cJSON_GetObjectItemCaseSensitive(m, "generation");
+		if (cJSON_IsNumber(g) && g->valuedouble > 0)
+			cJSON_SetNumberValue(g, g->valuedouble + 1);
+	}
+	char ts[32];
+	rfc3339_in(grace, ts);
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionTimestamp");
+	cJSON_AddStringToObject(m, "deletionTimestamp", ts);
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionGracePeriodSeconds");
+	cJSON_AddNumberToObject(m, "deletionGracePeriodSeconds", (double)grace);
+}
+
+static bool owned_by(const cJSON *obj, const char *uid, bool blocking_only)
+{
+	const cJSON *ref;
+	cJSON_ArrayForEach(ref, cJSON_GetObjectItemCaseSensitive(cmeta(obj), "ownerReferences")) {
+		const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+		if (u && strcmp(u, uid) == 0 &&
+		    (!blocking_only || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "blockOwnerDeletion"))))
+			return true;
+	}
+	return false;
+}
+
+/* Dependents live in the owner's namespace (any, for a cluster-scoped owner). */
+static bool dependent(const struct objver *o, const char *uid, const char *ns, bool blocking_only)
+{
+	return (!*ns || strcmp(o->ns, ns) == 0) && owned_by(o->obj, uid, blocking_only);
+}
+
+static void orphan_dependents_locked(const char *uid, const char *ns)
+{
+	for (size_t ri = 0; ri < resource_count(); ri++) {
+		struct resource *r = g_store.res[ri];
+		if (!resource_served(r))
+			continue;
+		for (size_t i = 0; i < r->n; i++) {
+			struct objver *o = r->items[i];
+			if (!dependent(o, uid, ns, false))
+				continue;
+			cJSON *n = cJSON_Duplicate(o->obj, 1);
+			cJSON *refs = cJSON_GetObjectItemCaseSensitive(meta(n), "ownerReferences");
+			for (cJSON *ref = refs ? refs->child : NULL; ref;) {
+				cJSON *next = ref->next;
+				const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+				if (ru && strcmp(ru, uid) == 0)
+					cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
+				ref = next;
+			}
+			if (cJSON_GetArraySize(refs) == 0)
+				cJSON_DeleteItemFromObjectCaseSensitive(meta(n), "ownerReferences");
+			objver_ref(o);
+			store_put_locked(r, n, o);
+			objver_unref(o);
+		}
+	}
+}
+
+/* The garbage collector deletes the dependents of a deleted owner (those
+ * with finalizers are only marked). */
+static void delete_dependents_locked(const char *uid, const char *ns)
+{
+	for (size_t ri = 0; ri < resource_count(); ri++) {
+		struct resource *r = g_store.res[ri];
+		if (!resource_served(r))
+			continue;
+		for (size_t i = 0; i < r->n;) {
+			struct objver *o = r->items[i];
+			if (!dependent(o, uid, ns, false) || obj_deleting(o->obj)) {
+				i++;
+				continue;
+			}
+			struct delete_opts d = {.policy = "Background", .grace = 0};
+			struct objver *out = NULL;
+			bool removed = false;
+			obj_delete_locked(r, o, &d, &out, &removed);
+			objver_unref(out);
+			if (!removed)
+				i++;
+			else
+				i = 0; /* the index shifted, and cascades may have removed more */
+		}
+	}
+}
+
+bool ns_terminating_locked(const char *ns)
+{
+	struct resource *nr = resource_find("", "v1", "namespaces");
+	struct objver *o = nr ? store_get_locked(nr, "", ns) : NULL;
+	return o && obj_deleting(o->obj);
+}
+
+static bool ns_empty_locked(const char *ns)
+{
+	for (size_t ri = 0; ri < resource_count(); ri++) {
+		struct resource *r = g_store.res[ri];
+		if (!r->namespaced)
+			continue;
+		for (size_t i = 0; i < r->n; i++)
+			if (strcmp(r->items[i]->ns, ns) == 0)
+				return false;
+	}
+	return true;
+}
+
+/* The namespace controller: delete the content of a Terminating namespace
+ * and, once it is empty, remove the namespace (its spec.finalizers done). */
+static void ns_finalize_locked(const char *ns)
+{
+	struct resource *nr = resource_find("", "v1", "namespaces");
+	struct objver *o = nr ? store_get_locked(nr, "", ns) : NULL;
+	if (!o || !obj_deleting(o->obj) || !ns_empty_locked(ns))
+		return;
+	if (obj_has_finalizers(o->obj))
+		return;
+	store_delete_locked(o);
+}
+
+static void ns_delete_content_locked(const char *ns)
+{
+	for (size_t ri = 0; ri < resource_count(); ri++) {
+		struct resource *r = g_store.res[ri];
+		if (!r->namespaced || !resource_served(r))
+			continue;
+		for (size_t i = 0; i < r->n;) {
+			struct objver *o = r->items[i];
+			if (strcmp(o->ns, ns) != 0 || obj_deleting(o->obj)) {
+				i++;
+				continue;
+			}
+			struct delete_opts d = {.policy = "Background", .grace = 0};
+			struct objver *out = NULL;
+			bool removed = false;
+			obj_delete_locked(r, o, &d, &out, &removed);
+			objver_unref(out);
+			i = removed ? 0 : i + 1;
+		}
+	}
+}
+
+void obj_remove_locked(struct objver *o, bool orphan)
+{
+	struct resource *r = o->res;
+	objver_ref(o);
+	store_delete_locked(o);
+	if (r->crd)
+		crd_remove_locked(o->obj);
+	const char *uid = mstr(o->obj, "uid");
+	char *ns = xstrdup(o->ns);
+	if (uid && *uid) {
+		if (orphan)
+			orphan_dependents_locked(uid, r->namespaced ? ns : "");
+		else
+			delete_dependents_locked(uid, r->namespaced ? ns : "");
+	}
+	objver_unref(o);
+	gc_sweep_locked();
+	if (r->namespaced)
+		ns_finalize_locked(ns);
+	free(ns);
+}
+
+/* Foreground owners lose their foregroundDeletion finalizer once no
+ * dependent that blocks them is left; with no finalizer left they go. */
+void gc_sweep_locked(void)
+{
+	for (bool again = true; again;) {
+		again = false;
+		for (size_t ri = 0; ri < resource_count() && !again; ri++) {
+			struct resource *r = g_store.res[ri];
+			for (size_t i = 0; i < r->n && !again; i++) {
+				struct objver *o = r->items[i];
+				if (!obj_deleting(o->obj) || !has_finalizer(o->obj, FG_FINALIZER))
+					continue;
+				const char *uid = mstr(o->obj, "uid");
+				bool blocked = false;
+				for (size_t rj = 0; rj < resource_count() && !blocked && uid; rj++)
+					for (size_t j = 0; j < g_store.res[rj]->n && !blocked; j++)
+						blocked = dependent(g_store.res[rj]->items[j], uid,
+						                    r->namespaced ? o->ns : "", true);
+				if (blocked)
+					continue;
+				cJSON *n = cJSON_Duplicate(o->obj, 1);
+				cJSON *fin = cJSON_GetObjectItemCaseSensitive(meta(n), "finalizers");
+				for (cJSON *f = fin ? fin->child : NULL; f;) {
+					cJSON *next = f->next;
+					if (cJSON_IsString(f) && strcmp(f->valuestring, FG_FINALIZER) == 0)
+						cJSON_Delete(cJSON_DetachItemViaPointer(fin, f));
+					f = next;
+				}
+				if (cJSON_GetArraySize(fin) == 0) {
+					cJSON_Delete(n);
+					obj_remove_locked(o, false);
+				} else {
+					objver_ref(o);
+					store_put_locked(r, n, o);
+					objver_unref(o);
+				}
+				again = true;
+			}
+		}
+	}
+}
+
+/* The grace period of a delete: the options' gracePeriodSeconds, else the
+ * kind's default. Pods: spec.terminationGracePeriodSeconds, but 0 when not
+ * scheduled or already terminated (podStrategy.CheckGracefulDelete). */
+static int64_t grace_of(const struct resource *r, const cJSON *obj, int64_t asked)
+{
+	if (r->type != RES_POD)
+		return 0;
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	const char *node = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "nodeName"));
+	const char *phase = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase"));
+	if (!node || !*node || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
+		return 0;
+	if (asked >= 0)
+		return asked;
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "terminationGracePeriodSeconds");
+	return cJSON_IsNumber(t) && t->valuedouble >= 0 ? (int64_t)t->valuedouble : 30;
+}
+
+struct status *obj_delete_locked(struct resource *r, struct objver *o, const struct delete_opts *d,
+                                 struct objver **out, bool *removed)
+{
+	const char *pp = d->policy;
+	bool orphan = pp && !strcmp(pp, "Orphan");
+	bool foreground = pp && !strcmp(pp, "Foreground");
+	int64_t grace = grace_of(r, o->obj, d->grace);
+	*removed = false;
+	*out = NULL;
+	if (r->type == RES_NAMESPACE) {
+		/* the namespace goes Terminating; its controller empties it */
+		if (d->dry || obj_deleting(o->obj)) {
+			objver_ref(o);
+			*out = o;
+			return NULL;
+		}
+		cJSON *n = cJSON_Duplicate(o->obj, 1);
+		mark_deleting(n, 0);
+		cJSON *st = cJSON_GetObjectItemCaseSensitive(n, "status");
+		cJSON_DeleteItemFromObjectCaseSensitive(st, "phase");
+		cJSON_AddStringToObject(st, "phase", "Terminating");
+		objver_ref(o);
+		struct objver *nv = store_put_locked(r, n, o);
+		objver_unref(o);
+		objver_ref(nv);
+		*out = nv;
+		char *ns = xstrdup(nv->name);
+		ns_delete_content_locked(ns);
+		ns_finalize_locked(ns);
+		free(ns);
+		return NULL;
+	}
+	bool pending = obj_has_finalizers(o->obj) || foreground || grace > 0;
+	if (obj_deleting(o->obj) && !(grace == 0 && !obj_has_finalizers(o->obj))) {
+		/* a deletion is pending already: nothing more to do */
+		objver_ref(o);
+		*out = o;
+		return NULL;
+	}
+	if (!pending) {
+		if (d->dry) {
+			objver_ref(o);
+			*out = o;
+			*removed = true;
+			return NULL;
+		}
+		objver_ref(o);
+		*out = o;
+		obj_remove_locked(o, orphan);
+		*removed = true;
+		return NULL;
+	}
+	cJSON *n = cJSON_Duplicate(o->obj, 1);
+	if (foreground && !has_finalizer(n, FG_FINALIZER)) {
+		cJSON *fin = cJSON_GetObjectItemCaseSensitive(meta(n), "finalizers");
+		if (!cJSON_IsArray(fin)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(meta(n), "finalizers");
+			fin = cJSON_AddArrayToObject(meta(n), "finalizers");
+		}
+		cJSON_AddItemToArray(fin, cJSON_CreateString(FG_FINALIZER));
+	}
+	mark_deleting(n, grace);
+	if (d->dry) {
+		*out = objver_new(r, n, o->rv);
+		return NULL;
+	}
+	objver_ref(o);
+	struct objver *nv = store_put_locked(r, n, o);
+	objver_unref(o);
+	objver_ref(nv);
+	*out = nv;
+	const char *uid = mstr(nv->obj, "uid");
+	if (uid && *uid && orphan)
+		orphan_dependents_locked(uid, r->namespaced ? nv->ns : "");
+	else if (uid && *uid && foreground)
+		delete_dependents_locked(uid, r->namespaced ? nv->ns : "");
+	gc_sweep_locked();
+	return NULL;
+}
+
+/* ValidateObjectMetaUpdate's rule for objects being deleted. */
+void finalizers_update_check(const cJSON *oldo, const cJSON *newo, struct ferrs *fe)
+{
+	if (!obj_deleting(oldo))
+		return;
+	const cJSON *x;
+	struct buf b = {0};
+	int n = 0;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(cmeta(newo), "finalizers")) {
+		if (!cJSON_IsString(x) || has_finalizer(oldo, x->valuestring))
+			continue;
+		buf_addf(&b, "%s\"%s\"", n++ ? ", " : "", x->valuestring);
+	}
+	if (n) {
+		char *m = xasprintf("Forbidden: no new finalizers can be added if the object is being deleted, "
+		                    "found new finalizers []string{%s}", b.p);
+		ferr_add(fe, "FieldValueForbidden", "metadata.finalizers", m);
+		free(m);
+	}
+	buf_free(&b);
+}
