@@ -4,14 +4,15 @@
 # target can depend on it. nghttp2-proxy (nghttpx) is for tests only: an
 # HTTP/2 TLS front for kapi-server (docs/test-server.md); tinyproxy and
 # microsocks are the HTTP and SOCKS5 proxies of the proxy tests;
-# python3-prometheus-client parses the controller's metrics endpoint in a test.
+# python3-prometheus-client parses the controller's metrics endpoint in a test;
+# spin checks the protocol model (tests/model/).
 set -e
 # Debian package builds take their build dependencies from debian/control.
 [ -n "${KVS_NO_DEPS:-}" ] && exit 0
 PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libmsgpack-dev \
 liblz4-dev libxxhash-dev libcjson-dev libcriterion-dev libyaml-dev \
 libmicrohttpd-dev libgnutls28-dev openssl python3 python3-kubernetes lz4 ca-certificates \
-nghttp2-proxy tinyproxy microsocks python3-prometheus-client"
+nghttp2-proxy tinyproxy microsocks python3-prometheus-client spin"
 [ -n "$KVS_EXTRA_PKGS" ] && PKGS="$PKGS $KVS_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do
