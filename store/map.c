@@ -969,7 +969,8 @@ static int build_delta(runs *rs, const kvs_map_batch *b, uint32_t target)
 	if (!(ops = malloc(b->n * sizeof(*ops))))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	memcpy(ops, b->ops, b->n * sizeof(*ops));
-	qsort(ops, b->n, sizeof(*ops), cmp_bop);
+	if (b->n > 1)
+		qsort(ops, b->n, sizeof(*ops), cmp_bop);
 	kvs__mbuild_init(&mb);
 	for (size_t i = 0; i < b->n && rc == 0; i++) {
 		kvs__ment e;
@@ -1164,7 +1165,8 @@ static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 	for (uint32_t i = 0; i < w->base.nruns; i++)
 		if (w->base.runs[i].level == 1 && !(w->base.runs[i].flags & KVS__MRUN_INLINE))
 			have[nhave++] = &w->base.runs[i];
-	qsort(have, nhave, sizeof(*have), cmp_run_addr);
+	if (nhave > 1)
+		qsort(have, nhave, sizeof(*have), cmp_run_addr);
 	for (size_t i = 0; i < im->rs.n; i++) {
 		kvs__mrun *r = &im->rs.r[i], key, *kp = &key;
 		const kvs__mrun **hit;

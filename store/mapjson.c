@@ -408,7 +408,8 @@ int kvs_map_import_json(kvs_ver *out, kvs_store *s, const char *key, const char 
 	int rc;
 
 	if ((rc = walk_object(json, len, imp_member, &im)) == 0) {
-		qsort(im.e, im.n, sizeof(*im.e), cmp_ment);
+		if (im.n > 1)
+			qsort(im.e, im.n, sizeof(*im.e), cmp_ment);
 		for (size_t i = 0; i < im.n; i++) {
 			if (i + 1 < im.n && kvs__mname_cmp(im.e[i].name, im.e[i].nlen, im.e[i + 1].name,
 			                                   im.e[i + 1].nlen) == 0) {

@@ -300,7 +300,8 @@ static int diff_next(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s, const 
 	}
 	for (size_t i = 0; i < old->nr; i++)
 		byaddr[i] = &old->r[i];
-	qsort(byaddr, old->nr, sizeof(*byaddr), cmp_mfrun_addr);
+	if (old->nr > 1)
+		qsort(byaddr, old->nr, sizeof(*byaddr), cmp_mfrun_addr);
 	/* runs of the new table: shared ones as they were, new ones read */
 	for (uint32_t i = 0; i < ix->nruns; i++) {
 		const kvs__mrun *r = &ix->runs[i];
@@ -363,7 +364,8 @@ static int diff_next(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s, const 
 		cv[i].p = cl.p[i];
 		cv[i].len = cl.len[i];
 	}
-	qsort(cv, cl.n, sizeof(*cv), cmp_cand);
+	if (cl.n > 1)
+		qsort(cv, cl.n, sizeof(*cv), cmp_cand);
 	for (size_t i = 0; i < cl.n; i++)
 		if (ncv == 0 || cmp_cand(&cv[ncv - 1], &cv[i]) != 0)
 			cv[ncv++] = cv[i];

@@ -41,7 +41,8 @@ void kvs__seg_address(uint8_t out[16], kvs__seg_entry *e, size_t n)
 {
 	XXH3_state_t st;
 
-	qsort(e, n, sizeof(*e), cmp_entry);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), cmp_entry);
 	XXH3_128bits_reset(&st);
 	for (size_t i = 0; i < n; i++)
 		canon_update(&st, e[i].addr, e[i].blob, e[i].len);
@@ -135,7 +136,8 @@ int kvs__seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
 		return kvs_error_set(KVS_ECORRUPT, "segment %s: %llu bytes, over the object limit",
 		                     name, (unsigned long long)total);
 	}
-	qsort(s->sorted, s->n, sizeof(*s->sorted), cmp_blobp);
+	if (s->n > 1)
+		qsort(s->sorted, s->n, sizeof(*s->sorted), cmp_blobp);
 	XXH3_128bits_reset(&st);
 	for (size_t i = 0; i < s->n; i++) {
 		if (i && strcmp(s->sorted[i - 1]->key, s->sorted[i]->key) == 0) {

@@ -496,9 +496,10 @@ static int watch_hook(void *ctx, kvs_mem_call kind, const char *name)
 {
 	watcher *w = ctx;
 	char when[300];
-	static const char *const kinds[] = { "get", "create", "replace", "annotate", "remove",
-	                                     "list", "watch" };
-	snprintf(when, sizeof(when), "before %s %s", kinds[kind], name ? name : "-");
+	static const char *const kinds[KVS_MEM_NCALLS] = { "get", "create", "replace", "annotate",
+	                                                   "remove", "list", "watch", "head" };
+	snprintf(when, sizeof(when), "before %s %s", (unsigned)kind < KVS_MEM_NCALLS ? kinds[kind] : "?",
+	         name ? name : "-");
 	if (committed_value(w, when) == 2)
 		w->saw_new = 1;
 	return 0;
