@@ -279,12 +279,22 @@ static void start_member(member *m, const char *const *extra)
 
 static int stop_member(member *m, int sig)
 {
-	int st = 0;
+	int st = 0, code;
 	kill(m->pid, sig);
 	while (waitpid(m->pid, &st, 0) < 0 && errno == EINTR)
 		;
 	m->pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (code != 0 && sig != SIGKILL && m->lives > 0) {
+		/* the member's own words (a sanitizer report goes there too) */
+		char cmd[PATH_MAX + 64];
+		fprintf(stderr, "controller_echo: %s exited %d; the end of its log:\n", m->id, code);
+		snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", m->log[m->lives - 1]);
+		if (system(cmd) != 0) {
+			/* best effort */
+		}
+	}
+	return code;
 }
 
 static void kill_all(void)
