@@ -150,6 +150,7 @@ static void *worker(void *arg)
 		int shard = -1, rc = 0;
 		uint64_t epoch;
 		if (kvc_informer_get(e->wf, key, &obj, &shard) != 1 || shard < 0) {
+			cJSON_Delete(obj); /* found but not yet stamped: no copy kept */
 			kvc_queue_forget(e->q, key);
 			kvc_queue_done(e->q, key);
 			continue;
