@@ -550,11 +550,13 @@ Test(workflow_e2e, each_parallelism_and_completion_policy_with_two_replicas)
 	}
 }
 
+/* Tasks of 1 s, 4 at a time: ~8 s, so both the kill -9 (at 1.5 s) and the
+ * SIGTERM (at ~3.5 s) land while it runs, whichever replica owns it. */
 static const char *const WF_BIG =
         "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
         "\"metadata\":{\"name\":\"big\"},\"spec\":{\"parallelism\":{\"withCount\":30},"
         "\"maxConcurrency\":4,"
-        "\"template\":{\"metadata\":{\"annotations\":{\"kubelet-sim/duration\":\"400ms\"}},"
+        "\"template\":{\"metadata\":{\"annotations\":{\"kubelet-sim/duration\":\"1s\"}},"
         "\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}";
 
 /* The reconciles of `object` in dir/<id>.log: [start, end) per member. */
