@@ -237,9 +237,12 @@ static void check_all(const char *when)
 					finding("%s: key %s reads back bytes that are neither its acknowledged "
 					        "value (%s) nor one of the %d in flight since: saved as %s",
 					        when, keys[k], ks->ack[0] ? ks->ack : "absent", ks->nflight, out);
-				if (strcmp(ks->ack, ks->flight[hit]) != 0)
+				const char *won = ks->flight[hit];
+				if (strcmp(ks->ack, won) != 0) {
 					st.landed_in_flight++;
-				snprintf(ks->ack, sizeof(ks->ack), "%s", ks->flight[hit]);
+					/* ack and flight[] are distinct arrays of the same size */
+					memcpy(ks->ack, won, sizeof(ks->ack));
+				}
 			}
 		} else {
 			show_err("check-get", err, sizeof(err));
