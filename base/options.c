@@ -41,6 +41,7 @@ _Static_assert(KVS_KUBE_DELETE_OPTIONS_VERSION == 1,
 _Static_assert(KVS_MAP_WRITE_OPTIONS_VERSION == 1, "kvs__opt_map_write: add the new version's size");
 _Static_assert(KVS_MAP_READ_OPTIONS_VERSION == 1, "kvs__opt_map_read: add the new version's size");
 _Static_assert(KVS_MAP_ITER_OPTIONS_VERSION == 1, "kvs__opt_map_iter: add the new version's size");
+_Static_assert(KVS_MAP_STAT_OPTIONS_VERSION == 1, "kvs__opt_map_stat: add the new version's size");
 
 const kvs__optdesc kvs__opt_map_write = {
 	"kvs_map_write_options", "KVS_MAP_WRITE_OPTIONS_INIT", KVS_MAP_WRITE_OPTIONS_VERSION,
@@ -53,6 +54,10 @@ const kvs__optdesc kvs__opt_map_read = {
 const kvs__optdesc kvs__opt_map_iter = {
 	"kvs_map_iter_options", "KVS_MAP_ITER_OPTIONS_INIT", KVS_MAP_ITER_OPTIONS_VERSION,
 	sizeof(kvs_map_iter_options), { END(kvs_map_iter_options, stats) }
+};
+const kvs__optdesc kvs__opt_map_stat = {
+	"kvs_map_stat_options", "KVS_MAP_STAT_OPTIONS_INIT", KVS_MAP_STAT_OPTIONS_VERSION,
+	sizeof(kvs_map_stat_options), { END(kvs_map_stat_options, version) }
 };
 const kvs__optdesc kvs__opt_store = {
 	"kvs_options", "KVS_OPTIONS_INIT", KVS_OPTIONS_VERSION, sizeof(kvs_options),

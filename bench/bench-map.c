@@ -267,7 +267,7 @@ int main(void)
 		memset(&st, 0, sizeof(st));
 		wo.stats = &st;
 		wo.compact = KVS_MAP_COMPACT_NEVER;
-		kvs_map_stat_key(&ms, s, "map");
+		kvs_map_stat_key(&ms, s, "map", NULL);
 		raw = edit_batch(&b, k, patch, &plen);
 		w0 = written(be);
 		c0 = calls(be);
@@ -309,7 +309,7 @@ int main(void)
 		double t;
 		wo.compact = KVS_MAP_COMPACT_FORCE;
 		kvs_map_compact(&v, s, "map", &wo);
-		kvs_map_stat_key(&ms, s, "map");
+		kvs_map_stat_key(&ms, s, "map", NULL);
 		compacted = ms.segment_bytes + ms.index_bytes;
 		wo.compact = KVS_MAP_COMPACT_AUTO;
 		t = now_s();
@@ -327,12 +327,12 @@ int main(void)
 			kvs_map_batch_free(b);
 			comps += st.compacted;
 			batchb += st.bytes_written - st.compact_bytes_written;
-			kvs_map_stat_key(&ms, s, "map");
+			kvs_map_stat_key(&ms, s, "map", NULL);
 			if (ms.segment_bytes + ms.index_bytes > worst)
 				worst = ms.segment_bytes + ms.index_bytes;
 		}
 		t = now_s() - t;
-		kvs_map_stat_key(&ms, s, "map");
+		kvs_map_stat_key(&ms, s, "map", NULL);
 		printf("%d x 20-node batches in %.1f s, %llu compactions: sent %.1f MB (%.0f KB per batch, of "
 		       "which %.0f KB the batches themselves)\n", batches, t, (unsigned long long)comps,
 		       (double)(written(be) - w0) / 1e6, (double)(written(be) - w0) / batches / 1e3,

@@ -129,7 +129,7 @@ static int map_get(struct cli *c, const char *key)
 		char detail[1024], hint[1024];
 		kvs_map_stat ms;
 		snprintf(detail, sizeof(detail), "%s", kvs_error_last());
-		if (kvs_map_stat_key(&ms, c->store, key) == 0) {
+		if (kvs_map_stat_key(&ms, c->store, key, NULL) == 0) {
 			snprintf(hint, sizeof(hint), "map %s (version %s) has no field %s; 'kvsplit map "
 			         "ls %s' lists its fields", cli_key(key), ms.version.str,
 			         cli_key(c->args[2]), cli_key(key));
@@ -307,7 +307,7 @@ int cli_map_stat_print(struct cli *c, const char *key, int quiet_if_not_map)
 {
 	kvs_map_stat st;
 	double amp;
-	int rc = kvs_map_stat_key(&st, c->store, key);
+	int rc = kvs_map_stat_key(&st, c->store, key, NULL);
 
 	if (rc < 0) {
 		if (quiet_if_not_map)

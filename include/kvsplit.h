@@ -591,8 +591,22 @@ typedef struct kvs_map_stat {
 	uint32_t index_bytes;        /**< size of the index manifest */
 } kvs_map_stat;
 
-/** KVS_EINVAL if `key` is not a map, KVS_ENOTFOUND if absent. */
-KVS_API int kvs_map_stat_key(kvs_map_stat *out, kvs_store *store, const char *key);
+#define KVS_MAP_STAT_OPTIONS_VERSION 1
+/** Options of kvs_map_stat_key; none yet beyond the version (room to grow). */
+typedef struct kvs_map_stat_options {
+	unsigned int version;        /**< KVS_MAP_STAT_OPTIONS_VERSION */
+} kvs_map_stat_options;
+#define KVS_MAP_STAT_OPTIONS_INIT { KVS_MAP_STAT_OPTIONS_VERSION }
+
+/**
+ * Describe a map key from its index alone (one request).
+ *
+ * @param opts  NULL for defaults
+ * @return 0, KVS_EINVAL if `key` is not a map (or a bad opts version),
+ *         KVS_ENOTFOUND if absent, KVS_ECORRUPT, KVS_EIO, ...
+ */
+KVS_API int kvs_map_stat_key(kvs_map_stat *out, kvs_store *store, const char *key,
+                             const kvs_map_stat_options *opts);
 
 
 /* ------------------------------------------------------------------------ */

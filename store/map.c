@@ -509,14 +509,18 @@ int kvs_map_count(uint64_t *out, kvs_ver *out_ver, kvs_store *s, const char *key
 	return 0;
 }
 
-int kvs_map_stat_key(kvs_map_stat *out, kvs_store *s, const char *key)
+int kvs_map_stat_key(kvs_map_stat *out, kvs_store *s, const char *key,
+                     const kvs_map_stat_options *opts)
 {
+	kvs_map_stat_options o = KVS_MAP_STAT_OPTIONS_INIT;
 	mw w;
 	int rc;
 
 	if (!out)
 		return kvs_error_set(KVS_EINVAL, "kvs_map_stat_key: out is NULL");
 	memset(out, 0, sizeof(*out));
+	if ((rc = KVS__OPTS(&o, opts, map_stat)) < 0)
+		return rc;
 	if ((rc = mw_init(&w, s, key)) < 0)
 		return rc;
 	if ((rc = read_map(&w, &out->version)) == 0) {

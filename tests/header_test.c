@@ -20,9 +20,10 @@ int main(void)
 	kvs_gc_options gco = KVS_GC_OPTIONS_INIT;
 	kvs_fsck_options fo = KVS_FSCK_OPTIONS_INIT;
 	kvs_mem_options mo = KVS_MEM_OPTIONS_INIT;
+	kvs_map_stat_options mso = KVS_MAP_STAT_OPTIONS_INIT;
 	unsigned int sum = so.version + po.version + go.version + dopt.version + sopt.version +
 	                   lo.version + ko.version + wo.version + gco.version + fo.version +
-	                   mo.version;
+	                   mo.version + mso.version;
 
 	so.cache_bytes = KVS_CACHE_OFF;
 	go.max_bytes = KVS_MAX_BYTES_UNLIMITED;

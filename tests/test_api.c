@@ -592,6 +592,8 @@ static void expect_refused(unsigned int version, const char *how)
 	kvs_map_write_options mwo = KVS_MAP_WRITE_OPTIONS_INIT;
 	kvs_map_read_options mro = KVS_MAP_READ_OPTIONS_INIT;
 	kvs_map_iter_options mio = KVS_MAP_ITER_OPTIONS_INIT;
+	kvs_map_stat_options mso = KVS_MAP_STAT_OPTIONS_INIT;
+	kvs_map_stat mst;
 	kvs_map_batch *mb = NULL;
 	kvs_map_iter *mit = NULL;
 	uint64_t cnt = 0;
@@ -600,7 +602,7 @@ static void expect_refused(unsigned int version, const char *how)
 	cr_assert_eq(kvs_put(NULL, s, "k", "v", 1, NULL), 0);
 	so.version = po.version = go.version = dopt.version = sopt.version = lo.version = version;
 	wo.version = gco.version = fo.version = ko.version = mo.version = version;
-	mwo.version = mro.version = mio.version = version;
+	mwo.version = mro.version = mio.version = mso.version = version;
 	cr_assert_eq(kvs_map_batch_new(&mb), 0);
 	cr_assert_eq(kvs_map_batch_put(mb, "f", 1, "v", 1), 0);
 	cr_assert_eq(kvs_map_commit(NULL, s, "m", mb, NULL), 0, "%s", kvs_error_last());
@@ -620,6 +622,7 @@ static void expect_refused(unsigned int version, const char *how)
 		mwo.version = KVS_MAP_WRITE_OPTIONS_VERSION + 1;
 		mro.version = KVS_MAP_READ_OPTIONS_VERSION + 1;
 		mio.version = KVS_MAP_ITER_OPTIONS_VERSION + 1;
+		mso.version = KVS_MAP_STAT_OPTIONS_VERSION + 1;
 	}
 #define REFUSED(call, sname, v)                                                             \
 	do {                                                                                \
@@ -662,6 +665,7 @@ static void expect_refused(unsigned int version, const char *how)
 	        mro.version);
 	REFUSED(kvs_map_iter_open(&mit, NULL, s, "m", &mio), "kvs_map_iter_options", mio.version);
 	cr_expect_null(mit);
+	REFUSED(kvs_map_stat_key(&mst, s, "m", &mso), "kvs_map_stat_options", mso.version);
 	kvs_map_batch_free(mb);
 #undef REFUSED
 	cr_expect_null(l);

@@ -179,7 +179,7 @@ Test(map, compaction_keeps_every_field_and_drops_tombstones)
 	}
 	wo.compact = KVS_MAP_COMPACT_FORCE;
 	cr_assert_eq(kvs_map_compact(NULL, s, "m", &wo), 0, "%s", kvs_error_last());
-	cr_assert_eq(kvs_map_stat_key(&st, s, "m"), 0);
+	cr_assert_eq(kvs_map_stat_key(&st, s, "m", NULL), 0);
 	cr_assert_eq(st.delta_runs, 0);
 	cr_assert_gt(st.base_runs, 1, "base runs %u", st.base_runs);
 	for (int i = 0; i < 400; i++) {
@@ -321,7 +321,7 @@ Test(map, reimport_writes_only_the_runs_that_changed)
 	cr_assert_eq(kvs_map_import_json(NULL, s, "wf", doc, len, &wo), 0, "%s", kvs_error_last());
 	first = st.bytes_written;
 	cr_assert_gt(st.segments_written, 0);
-	cr_assert_eq(kvs_map_stat_key(&ms, s, "wf"), 0);
+	cr_assert_eq(kvs_map_stat_key(&ms, s, "wf", NULL), 0);
 	cr_assert_gt(ms.base_runs, 4, "want several runs, got %u", (unsigned)ms.base_runs);
 	/* the same JSON again: no segment is written, only the index */
 	memset(&st, 0, sizeof(st));
@@ -724,7 +724,7 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 		} else {
 			int cond = rnd() % 2;
 			kvs_map_stat st;
-			if (cond && kvs_map_stat_key(&st, s, "m") == 0)
+			if (cond && kvs_map_stat_key(&st, s, "m", NULL) == 0)
 				wo.expect_version = st.version.str;
 			kvs_mem_set_hook(be, hook, &w);
 			b = to_batch(&rb);

@@ -238,7 +238,7 @@ static int state_version(void *ctx, const char *ns, const char *key, char *ver, 
 	kvs_store *st;
 	kvs_map_stat s;
 	int rc;
-	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = kvs_map_stat_key(&s, st, key)) < 0)
+	if ((rc = store_of(ctx, ns, &st)) < 0 || (rc = kvs_map_stat_key(&s, st, key, NULL)) < 0)
 		return rc;
 	return copy_ver(ver, cap, &s.version);
 }
