@@ -691,6 +691,10 @@ typedef struct kvs_watch_options {
 	 * naming the key, the version and both sizes, before anything is
 	 * allocated for it; that version counts as delivered and the next call
 	 * goes on. 0 = KVS_WATCH_MAX_BYTES_DEFAULT; KVS_MAX_BYTES_UNLIMITED = no cap.
+	 * A map key's event (KVS_WATCH_FIELDS) is never refused: its field
+	 * values are delivered in field order while their total stays within
+	 * max_bytes, and from the first that would pass it on, each change
+	 * carries value NULL with value_len its length (kvs_map_field_change).
 	 */
 	uint64_t max_bytes;
 } kvs_watch_options;
@@ -727,8 +731,11 @@ typedef struct kvs_map_field_change {
 	kvs_map_field_kind kind;
 	const void *field;
 	size_t field_len;
-	/** With KVS_WATCH_VALUES, for ADDED and CHANGED: the new value, verified;
-	 *  else NULL. */
+	/** With KVS_WATCH_VALUES, for ADDED and CHANGED: the new value, verified
+	 *  (non-NULL even when empty); else NULL. NULL for an ADDED or CHANGED
+	 *  change under KVS_WATCH_VALUES means withheld: the event's values
+	 *  passed kvs_watch_options.max_bytes here (this and every later change
+	 *  of the event); value_len is still its length, kvs_map_get reads it. */
 	const void *value;
 	size_t value_len;
 	int is_json;              /**< the value was written as JSON text */

@@ -114,9 +114,30 @@ static int keep_buf(kvs__mfchanges *c, uint8_t *p)
 	return 0;
 }
 
-/* Add a change; the name is copied, `val` (malloc'd, may be NULL) taken. */
+/*
+ * Whether a value of vlen bytes is delivered: values go out in field order
+ * while their total stays within the budget; once one does not fit, it and
+ * every later one of the event are withheld (a prefix, so a caller can tell
+ * where delivery stopped).
+ */
+static int value_fits(kvs__mfchanges *c, uint64_t max_bytes, size_t vlen)
+{
+	if (c->withheld || (max_bytes != KVS_MAX_BYTES_UNLIMITED &&
+	                    (vlen > max_bytes || c->vbytes > max_bytes - vlen))) {
+		c->withheld++;
+		return 0;
+	}
+	c->vbytes += vlen;
+	return 1;
+}
+
+/*
+ * Add a change; the name is copied, `val` (malloc'd, may be NULL) taken.
+ * `withheld`: no value, value_len says how long it is.
+ */
 static int add_change(kvs__mfchanges *c, kvs_map_field_kind kind, const uint8_t *name,
-                      uint32_t nlen, uint8_t *val, size_t vlen, int is_json, uint64_t ver)
+                      uint32_t nlen, uint8_t *val, size_t vlen, int is_json, uint64_t ver,
+                      int withheld)
 {
 	kvs_map_field_change *x;
 	uint8_t *nm;
@@ -143,7 +164,7 @@ static int add_change(kvs__mfchanges *c, kvs_map_field_kind kind, const uint8_t 
 	x->field = nm;
 	x->field_len = nlen;
 	x->value = val ? (const void *)val : NULL;
-	x->value_len = val ? vlen : 0;
+	x->value_len = val || withheld ? vlen : 0;
 	x->is_json = is_json;
 	x->version = ver;
 	return 0;
@@ -237,7 +258,7 @@ static int cmp_cand(const void *a, const void *b)
 
 /* Every field of `ix` is ADDED (the first event of a key). */
 static int diff_initial(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s,
-                        const kvs__mapidx *ix, int values, const char *what)
+                        const kvs__mapidx *ix, int values, uint64_t max_bytes, const char *what)
 {
 	kvs__mmerge mg;
 	kvs__ment e;
@@ -249,12 +270,13 @@ static int diff_initial(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s,
 		return rc;
 	while ((rc = kvs__mmerge_next(&mg, &e)) == 0) {
 		uint8_t *val = NULL, *nm;
-		if (values && !(val = dup_bytes(e.val, e.vlen))) {
+		int give = values && value_fits(out, max_bytes, e.vlen);
+		if (give && !(val = dup_bytes(e.val, e.vlen))) {
 			rc = kvs_error_set(KVS_ENOMEM, "watch: out of memory");
 			break;
 		}
 		if ((rc = add_change(out, KVS_MAP_FIELD_ADDED, e.name, e.nlen, val, e.vlen,
-		                     e.type == KVS__MV_JSON, e.ver)) < 0)
+		                     e.type == KVS__MV_JSON, e.ver, values && !give)) < 0)
 			break;
 		if (ns->n == cap) {
 			size_t nc = cap ? cap * 2 : 256;
@@ -285,7 +307,7 @@ static int diff_initial(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s,
  * old's and the changes.
  */
 static int diff_next(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s, const kvs__mapidx *ix,
-                     const kvs__mfstate *old, int values, const char *what)
+                     const kvs__mfstate *old, int values, uint64_t max_bytes, const char *what)
 {
 	const mfrun **byaddr = NULL;
 	uint8_t *used = NULL;
@@ -373,25 +395,28 @@ static int diff_next(kvs__mfstate *ns, kvs__mfchanges *out, kvs_store *s, const 
 	for (size_t i = 0; i < ncv; i++) {
 		kvs__ment e;
 		uint8_t *val = NULL;
-		int found = 0, inold, live;
+		int found = 0, inold, live, give;
 		size_t at;
 		if ((rc = kvs__map_lookup(&found, &e, &val, s, ix, cv[i].p, cv[i].len, what, NULL)) < 0)
 			goto out;
 		at = f_pos(old, cv[i].p, cv[i].len, &inold);
 		live = found && e.type != KVS__MV_TOMB;
-		if (!values || !live) {
+		/* a value is given only for a change that is reported */
+		give = values && live && (!inold || old->f[at].ver != e.ver) &&
+		       value_fits(out, max_bytes, e.vlen);
+		if (!give) {
 			free(val);
 			val = NULL;
 		}
 		if (live && !inold) {
 			rc = add_change(out, KVS_MAP_FIELD_ADDED, cv[i].p, cv[i].len, val, e.vlen,
-			                e.type == KVS__MV_JSON, e.ver);
+			                e.type == KVS__MV_JSON, e.ver, values && !give);
 			nadd++;
 		} else if (live && old->f[at].ver != e.ver) {
 			rc = add_change(out, KVS_MAP_FIELD_CHANGED, cv[i].p, cv[i].len, val, e.vlen,
-			                e.type == KVS__MV_JSON, e.ver);
+			                e.type == KVS__MV_JSON, e.ver, values && !give);
 		} else if (!live && inold) {
-			rc = add_change(out, KVS_MAP_FIELD_DELETED, cv[i].p, cv[i].len, NULL, 0, 0, 0);
+			rc = add_change(out, KVS_MAP_FIELD_DELETED, cv[i].p, cv[i].len, NULL, 0, 0, 0, 0);
 		} else {
 			free(val);
 		}
@@ -444,7 +469,7 @@ oom:
 }
 
 int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
-                       const kvs__manifest *m, int values, const char *what)
+                       const kvs__manifest *m, int values, uint64_t max_bytes, const char *what)
 {
 	kvs__mfstate *ns;
 	kvs__mapidx ix;
@@ -460,7 +485,7 @@ int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
 		return kvs_error_set(KVS_ENOMEM, "watch: out of memory");
 	}
 	if (!*state) {
-		rc = diff_initial(ns, out, s, &ix, values, what);
+		rc = diff_initial(ns, out, s, &ix, values, max_bytes, what);
 		for (uint32_t i = 0; rc == 0 && i < ix.nruns; i++) {
 			const kvs__mrun *r = &ix.runs[i];
 			const uint8_t *raw = NULL;
@@ -473,7 +498,7 @@ int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
 			free(owned);
 		}
 	} else {
-		rc = diff_next(ns, out, s, &ix, *state, values, what);
+		rc = diff_next(ns, out, s, &ix, *state, values, max_bytes, what);
 	}
 	kvs__mapidx_clear(&ix);
 	if (rc < 0) {

@@ -29,6 +29,8 @@ typedef struct kvs__mfchanges {
 	size_t n, cap;
 	uint8_t **bufs;
 	size_t nbufs, capbufs;
+	uint64_t vbytes;         /* bytes of the values delivered */
+	size_t withheld;         /* changes whose value was over the budget */
 } kvs__mfchanges;
 
 void kvs__mfchanges_clear(kvs__mfchanges *c);
@@ -37,10 +39,13 @@ void kvs__mfchanges_clear(kvs__mfchanges *c);
  * The changes from *state (NULL: nothing delivered yet, every field is
  * ADDED) to map manifest `m`, into *out (cleared first); on success
  * *state is replaced by the state of `m`. On error nothing changes.
- * `values`: fetch and return the new values too.
+ * `values`: return the new values too, in field order while their total
+ * stays within `max_bytes` (the watch's max_bytes); from the first that
+ * would pass it on, a change carries value NULL and value_len its length
+ * (counted in out->withheld). Names and versions are always complete.
  */
 int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
-                       const kvs__manifest *m, int values, const char *what);
+                       const kvs__manifest *m, int values, uint64_t max_bytes, const char *what);
 
 void kvs__mfstate_free(kvs__mfstate *st);
 

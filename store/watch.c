@@ -358,7 +358,7 @@ static int on_present(kvs_watch *w, kvs_watch_event *out, const kvs__rf_event *e
 				return kvs_error_set(KVS_ENOMEM, "watch: out of memory");
 			}
 			if ((rc = kvs__mapwatch_diff(&k->st, &w->ev_fields, w->s, &m, w->values,
-			                             what)) < 0) {
+			                             w->gopts.max_bytes, what)) < 0) {
 				kvs__manifest_clear(&m);
 				return rc;
 			}

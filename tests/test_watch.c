@@ -988,3 +988,52 @@ Test(watch, map_field_events_of_a_batch_fetch_no_base_run)
 	kvs_close(wst);
 	kvs_close(rst);
 }
+
+/*
+ * max_bytes caps the field values of one event, in field order: values go
+ * out while their total fits, from the first that does not on each change
+ * carries value NULL and its true length; names and kinds stay complete.
+ */
+Test(watch, map_field_values_are_capped_by_max_bytes)
+{
+	kvs_backend *wb, *rb;
+	kvs_store *wst, *rst;
+	kvs_watch_options o = KVS_WATCH_OPTIONS_INIT;
+	kvs_watch_event ev;
+	const kvs_map_field_change *fc;
+	kvs_watch *w = NULL;
+	char buf[512];
+	size_t n;
+	open_pair(&wb, &wst, &rb, &rst);
+	static const char *const kv1[] = { "a", "11111", "b", "22222", "c", "33333" };
+	static const char *const kv2[] = { "a", "4444", "b", "5555", "c", "6" };
+	map_put(wst, "m", kv1, 3, NULL, 0, KVS_MAP_COMPACT_NEVER);
+
+	o.flags = KVS_WATCH_FIELDS | KVS_WATCH_VALUES;
+	o.max_bytes = 12;   /* two of the five-byte values, not three */
+	cr_assert_eq(kvs_watch_open(&w, rst, "m", &o), 0, "%s", kvs_error_last());
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "A:a=11111 A:b=22222 A:c=-", "%s", buf);
+	cr_assert_eq(kvs_watch_fields(&fc, &n, w), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_null(fc[2].value);
+	cr_assert_eq(fc[2].value_len, 5, "a withheld value keeps its length");
+	cr_assert_eq(fc[2].version, 1);
+	/* the budget is per event: 4 + 4 + 1 bytes fit */
+	map_put(wst, "m", kv2, 3, NULL, 0, KVS_MAP_COMPACT_NEVER);
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "C:a=4444 C:b=5555 C:c=6", "%s", buf);
+	kvs_watch_close(w);
+
+	/* the cap applies per event, and a value bigger than it is withheld
+	 * first thing, with every later one */
+	o.max_bytes = 3;
+	cr_assert_eq(kvs_watch_open(&w, rst, "m", &o), 0, "%s", kvs_error_last());
+	next_ok(&ev, w);
+	cr_assert_str_eq(fields_of(buf, sizeof(buf), w), "A:a=- A:b=- A:c=-", "%s", buf);
+	cr_assert_eq(kvs_watch_fields(&fc, &n, w), 0);
+	cr_assert_eq(fc[2].value_len, 1);
+	kvs_watch_close(w);
+	kvs_close(wst);
+	kvs_close(rst);
+}
