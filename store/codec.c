@@ -92,6 +92,11 @@ static void *encode_some(void *arg)
 			continue;
 		}
 		j->blen = (uint32_t)kvs__blob_encode(j->blob, bound, j->p, j->len, pl->accel);
+		if (j->blen < bound / 2) {   /* give back what lz4 did not need */
+			uint8_t *b = realloc(j->blob, j->blen);
+			if (b)
+				j->blob = b;
+		}
 	}
 }
 
@@ -109,5 +114,5 @@ int kvs__blob_encode_all(kvs__bjob *jobs, size_t n, unsigned int workers, int ac
 	encode_some(&pl);
 	for (size_t i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
-	return pl.failed ? kvs_error_set(KVS_ENOMEM, "out of memory compressing runs") : 0;
+	return pl.failed ? kvs_error_set(KVS_ENOMEM, "out of memory compressing") : 0;
 }

@@ -16,7 +16,6 @@
  * per chunk of the value — never the value itself.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,64 +203,36 @@ static int pack(put *P, uint32_t k, uint8_t *blob, uint32_t blen)
 
 /* ---- the window --------------------------------------------------------- */
 
-typedef struct pool {
-	job *jobs;
-	size_t n;
-	size_t next;          /* atomic */
-	int accel;
-	int failed;           /* atomic */
-} pool;
-
-static void compress_some(pool *pl)
-{
-	for (;;) {
-		size_t i = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED);
-		job *j;
-		size_t bound;
-		if (i >= pl->n)
-			return;
-		j = &pl->jobs[i];
-		if (!j->fresh)
-			continue;
-		bound = kvs__blob_bound(j->len);
-		if (!(j->blob = malloc(bound))) {
-			__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
-			continue;
-		}
-		j->blen = (uint32_t)kvs__blob_encode(j->blob, bound, j->p, j->len, pl->accel);
-		if (j->blen < bound / 2) {   /* give back what lz4 did not need */
-			uint8_t *b = realloc(j->blob, j->blen);
-			if (b)
-				j->blob = b;
-		}
-	}
-}
-
-static void *compress_thread(void *arg)
-{
-	compress_some(arg);
-	return NULL;
-}
-
-/* Compress the fresh jobs of the window, on up to s->workers threads. */
+/* Compress the fresh jobs of the window, on up to s->workers threads
+ * (kvs__blob_encode_all; the blobs made are set even on failure). */
 static int compress_window(put *P, size_t nfresh)
 {
-	pthread_t th[8];
-	size_t nt = 0, want;
-	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0 };
+	kvs__bjob *jb = malloc(nfresh * sizeof(*jb));
+	size_t n = 0;
+	int rc;
 
-	want = P->s->workers;
-	if (want > nfresh)
-		want = nfresh;
-	for (; nt + 1 < want; nt++)
-		if (pthread_create(&th[nt], NULL, compress_thread, &pl) != 0)
-			break;
-	compress_some(&pl);
-	for (size_t i = 0; i < nt; i++)
-		pthread_join(th[i], NULL);
-	if (pl.failed)
+	if (!jb)
 		return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
-	return 0;
+	for (size_t i = 0; i < P->njobs; i++) {
+		if (!P->jobs[i].fresh)
+			continue;
+		jb[n].p = P->jobs[i].p;
+		jb[n].len = P->jobs[i].len;
+		jb[n].blob = NULL;
+		jb[n].blen = 0;
+		n++;
+	}
+	rc = kvs__blob_encode_all(jb, n, P->s->workers, (int)P->s->opts.lz4_accel);
+	n = 0;
+	for (size_t i = 0; i < P->njobs; i++) {
+		if (!P->jobs[i].fresh)
+			continue;
+		P->jobs[i].blob = jb[n].blob;
+		P->jobs[i].blen = jb[n].blen;
+		n++;
+	}
+	free(jb);
+	return rc;
 }
 
 /* Hash, look up, compress and pack the chunks of the window, in order. */
