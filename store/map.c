@@ -16,6 +16,7 @@
  * commit), and the index commit carries a commit id so that a lost response
  * is recognised by re-reading; see map_commit_index.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1121,11 +1122,34 @@ out:
  * by the commit's precondition on that base; a blind rebase builds again on
  * the new one, writing what it no longer holds.
  */
+/*
+ * An import's runs are cut ahead of building (kvs__mrec_len is the exact
+ * record size, so the cuts are those runs_add makes), and each run is then
+ * built, described (its address), looked up among the base's runs and, if
+ * new, compressed on the store's worker threads: one pass over the
+ * document's bytes after validation, and the raw run lives only while its
+ * worker holds it (it is built again if a later attempt needs it).
+ */
+typedef struct ijob {
+	uint8_t *blob;           /* compressed, until handed to the segment writer */
+	uint32_t blen;
+	const kvs__mrun *reuse;  /* the base run with its address, this attempt */
+	int described;           /* im->rs.r[i] describes the run */
+	int rc;                  /* a worker's failure (its detail is on its thread) */
+} ijob;
+
 typedef struct import_ctx {
 	const kvs__ment *ents;
 	size_t n;
-	runs rs;                 /* the runs, built once; seg FRESH_TAG once written */
-	int built;
+	runs rs;                 /* the runs; seg FRESH_TAG once written */
+	size_t *from;            /* run i holds ents [from[i], from[i+1]) */
+	ijob *jobs;
+	int planned;
+	/* the attempt under way, read by the workers */
+	const kvs__mrun **have;  /* the base's out-of-line base runs, by address */
+	size_t nhave;
+	kvs_store *s;
+	size_t next;             /* atomic: the next run to take */
 } import_ctx;
 
 static int cmp_run_addr(const void *a, const void *b)
@@ -1134,74 +1158,195 @@ static int cmp_run_addr(const void *a, const void *b)
 	return memcmp(x->addr, y->addr, 16);
 }
 
+/* Cut the entries into runs as runs_add would (target raw bytes each). */
+static int import_plan(import_ctx *im, uint32_t target)
+{
+	size_t nr = 0, cur = 0, cap = 16;
+
+	if (!(im->from = malloc(cap * sizeof(*im->from))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < im->n; i++) {
+		kvs__ment e = im->ents[i];
+		size_t len;
+		e.ver = 0;
+		len = kvs__mrec_len(&e);
+		if (i == 0 || cur + kvs__mrec_size(&e) > target) {
+			if (nr + 2 > cap) {
+				size_t *np = realloc(im->from, cap * 2 * sizeof(*np));
+				if (!np)
+					return kvs_error_set(KVS_ENOMEM, "out of memory");
+				im->from = np;
+				cap *= 2;
+			}
+			im->from[nr++] = i;
+			cur = 0;
+		}
+		cur += len;
+	}
+	im->from[nr] = im->n;
+	if (nr > KVS__MAP_RUNS_MAX)
+		return kvs_error_set(KVS_ETOOBIG, "map of more than %u runs", KVS__MAP_RUNS_MAX);
+	if (!(im->rs.r = calloc(nr ? nr : 1, sizeof(*im->rs.r))) ||
+	    !(im->jobs = calloc(nr ? nr : 1, sizeof(*im->jobs))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	im->rs.n = im->rs.cap = nr;
+	for (size_t i = 0; i < nr; i++)
+		im->rs.r[i].seg = KVS__MRUN_NOSEG;
+	im->planned = 1;
+	return 0;
+}
+
+/* Build run i's raw records (version 0) into *raw. */
+static int import_build(uint8_t **raw, size_t *len, const import_ctx *im, size_t i)
+{
+	kvs__mbuild mb;
+	size_t need = 0;
+	int rc = 0;
+
+	for (size_t k = im->from[i]; k < im->from[i + 1]; k++) {
+		kvs__ment e = im->ents[k];
+		e.ver = 0;
+		need += kvs__mrec_len(&e);
+	}
+	if ((rc = kvs__mbuild_init_cap(&mb, need)) < 0)
+		return rc;
+	for (size_t k = im->from[i]; k < im->from[i + 1] && rc == 0; k++) {
+		kvs__ment e = im->ents[k];
+		e.ver = 0;
+		rc = kvs__mbuild_add(&mb, &e);
+	}
+	if (rc == 0 && mb.sb.size != need)
+		rc = KVS_ERROR;   /* kvs__mrec_len disagrees with msgpack-c */
+	*raw = kvs__mbuild_take(&mb, len);
+	if (rc < 0 || !*raw) {
+		free(*raw);
+		*raw = NULL;
+		return rc < 0 ? rc : KVS_ENOMEM;
+	}
+	return 0;
+}
+
+/* One run of this attempt: describe, look up, compress if new. */
+static int import_one(import_ctx *im, size_t i)
+{
+	kvs__mrun *r = &im->rs.r[i], *kp = r;
+	ijob *j = &im->jobs[i];
+	const kvs__mrun **hit;
+	uint8_t *raw = NULL;
+	size_t len = 0, bound;
+	int rc;
+
+	if (!j->described) {
+		if ((rc = import_build(&raw, &len, im, i)) < 0)
+			return rc;
+		if ((rc = kvs__mrun_describe(r, raw, len)) < 0) {
+			free(raw);
+			return rc;
+		}
+		r->level = 1;
+		j->described = 1;
+	}
+	hit = im->nhave ? bsearch(&kp, im->have, im->nhave, sizeof(*im->have), cmp_run_addr) : NULL;
+	j->reuse = hit && (*hit)->raw_len == r->raw_len && (*hit)->nent == r->nent ? *hit : NULL;
+	if (!j->reuse && !IS_FRESH_TAG(r->seg) && !j->blob) {
+		if (!raw && (rc = import_build(&raw, &len, im, i)) < 0)
+			return rc;
+		bound = kvs__blob_bound(len);
+		if (!(j->blob = malloc(bound))) {
+			free(raw);
+			return KVS_ENOMEM;
+		}
+		j->blen = (uint32_t)kvs__blob_encode(j->blob, bound, raw, len, (int)im->s->opts.lz4_accel);
+		if (j->blen < bound / 2) {   /* give back what lz4 did not need */
+			uint8_t *sh = realloc(j->blob, j->blen);
+			if (sh)
+				j->blob = sh;
+		}
+	}
+	free(raw);
+	return 0;
+}
+
+static void *import_worker(void *arg)
+{
+	import_ctx *im = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&im->next, 1, __ATOMIC_RELAXED);
+		if (i >= im->rs.n)
+			return NULL;
+		im->jobs[i].rc = import_one(im, i);
+	}
+}
+
+/* Every run of this attempt, on up to the store's `workers` threads. */
+static int import_runs(import_ctx *im)
+{
+	pthread_t th[KVS__MAX_WORKERS];
+	size_t nt = 0, want = im->s->workers;
+
+	if (want > im->rs.n)
+		want = im->rs.n ? im->rs.n : 1;
+	im->next = 0;
+	for (; nt + 1 < want && nt < KVS__MAX_WORKERS; nt++)
+		if (pthread_create(&th[nt], NULL, import_worker, im) != 0)
+			break;
+	import_worker(im);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < im->rs.n; i++) {
+		int rc = im->jobs[i].rc;
+		if (rc == KVS_ENOMEM)
+			return kvs_error_set(rc, "out of memory building map runs");
+		if (rc < 0)
+			return kvs_error_set(rc, "map import: run %zu of %zu: %s", i, im->rs.n,
+			                     rc == KVS_ERROR ? "internal: record sizes disagree"
+			                                     : kvs_strerror(rc));
+	}
+	return 0;
+}
+
 static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 {
 	import_ctx *im = ctx;
-	const kvs__mrun **have = NULL, **reuse = NULL;
-	size_t nhave = 0, nwrite = 0;
-	kvs__bjob *jb = NULL;
+	size_t nwrite = 0;
 	pblob *pb = NULL;
 	int rc = 0;
 
-	if (!im->built) {
-		kvs__mbuild mb;
-		kvs__mbuild_init(&mb);
-		for (size_t i = 0; i < im->n && rc == 0; i++) {
-			kvs__ment e = im->ents[i];
-			e.ver = 0;
-			rc = runs_add(&im->rs, &mb, &e, 1, w->s->map_run_target);
-		}
-		if (rc == 0)
-			rc = runs_emit(&im->rs, &mb, 1);
-		kvs__mbuild_free(&mb);
-		if (rc < 0)
-			return rc;
-		im->built = 1;
-	}
-	/* the base's out-of-line base runs, by address */
-	if (!(have = malloc(((size_t)w->base.nruns + 1) * sizeof(*have))) ||
-	    !(reuse = calloc(im->rs.n + 1, sizeof(*reuse))) ||
-	    !(pb = calloc(im->rs.n + 1, sizeof(*pb))) ||
-	    !(jb = calloc(im->rs.n + 1, sizeof(*jb)))) {
-		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!im->planned && (rc = import_plan(im, w->s->map_run_target)) < 0)
+		return rc;
+	free(im->have);
+	im->nhave = 0;
+	im->s = w->s;
+	if (!(im->have = malloc(((size_t)w->base.nruns + 1) * sizeof(*im->have))) ||
+	    !(pb = calloc(im->rs.n + 1, sizeof(*pb))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < w->base.nruns; i++)
 		if (w->base.runs[i].level == 1 && !(w->base.runs[i].flags & KVS__MRUN_INLINE))
-			have[nhave++] = &w->base.runs[i];
-	if (nhave > 1)
-		qsort(have, nhave, sizeof(*have), cmp_run_addr);
+			im->have[im->nhave++] = &w->base.runs[i];
+	if (im->nhave > 1)
+		qsort(im->have, im->nhave, sizeof(*im->have), cmp_run_addr);
+	if ((rc = import_runs(im)) < 0)
+		goto out;
 	for (size_t i = 0; i < im->rs.n; i++) {
-		kvs__mrun *r = &im->rs.r[i], key, *kp = &key;
-		const kvs__mrun **hit;
-		memcpy(key.addr, r->addr, 16);
-		hit = nhave ? bsearch(&kp, have, nhave, sizeof(*have), cmp_run_addr) : NULL;
-		if (hit && (*hit)->raw_len == r->raw_len && (*hit)->nent == r->nent) {
-			reuse[i] = *hit;
-			continue;
-		}
-		if (IS_FRESH_TAG(r->seg))
-			continue;   /* written by an earlier attempt */
-		memcpy(pb[nwrite].addr, r->addr, 16);
-		pb[nwrite].run = r;
-		jb[nwrite].p = r->raw;
-		jb[nwrite].len = r->raw_len;
+		ijob *j = &im->jobs[i];
+		if (j->reuse || IS_FRESH_TAG(im->rs.r[i].seg))
+			continue;   /* in the base, or written by an earlier attempt */
+		memcpy(pb[nwrite].addr, im->rs.r[i].addr, 16);
+		pb[nwrite].run = &im->rs.r[i];
+		pb[nwrite].blob = j->blob;
+		pb[nwrite].len = j->blen;
+		im->rs.r[i].stored_len = j->blen;
+		j->blob = NULL;   /* the segment writer's now */
 		nwrite++;
 	}
-	/* compress what is to be written, on the store's worker threads */
-	rc = kvs__blob_encode_all(jb, nwrite, w->s->workers, (int)w->s->opts.lz4_accel);
-	for (size_t i = 0; i < nwrite; i++) {
-		pb[i].blob = jb[i].blob;
-		pb[i].len = jb[i].blen;
-		pb[i].run->stored_len = jb[i].blen;
-	}
-	if (rc < 0 || (nwrite && (rc = pack_and_create(w, pb, nwrite)) < 0))
+	if (nwrite && (rc = pack_and_create(w, pb, nwrite)) < 0)
 		goto out;
 	ix->gen = w->base.gen + 1;
 	for (size_t i = 0; i < im->rs.n && rc == 0; i++) {
 		kvs__mrun r;
-		if (reuse[i]) {
-			rc = ix_add_run(ix, reuse[i]);
+		if (im->jobs[i].reuse) {
+			rc = ix_add_run(ix, im->jobs[i].reuse);
 			continue;
 		}
 		r = im->rs.r[i];
@@ -1212,14 +1357,18 @@ static int build_import_ix(mw *w, void *ctx, kvs__mapidx *ix)
 		rc = ix_add_run(ix, &r);
 	}
 out:
-	if (pb)
-		for (size_t i = 0; i < nwrite; i++)
-			free(pb[i].blob);
 	free(pb);
-	free(jb);
-	free(have);
-	free(reuse);
 	return rc;
+}
+
+static void import_free(import_ctx *im)
+{
+	for (size_t i = 0; im->jobs && i < im->rs.n; i++)
+		free(im->jobs[i].blob);
+	free(im->jobs);
+	free(im->from);
+	free(im->have);
+	runs_free(&im->rs);
 }
 
 /* Replace the map with sorted, distinct entries (import). */
@@ -1242,7 +1391,7 @@ int kvs__map_replace(kvs_ver *out, kvs_store *s, const char *key, const kvs__men
 	if ((rc = read_base(&w, ev)) == 0)
 		rc = mw_commit(out, &w, ev, build_import_ix, &im);
 	mw_stats(o.stats, &w);
-	runs_free(&im.rs);
+	import_free(&im);
 	mw_free(&w);
 	return rc;
 }

@@ -35,6 +35,53 @@ size_t kvs__mrec_size(const kvs__ment *e)
 	return 1 + 5 + e->nlen + 9 + (e->type == KVS__MV_TOMB ? 1 : 5 + (size_t)e->vlen);
 }
 
+/* msgpack-c's header sizes: bin 8/16/32, str fix/8/16/32, uint fix/8/16/32/64. */
+static size_t bin_hdr(size_t n)
+{
+	return n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static size_t str_hdr(size_t n)
+{
+	return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static size_t uint_len(uint64_t v)
+{
+	return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+
+size_t kvs__mrec_len(const kvs__ment *e)
+{
+	size_t n = 1 + bin_hdr(e->nlen) + e->nlen + uint_len(e->ver);
+
+	switch (e->type) {
+	case KVS__MV_TOMB:
+		return n + 1;
+	case KVS__MV_BIN:
+		return n + bin_hdr(e->vlen) + e->vlen;
+	case KVS__MV_JSON:
+		return n + str_hdr(e->vlen) + e->vlen;
+	}
+	return n;
+}
+
+int kvs__mbuild_init_cap(kvs__mbuild *b, size_t cap)
+{
+	kvs__mbuild_init(b);
+	if (cap && !(b->sb.data = malloc(cap)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	b->sb.alloc = cap;
+	return 0;
+}
+
+uint8_t *kvs__mbuild_take(kvs__mbuild *b, size_t *len)
+{
+	*len = b->sb.size;
+	b->n = 0;
+	return (uint8_t *)msgpack_sbuffer_release(&b->sb);
+}
+
 void kvs__mbuild_init(kvs__mbuild *b)
 {
 	msgpack_sbuffer_init(&b->sb);

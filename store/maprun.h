@@ -56,6 +56,9 @@ int kvs__mname_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 /* Encoded size of one record (an upper bound, exact for msgpack-c). */
 size_t kvs__mrec_size(const kvs__ment *e);
+/* Its exact size as kvs__mbuild_add encodes it (msgpack-c's smallest
+ * headers): run cuts computed ahead of building agree with the builder's. */
+size_t kvs__mrec_len(const kvs__ment *e);
 
 /* Builds one run with msgpack-c's packer; entries must come in order. */
 typedef struct kvs__mbuild {
@@ -65,6 +68,12 @@ typedef struct kvs__mbuild {
 } kvs__mbuild;
 
 void kvs__mbuild_init(kvs__mbuild *b);
+/* Init with `cap` bytes ready (the run's size from kvs__mrec_len: no
+ * realloc while it fills). 0 or KVS_ENOMEM. */
+int kvs__mbuild_init_cap(kvs__mbuild *b, size_t cap);
+/* The records built (malloc, the caller frees; *len their size); the
+ * builder is left empty, ready for more. */
+uint8_t *kvs__mbuild_take(kvs__mbuild *b, size_t *len);
 /* 0 or KVS_ENOMEM. */
 int kvs__mbuild_add(kvs__mbuild *b, const kvs__ment *e);
 /* Forget the records (keeps the buffer). */

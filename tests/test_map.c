@@ -341,6 +341,117 @@ Test(map, reimport_writes_only_the_runs_that_changed)
 	free(doc2);
 }
 
+/* kvs__mrec_len is the size msgpack-c's packer writes, at every header
+ * boundary of names, values and versions (import cuts runs by it). */
+Test(map, record_length_is_what_the_builder_writes)
+{
+	static const uint32_t lens[] = { 0, 1, 30, 31, 32, 33, 127, 128, 254, 255, 256, 257,
+	                                 1024, 65534, 65535, 65536, 65537, 200000 };
+	static const uint64_t vers[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX,
+	                                 (uint64_t)UINT32_MAX + 1 };
+	static const kvs__mval types[] = { KVS__MV_TOMB, KVS__MV_BIN, KVS__MV_JSON };
+	uint8_t *buf = calloc(1, 200000);
+	kvs__mbuild mb;
+
+	cr_assert(buf);
+	kvs__mbuild_init(&mb);
+	for (size_t a = 0; a < sizeof(lens) / sizeof(lens[0]); a++) {
+		for (size_t b = 0; b < sizeof(lens) / sizeof(lens[0]); b++) {
+			for (size_t v = 0; v < sizeof(vers) / sizeof(vers[0]); v++) {
+				for (size_t t = 0; t < 3; t++) {
+					kvs__ment e = { buf, lens[a] % 1025, buf, lens[b], vers[v], types[t] };
+					if (e.nlen == 0)
+						e.nlen = 1;
+					kvs__mbuild_reset(&mb);
+					cr_assert_eq(kvs__mbuild_add(&mb, &e), 0);
+					cr_assert_eq(kvs__mrec_len(&e), mb.sb.size,
+					             "name %u value %u version %llu type %d: %zu, built %zu",
+					             e.nlen, e.vlen, (unsigned long long)e.ver, (int)e.type,
+					             kvs__mrec_len(&e), mb.sb.size);
+				}
+			}
+		}
+	}
+	kvs__mbuild_free(&mb);
+	free(buf);
+}
+
+/*
+ * An import cuts its runs where adding records one by one would (cut
+ * before the record that takes the run past the target): the run count and
+ * raw bytes of the map equal those of that reference, with names and
+ * values around msgpack's header sizes.
+ */
+Test(map, import_cuts_runs_where_the_record_builder_would)
+{
+	kvs_store *s = open_mem(NULL);
+	kvs_map_stat ms;
+	size_t cap = 3000 * 400, o = 0;
+	char *doc = malloc(cap);
+	kvs__mbuild mb;
+	uint64_t runs = 0, raw = 0;
+	uint8_t addrs[200][16];
+	char name[64], val[400];
+
+	cr_assert(doc);
+	kvs__store_set_map_layout(s, 4096, 0);
+	doc[o++] = '{';
+	kvs__mbuild_init(&mb);
+	for (int i = 0; i < 3000; i++) {
+		/* names sort in i's order; value text lengths sweep 1..300 */
+		int nl = snprintf(name, sizeof(name), "n%05d%.*s", i, (i * 7) % 40,
+		                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		int vl = 1 + (i * 37) % 300;
+		kvs__ment e;
+		memset(val, '7', (size_t)vl);
+		o += (size_t)snprintf(doc + o, cap - o, "%s\"%s\":%.*s", i ? "," : "", name, vl, val);
+		e.name = (const uint8_t *)name;
+		e.nlen = (uint32_t)nl;
+		e.val = (const uint8_t *)val;
+		e.vlen = (uint32_t)vl;
+		e.ver = 0;
+		e.type = KVS__MV_JSON;
+		if (mb.n && mb.sb.size + kvs__mrec_size(&e) > 4096) {
+			cr_assert_lt(runs, 200);
+			kvs__addr_of(addrs[runs++], (const uint8_t *)mb.sb.data, mb.sb.size);
+			raw += mb.sb.size;
+			kvs__mbuild_reset(&mb);
+		}
+		cr_assert_eq(kvs__mbuild_add(&mb, &e), 0);
+	}
+	kvs__addr_of(addrs[runs++], (const uint8_t *)mb.sb.data, mb.sb.size);
+	raw += mb.sb.size;
+	kvs__mbuild_free(&mb);
+	doc[o++] = '}';
+	cr_assert_eq(kvs_map_import_json(NULL, s, "m", doc, o, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs_map_stat_key(&ms, s, "m", NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(ms.base_runs, runs, "import made %u runs, the builder %llu", ms.base_runs,
+	             (unsigned long long)runs);
+	cr_assert_eq(ms.raw_bytes, raw);
+	cr_assert_eq(ms.base_entries, 3000);
+	/* and the same runs, by address, in order */
+	{
+		kvs_object *idx = NULL;
+		char iname[KVS__NAME_BUF];
+		kvs__manifest m;
+		kvs__mapidx ix;
+		const kvs_blob *b;
+		kvs__index_name(iname, s->name, "m", 1);
+		cr_assert_eq(s->be->ops->get(s->be, &idx, iname), 0);
+		b = kvs_object_data(idx, KVS__INDEX_DATA_KEY);
+		cr_assert_eq(kvs__manifest_decode(&m, b->data, b->len, "t"), 0);
+		cr_assert_eq(kvs__mapidx_decode(&ix, &m, "t"), 0, "%s", kvs_error_last());
+		cr_assert_eq(ix.nruns, runs);
+		for (uint32_t i = 0; i < ix.nruns; i++)
+			cr_assert(memcmp(ix.runs[i].addr, addrs[i], 16) == 0, "run %u differs", i);
+		kvs__mapidx_clear(&ix);
+		kvs__manifest_clear(&m);
+		kvs_object_free(idx);
+	}
+	free(doc);
+	kvs_close(s);
+}
+
 Test(map, json_validator_accepts_rfc8259_only)
 {
 	static const char *good[] = {
