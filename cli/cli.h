@@ -68,6 +68,7 @@ struct cli {
 	const char *to_file;     /* get, watch */
 	const char *version_file; /* get */
 	int prefix;              /* watch */
+	int fields;              /* watch: map field changes */
 	long max_events;         /* watch: stop after this many (0 = no limit) */
 	long timeout_ms;         /* watch: stop after this long (0 = forever) */
 	int64_t grace_ns;        /* gc, fsck: -1 = default (exact, as typed) */

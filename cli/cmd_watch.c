@@ -2,7 +2,9 @@
  * cmd_watch.c — `kvsplit watch KEY|PREFIX`: one line per committed change
  * (NDJSON with -o json), like `kubectl get -w`. With --to-file FILE the key's
  * latest value is kept in FILE, replaced atomically on every change, so a
- * reader of FILE always sees one whole verified version.
+ * reader of FILE always sees one whole verified version. With --fields, a
+ * map key's events also list the fields each change added, changed and
+ * deleted, with the field's new version (values: `map get`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,30 @@ static const char *kind_name(kvs_watch_kind k)
 	return "?";
 }
 
+static const char *field_kind_name(kvs_map_field_kind k)
+{
+	switch (k) {
+	case KVS_MAP_FIELD_ADDED: return "ADDED";
+	case KVS_MAP_FIELD_CHANGED: return "CHANGED";
+	case KVS_MAP_FIELD_DELETED: return "DELETED";
+	}
+	return "?";
+}
+
+/* One field change as JSON (names are UTF-8 text in practice: a map
+ * imported from JSON has nothing else). */
+static cJSON *field_json(const kvs_map_field_change *f)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *name = strndup(f->field, f->field_len);
+
+	cJSON_AddStringToObject(o, "change", field_kind_name(f->kind));
+	cJSON_AddStringToObject(o, "field", name ? name : "");
+	cJSON_AddNumberToObject(o, "version", (double)f->version);
+	free(name);
+	return o;
+}
+
 int cmd_watch(struct cli *c)
 {
 	const char *key = c->args[0];
@@ -58,8 +84,18 @@ int cmd_watch(struct cli *c)
 		cli_err("watch: -o wide does not apply (use -o json for NDJSON)");
 		return EXIT_USAGE;
 	}
+	if (c->fields && c->to_file) {
+		cli_err("watch: --fields reports a map's field changes; --to-file keeps a plain "
+		        "value: use one of them");
+		cli_usage_hint(c, "watch");
+		return EXIT_USAGE;
+	}
 	wo.flags = (c->prefix ? KVS_WATCH_PREFIX : 0) | (c->to_file ? KVS_WATCH_VALUES : 0);
 	wo.max_bytes = KVS_MAX_BYTES_UNLIMITED;   /* --to-file takes any size, as `get` does */
+	/* names, kinds and versions only: values (KVS_WATCH_VALUES) would also
+	 * fetch every plain value under a prefix; `map get` reads a field */
+	if (c->fields)
+		wo.flags |= KVS_WATCH_FIELDS;
 	rc = kvs_watch_open(&w, c->store, key, &wo);
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "watch %s", cli_key(key));
@@ -97,6 +133,10 @@ int cmd_watch(struct cli *c)
 				break;
 			}
 		}
+		const kvs_map_field_change *fc = NULL;
+		size_t nfc = 0;
+		if (c->fields && kvs_watch_fields(&fc, &nfc, w) < 0)
+			nfc = 0;
 		if (c->format == OUT_JSON) {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "type", kind_name(ev.kind));
@@ -105,6 +145,11 @@ int cmd_watch(struct cli *c)
 			cJSON_AddNumberToObject(o, "generation", (double)ev.generation);
 			cJSON_AddNumberToObject(o, "length", (double)ev.length);
 			cJSON_AddBoolToObject(o, "resync", ev.resync != 0);
+			if (c->fields) {
+				cJSON *arr = cJSON_AddArrayToObject(o, "fields");
+				for (size_t i = 0; arr && i < nfc; i++)
+					cJSON_AddItemToArray(arr, field_json(&fc[i]));
+			}
 			cli_print_json(o, 1);
 		} else if (c->format == OUT_NAME) {
 			printf("%s\n", ev.key ? ev.key : "");
@@ -113,6 +158,10 @@ int cmd_watch(struct cli *c)
 			printf("%-6s   %-40s   %-10s   %-10llu   %llu%s\n", kind_name(ev.kind),
 			       cli_key(ev.key ? ev.key : ""), ev.version.str, (unsigned long long)ev.generation,
 			       (unsigned long long)ev.length, ev.resync ? "   (resync)" : "");
+			for (size_t i = 0; i < nfc; i++)
+				printf("         %-8s %-40.*s %llu\n", field_kind_name(fc[i].kind),
+				       (int)(fc[i].field_len > 4096 ? 4096 : fc[i].field_len),
+				       (const char *)fc[i].field, (unsigned long long)fc[i].version);
 			fflush(stdout);
 		}
 		if (c->max_events > 0 && ++events >= c->max_events)

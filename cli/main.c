@@ -84,17 +84,21 @@ static const struct command commands[] = {
 	  "value's XXH3-128. -o json for scripts.\n"
 	  "Example:\n"
 	  "  kvsplit stat wf/status -o json\n" },
-	{ "watch", NULL, C_WATCH, cmd_watch, 1, 1, "watch KEY|PREFIX [--prefix] [--to-file FILE]",
+	{ "watch", NULL, C_WATCH, cmd_watch, 1, 1,
+	  "watch KEY|PREFIX [--prefix] [--to-file FILE] [--fields]",
 	  "print one line per committed change",
 	  "First reports the current state of every matching key, then each change.\n"
 	  "--prefix watches every key starting with the argument (\"\" = all keys).\n"
 	  "--to-file FILE keeps FILE equal to the key's latest value (written to a\n"
 	  "temporary and renamed, so FILE is always a whole verified value).\n"
+	  "--fields lists, under each event of a map key, the fields it ADDED,\n"
+	  "CHANGED or DELETED and their new versions (-o json: \"fields\").\n"
 	  "--max-events N and --timeout DURATION stop the watch (exit 0).\n"
 	  "-o json prints NDJSON, one object per event.\n"
 	  "Examples:\n"
 	  "  kvsplit watch wf/ --prefix\n"
-	  "  kvsplit watch wf/status --to-file status.json\n" },
+	  "  kvsplit watch wf/status --to-file status.json\n"
+	  "  kvsplit watch wf/nodes --fields -o json\n" },
 	{ "gc", NULL, C_GC, cmd_gc, 0, 0, "gc [--grace DURATION] [--dry-run] [--rate N]",
 	  "delete segments no key references",
 	  "Only segments unreferenced and untouched for --grace (default 1h; must\n"
@@ -145,7 +149,7 @@ static const struct command commands[] = {
 
 enum {
 	O_KUBECONFIG = 1000, O_CONTEXT, O_STORE, O_EXPECT, O_NOPROGRESS, O_REQTIMEOUT,
-	O_RETRIES, O_TOUCHWINDOW, O_TOFILE, O_PREFIX, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
+	O_RETRIES, O_TOUCHWINDOW, O_TOFILE, O_PREFIX, O_FIELDS, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
 	O_READDATA, O_REPAIR, O_VERSIONFILE,
 	O_LAST = O_VERSIONFILE
 };
@@ -167,6 +171,7 @@ static const struct option longopts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "to-file", required_argument, NULL, O_TOFILE },
 	{ "prefix", no_argument, NULL, O_PREFIX },
+	{ "fields", no_argument, NULL, O_FIELDS },
 	{ "max-events", required_argument, NULL, O_MAXEVENTS },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "grace", required_argument, NULL, O_GRACE },
@@ -185,7 +190,7 @@ static unsigned flag_scope(int opt)
 	case O_EXPECT: return C_PUT | C_RM | C_MAP;
 	case O_TOFILE: return C_GET | C_WATCH;
 	case O_VERSIONFILE: return C_GET;
-	case O_PREFIX: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;
+	case O_PREFIX: case O_FIELDS: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;
 	case O_GRACE: return C_GC | C_FSCK;
 	case O_DRYRUN: case O_RATE: return C_GC;
 	case O_READDATA: case O_REPAIR: return C_FSCK;
@@ -672,6 +677,7 @@ int main(int argc, char **argv)
 		case O_TOFILE: c.to_file = optarg; break;
 		case O_VERSIONFILE: c.version_file = optarg; break;
 		case O_PREFIX: c.prefix = 1; break;
+		case O_FIELDS: c.fields = 1; break;
 		case O_MAXEVENTS:
 			if (parse_long(optarg, 1, 1L << 40, &c.max_events) < 0) {
 				cli_err("invalid --max-events %s", cli_quoted(optarg));

@@ -1105,6 +1105,64 @@ Test(cli, watch_reports_a_put_committed_while_it_runs)
 	res_free(&r);
 }
 
+/* --fields: each event of a map key lists the fields it touched. */
+Test(cli, watch_fields_lists_the_field_changes_of_a_map)
+{
+	char doc[PATH_MAX], patch[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(doc, "doc.json");
+	spit(doc, "{\"a\": 1, \"b\": 2}", 16);
+	path_in(patch, "patch.json");
+	spit(patch, "{\"a\": 10, \"b\": null, \"c\": 3}", 28);
+	run(&r, NULL, "map", "import", "wf", doc, NULL);
+	expect_ok(&r, "map import");
+	res_free(&r);
+	pid_t w = start_cli("watch", "watch", "wf", "--fields", "-o", "json", "--max-events", "2",
+	                    "--timeout", "20s", NULL);
+	usleep(500000); /* let the watch report the current state first */
+	run(&r, NULL, "map", "patch", "wf", patch, NULL);
+	expect_ok(&r, "map patch");
+	res_free(&r);
+	finish(&r, "watch", w);
+	expect_ok(&r, "watch --fields");
+	cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+	char *line2 = strchr(r.out, '\n') + 1;
+	line2[-1] = '\0';
+	cJSON *first = cJSON_Parse(r.out), *second = cJSON_Parse(line2);
+	cr_assert_not_null(first, "%s", r.out);
+	cr_assert_not_null(second, "%s", line2);
+	cJSON *f1 = cJSON_GetObjectItemCaseSensitive(first, "fields");
+	cJSON *f2 = cJSON_GetObjectItemCaseSensitive(second, "fields");
+	cr_assert_eq(cJSON_GetArraySize(f1), 2, "initial state: %s", r.out);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(f1, 0),
+	                                                           "change")), "ADDED");
+	cr_assert_eq(cJSON_GetArraySize(f2), 3, "patch: %s", line2);
+	static const char *const want[][2] = { { "a", "CHANGED" }, { "b", "DELETED" },
+	                                       { "c", "ADDED" } };
+	for (int i = 0; i < 3; i++) {
+		cJSON *x = cJSON_GetArrayItem(f2, i);
+		cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(x, "field")), want[i][0]);
+		cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(x, "change")), want[i][1],
+		                 "%s", line2);
+	}
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(f2, 0),
+	                                                      "version")), 2);
+	cJSON_Delete(first);
+	cJSON_Delete(second);
+	res_free(&r);
+	/* the table form: one indented line per field under the event */
+	run(&r, NULL, "watch", "wf", "--fields", "--max-events", "1", "--timeout", "10s", NULL);
+	expect_ok(&r, "watch --fields (table)");
+	cr_assert(strstr(r.out, "ADDED    a ") && strstr(r.out, "ADDED    c "), "%s", r.out);
+	res_free(&r);
+	/* --fields and --to-file do not mix */
+	run(&r, NULL, "watch", "wf", "--fields", "--to-file", doc, NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+}
+
 Test(cli, watch_to_file_writes_the_current_value)
 {
 	char v1[PATH_MAX], out[PATH_MAX];
