@@ -591,8 +591,12 @@ static void map_settle(void)
 	int rc;
 
 	while (nmpend == MPEND_MAX) {
+		char out[SP_PATH];
 		mrandom(&op, 0);
 		run_map_op(OP_MAP, &op, -1, &rc);
+		/* the read narrows the candidates to one (none pending now) */
+		sp_path(&E, out, "got-map.json");
+		check_map("after a settling batch", out);
 	}
 }
 
@@ -690,7 +694,7 @@ static void random_round(size_t max_bytes)
 	             : r < 0.87 ? OP_COMPACT : OP_GC;
 	char value[SP_PATH] = "";
 	int faults = sp_unit(&rng) < 0.2, rc;
-	mop op;
+	mop op = { 0 };
 
 	if (kind == OP_PUT)
 		new_value(value, k, max_bytes, 0);
@@ -747,7 +751,7 @@ static void sweep(op_kind kind, size_t size, unsigned long *kills_left)
 	sp_faults(&E, "{\"latency_ms\":10}");
 	for (int64_t at = 0; *kills_left > 0; at += step) {
 		int k = 0, killed;
-		mop op;
+		mop op = { 0 };
 		char when[64];
 		if (kind == OP_PUT)
 			new_value(value, k, size, 1);
