@@ -44,6 +44,9 @@
  *  - kvs_get, and kvs_watch_next with KVS_WATCH_VALUES, decode and verify a
  *    run of segments on up to kvs_options.workers threads the same way;
  *    streaming gets (kvs_get_stream, kvs_get_fd) use the caller's thread;
+ *  - key-split map writes (kvs_map_import_json, kvs_map_commit,
+ *    kvs_map_compact, kvs_map_patch_json) build and compress the runs they
+ *    write on up to kvs_options.workers threads, joined before they return;
  *  - the Kubernetes backend and client (kvsplit/kube.h) run their
  *    transfers on the calling thread (one libcurl multi handle, up to
  *    kvs_kube_options.concurrency transfers per batch); libcurl may start
