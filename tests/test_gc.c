@@ -526,12 +526,13 @@ static int writer_hook(void *ctx, kvs_mem_call kind, const char *name)
 {
 	race *r = ctx;
 	r->w_calls++;
-	/* The writer is slow everywhere except between its last check and
-	 * the commit request itself: no time-based protocol can survive a pause
-	 * there (see docs/design.md "Garbage collection and fsck in practice"). */
-	if (r->advance_each_step && !(kind == KVS_MEM_REPLACE ||
-	                              (kind == KVS_MEM_CREATE && name &&
-	                               strncmp(name, "kvs." STORE ".i-", strlen("kvs." STORE ".i-")) == 0)))
+	/* The writer is slow everywhere, the commit request itself included:
+	 * a commit that lands past the window is late, and the writer touches
+	 * what it wrote before acknowledging (docs/design.md "The pause hole
+	 * closed"). */
+	(void)kind;
+	(void)name;
+	if (r->advance_each_step)
 		kvs_mem_advance_clock(r->gb, PAST_GRACE_MS);
 	if (r->interloper_at && r->w_calls == r->interloper_at) {
 		/* another client replaces the writer's base under it */
