@@ -388,6 +388,33 @@ static int64_t b64_decoded_len(const char *s)
 	return (int64_t)(n / 4 * 3 - pad);
 }
 
+/*
+ * The server time of an object's last change: the latest
+ * metadata.managedFields[].time (a real API server stamps its manager's
+ * entry whenever a write changes a field it owns; whole seconds). 0 when
+ * absent, or when any entry's time does not parse: an unknown time is safe
+ * to use (the store takes it as late), a wrong one is not.
+ */
+static int64_t managed_time(const cJSON *mf)
+{
+	int64_t best = 0;
+	const cJSON *e;
+
+	if (!cJSON_IsArray(mf))
+		return 0;
+	cJSON_ArrayForEach(e, mf) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "time");
+		int64_t ms;
+		if (!t || cJSON_IsNull(t))
+			continue;
+		if (!cJSON_IsString(t) || (ms = kvs__rfc3339_ms(t->valuestring)) < 0)
+			return 0;
+		if (ms > best)
+			best = ms;
+	}
+	return best;
+}
+
 int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned flags,
                                const char *what)
 {
@@ -426,6 +453,7 @@ int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned fla
 			goto fail;
 		}
 	}
+	o->updated_ms = managed_time(cJSON_GetObjectItemCaseSensitive(meta, "managedFields"));
 	if ((rc = read_kvs(o, cJSON_GetObjectItemCaseSensitive(meta, "labels"), "labels", 1,
 	                   what, &hint)) < 0 ||
 	    (rc = read_kvs(o, cJSON_GetObjectItemCaseSensitive(meta, "annotations"),

@@ -141,6 +141,12 @@ static int attempt(kvs__commit *c, kvs_ver *out, kvs_object **seen)
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)c->length);
 	if ((rc = kvs_object_set_annotation(idx, KVS__ANN_LENGTH, num)) < 0)
 		goto out;
+	if (c->w && c->w->t_check >= 0)
+		snprintf(num, sizeof(num), "%lld", (long long)c->w->t_check);
+	else
+		snprintf(num, sizeof(num), "-");
+	if ((rc = kvs_object_set_annotation(idx, KVS__ANN_CHECKED, num)) < 0)
+		goto out;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)c->generation);
 	if ((rc = kvs_object_set_annotation(idx, KVS__ANN_GENERATION, num)) < 0 ||
 	    (rc = kvs_object_set_annotation(idx, KVS__ANN_COMMIT, id)) < 0 ||
@@ -158,6 +164,8 @@ static int attempt(kvs__commit *c, kvs_ver *out, kvs_object **seen)
 		c->st->bytes_written += c->payload_len;
 		if (out)
 			snprintf(out->str, sizeof(out->str), "%s", res ? res->resource_version : "");
+		if (c->w)
+			rc = kvs__segw_after_commit(c->w, res ? res->updated_ms : 0);
 		goto out;
 	}
 	if (rc == KVS_ENOTFOUND && c->has_base) {
@@ -186,7 +194,7 @@ reread:
 		c->st->bytes_written += c->payload_len;
 		if (out)
 			snprintf(out->str, sizeof(out->str), "%s", cur->resource_version);
-		rc = 0;
+		rc = c->w ? kvs__segw_after_commit(c->w, cur->updated_ms) : 0;
 		goto out;
 	}
 	if (rc == KVS_ECONFLICT) {

@@ -38,6 +38,10 @@ typedef struct kvs__commit {
 	char iname[KVS__NAME_BUF];
 	const char *expect;           /* NULL blind, "" create-only, else a version */
 	kvs__wstats *st;
+	/* the write's segments (set by the value kind): its T_check goes into
+	 * each attempt, and a commit that lands late touches them again
+	 * (kvs__segw_after_commit) before it counts as done */
+	kvs__segw *w;
 	/* the base: the index as last read */
 	int has_base;
 	char base_rv[KVS_VER_MAX];

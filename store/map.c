@@ -25,6 +25,7 @@
 #include "commit.h"
 #include "maprun.h"
 #include "mapjson.h"
+#include "refs.h"
 #include "base/options.h"
 
 #define MAP_RETRIES 8u
@@ -193,6 +194,10 @@ typedef struct mw {
 	kvs__mapidx base;
 	uint32_t base_index_bytes;
 	int plain_ok;            /* a plain value as base counts as an empty map (import) */
+	/* a base committed late (kvs__index_late) protects nothing: the segments
+	 * it references, touched before the next commit attempt (mc_before) */
+	uint8_t (*late_segs)[16];
+	size_t nlate;
 	/* segments this write created or found: runs refer to its slots */
 	kvs__segw sw;
 } mw;
@@ -200,6 +205,8 @@ typedef struct mw {
 static void mw_free(mw *w)
 {
 	kvs__mapidx_clear(&w->base);
+	free(w->late_segs);
+	w->late_segs = NULL;
 	kvs__segw_free(&w->sw);
 }
 
@@ -266,12 +273,23 @@ static int set_base(mw *w, const kvs_object *idx)
 	int rc;
 
 	kvs__mapidx_clear(&w->base);
+	free(w->late_segs);
+	w->late_segs = NULL;
+	w->nlate = 0;
 	w->base_index_bytes = 0;
 	w->has_base = idx != NULL;
 	snprintf(w->base_rv, sizeof(w->base_rv), "%s", idx ? idx->resource_version : "");
 	if (!idx)
 		return 0;
 	rc = decode_index(w, idx, &w->base, &w->base_index_bytes);
+	if (rc == 0 && kvs__index_late(w->s, idx) &&
+	    (rc = kvs__refs_segments(&w->late_segs, &w->nlate, w->s, idx, NULL,
+	                             &w->ws.requests)) < 0) {
+		free(w->late_segs);
+		w->late_segs = NULL;
+		w->nlate = 0;
+		return rc;
+	}
 	if (rc == KVS_EINVAL && w->plain_ok) {
 		/* a plain value is replaced by the map, like a put replaces a map */
 		kvs__mapidx_clear(&w->base);
@@ -749,9 +767,22 @@ static int mc_prepare(mcommit *mc)
 	return rc;
 }
 
+/* Before each attempt: touch what a late base references (once per base),
+ * then the touch window (kvs__segw_refresh). */
 static int mc_before(void *ctx)
 {
-	return kvs__segw_refresh(&((mcommit *)ctx)->w->sw);
+	mw *w = ((mcommit *)ctx)->w;
+	int rc;
+
+	if (w->nlate) {
+		rc = kvs__segw_touch_base(&w->sw, (const uint8_t (*)[16])w->late_segs, w->nlate);
+		free(w->late_segs);
+		w->late_segs = NULL;
+		w->nlate = 0;
+		if (rc < 0)
+			return rc;
+	}
+	return kvs__segw_refresh(&w->sw);
 }
 
 /* A blind commit lost the race: the new index is the base; build again. */
@@ -787,6 +818,7 @@ static int mw_commit(kvs_ver *out, mw *w, const char *expect, build_fn build, vo
 	h.ctx = &mc;
 	if ((rc = kvs__commit_init(&mc.c, w->s, w->key, expect, &w->ws)) < 0)
 		return rc;
+	mc.c.w = &w->sw;
 	mc.c.has_base = w->has_base;
 	snprintf(mc.c.base_rv, sizeof(mc.c.base_rv), "%s", w->base_rv);
 	if ((rc = mc_prepare(&mc)) == 0)

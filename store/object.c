@@ -181,6 +181,7 @@ int kvs_object_dup(kvs_object **out, const kvs_object *src)
 	if (!o->uid || (rc = kvs_object_set_rv(o, src->resource_version)) < 0)
 		goto fail;
 	o->created_ms = src->created_ms;
+	o->updated_ms = src->updated_ms;
 	o->immutable = src->immutable;
 	for (size_t i = 0; i < src->nlabels; i++)
 		if ((rc = kvs_object_set_label(o, src->labels[i].key, src->labels[i].value)) < 0)

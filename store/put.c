@@ -378,10 +378,11 @@ out:
 /*
  * Make the chunks of a base manifest reusable: one slot per segment. The
  * segments are checked first (kvs__segw_check_reuse: there, immutable and
- * ours, by their metadata); the chunks of one that fails are not adopted,
- * so the put writes them again from the value it is given.
+ * ours, by their metadata, and touched when the base was committed `late`);
+ * the chunks of one that fails are not adopted, so the put writes them
+ * again from the value it is given.
  */
-static int adopt(put *P, const kvs__manifest *m)
+static int adopt(put *P, const kvs__manifest *m, int late)
 {
 	uint32_t first = (uint32_t)P->w.nslots, k;
 	int rc = 0;
@@ -396,11 +397,12 @@ static int adopt(put *P, const kvs__manifest *m)
 		P->w.slots[sl].bytes = m->segs[i].bytes;
 		P->w.slots[sl].nchunks = m->segs[i].nchunks;
 	}
-	if ((rc = kvs__segw_check_reuse(&P->w, first, m->nsegs)) < 0)
+	if ((rc = kvs__segw_check_reuse(&P->w, first, m->nsegs, late)) < 0)
 		return rc;
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		const kvs__chunk_ref *c = &m->chunks[i];
-		if (P->w.slots[first + c->seg].state != KVS__SLOT_REUSED || kn_find(P, c->addr) >= 0)
+		kvs__slot_state st = P->w.slots[first + c->seg].state;
+		if ((st != KVS__SLOT_REUSED && st != KVS__SLOT_TOUCHED) || kn_find(P, c->addr) >= 0)
 			continue;
 		if ((rc = kn_add(P, c->addr, first + c->seg, c->raw_len, c->stored_len, &k)) < 0)
 			return rc;
@@ -423,13 +425,14 @@ static int read_base(put *P)
 	memset(&inner, 0, sizeof(inner));
 	/* A base that does not decode is simply not reused: the put replaces it. */
 	if (kvs__index_decode(&outer, P->s, idx, P->key, P->klen) == 0) {
+		int late = kvs__index_late(P->s, idx);
 		P->base_gen = outer.generation;
 		if (outer.kind == KVS__MF_INDIRECT &&
 		    kvs__index_load(&inner, P->s, idx, P->key, P->klen, &P->ws.requests) == 0) {
-			if ((rc = adopt(P, &inner)) == 0)
-				rc = adopt(P, &outer);
+			if ((rc = adopt(P, &inner, late)) == 0)
+				rc = adopt(P, &outer, late);
 		} else if (outer.kind == KVS__MF_BLOB) {
-			rc = adopt(P, &outer);
+			rc = adopt(P, &outer, late);
 		}
 	}
 	kvs__manifest_clear(&inner);
@@ -743,6 +746,7 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	kvs__segw_init(&P.w, s, key, &P.ws);
 	if ((rc = kvs__commit_init(&P.c, s, key, po ? po->expect_version : NULL, &P.ws)) < 0)
 		return rc;
+	P.c.w = &P.w;
 	P.klen = P.c.key_len;
 	if (src->data == NULL && src->read == NULL && src->len)
 		return kvs_error_set(KVS_EINVAL, "key \"%s\": data is NULL", key);

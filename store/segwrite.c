@@ -23,6 +23,7 @@
  *    reads its intact chunks finds nothing. fsck reports it; an operator
  *    deletes it.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ void kvs__segw_init(kvs__segw *w, kvs_store *s, const char *key, kvs__wstats *st
 	w->s = s;
 	w->key = key;
 	w->st = st;
+	w->t_check = -1;
 }
 
 void kvs__segw_free(kvs__segw *w)
@@ -418,7 +420,7 @@ void kvs__segw_discard_open(kvs__segw *w)
  * object of other bytes under the name is found by reads (KVS_ECORRUPT) and
  * fsck, not here.
  */
-int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n)
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, int late)
 {
 	kvs_op ops[KVS__MAX_CONCURRENCY];
 	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
@@ -467,7 +469,118 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n)
 			kvs_object_free(obj);
 		}
 	}
+	/* A late base protects nothing (design.md "The pause hole closed"): what
+	 * is reused from it is touched, as on AlreadyExists; a touch that finds
+	 * it gone makes the slot unusable, so its chunks are written anew. */
+	for (size_t i = 0; late && rc == 0 && i < n; i++) {
+		kvs__slot *sl = &w->slots[first + i];
+		if (sl->state != KVS__SLOT_REUSED)
+			continue;
+		rc = kvs__segw_touch(w, first + (uint32_t)i);
+		if (rc == KVS_ENOTFOUND) {
+			sl->state = KVS__SLOT_UNUSABLE;
+			rc = 0;
+		} else if (rc < 0) {
+			char name[KVS__NAME_BUF];
+			kvs__segment_name(name, w->s->name, sl->addr);
+			rc = seg_fail(w, rc, "touching base segment", name, kvs_error_last());
+		}
+	}
 	return rc;
+}
+
+/* ---- late commits ---------------------------------------------------------- */
+
+/* W/2 in ms, and the slack of a server time of whole seconds (design.md). */
+static int64_t half_window_ms(const kvs_store *s)
+{
+	return (int64_t)s->opts.touch_window_s * 1000 / 2;
+}
+#define KVS__SECOND_SLACK_MS 999
+
+/* Is a commit at server time `commit_ms` (whole seconds: up to 999 ms
+ * later really) more than W/2 after `t_check`? Unknown times are late. */
+static int is_late(const kvs_store *s, int64_t commit_ms, int64_t t_check)
+{
+	if (commit_ms <= 0 || commit_ms > INT64_MAX / 2 || t_check < 0 ||
+	    t_check > commit_ms + KVS__SECOND_SLACK_MS)
+		return 1;
+	return commit_ms + KVS__SECOND_SLACK_MS - t_check > half_window_ms(s);
+}
+
+int kvs__index_late(const kvs_store *s, const kvs_object *idx)
+{
+	const char *a = kvs_object_annotation(idx, KVS__ANN_CHECKED);
+	long long chk;
+	char *end;
+
+	if (!a || !*a)
+		return 1;   /* written before T_check was recorded, or not by us */
+	if (strcmp(a, "-") == 0)
+		return 0;   /* it created or touched nothing: all it has is its base's */
+	if (*a < '0' || *a > '9')
+		return 1;
+	errno = 0;
+	chk = strtoll(a, &end, 10);
+	if (errno || *end)
+		return 1;
+	return is_late(s, idx->updated_ms, (int64_t)chk);
+}
+
+int kvs__segw_touch_base(kvs__segw *w, const uint8_t (*addrs)[16], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char name[KVS__NAME_BUF];
+		uint32_t sl;
+		int rc;
+
+		if ((rc = kvs__segw_slot_add(w, &sl)) < 0)
+			return rc;
+		memcpy(w->slots[sl].addr, addrs[i], 16);
+		w->slots[sl].ref = 1;
+		rc = kvs__segw_touch(w, sl);
+		if (rc == 0)
+			continue;
+		kvs__segment_name(name, w->s->name, addrs[i]);
+		if (rc == KVS_ENOTFOUND)
+			return kvs_error_set(KVS_ESTALE, "key \"%s\": segment %s of the committed value is "
+			                     "gone (its commit landed late, after a gc had judged it): "
+			                     "nothing was committed; `kvsplit fsck` reports what is lost",
+			                     w->key, name);
+		return seg_fail(w, rc, "touching base segment", name, kvs_error_last());
+	}
+	return 0;
+}
+
+int kvs__segw_after_commit(kvs__segw *w, int64_t commit_ms)
+{
+	if (w->t_check < 0 || !is_late(w->s, commit_ms, w->t_check))
+		return 0;
+	for (size_t i = 0; i < w->nslots; i++) {
+		kvs__slot *sl = &w->slots[i];
+		char name[KVS__NAME_BUF];
+		int rc;
+
+		if (!kvs__slot_fresh(sl) || !sl->ref)
+			continue;
+		if ((rc = kvs__segw_touch(w, (uint32_t)i)) == 0)
+			continue;
+		kvs__segment_name(name, w->s->name, sl->addr);
+		if (rc == KVS_ENOTFOUND)
+			return kvs_error_set(KVS_ESTALE, "key \"%s\": the commit landed %lld ms after the "
+			                     "last touch check (more than half the touch window) and segment "
+			                     "%s was collected meanwhile: the committed value is unreadable; "
+			                     "put it again", w->key,
+			                     commit_ms > 0 ? (long long)(commit_ms - w->t_check) : -1LL, name);
+		{
+			char detail[512];
+			snprintf(detail, sizeof(detail), "%s", kvs_error_last());
+			return kvs_error_set(rc, "key \"%s\": committed late, and touching segment %s "
+			                     "after the commit failed, so the value is not known to be "
+			                     "readable (%s)", w->key, name, detail);
+		}
+	}
+	return 0;
 }
 
 /* ---- before the commit --------------------------------------------------- */
@@ -482,6 +595,7 @@ int kvs__segw_refresh(kvs__segw *w)
 	int64_t win = (int64_t)w->s->opts.touch_window_s * 1000;
 	int rc, any = 0;
 
+	w->t_check = -1;
 	for (size_t i = 0; i < w->nslots; i++)
 		any |= kvs__slot_fresh(&w->slots[i]) && w->slots[i].ref;
 	if (!any)
@@ -508,8 +622,10 @@ int kvs__segw_refresh(kvs__segw *w)
 				return rc;
 			touched = 1;
 		}
-		if (!touched)
+		if (!touched) {
+			w->t_check = srv;   /* T_check: the commit that follows carries it */
 			return 0;
+		}
 	}
 	return kvs_error_set(KVS_ETIMEOUT, "key \"%s\": segments keep outliving the touch window "
 	                     "before the commit; the writer is too slow", w->key);
@@ -522,9 +638,9 @@ int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx)
 	int rc = 0;
 
 	/* What the new base references. A base that cannot be read (or memory
-	 * that runs out collecting it) protects nothing: everything is touched,
-	 * which is always safe. */
-	if (idx)
+	 * that runs out collecting it), or that was committed late, protects
+	 * nothing: everything is touched, which is always safe. */
+	if (idx && !kvs__index_late(w->s, idx))
 		(void)kvs__refs_segments(&in_base, &nbase, w->s, idx, NULL, &w->st->requests);
 	for (size_t i = 0; i < w->nslots; i++) {
 		kvs__slot *sl = &w->slots[i];

@@ -31,6 +31,14 @@
 
 #include "internal.h"
 
+/*
+ * Index annotation: T_check, the server time (decimal Unix ms) of the
+ * writer's last touch check before this commit (kvs__segw_refresh), or "-"
+ * when the write created or touched no segment it references (docs/format.md
+ * §1.1, design.md "The pause hole closed").
+ */
+#define KVS__ANN_CHECKED "kvsplit.io/checked"
+
 /* What a write cost; the fields of kvs_put_stats of the same names. */
 typedef struct kvs__wstats {
 	uint64_t requests;
@@ -84,6 +92,9 @@ typedef struct kvs__segw {
 	kvs_object *pend[KVS__MAX_CONCURRENCY];
 	uint32_t pslot[KVS__MAX_CONCURRENCY];
 	size_t npend;
+	/* T_check of the last kvs__segw_refresh: server ms, -1 when no fresh
+	 * slot is referenced (nothing to check) */
+	int64_t t_check;
 } kvs__segw;
 
 void kvs__segw_init(kvs__segw *w, kvs_store *s, const char *key, kvs__wstats *st);
@@ -118,13 +129,44 @@ void kvs__segw_discard_open(kvs__segw *w);
  * each is read from the server (KVS_OP_HEAD, not the cache), `concurrency`
  * at a time; it must exist, be immutable, be labelled as this store's
  * segment, and (when the backend reports a data size) hold `bytes` bytes.
- * Each slot ends REUSED or UNUSABLE: a value kind never references an
+ * When the base was committed `late` (kvs__index_late), each that passes is
+ * then touched like an AlreadyExists segment (TOUCHED; gone: UNUSABLE).
+ * Each slot ends REUSED, TOUCHED or UNUSABLE: a value kind never references an
  * unusable one and writes its chunks again instead (and a create that then
  * meets an object under the name reads it back whole: settle_existing).
  * Costs one metadata read per segment (no data); an operational error fails
  * the call.
  */
-int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n);
+int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, int late);
+
+/*
+ * Was index `idx` (as read: annotations and updated_ms) committed late —
+ * more than W/2 after its writer's last touch check, by the server's clock
+ * — or is that unknown (no T_check, no server time of the commit, a T_check
+ * after the commit)? 1 late or unknown, 0 on time or nothing to be late for.
+ * A late base protects nothing: a write reusing its segments touches them
+ * first (check_reuse's `late`, kvs__segw_touch_base, kvs__segw_rebase).
+ */
+int kvs__index_late(const kvs_store *s, const kvs_object *idx);
+
+/*
+ * A value kind that references segments of a base `late` (kvs__index_late)
+ * without slots of its own (a map's runs): add one TOUCHED, referenced slot
+ * per address and touch it. KVS_ESTALE if one is gone (the writer does not
+ * hold its bytes: the base is damaged, fsck reports it).
+ */
+int kvs__segw_touch_base(kvs__segw *w, const uint8_t (*addrs)[16], size_t n);
+
+/*
+ * After the commit landed, at server time `commit_ms` (the response's
+ * updated_ms, 0 unknown): when that is more than W/2 after t_check (or
+ * unknown), gc may have listed and judged what this write created or
+ * touched before the commit was visible, so every fresh, referenced slot is
+ * touched again before the write is acknowledged. A segment gone by then
+ * is KVS_ESTALE: committed, never acknowledged (the writer keeps no copy of
+ * a segment after creating it; a put again writes it anew).
+ */
+int kvs__segw_after_commit(kvs__segw *w, int64_t commit_ms);
 
 /* Touch the segment of a slot (it becomes TOUCHED). KVS_ENOTFOUND if gone. */
 int kvs__segw_touch(kvs__segw *w, uint32_t slot);
@@ -141,7 +183,8 @@ int kvs__segw_refresh(kvs__segw *w);
  * After a blind write lost the commit race: `idx` is the new base (NULL:
  * the key is gone). Every REUSED, referenced slot that the new base does
  * not reference is touched, since the base that protected it is no longer
- * the one the commit is conditioned on. KVS_ECONFLICT if one is gone.
+ * the one the commit is conditioned on — and every one when the new base was
+ * committed late (it protects nothing). KVS_ECONFLICT if one is gone.
  */
 int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx);
 

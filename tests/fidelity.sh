@@ -90,6 +90,9 @@ expect_eq "kubectl create configmap from literal and file" "configmap/cm1 create
 out=$(K get cm cm1 -o json)
 expect_has "kubectl get -o json has data" '"f.txt": "hello\n"' "$out"
 expect_has "kubectl get -o json has a resourceVersion" '"resourceVersion": "' "$out"
+out=$(K get cm cm1 -o json --show-managed-fields)
+expect_has "kubectl create is the field manager kubectl-create" '"manager": "kubectl-create"' "$out"
+expect_has "managedFields entries carry their operation and time" '"operation": "Update"' "$out"
 out=$(K get cm cm1 -o yaml)
 expect_has "kubectl get -o yaml" 'a: "1"' "$out"
 out=$(K get cm)

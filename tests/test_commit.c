@@ -476,3 +476,90 @@ Test(commit, already_exists_on_a_good_segment_costs_a_touch_and_one_get)
 	free(d);
 	kvs_close(s);
 }
+
+/* ---- late commits (design.md "The pause hole closed") ------------------ */
+
+#include "segwrite.h"   /* KVS__ANN_CHECKED, kvs__index_late */
+
+static kvs_object *index_of(kvs_backend *b, kvs_store *s, const char *key)
+{
+	char name[KVS__NAME_BUF];
+	size_t klen;
+	kvs_object *idx = NULL;
+
+	cr_assert_eq(kvs__key_to_index(name, s, key, &klen), 0);
+	cr_assert_eq(b->ops->get(b, &idx, name), 0, "get %s: %s", name, kvs_error_last());
+	return idx;
+}
+
+/*
+ * On both backends: a put's index carries T_check (the server time of its
+ * last touch check) and the backend reports the server time of the commit
+ * (the API server's managedFields), so the next writer sees it on time —
+ * and, on the in-memory backend, an on-time put touches nothing after its
+ * commit.
+ */
+Test(commit, an_on_time_commit_records_its_touch_check_and_touches_nothing_after, .timeout = 60)
+{
+	size_t n = 1 * MIB;
+	uint8_t *d = make(n, 21);
+	kvs_backend *b;
+	kvs_store *s = open_store(&b);
+	uint64_t c0[KVS_MEM_NCALLS], c1[KVS_MEM_NCALLS];
+
+	if (is_memory())
+		calls_of(b, c0);
+	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
+	if (is_memory()) {
+		calls_of(b, c1);
+		cr_assert_eq(c1[KVS_MEM_ANNOTATE] - c0[KVS_MEM_ANNOTATE], 0, "an on-time put touched");
+	}
+	kvs_object *idx = index_of(b, s, "k");
+	const char *chk = kvs_object_annotation(idx, KVS__ANN_CHECKED);
+	cr_assert(chk && *chk >= '0' && *chk <= '9', "T_check is %s", chk ? chk : "(absent)");
+	cr_assert_gt(idx->updated_ms, 0, "the backend gave no server time of the commit");
+	cr_assert_leq(strtoll(chk, NULL, 10), idx->updated_ms + 999);
+	cr_assert_eq(kvs__index_late(s, idx), 0, "an on-time commit is taken as late");
+	kvs_object_free(idx);
+	free(d);
+	kvs_close(s);
+}
+
+/*
+ * An index that does not say when its writer last checked (written before
+ * T_check was recorded, or by another program) protects nothing: a re-put
+ * touches every segment it reuses from it, and still reads back.
+ */
+Test(commit, reput_over_an_index_without_touch_check_touches_what_it_reuses, .timeout = 60)
+{
+	if (!is_memory())
+		cr_skip_test("counts calls of the in-memory backend");
+	size_t n = 3 * MIB;
+	uint8_t *d = make(n, 23);
+	kvs_backend *b;
+	kvs_store *s = open_store(&b);
+	kvs_object *segs[MAX_SEGS];
+	uint64_t c0[KVS_MEM_NCALLS], c1[KVS_MEM_NCALLS];
+	kvs_kv kv = { (char *)KVS__ANN_CHECKED, NULL };
+
+	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
+	size_t ns = segments(b, segs);
+	kvs_object *idx = index_of(b, s, "k");
+	cr_assert_eq(b->ops->annotate(b, NULL, idx->name, &kv, 1), 0, "%s", kvs_error_last());
+	kvs_object_free(idx);
+	calls_of(b, c0);
+	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
+	calls_of(b, c1);
+	cr_assert_eq(c1[KVS_MEM_ANNOTATE] - c0[KVS_MEM_ANNOTATE], ns,
+	             "%llu touches for %zu reused segments",
+	             (unsigned long long)(c1[KVS_MEM_ANNOTATE] - c0[KVS_MEM_ANNOTATE]), ns);
+	cr_assert_eq(c1[KVS_MEM_CREATE] - c0[KVS_MEM_CREATE], 0);
+	void *got = NULL;
+	size_t gl = 0;
+	cr_assert_eq(kvs_get(&got, &gl, NULL, s, "k", NULL), 0, "%s", kvs_error_last());
+	cr_assert(gl == n && memcmp(got, d, n) == 0);
+	kvs_free(got);
+	free_objects(segs, ns);
+	free(d);
+	kvs_close(s);
+}

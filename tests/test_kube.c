@@ -1348,3 +1348,69 @@ Test(kube, h2_front_watch_delivers_events_and_outlives_idle_time)
 	kvs_backend_free(b);
 	fx_kapi_stop(k);
 }
+
+/* ------------------------------------------------------------------------ */
+/* the server time of an object's last change (design.md "The pause hole")  */
+
+/* The latest managedFields[].time; any entry's time that does not parse
+ * makes it unknown (0) — never a guess. */
+Test(kube, updated_ms_is_the_latest_managed_fields_time_or_unknown)
+{
+	static const struct { const char *json; int64_t want; } cases[] = {
+		{ "{\"metadata\":{\"name\":\"x\"}}", 0 },
+		{ "{\"metadata\":{\"name\":\"x\",\"managedFields\":[{\"manager\":\"a\",\"operation\":"
+		  "\"Update\",\"apiVersion\":\"v1\",\"time\":\"2026-01-02T03:04:05Z\",\"fieldsType\":"
+		  "\"FieldsV1\",\"fieldsV1\":{}},{\"manager\":\"b\",\"operation\":\"Update\",\"time\":"
+		  "\"2026-01-02T03:04:07Z\"},{\"manager\":\"c\",\"operation\":\"Apply\"}]}}",
+		  1767323047000 },
+		{ "{\"metadata\":{\"name\":\"x\",\"managedFields\":[{\"time\":\"2026-01-02T03:04:05Z\"},"
+		  "{\"time\":\"soon\"}]}}", 0 },
+		{ "{\"metadata\":{\"name\":\"x\",\"managedFields\":[{\"time\":7}]}}", 0 },
+		{ "{\"metadata\":{\"name\":\"x\",\"managedFields\":{}}}", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kvs_object *o = NULL;
+		int rc = kvs__kube_object_parse(&o, cases[i].json, strlen(cases[i].json), 0, "get x");
+		cr_assert_eq(rc, 0, "case %zu: %s", i, kvs_error_last());
+		cr_expect_eq(o->updated_ms, cases[i].want, "case %zu: %lld", i, (long long)o->updated_ms);
+		kvs_object_free(o);
+	}
+}
+
+/* The test server keeps managedFields as a real one does: stamped on
+ * create, moved by a write that changes the object, kept by one that does
+ * not. */
+Test(kube, test_server_stamps_managed_fields_time_on_every_change)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o = mk("mf", NULL), *got = NULL, *res = NULL;
+	int64_t wall = (int64_t)time(NULL) * 1000;
+
+	cr_assert_eq(b->ops->create(b, &res, o), 0, "%s", kvs_error_last());
+	cr_assert_not_null(res);
+	cr_expect(res->updated_ms > wall - 60000 && res->updated_ms < wall + 60000,
+	          "create: updated_ms %lld", (long long)res->updated_ms);
+	int64_t t0 = res->updated_ms;
+	kvs_object_free(res);
+	res = NULL;
+	sleep(1);
+	kvs_kv kv = { (char *)"note", (char *)"changed" };
+	cr_assert_eq(b->ops->annotate(b, &res, "mf", &kv, 1), 0, "%s", kvs_error_last());
+	cr_assert_not_null(res);
+	cr_expect_gt(res->updated_ms, t0, "a change kept the time %lld", (long long)t0);
+	int64_t t1 = res->updated_ms;
+	kvs_object_free(res);
+	res = NULL;
+	cr_assert_eq(b->ops->get(b, &got, "mf"), 0, "%s", kvs_error_last());
+	cr_expect_eq(got->updated_ms, t1);
+	kvs_object_free(got);
+	got = NULL;
+	sleep(1);
+	cr_assert_eq(b->ops->annotate(b, &res, "mf", &kv, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(res->updated_ms, t1, "a no-op write moved the time");
+	kvs_object_free(res);
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}

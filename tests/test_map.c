@@ -1011,3 +1011,69 @@ Test(map, gc_keeps_map_segments_and_fsck_checks_runs)
 	kvs_close(s);
 	free(m);
 }
+
+/*
+ * A map index that does not say when its writer last checked its touch
+ * window (written before T_check was recorded, or committed late) protects
+ * nothing (design.md "The pause hole closed"): the next batch touches every
+ * segment the base references before its commit; over an on-time base it
+ * touches none.
+ */
+#include "refs.h"
+#include "segwrite.h"
+#include "store/mem/faults.h"
+
+static uint64_t annotates(kvs_backend *b)
+{
+	kvs_mem_stats st;
+	kvs_mem_get_stats(b, &st);
+	return st.calls[KVS_MEM_ANNOTATE];
+}
+
+Test(map, batch_over_a_base_without_touch_check_touches_its_segments)
+{
+	kvs_backend *be;
+	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
+	char f[32], v[200], iname[KVS__NAME_BUF];
+	size_t klen, nsegs = 0;
+	uint8_t (*segs)[16] = NULL;
+	kvs_object *idx = NULL;
+
+	cr_assert_eq(kvs_backend_mem(&be, NULL), 0);
+	cr_assert_eq(kvs_open(&s, be, &o), 0);
+	kvs__store_set_map_layout(s, 1024, 4096);
+	for (int i = 0; i < 20; i++) {
+		snprintf(f, sizeof(f), "node-%04d", i);
+		memset(v, 'a' + i % 26, sizeof(v));
+		v[sizeof(v) - 1] = '\0';
+		put1(s, "m", f, v);
+	}
+	cr_assert_eq(kvs_map_compact(NULL, s, "m", NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs__key_to_index(iname, s, "m", &klen), 0);
+	cr_assert_eq(be->ops->get(be, &idx, iname), 0);
+	cr_assert_eq(kvs__refs_segments(&segs, &nsegs, s, idx, NULL, NULL), 0);
+	cr_assert_gt(nsegs, 0, "the map's runs are all inline");
+	kvs_object_free(idx);
+	free(segs);
+
+	uint64_t a0 = annotates(be);
+	put1(s, "m", "node-9000", "on time");
+	cr_assert_eq(annotates(be) - a0, 0, "a batch over an on-time base touched");
+
+	kvs_kv kv = { (char *)KVS__ANN_CHECKED, NULL };
+	cr_assert_eq(be->ops->annotate(be, NULL, iname, &kv, 1), 0);
+	cr_assert_eq(be->ops->get(be, &idx, iname), 0);
+	cr_assert_eq(kvs__refs_segments(&segs, &nsegs, s, idx, NULL, NULL), 0);
+	kvs_object_free(idx);
+	free(segs);
+	a0 = annotates(be);
+	put1(s, "m", "node-9001", "after");
+	cr_assert_geq(annotates(be) - a0, nsegs, "%llu touches for %zu base segments",
+	              (unsigned long long)(annotates(be) - a0), nsegs);
+	memset(v, 'a' + 3, sizeof(v));
+	v[sizeof(v) - 1] = '\0';
+	expect_field(s, "m", "node-0003", v);
+	expect_field(s, "m", "node-9001", "after");
+	kvs_close(s);
+}

@@ -66,6 +66,13 @@ typedef struct kvs_object {
 	kvs_blob *data;
 	size_t ndata;
 	uint64_t data_bytes;      /**< total data bytes (set by backends on reads) */
+	/**
+	 * Server time of the object's last change, Unix ms, 0 unknown; set by
+	 * backends on what they return (reads and write responses), ignored on
+	 * what they are given. A real API server keeps it per field manager in
+	 * metadata.managedFields[].time (whole seconds): the latest of them.
+	 */
+	int64_t updated_ms;
 } kvs_object;
 
 /* Helpers to build and read objects (all allocate with the library allocator). */

@@ -60,6 +60,82 @@ static void req_init(kvs_kube_request *r, kvs_kube_verb verb, const char *name,
 	r->what = what;
 }
 
+/* The requests on one named ConfigMap (everything but a list). */
+typedef enum req_kind {
+	REQ_GET = 0,
+	REQ_HEAD,       /* metadata only: PartialObjectMetadata */
+	REQ_CREATE,
+	REQ_REPLACE,
+	REQ_ANNOTATE,   /* merge patch of metadata.annotations */
+	REQ_DELETE      /* with resourceVersion / uid preconditions */
+} req_kind;
+
+typedef struct req_in {
+	req_kind kind;
+	const char *name;            /* GET, HEAD, ANNOTATE, DELETE */
+	const kvs_object *obj;       /* CREATE, REPLACE: the object (its name) */
+	const kvs_kv *annotations;   /* ANNOTATE */
+	size_t nannotations;
+	const char *expect_rv;       /* DELETE */
+	const char *expect_uid;
+} req_in;
+
+static const struct {
+	const char *word;            /* the verb in error details */
+	kvs_kube_verb verb;
+} req_verbs[] = {
+	[REQ_GET] = { "get", KVS_KUBE_VERB_GET },
+	[REQ_HEAD] = { "get metadata of", KVS_KUBE_VERB_GET },
+	[REQ_CREATE] = { "create", KVS_KUBE_VERB_CREATE },
+	[REQ_REPLACE] = { "replace", KVS_KUBE_VERB_UPDATE },
+	[REQ_ANNOTATE] = { "annotate", KVS_KUBE_VERB_PATCH },
+	[REQ_DELETE] = { "delete", KVS_KUBE_VERB_DELETE },
+};
+
+/*
+ * The one builder of a request on a named ConfigMap: names it for error
+ * details (`what`, which *r borrows), checks the name, encodes the body
+ * (*body, malloc'd or NULL: the caller frees it after the run, also when
+ * this fails) and fills *r. 0, or the error of the name check or encoder.
+ */
+static int req_build(kvs_kube_request *r, char **body, char what[320], const kube_backend *kb,
+                     const req_in *in)
+{
+	int replace = in->kind == REQ_REPLACE, rc = 0;
+	const char *name = in->kind == REQ_CREATE || replace ? in->obj->name : in->name;
+	size_t blen = 0;
+
+	*body = NULL;
+	set_what(what, 320, req_verbs[in->kind].word, kb, name);
+	if ((rc = kvs__kube_check_name(what, name)) < 0)
+		return rc;
+	switch (in->kind) {
+	case REQ_CREATE:
+	case REQ_REPLACE:
+		rc = kvs__kube_body_object(body, &blen, in->obj, kb->ns, replace);
+		break;
+	case REQ_ANNOTATE:
+		rc = kvs__kube_body_annotate(body, &blen, in->annotations, in->nannotations);
+		break;
+	case REQ_DELETE:
+		rc = kvs__kube_body_delete(body, &blen, in->expect_rv, in->expect_uid);
+		break;
+	case REQ_GET:
+	case REQ_HEAD:
+		break;
+	}
+	if (rc < 0)
+		return rc;
+	req_init(r, req_verbs[in->kind].verb, in->kind == REQ_CREATE ? NULL : name, what);
+	r->body = *body;
+	r->body_len = blen;
+	if (in->kind == REQ_HEAD)
+		r->accept = ACCEPT_POM;
+	else if (in->kind == REQ_ANNOTATE)
+		r->content_type = "application/merge-patch+json";
+	return 0;
+}
+
 /* One request; the response is left in *r (result 0: a 2xx). */
 static int run1(kube_backend *kb, kvs_kube_request *r)
 {
@@ -68,25 +144,45 @@ static int run1(kube_backend *kb, kvs_kube_request *r)
 	return rc < 0 ? rc : r->result;
 }
 
+/*
+ * Build, run and decode one request: *out (may be NULL: not decoded) gets
+ * the object of the response — whole for GET, its metadata otherwise (the
+ * head rule in head_parse).
+ */
+static int head_parse(kvs_object **out, const kvs_kube_request *r);
+
+static int run_one(kube_backend *kb, kvs_object **out, const req_in *in)
+{
+	kvs_kube_request r;
+	char what[320], *body = NULL;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if ((rc = req_build(&r, &body, what, kb, in)) < 0) {
+		free(body);
+		return rc;
+	}
+	if ((rc = run1(kb, &r)) == 0 && out) {
+		if (in->kind == REQ_HEAD)
+			rc = head_parse(out, &r);
+		else
+			rc = kvs__kube_object_parse(out, r.response, r.response_len,
+			                            in->kind == REQ_GET ? 0 : KVS__KJ_META_ONLY, what);
+	}
+	kvs_kube_request_clear(&r);
+	free(body);
+	return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* vtable                                                                   */
 
 static int kube_get(kvs_backend *b, kvs_object **out, const char *name)
 {
-	kube_backend *kb = (kube_backend *)b;
-	kvs_kube_request r;
-	char what[320];
-	int rc;
+	req_in in = { .kind = REQ_GET, .name = name };
 
-	*out = NULL;
-	set_what(what, sizeof(what), "get", kb, name);
-	if ((rc = kvs__kube_check_name(what, name)) < 0)
-		return rc;
-	req_init(&r, KVS_KUBE_VERB_GET, name, what);
-	if ((rc = run1(kb, &r)) == 0)
-		rc = kvs__kube_object_parse(out, r.response, r.response_len, 0, what);
-	kvs_kube_request_clear(&r);
-	return rc;
+	return run_one((kube_backend *)b, out, &in);
 }
 
 /* A GET of the metadata only (PartialObjectMetadata; a server that does not
@@ -105,49 +201,21 @@ static int head_parse(kvs_object **out, const kvs_kube_request *r)
 
 static int kube_head(kvs_backend *b, kvs_object **out, const char *name)
 {
-	kube_backend *kb = (kube_backend *)b;
-	kvs_kube_request r;
-	char what[320];
-	int rc;
+	req_in in = { .kind = REQ_HEAD, .name = name };
 
-	*out = NULL;
-	set_what(what, sizeof(what), "get metadata of", kb, name);
-	if ((rc = kvs__kube_check_name(what, name)) < 0)
-		return rc;
-	req_init(&r, KVS_KUBE_VERB_GET, name, what);
-	r.accept = ACCEPT_POM;
-	if ((rc = run1(kb, &r)) == 0)
-		rc = head_parse(out, &r);
-	kvs_kube_request_clear(&r);
-	return rc;
+	return run_one((kube_backend *)b, out, &in);
 }
 
 static int write_object(kube_backend *kb, kvs_object **out, const kvs_object *obj, int replace)
 {
-	const char *verb = replace ? "replace" : "create";
-	kvs_kube_request r;
-	char what[320], *body = NULL;
-	size_t blen;
-	int rc;
+	req_in in = { .kind = replace ? REQ_REPLACE : REQ_CREATE, .obj = obj };
 
 	if (out)
 		*out = NULL;
 	if (!obj)
-		return kvs_error_set(KVS_EINVAL, "%s configmap: no object", verb);
-	set_what(what, sizeof(what), verb, kb, obj->name);
-	if ((rc = kvs__kube_check_name(what, obj->name)) < 0)
-		return rc;
-	if ((rc = kvs__kube_body_object(&body, &blen, obj, kb->ns, replace)) < 0)
-		return rc;
-	req_init(&r, replace ? KVS_KUBE_VERB_UPDATE : KVS_KUBE_VERB_CREATE,
-	         replace ? obj->name : NULL, what);
-	r.body = body;
-	r.body_len = blen;
-	if ((rc = run1(kb, &r)) == 0 && out)
-		rc = kvs__kube_object_parse(out, r.response, r.response_len, KVS__KJ_META_ONLY, what);
-	kvs_kube_request_clear(&r);
-	free(body);
-	return rc;
+		return kvs_error_set(KVS_EINVAL, "%s configmap: no object",
+		                     replace ? "replace" : "create");
+	return run_one(kb, out, &in);
 }
 
 static int kube_create(kvs_backend *b, kvs_object **out, const kvs_object *obj)
@@ -163,51 +231,19 @@ static int kube_replace(kvs_backend *b, kvs_object **out, const kvs_object *obj)
 static int kube_annotate(kvs_backend *b, kvs_object **out, const char *name,
                          const kvs_kv *annotations, size_t n)
 {
-	kube_backend *kb = (kube_backend *)b;
-	kvs_kube_request r;
-	char what[320], *body = NULL;
-	size_t blen;
-	int rc;
+	req_in in = { .kind = REQ_ANNOTATE, .name = name, .annotations = annotations,
+	              .nannotations = n };
 
-	if (out)
-		*out = NULL;
-	set_what(what, sizeof(what), "annotate", kb, name);
-	if ((rc = kvs__kube_check_name(what, name)) < 0)
-		return rc;
-	if ((rc = kvs__kube_body_annotate(&body, &blen, annotations, n)) < 0)
-		return rc;
-	req_init(&r, KVS_KUBE_VERB_PATCH, name, what);
-	r.content_type = "application/merge-patch+json";
-	r.body = body;
-	r.body_len = blen;
-	if ((rc = run1(kb, &r)) == 0 && out)
-		rc = kvs__kube_object_parse(out, r.response, r.response_len, KVS__KJ_META_ONLY, what);
-	kvs_kube_request_clear(&r);
-	free(body);
-	return rc;
+	return run_one((kube_backend *)b, out, &in);
 }
 
 static int kube_remove(kvs_backend *b, const char *name, const char *expect_rv,
                        const char *expect_uid)
 {
-	kube_backend *kb = (kube_backend *)b;
-	kvs_kube_request r;
-	char what[320], *body = NULL;
-	size_t blen;
-	int rc;
+	req_in in = { .kind = REQ_DELETE, .name = name, .expect_rv = expect_rv,
+	              .expect_uid = expect_uid };
 
-	set_what(what, sizeof(what), "delete", kb, name);
-	if ((rc = kvs__kube_check_name(what, name)) < 0)
-		return rc;
-	if ((rc = kvs__kube_body_delete(&body, &blen, expect_rv, expect_uid)) < 0)
-		return rc;
-	req_init(&r, KVS_KUBE_VERB_DELETE, name, what);
-	r.body = body;
-	r.body_len = blen;
-	rc = run1(kb, &r);
-	kvs_kube_request_clear(&r);
-	free(body);
-	return rc;
+	return run_one((kube_backend *)b, NULL, &in);
 }
 
 /* Append "&key=<escaped value>" to a query string. */
@@ -345,50 +381,39 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		kvs_op *op = &ops[i];
-		size_t blen = 0;
+		req_in in = { .name = op->name, .obj = op->in };
+		int brc;
 
 		op->out = NULL;
 		kvs_op_result(op, 0);
 		switch (op->kind) {
 		case KVS_OP_GET:
-			set_what(whats[m], sizeof(whats[m]), "get", kb, op->name);
-			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->name)) < 0)
-				break;
-			req_init(&rs[m], KVS_KUBE_VERB_GET, op->name, whats[m]);
-			idx[m++] = i;
+			in.kind = REQ_GET;
 			break;
 		case KVS_OP_HEAD:
-			set_what(whats[m], sizeof(whats[m]), "get metadata of", kb, op->name);
-			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->name)) < 0)
-				break;
-			req_init(&rs[m], KVS_KUBE_VERB_GET, op->name, whats[m]);
-			rs[m].accept = ACCEPT_POM;
-			idx[m++] = i;
+			in.kind = REQ_HEAD;
 			break;
 		case KVS_OP_CREATE:
+			in.kind = REQ_CREATE;
 			if (!op->in) {
 				kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch create: no object"));
-				break;
+				continue;
 			}
-			set_what(whats[m], sizeof(whats[m]), "create", kb, op->in->name);
-			if (kvs_op_result(op, kvs__kube_check_name(whats[m], op->in->name)) < 0)
-				break;
-			if (kvs_op_result(op, kvs__kube_body_object(&bodies[m], &blen, op->in, kb->ns, 0)) <
-			    0) {
-				if (op->result == KVS_ENOMEM)
-					rc = op->result;
-				break;
-			}
-			req_init(&rs[m], KVS_KUBE_VERB_CREATE, NULL, whats[m]);
-			rs[m].body = bodies[m];
-			rs[m].body_len = blen;
-			idx[m++] = i;
 			break;
 		default:
 			kvs_op_result(op, kvs_error_set(KVS_EINVAL, "batch: unknown operation kind %d",
 			                                (int)op->kind));
-			break;
+			continue;
 		}
+		brc = req_build(&rs[m], &bodies[m], whats[m], kb, &in);
+		if (kvs_op_result(op, brc) < 0) {
+			free(bodies[m]);
+			bodies[m] = NULL;
+			if (brc == KVS_ENOMEM)
+				rc = brc;
+			continue;
+		}
+		idx[m++] = i;
 	}
 	if (rc == 0)
 		rc = kvs_kube_run(kb->kube, rs, m);

@@ -22,7 +22,10 @@
  *    labels, annotations included) is KVS_ETOOBIG like etcd's
  *    "request is too large".
  *  - creationTimestamp has whole-second resolution on the real server, so
- *    created_ms is the cluster clock truncated to a multiple of 1000.
+ *    created_ms is the cluster clock truncated to a multiple of 1000; so is
+ *    updated_ms, the time of the write that produced the object (the real
+ *    server's managedFields[].time: each write the store makes changes a
+ *    field, which moves its manager's time).
  *  - the cluster clock starts at the real time when the cluster is created,
  *    then moves with the (monotonic) real time plus whatever
  *    kvs_mem_advance_clock() added; now() returns it.
@@ -341,6 +344,7 @@ static kvs_object *obj_copy(const kvs_object *src, int with_data, uint64_t data_
 	o->resource_version = xstrdup(src->resource_version ? src->resource_version : "");
 	o->uid = xstrdup(src->uid ? src->uid : "");
 	o->created_ms = src->created_ms;
+	o->updated_ms = src->updated_ms;
 	o->immutable = src->immutable ? 1 : 0;
 	o->data_bytes = data_bytes;
 	if (!o->name || !o->resource_version || !o->uid)
@@ -775,6 +779,7 @@ static int create_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_ob
 	format_rv(rv, sizeof(rv), c->rev + 1);
 	make_uid(c, uid, sizeof(uid));
 	no->created_ms = cluster_now(c) / 1000 * 1000;
+	no->updated_ms = no->created_ms;
 	if (reserve_obj(c) < 0 || set_str(&no->resource_version, rv) < 0 ||
 	    set_str(&no->uid, uid) < 0 || write_result(out, nm) < 0) {
 		pthread_mutex_unlock(&c->mu);
@@ -855,6 +860,7 @@ static int replace_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_o
 	}
 	format_rv(rv, sizeof(rv), c->rev + 1);
 	no->created_ms = old->o->created_ms;
+	no->updated_ms = cluster_now(c) / 1000 * 1000;
 	if (set_str(&no->resource_version, rv) < 0 || set_str(&no->uid, old->o->uid) < 0 ||
 	    write_result(out, nm) < 0) {
 		rc = oom("storing", obj->name);
@@ -935,6 +941,7 @@ static int annotate_call(mcall *mc, kvs_backend *b, kvs_object **out, const char
 	    (rc = verr_result(&v, no->name)) < 0)
 		goto fail;
 	format_rv(rv, sizeof(rv), c->rev + 1);
+	no->updated_ms = cluster_now(c) / 1000 * 1000;
 	if (set_str(&no->resource_version, rv) < 0 || write_result(out, nm) < 0) {
 		rc = oom("annotating", name);
 		goto fail;

@@ -78,6 +78,19 @@ same = v1.replace_namespaced_config_map("py-a", NS, upd)
 check("no-op replace keeps resourceVersion",
       same.metadata.resource_version == upd.metadata.resource_version,
       upd.metadata.resource_version, same.metadata.resource_version)
+mf = made.metadata.managed_fields or []
+check("create returns managedFields as the client models them (manager, Update, time, FieldsV1)",
+      len(mf) == 1 and mf[0].manager and mf[0].operation == "Update" and
+      mf[0].fields_type == "FieldsV1" and mf[0].api_version == "v1" and
+      mf[0].time is not None and mf[0].time.tzinfo is not None,
+      "one Update entry with a time", mf)
+umf = upd.metadata.managed_fields or []
+check("replace keeps one entry per manager, its time not before the create's",
+      len(umf) == 1 and umf[0].manager == mf[0].manager and umf[0].time >= mf[0].time,
+      "one entry, time >= %s" % (mf and mf[0].time), umf)
+smf = same.metadata.managed_fields or []
+check("no-op replace keeps managedFields time",
+      len(smf) == 1 and smf[0].time == umf[0].time, umf and umf[0].time, smf)
 got.data["k"] = "stale"
 e = api_error(v1.replace_namespaced_config_map, "py-a", NS, got)
 msg = json.loads(e.body)["message"] if e is not None else ""

@@ -761,6 +761,64 @@ static bool ns_exists_locked(const char *ns)
 	return store_get_locked(ns_resource(), "", ns) != NULL;
 }
 
+/*
+ * managedFields, as far as clients can see them: one entry per field
+ * manager (operation Update), whose time is stamped whenever a write of that
+ * manager changes the object; fieldsV1 is kept empty (no ownership of
+ * fields is tracked). The manager is the request's fieldManager parameter,
+ * else its User-Agent up to the first '/', as the real server names it.
+ */
+static __thread char t_manager[129];
+
+static void set_manager(struct MHD_Connection *c)
+{
+	const char *m = arg(c, "fieldManager"), *ua = hdr(c, MHD_HTTP_HEADER_USER_AGENT);
+	size_t n;
+
+	if (m && *m) {
+		snprintf(t_manager, sizeof t_manager, "%s", m);
+		return;
+	}
+	n = ua ? strcspn(ua, "/") : 0;
+	if (n >= sizeof t_manager)
+		n = sizeof t_manager - 1;
+	if (n == 0) {
+		snprintf(t_manager, sizeof t_manager, "unknown");
+		return;
+	}
+	memcpy(t_manager, ua, n);
+	t_manager[n] = '\0';
+}
+
+static void stamp_managed(cJSON *obj)
+{
+	cJSON *m = meta_of(obj), *mf = cJSON_GetObjectItemCaseSensitive(m, "managedFields"), *e;
+	const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+	char ts[32];
+
+	now_rfc3339(ts);
+	if (!cJSON_IsArray(mf)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(m, "managedFields");
+		mf = cJSON_AddArrayToObject(m, "managedFields");
+	}
+	cJSON_ArrayForEach(e, mf) {
+		const char *em = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "manager"));
+		if (em && !strcmp(em, t_manager)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(e, "time");
+			cJSON_AddStringToObject(e, "time", ts);
+			return;
+		}
+	}
+	e = cJSON_CreateObject();
+	cJSON_AddStringToObject(e, "manager", t_manager);
+	cJSON_AddStringToObject(e, "operation", "Update");
+	cJSON_AddStringToObject(e, "apiVersion", av ? av : "v1");
+	cJSON_AddStringToObject(e, "time", ts);
+	cJSON_AddStringToObject(e, "fieldsType", "FieldsV1");
+	cJSON_AddObjectToObject(e, "fieldsV1");
+	cJSON_AddItemToArray(mf, e);
+}
+
 /* Fill server-owned metadata of a new object. */
 static void stamp_new(struct resource *r, cJSON *obj, const char *ns, const char *name)
 {
@@ -778,6 +836,7 @@ static void stamp_new(struct resource *r, cJSON *obj, const char *ns, const char
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "generation");
 	if (r->type == RES_CUSTOM)
 		cJSON_AddNumberToObject(m, "generation", 1);
+	stamp_managed(obj);
 }
 
 /* ---- create --------------------------------------------------------------- */
@@ -895,6 +954,7 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 {
 	cJSON *obj;
 	bool dry;
+	set_manager(c);
 	struct status *s = dry_run(c, NULL, "CreateOptions", &dry);
 	if (!s)
 		s = parse_body(rq, &obj);
@@ -992,7 +1052,13 @@ static void carry_meta(struct resource *r, cJSON *obj, const cJSON *oldo)
 	                                                   "deletionGracePeriodSeconds");
 	if (og)
 		cJSON_AddItemToObject(m, "deletionGracePeriodSeconds", cJSON_Duplicate(og, 1));
+	/* the server's managedFields, not the client's (stamped after the
+	 * no-op check: a write that changes nothing changes no time) */
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "managedFields");
+	const cJSON *omf = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(oldo, "metadata"),
+	                                                    "managedFields");
+	if (omf)
+		cJSON_AddItemToObject(m, "managedFields", cJSON_Duplicate(omf, 1));
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "generation");
 	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(oldo, "metadata"),
 	                                                    "generation");
@@ -1117,6 +1183,7 @@ static struct status *commit_update(struct resource *r, struct objver *old, cJSO
 		*out = old;
 		return NULL;
 	}
+	stamp_managed(obj);
 	if (dry) {
 		*out = objver_new(r, obj, old->rv);
 		return NULL;
@@ -1134,6 +1201,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 {
 	cJSON *obj = NULL;
 	bool dry;
+	set_manager(c);
 	struct status *s = dry_run(c, NULL, "UpdateOptions", &dry);
 	if (!s)
 		s = parse_body(rq, &obj);
@@ -1218,6 +1286,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, const char *ns,
                                 const char *name, bool sub, struct request *rq)
 {
+	set_manager(c);
 	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
 	char ctype[64] = "";
 	if (ct) {

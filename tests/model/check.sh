@@ -11,7 +11,7 @@ cd "$work"
 run() { # $1 = switch or "", $2 = expect (clean|violation)
 	rm -f pan pan.* commit.pml.trail
 	spin -a ${1:+-D$1} commit.pml >/dev/null
-	cc -O2 -w -DSAFETY -DCOLLAPSE -DMEMLIM=${MODEL_MEMLIM:-1024} -o pan pan.c
+	cc -O2 -w -DSAFETY -DCOLLAPSE -DMEMLIM=${MODEL_MEMLIM:-1536} -o pan pan.c
 	out=$(./pan -m10000 2>&1) || true
 	errs=$(printf '%s\n' "$out" | sed -n 's/.*errors: \([0-9]*\).*/\1/p')
 	states=$(printf '%s\n' "$out" | sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p')
@@ -36,7 +36,8 @@ run() { # $1 = switch or "", $2 = expect (clean|violation)
 }
 if [ $# -eq 0 ]; then
 	run "" clean
-	for s in NO_TOUCH_ON_EXISTS NO_DELETE_PRECOND NO_GRACE NO_REBASE_TOUCH PAUSE; do
+	for s in NO_TOUCH_ON_EXISTS NO_DELETE_PRECOND NO_GRACE NO_REBASE_TOUCH NO_LATE_TOUCH \
+	         NO_LATE_BASE_TOUCH; do
 		run "$s" violation
 	done
 else
