@@ -79,7 +79,7 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void die(const char *what, const char *detail)
+__attribute__((noreturn)) static void die(const char *what, const char *detail)
 {
 	fprintf(stderr, "bench-peers: %s: %s\n", what, detail ? detail : "");
 	_exit(3);
@@ -652,8 +652,8 @@ static kvs_store *store_open(uint64_t cache)
 {
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	kvs_options o = KVS_OPTIONS_INIT;
-	kvs_backend *b;
-	kvs_store *s;
+	kvs_backend *b = NULL;
+	kvs_store *s = NULL;
 
 	ko.kubeconfig = cfg.kubeconfig;
 	ko.qps = KVS_KUBE_QPS_OFF;
@@ -1437,7 +1437,7 @@ static double med_of(result *rs, unsigned n, size_t off)
 	double v[64];
 
 	for (unsigned i = 0; i < n; i++)
-		v[i] = *(double *)((char *)&rs[i] + off);
+		memcpy(&v[i], (const char *)&rs[i] + off, sizeof(v[i]));
 	return median(v, n);
 }
 #define MED(rs, n, field) med_of((rs), (n), offsetof(result, field))

@@ -29,9 +29,14 @@ chmod 755 "$T"
 KAPI_PID=
 cleanup() {
 	for d in "$T"/pg-*; do
-		[ -f "$d/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1 || true
+		if [ -f "$d/data/postmaster.pid" ]; then
+			as_pg "$PGBIN/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1 || true
+		fi
 	done
-	[ -n "$KAPI_PID" ] && kill "$KAPI_PID" 2>/dev/null && wait "$KAPI_PID" 2>/dev/null || true
+	if [ -n "$KAPI_PID" ]; then
+		kill "$KAPI_PID" 2>/dev/null || true
+		wait "$KAPI_PID" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -66,7 +71,7 @@ current-context: c
 EOF
 
 if [ -z "$NO_PG" ]; then
-	PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+	PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)   # the newest installed
 	for mode in durable fast; do
 		d="$T/pg-$mode"
 		mkdir -p "$d"
@@ -78,7 +83,7 @@ if [ -z "$NO_PG" ]; then
 		[ $mode = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 		as_pg "$PGBIN/pg_ctl" -D "$d/data" -l "$d/log" -w -o "$opts" start >/dev/null ||
 			{ cat "$d/log" >&2; exit 1; }
-		eval "PORT_$mode=$port"
+		if [ $mode = durable ]; then PORT_DURABLE=$port; else PORT_FAST=$port; fi
 	done
 fi
 
@@ -90,6 +95,6 @@ set -- --kubeconfig "$T/kubeconfig" --sizes "$SIZES" --runs "$RUNS" --updates "$
 if [ -n "$NO_PG" ]; then
 	"$B/bench-peers" "$@"
 else
-	"$B/bench-peers" "$@" --pg "host=127.0.0.1 port=$PORT_durable user=bench dbname=postgres" \
-		--pg-fast "host=127.0.0.1 port=$PORT_fast user=bench dbname=postgres"
+	"$B/bench-peers" "$@" --pg "host=127.0.0.1 port=$PORT_DURABLE user=bench dbname=postgres" \
+		--pg-fast "host=127.0.0.1 port=$PORT_FAST user=bench dbname=postgres"
 fi
