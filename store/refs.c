@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "maprun.h"
 #include "refs.h"
 
@@ -107,6 +108,82 @@ static int map_groups(kvs_store *s, const kvs_object *index, const kvs__manifest
 	return rc;
 }
 
+/*
+ * The history of a blob or indirect manifest `cur` (its own groups already
+ * delivered): for each older version, its history object as a group of one
+ * chunk (the encoded manifest, addressed by its XXH3-128), then, once that
+ * object was read and verified, the version's own groups. Any failure to
+ * read is KVS__REFS_HISTORY: the committed version stands, but what an
+ * older one references is unknown (gc then deletes nothing).
+ */
+static int history_groups(kvs_store *s, const kvs__manifest *cur, const kvs__refs_cb *cb,
+                          void *ctx, int *where, uint64_t *requests)
+{
+	char what[KVS_KEY_MAX + 48];
+	kvs__hentry *e = NULL;
+	uint32_t n = 0;
+	int rc;
+
+	*where = KVS__REFS_HISTORY;
+	snprintf(what, sizeof(what), "key \"%.200s\"", cur->key);
+	if ((rc = kvs__hist_parse(&e, &n, cur, what)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		kvs__seg_desc sd;
+		kvs__chunk_ref ch;
+		kvs__manifest vm, vv;
+		kvs__refgroup g;
+
+		memcpy(sd.addr, e[i].seg, 16);
+		sd.bytes = e[i].stored_len;
+		sd.nchunks = 1;
+		memcpy(ch.addr, e[i].addr, 16);
+		ch.seg = 0;
+		ch.raw_len = e[i].raw_len;
+		ch.stored_len = e[i].stored_len;
+		memset(&g, 0, sizeof(g));
+		g.role = KVS__REF_HISTORY;
+		g.what = "history object";
+		g.segs = &sd;
+		g.nsegs = 1;
+		g.chunks = &ch;
+		g.nchunks = 1;
+		g.length = e[i].raw_len;
+		g.hash = e[i].addr;
+		g.chunk_max = e[i].raw_len;
+		g.generation = e[i].gen;
+		*where = KVS__REFS_CALLBACK;
+		if ((rc = deliver(s, &g, cb, ctx)) < 0)
+			break;
+		*where = KVS__REFS_HISTORY;
+		if ((rc = kvs__hist_open(&vm, s, &e[i], cur->key, cur->key_len, requests)) < 0)
+			break;
+		if (vm.kind == KVS__MF_INDIRECT) {
+			body_group(&g, &vm);
+			g.generation = e[i].gen;
+			*where = KVS__REFS_CALLBACK;
+			if ((rc = deliver(s, &g, cb, ctx)) < 0) {
+				kvs__manifest_clear(&vm);
+				break;
+			}
+			*where = KVS__REFS_HISTORY;
+		}
+		snprintf(what, sizeof(what), "version %llu of key \"%.200s\"",
+		         (unsigned long long)e[i].gen, cur->key);
+		if ((rc = kvs__manifest_resolve(&vv, s, &vm, what, requests)) < 0)
+			break;
+		value_group(&g, &vv);
+		g.generation = e[i].gen;
+		*where = KVS__REFS_CALLBACK;
+		rc = deliver(s, &g, cb, ctx);
+		kvs__manifest_clear(&vv);
+		if (rc == 0)
+			*where = KVS__REFS_HISTORY;
+	}
+	free(e);
+	return rc;
+}
+
 static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb, void *ctx)
 {
 	char name[KVS__NAME_BUF];
@@ -140,7 +217,8 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 	switch (m.kind) {
 	case KVS__MF_BLOB:
 		value_group(&g, &m);
-		rc = deliver(s, &g, cb, ctx);
+		if ((rc = deliver(s, &g, cb, ctx)) == 0)
+			rc = history_groups(s, &m, cb, ctx, &where, requests);
 		break;
 	case KVS__MF_INDIRECT:
 		body_group(&g, &m);
@@ -153,7 +231,8 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 			break;
 		where = KVS__REFS_CALLBACK;
 		value_group(&g, &m);
-		rc = deliver(s, &g, cb, ctx);
+		if ((rc = deliver(s, &g, cb, ctx)) == 0)
+			rc = history_groups(s, &m, cb, ctx, &where, requests);
 		break;
 	case KVS__MF_MAP:
 		rc = map_groups(s, index, &m, cb, ctx, &where);

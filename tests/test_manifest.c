@@ -160,7 +160,7 @@ Test(manifest, unknown_format_version_is_eunsupported)
 {
 	uint8_t buf[64];
 	kvs__manifest d;
-	size_t n = handmade(buf, 3, "blob");
+	size_t n = handmade(buf, 4, "blob");
 	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_EUNSUPPORTED);
 	kvs__manifest_clear(&d);
 }
