@@ -1136,7 +1136,10 @@ Test(cli, gc_dry_run_deletes_nothing)
 	write_random_file("v1", 2u << 20, 7, v1);
 	write_random_file("v2", 2u << 20, 8, v2);
 	put_file("k", v1);
-	put_file("k", v2); /* v1's segments become garbage */
+	/* v1's segments become garbage: this put keeps no history */
+	run(&r, NULL, "put", "k", v2, "--history", "0", NULL);
+	expect_ok(&r, "put --history 0");
+	res_free(&r);
 	sleep(3);          /* older than the grace below (server time, whole seconds) */
 	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", "--dry-run", "-o", "json", NULL);
 	expect_ok(&r, "gc --dry-run");
@@ -1163,7 +1166,9 @@ Test(cli, gc_deletes_superseded_segments_and_keeps_the_value)
 	write_random_file("v1", 2u << 20, 9, v1);
 	write_random_file("v2", 2u << 20, 10, v2);
 	put_file("k", v1);
-	put_file("k", v2);
+	run(&r, NULL, "put", "k", v2, "--history", "0", NULL);   /* v1 is not kept */
+	expect_ok(&r, "put --history 0");
+	res_free(&r);
 	sleep(3);
 	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", NULL);
 	expect_ok(&r, "gc");
