@@ -544,3 +544,49 @@ Test(history, store_option_is_capped)
 	cr_assert_eq(kvs_open(&st, b, &o), 0, "%s", kvs_error_last());
 	kvs_close(st);
 }
+
+/* The way out of a history gc cannot read (docs/operations.md): roll back to
+ * the committed version itself with history off; gc then works again. */
+Test(history, rollback_to_the_current_version_without_history_unblocks_gc, .timeout = 60)
+{
+	kvs_backend *b = NULL, *peer = NULL, *p2 = NULL;
+	kvs_store *w, *g, *off;
+	char *v1, *v2;
+	size_t len = 100000;
+	uint8_t tab[KVS__MF_HIST_MAX];
+	uint32_t n;
+	kvs_version_info *vi = NULL;
+	kvs_gc_report r;
+	kvs_gc_options go = KVS_GC_OPTIONS_INIT;
+
+	cr_assert_eq(fx_backend(&b), 0);
+	cr_assert_eq(fx_backend_peer(&peer, b), 0);
+	cr_assert_eq(fx_backend_peer(&p2, b), 0);
+	w = open_store(b, 0);
+	g = open_store(peer, 0);
+	off = open_store(p2, KVS_HISTORY_OFF);
+	values(&v1, &v2, len);
+	put_ok(w, "k", v1, len);
+	put_ok(w, "k", v2, len);
+	n = read_table(w, "k", tab, sizeof(tab));
+	tab[32] ^= 0xff;   /* names a history object that does not exist */
+	plant_history(w, "k", tab, n);
+	go.grace_s = GRACE_S;
+	cr_assert_eq(kvs_gc(&r, g, &go), KVS_ECORRUPT);
+
+	cr_assert_eq(kvs_rollback(NULL, off, "k", 2, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(list_versions(w, "k", &vi), 1);
+	cr_assert_eq(vi[0].generation, 3);
+	kvs_free(vi);
+	assert_version(w, "k", 0, v2, len, "after the rollback to itself");
+	past_grace(g);
+	gc_ok(g, &r);
+	cr_assert_gt(r.deleted, 0, "version 1's segments and history object go");
+	assert_version(w, "k", 0, v2, len, "after gc");
+	cr_assert_eq(fsck_problems(g), 0);
+	free(v1);
+	free(v2);
+	kvs_close(w);
+	kvs_close(g);
+	kvs_close(off);
+}
