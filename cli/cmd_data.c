@@ -157,6 +157,13 @@ static int get_failed(struct cli *c, int rc, const char *key, uint64_t gen)
 			return cli_fail_detail(c, KVS_ECORRUPT, key, saved, "get %s@%llu: an object of "
 			                       "this version is missing", cli_key(key),
 			                       (unsigned long long)gen);
+		if (kvs_stat_key(&st, c->store, key, NULL) == 0) {
+			char hint[4200];
+			snprintf(hint, sizeof(hint), "`%s log %s` lists the versions kept", c->prog,
+			         cli_key(key));
+			return cli_fail_hint(c, rc, saved, hint, "get %s@%llu", cli_key(key),
+			                     (unsigned long long)gen);
+		}
 		return cli_fail_detail(c, rc, key, saved, "get %s@%llu", cli_key(key),
 		                       (unsigned long long)gen);
 	}

@@ -150,6 +150,19 @@ int cmd_rollback(struct cli *c)
 	ro.expect_version = c->has_expect_version ? c->expect_version : NULL;
 	ro.stats = &st;
 	rc = kvs_rollback(&ver, c->store, key, gen, &ro);
+	if (rc == KVS_ENOTFOUND) {
+		/* the key, or only the version? */
+		char saved[2048], hint[4200];
+		snprintf(saved, sizeof(saved), "%s", kvs_error_last());
+		if (kvs_stat_key(&s, c->store, key, NULL) == 0) {
+			snprintf(hint, sizeof(hint), "`%s log %s` lists the versions kept", c->prog,
+			         cli_key(key));
+			return cli_fail_hint(c, rc, saved, hint, "rollback %s to version %llu",
+			                     cli_key(key), (unsigned long long)gen);
+		}
+		return cli_fail_detail(c, rc, key, saved, "rollback %s to version %llu", cli_key(key),
+		                       (unsigned long long)gen);
+	}
 	if (rc < 0)
 		return cli_fail(c, rc, key, "rollback %s to version %llu", cli_key(key),
 		                (unsigned long long)gen);

@@ -2042,6 +2042,8 @@ Test(cli, bad_versions_give_clear_errors)
 	run(&r, NULL, "get", "k@7", NULL);
 	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
 	cr_assert_not_null(strstr(r.err, "keeps no version 7"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "log k` lists the versions kept"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "no key k"), "the key exists: %s", r.err);
 	cr_assert_eq(r.out_len, 0);
 	res_free(&r);
 
@@ -2061,6 +2063,7 @@ Test(cli, bad_versions_give_clear_errors)
 	run(&r, NULL, "rollback", "k", "5", NULL);
 	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
 	cr_assert_not_null(strstr(r.err, "keeps no version 5"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "lists the versions kept"), "%s", r.err);
 	res_free(&r);
 
 	run(&r, NULL, "log", "nope", NULL);
