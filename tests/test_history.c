@@ -590,3 +590,88 @@ Test(history, rollback_to_the_current_version_without_history_unblocks_gc, .time
 	kvs_close(g);
 	kvs_close(off);
 }
+
+/* Another writer commits right before the rollback's commit (in-memory hook). */
+typedef struct interloper {
+	kvs_store *other;
+	const char *v;
+	size_t len;
+	int done;
+} interloper;
+
+static int interlope(void *ctx, kvs_mem_call kind, const char *name)
+{
+	interloper *x = ctx;
+
+	if (!x->done && kind == KVS_MEM_REPLACE && name && strstr(name, ".i-")) {
+		x->done = 1;
+		cr_assert_eq(kvs_put(NULL, x->other, "k", x->v, x->len, NULL), 0, "%s",
+		             kvs_error_last());
+	}
+	return 0;
+}
+
+Test(history, a_blind_rollback_that_loses_the_race_rebases_and_keeps_every_version,
+     .timeout = 60)
+{
+	if (strcmp(fx_backend_kind(), "memory") != 0)
+		cr_skip_test("needs the in-memory backend's hooks");
+	kvs_backend *b = NULL, *peer = NULL, *p2 = NULL;
+	kvs_store *w, *g, *other;
+	char *v1, *v2, *v3;
+	size_t len = 100000;
+	kvs_version_info *vi = NULL;
+	kvs_gc_report r;
+	kvs_rollback_options ro = KVS_ROLLBACK_OPTIONS_INIT;
+	kvs_ver cur;
+	interloper x = { NULL, NULL, 0, 0 };
+
+	cr_assert_eq(fx_backend(&b), 0);
+	cr_assert_eq(fx_backend_peer(&peer, b), 0);
+	cr_assert_eq(fx_backend_peer(&p2, b), 0);
+	w = open_store(b, 0);
+	g = open_store(peer, 0);
+	other = open_store(p2, 0);
+	values(&v1, &v2, len);
+	v3 = malloc(len);
+	fx_random(v3, len, 33);
+	put_ok(w, "k", v1, len);
+	put_ok(w, "k", v2, len);
+
+	/* conditional: the interloper's commit makes it a conflict, nothing changes */
+	cr_assert_eq(kvs_history(&vi, &(size_t){ 0 }, &cur, w, "k", NULL), 0);
+	kvs_free(vi);
+	x.other = other;
+	x.v = v3;
+	x.len = len;
+	kvs_mem_set_hook(b, interlope, &x);
+	ro.expect_version = cur.str;
+	cr_assert_eq(kvs_rollback(NULL, w, "k", 1, &ro), KVS_ECONFLICT);
+	kvs_mem_set_hook(b, NULL, NULL);
+	assert_version(w, "k", 0, v3, len, "after the refused rollback");
+
+	/* blind: rebased on the interloper's version 4 (v2 again), committed as 5 */
+	x.done = 0;
+	x.v = v2;
+	kvs_mem_set_hook(b, interlope, &x);
+	cr_assert_eq(kvs_rollback(NULL, w, "k", 1, NULL), 0, "%s", kvs_error_last());
+	kvs_mem_set_hook(b, NULL, NULL);
+	cr_assert(x.done);
+	cr_assert_eq(list_versions(w, "k", &vi), 5);
+	cr_assert_eq(vi[0].generation, 5);
+	kvs_free(vi);
+	past_grace(g);
+	gc_ok(g, &r);
+	assert_version(w, "k", 5, v1, len, "after gc");
+	assert_version(w, "k", 4, v2, len, "after gc");
+	assert_version(w, "k", 3, v3, len, "after gc");
+	assert_version(w, "k", 2, v2, len, "after gc");
+	assert_version(w, "k", 1, v1, len, "after gc");
+	cr_assert_eq(fsck_problems(g), 0);
+	free(v1);
+	free(v2);
+	free(v3);
+	kvs_close(w);
+	kvs_close(g);
+	kvs_close(other);
+}
