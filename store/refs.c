@@ -201,8 +201,9 @@ static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb,
 	return 0;
 }
 
-int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
-                   const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests)
+static int walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
+                const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests,
+                int with_history)
 {
 	kvs__manifest m;
 	kvs__refgroup g;
@@ -218,7 +219,7 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 	case KVS__MF_BLOB:
 		value_group(&g, &m);
 		if ((rc = deliver(s, &g, cb, ctx)) == 0)
-			rc = history_groups(s, &m, cb, ctx, &where, requests);
+			rc = with_history ? history_groups(s, &m, cb, ctx, &where, requests) : 0;
 		break;
 	case KVS__MF_INDIRECT:
 		body_group(&g, &m);
@@ -232,7 +233,7 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 		where = KVS__REFS_CALLBACK;
 		value_group(&g, &m);
 		if ((rc = deliver(s, &g, cb, ctx)) == 0)
-			rc = history_groups(s, &m, cb, ctx, &where, requests);
+			rc = with_history ? history_groups(s, &m, cb, ctx, &where, requests) : 0;
 		break;
 	case KVS__MF_MAP:
 		rc = map_groups(s, index, &m, cb, ctx, &where);
@@ -249,6 +250,12 @@ out:
 	if (stage)
 		*stage = rc < 0 ? where : KVS__REFS_OK;
 	return rc;
+}
+
+int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
+                   const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests)
+{
+	return walk(s, index, key, key_len, cb, ctx, stage, requests, 1);
 }
 
 /* ---- the set of addresses ------------------------------------------------ */
@@ -280,13 +287,13 @@ static int cmp_addr(const void *x, const void *y)
 	return memcmp(x, y, 16);
 }
 
-int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
-                       int *stage, uint64_t *requests)
+static int segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
+                    int *stage, uint64_t *requests, int with_history)
 {
 	static const kvs__refs_cb cb = { NULL, NULL, add_addr };
 	addrset a = { NULL, 0, 0 };
 	size_t w = 0;
-	int rc = kvs__refs_walk(s, index, NULL, 0, &cb, &a, stage, requests);
+	int rc = walk(s, index, NULL, 0, &cb, &a, stage, requests, with_history);
 
 	if (a.n > 1)
 		qsort(a.v, a.n, sizeof(*a.v), cmp_addr);
@@ -296,6 +303,18 @@ int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_o
 	*out = a.v;
 	*n = w;
 	return rc;
+}
+
+int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
+                       int *stage, uint64_t *requests)
+{
+	return segments(out, n, s, index, stage, requests, 1);
+}
+
+int kvs__refs_segments_current(uint8_t (**out)[16], size_t *n, kvs_store *s,
+                               const kvs_object *index, int *stage, uint64_t *requests)
+{
+	return segments(out, n, s, index, stage, requests, 0);
 }
 
 int kvs__refs_has(uint8_t (*addrs)[16], size_t n, const uint8_t addr[16])

@@ -95,6 +95,14 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
                        int *stage, uint64_t *requests);
 
+/*
+ * The same for the committed version alone, without the versions its history
+ * keeps (no history object is read): what a blind write's rebase asks, where
+ * a segment it misses is simply touched, which is always safe.
+ */
+int kvs__refs_segments_current(uint8_t (**out)[16], size_t *n, kvs_store *s,
+                               const kvs_object *index, int *stage, uint64_t *requests);
+
 /* Is `addr` in a sorted address array from kvs__refs_segments? */
 int kvs__refs_has(uint8_t (*addrs)[16], size_t n, const uint8_t addr[16]);
 
