@@ -19,9 +19,9 @@
 #define END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* Bumped a _VERSION? Add that version's size below, then update these. */
-_Static_assert(KVS_OPTIONS_VERSION == 2, "kvs__opt_store: add the new version's size");
+_Static_assert(KVS_OPTIONS_VERSION == 3, "kvs__opt_store: add the new version's size");
 _Static_assert(KVS_PUT_OPTIONS_VERSION == 1, "kvs__opt_put: add the new version's size");
-_Static_assert(KVS_GET_OPTIONS_VERSION == 2, "kvs__opt_get: add the new version's size");
+_Static_assert(KVS_GET_OPTIONS_VERSION == 3, "kvs__opt_get: add the new version's size");
 _Static_assert(KVS_DELETE_OPTIONS_VERSION == 1, "kvs__opt_delete: add the new version's size");
 _Static_assert(KVS_STAT_OPTIONS_VERSION == 1, "kvs__opt_stat: add the new version's size");
 _Static_assert(KVS_LIST_OPTIONS_VERSION == 1, "kvs__opt_list: add the new version's size");
@@ -40,6 +40,8 @@ _Static_assert(KVS_KUBE_DELETE_OPTIONS_VERSION == 1,
                "kvs__opt_kube_delete: add the new version's size");
 _Static_assert(KVS_MAP_WRITE_OPTIONS_VERSION == 1, "kvs__opt_map_write: add the new version's size");
 _Static_assert(KVS_MAP_READ_OPTIONS_VERSION == 1, "kvs__opt_map_read: add the new version's size");
+_Static_assert(KVS_HISTORY_OPTIONS_VERSION == 1, "kvs__opt_history: add the new version's size");
+_Static_assert(KVS_ROLLBACK_OPTIONS_VERSION == 1, "kvs__opt_rollback: add the new version's size");
 _Static_assert(KVS_MAP_ITER_OPTIONS_VERSION == 1, "kvs__opt_map_iter: add the new version's size");
 _Static_assert(KVS_MAP_STAT_OPTIONS_VERSION == 1, "kvs__opt_map_stat: add the new version's size");
 
@@ -61,7 +63,7 @@ const kvs__optdesc kvs__opt_map_stat = {
 };
 const kvs__optdesc kvs__opt_store = {
 	"kvs_options", "KVS_OPTIONS_INIT", KVS_OPTIONS_VERSION, sizeof(kvs_options),
-	{ END(kvs_options, touch_window_s), END(kvs_options, workers) }
+	{ END(kvs_options, touch_window_s), END(kvs_options, workers), END(kvs_options, history) }
 };
 const kvs__optdesc kvs__opt_put = {
 	"kvs_put_options", "KVS_PUT_OPTIONS_INIT", KVS_PUT_OPTIONS_VERSION, sizeof(kvs_put_options),
@@ -69,7 +71,16 @@ const kvs__optdesc kvs__opt_put = {
 };
 const kvs__optdesc kvs__opt_get = {
 	"kvs_get_options", "KVS_GET_OPTIONS_INIT", KVS_GET_OPTIONS_VERSION, sizeof(kvs_get_options),
-	{ END(kvs_get_options, progress_ctx), END(kvs_get_options, max_bytes) }
+	{ END(kvs_get_options, progress_ctx), END(kvs_get_options, max_bytes),
+	  END(kvs_get_options, generation) }
+};
+const kvs__optdesc kvs__opt_history = {
+	"kvs_history_options", "KVS_HISTORY_OPTIONS_INIT", KVS_HISTORY_OPTIONS_VERSION,
+	sizeof(kvs_history_options), { END(kvs_history_options, version) }
+};
+const kvs__optdesc kvs__opt_rollback = {
+	"kvs_rollback_options", "KVS_ROLLBACK_OPTIONS_INIT", KVS_ROLLBACK_OPTIONS_VERSION,
+	sizeof(kvs_rollback_options), { END(kvs_rollback_options, stats) }
 };
 const kvs__optdesc kvs__opt_delete = {
 	"kvs_delete_options", "KVS_DELETE_OPTIONS_INIT", KVS_DELETE_OPTIONS_VERSION,

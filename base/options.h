@@ -39,7 +39,7 @@ extern const kvs__optdesc kvs__opt_store, kvs__opt_put, kvs__opt_get, kvs__opt_d
 	kvs__opt_stat, kvs__opt_list, kvs__opt_watch, kvs__opt_gc, kvs__opt_fsck, kvs__opt_kube,
 	kvs__opt_mem, kvs__opt_kube_get, kvs__opt_kube_list, kvs__opt_kube_watch,
 	kvs__opt_kube_patch, kvs__opt_kube_delete, kvs__opt_map_write, kvs__opt_map_read,
-	kvs__opt_map_iter, kvs__opt_map_stat;
+	kvs__opt_map_iter, kvs__opt_map_stat, kvs__opt_history, kvs__opt_rollback;
 
 /*
  * Copy the caller's struct `src` (may be NULL: nothing to do) over `dst`,

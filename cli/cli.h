@@ -63,6 +63,7 @@ struct cli {
 	long retries;            /* -1 = library default */
 	long touch_window_s;     /* 0 = library default (CLI_TOUCH_WINDOW_DEFAULT_S) */
 	const char *touch_window_arg; /* as typed, for messages (NULL = not given) */
+	long history;            /* --history: -1 = library default, 0 = none */
 
 	/* per command */
 	const char *to_file;     /* get, watch */
@@ -121,6 +122,13 @@ int cmd_watch(struct cli *c);
 int cmd_gc(struct cli *c);
 int cmd_fsck(struct cli *c);
 int cmd_map(struct cli *c);
+int cmd_log(struct cli *c);
+int cmd_rollback(struct cli *c);
+/* cmd_history.c: a version number (digits only); KEY[@VERSION] split (-2: too
+ * large); whether `log` lists version `gen` of `key`. */
+int cli_parse_version(const char *s, uint64_t *out);
+int cli_split_version(const char *arg, char **key, uint64_t *gen);
+int cli_version_listed(struct cli *c, const char *key, uint64_t gen);
 /* cmd_map.c: print a map's layout; -1 (nothing printed) if not a map and quiet_if_not_map. */
 int cli_map_stat_print(struct cli *c, const char *key, int quiet_if_not_map);
 

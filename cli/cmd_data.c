@@ -143,7 +143,7 @@ int cmd_put(struct cli *c)
  * user they are very different: the second means the store is damaged. Ask
  * the index: if the key exists, the not-found was one of its segments.
  */
-static int get_failed(struct cli *c, int rc, const char *key)
+static int get_failed(struct cli *c, int rc, const char *key, uint64_t gen)
 {
 	char saved[2048];
 	kvs_stat st;
@@ -151,6 +151,22 @@ static int get_failed(struct cli *c, int rc, const char *key)
 	if (rc != KVS_ENOTFOUND)
 		return cli_fail(c, rc, key, "get %s", cli_key(key));
 	snprintf(saved, sizeof(saved), "%s", kvs_error_last());
+	if (gen) {
+		/* an older version: damaged if `log` lists it, else not kept */
+		if (cli_version_listed(c, key, gen))
+			return cli_fail_detail(c, KVS_ECORRUPT, key, saved, "get %s@%llu: an object of "
+			                       "this version is missing", cli_key(key),
+			                       (unsigned long long)gen);
+		if (kvs_stat_key(&st, c->store, key, NULL) == 0) {
+			char hint[4200];
+			snprintf(hint, sizeof(hint), "`%s log %s` lists the versions kept", c->prog,
+			         cli_key(key));
+			return cli_fail_hint(c, rc, saved, hint, "get %s@%llu", cli_key(key),
+			                     (unsigned long long)gen);
+		}
+		return cli_fail_detail(c, rc, key, saved, "get %s@%llu", cli_key(key),
+		                       (unsigned long long)gen);
+	}
 	if (kvs_stat_key(&st, c->store, key, NULL) == 0)
 		return cli_fail_detail(c, KVS_ECORRUPT, key, saved,
 		                       "get %s: a segment of the value is missing", cli_key(key));
@@ -188,8 +204,10 @@ static int get_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+static int get_version(struct cli *c, const char *key, uint64_t gen);
+
 /*
- * get KEY [--to-file FILE] [--version-file VFILE]. Both files are created
+ * get KEY[@VERSION] [--to-file FILE] [--version-file VFILE]. Both files are created
  * as temporaries before anything is read (a path that cannot be written
  * fails at once) and renamed only once the whole value verified. VFILE gets
  * the version the returned value had — the one to give `put
@@ -197,7 +215,27 @@ static int get_write(void *ctx, const void *buf, size_t len)
  */
 int cmd_get(struct cli *c)
 {
-	const char *key = c->args[0];
+	char *key = NULL;
+	uint64_t gen = 0;
+	int r = cli_split_version(c->args[0], &key, &gen);
+
+	if (r == -2) {
+		cli_err("get %s: the version number is too large", cli_key(c->args[0]));
+		cli_usage_hint(c, "get");
+		return EXIT_USAGE;
+	}
+	if (r < 0) {
+		cli_err("get: out of memory");
+		return EXIT_ERROR;
+	}
+	r = get_version(c, key, gen);
+	free(key);
+	return r;
+}
+
+/* get KEY, or version `gen` of it (0: the committed one). */
+static int get_version(struct cli *c, const char *key, uint64_t gen)
+{
 	kvs_get_options go = KVS_GET_OPTIONS_INIT;
 	struct outfile tf, vf;
 	struct get_sink sink = { STDOUT_FILENO, 0, 0 };
@@ -232,6 +270,7 @@ int cmd_get(struct cli *c)
 	progress_init(&pr, c, "get");
 	go.progress = progress_cb;
 	go.progress_ctx = &pr;
+	go.generation = gen;
 	rc = kvs_get_stream(&ver, c->store, key, get_write, &sink, &go);
 	progress_end(&pr, rc == 0);
 	if (rc < 0) {
@@ -246,7 +285,7 @@ int cmd_get(struct cli *c)
 			cli_err("%s: interrupted%s", what, c->to_file ? "; no file written" : "");
 			return EXIT_INTERRUPTED;
 		}
-		return get_failed(c, rc, key);
+		return get_failed(c, rc, key, gen);
 	}
 	if (c->to_file && outfile_commit(&tf, what) < 0) {
 		outfile_abort(&vf);

@@ -23,8 +23,8 @@
 enum {
 	C_PUT = 1 << 0, C_GET = 1 << 1, C_LS = 1 << 2, C_RM = 1 << 3, C_STAT = 1 << 4,
 	C_WATCH = 1 << 5, C_GC = 1 << 6, C_FSCK = 1 << 7, C_VERSION = 1 << 8, C_HELP = 1 << 9,
-	C_MAP = 1 << 10, C_COMPLETION = 1 << 11,
-	C_ALL = 0xfff
+	C_MAP = 1 << 10, C_COMPLETION = 1 << 11, C_LOG = 1 << 12, C_ROLLBACK = 1 << 13,
+	C_ALL = 0x3fff
 };
 
 struct command {
@@ -52,8 +52,8 @@ static const struct command commands[] = {
 	  "  kvsplit put wf/status status.json\n"
 	  "  kubectl get wf big -o json | kvsplit put wf/big\n"
 	  "  kvsplit put wf/status status.json --expect-version 4711\n" },
-	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY [--to-file F] [--version-file VF]",
-	  "write a value to stdout, or atomically to a file",
+	{ "get", NULL, C_GET, cmd_get, 1, 1, "get KEY[@VERSION] [--to-file F] [--version-file VF]",
+	  "write a value (or an older version) to stdout, or atomically to a file",
 	  "Every byte is verified against its content hash before it is written. With\n"
 	  "--to-file the value goes to a temporary file in F's directory that is\n"
 	  "renamed to F only once the whole value verified: a failed read never\n"
@@ -61,8 +61,12 @@ static const struct command commands[] = {
 	  "(exit 1). On stdout, bytes already written stay written.\n"
 	  "--version-file VF writes the version of the value returned, for\n"
 	  "put --expect-version in a read-modify-write (-v also prints it).\n"
+	  "KEY@VERSION reads an older version the key's history keeps (see log;\n"
+	  "@0 is the committed one, so a key whose name ends in @ and digits is\n"
+	  "read as KEY@0).\n"
 	  "Examples:\n"
 	  "  kvsplit get wf/status > status.json\n"
+	  "  kvsplit get wf/status@3 > status-v3.json\n"
 	  "  kvsplit get wf/status --to-file status.json\n"
 	  "  kvsplit get app/counter --version-file counter.version > counter.value\n" },
 	{ "ls", "list", C_LS, cmd_ls, 0, 1, "ls [PREFIX]",
@@ -73,6 +77,25 @@ static const struct command commands[] = {
 	  "Examples:\n"
 	  "  kvsplit ls\n"
 	  "  kvsplit ls wf/ -o wide\n" },
+	{ "log", "history", C_LOG, cmd_log, 1, 1, "log KEY",
+	  "list the versions a key keeps (version, time, size, bytes added)",
+	  "The committed version first, then the older ones the store keeps (the last\n"
+	  "--history of them, 10 by default), newest first, like `helm history`. SIZE\n"
+	  "is the value's length, ADDED the stored bytes its commit wrote (a version\n"
+	  "shares every unchanged chunk with the others). -o json for scripts,\n"
+	  "-o name prints KEY@VERSION lines. Map keys keep no history.\n"
+	  "Examples:\n"
+	  "  kvsplit log wf/status\n"
+	  "  kvsplit get wf/status@3 | diff - status.json\n" },
+	{ "rollback", NULL, C_ROLLBACK, cmd_rollback, 2, 2, "rollback KEY VERSION",
+	  "make an older version current again (a new commit)",
+	  "Commits VERSION's value as a new version, keeping the current one in the\n"
+	  "history, like `helm rollback`. No value data is sent: the new version\n"
+	  "references the old one's segments, each checked first. Conditional like\n"
+	  "put: --expect-version V commits only if V is still the committed version.\n"
+	  "Examples:\n"
+	  "  kvsplit rollback wf/status 3\n"
+	  "  kvsplit rollback wf/status 3 --expect-version 4711\n" },
 	{ "rm", "delete", C_RM, cmd_rm, 1, 1, "rm KEY",
 	  "delete a key (its segments are left to gc)",
 	  "Flags: --expect-version V (delete only if V is still the committed version)\n"
@@ -149,7 +172,7 @@ static const struct command commands[] = {
 
 enum {
 	O_KUBECONFIG = 1000, O_CONTEXT, O_STORE, O_EXPECT, O_NOPROGRESS, O_REQTIMEOUT,
-	O_RETRIES, O_TOUCHWINDOW, O_TOFILE, O_PREFIX, O_FIELDS, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
+	O_RETRIES, O_TOUCHWINDOW, O_HISTORY, O_TOFILE, O_PREFIX, O_FIELDS, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
 	O_READDATA, O_REPAIR, O_VERSIONFILE,
 	O_LAST = O_VERSIONFILE
 };
@@ -168,6 +191,7 @@ static const struct option longopts[] = {
 	{ "request-timeout", required_argument, NULL, O_REQTIMEOUT },
 	{ "retries", required_argument, NULL, O_RETRIES },
 	{ "touch-window", required_argument, NULL, O_TOUCHWINDOW },
+	{ "history", required_argument, NULL, O_HISTORY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "to-file", required_argument, NULL, O_TOFILE },
 	{ "prefix", no_argument, NULL, O_PREFIX },
@@ -187,7 +211,7 @@ static const struct option longopts[] = {
 static unsigned flag_scope(int opt)
 {
 	switch (opt) {
-	case O_EXPECT: return C_PUT | C_RM | C_MAP;
+	case O_EXPECT: return C_PUT | C_RM | C_MAP | C_ROLLBACK;
 	case O_TOFILE: return C_GET | C_WATCH;
 	case O_VERSIONFILE: return C_GET;
 	case O_PREFIX: case O_FIELDS: case O_MAXEVENTS: case O_TIMEOUT: return C_WATCH;
@@ -260,7 +284,7 @@ static void usage(FILE *f, const char *prog)
 	        "  -n, --namespace NS           namespace (default: the context's, else default)\n"
 	        "  -s, --server URL             API server URL, overrides the kubeconfig's\n"
 	        "      --store NAME             store name (default $KVSPLIT_STORE, else default)\n"
-	        "      --expect-version V       put/rm: only if V is the committed version\n"
+	        "      --expect-version V       put/rm/rollback: only if V is the committed version\n"
 	        "  -o, --output FORMAT          json | wide | name (a format, never a file)\n"
 	        "  -q, --quiet                  print only what was asked for, no progress\n"
 	        "  -v, --verbose                say what is being done on stderr\n"
@@ -269,6 +293,8 @@ static void usage(FILE *f, const char *prog)
 	        "      --retries N              transient failures retried per request (default 6)\n"
 	        "      --touch-window DUR       writers' touch window (default 10m, whole seconds);\n"
 	        "                               gc/fsck --grace must exceed it (expert: docs/cli.md)\n"
+	        "      --history N              older versions a put/rollback keeps per key\n"
+	        "                               (default 10, 0 = none, at most 64)\n"
 	        "\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 corrupt data,\n"
 	        "6 permission denied, 7 connection/server error, 8 bad configuration\n"
 	        "(fsck: 0 clean, 1 repaired, 4 problems left, 8 operational error).\n"
@@ -512,6 +538,8 @@ int cli_open_store(struct cli *c)
 	c->backend = b;
 	so.name = c->store_name;
 	so.touch_window_s = (uint32_t)c->touch_window_s;
+	if (c->history >= 0)
+		so.history = c->history == 0 ? KVS_HISTORY_OFF : (uint32_t)c->history;
 	rc = kvs_open(&c->store, b, &so);
 	if (rc < 0) {
 		kvs_backend_free(b);
@@ -537,6 +565,7 @@ int main(int argc, char **argv)
 	memset(seen, 0, sizeof(seen));
 	c.prog = prog_name(argv[0]);
 	c.retries = -1;
+	c.history = -1;
 	c.grace_ns = -1;
 	c.read_data = -2;
 	c.store_name = getenv("KVSPLIT_STORE");
@@ -673,6 +702,13 @@ int main(int argc, char **argv)
 			c.touch_window_s = (long)cli_ceil_s(ns);
 			c.touch_window_arg = optarg;
 			tw_rounded = ns % 1000000000LL != 0;
+			break;
+		case O_HISTORY:
+			if (parse_long(optarg, 0, KVS_HISTORY_MAX, &c.history) < 0) {
+				cli_err("invalid --history %s (0..%u versions; 0 keeps none)", cli_quoted(optarg),
+				        KVS_HISTORY_MAX);
+				goto usage;
+			}
 			break;
 		case O_TOFILE: c.to_file = optarg; break;
 		case O_VERSIONFILE: c.version_file = optarg; break;

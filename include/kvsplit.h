@@ -142,9 +142,15 @@ typedef struct kvs_ver {
 typedef struct kvs_store kvs_store;
 typedef struct kvs_backend kvs_backend; /* see kvsplit/backend.h */
 
-#define KVS_OPTIONS_VERSION 2
+#define KVS_OPTIONS_VERSION 3
 /** kvs_options.cache_bytes: no segment cache at all. */
 #define KVS_CACHE_OFF UINT64_MAX
+/** kvs_options.history: keep no older version (history off). */
+#define KVS_HISTORY_OFF UINT32_MAX
+/** kvs_options.history default: older versions kept per key. */
+#define KVS_HISTORY_DEFAULT 10u
+/** kvs_options.history: the most older versions a key keeps. */
+#define KVS_HISTORY_MAX 64u
 /**
  * Store options. Zero fields take the documented default, so
  * `kvs_options o = KVS_OPTIONS_INIT;` then setting a few fields is enough.
@@ -167,8 +173,18 @@ typedef struct kvs_options {
 	 * 1 = only the caller's thread; at most 8.
 	 */
 	unsigned int workers;
+	/**
+	 * (version 3) older versions of each key a commit of this handle keeps
+	 * in the key's history (kvs_history, kvs_get_options.generation,
+	 * kvs_rollback): the last this many before the committed one, each
+	 * costing only the segments it alone uses plus a small object holding
+	 * its manifest. 0 = KVS_HISTORY_DEFAULT (10); KVS_HISTORY_OFF keeps
+	 * none (a commit then drops the key's history); at most
+	 * KVS_HISTORY_MAX. Map keys keep no history.
+	 */
+	uint32_t history;
 } kvs_options;
-#define KVS_OPTIONS_INIT { KVS_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define KVS_OPTIONS_INIT { KVS_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Open a store on a backend.
@@ -247,6 +263,69 @@ KVS_API int kvs_put_fd(kvs_ver *out, kvs_store *store, const char *key, int fd,
                        const kvs_put_options *opts);
 
 /* ------------------------------------------------------------------------ */
+/* History and rollback                                                     */
+
+/** One version of a key, as kvs_history lists it. */
+typedef struct kvs_version_info {
+	uint64_t generation;  /**< the version number: 1 for the first put, +1 per commit */
+	int64_t time_ms;      /**< server time of its commit, Unix ms; -1 unknown (written
+	                       *   before history existed) */
+	uint64_t length;      /**< value length */
+	int64_t added;        /**< stored bytes its commit wrote: new segments, or the inline
+	                       *   value; 0 for a rollback or an unchanged re-put; -1 unknown */
+	int current;          /**< 1 for the committed version (the first entry) */
+} kvs_version_info;
+
+#define KVS_HISTORY_OPTIONS_VERSION 1
+typedef struct kvs_history_options {
+	unsigned int version;  /**< KVS_HISTORY_OPTIONS_VERSION */
+} kvs_history_options;
+#define KVS_HISTORY_OPTIONS_INIT { KVS_HISTORY_OPTIONS_VERSION }
+
+/**
+ * List the versions of a key: the committed one first, then the older
+ * ones its history keeps, newest first. Reads the index only (one request):
+ * a version listed can be read with kvs_get_options.generation as long as
+ * it stays listed (gc and fsck count what history references).
+ *
+ * @param[out] out      the versions, release with kvs_free()
+ * @param[out] n        how many (at least 1)
+ * @param[out] out_ver  the key's committed version (may be NULL)
+ * @return 0, KVS_ENOTFOUND (no such key), KVS_EUNSUPPORTED (a map key:
+ *         maps keep no history), KVS_ECORRUPT (the index, or its history
+ *         table, is damaged: the detail says which; a damaged history
+ *         leaves the committed value readable), KVS_EIO, ...
+ */
+KVS_API int kvs_history(kvs_version_info **out, size_t *n, kvs_ver *out_ver, kvs_store *store,
+                        const char *key, const kvs_history_options *opts);
+
+#define KVS_ROLLBACK_OPTIONS_VERSION 1
+typedef struct kvs_rollback_options {
+	unsigned int version;        /**< KVS_ROLLBACK_OPTIONS_VERSION */
+	/** As kvs_put_options.expect_version (NULL blind, else the version read). */
+	const char *expect_version;
+	kvs_put_stats *stats;        /**< optional figures */
+} kvs_rollback_options;
+#define KVS_ROLLBACK_OPTIONS_INIT { KVS_ROLLBACK_OPTIONS_VERSION, NULL, NULL }
+
+/**
+ * Make version `generation` of a key (kvs_history) the committed value
+ * again, as a new commit (generation + 1 of the current one) that keeps the
+ * current version in the history like a put would. No value data is sent:
+ * the new index references the old version's segments, each checked first
+ * (it must exist, be this store's, immutable, of its recorded size).
+ *
+ * @param[out] out  the new version (may be NULL)
+ * @return 0, KVS_ENOTFOUND (no such key, or no such version kept),
+ *         KVS_ECONFLICT (expect_version is not the committed version),
+ *         KVS_EUNSUPPORTED (a map key), KVS_ECORRUPT (the version's
+ *         manifest or a segment it needs is missing or damaged: nothing
+ *         changes), KVS_EIO, ...
+ */
+KVS_API int kvs_rollback(kvs_ver *out, kvs_store *store, const char *key, uint64_t generation,
+                         const kvs_rollback_options *opts);
+
+/* ------------------------------------------------------------------------ */
 /* Get                                                                      */
 
 /** max_bytes: no cap on the value's length. */
@@ -254,7 +333,7 @@ KVS_API int kvs_put_fd(kvs_ver *out, kvs_store *store, const char *key, int fd,
 /** Default kvs_get_options.max_bytes of kvs_get (whole value in memory): 1 GiB. */
 #define KVS_GET_MAX_BYTES_DEFAULT (1ull << 30)
 
-#define KVS_GET_OPTIONS_VERSION 2
+#define KVS_GET_OPTIONS_VERSION 3
 typedef struct kvs_get_options {
 	unsigned int version;  /**< KVS_GET_OPTIONS_VERSION */
 	int (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -268,8 +347,16 @@ typedef struct kvs_get_options {
 	 * segments whatever the length). KVS_MAX_BYTES_UNLIMITED = no cap.
 	 */
 	uint64_t max_bytes;
+	/**
+	 * (version 3) which version to read: 0 = the committed one; otherwise
+	 * the generation of the committed version or of one kept in the key's
+	 * history (kvs_history). KVS_ENOTFOUND if the key keeps no such
+	 * version; KVS_ECORRUPT if its history is damaged (the committed
+	 * value still reads). *out_ver is then the key's committed version.
+	 */
+	uint64_t generation;
 } kvs_get_options;
-#define KVS_GET_OPTIONS_INIT { KVS_GET_OPTIONS_VERSION, NULL, NULL, 0 }
+#define KVS_GET_OPTIONS_INIT { KVS_GET_OPTIONS_VERSION, NULL, NULL, 0, 0 }
 
 /**
  * Read a whole value. Every byte returned was verified against its chunk's

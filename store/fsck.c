@@ -417,7 +417,14 @@ static int on_group(void *ctx, const kvs__refgroup *g)
 	segstate *st;
 	int rc;
 
-	if (g->role != KVS__REF_BODY)
+	if (g->role == KVS__REF_VALUE && g->generation) {
+		/* a version the key's history keeps: reported as key@version */
+		char kv[KVS_KEY_MAX + 32];
+		snprintf(kv, sizeof(kv), "%s@%llu", x->keyp ? x->keyp : "?",
+		         (unsigned long long)g->generation);
+		return check_value(f, kv, x->idx->name, g);
+	}
+	if (g->role == KVS__REF_VALUE)
 		return check_value(f, x->keyp, x->idx->name, g);
 	/* An indirect manifest's body: its segments are checked for existence
 	 * and labels here; the body itself is read and verified by the walk. */
@@ -428,9 +435,15 @@ static int on_group(void *ctx, const kvs__refgroup *g)
 		if (!st[j].missing)
 			continue;
 		kvs__segment_name(name, f->s->name, g->segs[j].addr);
-		problem(f, KVS_FSCK_MISSING_SEGMENT, x->keyp, name, 1, 0,
-		        "manifest body segment is missing: the whole value of key \"%.200s\" "
-		        "is lost", x->key);
+		if (g->role == KVS__REF_HISTORY)
+			problem(f, KVS_FSCK_MISSING_SEGMENT, x->keyp, name, 1, 0,
+			        "history object is missing: version %llu of key \"%.200s\" is lost "
+			        "(the committed value is not affected)",
+			        (unsigned long long)g->generation, x->key);
+		else
+			problem(f, KVS_FSCK_MISSING_SEGMENT, x->keyp, name, 1, 0,
+			        "%smanifest body segment is missing: the whole value of key "
+			        "\"%.200s\" is lost", g->generation ? "an older version's " : "", x->key);
 	}
 	free(st);
 	return rc;
@@ -463,7 +476,17 @@ static int check_index(fsck *f, const kvs_object *idx)
 	if (rc == KVS_ENOMEM ||
 	    (stage == KVS__REFS_LOAD && (rc == KVS_EIO || rc == KVS_EDENIED || rc == KVS_ETIMEOUT)))
 		return rc;
+	if (stage == KVS__REFS_HISTORY && (rc == KVS_EIO || rc == KVS_EDENIED || rc == KVS_ETIMEOUT))
+		return rc;
 	f->unreadable = 1;
+	if (stage == KVS__REFS_HISTORY) {
+		/* The committed value was checked; an older version cannot be read (a
+		 * missing history object was reported by on_group). gc deletes nothing
+		 * while this stands, and neither does --repair. */
+		if (rc != KVS_ENOTFOUND)
+			problem(f, KVS_FSCK_BAD_INDEX, x.keyp, idx->name, 1, 0, "%s", kvs_error_last());
+		return 0;
+	}
 	/* A missing body segment was reported as such by on_group. */
 	if (stage == KVS__REFS_DECODE || rc != KVS_ENOTFOUND)
 		problem(f, KVS_FSCK_BAD_INDEX, x.keyp, idx->name, 1, 0, "%s; the whole value is lost",

@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "history.h"
 #include "internal.h"
 #include "base/options.h"
 
@@ -404,12 +405,58 @@ int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
 	return 0;
 }
 
+int kvs__manifest_resolve(kvs__manifest *m, kvs_store *s, kvs__manifest *outer,
+                          const char *what, uint64_t *requests)
+{
+	kvs__manifest body;
+	char bwhat[KVS__NAME_BUF + 64];
+	uint8_t *buf = NULL;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (outer->kind != KVS__MF_INDIRECT) {
+		*m = *outer;
+		memset(outer, 0, sizeof(*outer));
+		return 0;
+	}
+	/* Read the body as if it were a value of its own. */
+	body = *outer;
+	body.kind = KVS__MF_BLOB;
+	body.length = outer->body_len;
+	memcpy(body.hash, outer->body_hash, 16);
+	snprintf(bwhat, sizeof(bwhat), "%s (manifest body)", what);
+	rc = kvs__value_read_buf(&buf, s, &body, bwhat, NULL, requests);
+	if (rc == 0)
+		rc = kvs__manifest_decode(m, buf, outer->body_len, bwhat);
+	free(buf);
+	if (rc == 0 && (m->kind != KVS__MF_BLOB || m->is_inline || m->v3 ||
+	                m->key_len != outer->key_len ||
+	                memcmp(m->key, outer->key, outer->key_len) != 0 ||
+	                m->length != outer->length || memcmp(m->hash, outer->hash, 16) != 0))
+		rc = kvs_error_set(KVS_ECORRUPT, "%s does not match its index", bwhat);
+	if (rc == 0) {
+		m->generation = outer->generation;
+		/* the index's own history fields stay with the resolved manifest */
+		m->v3 = outer->v3;
+		m->time_ms = outer->time_ms;
+		m->added = outer->added;
+		m->hist = outer->hist;
+		m->hist_len = outer->hist_len;
+		m->hist_bad = outer->hist_bad;
+		outer->hist = NULL;
+		outer->hist_len = 0;
+	} else {
+		kvs__manifest_clear(m);
+	}
+	kvs__manifest_clear(outer);
+	return rc;
+}
+
 int kvs__index_load(kvs__manifest *m, kvs_store *s, const kvs_object *index,
                     const char *key, size_t key_len, uint64_t *requests)
 {
-	kvs__manifest outer, body;
-	char what[KVS__NAME_BUF + 32];
-	uint8_t *buf = NULL;
+	kvs__manifest outer;
+	char what[KVS__NAME_BUF + 16];
 	int rc;
 
 	memset(m, 0, sizeof(*m));   /* callers clear *m on every failure */
@@ -417,36 +464,13 @@ int kvs__index_load(kvs__manifest *m, kvs_store *s, const kvs_object *index,
 		kvs__manifest_clear(&outer);
 		return rc;
 	}
-	if (outer.kind != KVS__MF_INDIRECT) {
-		*m = outer;
-		return 0;
-	}
-	/* Read the body as if it were a value of its own. */
-	body = outer;
-	body.kind = KVS__MF_BLOB;
-	body.length = outer.body_len;
-	memcpy(body.hash, outer.body_hash, 16);
-	snprintf(what, sizeof(what), "index %s (manifest body)", index->name);
-	rc = kvs__value_read_buf(&buf, s, &body, what, NULL, requests);
-	memset(m, 0, sizeof(*m));
-	if (rc == 0)
-		rc = kvs__manifest_decode(m, buf, outer.body_len, what);
-	free(buf);
-	if (rc == 0 && (m->kind != KVS__MF_BLOB || m->is_inline || m->key_len != outer.key_len ||
-	                memcmp(m->key, outer.key, outer.key_len) != 0 || m->length != outer.length ||
-	                memcmp(m->hash, outer.hash, 16) != 0))
-		rc = kvs_error_set(KVS_ECORRUPT, "%s does not match its index", what);
-	if (rc == 0)
-		m->generation = outer.generation;
-	else
-		kvs__manifest_clear(m);
-	kvs__manifest_clear(&outer);
-	return rc;
+	snprintf(what, sizeof(what), "index %s", index->name);
+	return kvs__manifest_resolve(m, s, &outer, what, requests);
 }
 
 /* GET + load the index of a key. */
 static int load_key(kvs__manifest *m, kvs_ver *ver, kvs_store *s, const char *key,
-                    uint64_t *requests)
+                    uint64_t gen, uint64_t *requests)
 {
 	char name[KVS__NAME_BUF];
 	kvs_object *idx = NULL;
@@ -464,7 +488,10 @@ static int load_key(kvs__manifest *m, kvs_ver *ver, kvs_store *s, const char *ke
 		return kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", key);
 	if (rc < 0)
 		return rc;
-	rc = kvs__index_load(m, s, idx, key, klen, requests);
+	if (gen)   /* a version by number: the committed one or one its history keeps */
+		rc = kvs__hist_load(m, s, idx, key, klen, gen, requests);
+	else
+		rc = kvs__index_load(m, s, idx, key, klen, requests);
 	if (rc == 0 && m->kind == KVS__MF_MAP) {
 		kvs__manifest_clear(m);
 		rc = kvs_error_set(KVS_EINVAL, "key \"%s\" holds a map: read it with kvs_map_get, "
@@ -495,7 +522,7 @@ int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *s, const c
 		return rc;
 	if (!o.max_bytes)
 		o.max_bytes = KVS_GET_MAX_BYTES_DEFAULT;
-	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
+	if ((rc = load_key(&m, &v, s, key, o.generation, &req)) == 0) {
 		snprintf(what, sizeof(what), "key \"%s\"", key);
 		rc = kvs__value_read_buf(&buf, s, &m, what, &o, &req);
 	}
@@ -525,7 +552,7 @@ int kvs_get_stream(kvs_ver *out_ver, kvs_store *s, const char *key, kvs_write_cb
 		return rc;
 	if (!o.max_bytes)
 		o.max_bytes = KVS_MAX_BYTES_UNLIMITED;   /* memory is bounded anyway */
-	if ((rc = load_key(&m, &v, s, key, &req)) == 0) {
+	if ((rc = load_key(&m, &v, s, key, o.generation, &req)) == 0) {
 		snprintf(what, sizeof(what), "key \"%s\"", key);
 		rc = kvs__value_read(s, &m, what, write, ctx, &o, &req);
 	}

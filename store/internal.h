@@ -45,6 +45,7 @@ struct kvs_store {
 	uint64_t seg_cap;                 /* min(segment_target, max_object_bytes) */
 	unsigned int put_retries;
 	unsigned int workers;             /* threads of a put / whole-value get (1 = caller's only) */
+	uint32_t history;                 /* older versions a commit keeps (0: none; history.c) */
 	/* be->ops->batch if the backend's vtable has the kvs_op layout we use
 	 * (version >= 2), else NULL: call through kvs__batch() */
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
@@ -89,6 +90,15 @@ int kvs__batch(kvs_store *s, kvs_op *ops, size_t n);
  */
 int kvs__index_load(kvs__manifest *m, kvs_store *s, const kvs_object *index,
                     const char *key, size_t key_len, uint64_t *requests);
+
+/*
+ * Resolve a decoded manifest: an indirect one's body is read, verified and
+ * decoded (the result keeps the outer generation and history fields); any
+ * other kind is moved as it is. Takes *outer (cleared on return, success or
+ * not). `what` names it in errors.
+ */
+int kvs__manifest_resolve(kvs__manifest *m, kvs_store *s, kvs__manifest *outer,
+                          const char *what, uint64_t *requests);
 
 /*
  * Like kvs__index_load but without resolving indirection (no backend calls):

@@ -39,6 +39,7 @@ void kvs__manifest_clear(kvs__manifest *m)
 	free(m->segs);
 	free(m->chunks);
 	free(m->runtab);
+	free(m->hist);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -93,7 +94,11 @@ static const char *check(const kvs__manifest *m)
 	    kvs__key_check(m->key, m->key_len) < 0)
 		return "bad key";
 	if (m->kind == KVS__MF_MAP)
-		return check_map(m);
+		return m->v3 || m->hist ? "history fields in a map manifest" : check_map(m);
+	if (!m->v3 && (m->hist || m->hist_len || m->time_ms || m->added))
+		return "history fields in a format version 1 manifest";
+	if (m->hist_len > KVS__MF_HIST_MAX || (m->hist_len && !m->hist))
+		return "history table over its cap";
 	if (m->length > KVS__MF_MAX_LENGTH)
 		return "length over 2^40";
 	if (m->codec != 1)
@@ -214,7 +219,7 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 		                     "refusing to encode manifest of key \"%.*s\": %s",
 		                     (int)(m->key ? m->key_len : 0), m->key ? m->key : "", why);
 	est = 256 + m->key_len + m->inline_len + (uint64_t)m->nsegs * KVS__MF_SEG_REC +
-	      (uint64_t)m->nchunks * KVS__MF_CHUNK_REC + m->runtab_len;
+	      (uint64_t)m->nchunks * KVS__MF_CHUNK_REC + m->runtab_len + m->hist_len;
 	if (est > cap + 256)
 		return kvs_error_set(KVS_ETOOBIG, "manifest of key \"%.*s\" would be about %llu bytes, over %llu",
 		                     (int)m->key_len, m->key, (unsigned long long)est,
@@ -235,9 +240,10 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 		      pk_kv_u64(&pk, "rlen", m->runtab_raw);
 		goto trailer;
 	}
-	nfields = 10 + (m->is_inline ? 1 : 2) + (m->kind == KVS__MF_INDIRECT ? 6 : 0);
+	nfields = 10 + (m->is_inline ? 1 : 2) + (m->kind == KVS__MF_INDIRECT ? 6 : 0) +
+	          (m->v3 ? 2 + (m->hist_len ? 1 : 0) : 0);
 	bad = msgpack_pack_map(&pk, nfields) ||
-	      pk_kv_u64(&pk, "v", KVS__MF_VERSION) ||
+	      pk_kv_u64(&pk, "v", m->v3 ? KVS__MF_VERSION_HIST : KVS__MF_VERSION) ||
 	      pk_str(&pk, "kind") || pk_str(&pk, m->kind == KVS__MF_BLOB ? "blob" : "indirect") ||
 	      pk_str(&pk, "key") || msgpack_pack_str(&pk, m->key_len) ||
 	      msgpack_pack_str_body(&pk, m->key, m->key_len) ||
@@ -259,6 +265,9 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 		      pk_kv_u64(&pk, "vsegs", m->v_segs) ||
 		      pk_kv_u64(&pk, "vstored", m->v_stored) ||
 		      pk_kv_u64(&pk, "vsegb", m->v_segbytes);
+	if (!bad && m->v3)
+		bad = pk_kv_u64(&pk, "time", m->time_ms) || pk_kv_u64(&pk, "added", m->added) ||
+		      (m->hist_len && pk_kv_bin(&pk, "hist", m->hist, m->hist_len));
 trailer:
 	if (!bad) {
 		uint8_t tr[TRAILER];
@@ -356,13 +365,13 @@ static int key_is(const msgpack_object *k, const char *s)
 enum {
 	F_V, F_KIND, F_KEY, F_LEN, F_HASH, F_GEN, F_CODEC, F_CMIN, F_CAVG, F_CMAX,
 	F_INLINE, F_SEGS, F_CHUNKS, F_BLEN, F_BHASH, F_VCHUNKS, F_VSEGS, F_VSTORED, F_VSEGB,
-	F_RUNS, F_RLEN,
+	F_RUNS, F_RLEN, F_TIME, F_ADDED, F_HIST,
 	F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
 	"v", "kind", "key", "len", "hash", "gen", "codec", "cmin", "cavg", "cmax",
 	"inline", "segs", "chunks", "blen", "bhash", "vchunks", "vsegs", "vstored", "vsegb",
-	"runs", "rlen"
+	"runs", "rlen", "time", "added", "hist"
 };
 
 static int corrupt(const char *what, const char *why)
@@ -488,8 +497,9 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 	m->codec = 1;
 	if (m->kind == KVS__MF_MAP)
 		return decode_map(m, f, v, what);
-	if (v != KVS__MF_VERSION)
+	if (v == KVS__MF_VERSION_MAP)
 		return corrupt(what, "format version 2 is only for kind map");
+	m->v3 = v == KVS__MF_VERSION_HIST;
 	/* Which fields this kind has, exactly. */
 	for (int i = 0; i < F_COUNT; i++) {
 		int want;
@@ -501,6 +511,10 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 			want = !(m->kind == KVS__MF_BLOB && f[F_INLINE] != NULL);
 		else if (i == F_RUNS || i == F_RLEN)
 			want = 0;
+		else if (i == F_TIME || i == F_ADDED)
+			want = m->v3;
+		else if (i == F_HIST)
+			want = m->v3 && f[F_HIST] != NULL;   /* optional in version 3 */
 		else
 			want = m->kind == KVS__MF_INDIRECT;
 		if (want != (f[i] != NULL))
@@ -562,6 +576,21 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 		    get_u(f[F_VSTORED], &m->v_stored) < 0 || get_u(f[F_VSEGB], &m->v_segbytes) < 0)
 			return corrupt(what, "bad indirect field");
 	}
+	if (m->v3) {
+		const msgpack_object *h = f[F_HIST];
+		if (get_u(f[F_TIME], &m->time_ms) < 0 || get_u(f[F_ADDED], &m->added) < 0)
+			return corrupt(what, "bad time or added field");
+		/* The history table is checked where it is used (history.c): a
+		 * damaged one must not make the current value unreadable. */
+		if (h && (h->type != MSGPACK_OBJECT_BIN || h->via.bin.size > KVS__MF_HIST_MAX)) {
+			m->hist_bad = 1;
+		} else if (h && h->via.bin.size) {
+			m->hist_len = h->via.bin.size;
+			if (!(m->hist = malloc(h->via.bin.size)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory");
+			memcpy(m->hist, h->via.bin.ptr, h->via.bin.size);
+		}
+	}
 	return 0;
 }
 
@@ -611,7 +640,7 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 	/* The version decides how to read everything else. */
 	if (rc == 0 && (!f[F_V] || get_u(f[F_V], &v) < 0))
 		rc = corrupt(what, "format version missing");
-	if (rc == 0 && v != KVS__MF_VERSION && v != KVS__MF_VERSION_MAP)
+	if (rc == 0 && v != KVS__MF_VERSION && v != KVS__MF_VERSION_MAP && v != KVS__MF_VERSION_HIST)
 		rc = kvs_error_set(KVS_EUNSUPPORTED, "manifest of %s: format version %llu is not supported",
 		                   what, (unsigned long long)v);
 	if (rc == 0 && unknown)

@@ -25,6 +25,12 @@
 
 #define KVS__MF_VERSION 1u
 #define KVS__MF_VERSION_MAP 2u   /* kind map was added in format version 2 */
+/* Format version 3: a blob or indirect manifest with its commit's time and
+ * bytes added, and optionally the key's history table (docs/format.md §6).
+ * Written only when the store keeps history; versions 1 and 2 still read. */
+#define KVS__MF_VERSION_HIST 3u
+/* Largest history table a manifest may carry (records of history.h). */
+#define KVS__MF_HIST_MAX (64u * 72u)
 /* Largest raw run table of a map manifest (docs/format.md §5.2). */
 #define KVS__MF_RUNTAB_MAX (8u << 20)
 
@@ -88,6 +94,16 @@ typedef struct kvs__manifest {
 	uint8_t *runtab;
 	uint32_t runtab_len;
 	uint32_t runtab_raw;
+	/* Format version 3 (blob and indirect kinds only, docs/format.md §6):
+	 * v3 set means `time` and `added` are present; `hist` is the history
+	 * table as stored (parsed and checked by history.c when used, so a
+	 * damaged table never makes the current value unreadable). */
+	int v3;
+	uint64_t time_ms;       /* server time of this version's commit, Unix ms */
+	uint64_t added;         /* stored bytes its commit wrote (history.c) */
+	uint8_t *hist;
+	uint32_t hist_len;
+	int hist_bad;           /* a `hist` field that is not a binary within the cap */
 } kvs__manifest;
 
 /* Free the arrays and strings of *m and zero it. Accepts NULL. */

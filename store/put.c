@@ -26,6 +26,7 @@
 
 #include "codec.h"
 #include "commit.h"
+#include "history.h"
 #include "internal.h"
 #include "base/options.h"
 #include "segwrite.h"
@@ -69,6 +70,7 @@ typedef struct put {
 	kvs__commit c;        /* the base version and what is committed */
 	kvs__segw w;          /* segments and their slots */
 	kvs__wstats ws;       /* requests and bytes, shared by w and c */
+	kvs__hstage h;        /* what the commit keeps of the base (history.c) */
 	uint64_t base_gen;
 	/* chunks */
 	known *kn;
@@ -419,8 +421,12 @@ static int read_base(put *P)
 	int rc;
 
 	P->base_gen = 0;
-	if ((rc = kvs__commit_read_base(&P->c, &idx)) < 0 || !idx)
+	if ((rc = kvs__commit_read_base(&P->c, &idx)) < 0)
 		return rc;
+	if ((rc = kvs__hist_prepare(&P->h, &P->w, idx, P->key, P->klen)) < 0 || !idx) {
+		kvs_object_free(idx);
+		return rc;
+	}
 	memset(&outer, 0, sizeof(outer));
 	memset(&inner, 0, sizeof(inner));
 	/* A base that does not decode is simply not reused: the put replaces it. */
@@ -603,10 +609,15 @@ static int build_manifest(put *P, clist *val, clist *body, uint8_t **out, size_t
 	base_fields(P, &m, val);
 	if ((rc = to_tables(P, val, &m)) < 0)
 		goto out;
+	if ((rc = kvs__hist_apply(&m, &P->h, P->s, kvs__hist_added(&P->h, &P->w))) < 0)
+		goto out;
 	rc = kvs__manifest_encode(out, out_len, &m, P->s->manifest_max);
 	if (rc != KVS_ETOOBIG)
 		goto out;
 	/* Too big for the index: store the manifest itself as a value. */
+	kvs__hist_detach(&m);
+	m.v3 = 0;
+	m.time_ms = m.added = 0;
 	m.generation = 0;
 	if ((rc = kvs__manifest_encode(&enc, &enclen, &m, KVS__MF_MAX_ENCODED)) < 0)
 		goto out;
@@ -631,13 +642,16 @@ static int build_manifest(put *P, clist *val, clist *body, uint8_t **out, size_t
 	ind.v_segbytes = 0;
 	for (uint32_t i = 0; i < m.nsegs; i++)
 		ind.v_segbytes += m.segs[i].bytes;
-	if ((rc = to_tables(P, body, &ind)) == 0)
+	if ((rc = to_tables(P, body, &ind)) == 0 &&
+	    (rc = kvs__hist_apply(&ind, &P->h, P->s, kvs__hist_added(&P->h, &P->w))) == 0)
 		rc = kvs__manifest_encode(out, out_len, &ind, P->s->manifest_max);
+	kvs__hist_detach(&ind);
 	if (rc == KVS_ETOOBIG)
 		rc = kvs_error_set(KVS_ETOOBIG, "key \"%s\": even the indirect manifest does not fit "
 		                   "the index", P->key);
 	mf_release(&ind);
 out:
+	kvs__hist_detach(&m);
 	free(enc);
 	mf_release(&m);
 	return rc;
@@ -656,7 +670,10 @@ static int inline_manifest(put *P, const clist *cl, const uint8_t *data, uint8_t
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	m.inline_len = (uint32_t)kvs__blob_encode(m.inline_blob, kvs__blob_bound(cl->length), data,
 	                                          cl->length, (int)P->s->opts.lz4_accel);
-	rc = kvs__manifest_encode(out, out_len, &m, P->s->manifest_max);
+	rc = kvs__hist_apply(&m, &P->h, P->s, m.inline_len);
+	if (rc == 0)
+		rc = kvs__manifest_encode(out, out_len, &m, P->s->manifest_max);
+	kvs__hist_detach(&m);
 	P->st.stored_bytes = m.inline_len;
 	P->inl = rc == 0;
 	mf_release(&m);
@@ -668,6 +685,7 @@ static void put_free(put *P)
 		free(P->jobs[i].blob);
 	kvs__segw_free(&P->w);
 	kvs__commit_clear(&P->c);
+	kvs__hstage_clear(&P->h);
 	free(P->kn);
 	free(P->tab);
 	free(P->jobs);
@@ -705,6 +723,10 @@ static int put_rebase(void *ctx, kvs__commit *c, const kvs_object *idx)
 		kvs__manifest_clear(&m);
 	}
 	if ((rc = kvs__segw_rebase(&P->w, idx)) < 0)
+		return rc;
+	/* the new base is the version the history keeps now */
+	if ((rc = kvs__hist_prepare(&P->h, &P->w, idx, P->key, P->klen)) < 0 ||
+	    (rc = kvs__hist_write(&P->h, &P->w)) < 0)
 		return rc;
 	if (P->inl) {
 		rc = inline_manifest(P, P->val, P->inline_src, &mf, &mflen);
@@ -811,6 +833,10 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	P.st.stored_bytes = stored;
 commit:
 	if (rc < 0)
+		goto out;
+	/* The base's history object, created (or touched) before the commit like
+	 * every segment the new index references. */
+	if ((rc = kvs__hist_write(&P.h, &P.w)) < 0)
 		goto out;
 	{
 		kvs__commit_hooks h = { put_before_commit, put_rebase, &P };

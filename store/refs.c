@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "maprun.h"
 #include "refs.h"
 
@@ -107,6 +108,82 @@ static int map_groups(kvs_store *s, const kvs_object *index, const kvs__manifest
 	return rc;
 }
 
+/*
+ * The history of a blob or indirect manifest `cur` (its own groups already
+ * delivered): for each older version, its history object as a group of one
+ * chunk (the encoded manifest, addressed by its XXH3-128), then, once that
+ * object was read and verified, the version's own groups. Any failure to
+ * read is KVS__REFS_HISTORY: the committed version stands, but what an
+ * older one references is unknown (gc then deletes nothing).
+ */
+static int history_groups(kvs_store *s, const kvs__manifest *cur, const kvs__refs_cb *cb,
+                          void *ctx, int *where, uint64_t *requests)
+{
+	char what[KVS_KEY_MAX + 48];
+	kvs__hentry *e = NULL;
+	uint32_t n = 0;
+	int rc;
+
+	*where = KVS__REFS_HISTORY;
+	snprintf(what, sizeof(what), "key \"%.200s\"", cur->key);
+	if ((rc = kvs__hist_parse(&e, &n, cur, what)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		kvs__seg_desc sd;
+		kvs__chunk_ref ch;
+		kvs__manifest vm, vv;
+		kvs__refgroup g;
+
+		memcpy(sd.addr, e[i].seg, 16);
+		sd.bytes = e[i].stored_len;
+		sd.nchunks = 1;
+		memcpy(ch.addr, e[i].addr, 16);
+		ch.seg = 0;
+		ch.raw_len = e[i].raw_len;
+		ch.stored_len = e[i].stored_len;
+		memset(&g, 0, sizeof(g));
+		g.role = KVS__REF_HISTORY;
+		g.what = "history object";
+		g.segs = &sd;
+		g.nsegs = 1;
+		g.chunks = &ch;
+		g.nchunks = 1;
+		g.length = e[i].raw_len;
+		g.hash = e[i].addr;
+		g.chunk_max = e[i].raw_len;
+		g.generation = e[i].gen;
+		*where = KVS__REFS_CALLBACK;
+		if ((rc = deliver(s, &g, cb, ctx)) < 0)
+			break;
+		*where = KVS__REFS_HISTORY;
+		if ((rc = kvs__hist_open(&vm, s, &e[i], cur->key, cur->key_len, requests)) < 0)
+			break;
+		if (vm.kind == KVS__MF_INDIRECT) {
+			body_group(&g, &vm);
+			g.generation = e[i].gen;
+			*where = KVS__REFS_CALLBACK;
+			if ((rc = deliver(s, &g, cb, ctx)) < 0) {
+				kvs__manifest_clear(&vm);
+				break;
+			}
+			*where = KVS__REFS_HISTORY;
+		}
+		snprintf(what, sizeof(what), "version %llu of key \"%.200s\"",
+		         (unsigned long long)e[i].gen, cur->key);
+		if ((rc = kvs__manifest_resolve(&vv, s, &vm, what, requests)) < 0)
+			break;
+		value_group(&g, &vv);
+		g.generation = e[i].gen;
+		*where = KVS__REFS_CALLBACK;
+		rc = deliver(s, &g, cb, ctx);
+		kvs__manifest_clear(&vv);
+		if (rc == 0)
+			*where = KVS__REFS_HISTORY;
+	}
+	free(e);
+	return rc;
+}
+
 static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb, void *ctx)
 {
 	char name[KVS__NAME_BUF];
@@ -124,8 +201,9 @@ static int deliver(kvs_store *s, const kvs__refgroup *g, const kvs__refs_cb *cb,
 	return 0;
 }
 
-int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
-                   const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests)
+static int walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
+                const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests,
+                int with_history)
 {
 	kvs__manifest m;
 	kvs__refgroup g;
@@ -140,7 +218,8 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 	switch (m.kind) {
 	case KVS__MF_BLOB:
 		value_group(&g, &m);
-		rc = deliver(s, &g, cb, ctx);
+		if ((rc = deliver(s, &g, cb, ctx)) == 0)
+			rc = with_history ? history_groups(s, &m, cb, ctx, &where, requests) : 0;
 		break;
 	case KVS__MF_INDIRECT:
 		body_group(&g, &m);
@@ -153,7 +232,8 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
 			break;
 		where = KVS__REFS_CALLBACK;
 		value_group(&g, &m);
-		rc = deliver(s, &g, cb, ctx);
+		if ((rc = deliver(s, &g, cb, ctx)) == 0)
+			rc = with_history ? history_groups(s, &m, cb, ctx, &where, requests) : 0;
 		break;
 	case KVS__MF_MAP:
 		rc = map_groups(s, index, &m, cb, ctx, &where);
@@ -170,6 +250,12 @@ out:
 	if (stage)
 		*stage = rc < 0 ? where : KVS__REFS_OK;
 	return rc;
+}
+
+int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_t key_len,
+                   const kvs__refs_cb *cb, void *ctx, int *stage, uint64_t *requests)
+{
+	return walk(s, index, key, key_len, cb, ctx, stage, requests, 1);
 }
 
 /* ---- the set of addresses ------------------------------------------------ */
@@ -201,13 +287,13 @@ static int cmp_addr(const void *x, const void *y)
 	return memcmp(x, y, 16);
 }
 
-int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
-                       int *stage, uint64_t *requests)
+static int segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
+                    int *stage, uint64_t *requests, int with_history)
 {
 	static const kvs__refs_cb cb = { NULL, NULL, add_addr };
 	addrset a = { NULL, 0, 0 };
 	size_t w = 0;
-	int rc = kvs__refs_walk(s, index, NULL, 0, &cb, &a, stage, requests);
+	int rc = walk(s, index, NULL, 0, &cb, &a, stage, requests, with_history);
 
 	if (a.n > 1)
 		qsort(a.v, a.n, sizeof(*a.v), cmp_addr);
@@ -217,6 +303,18 @@ int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_o
 	*out = a.v;
 	*n = w;
 	return rc;
+}
+
+int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
+                       int *stage, uint64_t *requests)
+{
+	return segments(out, n, s, index, stage, requests, 1);
+}
+
+int kvs__refs_segments_current(uint8_t (**out)[16], size_t *n, kvs_store *s,
+                               const kvs_object *index, int *stage, uint64_t *requests)
+{
+	return segments(out, n, s, index, stage, requests, 0);
 }
 
 int kvs__refs_has(uint8_t (*addrs)[16], size_t n, const uint8_t addr[16])

@@ -14,7 +14,9 @@
  * value) and then, once the body has been read and verified, the value.
  * A key-split map is one group per segment its run table references, the
  * runs in it as chunks and no whole hash (hash NULL: each run is checked by
- * its address alone).
+ * its address alone). After the committed version's groups come those of
+ * each older version its history keeps (history.h): the history object (one
+ * chunk, the version's manifest), then that version's own groups as above.
  */
 #ifndef KVS_REFS_H
 #define KVS_REFS_H
@@ -26,7 +28,9 @@
 
 typedef enum kvs__ref_role {
 	KVS__REF_VALUE = 1,   /* bytes of the value (or of one run of a map) */
-	KVS__REF_BODY = 2     /* an indirect manifest's body: verified by reading it */
+	KVS__REF_BODY = 2,    /* an indirect manifest's body: verified by reading it */
+	KVS__REF_HISTORY = 3  /* a history object: one older version's manifest, verified by
+	                       * reading it (history.h) */
 } kvs__ref_role;
 
 /* One group, as a checker needs it. Pointers are valid during the callback. */
@@ -45,6 +49,8 @@ typedef struct kvs__refgroup {
 	                                   * are independent (map runs), each checked by
 	                                   * its address alone */
 	uint32_t chunk_max;               /* no chunk is longer (scratch size) */
+	uint64_t generation;              /* 0: the committed version; else the older version
+	                                   * of the key's history this group belongs to */
 } kvs__refgroup;
 
 /*
@@ -66,7 +72,10 @@ enum {
 	KVS__REFS_DECODE = 1,     /* the index's manifest does not decode: nothing delivered */
 	KVS__REFS_LOAD = 2,       /* a part reached through it (an indirect body) cannot be
 	                           * read; the groups delivered before it stand */
-	KVS__REFS_CALLBACK = 3    /* a callback returned the error */
+	KVS__REFS_CALLBACK = 3,   /* a callback returned the error */
+	KVS__REFS_HISTORY = 4     /* the history (its table, an object, or a part reached
+	                           * through it) cannot be read; everything of the committed
+	                           * version was delivered before it */
 };
 
 /*
@@ -85,6 +94,14 @@ int kvs__refs_walk(kvs_store *s, const kvs_object *index, const char *key, size_
  */
 int kvs__refs_segments(uint8_t (**out)[16], size_t *n, kvs_store *s, const kvs_object *index,
                        int *stage, uint64_t *requests);
+
+/*
+ * The same for the committed version alone, without the versions its history
+ * keeps (no history object is read): what a blind write's rebase asks, where
+ * a segment it misses is simply touched, which is always safe.
+ */
+int kvs__refs_segments_current(uint8_t (**out)[16], size_t *n, kvs_store *s,
+                               const kvs_object *index, int *stage, uint64_t *requests);
 
 /* Is `addr` in a sorted address array from kvs__refs_segments? */
 int kvs__refs_has(uint8_t (*addrs)[16], size_t n, const uint8_t addr[16]);

@@ -634,14 +634,20 @@ int kvs__segw_refresh(kvs__segw *w)
 int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx)
 {
 	uint8_t (*in_base)[16] = NULL;
-	size_t nbase = 0;
+	size_t nbase = 0, need = 0;
 	int rc = 0;
 
-	/* What the new base references. A base that cannot be read (or memory
-	 * that runs out collecting it), or that was committed late, protects
-	 * nothing: everything is touched, which is always safe. */
+	for (size_t i = 0; i < w->nslots; i++)
+		need += w->slots[i].state == KVS__SLOT_REUSED && w->slots[i].ref;
+	if (!need)
+		return 0;   /* nothing reused: nothing the new base must protect */
+	/* What the new base's committed version references. A base that cannot
+	 * be read (or memory that runs out collecting it), or that was committed
+	 * late, protects nothing: everything is touched, which is always safe;
+	 * so is a segment the new base keeps only in its history (not read here:
+	 * each history object would cost a GET on every lost race). */
 	if (idx && !kvs__index_late(w->s, idx))
-		(void)kvs__refs_segments(&in_base, &nbase, w->s, idx, NULL, &w->st->requests);
+		(void)kvs__refs_segments_current(&in_base, &nbase, w->s, idx, NULL, &w->st->requests);
 	for (size_t i = 0; i < w->nslots; i++) {
 		kvs__slot *sl = &w->slots[i];
 		if (sl->state != KVS__SLOT_REUSED || !sl->ref)

@@ -181,10 +181,12 @@ int kvs__segw_refresh(kvs__segw *w);
 
 /*
  * After a blind write lost the commit race: `idx` is the new base (NULL:
- * the key is gone). Every REUSED, referenced slot that the new base does
- * not reference is touched, since the base that protected it is no longer
- * the one the commit is conditioned on — and every one when the new base was
- * committed late (it protects nothing). KVS_ECONFLICT if one is gone.
+ * the key is gone). Every REUSED, referenced slot that the new base's
+ * committed version does not reference is touched (one kept only in its
+ * history is touched too: reading history objects would cost more than the
+ * touch), since the base that protected it is no longer the one the commit
+ * is conditioned on — and every one when the new base was committed late
+ * (it protects nothing). KVS_ECONFLICT if one is gone.
  */
 int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx);
 

@@ -59,6 +59,7 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	if (!o.cache_bytes) o.cache_bytes = KVS__DEF_CACHE_BYTES;
 	if (!o.lz4_accel) o.lz4_accel = 1;
 	if (!o.touch_window_s) o.touch_window_s = KVS__DEF_TOUCH_WINDOW_S;
+	if (!o.history) o.history = KVS_HISTORY_DEFAULT;
 	if (!o.workers) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		o.workers = n > 1 ? (n > KVS__DEF_MAX_WORKERS ? KVS__DEF_MAX_WORKERS : (unsigned)n) : 1;
@@ -101,6 +102,11 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 		kvs_error_set(rc, "workers %u is over %u", o.workers, KVS__MAX_WORKERS);
 		goto fail;
 	}
+	if (o.history != KVS_HISTORY_OFF && o.history > KVS_HISTORY_MAX) {
+		kvs_error_set(rc, "history %u is over %u (KVS_HISTORY_OFF keeps none)", o.history,
+		              KVS_HISTORY_MAX);
+		goto fail;
+	}
 	memcpy(s->name, o.name, strlen(o.name) + 1);
 	o.name = s->name;
 	s->opts = o;
@@ -108,6 +114,7 @@ int kvs_open(kvs_store **out, kvs_backend *be, const kvs_options *opts)
 	s->seg_cap = o.segment_target;
 	s->put_retries = KVS__DEF_PUT_RETRIES;
 	s->workers = o.workers;
+	s->history = o.history == KVS_HISTORY_OFF ? 0 : o.history;
 	s->batch = be->ops->version >= 2 ? be->ops->batch : NULL;
 	s->map_run_target = 64u * 1024u;
 	s->map_inline_max = 256u * 1024u;

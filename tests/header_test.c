@@ -21,11 +21,14 @@ int main(void)
 	kvs_fsck_options fo = KVS_FSCK_OPTIONS_INIT;
 	kvs_mem_options mo = KVS_MEM_OPTIONS_INIT;
 	kvs_map_stat_options mso = KVS_MAP_STAT_OPTIONS_INIT;
+	kvs_history_options ho = KVS_HISTORY_OPTIONS_INIT;
+	kvs_rollback_options ro = KVS_ROLLBACK_OPTIONS_INIT;
 	unsigned int sum = so.version + po.version + go.version + dopt.version + sopt.version +
 	                   lo.version + ko.version + wo.version + gco.version + fo.version +
-	                   mo.version + mso.version;
+	                   mo.version + mso.version + ho.version + ro.version;
 
 	so.cache_bytes = KVS_CACHE_OFF;
+	so.history = KVS_HISTORY_OFF;
 	go.max_bytes = KVS_MAX_BYTES_UNLIMITED;
 	ko.qps = KVS_KUBE_QPS_OFF;
 	ko.retries = KVS_KUBE_NO_RETRIES;

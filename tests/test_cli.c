@@ -1194,7 +1194,10 @@ Test(cli, gc_dry_run_deletes_nothing)
 	write_random_file("v1", 2u << 20, 7, v1);
 	write_random_file("v2", 2u << 20, 8, v2);
 	put_file("k", v1);
-	put_file("k", v2); /* v1's segments become garbage */
+	/* v1's segments become garbage: this put keeps no history */
+	run(&r, NULL, "put", "k", v2, "--history", "0", NULL);
+	expect_ok(&r, "put --history 0");
+	res_free(&r);
 	sleep(3);          /* older than the grace below (server time, whole seconds) */
 	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", "--dry-run", "-o", "json", NULL);
 	expect_ok(&r, "gc --dry-run");
@@ -1221,7 +1224,9 @@ Test(cli, gc_deletes_superseded_segments_and_keeps_the_value)
 	write_random_file("v1", 2u << 20, 9, v1);
 	write_random_file("v2", 2u << 20, 10, v2);
 	put_file("k", v1);
-	put_file("k", v2);
+	run(&r, NULL, "put", "k", v2, "--history", "0", NULL);   /* v1 is not kept */
+	expect_ok(&r, "put --history 0");
+	res_free(&r);
 	sleep(3);
 	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", NULL);
 	expect_ok(&r, "gc");
@@ -2002,4 +2007,178 @@ Test(cli, map_export_after_import_is_the_same_object, .timeout = 300)
 	cJSON_Delete(b);
 	res_free(&r);
 	free(d);
+}
+
+/* ---- history: log, get KEY@VERSION, rollback ------------------------------ */
+
+Test(cli, log_get_at_version_and_rollback)
+{
+	char v1[PATH_MAX], v2[PATH_MAX], got[PATH_MAX];
+	struct res r = { 0 };
+	cJSON *j, *items;
+
+	start_server(NULL, NULL);
+	write_random_file("v1", 300000, 1, v1);   /* chunked: segments shared by versions */
+	write_random_file("v2", 300000, 2, v2);
+	put_file("k", v1);
+	put_file("k", v2);
+
+	run(&r, NULL, "log", "k", NULL);
+	expect_ok(&r, "log");
+	cr_assert_not_null(strstr(r.out, "VERSION"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "ADDED"), "%s", r.out);
+	cr_assert_eq(count_lines(r.out), 3, "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "(current)"), "%s", r.out);
+	res_free(&r);
+
+	/* the older version reads back exactly */
+	path_in(got, "got");
+	run(&r, NULL, "get", "k@1", "--to-file", got, NULL);
+	expect_ok(&r, "get k@1");
+	res_free(&r);
+	{
+		size_t a, b;
+		char *x = slurp(v1, &a), *y = slurp(got, &b);
+		cr_assert(a == b && memcmp(x, y, a) == 0, "k@1 differs from the first put");
+		free(x);
+		free(y);
+	}
+
+	run(&r, NULL, "rollback", "k", "1", NULL);
+	expect_ok(&r, "rollback");
+	cr_assert_not_null(strstr(r.out, "rolled back to version 1: now version 3"), "%s", r.out);
+	res_free(&r);
+	assert_value_is("k", v1);
+	assert_value_is("k@2", v2);
+
+	run(&r, NULL, "log", "k", "-o", "json", NULL);
+	expect_ok(&r, "log -o json");
+	j = cJSON_Parse(r.out);
+	cr_assert_not_null(j, "%s", r.out);
+	items = cJSON_GetObjectItem(j, "items");
+	cr_assert_eq(cJSON_GetArraySize(items), 3);
+	for (int i = 0; i < 3; i++) {
+		cJSON *it = cJSON_GetArrayItem(items, i);
+		cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(it, "generation")), 3 - i);
+		cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(it, "length")), 300000);
+		cr_assert(cJSON_IsString(cJSON_GetObjectItem(it, "time")));
+		cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(it, "added")));
+		cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(it, "current")), i == 0);
+	}
+	/* the rollback sent no value data */
+	cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "added")),
+	             0);
+	cJSON_Delete(j);
+	res_free(&r);
+
+	/* after gc past grace every listed version still reads, and fsck is clean */
+	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", NULL);
+	expect_ok(&r, "gc");
+	res_free(&r);
+	sleep(3);
+	run(&r, NULL, "gc", "--grace", "2s", "--touch-window", "1s", NULL);
+	expect_ok(&r, "gc past grace");
+	res_free(&r);
+	assert_value_is("k@1", v1);
+	assert_value_is("k@2", v2);
+	assert_value_is("k@3", v1);
+	run(&r, NULL, "fsck", "--grace", "2s", "--touch-window", "1s", NULL);
+	cr_assert_eq(r.code, 0, "fsck: exit %d: %s%s", r.code, r.out, r.err);
+	res_free(&r);
+}
+
+Test(cli, bad_versions_give_clear_errors)
+{
+	char in[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v");
+	spit(in, "one", 3);
+	put_file("k", in);
+
+	run(&r, NULL, "get", "k@7", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "keeps no version 7"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "log k` lists the versions kept"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "no key k"), "the key exists: %s", r.err);
+	cr_assert_eq(r.out_len, 0);
+	res_free(&r);
+
+	run(&r, NULL, "get", "k@99999999999999999999999", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+
+	run(&r, NULL, "rollback", "k", "abc", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "invalid VERSION"), "%s", r.err);
+	res_free(&r);
+
+	run(&r, NULL, "rollback", "k", "0", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+
+	run(&r, NULL, "rollback", "k", "5", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	cr_assert_not_null(strstr(r.err, "keeps no version 5"), "%s", r.err);
+	cr_assert_not_null(strstr(r.err, "lists the versions kept"), "%s", r.err);
+	res_free(&r);
+
+	run(&r, NULL, "log", "nope", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+
+	/* @0 is the committed version: a key whose name ends in @digits */
+	spit(in, "at", 2);
+	put_file("a@5", in);
+	assert_value_is("a@5@0", in);
+	run(&r, NULL, "get", "a@5", NULL);
+	cr_assert_eq(r.code, 3, "a@5 is version 5 of key a: exit %d: %s", r.code, r.err);
+	res_free(&r);
+}
+
+Test(cli, history_flag_zero_keeps_nothing_and_rollback_is_conditional)
+{
+	char in[PATH_MAX], ver[64];
+	struct res r = { 0 };
+
+	start_server(NULL, NULL);
+	path_in(in, "v");
+	spit(in, "one", 3);
+	run(&r, NULL, "put", "k", in, "--history", "0", NULL);
+	expect_ok(&r, "put");
+	res_free(&r);
+	spit(in, "two", 3);
+	run(&r, NULL, "put", "k", in, "--history", "0", NULL);
+	expect_ok(&r, "put");
+	res_free(&r);
+	run(&r, NULL, "log", "k", "-q", NULL);
+	expect_ok(&r, "log");
+	cr_assert_eq(count_lines(r.out), 1, "%s", r.out);
+	res_free(&r);
+	run(&r, NULL, "get", "k@1", NULL);
+	cr_assert_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+	res_free(&r);
+
+	spit(in, "three", 5);
+	run(&r, NULL, "put", "k", in, "-q", NULL);   /* default history: keeps version 2 */
+	expect_ok(&r, "put");
+	snprintf(ver, sizeof(ver), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	res_free(&r);
+	run(&r, NULL, "rollback", "k", "2", "--expect-version", "1", NULL);
+	cr_assert_eq(r.code, 4, "stale expect: exit %d: %s", r.code, r.err);
+	res_free(&r);
+	assert_value_is("k", in);
+	run(&r, NULL, "rollback", "k", "2", "--expect-version", ver, "-o", "json", NULL);
+	expect_ok(&r, "rollback");
+	cr_assert_not_null(strstr(r.out, "\"rolled_back_to\""), "%s", r.out);
+	res_free(&r);
+	run(&r, NULL, "get", "k", NULL);
+	expect_ok(&r, "get");
+	cr_assert(r.out_len == 3 && memcmp(r.out, "two", 3) == 0, "%.*s", (int)r.out_len, r.out);
+	res_free(&r);
+
+	run(&r, NULL, "put", "k", in, "--history", "65", NULL);
+	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+	res_free(&r);
 }

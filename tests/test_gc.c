@@ -25,6 +25,7 @@
 
 #include "support/fixture.h"
 #include "internal.h" /* kvs__store_set_manifest_max: indirect manifests */
+#include "refs.h"     /* what an index references, history included */
 
 #define STORE "gct"
 #define SEG_SELECTOR "kvsplit.io/store=" STORE ",kvsplit.io/role=segment"
@@ -41,6 +42,10 @@ static void skip_unless_memory(void)
 
 /* Small chunks and segments: a value of a few hundred KiB spans several
  * segments, so every interleaving stays cheap. */
+/* Older versions kept per key (kvs_options.history). Off for the scenarios
+ * that need an older version to be garbage; the history races turn it on. */
+static uint32_t g_history = KVS_HISTORY_OFF;
+
 static kvs_store *open_store(kvs_backend *b)
 {
 	kvs_options o = KVS_OPTIONS_INIT;
@@ -53,6 +58,7 @@ static kvs_store *open_store(kvs_backend *b)
 	o.inline_max = 1024;
 	o.segment_target = 24 * 1024;
 	o.concurrency = 1;
+	o.history = g_history;
 	o.cache_bytes = UINT64_MAX; /* no cache: every read goes to the server */
 	int rc = kvs_open(&st, b, &o);
 	cr_assert_eq(rc, 0, "kvs_open: %s", kvs_error_last());
@@ -105,6 +111,25 @@ static uint64_t stat_segments(kvs_store *st, const char *key)
 
 	cr_assert_eq(rc, 0, "stat %s: %s", key, kvs_error_last());
 	return s.segments;
+}
+
+/* Distinct segments the index of `key` references: its value's, and those of
+ * the older versions its history keeps (their history objects included). */
+static uint64_t referenced_segments(kvs_store *st, const char *key)
+{
+	char name[KVS__NAME_BUF];
+	kvs_object *idx = NULL;
+	uint8_t (*a)[16] = NULL;
+	size_t n = 0;
+	int rc;
+
+	cr_assert_eq(kvs__key_to_index(name, st, key, NULL), 0);
+	cr_assert_eq(st->be->ops->get(st->be, &idx, name), 0, "%s", kvs_error_last());
+	rc = kvs__refs_segments(&a, &n, st, idx, NULL, NULL);
+	cr_assert_eq(rc, 0, "references of %s: %s", key, kvs_error_last());
+	free(a);
+	kvs_object_free(idx);
+	return n;
 }
 
 static int run_gc(kvs_gc_report *rep, kvs_store *st, int dry_run)
@@ -565,7 +590,17 @@ typedef struct scenario {
 	int base_is_garbage;     /* (i): an older version left eligible garbage */
 	unsigned interloper_at;  /* (i'): another writer commits v3 before this call */
 	char *v3;
+	int rollback;            /* (iv): v1 then v2 committed; the writer rolls back to v1
+	                          * (generation 1, or 2 after base_is_garbage) */
 } scenario;
+
+/* The racing writer's operation: a put of v2, or the rollback of (iv). */
+static int writer_op(const scenario *sc, kvs_store *wst)
+{
+	if (sc->rollback)
+		return kvs_rollback(NULL, wst, "k", sc->base_is_garbage ? 2 : 1, NULL);
+	return kvs_put(NULL, wst, "k", sc->v2, sc->len, NULL);
+}
 
 /*
  * Build the cluster a scenario starts from; returns the writer and gc
@@ -585,6 +620,8 @@ static void setup(const scenario *sc, kvs_backend **wb, kvs_backend **gb,
 		free(v0);
 	}
 	put_ok(*wst, "k", sc->v1, sc->len);
+	if (sc->rollback)
+		put_ok(*wst, "k", sc->v2, sc->len);
 	if (sc->crash_first) {
 		/* A put of v2 killed after creating every segment, before its
 		 * commit: the number of calls comes from a dry count. */
@@ -605,7 +642,7 @@ static unsigned count_writer_calls(const scenario *sc)
 
 	setup(sc, &wb, &gb, &wst, &gst);
 	kvs_mem_get_stats(wb, &s0);
-	put_ok(wst, "k", sc->v2, sc->len);
+	cr_assert_eq(writer_op(sc, wst), 0, "%s", kvs_error_last());
 	kvs_mem_get_stats(wb, &s1);
 	unsigned n = 0;
 	for (int i = 0; i < KVS_MEM_NCALLS; i++)
@@ -651,7 +688,7 @@ static void one_interleaving(const scenario *sc, unsigned start_at, unsigned pau
 	kvs_mem_set_hook(wb, writer_hook, &r);
 	kvs_mem_set_hook(gb, gc_hook, &r);
 
-	int prc = kvs_put(NULL, wst, "k", sc->v2, sc->len, NULL);
+	int prc = writer_op(sc, wst);
 	kvs_mem_set_hook(wb, NULL, NULL);
 	gc_finish(&r);
 	kvs_mem_set_hook(gb, NULL, NULL);
@@ -665,19 +702,40 @@ static void one_interleaving(const scenario *sc, unsigned start_at, unsigned pau
 	          "%s: unexpected put failure (%s)", when, kvs_error_last());
 
 	/* Invariant 3: the committed index's segments exist and verify. */
-	const char *want_v = prc == 0 ? sc->v2 : r.interloper_done ? sc->v3 : sc->v1;
+	const char *want_v = sc->rollback ? (prc == 0 ? sc->v1 : sc->v2)
+	                     : prc == 0 ? sc->v2 : r.interloper_done ? sc->v3 : sc->v1;
 	assert_value(wst, "k", want_v, sc->len, when);
 
 	/* Invariant 5: a final gc past grace leaves exactly what is referenced. */
 	kvs_mem_advance_clock(wb, PAST_GRACE_MS);
 	kvs_gc_report fin;
 	cr_assert_eq(run_gc(&fin, gst, 0), 0, "%s: final gc: %s", when, kvs_error_last());
-	uint64_t want = stat_segments(wst, "k");
+	uint64_t want = referenced_segments(wst, "k");
+	cr_assert_geq(want, stat_segments(wst, "k"), "%s", when);
 	cr_assert_eq(count_objects(wb, SEG_SELECTOR), want,
 	             "%s: after the final gc the store holds %zu segments, %llu referenced",
 	             when, count_objects(wb, SEG_SELECTOR), (unsigned long long)want);
 	cr_assert_eq(fin.young, 0, "%s", when);
 	assert_value(wst, "k", want_v, sc->len, when);
+	/* Acknowledged means readable: every version the history lists reads. */
+	if (g_history != KVS_HISTORY_OFF) {
+		kvs_version_info *vi = NULL;
+		size_t nv = 0;
+		cr_assert_eq(kvs_history(&vi, &nv, NULL, wst, "k", NULL), 0, "%s: %s", when,
+		             kvs_error_last());
+		for (size_t i = 0; i < nv; i++) {
+			kvs_get_options go = KVS_GET_OPTIONS_INIT;
+			void *got = NULL;
+			size_t got_len = 0;
+			go.generation = vi[i].generation;
+			int grc = kvs_get(&got, &got_len, NULL, wst, "k", &go);
+			cr_assert_eq(grc, 0, "%s: version %llu of %zu listed: %s", when,
+			             (unsigned long long)vi[i].generation, nv, kvs_error_last());
+			cr_assert_eq(got_len, sc->len, "%s", when);
+			kvs_free(got);
+		}
+		kvs_free(vi);
+	}
 
 	kvs_close(r.ist);
 	pthread_mutex_destroy(&r.mu);
@@ -758,6 +816,39 @@ Test(gc, race_reuse_from_a_base_replaced_by_another_writer_at_every_call, .timeo
 	free(sc.v1);
 	free(sc.v2);
 	free(sc.v3);
+}
+
+/* (iv) with history: the writer's put creates its base's history object and
+ * commits it with the value; the base's segments stay referenced as history. */
+Test(gc, race_put_keeping_history_at_every_call, .timeout = 120)
+{
+	skip_unless_memory();
+	g_history = 4;
+	scenario sc = { .what = "put keeping history" };
+	make_values(&sc, 120000, 71);
+	sc.base_is_garbage = 1;
+	unsigned runs = run_all_interleavings(&sc);
+	cr_log_info("put keeping history: %u interleavings", runs);
+	free(sc.v1);
+	free(sc.v2);
+}
+
+/* (iv) a rollback: no value data, every segment reused from an older version
+ * the base references only through its history, plus the history object of
+ * the base; gc runs at every point of it. */
+Test(gc, race_rollback_at_every_call, .timeout = 120)
+{
+	skip_unless_memory();
+	g_history = 4;
+	scenario sc = { .what = "rollback" };
+	make_values(&sc, 120000, 81);
+	fx_random(sc.v2, sc.len / 2, 82);   /* v2 drops half of v1's chunks */
+	sc.base_is_garbage = 1;
+	sc.rollback = 1;
+	unsigned runs = run_all_interleavings(&sc);
+	cr_log_info("rollback: %u interleavings", runs);
+	free(sc.v1);
+	free(sc.v2);
 }
 
 Test(gc, race_already_exists_on_orphan_then_touch_at_every_call, .timeout = 120)

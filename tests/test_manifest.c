@@ -160,7 +160,7 @@ Test(manifest, unknown_format_version_is_eunsupported)
 {
 	uint8_t buf[64];
 	kvs__manifest d;
-	size_t n = handmade(buf, 3, "blob");
+	size_t n = handmade(buf, 4, "blob");
 	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_EUNSUPPORTED);
 	kvs__manifest_clear(&d);
 }
@@ -267,4 +267,108 @@ Test(manifest, value_with_indirect_manifest_roundtrips_and_edits)
 	kvs_free(p);
 	free(d);
 	kvs_close(s);
+}
+
+/* ---- format version 3: history fields (docs/format.md §6) ----------------- */
+
+Test(manifest, version_3_roundtrips_time_added_and_history)
+{
+	kvs__manifest m, d;
+	uint8_t *buf, tab[2 * 72];
+	size_t len;
+
+	sample(&m, 5, 2);
+	memset(tab, 0, sizeof(tab));
+	kvs__put_be64(tab, 2);
+	kvs__put_be64(tab + 72, 1);
+	m.v3 = 1;
+	m.time_ms = 1700000000123ull;
+	m.added = 4242;
+	m.hist = malloc(sizeof(tab));
+	memcpy(m.hist, tab, sizeof(tab));
+	m.hist_len = sizeof(tab);
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs__manifest_decode(&d, buf, len, "test"), 0, "%s", kvs_error_last());
+	cr_assert(d.v3);
+	cr_assert_eq(d.time_ms, 1700000000123ull);
+	cr_assert_eq(d.added, 4242);
+	cr_assert_eq(d.hist_len, sizeof(tab));
+	cr_assert(memcmp(d.hist, tab, sizeof(tab)) == 0);
+	cr_assert_eq(d.nchunks, 5);
+	kvs__manifest_clear(&d);
+	free(buf);
+	/* without history fields the encoding stays format version 1 */
+	free(m.hist);
+	m.hist = NULL;
+	m.hist_len = 0;
+	m.v3 = 0;
+	m.time_ms = m.added = 0;
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), 0);
+	cr_assert_eq(kvs__manifest_decode(&d, buf, len, "test"), 0);
+	cr_assert(!d.v3);
+	cr_assert_eq(d.hist_len, 0);
+	kvs__manifest_clear(&d);
+	kvs__manifest_clear(&m);
+	free(buf);
+}
+
+/* A history table over its cap does not make the value unreadable: the
+ * manifest decodes, and the table is marked bad for history.c to refuse. */
+Test(manifest, oversized_history_table_leaves_the_value_readable)
+{
+	kvs__manifest m, d;
+	uint8_t *buf;
+	size_t len;
+
+	sample(&m, 3, 1);
+	m.v3 = 1;
+	m.hist_len = KVS__MF_HIST_MAX;
+	m.hist = calloc(1, m.hist_len);
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), 0, "%s", kvs_error_last());
+	free(buf);
+	free(m.hist);
+	m.hist_len = KVS__MF_HIST_MAX + 72;
+	m.hist = calloc(1, m.hist_len);
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), KVS_ERROR,
+	             "the encoder refuses a table over the cap");
+	/* a hostile writer's oversized table, encoded by hand: cap it at decode */
+	m.hist_len = KVS__MF_HIST_MAX;
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), 0);
+	{
+		/* grow the bin in place: msgpack bin16 length, then fix the trailer */
+		uint8_t *big = malloc(len + 72);
+		size_t body = len - 8, at = 0;
+		for (size_t i = 0; i + 3 < body; i++)
+			if (buf[i] == 0xc5 && kvs__get_be16(buf + i + 1) == KVS__MF_HIST_MAX)
+				at = i;
+		cr_assert_neq(at, 0, "hist bin not found");
+		memcpy(big, buf, at);
+		big[at] = 0xc5;
+		kvs__put_be16(big + at + 1, KVS__MF_HIST_MAX + 72);
+		memset(big + at + 3, 0, KVS__MF_HIST_MAX + 72);
+		memcpy(big + at + 3 + KVS__MF_HIST_MAX + 72, buf + at + 3 + KVS__MF_HIST_MAX,
+		       body - at - 3 - KVS__MF_HIST_MAX);
+		body += 72;
+		kvs__put_be64(big + body, XXH3_64bits(big, body));
+		cr_assert_eq(kvs__manifest_decode(&d, big, body + 8, "test"), 0, "%s", kvs_error_last());
+		cr_assert(d.hist_bad);
+		cr_assert_eq(d.hist_len, 0);
+		cr_assert_eq(d.nchunks, 3);
+		kvs__manifest_clear(&d);
+		free(big);
+	}
+	free(buf);
+	kvs__manifest_clear(&m);
+}
+
+Test(manifest, history_fields_need_version_3_and_no_map)
+{
+	kvs__manifest m;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	sample(&m, 3, 1);
+	m.added = 1;   /* a version 3 field in a version 1 manifest */
+	cr_assert_eq(kvs__manifest_encode(&buf, &len, &m, 1 << 20), KVS_ERROR);
+	kvs__manifest_clear(&m);
 }

@@ -326,6 +326,76 @@ Test(torture, put_existing_edit_threads, .timeout = 300)
 	torture(&t);
 }
 
+/* ------------------------------------------------------------------------ */
+/* history: rollback, and reading an older version                          */
+
+static void setup_rollback(tc *t)
+{
+	fresh(t);
+	put_ok(t->s, t->key, v_big, BIG);     /* version 1 */
+	put_ok(t->s, t->key, v_edit, BIG);    /* version 2 */
+}
+
+static int op_rollback(tc *t)
+{
+	return kvs_rollback(NULL, t->s, t->key, 1, NULL);
+}
+
+static void after_rollback(tc *t, int rc)
+{
+	if (rc == 0) {
+		expect_value(t, t->key, v_big, BIG);
+		return;
+	}
+	old_or_new(t);   /* version 2 as it was, or version 1 again if the commit landed */
+	cr_assert_eq(kvs_rollback(NULL, t->s, t->key, 1, NULL), 0, "%s: %s", t->name,
+	             kvs_error_last());
+	expect_value(t, t->key, v_big, BIG);
+}
+
+Test(torture, rollback, .timeout = 300)
+{
+	make_values();
+	tc t = { .name = "rollback", .setup = setup_rollback, .op = op_rollback,
+	         .after = after_rollback, .key = "k", .oldv = v_edit, .oldlen = BIG, .newv = v_big,
+	         .newlen = BIG };
+	torture(&t);
+}
+
+static int op_get_version(tc *t)
+{
+	kvs_get_options go = KVS_GET_OPTIONS_INIT;
+	kvs_version_info *vi = NULL;
+	size_t n = 0, len = 0;
+	void *v = NULL;
+	int rc;
+
+	if ((rc = kvs_history(&vi, &n, NULL, t->s, t->key, NULL)) < 0)
+		return rc;
+	kvs_free(vi);
+	go.generation = 1;
+	if ((rc = kvs_get(&v, &len, NULL, t->s, t->key, &go)) < 0)
+		return rc;
+	if (len != BIG || memcmp(v, v_big, BIG) != 0)
+		cr_assert_fail("%s: version 1 read back different bytes", t->name);
+	kvs_free(v);
+	return 0;
+}
+
+static void after_get_version(tc *t, int rc)
+{
+	(void)rc;
+	expect_value(t, t->key, v_edit, BIG);
+}
+
+Test(torture, get_older_version, .timeout = 300)
+{
+	make_values();
+	tc t = { .name = "get_older_version", .setup = setup_rollback, .op = op_get_version,
+	         .after = after_get_version, .key = "k" };
+	torture(&t);
+}
+
 /*
  * AlreadyExists: the value's segments are there already (the same bytes
  * under another key), so every create meets them and each is touched, read
