@@ -807,3 +807,188 @@ Test(workflow_kubeops, one_changed_node_sends_a_small_part_of_the_state)
 	cr_assert_eq(ops->delete_state(k, ns, key), 0, "%s", kvs_error_last());
 	kvc_wf_kube_free(k);
 }
+
+/*
+ * Final node records as a long-running workflow leaves them: task i,
+ * Succeeded on attempt `attempts`, with a message of `msg_len` bytes (the
+ * record of a task that failed before: its message names the failure).
+ * Returns the bytes (fields and values) of the records.
+ */
+static uint64_t final_nodes(kvc_wf_entry *e, char (*fields)[8], char **values, unsigned n, const char *wf,
+                            unsigned attempts, size_t msg_len)
+{
+	uint64_t bytes = 0;
+	char msg[KVC_WF_MESSAGE_MAX + 1];
+	memset(msg, 'x', sizeof(msg));
+	memcpy(msg, "attempt 1: Failed: Error: exit code 1: ", 39);
+	msg[msg_len < sizeof(msg) ? msg_len : sizeof(msg) - 1] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		kvc_wf_node nd;
+		memset(&nd, 0, sizeof(nd));
+		nd.phase = KVC_WF_SUCCEEDED;
+		nd.attempts = attempts;
+		nd.started = 1767225600 + i;
+		nd.finished = nd.started + 30;
+		nd.has_exit = 1;
+		if (msg_len)
+			cr_assert_eq(kvc_wf_node_set_message(&nd, msg), 0);
+		size_t len = 0;
+		cr_assert_eq(kvc_wf_node_encode(&values[i], &len, &nd, wf, i), 0, "%s", kvs_error_last());
+		free(nd.message);
+		kvc_wf_field(fields[i], i);
+		e[i] = (kvc_wf_entry){ fields[i], KVC_WF_FIELD_LEN, values[i], len };
+		bytes += KVC_WF_FIELD_LEN + len;
+	}
+	return bytes;
+}
+
+/*
+ * 20,000 finished tasks whose records carry a Pod name near the 253-byte
+ * limit and a full message: the node status, read back through kvsplit, is
+ * over 10 MB; the controller's reconcile writes the Workflow's status from
+ * it, and the whole Workflow object on the server stays under 64 KiB.
+ */
+Test(workflow_kubeops, a_20000_task_workflow_stays_under_64k_with_over_10mb_of_node_status, .timeout = 120)
+{
+	apply_crd();
+	const char *ns = fx_kapi_ns(srv);
+	enum { N = 20000 };
+	char name[KVC_WF_NAME_MAX + 1], js[1024];
+	memset(name, 'w', sizeof(name));
+	name[235] = '\0'; /* <name>-19999-3 is 243 characters */
+	snprintf(js, sizeof(js),
+	         "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+	         "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"parallelism\":{\"withCount\":%u},"
+	         "\"retries\":{\"maxAttemptsPerTask\":3},"
+	         "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}",
+	         name, (unsigned)N);
+	create(js);
+	cJSON *wf = get_wf(name);
+	kvc_wf_ident id;
+	char key[512];
+	cr_assert_eq(kvc_wf_ident_parse(&id, wf), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvc_wf_state_key(key, sizeof(key), &id), 0);
+
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	static char fields[N][8];
+	static char *values[N];
+	static kvc_wf_entry e[N];
+	uint64_t bytes = final_nodes(e, fields, values, N, name, 3, KVC_WF_MESSAGE_MAX);
+	char ver[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(kvc_wf_kube_ops()->commit_state(k, ns, key, e, N, "", ver, sizeof(ver)), 0, "%s",
+	             kvs_error_last());
+	for (unsigned i = 0; i < N; i++)
+		free(values[i]);
+
+	/* The controller's reconcile: it loads the map and writes the summary. */
+	kvc_wf_reconciler *rec = NULL;
+	kvc_wf_reconciler_opts ro = KVC_WF_RECONCILER_OPTS_INIT;
+	kvc_wf_result res;
+	cr_assert_eq(kvc_wf_reconciler_new(&rec, kvc_wf_kube_ops(), k, &ro), 0);
+	for (int i = 0; i < 4; i++) {
+		cJSON_Delete(wf);
+		wf = get_wf(name);
+		cr_assert_eq(kvc_wf_reconcile(rec, wf, &res), 0, "%s", kvs_error_last());
+		if (!res.requeue && res.phase == KVC_WF_W_SUCCEEDED)
+			break;
+	}
+	cr_assert_eq(res.created, 0);
+	kvc_wf_reconciler_free(rec);
+	cJSON_Delete(wf);
+	wf = get_wf(name);
+	cr_assert_str_eq(status_str(wf, "phase"), "Succeeded");
+	cr_assert_eq(task_count(wf, "total"), N);
+	cr_assert_eq(task_count(wf, "succeeded"), N);
+
+	/* The node status through kvsplit: every record, over 10 MB. */
+	unsigned *att = calloc(N, sizeof(*att));
+	cr_assert_eq(check_state(wf, N, att, "big"), 3 * N);
+	free(att);
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = "workflows";
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	kvs_map_iter *mi = NULL;
+	kvs_map_entry me;
+	uint64_t stored = 0;
+	cr_assert_eq(kvs_map_iter_open(&mi, NULL, st, key, NULL), 0, "%s", kvs_error_last());
+	while (kvs_map_iter_next(&me, mi) == 0)
+		stored += me.field_len + me.value_len;
+	kvs_map_iter_close(mi);
+	kvs_close(st);
+	cr_assert_eq(stored, bytes);
+	char *text = cJSON_PrintUnformatted(wf);
+	cr_log_info("20,000 tasks: Workflow object %zu bytes, node status %" PRIu64 " bytes", strlen(text), stored);
+	cr_assert_gt(stored, 10000000, "node status %" PRIu64 " bytes", stored);
+	cr_assert_lt(strlen(text), 64 * 1024, "Workflow object %zu bytes", strlen(text));
+	free(text);
+	cJSON_Delete(wf);
+	kvc_wf_kube_free(k);
+}
+
+/*
+ * A change to one task of a 5,000-task workflow (its record as the
+ * evaluation's workflows leave them: a short name, no message) sends under
+ * 1% of the node status's bytes: one small delta run and the map's index.
+ */
+Test(workflow_kubeops, one_changed_task_of_5000_sends_under_1_percent_of_the_state)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const kvc_wf_ops *ops = kvc_wf_kube_ops();
+	const char *ns = fx_kapi_ns(srv), *key = "workflow/five/uid-5";
+	enum { N = 5000 };
+	static char fields[N][8];
+	static char *values[N];
+	static kvc_wf_entry e[N];
+	uint64_t bytes = final_nodes(e, fields, values, N, "five", 1, 0);
+	char v1[KVC_WF_STATE_VER_MAX], v2[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(ops->commit_state(k, ns, key, e, N, "", v1, sizeof(v1)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats s0, s1;
+	kvc_wf_kube_stats_get(k, &s0);
+	/* task 2500 finishes again on a retry: its record changes */
+	char *one = NULL;
+	size_t len = 0;
+	kvc_wf_node nd;
+	memset(&nd, 0, sizeof(nd));
+	nd.phase = KVC_WF_SUCCEEDED;
+	nd.attempts = 2;
+	nd.started = 1767229999;
+	nd.finished = 1767230042;
+	nd.has_exit = 1;
+	cr_assert_eq(kvc_wf_node_encode(&one, &len, &nd, "five", 2500), 0);
+	kvc_wf_entry c = { fields[2500], KVC_WF_FIELD_LEN, one, len };
+	cr_assert_eq(ops->commit_state(k, ns, key, &c, 1, v1, v2, sizeof(v2)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats_get(k, &s1);
+	uint64_t sent = s1.state_bytes_sent - s0.state_bytes_sent;
+	cr_log_info("5,000 tasks: node status %" PRIu64 " bytes, one change sent %" PRIu64 " bytes (%.3f%%)", bytes,
+	            sent, 100.0 * (double)sent / (double)bytes);
+	cr_assert_eq(s1.state_commits, s0.state_commits + 1);
+	cr_assert(sent > 0 && sent * 100 < bytes, "one change sent %" PRIu64 " bytes of a %" PRIu64 "-byte state", sent,
+	          bytes);
+	/* and the change is there */
+	void *val = NULL;
+	size_t vlen = 0;
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = "workflows";
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	cr_assert_eq(kvs_map_get(&val, &vlen, NULL, NULL, st, key, fields[2500], KVC_WF_FIELD_LEN, NULL), 0, "%s",
+	             kvs_error_last());
+	cr_assert(vlen == len && !memcmp(val, one, len));
+	kvs_free(val);
+	kvs_close(st);
+	free(one);
+	for (unsigned i = 0; i < N; i++)
+		free(values[i]);
+	kvc_wf_kube_free(k);
+}
