@@ -659,13 +659,17 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 	snprintf(path, sizeof(path), "%s/watch.txt", dir);
 	char *out = slurp(path);
 	cr_assert_not_null(out);
-	unsigned lines = 0, progress_seen = 0;
+	unsigned lines = 0, progress_seen = 0, running_lines = 0, succeeded_at = 0;
 	char last[64] = "";
 	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char name[32], phase[32], prog[32];
 		if (sscanf(line, "%31s %31s %31s", name, phase, prog) != 3 || strcmp(name, "big"))
 			continue;
 		lines++;
+		running_lines += !strcmp(phase, "Running");
+		if (!strcmp(phase, "Succeeded") && !succeeded_at)
+			succeeded_at = lines;
+		cr_assert(!succeeded_at || !strcmp(phase, "Succeeded"), "kubectl get -w: %s after Succeeded", phase);
 		if (strcmp(prog, last)) {
 			progress_seen++;
 			snprintf(last, sizeof(last), "%s", prog);
@@ -674,8 +678,127 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 	cr_assert(progress_seen >= 5, "kubectl get -w showed %u progress values in %u lines:\n%s", progress_seen,
 	          lines, out);
 	cr_assert_str_eq(last, "30/30");
+	/* the phase changed live too: Running lines first, then Succeeded */
+	cr_assert(running_lines >= 3 && succeeded_at > running_lines, "kubectl get -w: %u Running lines, Succeeded at line %u:\n%s",
+	          running_lines, succeeded_at, out);
 	free(out);
 	cr_assert_eq(wait_exit(pid[2], SIGTERM), 0);
+}
+
+/* AllSuccessful + TerminateRemaining: the fast failure decides, the slow two are terminated. */
+static const char *const WF_ALL_TERM =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"allterm\"},\"spec\":{\"parallelism\":{\"withKeys\":"
+        "[\"sleep 0.3; exit 2\",\"sleep 8; exit 0\",\"sleep 9; exit 0\"]},"
+        "\"completion\":{\"strategy\":\"AllSuccessful\",\"onComplete\":\"TerminateRemaining\"},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\","
+        "\"command\":[\"sh\",\"-c\"],\"args\":[\"${task.key}\"]}]}}}}";
+/* AnySuccessful + WaitForRemaining: the fast success decides, the others run to their end. */
+static const char *const WF_ANY_WAIT =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"anywait\"},\"spec\":{\"parallelism\":{\"withMatrix\":"
+        "{\"run\":[\"sleep 0.3; exit 0\",\"sleep 2; exit 0\",\"sleep 2; exit 4\"]}},"
+        "\"completion\":{\"strategy\":\"AnySuccessful\",\"onComplete\":\"WaitForRemaining\"},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\","
+        "\"command\":[\"sh\",\"-c\"],\"args\":[\"${task.matrix.run}\"]}]}}}}";
+
+/* The node record of one task, through kvsplit. */
+static void node_of(const cJSON *wf, unsigned index, kvc_wf_node *out)
+{
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(wf, "status"), "stateRef");
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	char field[KVC_WF_FIELD_LEN + 1];
+	void *val = NULL;
+	size_t vlen = 0;
+	so.name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "store"));
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	kvc_wf_field(field, index);
+	cr_assert_eq(kvs_map_get(&val, &vlen, NULL, NULL, st, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "key")),
+	                         field, KVC_WF_FIELD_LEN, NULL),
+	             0, "%s", kvs_error_last());
+	cr_assert_eq(kvc_wf_node_decode(out, val, vlen, 100), 0, "%.*s", (int)vlen, (const char *)val);
+	kvs_free(val);
+	kvs_close(st);
+}
+
+/*
+ * The two policy combinations the first test leaves out: AllSuccessful
+ * with TerminateRemaining (Failed at the first failure, the running tasks'
+ * Pods deleted, Skipped "terminated"), and AnySuccessful with
+ * WaitForRemaining (the outcome decided at the first success, the phase
+ * final only once the running tasks finished, their results recorded).
+ */
+Test(workflow_e2e, all_successful_terminates_and_any_successful_waits_for_remaining)
+{
+	double t0 = now_s();
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *const ca[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "a", "--lease-duration", "3s",
+		                   "--resync", "1s", NULL };
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, NULL };
+	spawn("kvsplit-controller", "a.log", ca);
+	spawn("kubelet-sim", "sim.log", sim);
+	start_pod_watch();
+	create(WF_ALL_TERM);
+	create(WF_ANY_WAIT);
+
+	cJSON *wf = wait_final("allterm", t0 + 30);
+	double t_allterm = now_s();
+	unsigned att[3] = { 0 };
+	cr_assert_str_eq(status_str(wf, "phase"), "Failed");
+	cr_assert_eq(task_count(wf, "failed"), 1);
+	cr_assert_eq(task_count(wf, "skipped"), 2);
+	cr_assert_eq(check_state(wf, 3, att, "allterm"), 3);
+	kvc_wf_node nd;
+	for (unsigned i = 1; i < 3; i++) {
+		node_of(wf, i, &nd);
+		cr_assert_eq(nd.phase, KVC_WF_SKIPPED);
+		cr_assert(nd.message && strstr(nd.message, "terminated"), "task %u: %s", i, nd.message ? nd.message : "-");
+		free(nd.message);
+	}
+	cJSON_Delete(wf);
+	cr_assert(t_allterm - t0 < 8, "TerminateRemaining waited for the 8 s tasks");
+	/* The running Pods are deleted. */
+	for (unsigned i = 1; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "allterm-%u-1", i);
+		for (int k = 0;; k++) {
+			cJSON *pod = NULL;
+			int rc = kvs_kube_get(&pod, kube, &kvs_kube_pods, ns, name, NULL, NULL);
+			int going = rc == KVS_ENOTFOUND ||
+			            (rc == 0 && cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "metadata"),
+			                                                         "deletionTimestamp"));
+			cJSON_Delete(pod);
+			if (going)
+				break;
+			cr_assert(k < 50, "Pod %s not deleted after TerminateRemaining", name);
+			sleep_s(0.1);
+		}
+	}
+
+	wf = wait_final("anywait", t0 + 30);
+	double t_anywait = now_s();
+	memset(att, 0, sizeof(att));
+	cr_assert_str_eq(status_str(wf, "phase"), "Succeeded");
+	cr_assert_eq(task_count(wf, "succeeded"), 2);
+	cr_assert_eq(task_count(wf, "failed"), 1);
+	cr_assert_eq(task_count(wf, "skipped"), 0);
+	cr_assert_eq(check_state(wf, 3, att, "anywait"), 3);
+	node_of(wf, 2, &nd);
+	cr_assert_eq(nd.phase, KVC_WF_FAILED);
+	cr_assert(nd.has_exit && nd.exit_code == 4, "exit %d", nd.exit_code);
+	free(nd.message);
+	cJSON_Delete(wf);
+	cr_assert(t_anywait - t0 > 2, "WaitForRemaining did not wait for the 2 s tasks");
+
+	stop_pod_watch();
+	static const unsigned one[3] = { 1, 1, 1 };
+	check_pods("allterm", 3, one);
+	check_pods("anywait", 3, one);
+	cr_assert_eq(seen.n, 6, "%u Pods created, want 6", seen.n);
 }
 
 /* ---- suite workflow_kubeops: the node state through kvsplit ---------------- */
