@@ -17,20 +17,17 @@
  * libmicrohttpd serves /metrics. SIGTERM releases the shards (the next
  * owners continue from the stored node status) and exits 0.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <kvsplit.h>
 #include <kvsplit/kube.h>
 
+#include "controller/app.h"
 #include "controller/informer.h"
 #include "controller/kubeapi.h"
 #include "controller/member.h"
@@ -43,11 +40,7 @@
 #define INDEX_WF_UID "uid"
 
 typedef struct ctl {
-	const char *id;
-	int json;
-	kvs_kube *kube, *lease_kube;
-	kvc_api *api;
-	kvc_member *m;
+	kvc_app app; /* identity, clients (objects; the keepalive's), membership */
 	kvc_informer *wf, *stamp, *pods;
 	kvc_queue *q, *sq;
 	kvc_wf_kube *ops;
@@ -56,60 +49,6 @@ typedef struct ctl {
 	kvc_runtime_counters c;
 	uint64_t created, adopted, deleted, committed;
 } ctl;
-
-static volatile sig_atomic_t terminate;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	terminate = 1;
-}
-
-/* ---- logging: as shard-echo's ------------------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void logv(const ctl *e, const char *event, ...)
-{
-	struct timespec ts;
-	va_list ap;
-	const char *k, *v;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	pthread_mutex_lock(&log_mu);
-	if (e->json)
-		printf("{\"ts\":%lld.%06ld,\"event\":\"%s\",\"member\":\"%s\"", (long long)ts.tv_sec,
-		       ts.tv_nsec / 1000, event, e->id);
-	else
-		printf("ts=%lld.%06ld event=%s member=%s", (long long)ts.tv_sec, ts.tv_nsec / 1000, event,
-		       e->id);
-	va_start(ap, event);
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
-		if (e->json) {
-			printf(",\"%s\":\"", k);
-			for (const char *p = v; *p; p++)
-				if (*p == '"' || *p == '\\')
-					printf("\\%c", *p);
-				else if ((unsigned char)*p < 0x20)
-					printf("\\u%04x", (unsigned char)*p);
-				else
-					putchar(*p);
-			putchar('"');
-		} else if (strpbrk(v, " \"=") || !*v) {
-			printf(" %s=\"", k);
-			for (const char *p = v; *p; p++)
-				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-			putchar('"');
-		} else {
-			printf(" %s=%s", k, v);
-		}
-	}
-	va_end(ap);
-	puts(e->json ? "}" : "");
-	fflush(stdout);
-	pthread_mutex_unlock(&log_mu);
-}
 
 /* ---- informers' helpers ----------------------------------------------------- */
 
@@ -155,7 +94,7 @@ static void *worker(void *arg)
 			kvc_queue_done(e->q, key);
 			continue;
 		}
-		if (!kvc_member_begin(e->m, (unsigned)shard, &epoch)) {
+		if (!kvc_member_begin(e->app.m, (unsigned)shard, &epoch)) {
 			cJSON_Delete(obj);
 			kvc_queue_forget(e->q, key);
 			kvc_queue_done(e->q, key);
@@ -166,7 +105,7 @@ static void *worker(void *arg)
 		clock_gettime(CLOCK_REALTIME, &t0);
 		rc = kvc_wf_reconcile(e->rec, obj, &res);
 		clock_gettime(CLOCK_REALTIME, &t1);
-		kvc_member_end(e->m, (unsigned)shard);
+		kvc_member_end(e->app.m, (unsigned)shard);
 		if (rc == KVS_ECONFLICT || rc == KVS_EEXISTS) {
 			/* Someone committed first (a stale cache, or a previous owner):
 			 * the next reconcile starts from what is stored. */
@@ -184,7 +123,7 @@ static void *worker(void *arg)
 		snprintf(ad, sizeof(ad), "%u", rc == 0 ? res.adopted : 0);
 		snprintf(de, sizeof(de), "%u", rc == 0 ? res.deleted : 0);
 		snprintf(co, sizeof(co), "%u", rc == 0 ? res.committed : 0);
-		logv(e, "reconcile", "object", key, "shard", sh, "epoch", ep, "result",
+		kvc_app_log(&e->app, "reconcile", "object", key, "shard", sh, "epoch", ep, "result",
 		     rc < 0 ? "error" : kvc_wf_wphase_name(res.phase), "created", cr, "adopted", ad, "deleted", de,
 		     "committed", co, "start", start, "dur_us", dur, rc < 0 ? "error" : NULL,
 		     rc < 0 ? kvs_error_last() : NULL, (const char *)NULL);
@@ -221,10 +160,10 @@ static void *stamper(void *arg)
 		cJSON *obj = NULL;
 		int rc = 0;
 		if (kvc_informer_get(e->stamp, key, &obj, NULL) == 1) {
-			rc = kvc_vshard_stamp(e->kube, &kvc_wf_workflows, md_str(obj, "namespace"), obj,
-			                      kvc_member_vshards(e->m));
+			rc = kvc_vshard_stamp(e->app.kube, &kvc_wf_workflows, md_str(obj, "namespace"), obj,
+			                      kvc_member_vshards(e->app.m));
 			if (rc < 0 && rc != KVS_ENOTFOUND)
-				logv(e, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
+				kvc_app_log(&e->app, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
 		}
 		cJSON_Delete(obj);
 		if (rc < 0 && rc != KVS_ENOTFOUND)
@@ -288,7 +227,7 @@ static int collect(void *ctx, kvc_mbuf *b)
 	cr = e->created, ad = e->adopted, de = e->deleted, co = e->committed;
 	pthread_mutex_unlock(&e->mu);
 	kvc_wf_kube_stats_get(e->ops, &ks);
-	kvc_metrics_runtime(b, e->m, e->q, infs, 3, &c);
+	kvc_metrics_runtime(b, e->app.m, e->q, infs, 3, &c);
 	kvc_mbuf_family(b, "kvsplit_workflow_pods_created_total", "counter", "Task Pods created.");
 	kvc_mbuf_sample(b, "kvsplit_workflow_pods_created_total", NULL, (double)cr);
 	kvc_mbuf_family(b, "kvsplit_workflow_pods_adopted_total", "counter",
@@ -304,25 +243,7 @@ static int collect(void *ctx, kvc_mbuf *b)
 	return 0;
 }
 
-/* ---- flags ------------------------------------------------------------------- */
-
-static int64_t parse_duration(const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v < 0 || v > 86400.0 * 365)
-		return -1;
-	if (!*end || strcmp(end, "s") == 0)
-		return (int64_t)(v * 1e9);
-	if (strcmp(end, "ms") == 0)
-		return (int64_t)(v * 1e6);
-	if (strcmp(end, "m") == 0)
-		return (int64_t)(v * 60e9);
-	if (strcmp(end, "h") == 0)
-		return (int64_t)(v * 3600e9);
-	return -1;
-}
+/* ---- flags and the keepalive's hook ------------------------------------ */
 
 static void usage(FILE *f)
 {
@@ -332,95 +253,36 @@ static void usage(FILE *f)
 	           "                          [--lease-namespace NS] [--log-json]\n");
 }
 
-static int64_t mono_ns(void)
+/* After a tick that changed the shards held: Pods first, so a Workflow
+ * reconciled with a cold Pod cache reads its Running nodes' Pods from the
+ * server, never takes them for deleted. */
+static void on_shards(void *ctx, const kvc_shardset *held)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until(int64_t until)
-{
-	for (;;) {
-		int64_t d = until - mono_ns();
-		if (d <= 0 || terminate)
-			return;
-		if (d > 50 * 1000000)
-			d = 50 * 1000000;
-		struct timespec ts = { 0, (long)d };
-		nanosleep(&ts, NULL);
-	}
-}
-
-static void follow_shards(ctl *e, kvc_shardset *last, uint64_t *fences)
-{
-	kvc_shardset held;
-	kvc_member_stats st;
-	kvc_member_held(e->m, &held);
-	kvc_member_stats_get(e->m, &st);
-	if (st.fences != *fences) {
-		char n[24];
-		snprintf(n, sizeof(n), "%" PRIu64, st.fences);
-		logv(e, "fenced", "fences", n, (const char *)NULL);
-		*fences = st.fences;
-	}
-	if (kvc_set_equal(&held, last))
-		return;
-	unsigned got = 0, lost = 0;
-	for (unsigned s = 0; s < KVC_VSHARDS_MAX; s++) {
-		got += kvc_set_has(&held, s) && !kvc_set_has(last, s);
-		lost += !kvc_set_has(&held, s) && kvc_set_has(last, s);
-	}
-	char h[16], g[16], l[16], mem[16];
-	snprintf(h, sizeof(h), "%u", kvc_set_count(&held));
-	snprintf(g, sizeof(g), "%u", got);
-	snprintf(l, sizeof(l), "%u", lost);
-	snprintf(mem, sizeof(mem), "%u", st.members);
-	logv(e, "shards", "held", h, "acquired", g, "released", l, "members", mem, (const char *)NULL);
-	*last = held;
-	/* Pods first: a Workflow reconciled with a cold Pod cache reads its
-	 * Running nodes' Pods from the server, never takes them for deleted. */
-	kvc_informer_set_shards(e->pods, &held);
-	kvc_informer_set_shards(e->wf, &held);
+	ctl *e = ctx;
+	kvc_informer_set_shards(e->pods, held);
+	kvc_informer_set_shards(e->wf, held);
 }
 
 int main(int argc, char **argv)
 {
-	const char *kubeconfig = NULL, *ns = NULL, *identity = NULL, *metrics_addr = NULL,
-	           *store = "workflows", *lease_ns = NULL;
-	int64_t lease = 15 * KVC_S, resync = 30 * KVC_S;
-	unsigned workers = 4;
-	double qps = 100;
+	const char *store = "workflows", *lease_ns = NULL;
+	kvc_app_flags f;
 	char host[256];
 	ctl e;
-	int json = 0, rc;
+	int rc;
 
+	kvc_app_flags_init(&f, 30 * KVC_S);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = 1;
-		if (strcmp(a, "--kubeconfig") == 0 && v)
-			kubeconfig = v;
-		else if (strcmp(a, "--namespace") == 0 && v)
-			ns = v;
-		else if (strcmp(a, "--lease-namespace") == 0 && v)
-			lease_ns = v;
-		else if (strcmp(a, "--identity") == 0 && v)
-			identity = v;
-		else if (strcmp(a, "--lease-duration") == 0 && v)
-			lease = parse_duration(v);
-		else if (strcmp(a, "--metrics-addr") == 0 && v)
-			metrics_addr = v;
-		else if (strcmp(a, "--workers") == 0 && v)
-			workers = (unsigned)strtoul(v, NULL, 10);
-		else if (strcmp(a, "--qps") == 0 && v)
-			qps = strtod(v, NULL);
-		else if (strcmp(a, "--resync") == 0 && v)
-			resync = parse_duration(v);
-		else if (strcmp(a, "--store") == 0 && v)
+		if (kvc_app_flag(&f, argc, argv, &i))
+			continue;
+		if (strcmp(a, "--store") == 0 && v) {
 			store = v;
-		else if (strcmp(a, "--log-json") == 0)
-			json = 1, takes = 0;
-		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			i++;
+		} else if (strcmp(a, "--lease-namespace") == 0 && v) {
+			lease_ns = v;
+			i++;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
 		} else {
@@ -428,52 +290,23 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		i += takes;
 	}
-	if (lease < 3 * KVC_S || lease % KVC_S != 0 || resync < 0 || workers < 1 || workers > 64 ||
-	    !(qps > 0 && qps <= 100000) || !*store || strlen(store) > 40) {
-		fprintf(stderr, "kvsplit-controller: --lease-duration must be whole seconds, at least 3s; "
-		                "--workers 1..64; --qps > 0; --store 1..40 characters\n");
+	if (!*store || strlen(store) > 40) {
+		fprintf(stderr, "kvsplit-controller: --store 1..40 characters\n");
 		return 2;
 	}
-	if (!identity) {
-		if (gethostname(host, sizeof(host)) != 0 || !host[0]) {
-			fprintf(stderr, "kvsplit-controller: no --identity and no hostname\n");
-			return 2;
-		}
-		host[sizeof(host) - 1] = '\0';
-		identity = host;
-	}
+	if (kvc_app_check(&f, "kvsplit-controller", host, sizeof(host)) < 0)
+		return 2;
 
-	/* 1. Clients: objects and stores; the keepalive's Leases. The Leases
-	 * live in --lease-namespace, else --namespace, else the client's. */
+	/* 1-2. Clients (objects and stores; the keepalive's Leases) and
+	 * membership. The Leases live in --lease-namespace, else --namespace,
+	 * else the client's. */
 	memset(&e, 0, sizeof(e));
-	e.id = identity;
-	e.json = json;
 	pthread_mutex_init(&e.mu, NULL);
-	kvc_member_opts mo = KVC_MEMBER_OPTS_INIT;
-	mo.group = GROUP;
-	mo.identity = identity;
-	mo.lease_duration_ns = lease;
-	mo.renew_deadline_ns = lease * 2 / 3;
-	mo.retry_period_ns = lease * 2 / 15;
-	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
-	ko.kubeconfig = kubeconfig;
-	ko.namespace_ = lease_ns ? lease_ns : ns;
-	ko.qps = qps;
-	ko.burst = qps > 50 ? (unsigned)(2 * qps) : 100;
-	if ((rc = kvs_kube_open(&e.kube, &ko)) < 0)
+	kvs_kube_options ko;
+	if ((rc = kvc_app_open(&e.app, &f, GROUP, lease_ns ? lease_ns : f.ns, &ko)) < 0)
 		goto fail;
-	kvs_kube_options lo = ko;
-	kvc_kubeapi_lease_options(&lo, &mo);
-	if ((rc = kvs_kube_open(&e.lease_kube, &lo)) < 0)
-		goto fail;
-	const char *watch_ns = ns ? ns : KVS_KUBE_ALL_NAMESPACES;
-
-	/* 2. Membership over Leases. */
-	if ((rc = kvc_kubeapi_new(&e.api, e.lease_kube, kvs_kube_namespace(e.kube))) < 0 ||
-	    (rc = kvc_member_new(&e.m, &mo, e.api, kvc_clock_system(), NULL)) < 0)
-		goto fail;
+	const char *watch_ns = f.ns ? f.ns : KVS_KUBE_ALL_NAMESPACES;
 
 	/* 3. Queues, informers, the reconciler, workers. */
 	if ((rc = kvc_queue_new(&e.q, NULL, kvc_clock_system())) < 0 ||
@@ -484,9 +317,9 @@ int main(int argc, char **argv)
 	io.name = "workflows";
 	io.resource = &kvc_wf_workflows;
 	io.ns = watch_ns;
-	io.vshards = kvc_member_vshards(e.m);
-	io.resync_ns = resync;
-	if ((rc = kvc_informer_new(&e.wf, e.kube, &io, &ih)) < 0 ||
+	io.vshards = kvc_member_vshards(e.app.m);
+	io.resync_ns = f.resync_ns;
+	if ((rc = kvc_informer_new(&e.wf, e.app.kube, &io, &ih)) < 0 ||
 	    (rc = kvc_informer_add_index(e.wf, INDEX_WF_UID, index_wf_uid, NULL)) < 0)
 		goto fail;
 	io.name = "unlabelled";
@@ -495,22 +328,22 @@ int main(int argc, char **argv)
 	io.confirm_deletes = -1;
 	io.transform = kvc_informer_metadata;
 	ih.on_event = on_unlabelled;
-	if ((rc = kvc_informer_new(&e.stamp, e.kube, &io, &ih)) < 0)
+	if ((rc = kvc_informer_new(&e.stamp, e.app.kube, &io, &ih)) < 0)
 		goto fail;
 	kvc_informer_opts po = KVC_INFORMER_OPTS_INIT;
 	po.name = "pods";
 	po.resource = &kvs_kube_pods;
 	po.ns = watch_ns;
 	po.base_selector = KVC_WF_LABEL_UID; /* task Pods only */
-	po.vshards = kvc_member_vshards(e.m);
+	po.vshards = kvc_member_vshards(e.app.m);
 	po.transform = pod_transform;
 	ih.on_event = on_pod;
-	if ((rc = kvc_informer_new(&e.pods, e.kube, &po, &ih)) < 0 ||
+	if ((rc = kvc_informer_new(&e.pods, e.app.kube, &po, &ih)) < 0 ||
 	    (rc = kvc_informer_add_index(e.pods, KVC_WF_INDEX_UID, kvc_wf_index_uid, NULL)) < 0)
 		goto fail;
 	kvs_kube_options so = ko;
 	so.concurrency = 8;
-	if ((rc = kvc_wf_kube_new(&e.ops, e.kube, &so, store, e.pods)) < 0)
+	if ((rc = kvc_wf_kube_new(&e.ops, e.app.kube, &so, store, e.pods)) < 0)
 		goto fail;
 	kvc_wf_reconciler_opts ro = KVC_WF_RECONCILER_OPTS_INIT;
 	ro.store = store;
@@ -520,54 +353,34 @@ int main(int argc, char **argv)
 	    (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
 	pthread_t th[66];
-	for (unsigned i = 0; i < workers; i++)
+	for (unsigned i = 0; i < f.workers; i++)
 		pthread_create(&th[i], NULL, worker, &e);
-	pthread_create(&th[workers], NULL, stamper, &e);
+	pthread_create(&th[f.workers], NULL, stamper, &e);
 
 	kvc_metrics *metrics = NULL;
-	if (metrics_addr && (rc = kvc_metrics_start(&metrics, metrics_addr, collect, &e)) < 0)
+	if (f.metrics_addr && (rc = kvc_metrics_start(&metrics, f.metrics_addr, collect, &e)) < 0)
 		goto fail;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	kvc_app_signals();
 	{
 		char port[16], ld[24];
 		snprintf(port, sizeof(port), "%u", kvc_metrics_port(metrics));
-		snprintf(ld, sizeof(ld), "%llds", (long long)(lease / KVC_S));
-		logv(&e, "start", "namespace", *watch_ns ? watch_ns : "(all)", "lease", kvc_member_lease_name(e.m),
-		     "lease_duration", ld, "store", store, "metrics_port", port, (const char *)NULL);
+		snprintf(ld, sizeof(ld), "%llds", (long long)(f.lease_ns / KVC_S));
+		kvc_app_log(&e.app, "start", "namespace", *watch_ns ? watch_ns : "(all)", "lease",
+		            kvc_member_lease_name(e.app.m), "lease_duration", ld, "store", store, "metrics_port", port,
+		            (const char *)NULL);
 	}
 
-	/* 4. The keepalive. */
-	kvc_shardset last;
-	uint64_t fences = 0;
-	kvc_set_clear(&last);
-	while (!terminate) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		sleep_until(kvc_member_next_tick(e.m));
-	}
-
-	/* 5. SIGTERM: drain and release every shard, then the Lease. */
-	logv(&e, "stopping", (const char *)NULL);
-	kvc_member_stop(e.m);
-	int64_t give_up = mono_ns() + 2 * lease;
-	while (!kvc_member_stopped(e.m) && mono_ns() < give_up) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		int64_t next = kvc_member_next_tick(e.m), soon = mono_ns() + 20 * KVC_MS;
-		terminate = 0;
-		sleep_until(next < soon ? next : soon);
-	}
+	/* 4-5. The keepalive until SIGTERM; then drain and release every
+	 * shard (the next owners continue from the stored node status), then
+	 * the Lease. */
+	kvc_app_hooks hooks = { &e, on_shards, NULL };
+	int released = kvc_app_run(&e.app, &hooks);
 	kvc_queue_shutdown(e.q);
 	kvc_queue_shutdown(e.sq);
-	for (unsigned i = 0; i <= workers; i++)
+	for (unsigned i = 0; i <= f.workers; i++)
 		pthread_join(th[i], NULL);
 	kvc_metrics_stop(metrics);
-	logv(&e, "stopped", "released", kvc_member_stopped(e.m) ? "true" : "false", (const char *)NULL);
+	kvc_app_log(&e.app, "stopped", "released", released ? "true" : "false", (const char *)NULL);
 	kvc_informer_free(e.wf);
 	kvc_informer_free(e.stamp);
 	kvc_informer_free(e.pods);
@@ -575,10 +388,7 @@ int main(int argc, char **argv)
 	kvc_wf_kube_free(e.ops);
 	kvc_queue_free(e.q);
 	kvc_queue_free(e.sq);
-	kvc_member_free(e.m);
-	kvc_kubeapi_free(e.api);
-	kvs_kube_free(e.lease_kube);
-	kvs_kube_free(e.kube);
+	kvc_app_close(&e.app);
 	return 0;
 
 fail:
