@@ -801,6 +801,97 @@ Test(workflow_e2e, all_successful_terminates_and_any_successful_waits_for_remain
 	cr_assert_eq(seen.n, 6, "%u Pods created, want 6", seen.n);
 }
 
+/* The gc rounds in dir/<id>.log: how many, the first and last time, the most indexes read. */
+typedef struct gcrounds {
+	unsigned n, leading;
+	double first, last;
+	unsigned long indexes;
+} gcrounds;
+
+static gcrounds gc_rounds(const char *id)
+{
+	gcrounds g = { 0, 0, 0, 0, 0 };
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s.log", dir, id);
+	char *text = slurp(path), *save = NULL;
+	cr_assert_not_null(text, "%s", path);
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *ts = strstr(line, "ts="), *ix = strstr(line, " indexes=");
+		if (strstr(line, "event=leader") && strstr(line, "task=gc leading=true"))
+			g.leading++;
+		if (!strstr(line, "event=gc ") || !ts || !ix)
+			continue;
+		cr_assert(!strstr(line, " error="), "%s: %s", id, line);
+		double t = strtod(ts + 3, NULL);
+		unsigned long n = strtoul(ix + 9, NULL, 10);
+		if (!g.n)
+			g.first = t;
+		g.last = t;
+		g.n++;
+		if (n > g.indexes)
+			g.indexes = n;
+	}
+	free(text);
+	return g;
+}
+
+/*
+ * gc is a singleton task: of two replicas, only the elected one (Lease
+ * kvsplit-controller-leader-gc) collects the node store; when it dies, the
+ * other takes the Lease over after it runs out and collects from then on.
+ */
+Test(workflow_e2e, gc_runs_on_one_replica_and_moves_when_it_dies)
+{
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *ids[2] = { "a", "b" };
+	pid_t pid[2];
+	for (int i = 0; i < 2; i++) {
+		const char *args[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", ids[i], "--lease-duration", "3s",
+			               "--resync", "1s", "--gc-interval", "500ms", NULL };
+		char log[16];
+		snprintf(log, sizeof(log), "%s.log", ids[i]);
+		pid[i] = spawn("kvsplit-controller", log, args);
+	}
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, "--duration", "100ms", NULL };
+	spawn("kubelet-sim", "sim.log", sim);
+	create(WF_COUNT);
+	cJSON *wf = wait_final("count", now_s() + 30);
+	cJSON_Delete(wf);
+
+	/* One leader collects, rounds after rounds, reading the workflow's map. */
+	gcrounds g[2];
+	for (int i = 0;; i++) {
+		g[0] = gc_rounds("a");
+		g[1] = gc_rounds("b");
+		if ((g[0].n >= 3 && g[0].indexes >= 1) || (g[1].n >= 3 && g[1].indexes >= 1))
+			break;
+		cr_assert(i < 100, "no gc rounds reading the store: a %u, b %u (logs in %s)", g[0].n, g[1].n, dir);
+		sleep_s(0.1);
+	}
+	int l = g[0].n ? 0 : 1, o = 1 - l;
+	cr_assert_eq(g[o].n, 0, "both replicas collected: %s %u rounds, %s %u", ids[l], g[l].n, ids[o], g[o].n);
+	cr_assert_eq(g[l].leading, 1);
+	cr_assert_eq(g[o].leading, 0);
+
+	/* The leader dies: the other takes over once its Lease ran out. */
+	double killed = now_s();
+	cr_assert_eq(kill(pid[l], SIGKILL), 0);
+	for (int i = 0;; i++) {
+		g[o] = gc_rounds(ids[o]);
+		if (g[o].n >= 2)
+			break;
+		cr_assert(i < 150, "%s did not take gc over within 15 s of the kill (logs in %s)", ids[o], dir);
+		sleep_s(0.1);
+	}
+	cr_assert_eq(g[o].leading, 1);
+	cr_assert_gt(g[o].first, killed + 1.0, "%s collected %.2f s after the kill, before the Lease could run out",
+	             ids[o], g[o].first - killed);
+	cr_assert_lt(g[o].first, killed + 3 + 2 + 2, "took %.2f s", g[o].first - killed);
+	cr_assert_geq(g[o].indexes, 1);
+	cr_assert_eq(wait_exit(pid[o], SIGTERM), 0, "%s did not exit 0 on SIGTERM", ids[o]);
+}
+
 /* ---- suite workflow_kubeops: the node state through kvsplit ---------------- */
 
 TestSuite(workflow_kubeops, .init = setup, .fini = teardown, .timeout = 30);

@@ -7,15 +7,19 @@
  *   kvsplit-controller [--kubeconfig PATH] [--namespace NS] [--identity NAME]
  *                      [--lease-duration DURATION] [--metrics-addr HOST:PORT]
  *                      [--workers N] [--qps N] [--resync DURATION]
- *                      [--store NAME] [--lease-namespace NS] [--log-json]
+ *                      [--store NAME] [--lease-namespace NS] [--gc-interval DURATION]
+ *                      [--gc-grace DURATION] [--log-json]
  *
  * Threads: main runs the keepalive (kvc_member_tick) and points the
  * informers at the shards held; three informers (the member's Workflows,
  * unlabelled Workflows to stamp with their vshard label, and the member's
  * task Pods, which carry their Workflow's vshard label) each run their own;
  * workers take Workflow keys from the queue and run kvc_wf_reconcile;
- * libmicrohttpd serves /metrics. SIGTERM releases the shards (the next
- * owners continue from the stored node status) and exits 0.
+ * libmicrohttpd serves /metrics; a gc thread runs kvs_gc on the node
+ * stores every --gc-interval while this replica is the elected leader of
+ * the Lease kvsplit-controller-leader-gc (ticked by the keepalive).
+ * SIGTERM releases the shards (the next owners continue from the stored
+ * node status) and the gc Lease, and exits 0.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +34,7 @@
 #include "controller/app.h"
 #include "controller/informer.h"
 #include "controller/kubeapi.h"
+#include "controller/leader.h"
 #include "controller/member.h"
 #include "controller/metrics.h"
 #include "controller/workqueue.h"
@@ -39,8 +44,24 @@
 #define GROUP "kvsplit-controller"
 #define INDEX_WF_UID "uid"
 
+/* gc, a singleton task: the elected replica collects the node stores' garbage. */
+typedef struct gc_task {
+	kvc_leader *l;          /* NULL: --gc-interval 0 */
+	int64_t interval_ns;
+	uint32_t grace_s;       /* 0: kvs_gc's default */
+	int64_t next_ns;        /* monotonic: the next round, while leading */
+	int leading;            /* as of the last keepalive tick */
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int due, stop;
+	uint64_t runs, deleted, bytes_freed;
+} gc_task;
+
 typedef struct ctl {
 	kvc_app app; /* identity, clients (objects; the keepalive's), membership */
+	const char *watch_ns;
+	gc_task gc;
 	kvc_informer *wf, *stamp, *pods;
 	kvc_queue *q, *sq;
 	kvc_wf_kube *ops;
@@ -240,7 +261,138 @@ static int collect(void *ctx, kvc_mbuf *b)
 	kvc_mbuf_family(b, "kvsplit_workflow_state_bytes_sent_total", "counter",
 	                "Bytes of node state written to kvsplit.");
 	kvc_mbuf_sample(b, "kvsplit_workflow_state_bytes_sent_total", NULL, (double)ks.state_bytes_sent);
+	pthread_mutex_lock(&e->mu);
+	double runs = (double)e->gc.runs, gdel = (double)e->gc.deleted, gfreed = (double)e->gc.bytes_freed;
+	pthread_mutex_unlock(&e->mu);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_leader", "gauge", "1 while this replica runs the singleton gc.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_leader", NULL, __atomic_load_n(&e->gc.leading, __ATOMIC_SEQ_CST) ? 1 : 0);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_runs_total", "counter", "kvs_gc rounds run here (one per namespace).");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_runs_total", NULL, runs);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_segments_deleted_total", "counter", "Segments gc deleted here.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_segments_deleted_total", NULL, gdel);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_bytes_freed_total", "counter", "Bytes of the segments gc deleted here.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_bytes_freed_total", NULL, gfreed);
 	return 0;
+}
+
+/* ---- gc: a singleton task ------------------------------------------------------ */
+
+/* Stop a round when we stop leading or the process stops. */
+static int gc_on_segment(void *ctx, const char *name, uint64_t bytes)
+{
+	gc_task *g = ctx;
+	(void)name;
+	(void)bytes;
+	return __atomic_load_n(&g->stop, __ATOMIC_SEQ_CST) || !__atomic_load_n(&g->leading, __ATOMIC_SEQ_CST);
+}
+
+/* The namespaces to collect: --namespace, else those holding Workflows. */
+static unsigned gc_namespaces(ctl *e, char (*out)[64], unsigned cap)
+{
+	unsigned n = 0;
+	if (*e->watch_ns) {
+		snprintf(out[0], 64, "%s", e->watch_ns);
+		return 1;
+	}
+	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
+	kvs_kube_page *pg = NULL;
+	char cont[1024] = "";
+	lo.metadata_only = 1;
+	lo.limit = 500;
+	do {
+		lo.continue_token = *cont ? cont : NULL;
+		if (kvs_kube_list(&pg, e->app.kube, &kvc_wf_workflows, KVS_KUBE_ALL_NAMESPACES, &lo, NULL) < 0)
+			return n;
+		const cJSON *it;
+		cJSON_ArrayForEach(it, pg->items)
+		{
+			const char *ns = md_str(it, "namespace");
+			unsigned j;
+			if (!ns || strlen(ns) >= 64)
+				continue;
+			for (j = 0; j < n && strcmp(out[j], ns); j++)
+				;
+			if (j == n && n < cap)
+				snprintf(out[n++], 64, "%s", ns);
+		}
+		snprintf(cont, sizeof(cont), "%s", pg->continue_token ? pg->continue_token : "");
+		kvs_kube_page_free(pg);
+	} while (*cont);
+	return n;
+}
+
+static void *gc_thread(void *arg)
+{
+	ctl *e = arg;
+	gc_task *g = &e->gc;
+	static char nss[64][64];
+	for (;;) {
+		pthread_mutex_lock(&g->mu);
+		while (!g->due && !g->stop)
+			pthread_cond_wait(&g->cv, &g->mu);
+		int stop = g->stop;
+		g->due = 0;
+		pthread_mutex_unlock(&g->mu);
+		if (stop)
+			return NULL;
+		unsigned n = gc_namespaces(e, nss, 64);
+		for (unsigned i = 0; i < n && !gc_on_segment(g, NULL, 0); i++) {
+			kvs_gc_options go = KVS_GC_OPTIONS_INIT;
+			kvs_gc_report r;
+			struct timespec t0, t1;
+			memset(&r, 0, sizeof(r));
+			go.grace_s = g->grace_s;
+			go.on_segment = gc_on_segment;
+			go.ctx = g;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			int rc = kvc_wf_kube_gc(e->ops, nss[i], &go, &r);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			char ix[24], sg[24], rf[24], dl[24], fr[24], du[24];
+			snprintf(ix, sizeof(ix), "%" PRIu64, r.indexes);
+			snprintf(sg, sizeof(sg), "%" PRIu64, r.segments);
+			snprintf(rf, sizeof(rf), "%" PRIu64, r.referenced);
+			snprintf(dl, sizeof(dl), "%" PRIu64, r.deleted);
+			snprintf(fr, sizeof(fr), "%" PRIu64, r.bytes_freed);
+			snprintf(du, sizeof(du), "%lld",
+			         (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
+			kvc_app_log(&e->app, "gc", "namespace", nss[i], "indexes", ix, "segments", sg, "referenced", rf,
+			            "deleted", dl, "bytes_freed", fr, "dur_us", du, rc < 0 ? "error" : NULL,
+			            rc < 0 ? kvs_error_last() : NULL, (const char *)NULL);
+			pthread_mutex_lock(&e->mu);
+			g->runs++;
+			g->deleted += r.deleted;
+			g->bytes_freed += r.bytes_freed;
+			pthread_mutex_unlock(&e->mu);
+		}
+	}
+}
+
+/* On the keepalive thread, after each member tick: the election, and a gc
+ * round every --gc-interval while leading. */
+static int64_t on_tick(void *ctx)
+{
+	ctl *e = ctx;
+	gc_task *g = &e->gc;
+	if (!g->l)
+		return 0;
+	int64_t now = kvc_now(kvc_clock_system());
+	if (kvc_leader_next_tick(g->l) <= now)
+		kvc_leader_tick(g->l);
+	int lead = kvc_leader_is_leader(g->l);
+	if (lead != g->leading) {
+		__atomic_store_n(&g->leading, lead, __ATOMIC_SEQ_CST);
+		kvc_app_log(&e->app, "leader", "task", "gc", "leading", lead ? "true" : "false", (const char *)NULL);
+		g->next_ns = now; /* a new leader collects at once */
+	}
+	if (lead && now >= g->next_ns) {
+		pthread_mutex_lock(&g->mu);
+		g->due = 1;
+		pthread_cond_signal(&g->cv);
+		pthread_mutex_unlock(&g->mu);
+		g->next_ns = now + g->interval_ns;
+	}
+	int64_t next = kvc_leader_next_tick(g->l);
+	return lead && g->next_ns < next ? g->next_ns : next;
 }
 
 /* ---- flags and the keepalive's hook ------------------------------------ */
@@ -250,7 +402,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: kvsplit-controller [--kubeconfig PATH] [--namespace NS] [--identity NAME]\n"
 	           "                          [--lease-duration DURATION] [--metrics-addr HOST:PORT]\n"
 	           "                          [--workers N] [--qps N] [--resync DURATION] [--store NAME]\n"
-	           "                          [--lease-namespace NS] [--log-json]\n");
+	           "                          [--lease-namespace NS] [--gc-interval DURATION]\n"
+	           "                          [--gc-grace DURATION] [--log-json]\n");
 }
 
 /* After a tick that changed the shards held: Pods first, so a Workflow
@@ -266,6 +419,7 @@ static void on_shards(void *ctx, const kvc_shardset *held)
 int main(int argc, char **argv)
 {
 	const char *store = "workflows", *lease_ns = NULL;
+	int64_t gc_interval = 3600 * KVC_S, gc_grace = 0;
 	kvc_app_flags f;
 	char host[256];
 	ctl e;
@@ -282,6 +436,12 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--lease-namespace") == 0 && v) {
 			lease_ns = v;
 			i++;
+		} else if (strcmp(a, "--gc-interval") == 0 && v) {
+			gc_interval = kvc_app_parse_duration(v);
+			i++;
+		} else if (strcmp(a, "--gc-grace") == 0 && v) {
+			gc_grace = kvc_app_parse_duration(v);
+			i++;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -293,6 +453,10 @@ int main(int argc, char **argv)
 	}
 	if (!*store || strlen(store) > 40) {
 		fprintf(stderr, "kvsplit-controller: --store 1..40 characters\n");
+		return 2;
+	}
+	if (gc_interval < 0 || gc_grace < 0 || gc_grace > 365 * 86400 * KVC_S || gc_grace % KVC_S != 0) {
+		fprintf(stderr, "kvsplit-controller: --gc-interval >= 0 (0: no gc); --gc-grace whole seconds\n");
 		return 2;
 	}
 	if (kvc_app_check(&f, "kvsplit-controller", host, sizeof(host)) < 0)
@@ -307,6 +471,17 @@ int main(int argc, char **argv)
 	if ((rc = kvc_app_open(&e.app, &f, GROUP, lease_ns ? lease_ns : f.ns, &ko)) < 0)
 		goto fail;
 	const char *watch_ns = f.ns ? f.ns : KVS_KUBE_ALL_NAMESPACES;
+	e.watch_ns = watch_ns;
+	pthread_mutex_init(&e.gc.mu, NULL);
+	pthread_cond_init(&e.gc.cv, NULL);
+	e.gc.interval_ns = gc_interval;
+	e.gc.grace_s = (uint32_t)(gc_grace / KVC_S);
+	if (gc_interval > 0) {
+		/* The singleton gc: the Lease <group>-leader-gc beside the members'. */
+		if ((rc = kvc_leader_new(&e.gc.l, GROUP "-leader-gc", f.identity, f.lease_ns, f.lease_ns * 2 / 3,
+		                         f.lease_ns * 2 / 15, e.app.api, kvc_clock_system())) < 0)
+			goto fail;
+	}
 
 	/* 3. Queues, informers, the reconciler, workers. */
 	if ((rc = kvc_queue_new(&e.q, NULL, kvc_clock_system())) < 0 ||
@@ -356,6 +531,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < f.workers; i++)
 		pthread_create(&th[i], NULL, worker, &e);
 	pthread_create(&th[f.workers], NULL, stamper, &e);
+	pthread_create(&e.gc.th, NULL, gc_thread, &e);
 
 	kvc_metrics *metrics = NULL;
 	if (f.metrics_addr && (rc = kvc_metrics_start(&metrics, f.metrics_addr, collect, &e)) < 0)
@@ -373,12 +549,20 @@ int main(int argc, char **argv)
 	/* 4-5. The keepalive until SIGTERM; then drain and release every
 	 * shard (the next owners continue from the stored node status), then
 	 * the Lease. */
-	kvc_app_hooks hooks = { &e, on_shards, NULL };
+	kvc_app_hooks hooks = { &e, on_shards, on_tick };
 	int released = kvc_app_run(&e.app, &hooks);
 	kvc_queue_shutdown(e.q);
 	kvc_queue_shutdown(e.sq);
 	for (unsigned i = 0; i <= f.workers; i++)
 		pthread_join(th[i], NULL);
+	pthread_mutex_lock(&e.gc.mu);
+	e.gc.stop = 1;
+	pthread_cond_signal(&e.gc.cv);
+	pthread_mutex_unlock(&e.gc.mu);
+	pthread_join(e.gc.th, NULL);
+	if (e.gc.l)
+		kvc_leader_release(e.gc.l);
+	kvc_leader_free(e.gc.l);
 	kvc_metrics_stop(metrics);
 	kvc_app_log(&e.app, "stopped", "released", released ? "true" : "false", (const char *)NULL);
 	kvc_informer_free(e.wf);
