@@ -81,6 +81,7 @@ static const char *build_dir(void)
 	return b && *b ? b : "build";
 }
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -93,6 +94,7 @@ static void die(const char *fmt, ...)
 }
 
 /* A failed check: printed, counted, the run goes on (up to a few lines). */
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
 	va_list ap;
