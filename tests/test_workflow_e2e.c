@@ -892,6 +892,44 @@ Test(workflow_e2e, gc_runs_on_one_replica_and_moves_when_it_dies)
 	cr_assert_eq(wait_exit(pid[o], SIGTERM), 0, "%s did not exit 0 on SIGTERM", ids[o]);
 }
 
+/*
+ * kubelet-sim's --fail-rate draws each attempt afresh: a task whose first
+ * attempt failed at random can succeed on a retry. (The draw once hashed
+ * the Pod's name with FNV-1a and took the top bits, which the last
+ * characters - the attempt number - hardly move: every retry of a random
+ * failure failed too.)
+ */
+Test(workflow_e2e, kubelet_sim_fail_rate_draws_each_attempt_afresh)
+{
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *const ca[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "a", "--lease-duration", "3s",
+		                   "--resync", "1s", NULL };
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, "--duration", "50ms", "--seed", "7",
+		                    "--fail-rate", "0.3", NULL };
+	spawn("kvsplit-controller", "a.log", ca);
+	spawn("kubelet-sim", "sim.log", sim);
+	create("{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+	       "\"metadata\":{\"name\":\"flaky\"},\"spec\":{\"parallelism\":{\"withCount\":20},"
+	       "\"retries\":{\"maxAttemptsPerTask\":4},"
+	       "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}");
+	cJSON *wf = wait_final("flaky", now_s() + 30);
+	unsigned att[20] = { 0 }, retried = 0, recovered = 0;
+	check_state(wf, 20, att, "flaky");
+	for (unsigned i = 0; i < 20; i++) {
+		kvc_wf_node nd;
+		if (!att[i])
+			continue;
+		node_of(wf, i, &nd);
+		retried += nd.attempts > 1;
+		recovered += nd.attempts > 1 && nd.phase == KVC_WF_SUCCEEDED;
+		free(nd.message);
+	}
+	cJSON_Delete(wf);
+	cr_assert_geq(retried, 2, "%u of 20 tasks were retried at a 30%% fail rate", retried);
+	cr_assert_geq(recovered, 1, "none of the %u retried tasks succeeded on a retry", retried);
+}
+
 /* ---- suite workflow_kubeops: the node state through kvsplit ---------------- */
 
 TestSuite(workflow_kubeops, .init = setup, .fini = teardown, .timeout = 30);
