@@ -625,6 +625,8 @@ static void check_workflow(wfspec *w, kvs_store *st)
 		     ph[KVC_WF_SUCCEEDED], ph[KVC_WF_FAILED], ph[KVC_WF_SKIPPED]);
 	if (ph[KVC_WF_SKIPPED] && !w->any && !ph[KVC_WF_FAILED])
 		fail("%s: tasks skipped though no task failed", w->name);
+	if (ph[KVC_WF_SKIPPED] && w->any && !ph[KVC_WF_SUCCEEDED])
+		fail("%s: tasks skipped though no task succeeded", w->name);
 
 	/* One Pod per recorded attempt, by name and labels; none beyond. */
 	unsigned total = 0;
@@ -695,6 +697,8 @@ static int by_term_start(const void *a, const void *b)
  * Also counts reconciles per replica and handoffs (consecutive reconciles of
  * a workflow by different replicas).
  */
+static unsigned long commits;
+
 static void check_terms(unsigned long *per_rep, unsigned *handoffs, unsigned *terms_out)
 {
 	recon *rs = NULL;
@@ -723,6 +727,8 @@ static void check_terms(unsigned long *per_rep, unsigned *handoffs, unsigned *te
 				if (!rs)
 					die("out of memory");
 			}
+			const char *co = strstr(line, " committed=");
+			commits += co && strtoul(co + 11, NULL, 10) > 0;
 			rs[n].wf = (unsigned)wi;
 			rs[n].rep = r;
 			rs[n].epoch = strtoull(ep + 7, NULL, 10);
@@ -1051,24 +1057,29 @@ int main(int argc, char **argv)
 		start_replica(i);
 	wait_converged(deadline);
 	printf("  %6.1fs  scaled 1 -> 4\n", now_s() - t_submit);
+	fflush(stdout);
 	wait_tasks(0.40, total_tasks, deadline, "scale to 2");
 	ev_at[1] = now_s();
 	stop_replica(3, SIGTERM);
 	stop_replica(2, SIGTERM);
 	wait_converged(deadline);
 	printf("  %6.1fs  scaled 4 -> 2 (SIGTERM r2, r3)\n", now_s() - t_submit);
+	fflush(stdout);
 	wait_tasks(0.60, total_tasks, deadline, "kill -9");
 	unsigned char dead_shards[4096] = { 0 };
 	ev_at[2] = now_s();
 	stop_replica(1, SIGKILL);
 	shards_of(1, ev_at[2], dead_shards);
 	printf("  %6.1fs  kill -9 r1\n", now_s() - t_submit);
+	fflush(stdout);
 	wait_converged(deadline); /* r0 takes r1's shards after its lease runs out */
 	printf("  %6.1fs  r0 holds every shard\n", now_s() - t_submit);
+	fflush(stdout);
 	ev_at[3] = now_s();
 	start_replica(1);
 	wait_converged(deadline);
 	printf("  %6.1fs  r1 restarted (same identity), holds its share again\n", now_s() - t_submit);
+	fflush(stdout);
 	wait_tasks(1.01, total_tasks, deadline, NULL);
 	double t_done = now_s();
 	for (unsigned i = 0; i < REPLICAS; i++)
@@ -1163,8 +1174,9 @@ int main(int argc, char **argv)
 		       resumed - ev_at[2], lease_s);
 	else
 		printf("  resume after kill -9       - (r1 reconciled nothing in its last 10 s)\n");
-	printf("  state bytes                %" PRIu64 " stored (node status), %.0f sent by the replicas (%.2fx)\n",
-	       state_bytes, sent, state_bytes ? sent / state_bytes : 0.0);
+	printf("  state bytes                %" PRIu64 " stored (node status), %.0f sent by the replicas (%.2fx)"
+	       " in %lu commits\n",
+	       state_bytes, sent, state_bytes ? sent / state_bytes : 0.0, commits);
 	if (big)
 		printf("  largest big workflow       node status %" PRIu64 " bytes (%s 10 MB)\n", big_state,
 		       big_state > 10000000 ? "over" : "NOT over");
