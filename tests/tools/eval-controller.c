@@ -288,6 +288,7 @@ typedef struct podrec {
 	unsigned adds;
 	int attempt_label;
 	char wf_label[64];
+	char phase;      /* last status.phase seen: 0 none, 'R', 'S' Succeeded, 'F' Failed */
 } podrec;
 
 static struct {
@@ -397,6 +398,13 @@ static void *recorder(void *arg)
 				p->attempt_label = a ? atoi(a) : -1;
 				snprintf(p->wf_label, sizeof(p->wf_label), "%s", wn ? wn : "");
 				rec.events++;
+				pthread_mutex_unlock(&rec.mu);
+			} else if (ev.type == KVS_KUBE_MODIFIED && name) {
+				const char *ph = str(get(ev.object, "status"), "phase");
+				pthread_mutex_lock(&rec.mu);
+				podrec *p = rec_slot(name, 0);
+				if (p && ph)
+					p->phase = !strcmp(ph, "Succeeded") ? 'S' : !strcmp(ph, "Failed") ? 'F' : 'R';
 				pthread_mutex_unlock(&rec.mu);
 			}
 			kvs_kube_event_clear(&ev);
@@ -578,6 +586,7 @@ static void check_workflow(wfspec *w, kvs_store *st)
 	uint64_t sum = 0, bytes = 0;
 	unsigned n = 0, ph[5] = { 0 };
 	unsigned *att = calloc(w->tasks, sizeof(*att));
+	unsigned char *fin = calloc(w->tasks, 1); /* the node's phase */
 	while ((rc = kvs_map_iter_next(&e, mi)) == 0) {
 		int64_t idx = kvc_wf_field_index(e.field, e.field_len, w->tasks);
 		kvc_wf_node nd;
@@ -599,6 +608,7 @@ static void check_workflow(wfspec *w, kvs_store *st)
 			fail("%s: task %" PRId64 " Succeeded without an attempt", w->name, idx);
 		att[idx] = nd.attempts ? nd.attempts : UINT_MAX; /* UINT_MAX: seen, never tried */
 		w->retried += nd.attempts > 1;
+		fin[idx] = (unsigned char)nd.phase;
 		ph[nd.phase]++;
 		free(nd.message);
 		n++;
@@ -646,6 +656,14 @@ static void check_workflow(wfspec *w, kvs_store *st)
 				fail("%s: Pod %s created %u times", w->name, name, p ? p->adds : 0);
 			else if (p->attempt_label != (int)k || strcmp(p->wf_label, w->name))
 				fail("%s: Pod %s labels attempt=%d workflow=%s", w->name, name, p->attempt_label, p->wf_label);
+			/* No result lost: an attempt given up on did not succeed; a
+			 * Succeeded task's last Pod succeeded, a Failed one's failed. */
+			else if (k < a && p->phase == 'S')
+				fail("%s: Pod %s Succeeded, yet the task went on to attempt %u", w->name, name, a);
+			else if (k == a && fin[i] == KVC_WF_SUCCEEDED && p->phase != 'S')
+				fail("%s: task %u Succeeded, its Pod %s ended '%c'", w->name, i, name, p->phase ? p->phase : '-');
+			else if (k == a && fin[i] == KVC_WF_FAILED && p->phase != 'F')
+				fail("%s: task %u Failed, its Pod %s ended '%c'", w->name, i, name, p->phase ? p->phase : '-');
 		}
 		total += a;
 	}
@@ -653,6 +671,7 @@ static void check_workflow(wfspec *w, kvs_store *st)
 	w->att_total = total;
 	w->state_bytes = bytes;
 	free(att);
+	free(fin);
 	cJSON_Delete(o);
 }
 
