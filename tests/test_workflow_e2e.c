@@ -659,13 +659,17 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 	snprintf(path, sizeof(path), "%s/watch.txt", dir);
 	char *out = slurp(path);
 	cr_assert_not_null(out);
-	unsigned lines = 0, progress_seen = 0;
+	unsigned lines = 0, progress_seen = 0, running_lines = 0, succeeded_at = 0;
 	char last[64] = "";
 	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char name[32], phase[32], prog[32];
 		if (sscanf(line, "%31s %31s %31s", name, phase, prog) != 3 || strcmp(name, "big"))
 			continue;
 		lines++;
+		running_lines += !strcmp(phase, "Running");
+		if (!strcmp(phase, "Succeeded") && !succeeded_at)
+			succeeded_at = lines;
+		cr_assert(!succeeded_at || !strcmp(phase, "Succeeded"), "kubectl get -w: %s after Succeeded", phase);
 		if (strcmp(prog, last)) {
 			progress_seen++;
 			snprintf(last, sizeof(last), "%s", prog);
@@ -674,8 +678,256 @@ Test(workflow_e2e, handoff_kill9_and_sigterm_and_kubectl_watch)
 	cr_assert(progress_seen >= 5, "kubectl get -w showed %u progress values in %u lines:\n%s", progress_seen,
 	          lines, out);
 	cr_assert_str_eq(last, "30/30");
+	/* the phase changed live too: Running lines first, then Succeeded */
+	cr_assert(running_lines >= 3 && succeeded_at > running_lines, "kubectl get -w: %u Running lines, Succeeded at line %u:\n%s",
+	          running_lines, succeeded_at, out);
 	free(out);
 	cr_assert_eq(wait_exit(pid[2], SIGTERM), 0);
+}
+
+/* AllSuccessful + TerminateRemaining: the fast failure decides, the slow two are terminated. */
+static const char *const WF_ALL_TERM =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"allterm\"},\"spec\":{\"parallelism\":{\"withKeys\":"
+        "[\"sleep 0.3; exit 2\",\"sleep 8; exit 0\",\"sleep 9; exit 0\"]},"
+        "\"completion\":{\"strategy\":\"AllSuccessful\",\"onComplete\":\"TerminateRemaining\"},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\","
+        "\"command\":[\"sh\",\"-c\"],\"args\":[\"${task.key}\"]}]}}}}";
+/* AnySuccessful + WaitForRemaining: the fast success decides, the others run to their end. */
+static const char *const WF_ANY_WAIT =
+        "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+        "\"metadata\":{\"name\":\"anywait\"},\"spec\":{\"parallelism\":{\"withMatrix\":"
+        "{\"run\":[\"sleep 0.3; exit 0\",\"sleep 2; exit 0\",\"sleep 2; exit 4\"]}},"
+        "\"completion\":{\"strategy\":\"AnySuccessful\",\"onComplete\":\"WaitForRemaining\"},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\","
+        "\"command\":[\"sh\",\"-c\"],\"args\":[\"${task.matrix.run}\"]}]}}}}";
+
+/* The node record of one task, through kvsplit. */
+static void node_of(const cJSON *wf, unsigned index, kvc_wf_node *out)
+{
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(wf, "status"), "stateRef");
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	char field[KVC_WF_FIELD_LEN + 1];
+	void *val = NULL;
+	size_t vlen = 0;
+	so.name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "store"));
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	kvc_wf_field(field, index);
+	cr_assert_eq(kvs_map_get(&val, &vlen, NULL, NULL, st, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "key")),
+	                         field, KVC_WF_FIELD_LEN, NULL),
+	             0, "%s", kvs_error_last());
+	cr_assert_eq(kvc_wf_node_decode(out, val, vlen, 100), 0, "%.*s", (int)vlen, (const char *)val);
+	kvs_free(val);
+	kvs_close(st);
+}
+
+/*
+ * The two policy combinations the first test leaves out: AllSuccessful
+ * with TerminateRemaining (Failed at the first failure, the running tasks'
+ * Pods deleted, Skipped "terminated"), and AnySuccessful with
+ * WaitForRemaining (the outcome decided at the first success, the phase
+ * final only once the running tasks finished, their results recorded).
+ */
+Test(workflow_e2e, all_successful_terminates_and_any_successful_waits_for_remaining)
+{
+	double t0 = now_s();
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *const ca[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "a", "--lease-duration", "3s",
+		                   "--resync", "1s", NULL };
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, NULL };
+	spawn("kvsplit-controller", "a.log", ca);
+	spawn("kubelet-sim", "sim.log", sim);
+	start_pod_watch();
+	create(WF_ALL_TERM);
+	create(WF_ANY_WAIT);
+
+	cJSON *wf = wait_final("allterm", t0 + 30);
+	double t_allterm = now_s();
+	unsigned att[3] = { 0 };
+	cr_assert_str_eq(status_str(wf, "phase"), "Failed");
+	cr_assert_eq(task_count(wf, "failed"), 1);
+	cr_assert_eq(task_count(wf, "skipped"), 2);
+	cr_assert_eq(check_state(wf, 3, att, "allterm"), 3);
+	kvc_wf_node nd;
+	for (unsigned i = 1; i < 3; i++) {
+		node_of(wf, i, &nd);
+		cr_assert_eq(nd.phase, KVC_WF_SKIPPED);
+		cr_assert(nd.message && strstr(nd.message, "terminated"), "task %u: %s", i, nd.message ? nd.message : "-");
+		free(nd.message);
+	}
+	cJSON_Delete(wf);
+	cr_assert(t_allterm - t0 < 8, "TerminateRemaining waited for the 8 s tasks");
+	/* The running Pods are deleted. */
+	for (unsigned i = 1; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "allterm-%u-1", i);
+		for (int k = 0;; k++) {
+			cJSON *pod = NULL;
+			int rc = kvs_kube_get(&pod, kube, &kvs_kube_pods, ns, name, NULL, NULL);
+			int going = rc == KVS_ENOTFOUND ||
+			            (rc == 0 && cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "metadata"),
+			                                                         "deletionTimestamp"));
+			cJSON_Delete(pod);
+			if (going)
+				break;
+			cr_assert(k < 50, "Pod %s not deleted after TerminateRemaining", name);
+			sleep_s(0.1);
+		}
+	}
+
+	wf = wait_final("anywait", t0 + 30);
+	double t_anywait = now_s();
+	memset(att, 0, sizeof(att));
+	cr_assert_str_eq(status_str(wf, "phase"), "Succeeded");
+	cr_assert_eq(task_count(wf, "succeeded"), 2);
+	cr_assert_eq(task_count(wf, "failed"), 1);
+	cr_assert_eq(task_count(wf, "skipped"), 0);
+	cr_assert_eq(check_state(wf, 3, att, "anywait"), 3);
+	node_of(wf, 2, &nd);
+	cr_assert_eq(nd.phase, KVC_WF_FAILED);
+	cr_assert(nd.has_exit && nd.exit_code == 4, "exit %d", nd.exit_code);
+	free(nd.message);
+	cJSON_Delete(wf);
+	cr_assert(t_anywait - t0 > 2, "WaitForRemaining did not wait for the 2 s tasks");
+
+	stop_pod_watch();
+	static const unsigned one[3] = { 1, 1, 1 };
+	check_pods("allterm", 3, one);
+	check_pods("anywait", 3, one);
+	cr_assert_eq(seen.n, 6, "%u Pods created, want 6", seen.n);
+}
+
+/* The gc rounds in dir/<id>.log: how many, the first and last time, the most indexes read. */
+typedef struct gcrounds {
+	unsigned n, leading;
+	double first, last;
+	unsigned long indexes;
+} gcrounds;
+
+static gcrounds gc_rounds(const char *id)
+{
+	gcrounds g = { 0, 0, 0, 0, 0 };
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s.log", dir, id);
+	char *text = slurp(path), *save = NULL;
+	cr_assert_not_null(text, "%s", path);
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *ts = strstr(line, "ts="), *ix = strstr(line, " indexes=");
+		if (strstr(line, "event=leader") && strstr(line, "task=gc leading=true"))
+			g.leading++;
+		if (!strstr(line, "event=gc ") || !ts || !ix)
+			continue;
+		cr_assert(!strstr(line, " error="), "%s: %s", id, line);
+		double t = strtod(ts + 3, NULL);
+		unsigned long n = strtoul(ix + 9, NULL, 10);
+		if (!g.n)
+			g.first = t;
+		g.last = t;
+		g.n++;
+		if (n > g.indexes)
+			g.indexes = n;
+	}
+	free(text);
+	return g;
+}
+
+/*
+ * gc is a singleton task: of two replicas, only the elected one (Lease
+ * kvsplit-controller-leader-gc) collects the node store; when it dies, the
+ * other takes the Lease over after it runs out and collects from then on.
+ */
+Test(workflow_e2e, gc_runs_on_one_replica_and_moves_when_it_dies)
+{
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *ids[2] = { "a", "b" };
+	pid_t pid[2];
+	for (int i = 0; i < 2; i++) {
+		const char *args[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", ids[i], "--lease-duration", "3s",
+			               "--resync", "1s", "--gc-interval", "500ms", NULL };
+		char log[16];
+		snprintf(log, sizeof(log), "%s.log", ids[i]);
+		pid[i] = spawn("kvsplit-controller", log, args);
+	}
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, "--duration", "100ms", NULL };
+	spawn("kubelet-sim", "sim.log", sim);
+	create(WF_COUNT);
+	cJSON *wf = wait_final("count", now_s() + 30);
+	cJSON_Delete(wf);
+
+	/* One leader collects, rounds after rounds, reading the workflow's map. */
+	gcrounds g[2];
+	for (int i = 0;; i++) {
+		g[0] = gc_rounds("a");
+		g[1] = gc_rounds("b");
+		if ((g[0].n >= 3 && g[0].indexes >= 1) || (g[1].n >= 3 && g[1].indexes >= 1))
+			break;
+		cr_assert(i < 100, "no gc rounds reading the store: a %u, b %u (logs in %s)", g[0].n, g[1].n, dir);
+		sleep_s(0.1);
+	}
+	int l = g[0].n ? 0 : 1, o = 1 - l;
+	cr_assert_eq(g[o].n, 0, "both replicas collected: %s %u rounds, %s %u", ids[l], g[l].n, ids[o], g[o].n);
+	cr_assert_eq(g[l].leading, 1);
+	cr_assert_eq(g[o].leading, 0);
+
+	/* The leader dies: the other takes over once its Lease ran out. */
+	double killed = now_s();
+	cr_assert_eq(kill(pid[l], SIGKILL), 0);
+	for (int i = 0;; i++) {
+		g[o] = gc_rounds(ids[o]);
+		if (g[o].n >= 2)
+			break;
+		cr_assert(i < 150, "%s did not take gc over within 15 s of the kill (logs in %s)", ids[o], dir);
+		sleep_s(0.1);
+	}
+	cr_assert_eq(g[o].leading, 1);
+	cr_assert_gt(g[o].first, killed + 1.0, "%s collected %.2f s after the kill, before the Lease could run out",
+	             ids[o], g[o].first - killed);
+	cr_assert_lt(g[o].first, killed + 3 + 2 + 2, "took %.2f s", g[o].first - killed);
+	cr_assert_geq(g[o].indexes, 1);
+	cr_assert_eq(wait_exit(pid[o], SIGTERM), 0, "%s did not exit 0 on SIGTERM", ids[o]);
+}
+
+/*
+ * kubelet-sim's --fail-rate draws each attempt afresh: a task whose first
+ * attempt failed at random can succeed on a retry. (The draw once hashed
+ * the Pod's name with FNV-1a and took the top bits, which the last
+ * characters - the attempt number - hardly move: every retry of a random
+ * failure failed too.)
+ */
+Test(workflow_e2e, kubelet_sim_fail_rate_draws_each_attempt_afresh)
+{
+	apply_crd();
+	const char *kc = fx_kapi_kubeconfig(srv), *ns = fx_kapi_ns(srv);
+	const char *const ca[] = { "--kubeconfig", kc, "--namespace", ns, "--identity", "a", "--lease-duration", "3s",
+		                   "--resync", "1s", NULL };
+	const char *const sim[] = { "--kubeconfig", kc, "--namespace", ns, "--duration", "50ms", "--seed", "7",
+		                    "--fail-rate", "0.3", NULL };
+	spawn("kvsplit-controller", "a.log", ca);
+	spawn("kubelet-sim", "sim.log", sim);
+	create("{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+	       "\"metadata\":{\"name\":\"flaky\"},\"spec\":{\"parallelism\":{\"withCount\":20},"
+	       "\"retries\":{\"maxAttemptsPerTask\":4},"
+	       "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}");
+	cJSON *wf = wait_final("flaky", now_s() + 30);
+	unsigned att[20] = { 0 }, retried = 0, recovered = 0;
+	check_state(wf, 20, att, "flaky");
+	for (unsigned i = 0; i < 20; i++) {
+		kvc_wf_node nd;
+		if (!att[i])
+			continue;
+		node_of(wf, i, &nd);
+		retried += nd.attempts > 1;
+		recovered += nd.attempts > 1 && nd.phase == KVC_WF_SUCCEEDED;
+		free(nd.message);
+	}
+	cJSON_Delete(wf);
+	cr_assert_geq(retried, 2, "%u of 20 tasks were retried at a 30%% fail rate", retried);
+	cr_assert_geq(recovered, 1, "none of the %u retried tasks succeeded on a retry", retried);
 }
 
 /* ---- suite workflow_kubeops: the node state through kvsplit ---------------- */
@@ -805,5 +1057,190 @@ Test(workflow_kubeops, one_changed_node_sends_a_small_part_of_the_state)
 	cr_assert_eq(ops->state_version(k, ns, key, v3, sizeof(v3)), 0, "%s", kvs_error_last());
 	cr_assert_str_eq(v3, v2);
 	cr_assert_eq(ops->delete_state(k, ns, key), 0, "%s", kvs_error_last());
+	kvc_wf_kube_free(k);
+}
+
+/*
+ * Final node records as a long-running workflow leaves them: task i,
+ * Succeeded on attempt `attempts`, with a message of `msg_len` bytes (the
+ * record of a task that failed before: its message names the failure).
+ * Returns the bytes (fields and values) of the records.
+ */
+static uint64_t final_nodes(kvc_wf_entry *e, char (*fields)[8], char **values, unsigned n, const char *wf,
+                            unsigned attempts, size_t msg_len)
+{
+	uint64_t bytes = 0;
+	char msg[KVC_WF_MESSAGE_MAX + 1];
+	memset(msg, 'x', sizeof(msg));
+	memcpy(msg, "attempt 1: Failed: Error: exit code 1: ", 39);
+	msg[msg_len < sizeof(msg) ? msg_len : sizeof(msg) - 1] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		kvc_wf_node nd;
+		memset(&nd, 0, sizeof(nd));
+		nd.phase = KVC_WF_SUCCEEDED;
+		nd.attempts = attempts;
+		nd.started = 1767225600 + i;
+		nd.finished = nd.started + 30;
+		nd.has_exit = 1;
+		if (msg_len)
+			cr_assert_eq(kvc_wf_node_set_message(&nd, msg), 0);
+		size_t len = 0;
+		cr_assert_eq(kvc_wf_node_encode(&values[i], &len, &nd, wf, i), 0, "%s", kvs_error_last());
+		free(nd.message);
+		kvc_wf_field(fields[i], i);
+		e[i] = (kvc_wf_entry){ fields[i], KVC_WF_FIELD_LEN, values[i], len };
+		bytes += KVC_WF_FIELD_LEN + len;
+	}
+	return bytes;
+}
+
+/*
+ * 20,000 finished tasks whose records carry a Pod name near the 253-byte
+ * limit and a full message: the node status, read back through kvsplit, is
+ * over 10 MB; the controller's reconcile writes the Workflow's status from
+ * it, and the whole Workflow object on the server stays under 64 KiB.
+ */
+Test(workflow_kubeops, a_20000_task_workflow_stays_under_64k_with_over_10mb_of_node_status, .timeout = 120)
+{
+	apply_crd();
+	const char *ns = fx_kapi_ns(srv);
+	enum { N = 20000 };
+	char name[KVC_WF_NAME_MAX + 1], js[1024];
+	memset(name, 'w', sizeof(name));
+	name[235] = '\0'; /* <name>-19999-3 is 243 characters */
+	snprintf(js, sizeof(js),
+	         "{\"apiVersion\":\"workflows.kvsplit.io/v1alpha1\",\"kind\":\"Workflow\","
+	         "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"parallelism\":{\"withCount\":%u},"
+	         "\"retries\":{\"maxAttemptsPerTask\":3},"
+	         "\"template\":{\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"busybox\"}]}}}}",
+	         name, (unsigned)N);
+	create(js);
+	cJSON *wf = get_wf(name);
+	kvc_wf_ident id;
+	char key[512];
+	cr_assert_eq(kvc_wf_ident_parse(&id, wf), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvc_wf_state_key(key, sizeof(key), &id), 0);
+
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	static char fields[N][8];
+	static char *values[N];
+	static kvc_wf_entry e[N];
+	uint64_t bytes = final_nodes(e, fields, values, N, name, 3, KVC_WF_MESSAGE_MAX);
+	char ver[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(kvc_wf_kube_ops()->commit_state(k, ns, key, e, N, "", ver, sizeof(ver)), 0, "%s",
+	             kvs_error_last());
+	for (unsigned i = 0; i < N; i++)
+		free(values[i]);
+
+	/* The controller's reconcile: it loads the map and writes the summary. */
+	kvc_wf_reconciler *rec = NULL;
+	kvc_wf_reconciler_opts ro = KVC_WF_RECONCILER_OPTS_INIT;
+	kvc_wf_result res;
+	cr_assert_eq(kvc_wf_reconciler_new(&rec, kvc_wf_kube_ops(), k, &ro), 0);
+	for (int i = 0; i < 4; i++) {
+		cJSON_Delete(wf);
+		wf = get_wf(name);
+		cr_assert_eq(kvc_wf_reconcile(rec, wf, &res), 0, "%s", kvs_error_last());
+		if (!res.requeue && res.phase == KVC_WF_W_SUCCEEDED)
+			break;
+	}
+	cr_assert_eq(res.created, 0);
+	kvc_wf_reconciler_free(rec);
+	cJSON_Delete(wf);
+	wf = get_wf(name);
+	cr_assert_str_eq(status_str(wf, "phase"), "Succeeded");
+	cr_assert_eq(task_count(wf, "total"), N);
+	cr_assert_eq(task_count(wf, "succeeded"), N);
+
+	/* The node status through kvsplit: every record, over 10 MB. */
+	unsigned *att = calloc(N, sizeof(*att));
+	cr_assert_eq(check_state(wf, N, att, "big"), 3 * N);
+	free(att);
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = "workflows";
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	kvs_map_iter *mi = NULL;
+	kvs_map_entry me;
+	uint64_t stored = 0;
+	cr_assert_eq(kvs_map_iter_open(&mi, NULL, st, key, NULL), 0, "%s", kvs_error_last());
+	while (kvs_map_iter_next(&me, mi) == 0)
+		stored += me.field_len + me.value_len;
+	kvs_map_iter_close(mi);
+	kvs_close(st);
+	cr_assert_eq(stored, bytes);
+	char *text = cJSON_PrintUnformatted(wf);
+	cr_log_info("20,000 tasks: Workflow object %zu bytes, node status %" PRIu64 " bytes", strlen(text), stored);
+	cr_assert_gt(stored, 10000000, "node status %" PRIu64 " bytes", stored);
+	cr_assert_lt(strlen(text), 64 * 1024, "Workflow object %zu bytes", strlen(text));
+	free(text);
+	cJSON_Delete(wf);
+	kvc_wf_kube_free(k);
+}
+
+/*
+ * A change to one task of a 5,000-task workflow (its record as the
+ * evaluation's workflows leave them: a short name, no message) sends under
+ * 1% of the node status's bytes: one small delta run and the map's index.
+ */
+Test(workflow_kubeops, one_changed_task_of_5000_sends_under_1_percent_of_the_state)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const kvc_wf_ops *ops = kvc_wf_kube_ops();
+	const char *ns = fx_kapi_ns(srv), *key = "workflow/five/uid-5";
+	enum { N = 5000 };
+	static char fields[N][8];
+	static char *values[N];
+	static kvc_wf_entry e[N];
+	uint64_t bytes = final_nodes(e, fields, values, N, "five", 1, 0);
+	char v1[KVC_WF_STATE_VER_MAX], v2[KVC_WF_STATE_VER_MAX];
+	cr_assert_eq(ops->commit_state(k, ns, key, e, N, "", v1, sizeof(v1)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats s0, s1;
+	kvc_wf_kube_stats_get(k, &s0);
+	/* task 2500 finishes again on a retry: its record changes */
+	char *one = NULL;
+	size_t len = 0;
+	kvc_wf_node nd;
+	memset(&nd, 0, sizeof(nd));
+	nd.phase = KVC_WF_SUCCEEDED;
+	nd.attempts = 2;
+	nd.started = 1767229999;
+	nd.finished = 1767230042;
+	nd.has_exit = 1;
+	cr_assert_eq(kvc_wf_node_encode(&one, &len, &nd, "five", 2500), 0);
+	kvc_wf_entry c = { fields[2500], KVC_WF_FIELD_LEN, one, len };
+	cr_assert_eq(ops->commit_state(k, ns, key, &c, 1, v1, v2, sizeof(v2)), 0, "%s", kvs_error_last());
+	kvc_wf_kube_stats_get(k, &s1);
+	uint64_t sent = s1.state_bytes_sent - s0.state_bytes_sent;
+	cr_log_info("5,000 tasks: node status %" PRIu64 " bytes, one change sent %" PRIu64 " bytes (%.3f%%)", bytes,
+	            sent, 100.0 * (double)sent / (double)bytes);
+	cr_assert_eq(s1.state_commits, s0.state_commits + 1);
+	cr_assert(sent > 0 && sent * 100 < bytes, "one change sent %" PRIu64 " bytes of a %" PRIu64 "-byte state", sent,
+	          bytes);
+	/* and the change is there */
+	void *val = NULL;
+	size_t vlen = 0;
+	kvs_backend *be = NULL;
+	kvs_store *st = NULL;
+	kvs_options so = KVS_OPTIONS_INIT;
+	so.name = "workflows";
+	cr_assert_eq(fx_kapi_backend(&be, srv, NULL), 0);
+	cr_assert_eq(kvs_open(&st, be, &so), 0);
+	cr_assert_eq(kvs_map_get(&val, &vlen, NULL, NULL, st, key, fields[2500], KVC_WF_FIELD_LEN, NULL), 0, "%s",
+	             kvs_error_last());
+	cr_assert(vlen == len && !memcmp(val, one, len));
+	kvs_free(val);
+	kvs_close(st);
+	free(one);
+	for (unsigned i = 0; i < N; i++)
+		free(values[i]);
 	kvc_wf_kube_free(k);
 }

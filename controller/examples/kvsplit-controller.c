@@ -7,32 +7,34 @@
  *   kvsplit-controller [--kubeconfig PATH] [--namespace NS] [--identity NAME]
  *                      [--lease-duration DURATION] [--metrics-addr HOST:PORT]
  *                      [--workers N] [--qps N] [--resync DURATION]
- *                      [--store NAME] [--lease-namespace NS] [--log-json]
+ *                      [--store NAME] [--lease-namespace NS] [--gc-interval DURATION]
+ *                      [--gc-grace DURATION] [--log-json]
  *
  * Threads: main runs the keepalive (kvc_member_tick) and points the
  * informers at the shards held; three informers (the member's Workflows,
  * unlabelled Workflows to stamp with their vshard label, and the member's
  * task Pods, which carry their Workflow's vshard label) each run their own;
  * workers take Workflow keys from the queue and run kvc_wf_reconcile;
- * libmicrohttpd serves /metrics. SIGTERM releases the shards (the next
- * owners continue from the stored node status) and exits 0.
+ * libmicrohttpd serves /metrics; a gc thread runs kvs_gc on the node
+ * stores every --gc-interval while this replica is the elected leader of
+ * the Lease kvsplit-controller-leader-gc (ticked by the keepalive).
+ * SIGTERM releases the shards (the next owners continue from the stored
+ * node status) and the gc Lease, and exits 0.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <kvsplit.h>
 #include <kvsplit/kube.h>
 
+#include "controller/app.h"
 #include "controller/informer.h"
 #include "controller/kubeapi.h"
+#include "controller/leader.h"
 #include "controller/member.h"
 #include "controller/metrics.h"
 #include "controller/workqueue.h"
@@ -42,12 +44,24 @@
 #define GROUP "kvsplit-controller"
 #define INDEX_WF_UID "uid"
 
+/* gc, a singleton task: the elected replica collects the node stores' garbage. */
+typedef struct gc_task {
+	kvc_leader *l;          /* NULL: --gc-interval 0 */
+	int64_t interval_ns;
+	uint32_t grace_s;       /* 0: kvs_gc's default */
+	int64_t next_ns;        /* monotonic: the next round, while leading */
+	int leading;            /* as of the last keepalive tick */
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int due, stop;
+	uint64_t runs, deleted, bytes_freed;
+} gc_task;
+
 typedef struct ctl {
-	const char *id;
-	int json;
-	kvs_kube *kube, *lease_kube;
-	kvc_api *api;
-	kvc_member *m;
+	kvc_app app; /* identity, clients (objects; the keepalive's), membership */
+	const char *watch_ns;
+	gc_task gc;
 	kvc_informer *wf, *stamp, *pods;
 	kvc_queue *q, *sq;
 	kvc_wf_kube *ops;
@@ -56,60 +70,6 @@ typedef struct ctl {
 	kvc_runtime_counters c;
 	uint64_t created, adopted, deleted, committed;
 } ctl;
-
-static volatile sig_atomic_t terminate;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	terminate = 1;
-}
-
-/* ---- logging: as shard-echo's ------------------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void logv(const ctl *e, const char *event, ...)
-{
-	struct timespec ts;
-	va_list ap;
-	const char *k, *v;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	pthread_mutex_lock(&log_mu);
-	if (e->json)
-		printf("{\"ts\":%lld.%06ld,\"event\":\"%s\",\"member\":\"%s\"", (long long)ts.tv_sec,
-		       ts.tv_nsec / 1000, event, e->id);
-	else
-		printf("ts=%lld.%06ld event=%s member=%s", (long long)ts.tv_sec, ts.tv_nsec / 1000, event,
-		       e->id);
-	va_start(ap, event);
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
-		if (e->json) {
-			printf(",\"%s\":\"", k);
-			for (const char *p = v; *p; p++)
-				if (*p == '"' || *p == '\\')
-					printf("\\%c", *p);
-				else if ((unsigned char)*p < 0x20)
-					printf("\\u%04x", (unsigned char)*p);
-				else
-					putchar(*p);
-			putchar('"');
-		} else if (strpbrk(v, " \"=") || !*v) {
-			printf(" %s=\"", k);
-			for (const char *p = v; *p; p++)
-				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-			putchar('"');
-		} else {
-			printf(" %s=%s", k, v);
-		}
-	}
-	va_end(ap);
-	puts(e->json ? "}" : "");
-	fflush(stdout);
-	pthread_mutex_unlock(&log_mu);
-}
 
 /* ---- informers' helpers ----------------------------------------------------- */
 
@@ -155,7 +115,7 @@ static void *worker(void *arg)
 			kvc_queue_done(e->q, key);
 			continue;
 		}
-		if (!kvc_member_begin(e->m, (unsigned)shard, &epoch)) {
+		if (!kvc_member_begin(e->app.m, (unsigned)shard, &epoch)) {
 			cJSON_Delete(obj);
 			kvc_queue_forget(e->q, key);
 			kvc_queue_done(e->q, key);
@@ -166,7 +126,7 @@ static void *worker(void *arg)
 		clock_gettime(CLOCK_REALTIME, &t0);
 		rc = kvc_wf_reconcile(e->rec, obj, &res);
 		clock_gettime(CLOCK_REALTIME, &t1);
-		kvc_member_end(e->m, (unsigned)shard);
+		kvc_member_end(e->app.m, (unsigned)shard);
 		if (rc == KVS_ECONFLICT || rc == KVS_EEXISTS) {
 			/* Someone committed first (a stale cache, or a previous owner):
 			 * the next reconcile starts from what is stored. */
@@ -184,7 +144,7 @@ static void *worker(void *arg)
 		snprintf(ad, sizeof(ad), "%u", rc == 0 ? res.adopted : 0);
 		snprintf(de, sizeof(de), "%u", rc == 0 ? res.deleted : 0);
 		snprintf(co, sizeof(co), "%u", rc == 0 ? res.committed : 0);
-		logv(e, "reconcile", "object", key, "shard", sh, "epoch", ep, "result",
+		kvc_app_log(&e->app, "reconcile", "object", key, "shard", sh, "epoch", ep, "result",
 		     rc < 0 ? "error" : kvc_wf_wphase_name(res.phase), "created", cr, "adopted", ad, "deleted", de,
 		     "committed", co, "start", start, "dur_us", dur, rc < 0 ? "error" : NULL,
 		     rc < 0 ? kvs_error_last() : NULL, (const char *)NULL);
@@ -221,10 +181,10 @@ static void *stamper(void *arg)
 		cJSON *obj = NULL;
 		int rc = 0;
 		if (kvc_informer_get(e->stamp, key, &obj, NULL) == 1) {
-			rc = kvc_vshard_stamp(e->kube, &kvc_wf_workflows, md_str(obj, "namespace"), obj,
-			                      kvc_member_vshards(e->m));
+			rc = kvc_vshard_stamp(e->app.kube, &kvc_wf_workflows, md_str(obj, "namespace"), obj,
+			                      kvc_member_vshards(e->app.m));
 			if (rc < 0 && rc != KVS_ENOTFOUND)
-				logv(e, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
+				kvc_app_log(&e->app, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
 		}
 		cJSON_Delete(obj);
 		if (rc < 0 && rc != KVS_ENOTFOUND)
@@ -288,7 +248,7 @@ static int collect(void *ctx, kvc_mbuf *b)
 	cr = e->created, ad = e->adopted, de = e->deleted, co = e->committed;
 	pthread_mutex_unlock(&e->mu);
 	kvc_wf_kube_stats_get(e->ops, &ks);
-	kvc_metrics_runtime(b, e->m, e->q, infs, 3, &c);
+	kvc_metrics_runtime(b, e->app.m, e->q, infs, 3, &c);
 	kvc_mbuf_family(b, "kvsplit_workflow_pods_created_total", "counter", "Task Pods created.");
 	kvc_mbuf_sample(b, "kvsplit_workflow_pods_created_total", NULL, (double)cr);
 	kvc_mbuf_family(b, "kvsplit_workflow_pods_adopted_total", "counter",
@@ -301,126 +261,188 @@ static int collect(void *ctx, kvc_mbuf *b)
 	kvc_mbuf_family(b, "kvsplit_workflow_state_bytes_sent_total", "counter",
 	                "Bytes of node state written to kvsplit.");
 	kvc_mbuf_sample(b, "kvsplit_workflow_state_bytes_sent_total", NULL, (double)ks.state_bytes_sent);
+	pthread_mutex_lock(&e->mu);
+	double runs = (double)e->gc.runs, gdel = (double)e->gc.deleted, gfreed = (double)e->gc.bytes_freed;
+	pthread_mutex_unlock(&e->mu);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_leader", "gauge", "1 while this replica runs the singleton gc.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_leader", NULL, __atomic_load_n(&e->gc.leading, __ATOMIC_SEQ_CST) ? 1 : 0);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_runs_total", "counter", "kvs_gc rounds run here (one per namespace).");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_runs_total", NULL, runs);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_segments_deleted_total", "counter", "Segments gc deleted here.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_segments_deleted_total", NULL, gdel);
+	kvc_mbuf_family(b, "kvsplit_workflow_gc_bytes_freed_total", "counter", "Bytes of the segments gc deleted here.");
+	kvc_mbuf_sample(b, "kvsplit_workflow_gc_bytes_freed_total", NULL, gfreed);
 	return 0;
 }
 
-/* ---- flags ------------------------------------------------------------------- */
+/* ---- gc: a singleton task ------------------------------------------------------ */
 
-static int64_t parse_duration(const char *s)
+/* Stop a round when we stop leading or the process stops. */
+static int gc_on_segment(void *ctx, const char *name, uint64_t bytes)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v < 0 || v > 86400.0 * 365)
-		return -1;
-	if (!*end || strcmp(end, "s") == 0)
-		return (int64_t)(v * 1e9);
-	if (strcmp(end, "ms") == 0)
-		return (int64_t)(v * 1e6);
-	if (strcmp(end, "m") == 0)
-		return (int64_t)(v * 60e9);
-	if (strcmp(end, "h") == 0)
-		return (int64_t)(v * 3600e9);
-	return -1;
+	gc_task *g = ctx;
+	(void)name;
+	(void)bytes;
+	return __atomic_load_n(&g->stop, __ATOMIC_SEQ_CST) || !__atomic_load_n(&g->leading, __ATOMIC_SEQ_CST);
 }
+
+/* The namespaces to collect: --namespace, else those holding Workflows. */
+static unsigned gc_namespaces(ctl *e, char (*out)[64], unsigned cap)
+{
+	unsigned n = 0;
+	if (*e->watch_ns) {
+		snprintf(out[0], 64, "%s", e->watch_ns);
+		return 1;
+	}
+	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
+	kvs_kube_page *pg = NULL;
+	char cont[1024] = "";
+	lo.metadata_only = 1;
+	lo.limit = 500;
+	do {
+		lo.continue_token = *cont ? cont : NULL;
+		if (kvs_kube_list(&pg, e->app.kube, &kvc_wf_workflows, KVS_KUBE_ALL_NAMESPACES, &lo, NULL) < 0)
+			return n;
+		const cJSON *it;
+		cJSON_ArrayForEach(it, pg->items)
+		{
+			const char *ns = md_str(it, "namespace");
+			unsigned j;
+			if (!ns || strlen(ns) >= 64)
+				continue;
+			for (j = 0; j < n && strcmp(out[j], ns); j++)
+				;
+			if (j == n && n < cap)
+				snprintf(out[n++], 64, "%s", ns);
+		}
+		snprintf(cont, sizeof(cont), "%s", pg->continue_token ? pg->continue_token : "");
+		kvs_kube_page_free(pg);
+	} while (*cont);
+	return n;
+}
+
+static void *gc_thread(void *arg)
+{
+	ctl *e = arg;
+	gc_task *g = &e->gc;
+	static char nss[64][64];
+	for (;;) {
+		pthread_mutex_lock(&g->mu);
+		while (!g->due && !g->stop)
+			pthread_cond_wait(&g->cv, &g->mu);
+		int stop = g->stop;
+		g->due = 0;
+		pthread_mutex_unlock(&g->mu);
+		if (stop)
+			return NULL;
+		unsigned n = gc_namespaces(e, nss, 64);
+		for (unsigned i = 0; i < n && !gc_on_segment(g, NULL, 0); i++) {
+			kvs_gc_options go = KVS_GC_OPTIONS_INIT;
+			kvs_gc_report r;
+			struct timespec t0, t1;
+			memset(&r, 0, sizeof(r));
+			go.grace_s = g->grace_s;
+			go.on_segment = gc_on_segment;
+			go.ctx = g;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			int rc = kvc_wf_kube_gc(e->ops, nss[i], &go, &r);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			char ix[24], sg[24], rf[24], dl[24], fr[24], du[24];
+			snprintf(ix, sizeof(ix), "%" PRIu64, r.indexes);
+			snprintf(sg, sizeof(sg), "%" PRIu64, r.segments);
+			snprintf(rf, sizeof(rf), "%" PRIu64, r.referenced);
+			snprintf(dl, sizeof(dl), "%" PRIu64, r.deleted);
+			snprintf(fr, sizeof(fr), "%" PRIu64, r.bytes_freed);
+			snprintf(du, sizeof(du), "%lld",
+			         (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
+			kvc_app_log(&e->app, "gc", "namespace", nss[i], "indexes", ix, "segments", sg, "referenced", rf,
+			            "deleted", dl, "bytes_freed", fr, "dur_us", du, rc < 0 ? "error" : NULL,
+			            rc < 0 ? kvs_error_last() : NULL, (const char *)NULL);
+			pthread_mutex_lock(&e->mu);
+			g->runs++;
+			g->deleted += r.deleted;
+			g->bytes_freed += r.bytes_freed;
+			pthread_mutex_unlock(&e->mu);
+		}
+	}
+}
+
+/* On the keepalive thread, after each member tick: the election, and a gc
+ * round every --gc-interval while leading. */
+static int64_t on_tick(void *ctx)
+{
+	ctl *e = ctx;
+	gc_task *g = &e->gc;
+	if (!g->l)
+		return 0;
+	int64_t now = kvc_now(kvc_clock_system());
+	if (kvc_leader_next_tick(g->l) <= now)
+		kvc_leader_tick(g->l);
+	int lead = kvc_leader_is_leader(g->l);
+	if (lead != g->leading) {
+		__atomic_store_n(&g->leading, lead, __ATOMIC_SEQ_CST);
+		kvc_app_log(&e->app, "leader", "task", "gc", "leading", lead ? "true" : "false", (const char *)NULL);
+		g->next_ns = now; /* a new leader collects at once */
+	}
+	if (lead && now >= g->next_ns) {
+		pthread_mutex_lock(&g->mu);
+		g->due = 1;
+		pthread_cond_signal(&g->cv);
+		pthread_mutex_unlock(&g->mu);
+		g->next_ns = now + g->interval_ns;
+	}
+	int64_t next = kvc_leader_next_tick(g->l);
+	return lead && g->next_ns < next ? g->next_ns : next;
+}
+
+/* ---- flags and the keepalive's hook ------------------------------------ */
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kvsplit-controller [--kubeconfig PATH] [--namespace NS] [--identity NAME]\n"
 	           "                          [--lease-duration DURATION] [--metrics-addr HOST:PORT]\n"
 	           "                          [--workers N] [--qps N] [--resync DURATION] [--store NAME]\n"
-	           "                          [--lease-namespace NS] [--log-json]\n");
+	           "                          [--lease-namespace NS] [--gc-interval DURATION]\n"
+	           "                          [--gc-grace DURATION] [--log-json]\n");
 }
 
-static int64_t mono_ns(void)
+/* After a tick that changed the shards held: Pods first, so a Workflow
+ * reconciled with a cold Pod cache reads its Running nodes' Pods from the
+ * server, never takes them for deleted. */
+static void on_shards(void *ctx, const kvc_shardset *held)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until(int64_t until)
-{
-	for (;;) {
-		int64_t d = until - mono_ns();
-		if (d <= 0 || terminate)
-			return;
-		if (d > 50 * 1000000)
-			d = 50 * 1000000;
-		struct timespec ts = { 0, (long)d };
-		nanosleep(&ts, NULL);
-	}
-}
-
-static void follow_shards(ctl *e, kvc_shardset *last, uint64_t *fences)
-{
-	kvc_shardset held;
-	kvc_member_stats st;
-	kvc_member_held(e->m, &held);
-	kvc_member_stats_get(e->m, &st);
-	if (st.fences != *fences) {
-		char n[24];
-		snprintf(n, sizeof(n), "%" PRIu64, st.fences);
-		logv(e, "fenced", "fences", n, (const char *)NULL);
-		*fences = st.fences;
-	}
-	if (kvc_set_equal(&held, last))
-		return;
-	unsigned got = 0, lost = 0;
-	for (unsigned s = 0; s < KVC_VSHARDS_MAX; s++) {
-		got += kvc_set_has(&held, s) && !kvc_set_has(last, s);
-		lost += !kvc_set_has(&held, s) && kvc_set_has(last, s);
-	}
-	char h[16], g[16], l[16], mem[16];
-	snprintf(h, sizeof(h), "%u", kvc_set_count(&held));
-	snprintf(g, sizeof(g), "%u", got);
-	snprintf(l, sizeof(l), "%u", lost);
-	snprintf(mem, sizeof(mem), "%u", st.members);
-	logv(e, "shards", "held", h, "acquired", g, "released", l, "members", mem, (const char *)NULL);
-	*last = held;
-	/* Pods first: a Workflow reconciled with a cold Pod cache reads its
-	 * Running nodes' Pods from the server, never takes them for deleted. */
-	kvc_informer_set_shards(e->pods, &held);
-	kvc_informer_set_shards(e->wf, &held);
+	ctl *e = ctx;
+	kvc_informer_set_shards(e->pods, held);
+	kvc_informer_set_shards(e->wf, held);
 }
 
 int main(int argc, char **argv)
 {
-	const char *kubeconfig = NULL, *ns = NULL, *identity = NULL, *metrics_addr = NULL,
-	           *store = "workflows", *lease_ns = NULL;
-	int64_t lease = 15 * KVC_S, resync = 30 * KVC_S;
-	unsigned workers = 4;
-	double qps = 100;
+	const char *store = "workflows", *lease_ns = NULL;
+	int64_t gc_interval = 3600 * KVC_S, gc_grace = 0;
+	kvc_app_flags f;
 	char host[256];
 	ctl e;
-	int json = 0, rc;
+	int rc;
 
+	kvc_app_flags_init(&f, 30 * KVC_S);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = 1;
-		if (strcmp(a, "--kubeconfig") == 0 && v)
-			kubeconfig = v;
-		else if (strcmp(a, "--namespace") == 0 && v)
-			ns = v;
-		else if (strcmp(a, "--lease-namespace") == 0 && v)
-			lease_ns = v;
-		else if (strcmp(a, "--identity") == 0 && v)
-			identity = v;
-		else if (strcmp(a, "--lease-duration") == 0 && v)
-			lease = parse_duration(v);
-		else if (strcmp(a, "--metrics-addr") == 0 && v)
-			metrics_addr = v;
-		else if (strcmp(a, "--workers") == 0 && v)
-			workers = (unsigned)strtoul(v, NULL, 10);
-		else if (strcmp(a, "--qps") == 0 && v)
-			qps = strtod(v, NULL);
-		else if (strcmp(a, "--resync") == 0 && v)
-			resync = parse_duration(v);
-		else if (strcmp(a, "--store") == 0 && v)
+		if (kvc_app_flag(&f, argc, argv, &i))
+			continue;
+		if (strcmp(a, "--store") == 0 && v) {
 			store = v;
-		else if (strcmp(a, "--log-json") == 0)
-			json = 1, takes = 0;
-		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			i++;
+		} else if (strcmp(a, "--lease-namespace") == 0 && v) {
+			lease_ns = v;
+			i++;
+		} else if (strcmp(a, "--gc-interval") == 0 && v) {
+			gc_interval = kvc_app_parse_duration(v);
+			i++;
+		} else if (strcmp(a, "--gc-grace") == 0 && v) {
+			gc_grace = kvc_app_parse_duration(v);
+			i++;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
 		} else {
@@ -428,52 +450,38 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		i += takes;
 	}
-	if (lease < 3 * KVC_S || lease % KVC_S != 0 || resync < 0 || workers < 1 || workers > 64 ||
-	    !(qps > 0 && qps <= 100000) || !*store || strlen(store) > 40) {
-		fprintf(stderr, "kvsplit-controller: --lease-duration must be whole seconds, at least 3s; "
-		                "--workers 1..64; --qps > 0; --store 1..40 characters\n");
+	if (!*store || strlen(store) > 40) {
+		fprintf(stderr, "kvsplit-controller: --store 1..40 characters\n");
 		return 2;
 	}
-	if (!identity) {
-		if (gethostname(host, sizeof(host)) != 0 || !host[0]) {
-			fprintf(stderr, "kvsplit-controller: no --identity and no hostname\n");
-			return 2;
-		}
-		host[sizeof(host) - 1] = '\0';
-		identity = host;
+	if (gc_interval < 0 || gc_grace < 0 || gc_grace > 365 * 86400 * KVC_S || gc_grace % KVC_S != 0) {
+		fprintf(stderr, "kvsplit-controller: --gc-interval >= 0 (0: no gc); --gc-grace whole seconds\n");
+		return 2;
 	}
+	if (kvc_app_check(&f, "kvsplit-controller", host, sizeof(host)) < 0)
+		return 2;
 
-	/* 1. Clients: objects and stores; the keepalive's Leases. The Leases
-	 * live in --lease-namespace, else --namespace, else the client's. */
+	/* 1-2. Clients (objects and stores; the keepalive's Leases) and
+	 * membership. The Leases live in --lease-namespace, else --namespace,
+	 * else the client's. */
 	memset(&e, 0, sizeof(e));
-	e.id = identity;
-	e.json = json;
 	pthread_mutex_init(&e.mu, NULL);
-	kvc_member_opts mo = KVC_MEMBER_OPTS_INIT;
-	mo.group = GROUP;
-	mo.identity = identity;
-	mo.lease_duration_ns = lease;
-	mo.renew_deadline_ns = lease * 2 / 3;
-	mo.retry_period_ns = lease * 2 / 15;
-	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
-	ko.kubeconfig = kubeconfig;
-	ko.namespace_ = lease_ns ? lease_ns : ns;
-	ko.qps = qps;
-	ko.burst = qps > 50 ? (unsigned)(2 * qps) : 100;
-	if ((rc = kvs_kube_open(&e.kube, &ko)) < 0)
+	kvs_kube_options ko;
+	if ((rc = kvc_app_open(&e.app, &f, GROUP, lease_ns ? lease_ns : f.ns, &ko)) < 0)
 		goto fail;
-	kvs_kube_options lo = ko;
-	kvc_kubeapi_lease_options(&lo, &mo);
-	if ((rc = kvs_kube_open(&e.lease_kube, &lo)) < 0)
-		goto fail;
-	const char *watch_ns = ns ? ns : KVS_KUBE_ALL_NAMESPACES;
-
-	/* 2. Membership over Leases. */
-	if ((rc = kvc_kubeapi_new(&e.api, e.lease_kube, kvs_kube_namespace(e.kube))) < 0 ||
-	    (rc = kvc_member_new(&e.m, &mo, e.api, kvc_clock_system(), NULL)) < 0)
-		goto fail;
+	const char *watch_ns = f.ns ? f.ns : KVS_KUBE_ALL_NAMESPACES;
+	e.watch_ns = watch_ns;
+	pthread_mutex_init(&e.gc.mu, NULL);
+	pthread_cond_init(&e.gc.cv, NULL);
+	e.gc.interval_ns = gc_interval;
+	e.gc.grace_s = (uint32_t)(gc_grace / KVC_S);
+	if (gc_interval > 0) {
+		/* The singleton gc: the Lease <group>-leader-gc beside the members'. */
+		if ((rc = kvc_leader_new(&e.gc.l, GROUP "-leader-gc", f.identity, f.lease_ns, f.lease_ns * 2 / 3,
+		                         f.lease_ns * 2 / 15, e.app.api, kvc_clock_system())) < 0)
+			goto fail;
+	}
 
 	/* 3. Queues, informers, the reconciler, workers. */
 	if ((rc = kvc_queue_new(&e.q, NULL, kvc_clock_system())) < 0 ||
@@ -484,9 +492,9 @@ int main(int argc, char **argv)
 	io.name = "workflows";
 	io.resource = &kvc_wf_workflows;
 	io.ns = watch_ns;
-	io.vshards = kvc_member_vshards(e.m);
-	io.resync_ns = resync;
-	if ((rc = kvc_informer_new(&e.wf, e.kube, &io, &ih)) < 0 ||
+	io.vshards = kvc_member_vshards(e.app.m);
+	io.resync_ns = f.resync_ns;
+	if ((rc = kvc_informer_new(&e.wf, e.app.kube, &io, &ih)) < 0 ||
 	    (rc = kvc_informer_add_index(e.wf, INDEX_WF_UID, index_wf_uid, NULL)) < 0)
 		goto fail;
 	io.name = "unlabelled";
@@ -495,22 +503,22 @@ int main(int argc, char **argv)
 	io.confirm_deletes = -1;
 	io.transform = kvc_informer_metadata;
 	ih.on_event = on_unlabelled;
-	if ((rc = kvc_informer_new(&e.stamp, e.kube, &io, &ih)) < 0)
+	if ((rc = kvc_informer_new(&e.stamp, e.app.kube, &io, &ih)) < 0)
 		goto fail;
 	kvc_informer_opts po = KVC_INFORMER_OPTS_INIT;
 	po.name = "pods";
 	po.resource = &kvs_kube_pods;
 	po.ns = watch_ns;
 	po.base_selector = KVC_WF_LABEL_UID; /* task Pods only */
-	po.vshards = kvc_member_vshards(e.m);
+	po.vshards = kvc_member_vshards(e.app.m);
 	po.transform = pod_transform;
 	ih.on_event = on_pod;
-	if ((rc = kvc_informer_new(&e.pods, e.kube, &po, &ih)) < 0 ||
+	if ((rc = kvc_informer_new(&e.pods, e.app.kube, &po, &ih)) < 0 ||
 	    (rc = kvc_informer_add_index(e.pods, KVC_WF_INDEX_UID, kvc_wf_index_uid, NULL)) < 0)
 		goto fail;
 	kvs_kube_options so = ko;
 	so.concurrency = 8;
-	if ((rc = kvc_wf_kube_new(&e.ops, e.kube, &so, store, e.pods)) < 0)
+	if ((rc = kvc_wf_kube_new(&e.ops, e.app.kube, &so, store, e.pods)) < 0)
 		goto fail;
 	kvc_wf_reconciler_opts ro = KVC_WF_RECONCILER_OPTS_INIT;
 	ro.store = store;
@@ -520,54 +528,43 @@ int main(int argc, char **argv)
 	    (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
 	pthread_t th[66];
-	for (unsigned i = 0; i < workers; i++)
+	for (unsigned i = 0; i < f.workers; i++)
 		pthread_create(&th[i], NULL, worker, &e);
-	pthread_create(&th[workers], NULL, stamper, &e);
+	pthread_create(&th[f.workers], NULL, stamper, &e);
+	pthread_create(&e.gc.th, NULL, gc_thread, &e);
 
 	kvc_metrics *metrics = NULL;
-	if (metrics_addr && (rc = kvc_metrics_start(&metrics, metrics_addr, collect, &e)) < 0)
+	if (f.metrics_addr && (rc = kvc_metrics_start(&metrics, f.metrics_addr, collect, &e)) < 0)
 		goto fail;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	kvc_app_signals();
 	{
 		char port[16], ld[24];
 		snprintf(port, sizeof(port), "%u", kvc_metrics_port(metrics));
-		snprintf(ld, sizeof(ld), "%llds", (long long)(lease / KVC_S));
-		logv(&e, "start", "namespace", *watch_ns ? watch_ns : "(all)", "lease", kvc_member_lease_name(e.m),
-		     "lease_duration", ld, "store", store, "metrics_port", port, (const char *)NULL);
+		snprintf(ld, sizeof(ld), "%llds", (long long)(f.lease_ns / KVC_S));
+		kvc_app_log(&e.app, "start", "namespace", *watch_ns ? watch_ns : "(all)", "lease",
+		            kvc_member_lease_name(e.app.m), "lease_duration", ld, "store", store, "metrics_port", port,
+		            (const char *)NULL);
 	}
 
-	/* 4. The keepalive. */
-	kvc_shardset last;
-	uint64_t fences = 0;
-	kvc_set_clear(&last);
-	while (!terminate) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		sleep_until(kvc_member_next_tick(e.m));
-	}
-
-	/* 5. SIGTERM: drain and release every shard, then the Lease. */
-	logv(&e, "stopping", (const char *)NULL);
-	kvc_member_stop(e.m);
-	int64_t give_up = mono_ns() + 2 * lease;
-	while (!kvc_member_stopped(e.m) && mono_ns() < give_up) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		int64_t next = kvc_member_next_tick(e.m), soon = mono_ns() + 20 * KVC_MS;
-		terminate = 0;
-		sleep_until(next < soon ? next : soon);
-	}
+	/* 4-5. The keepalive until SIGTERM; then drain and release every
+	 * shard (the next owners continue from the stored node status), then
+	 * the Lease. */
+	kvc_app_hooks hooks = { &e, on_shards, on_tick };
+	int released = kvc_app_run(&e.app, &hooks);
 	kvc_queue_shutdown(e.q);
 	kvc_queue_shutdown(e.sq);
-	for (unsigned i = 0; i <= workers; i++)
+	for (unsigned i = 0; i <= f.workers; i++)
 		pthread_join(th[i], NULL);
+	pthread_mutex_lock(&e.gc.mu);
+	e.gc.stop = 1;
+	pthread_cond_signal(&e.gc.cv);
+	pthread_mutex_unlock(&e.gc.mu);
+	pthread_join(e.gc.th, NULL);
+	if (e.gc.l)
+		kvc_leader_release(e.gc.l);
+	kvc_leader_free(e.gc.l);
 	kvc_metrics_stop(metrics);
-	logv(&e, "stopped", "released", kvc_member_stopped(e.m) ? "true" : "false", (const char *)NULL);
+	kvc_app_log(&e.app, "stopped", "released", released ? "true" : "false", (const char *)NULL);
 	kvc_informer_free(e.wf);
 	kvc_informer_free(e.stamp);
 	kvc_informer_free(e.pods);
@@ -575,10 +572,7 @@ int main(int argc, char **argv)
 	kvc_wf_kube_free(e.ops);
 	kvc_queue_free(e.q);
 	kvc_queue_free(e.sq);
-	kvc_member_free(e.m);
-	kvc_kubeapi_free(e.api);
-	kvs_kube_free(e.lease_kube);
-	kvs_kube_free(e.kube);
+	kvc_app_close(&e.app);
 	return 0;
 
 fail:

@@ -17,20 +17,17 @@
  * member's share, and unlabelled objects to stamp) each run their own;
  * workers take keys from the queues; libmicrohttpd serves /metrics.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <kvsplit.h>
 #include <kvsplit/kube.h>
 
+#include "controller/app.h"
 #include "controller/informer.h"
 #include "controller/kubeapi.h"
 #include "controller/member.h"
@@ -43,74 +40,14 @@
 #define ANN_EPOCH "shard-echo/epoch"
 
 typedef struct echo {
-	const char *id;
+	kvc_app app;           /* identity, clients (objects; the keepalive's), membership */
 	const char *ns;
-	int json;
-	kvs_kube *kube;        /* objects */
-	kvs_kube *lease_kube;  /* the keepalive's, short timeouts */
-	kvc_api *api;
-	kvc_member *m;
 	kvc_informer *inf;     /* the share: demo=shard-echo, our shards */
 	kvc_informer *stamp;   /* demo=shard-echo without a vshard label */
 	kvc_queue *q, *sq, *dq;  /* reconciles; stamps: our shards now, others' later */
 	pthread_mutex_t mu;
 	kvc_runtime_counters c;
 } echo;
-
-static volatile sig_atomic_t terminate;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	terminate = 1;
-}
-
-/* ---- logging: one line per event, key=value or JSON -------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Fields come in pairs: "key", "value", ... NULL. Values are strings. */
-static void logv(const echo *e, const char *event, ...)
-{
-	struct timespec ts;
-	va_list ap;
-	const char *k, *v;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	pthread_mutex_lock(&log_mu);
-	if (e->json)
-		printf("{\"ts\":%lld.%06ld,\"event\":\"%s\",\"member\":\"%s\"", (long long)ts.tv_sec,
-		       ts.tv_nsec / 1000, event, e->id);
-	else
-		printf("ts=%lld.%06ld event=%s member=%s", (long long)ts.tv_sec, ts.tv_nsec / 1000,
-		       event, e->id);
-	va_start(ap, event);
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
-		if (e->json) {
-			printf(",\"%s\":\"", k);
-			for (const char *p = v; *p; p++)
-				if (*p == '"' || *p == '\\')
-					printf("\\%c", *p);
-				else if ((unsigned char)*p < 0x20)
-					printf("\\u%04x", (unsigned char)*p);
-				else
-					putchar(*p);
-			putchar('"');
-		} else if (strpbrk(v, " \"=") || !*v) {
-			printf(" %s=\"", k);
-			for (const char *p = v; *p; p++)
-				printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-			putchar('"');
-		} else {
-			printf(" %s=%s", k, v);
-		}
-	}
-	va_end(ap);
-	puts(e->json ? "}" : "");
-	fflush(stdout);
-	pthread_mutex_unlock(&log_mu);
-}
 
 /* ---- reconcile ------------------------------------------------------------ */
 
@@ -147,8 +84,8 @@ static int annotate(echo *e, const cJSON *obj, uint64_t epoch)
 	cJSON *pa = pm ? cJSON_AddObjectToObject(pm, "annotations") : NULL;
 	int rc = KVS_ENOMEM;
 	if (pa && cJSON_AddStringToObject(pm, "resourceVersion", rv) &&
-	    cJSON_AddStringToObject(pa, ANN_OWNER, e->id) && cJSON_AddStringToObject(pa, ANN_EPOCH, ep))
-		rc = kvs_kube_patch(NULL, e->kube, &kvs_kube_configmaps, e->ns, name,
+	    cJSON_AddStringToObject(pa, ANN_OWNER, e->app.id) && cJSON_AddStringToObject(pa, ANN_EPOCH, ep))
+		rc = kvs_kube_patch(NULL, e->app.kube, &kvs_kube_configmaps, e->ns, name,
 		                    KVS_KUBE_PATCH_MERGE, p, NULL, NULL);
 	cJSON_Delete(p);
 	return rc;
@@ -168,7 +105,7 @@ static const char *reconcile(echo *e, cJSON *obj, uint64_t epoch, int *rc)
 		const char *owner = ann(obj, ANN_OWNER);
 		if (seen > epoch)
 			break;
-		if (seen == epoch && owner && strcmp(owner, e->id) == 0) {
+		if (seen == epoch && owner && strcmp(owner, e->app.id) == 0) {
 			cJSON_Delete(fresh);
 			return "unchanged";
 		}
@@ -184,7 +121,7 @@ static const char *reconcile(echo *e, cJSON *obj, uint64_t epoch, int *rc)
 		go.metadata_only = 1;
 		cJSON_Delete(fresh);
 		fresh = NULL;
-		*rc = kvs_kube_get(&fresh, e->kube, &kvs_kube_configmaps, e->ns, meta(obj, "name"), &go,
+		*rc = kvs_kube_get(&fresh, e->app.kube, &kvs_kube_configmaps, e->ns, meta(obj, "name"), &go,
 		                   NULL);
 		if (*rc < 0)
 			break;
@@ -216,7 +153,7 @@ static void *worker(void *arg)
 			kvc_queue_done(e->q, key);
 			continue;
 		}
-		if (!kvc_member_begin(e->m, (unsigned)shard, &epoch)) {
+		if (!kvc_member_begin(e->app.m, (unsigned)shard, &epoch)) {
 			cJSON_Delete(obj); /* not acting on it now: its next owner lists it */
 			kvc_queue_forget(e->q, key);
 			kvc_queue_done(e->q, key);
@@ -232,10 +169,10 @@ static void *worker(void *arg)
 		snprintf(start, sizeof(start), "%lld.%06ld", (long long)t0.tv_sec, t0.tv_nsec / 1000);
 		snprintf(dur, sizeof(dur), "%lld",
 		         (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
-		logv(e, "reconcile", "object", key, "shard", sh, "epoch", ep, "result", result, "start",
+		kvc_app_log(&e->app, "reconcile", "object", key, "shard", sh, "epoch", ep, "result", result, "start",
 		     start, "dur_us", dur, rc < 0 ? "error" : NULL, rc < 0 ? kvs_error_last() : NULL,
 		     (const char *)NULL);
-		kvc_member_end(e->m, (unsigned)shard);
+		kvc_member_end(e->app.m, (unsigned)shard);
 		cJSON_Delete(obj);
 		pthread_mutex_lock(&e->mu);
 		e->c.reconciles++;
@@ -274,19 +211,19 @@ static void *stamper(void *arg)
 		if (kvc_informer_get(e->stamp, key, &obj, NULL) == 1) {
 			const cJSON *uid = cJSON_GetObjectItemCaseSensitive(
 			        cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "uid");
-			unsigned v = kvc_member_vshards(e->m);
+			unsigned v = kvc_member_vshards(e->app.m);
 			if (!deferred && cJSON_IsString(uid) &&
-			    !kvc_member_acting(e->m, kvc_vshard_of(uid->valuestring, v))) {
+			    !kvc_member_acting(e->app.m, kvc_vshard_of(uid->valuestring, v))) {
 				cJSON_Delete(obj);
 				kvc_queue_add_after(e->dq, key, KVC_S);
 				kvc_queue_forget(q, key);
 				kvc_queue_done(q, key);
 				continue;
 			}
-			rc = kvc_vshard_stamp(e->kube, &kvs_kube_configmaps, e->ns, obj,
-			                      kvc_member_vshards(e->m));
+			rc = kvc_vshard_stamp(e->app.kube, &kvs_kube_configmaps, e->ns, obj,
+			                      kvc_member_vshards(e->app.m));
 			if (rc < 0 && rc != KVS_ENOTFOUND)
-				logv(e, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
+				kvc_app_log(&e->app, "stamp", "object", key, "error", kvs_error_last(), (const char *)NULL);
 		}
 		cJSON_Delete(obj);
 		if (rc < 0 && rc != KVS_ENOTFOUND)
@@ -322,30 +259,11 @@ static int collect(void *ctx, kvc_mbuf *b)
 	pthread_mutex_lock(&e->mu);
 	c = e->c;
 	pthread_mutex_unlock(&e->mu);
-	kvc_metrics_runtime(b, e->m, e->q, infs, 2, &c);
+	kvc_metrics_runtime(b, e->app.m, e->q, infs, 2, &c);
 	return 0;
 }
 
-/* ---- flags ------------------------------------------------------------ */
-
-/* "15s", "500ms", "2m", "1h", or plain seconds. -1 if malformed. */
-static int64_t parse_duration(const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v < 0 || v > 86400.0 * 365)
-		return -1;
-	if (!*end || strcmp(end, "s") == 0)
-		return (int64_t)(v * 1e9);
-	if (strcmp(end, "ms") == 0)
-		return (int64_t)(v * 1e6);
-	if (strcmp(end, "m") == 0)
-		return (int64_t)(v * 60e9);
-	if (strcmp(end, "h") == 0)
-		return (int64_t)(v * 3600e9);
-	return -1;
-}
+/* ---- flags and the keepalive's hook ------------------------------------ */
 
 static void usage(FILE *f)
 {
@@ -354,142 +272,42 @@ static void usage(FILE *f)
 	           "                  [--workers N] [--qps N] [--resync DURATION] [--log-json]\n");
 }
 
-static int64_t mono_ns(void)
+/* After a tick that changed the shards held: point the informer at them. */
+static void on_shards(void *ctx, const kvc_shardset *held)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Sleep until `until` (monotonic ns) or a signal, in short slices. */
-static void sleep_until(int64_t until)
-{
-	for (;;) {
-		int64_t d = until - mono_ns();
-		if (d <= 0 || terminate)
-			return;
-		if (d > 50 * 1000000)
-			d = 50 * 1000000;
-		struct timespec ts = { 0, (long)d };
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* After a tick: point the informer at the shards we hold now; log changes. */
-static void follow_shards(echo *e, kvc_shardset *last, uint64_t *fences)
-{
-	kvc_shardset held;
-	kvc_member_stats st;
-	kvc_member_held(e->m, &held);
-	kvc_member_stats_get(e->m, &st);
-	if (st.fences != *fences) {
-		char n[24];
-		snprintf(n, sizeof(n), "%" PRIu64, st.fences);
-		logv(e, "fenced", "fences", n, (const char *)NULL);
-		*fences = st.fences;
-	}
-	if (kvc_set_equal(&held, last))
-		return;
-	unsigned got = 0, lost = 0;
-	for (unsigned s = 0; s < KVC_VSHARDS_MAX; s++) {
-		got += kvc_set_has(&held, s) && !kvc_set_has(last, s);
-		lost += !kvc_set_has(&held, s) && kvc_set_has(last, s);
-	}
-	char h[16], g[16], l[16], mem[16];
-	snprintf(h, sizeof(h), "%u", kvc_set_count(&held));
-	snprintf(g, sizeof(g), "%u", got);
-	snprintf(l, sizeof(l), "%u", lost);
-	snprintf(mem, sizeof(mem), "%u", st.members);
-	logv(e, "shards", "held", h, "acquired", g, "released", l, "members", mem,
-	     (const char *)NULL);
-	*last = held;
-	kvc_informer_set_shards(e->inf, &held);
+	echo *e = ctx;
+	kvc_informer_set_shards(e->inf, held);
 }
 
 int main(int argc, char **argv)
 {
-	const char *kubeconfig = NULL, *ns = NULL, *identity = NULL, *metrics_addr = NULL;
-	int64_t lease = 15 * KVC_S, resync = 0;
-	unsigned workers = 4;
-	double qps = 100;
+	kvc_app_flags f;
 	char host[256];
 	echo e;
-	int json = 0, rc;
+	int rc;
 
+	kvc_app_flags_init(&f, 0);
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = 1;
-		if (strcmp(a, "--kubeconfig") == 0 && v)
-			kubeconfig = v;
-		else if (strcmp(a, "--namespace") == 0 && v)
-			ns = v;
-		else if (strcmp(a, "--identity") == 0 && v)
-			identity = v;
-		else if (strcmp(a, "--lease-duration") == 0 && v)
-			lease = parse_duration(v);
-		else if (strcmp(a, "--metrics-addr") == 0 && v)
-			metrics_addr = v;
-		else if (strcmp(a, "--workers") == 0 && v)
-			workers = (unsigned)strtoul(v, NULL, 10);
-		else if (strcmp(a, "--qps") == 0 && v)
-			qps = strtod(v, NULL);
-		else if (strcmp(a, "--resync") == 0 && v)
-			resync = parse_duration(v);
-		else if (strcmp(a, "--log-json") == 0)
-			json = 1, takes = 0;
-		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+		if (kvc_app_flag(&f, argc, argv, &i))
+			continue;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else {
-			fprintf(stderr, "shard-echo: unknown or incomplete option %s\n", a);
-			usage(stderr);
-			return 2;
 		}
-		i += takes;
-	}
-	if (lease < 3 * KVC_S || lease % KVC_S != 0 || resync < 0 || workers < 1 || workers > 64 ||
-	    !(qps > 0 && qps <= 100000)) {
-		fprintf(stderr, "shard-echo: --lease-duration must be whole seconds, at least 3s; "
-		                "--workers 1..64; --qps > 0\n");
+		fprintf(stderr, "shard-echo: unknown or incomplete option %s\n", argv[i]);
+		usage(stderr);
 		return 2;
 	}
-	if (!identity) {
-		if (gethostname(host, sizeof(host)) != 0 || !host[0]) {
-			fprintf(stderr, "shard-echo: no --identity and no hostname\n");
-			return 2;
-		}
-		host[sizeof(host) - 1] = '\0';
-		identity = host;
-	}
+	if (kvc_app_check(&f, "shard-echo", host, sizeof(host)) < 0)
+		return 2;
 
-	/* 1. Clients: one for objects, one for the keepalive's Leases. */
+	/* 1-2. Clients (one for objects, one for the keepalive's Leases) and
+	 * membership over Leases. */
 	memset(&e, 0, sizeof(e));
-	e.id = identity;
-	e.json = json;
 	pthread_mutex_init(&e.mu, NULL);
-	kvc_member_opts mo = KVC_MEMBER_OPTS_INIT;
-	mo.group = GROUP;
-	mo.identity = identity;
-	mo.lease_duration_ns = lease;
-	mo.renew_deadline_ns = lease * 2 / 3; /* client-go's ratios: 15 s, 10 s, 2 s */
-	mo.retry_period_ns = lease * 2 / 15;
-	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
-	ko.kubeconfig = kubeconfig;
-	ko.namespace_ = ns;
-	ko.qps = qps;
-	ko.burst = qps > 50 ? (unsigned)(2 * qps) : 100;
-	if ((rc = kvs_kube_open(&e.kube, &ko)) < 0)
+	if ((rc = kvc_app_open(&e.app, &f, GROUP, f.ns, NULL)) < 0)
 		goto fail;
-	kvs_kube_options lo = ko;
-	kvc_kubeapi_lease_options(&lo, &mo);
-	if ((rc = kvs_kube_open(&e.lease_kube, &lo)) < 0)
-		goto fail;
-	e.ns = kvs_kube_namespace(e.kube);
-
-	/* 2. Membership over Leases. */
-	if ((rc = kvc_kubeapi_new(&e.api, e.lease_kube, e.ns)) < 0 ||
-	    (rc = kvc_member_new(&e.m, &mo, e.api, kvc_clock_system(), NULL)) < 0)
-		goto fail;
+	e.ns = kvs_kube_namespace(e.app.kube);
 
 	/* 3. Queues, informers (handlers only enqueue), workers. */
 	if ((rc = kvc_queue_new(&e.q, NULL, kvc_clock_system())) < 0 ||
@@ -501,83 +319,57 @@ int main(int argc, char **argv)
 	io.resource = &kvs_kube_configmaps;
 	io.ns = e.ns;
 	io.base_selector = SELECTOR;
-	io.vshards = kvc_member_vshards(e.m);
+	io.vshards = kvc_member_vshards(e.app.m);
 	io.transform = kvc_informer_metadata; /* we read metadata only */
-	io.resync_ns = resync;
+	io.resync_ns = f.resync_ns;
 	kvc_informer_handlers ih = { &e, on_share };
-	if ((rc = kvc_informer_new(&e.inf, e.kube, &io, &ih)) < 0)
+	if ((rc = kvc_informer_new(&e.inf, e.app.kube, &io, &ih)) < 0)
 		goto fail;
 	io.name = "unlabelled";
 	io.unsharded = 1;
 	io.resync_ns = 0;
 	io.confirm_deletes = -1; /* a stamped object leaves this view: no need to ask */
 	ih.on_event = on_unlabelled;
-	if ((rc = kvc_informer_new(&e.stamp, e.kube, &io, &ih)) < 0)
+	if ((rc = kvc_informer_new(&e.stamp, e.app.kube, &io, &ih)) < 0)
 		goto fail;
 	if ((rc = kvc_informer_start(e.inf)) < 0 || (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
 	pthread_t th[66];
-	for (unsigned i = 0; i < workers; i++)
+	for (unsigned i = 0; i < f.workers; i++)
 		pthread_create(&th[i], NULL, worker, &e);
 	stamp_arg now_arg = { &e, 0 }, later_arg = { &e, 1 };
-	pthread_create(&th[workers], NULL, stamper, &now_arg);
-	pthread_create(&th[workers + 1], NULL, stamper, &later_arg);
+	pthread_create(&th[f.workers], NULL, stamper, &now_arg);
+	pthread_create(&th[f.workers + 1], NULL, stamper, &later_arg);
 
 	kvc_metrics *metrics = NULL;
-	if (metrics_addr && (rc = kvc_metrics_start(&metrics, metrics_addr, collect, &e)) < 0)
+	if (f.metrics_addr && (rc = kvc_metrics_start(&metrics, f.metrics_addr, collect, &e)) < 0)
 		goto fail;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	kvc_app_signals();
 	{
 		char port[16], ld[24];
 		snprintf(port, sizeof(port), "%u", kvc_metrics_port(metrics));
-		snprintf(ld, sizeof(ld), "%llds", (long long)(lease / KVC_S));
-		logv(&e, "start", "namespace", e.ns, "lease", kvc_member_lease_name(e.m),
-		     "lease_duration", ld, "metrics_port", port, (const char *)NULL);
+		snprintf(ld, sizeof(ld), "%llds", (long long)(f.lease_ns / KVC_S));
+		kvc_app_log(&e.app, "start", "namespace", e.ns, "lease", kvc_member_lease_name(e.app.m),
+		            "lease_duration", ld, "metrics_port", port, (const char *)NULL);
 	}
 
-	/* 4. The keepalive: tick, follow the shard set, sleep. */
-	kvc_shardset last;
-	uint64_t fences = 0;
-	kvc_set_clear(&last);
-	while (!terminate) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		sleep_until(kvc_member_next_tick(e.m));
-	}
-
-	/* 5. SIGTERM: drain and release every shard, then the Lease. */
-	logv(&e, "stopping", (const char *)NULL);
-	kvc_member_stop(e.m);
-	int64_t give_up = mono_ns() + 2 * lease;
-	while (!kvc_member_stopped(e.m) && mono_ns() < give_up) {
-		kvc_member_tick(e.m);
-		follow_shards(&e, &last, &fences);
-		int64_t next = kvc_member_next_tick(e.m), soon = mono_ns() + 20 * KVC_MS;
-		terminate = 0;
-		sleep_until(next < soon ? next : soon);
-	}
+	/* 4-5. The keepalive (tick, follow the shard set, sleep) until SIGTERM;
+	 * then drain and release every shard, then the Lease. */
+	kvc_app_hooks hooks = { &e, on_shards, NULL };
+	int released = kvc_app_run(&e.app, &hooks);
 	kvc_queue_shutdown(e.q);
 	kvc_queue_shutdown(e.sq);
 	kvc_queue_shutdown(e.dq);
-	for (unsigned i = 0; i <= workers + 1; i++)
+	for (unsigned i = 0; i <= f.workers + 1; i++)
 		pthread_join(th[i], NULL);
 	kvc_metrics_stop(metrics);
-	logv(&e, "stopped", "released", kvc_member_stopped(e.m) ? "true" : "false",
-	     (const char *)NULL);
+	kvc_app_log(&e.app, "stopped", "released", released ? "true" : "false", (const char *)NULL);
 	kvc_informer_free(e.inf);
 	kvc_informer_free(e.stamp);
 	kvc_queue_free(e.q);
 	kvc_queue_free(e.sq);
 	kvc_queue_free(e.dq);
-	kvc_member_free(e.m);
-	kvc_kubeapi_free(e.api);
-	kvs_kube_free(e.lease_kube);
-	kvs_kube_free(e.kube);
+	kvc_app_close(&e.app);
 	return 0;
 
 fail:

@@ -139,6 +139,13 @@ done:
 	return rc;
 }
 
+int kvc_wf_kube_gc(kvc_wf_kube *k, const char *ns, const kvs_gc_options *opts, kvs_gc_report *out)
+{
+	kvs_store *st = NULL;
+	int rc = store_of(k, ns, &st);
+	return rc < 0 ? rc : kvs_gc(out, st, opts);
+}
+
 /* ---- Pods ----------------------------------------------------------------- */
 
 static int list_pods(void *ctx, const char *ns, const char *uid, cJSON **out)

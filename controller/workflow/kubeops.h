@@ -52,4 +52,12 @@ typedef struct kvc_wf_kube_stats {
 } kvc_wf_kube_stats;
 void kvc_wf_kube_stats_get(kvc_wf_kube *k, kvc_wf_kube_stats *out);
 
+/**
+ * Collect the garbage of the node store in namespace `ns` (kvs_gc on the
+ * store the reconciles write, opened on first use). For the controller's
+ * singleton gc task; safe beside running reconciles and other collectors
+ * (docs/design.md, "Garbage collection").
+ */
+int kvc_wf_kube_gc(kvc_wf_kube *k, const char *ns, const kvs_gc_options *opts, kvs_gc_report *out);
+
 #endif

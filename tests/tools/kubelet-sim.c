@@ -34,6 +34,7 @@
 
 #include <kvsplit.h>
 #include <kvsplit/kube.h>
+#include <xxhash.h>
 
 #define ANN_DURATION "kubelet-sim/duration"
 #define ANN_EXIT "kubelet-sim/exit-code"
@@ -105,13 +106,6 @@ static void fmt_time(char *buf, size_t cap, int64_t ms)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static uint64_t fnv(const char *s, uint64_t h)
-{
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
 }
 
 /* The last word of the first container's command/args, or NULL. */
@@ -222,7 +216,11 @@ static void observe(const cJSON *obj)
 	if (code < 0)
 		code = exit_from_args(c0);
 	if (code < 0) {
-		uint64_t h = fnv(name, fnv(ns, 0xcbf29ce484222325ull ^ seed));
+		/* XXH3 of "ns/name": every character, the attempt number last,
+		 * moves every bit, so each attempt is drawn afresh. */
+		char key[sizeof(p->ns) + sizeof(p->name) + 1];
+		int kl = snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+		uint64_t h = XXH3_64bits_withSeed(key, kl > 0 ? (size_t)kl : 0, seed);
 		code = (double)(h >> 11) / 9007199254740992.0 < fail_rate ? 1 : 0;
 	}
 	p->exit_code = code;
