@@ -290,7 +290,7 @@ int kvs__hist_prepare(kvs__hstage *h, kvs__segw *w, const kvs_object *base, cons
 			if (rc < 0)
 				goto out;
 		}
-		put_rec(h->tab + (size_t)kept * KVS__HIST_REC, &old[i]);
+		put_rec(h->tab + (size_t)(1 + kept) * KVS__HIST_REC, &old[i]);
 		kept++;
 	}
 	h->tab_len = (1 + kept) * KVS__HIST_REC;
@@ -479,7 +479,8 @@ static int adopt_segs(rollback *R, const kvs__manifest *m, const char *part)
 	if ((rc = kvs__segw_check_reuse(&R->w, first, m->nsegs, 1)) < 0)
 		return rc;
 	for (uint32_t i = 0; i < m->nsegs; i++) {
-		if (R->w.slots[first + i].state == KVS__SLOT_REUSED)
+		if (R->w.slots[first + i].state == KVS__SLOT_REUSED ||
+		    R->w.slots[first + i].state == KVS__SLOT_TOUCHED)
 			continue;
 		kvs__segment_name(name, R->s->name, m->segs[i].addr);
 		return kvs_error_set(KVS_ECORRUPT, "key \"%.200s\": version %llu cannot be rolled back: "
