@@ -38,6 +38,31 @@ size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len
 	return 1 + len;
 }
 
+size_t kvs__blob_encode_new(uint8_t **out, uint8_t *scratch, size_t cap, const uint8_t *src,
+                            size_t len, int accel)
+{
+	int n = 0;
+
+	/* as kvs__blob_encode: same call, same capacity, so the same block */
+	if (len > 1 && cap > 1)
+		n = LZ4_compress_fast((const char *)src, (char *)scratch + 1, (int)len,
+		                      (int)(cap - 1 > (size_t)INT32_MAX ? INT32_MAX : cap - 1),
+		                      accel < 1 ? 1 : accel);
+	if (n > 0 && (size_t)n < len) {
+		if (!(*out = malloc(1 + (size_t)n)))
+			return 0;
+		(*out)[0] = KVS__CODEC_LZ4;
+		memcpy(*out + 1, scratch + 1, (size_t)n);
+		return 1 + (size_t)n;
+	}
+	if (!(*out = malloc(1 + len)))
+		return 0;
+	(*out)[0] = KVS__CODEC_RAW;
+	if (len)
+		memcpy(*out + 1, src, len);
+	return 1 + len;
+}
+
 int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t blob_len)
 {
 	int n;

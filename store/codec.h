@@ -22,6 +22,16 @@ size_t kvs__blob_bound(size_t raw_len);
 size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len, int accel);
 
 /*
+ * kvs__blob_encode into a new allocation of exactly the blob's size, through
+ * `scratch` (capacity at least kvs__blob_bound(len), reused by the caller
+ * from chunk to chunk, so it stays warm): the same bytes kvs__blob_encode
+ * gives. A raw blob is copied from `src` once. The blob length, or 0 when
+ * out of memory (*out NULL).
+ */
+size_t kvs__blob_encode_new(uint8_t **out, uint8_t *scratch, size_t cap, const uint8_t *src,
+                            size_t len, int accel);
+
+/*
  * Decode a blob into exactly `raw_len` bytes at `dst`. Uses only
  * LZ4_decompress_safe. 0, or KVS_ECORRUPT (unknown codec, malformed lz4,
  * size mismatch) with a generic detail the caller should overwrite with

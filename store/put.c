@@ -60,7 +60,10 @@ typedef struct job {
 	int fresh;
 	uint8_t *blob;
 	uint32_t blen;
+	uint8_t addr[16];     /* XXH3-128 of the chunk (on a worker) */
 } job;
+
+#define MAX_WORKERS 8
 
 typedef struct put {
 	kvs_store *s;
@@ -79,6 +82,7 @@ typedef struct put {
 	/* window */
 	job *jobs;
 	size_t njobs, capjobs;
+	uint8_t *scratch[MAX_WORKERS]; /* one lz4 output per thread, kept warm across windows */
 	/* figures */
 	kvs_put_stats st;
 	int quiet;            /* no progress reports (indirect body) */
@@ -204,64 +208,114 @@ static int pack(put *P, uint32_t k, uint8_t *blob, uint32_t blen)
 
 /* ---- the window --------------------------------------------------------- */
 
+/*
+ * The window's parallel steps: first every chunk's address (hash), then
+ * the fresh chunks' blobs (compress). Each thread compresses into its own
+ * scratch of the largest blob a chunk can become, allocated once per put
+ * and reused window after window, and copies out only the blob's bytes: no
+ * bound-sized allocation and shrinking realloc per chunk, and no fresh
+ * pages to fault in on every window.
+ */
 typedef struct pool {
 	job *jobs;
 	size_t n;
 	size_t next;          /* atomic */
 	int accel;
+	int hash;             /* 1: address every job; 0: compress the fresh ones */
 	int failed;           /* atomic */
+	uint8_t **scratch;
+	size_t cap;
 } pool;
 
-static void compress_some(pool *pl)
+typedef struct worker {
+	pool *pl;
+	uint8_t *scratch;
+} worker;
+
+static void work_some(pool *pl, uint8_t *scratch)
 {
 	for (;;) {
 		size_t i = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED);
 		job *j;
-		size_t bound;
 		if (i >= pl->n)
 			return;
 		j = &pl->jobs[i];
+		if (pl->hash) {
+			kvs__addr_of(j->addr, j->p, j->len);
+			continue;
+		}
 		if (!j->fresh)
 			continue;
-		bound = kvs__blob_bound(j->len);
-		if (!(j->blob = malloc(bound))) {
+		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, pl->cap, j->p, j->len,
+		                                         pl->accel);
+		if (!j->blob)
 			__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
-			continue;
-		}
-		j->blen = (uint32_t)kvs__blob_encode(j->blob, bound, j->p, j->len, pl->accel);
-		if (j->blen < bound / 2) {   /* give back what lz4 did not need */
-			uint8_t *b = realloc(j->blob, j->blen);
-			if (b)
-				j->blob = b;
-		}
 	}
 }
 
-static void *compress_thread(void *arg)
+static void *work_thread(void *arg)
 {
-	compress_some(arg);
+	worker *w = arg;
+	work_some(w->pl, w->scratch);
 	return NULL;
+}
+
+/* Start up to `want` - 1 helpers on `pl` (fewer if threads cannot start). */
+static size_t start_helpers(pthread_t *th, worker *wk, pool *pl, size_t want)
+{
+	size_t nt = 0;
+
+	for (; nt + 1 < want && nt + 1 < MAX_WORKERS; nt++) {
+		wk[nt].pl = pl;
+		wk[nt].scratch = pl->scratch ? pl->scratch[nt + 1] : NULL;
+		if (pthread_create(&th[nt], NULL, work_thread, &wk[nt]) != 0)
+			break;
+	}
+	return nt;
 }
 
 /* Compress the fresh jobs of the window, on up to s->workers threads. */
 static int compress_window(put *P, size_t nfresh)
 {
-	pthread_t th[8];
-	size_t nt = 0, want;
-	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0 };
+	pthread_t th[MAX_WORKERS];
+	worker wk[MAX_WORKERS];
+	size_t nt, want, cap = kvs__blob_bound(P->s->cdc.max);
+	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch, cap };
 
 	want = P->s->workers;
 	if (want > nfresh)
 		want = nfresh;
-	for (; nt + 1 < want; nt++)
-		if (pthread_create(&th[nt], NULL, compress_thread, &pl) != 0)
-			break;
-	compress_some(&pl);
+	if (want > MAX_WORKERS)
+		want = MAX_WORKERS;
+	for (size_t i = 0; i < want; i++)
+		if (!P->scratch[i] && !(P->scratch[i] = malloc(cap)))
+			return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
+	nt = start_helpers(th, wk, &pl, want);
+	work_some(&pl, P->scratch[0]);
 	for (size_t i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
 	if (pl.failed)
 		return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
 	return 0;
+}
+
+/*
+ * The addresses of the window's chunks on the helpers while the caller
+ * feeds the whole-value hash, which must see the bytes in order; then the
+ * caller helps with what is left.
+ */
+static void hash_window(put *P, clist *cl)
+{
+	pthread_t th[MAX_WORKERS];
+	worker wk[MAX_WORKERS];
+	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL, 0 };
+	size_t nt = start_helpers(th, wk, &pl, P->njobs > 1 ? P->s->workers : 1);
+
+	for (size_t i = 0; i < P->njobs; i++)
+		XXH3_128bits_update(&cl->hash, P->jobs[i].p, P->jobs[i].len);
+	work_some(&pl, NULL);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
 }
 
 /* Hash, look up, compress and pack the chunks of the window, in order. */
@@ -270,12 +324,11 @@ static int run_window(put *P, clist *cl)
 	size_t nfresh = 0;
 	int rc = 0;
 
+	hash_window(P, cl);
 	for (size_t i = 0; i < P->njobs; i++) {
 		job *j = &P->jobs[i];
-		uint8_t a[16];
+		const uint8_t *a = j->addr;
 		long k;
-		kvs__addr_of(a, j->p, j->len);
-		XXH3_128bits_update(&cl->hash, j->p, j->len);
 		k = kn_find(P, a);
 		j->fresh = 0;
 		j->blob = NULL;
@@ -694,6 +747,8 @@ static void put_free(put *P)
 		free(P->jobs[i].blob);
 	kvs__segw_free(&P->w);
 	kvs__commit_clear(&P->c);
+	for (size_t i = 0; i < MAX_WORKERS; i++)
+		free(P->scratch[i]);
 	free(P->kn);
 	free(P->tab);
 	free(P->jobs);
