@@ -224,7 +224,6 @@ typedef struct pool {
 	int hash;             /* 1: address every job; 0: compress the fresh ones */
 	int failed;           /* atomic */
 	uint8_t **scratch;
-	size_t cap;
 } pool;
 
 typedef struct worker {
@@ -246,8 +245,7 @@ static void work_some(pool *pl, uint8_t *scratch)
 		}
 		if (!j->fresh)
 			continue;
-		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, pl->cap, j->p, j->len,
-		                                         pl->accel);
+		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, j->p, j->len, pl->accel);
 		if (!j->blob)
 			__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
 	}
@@ -279,8 +277,8 @@ static int compress_window(put *P, size_t nfresh)
 {
 	pthread_t th[MAX_WORKERS];
 	worker wk[MAX_WORKERS];
-	size_t nt, want, cap = kvs__blob_bound(P->s->cdc.max);
-	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch, cap };
+	size_t nt, want, cap = kvs__blob_scratch_size(P->s->cdc.max);
+	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch };
 
 	want = P->s->workers;
 	if (want > nfresh)
@@ -288,8 +286,11 @@ static int compress_window(put *P, size_t nfresh)
 	if (want > MAX_WORKERS)
 		want = MAX_WORKERS;
 	for (size_t i = 0; i < want; i++)
-		if (!P->scratch[i] && !(P->scratch[i] = malloc(cap)))
-			return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
+		if (!P->scratch[i]) {
+			if (!(P->scratch[i] = malloc(cap)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
+			kvs__blob_scratch_init(P->scratch[i]);
+		}
 	nt = start_helpers(th, wk, &pl, want);
 	work_some(&pl, P->scratch[0]);
 	for (size_t i = 0; i < nt; i++)
@@ -308,7 +309,7 @@ static void hash_window(put *P, clist *cl)
 {
 	pthread_t th[MAX_WORKERS];
 	worker wk[MAX_WORKERS];
-	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL, 0 };
+	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL };
 	size_t nt = start_helpers(th, wk, &pl, P->njobs > 1 ? P->s->workers : 1);
 
 	for (size_t i = 0; i < P->njobs; i++)
