@@ -169,3 +169,5 @@ Test(get_into, allocating_get_of_a_large_value_is_exact)
 	free(d);
 	kvs_close(s);
 }
+
+_Static_assert(KVS_ERANGE == -19, "error codes are frozen");
