@@ -5,6 +5,7 @@
  * inline and empty values read exactly, nothing past the value touched.
  * (Damage on the read path: suite "reads", which runs kvs_get_into too.)
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,3 +172,56 @@ Test(get_into, allocating_get_of_a_large_value_is_exact)
 }
 
 _Static_assert(KVS_ERANGE == -19, "error codes are frozen");
+
+/* Anonymous huge pages of this process, KiB (-1: unknown). */
+static long anon_huge_kib(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char l[256];
+	long k = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(l, sizeof(l), f))
+		if (sscanf(l, "AnonHugePages: %ld", &k) == 1)
+			break;
+	fclose(f);
+	return k;
+}
+
+/*
+ * Where THP is offered on request ([madvise] or [always]), the buffer of a
+ * large allocating get is backed by huge pages. (Checked to fail with the
+ * madvise removed, THP in madvise mode.)
+ */
+Test(get_into, allocating_get_of_a_large_value_asks_for_huge_pages)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char mode[128] = "";
+	kvs_store *s;
+	size_t n = 32 * MIB, len = 0;
+	uint8_t *d;
+	void *got = NULL;
+	long before, after;
+
+	if (f) {
+		if (!fgets(mode, sizeof(mode), f))
+			mode[0] = 0;
+		fclose(f);
+	}
+	if (!strstr(mode, "[madvise]") && !strstr(mode, "[always]"))
+		cr_skip_test("transparent huge pages are not offered here (%s)", mode);
+	s = open_store();
+	cr_assert_not_null(d = malloc(n));
+	fx_json((char *)d, n, 46);
+	cr_assert_eq(kvs_put(NULL, s, "k", d, n, NULL), 0, "%s", kvs_error_last());
+	before = anon_huge_kib();
+	cr_assert_eq(kvs_get(&got, &len, NULL, s, "k", NULL), 0, "%s", kvs_error_last());
+	after = anon_huge_kib();
+	cr_assert_geq(before, 0, "no AnonHugePages in smaps_rollup");
+	cr_expect_geq(after - before, 2048, "huge pages %ld KiB before the get, %ld after", before,
+	              after);
+	kvs_free(got);
+	free(d);
+	kvs_close(s);
+}
