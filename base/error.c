@@ -43,6 +43,7 @@ const char *kvs_strerror(int code)
 	case KVS_EINVALOBJ: return "object refused as invalid";
 	case KVS_EITER_DONE: return "iteration done";
 	case KVS_ESTALE: return "segments may have been collected: the put took longer than its touch window";
+	case KVS_ERANGE: return "buffer too small for the value";
 	}
 	return "unknown error";
 }

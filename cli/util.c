@@ -47,6 +47,7 @@ int cli_exit_code(int code)
 	case KVS_EGONE:
 	case KVS_EUNSUPPORTED:
 	case KVS_EINVALOBJ:
+	case KVS_ERANGE:
 		return EXIT_ERROR;
 	}
 	return EXIT_ERROR;
@@ -370,6 +371,7 @@ static int vfail(const struct cli *c, int code, const char *key, const char *det
 	case KVS_ECANCELED:
 	case KVS_EUNSUPPORTED:
 	case KVS_EITER_DONE:
+	case KVS_ERANGE:
 		break;
 	}
 	return cli_exit_code(code);

@@ -111,7 +111,12 @@ typedef enum kvs_error_code {
 	 * touch window (kvs_options.touch_window_s) between creating a segment
 	 * and committing. Nothing was committed; retrying the put is safe.
 	 */
-	KVS_ESTALE = -18
+	KVS_ESTALE = -18,
+	/**
+	 * the caller's buffer is too small for the value (kvs_get_into): the
+	 * length it needs comes back through out_len; nothing was written.
+	 */
+	KVS_ERANGE = -19
 } kvs_error_code;
 
 /** Static, human-readable name of an error code; never NULL. */
@@ -372,6 +377,26 @@ typedef struct kvs_get_options {
  */
 KVS_API int kvs_get(void **out, size_t *out_len, kvs_ver *out_ver, kvs_store *store,
                     const char *key, const kvs_get_options *opts);
+
+/**
+ * Read a whole value into the caller's buffer: no allocation of the value,
+ * so a caller that reuses a warm buffer reads at the decompression floor.
+ * Verification is as for kvs_get. max_bytes applies as for kvs_get (its
+ * default, 1 GiB, too).
+ *
+ * @param[out] out_len  the value's length; with KVS_ERANGE, the length the
+ *                      buffer needs
+ * @param[out] out_ver  its version (may be NULL)
+ * @param[out] buf      where the value goes; may be NULL when cap is 0
+ * @param[in]  cap      bytes available at buf
+ * @return 0, KVS_ERANGE (cap is under the value's length: nothing was
+ *         written to buf), KVS_ENOTFOUND, KVS_ETOOBIG, KVS_ECORRUPT,
+ *         KVS_EIO, ... On an error other than KVS_ERANGE the first
+ *         *out_len bytes of buf hold unspecified (unverified) bytes;
+ *         nothing past the value's length is ever written.
+ */
+KVS_API int kvs_get_into(size_t *out_len, kvs_ver *out_ver, kvs_store *store, const char *key,
+                         void *buf, size_t cap, const kvs_get_options *opts);
 
 /**
  * Sink of a streaming get: consume `len` verified bytes. Non-zero return

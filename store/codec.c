@@ -38,6 +38,75 @@ size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len
 	return 1 + len;
 }
 
+/*
+ * The incompressibility probe (docs/format.md "Chunk blob"): lz4 over
+ * PROBE_N slices of PROBE_LEN bytes spread evenly over the chunk, from the
+ * first to the last byte; as soon as one slice shrinks, the chunk is worth
+ * compressing whole. Only a chunk none of whose slices lz4 can shorten by
+ * a single byte is stored raw without compressing it all. A compressible
+ * chunk pays one slice (under 1% of a 64 KiB chunk); an incompressible one
+ * PROBE_N slices instead of the whole chunk. The state is the thread's
+ * scratch (LZ4_resetStream_fast: no 16 KiB memset per slice).
+ */
+#define PROBE_MIN (32u << 10)
+#define PROBE_LEN 512u
+#define PROBE_N 8u
+
+size_t kvs__blob_scratch_size(size_t raw_max)
+{
+	size_t b = kvs__blob_bound(raw_max);
+
+	return b ? b + sizeof(LZ4_stream_t) : 0;
+}
+
+void kvs__blob_scratch_init(uint8_t *scratch)
+{
+	LZ4_initStream(scratch, sizeof(LZ4_stream_t));
+}
+
+static int incompressible(LZ4_stream_t *state, char *dst, const uint8_t *src, size_t len, int accel)
+{
+	for (unsigned i = 0; i < PROBE_N; i++) {
+		size_t off = (len - PROBE_LEN) * i / (PROBE_N - 1);
+		int n;
+		LZ4_resetStream_fast(state);   /* a new stream: no dictionary, no memset */
+		n = LZ4_compress_fast_continue(state, (const char *)src + off, dst, (int)PROBE_LEN,
+		                               LZ4_compressBound((int)PROBE_LEN), accel);
+		if (n > 0 && (size_t)n < PROBE_LEN)
+			return 0;
+	}
+	return 1;
+}
+
+size_t kvs__blob_encode_new(uint8_t **out, uint8_t *scratch, const uint8_t *src, size_t len,
+                            int accel)
+{
+	void *state = scratch;   /* the lz4 state first (malloc's alignment), then the block */
+	uint8_t *blk = scratch + sizeof(LZ4_stream_t);
+	size_t cap = kvs__blob_bound(len);
+	int n = 0;
+
+	accel = accel < 1 ? 1 : accel;
+	/* otherwise as kvs__blob_encode: same call, same capacity, same block */
+	if (len > 1 && cap > 1 && (len < PROBE_MIN || !incompressible(state, (char *)blk, src, len,
+	                                                                 accel)))
+		n = LZ4_compress_fast((const char *)src, (char *)blk + 1, (int)len,
+		                      (int)(cap - 1 > (size_t)INT32_MAX ? INT32_MAX : cap - 1), accel);
+	if (n > 0 && (size_t)n < len) {
+		if (!(*out = malloc(1 + (size_t)n)))
+			return 0;
+		(*out)[0] = KVS__CODEC_LZ4;
+		memcpy(*out + 1, blk + 1, (size_t)n);
+		return 1 + (size_t)n;
+	}
+	if (!(*out = malloc(1 + len)))
+		return 0;
+	(*out)[0] = KVS__CODEC_RAW;
+	if (len)
+		memcpy(*out + 1, src, len);
+	return 1 + len;
+}
+
 int kvs__blob_decode(uint8_t *dst, size_t raw_len, const uint8_t *blob, size_t blob_len)
 {
 	int n;

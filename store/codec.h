@@ -22,6 +22,25 @@ size_t kvs__blob_bound(size_t raw_len);
 size_t kvs__blob_encode(uint8_t *dst, size_t cap, const uint8_t *src, size_t len, int accel);
 
 /*
+ * A thread's scratch for kvs__blob_encode_new: kvs__blob_scratch_size(the
+ * largest chunk) bytes of malloc, set up once by kvs__blob_scratch_init and
+ * reused from chunk to chunk, so it stays warm.
+ */
+size_t kvs__blob_scratch_size(size_t raw_max);
+void kvs__blob_scratch_init(uint8_t *scratch);
+
+/*
+ * Encode `len` bytes into a new allocation of exactly the blob's size. A
+ * chunk of 32 KiB or more first meets a cheap incompressibility probe
+ * (codec.c): when none of its sampled slices shrinks it is stored raw
+ * without compressing it whole; otherwise the bytes are those
+ * kvs__blob_encode gives. A raw blob is copied from `src` once. The blob
+ * length, or 0 when out of memory (*out NULL).
+ */
+size_t kvs__blob_encode_new(uint8_t **out, uint8_t *scratch, const uint8_t *src, size_t len,
+                            int accel);
+
+/*
  * Decode a blob into exactly `raw_len` bytes at `dst`. Uses only
  * LZ4_decompress_safe. 0, or KVS_ECORRUPT (unknown codec, malformed lz4,
  * size mismatch) with a generic detail the caller should overwrite with

@@ -16,6 +16,7 @@
  * per chunk of the value — never the value itself.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,10 @@ typedef struct job {
 	int fresh;
 	uint8_t *blob;
 	uint32_t blen;
+	uint8_t addr[16];     /* XXH3-128 of the chunk (on a worker) */
 } job;
+
+#define MAX_WORKERS 8
 
 typedef struct put {
 	kvs_store *s;
@@ -80,6 +84,7 @@ typedef struct put {
 	/* window */
 	job *jobs;
 	size_t njobs, capjobs;
+	uint8_t *scratch[MAX_WORKERS]; /* one lz4 output per thread, kept warm across windows */
 	/* figures */
 	kvs_put_stats st;
 	int quiet;            /* no progress reports (indirect body) */
@@ -205,36 +210,115 @@ static int pack(put *P, uint32_t k, uint8_t *blob, uint32_t blen)
 
 /* ---- the window --------------------------------------------------------- */
 
-/* Compress the fresh jobs of the window, on up to s->workers threads
- * (kvs__blob_encode_all; the blobs made are set even on failure). */
+/*
+ * The window's parallel steps: first every chunk's address (hash), then
+ * the fresh chunks' blobs (compress). Each thread compresses into its own
+ * scratch of the largest blob a chunk can become, allocated once per put
+ * and reused window after window, and copies out only the blob's bytes: no
+ * bound-sized allocation and shrinking realloc per chunk, and no fresh
+ * pages to fault in on every window.
+ */
+typedef struct pool {
+	job *jobs;
+	size_t n;
+	size_t next;          /* atomic */
+	int accel;
+	int hash;             /* 1: address every job; 0: compress the fresh ones */
+	int failed;           /* atomic */
+	uint8_t **scratch;
+} pool;
+
+typedef struct worker {
+	pool *pl;
+	uint8_t *scratch;
+} worker;
+
+static void work_some(pool *pl, uint8_t *scratch)
+{
+	for (;;) {
+		size_t i = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED);
+		job *j;
+		if (i >= pl->n)
+			return;
+		j = &pl->jobs[i];
+		if (pl->hash) {
+			kvs__addr_of(j->addr, j->p, j->len);
+			continue;
+		}
+		if (!j->fresh)
+			continue;
+		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, j->p, j->len, pl->accel);
+		if (!j->blob)
+			__atomic_store_n(&pl->failed, 1, __ATOMIC_RELAXED);
+	}
+}
+
+static void *work_thread(void *arg)
+{
+	worker *w = arg;
+	work_some(w->pl, w->scratch);
+	return NULL;
+}
+
+/* Start up to `want` - 1 helpers on `pl` (fewer if threads cannot start). */
+static size_t start_helpers(pthread_t *th, worker *wk, pool *pl, size_t want)
+{
+	size_t nt = 0;
+
+	for (; nt + 1 < want && nt + 1 < MAX_WORKERS; nt++) {
+		wk[nt].pl = pl;
+		wk[nt].scratch = pl->scratch ? pl->scratch[nt + 1] : NULL;
+		if (pthread_create(&th[nt], NULL, work_thread, &wk[nt]) != 0)
+			break;
+	}
+	return nt;
+}
+
+/* Compress the fresh jobs of the window, on up to s->workers threads. */
 static int compress_window(put *P, size_t nfresh)
 {
-	kvs__bjob *jb = malloc(nfresh * sizeof(*jb));
-	size_t n = 0;
-	int rc;
+	pthread_t th[MAX_WORKERS];
+	worker wk[MAX_WORKERS];
+	size_t nt, want, cap = kvs__blob_scratch_size(P->s->cdc.max);
+	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch };
 
-	if (!jb)
+	want = P->s->workers;
+	if (want > nfresh)
+		want = nfresh;
+	if (want > MAX_WORKERS)
+		want = MAX_WORKERS;
+	for (size_t i = 0; i < want; i++)
+		if (!P->scratch[i]) {
+			if (!(P->scratch[i] = malloc(cap)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
+			kvs__blob_scratch_init(P->scratch[i]);
+		}
+	nt = start_helpers(th, wk, &pl, want);
+	work_some(&pl, P->scratch[0]);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	if (pl.failed)
 		return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
-	for (size_t i = 0; i < P->njobs; i++) {
-		if (!P->jobs[i].fresh)
-			continue;
-		jb[n].p = P->jobs[i].p;
-		jb[n].len = P->jobs[i].len;
-		jb[n].blob = NULL;
-		jb[n].blen = 0;
-		n++;
-	}
-	rc = kvs__blob_encode_all(jb, n, P->s->workers, (int)P->s->opts.lz4_accel);
-	n = 0;
-	for (size_t i = 0; i < P->njobs; i++) {
-		if (!P->jobs[i].fresh)
-			continue;
-		P->jobs[i].blob = jb[n].blob;
-		P->jobs[i].blen = jb[n].blen;
-		n++;
-	}
-	free(jb);
-	return rc;
+	return 0;
+}
+
+/*
+ * The addresses of the window's chunks on the helpers while the caller
+ * feeds the whole-value hash, which must see the bytes in order; then the
+ * caller helps with what is left.
+ */
+static void hash_window(put *P, clist *cl)
+{
+	pthread_t th[MAX_WORKERS];
+	worker wk[MAX_WORKERS];
+	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL };
+	size_t nt = start_helpers(th, wk, &pl, P->njobs > 1 ? P->s->workers : 1);
+
+	for (size_t i = 0; i < P->njobs; i++)
+		XXH3_128bits_update(&cl->hash, P->jobs[i].p, P->jobs[i].len);
+	work_some(&pl, NULL);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
 }
 
 /* Hash, look up, compress and pack the chunks of the window, in order. */
@@ -243,12 +327,11 @@ static int run_window(put *P, clist *cl)
 	size_t nfresh = 0;
 	int rc = 0;
 
+	hash_window(P, cl);
 	for (size_t i = 0; i < P->njobs; i++) {
 		job *j = &P->jobs[i];
-		uint8_t a[16];
+		const uint8_t *a = j->addr;
 		long k;
-		kvs__addr_of(a, j->p, j->len);
-		XXH3_128bits_update(&cl->hash, j->p, j->len);
 		k = kn_find(P, a);
 		j->fresh = 0;
 		j->blob = NULL;
@@ -685,7 +768,8 @@ static void put_free(put *P)
 		free(P->jobs[i].blob);
 	kvs__segw_free(&P->w);
 	kvs__commit_clear(&P->c);
-	kvs__hstage_clear(&P->h);
+	for (size_t i = 0; i < MAX_WORKERS; i++)
+		free(P->scratch[i]);
 	free(P->kn);
 	free(P->tab);
 	free(P->jobs);
