@@ -593,36 +593,14 @@ static const char *meta_string(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res,
-                  const char *ns, const kvs_kube_list_options *opts, kvs_kube_status *status)
+int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what)
 {
-	kvs_kube_list_options o = KVS_KUBE_LIST_OPTIONS_INIT;
-	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
 	kvs_kube_page *p = NULL;
-	cJSON *doc = NULL, *items;
+	cJSON *items;
 	const char *rv, *cont;
-	char what[400], *query = NULL;
 	int rc;
 
-	if (!out)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_list: out is NULL");
 	*out = NULL;
-	if ((rc = KVS__OPTS(&o, opts, kube_list)) < 0)
-		return rc;
-	what_of(what, sizeof(what), "list", k, res, ns, NULL, NULL);
-	if ((rc = list_query(&query, &o)) < 0)
-		return rc;
-	rq.verb = KVS_KUBE_VERB_LIST;
-	rq.resource = res;
-	rq.ns = ns;
-	rq.query = query;
-	rq.accept = o.metadata_only ? ACCEPT_POML : NULL;
-	rq.max_response = KVS__KUBE_MAX_LIST;
-	rq.what = what;
-	rc = run_one(&doc, k, &rq, status);
-	free(query);
-	if (rc < 0)
-		return rc;
 	items = cJSON_GetObjectItemCaseSensitive(doc, "items");
 	rv = meta_string(doc, "resourceVersion");
 	cont = meta_string(doc, "continue");
@@ -658,6 +636,37 @@ int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res
 fail:
 	cJSON_Delete(doc);
 	return rc;
+}
+
+int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res,
+                  const char *ns, const kvs_kube_list_options *opts, kvs_kube_status *status)
+{
+	kvs_kube_list_options o = KVS_KUBE_LIST_OPTIONS_INIT;
+	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
+	cJSON *doc = NULL;
+	char what[400], *query = NULL;
+	int rc;
+
+	if (!out)
+		return kvs_error_set(KVS_EINVAL, "kvs_kube_list: out is NULL");
+	*out = NULL;
+	if ((rc = KVS__OPTS(&o, opts, kube_list)) < 0)
+		return rc;
+	what_of(what, sizeof(what), "list", k, res, ns, NULL, NULL);
+	if ((rc = list_query(&query, &o)) < 0)
+		return rc;
+	rq.verb = KVS_KUBE_VERB_LIST;
+	rq.resource = res;
+	rq.ns = ns;
+	rq.query = query;
+	rq.accept = o.metadata_only ? ACCEPT_POML : NULL;
+	rq.max_response = KVS__KUBE_MAX_LIST;
+	rq.what = what;
+	rc = run_one(&doc, k, &rq, status);
+	free(query);
+	if (rc < 0)
+		return rc;
+	return kvs__kube_page_decode(out, doc, what);
 }
 
 static int write_obj(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, const char *ns,

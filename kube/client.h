@@ -24,4 +24,12 @@ int kvs__kube_check_name(const char *what, const char *name);
 int kvs__kube_watch_decode(kvs_kube_event *out, kvs_kube_status *last, const char *what,
                            const char *line, size_t len);
 
+/**
+ * A list response (parsed JSON object, ownership taken whatever happens)
+ * into a page: items an array (absent or null: none), resourceVersion
+ * shorter than KVS_VER_MAX, continue token bounded. KVS_ECORRUPT naming
+ * `what`, KVS_ENOMEM. Exposed for fuzz/kube_client_fuzzer.c.
+ */
+int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what);
+
 #endif

@@ -659,10 +659,22 @@ out:
 	return rc;
 }
 
+/* A server's text goes into error details that reach terminals and logs:
+ * every control byte (C0, DEL) becomes a blank, so no escape sequence, bell
+ * or forged log line gets through. */
+static void no_controls(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 static void copy_field(char *dst, size_t cap, const cJSON *v)
 {
-	if (cJSON_IsString(v) && v->valuestring)
+	if (cJSON_IsString(v) && v->valuestring) {
 		snprintf(dst, cap, "%s", v->valuestring);
+		no_controls(dst);
+	}
 }
 
 void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
@@ -767,9 +779,7 @@ int kvs__kube_http_error(long http, const char *body, size_t len, const char *wh
 		snprintf(msg, sizeof(msg), "%.*s", (int)len, body);
 	else
 		snprintf(msg, sizeof(msg), "(no Status message)");
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	no_controls(msg);
 	if (code == KVS_ENOTFOUND && strcmp(st.details_kind, "namespaces") == 0)
 		return kvs_error_set(code, "%s: HTTP %ld NotFound: namespace \"%s\" does not exist (%s)",
 		                     what, http, ns ? ns : st.details_name, msg);
