@@ -140,6 +140,11 @@ const char *kvs_kube_server(const kvs_kube *k)
 	return k ? kvs__http_server(k->http) : NULL;
 }
 
+int kvs_kube_tls_insecure(const kvs_kube *k)
+{
+	return k ? kvs__http_insecure(k->http) : 0;
+}
+
 unsigned int kvs_kube_concurrency(const kvs_kube *k)
 {
 	return k ? k->concurrency : 0;

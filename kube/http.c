@@ -805,6 +805,11 @@ const char *kvs__http_server(const kvs__http *h)
 	return h->base;
 }
 
+int kvs__http_insecure(const kvs__http *h)
+{
+	return h && h->insecure;
+}
+
 /* ------------------------------------------------------------------------ */
 /* per-transfer setup                                                       */
 

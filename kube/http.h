@@ -41,6 +41,9 @@ const char *kvs__http_auth(const kvs__http *h);
 /** The base URL requests go to (for messages). */
 const char *kvs__http_server(const kvs__http *h);
 
+/** 1 when the configuration turned TLS certificate verification off. */
+int kvs__http_insecure(const kvs__http *h);
+
 /** One request of kvs__http_run(). */
 typedef struct kvs__http_req {
 	/* in */
