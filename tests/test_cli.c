@@ -2031,7 +2031,7 @@ Test(cli, credentials_in_the_server_url_are_refused_and_not_printed)
 	start_server("tok-1", NULL);
 	snprintf(url, sizeof(url), "http://alice:pa55w0rd-9@%s", T.url + strlen("http://"));
 	run(&r, NULL, "-v", "-s", url, "ls", NULL);
-	cr_expect_neq(r.code, 0, "accepted: %s", r.err);
+	cr_expect_eq(r.code, 8, "exit %d: %s", r.code, r.err);
 	cr_expect(strstr(r.err, "carries credentials"), "%s", r.err);
 	cr_assert_null(strstr(r.err, "pa55w0rd-9"), "printed: %s", r.err);
 	cr_assert_null(strstr(r.out, "pa55w0rd-9"), "printed: %s", r.out);
