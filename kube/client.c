@@ -970,7 +970,9 @@ int kvs__kube_watch_decode(kvs_kube_event *out, kvs_kube_status *last, const cha
 		                   "than %d bytes", what, KVS_VER_MAX - 1);
 		goto fail;
 	}
-	if (out->type == KVS_KUBE_BOOKMARK && !out->resource_version) {
+	/* a bookmark's revision is where the next watch resumes: "" would
+	 * resume "from now" and skip events silently */
+	if (out->type == KVS_KUBE_BOOKMARK && (!out->resource_version || !*out->resource_version)) {
 		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: BOOKMARK without "
 		                   "metadata.resourceVersion", what);
 		goto fail;

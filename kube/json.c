@@ -840,7 +840,8 @@ int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const ch
 		const cJSON *rv = cJSON_IsObject(meta)
 		                      ? cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion")
 		                      : NULL;
-		if (!cJSON_IsString(rv) || strlen(rv->valuestring) >= KVS_VER_MAX) {
+		if (!cJSON_IsString(rv) || !rv->valuestring[0] ||
+		    strlen(rv->valuestring) >= KVS_VER_MAX) {
 			rc = BAD(what, "BOOKMARK without a valid metadata.resourceVersion", what);
 			goto out;
 		}

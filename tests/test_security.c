@@ -13,6 +13,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/kube.h"
+#include "kube/client.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
 #include "support/fixture_kube.h"
@@ -190,4 +191,34 @@ Test(security, names_cannot_inject_path_segments_or_query_parameters, .timeout =
 	kvs_kube_page_free(pg);
 	kvs_kube_free(k);
 	fx_kapi_stop(srv);
+}
+
+/* ---- hostile watch streams ---------------------------------------------------- */
+
+/* A BOOKMARK's resourceVersion is where a watch resumes: an empty one would
+ * make the next watch start "from now" and skip whatever happened in
+ * between, silently. Refused as a BOOKMARK without one (found by
+ * fuzz/watch_stream_fuzzer.c). */
+Test(security, watch_bookmark_with_an_empty_resource_version_is_refused)
+{
+	static const char empty[] = "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\","
+	                            "\"metadata\":{\"resourceVersion\":\"\"}}}";
+	static const char good[] = "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\","
+	                           "\"metadata\":{\"resourceVersion\":\"12\"}}}";
+	kvs_kube_event ev;
+	kvs_kube_status last;
+	kvs_event bev;
+
+	memset(&last, 0, sizeof(last));
+	cr_assert_eq(kvs__kube_watch_decode(&ev, &last, "watch configmaps", empty, strlen(empty)),
+	             KVS_ECORRUPT);
+	cr_assert(strstr(kvs_error_last(), "BOOKMARK without"), "%s", kvs_error_last());
+	cr_assert_null(ev.object);
+	cr_assert_eq(kvs__kube_watch_decode(&ev, &last, "watch configmaps", good, strlen(good)), 0);
+	cr_assert_str_eq(ev.resource_version, "12");
+	kvs_kube_event_clear(&ev);
+	memset(&bev, 0, sizeof(bev));
+	cr_assert_eq(kvs__kube_event_parse(&bev, empty, strlen(empty), "watch configmaps"),
+	             KVS_ECORRUPT);
+	kvs_event_clear(&bev);
 }
