@@ -464,6 +464,9 @@ int main(int argc, char **argv)
 	ko.burst = qps > 50 ? (unsigned)(2 * qps) : 100;
 	if ((rc = kvs_kube_open(&e.kube, &ko)) < 0)
 		goto fail;
+	if (kvs_kube_tls_insecure(e.kube))
+		fprintf(stderr, "%s: warning: TLS certificate verification is off "
+		        "(insecure-skip-tls-verify in the kubeconfig)\n", "kvsplit-controller");
 	kvs_kube_options lo = ko;
 	kvc_kubeapi_lease_options(&lo, &mo);
 	if ((rc = kvs_kube_open(&e.lease_kube, &lo)) < 0)
