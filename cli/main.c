@@ -536,6 +536,11 @@ int cli_open_store(struct cli *c)
 		return cli_fail(c, rc, NULL, "cluster configuration");
 	c->ns_resolved = kvs_backend_namespace(b);
 	c->backend = b;
+	/* never silently: whoever answers gets the credentials */
+	if (kvs_backend_tls_insecure(b))
+		fprintf(stderr, "kvsplit: warning: TLS certificate verification is off "
+		                "(insecure-skip-tls-verify in the kubeconfig): the server is not "
+		                "authenticated and gets the credentials whoever it is\n");
 	so.name = c->store_name;
 	so.touch_window_s = (uint32_t)c->touch_window_s;
 	if (c->history >= 0)

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -139,6 +140,9 @@ int kvc_app_open(kvc_app *a, const kvc_app_flags *f, const char *group, const ch
 		*ko_out = ko;
 	if ((rc = kvs_kube_open(&a->kube, &ko)) < 0)
 		return rc;
+	if (kvs_kube_tls_insecure(a->kube))
+		fprintf(stderr, "%s: warning: TLS certificate verification is off "
+		        "(insecure-skip-tls-verify in the kubeconfig)\n", group);
 	kvs_kube_options lo = ko;
 	kvc_kubeapi_lease_options(&lo, &mo);
 	if ((rc = kvs_kube_open(&a->lease_kube, &lo)) < 0)

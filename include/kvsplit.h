@@ -766,6 +766,13 @@ KVS_API void kvs_backend_free(kvs_backend *backend);
 /** The namespace a Kubernetes backend works in (NULL for other backends). */
 KVS_API const char *kvs_backend_namespace(const kvs_backend *backend);
 
+/**
+ * 1 when a Kubernetes backend's kubeconfig turned TLS certificate
+ * verification off (insecure-skip-tls-verify; kvs_kube_tls_insecure): the
+ * program should warn its user. 0 otherwise, for other backends and NULL.
+ */
+KVS_API int kvs_backend_tls_insecure(const kvs_backend *backend);
+
 /** Defined when kvs_backend_namespace_check() exists (added in 0.1.0). */
 #define KVS_HAVE_NAMESPACE_CHECK 1
 /**

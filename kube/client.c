@@ -140,6 +140,11 @@ const char *kvs_kube_server(const kvs_kube *k)
 	return k ? kvs__http_server(k->http) : NULL;
 }
 
+int kvs_kube_tls_insecure(const kvs_kube *k)
+{
+	return k ? kvs__http_insecure(k->http) : 0;
+}
+
 unsigned int kvs_kube_concurrency(const kvs_kube *k)
 {
 	return k ? k->concurrency : 0;
@@ -593,36 +598,14 @@ static const char *meta_string(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res,
-                  const char *ns, const kvs_kube_list_options *opts, kvs_kube_status *status)
+int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what)
 {
-	kvs_kube_list_options o = KVS_KUBE_LIST_OPTIONS_INIT;
-	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
 	kvs_kube_page *p = NULL;
-	cJSON *doc = NULL, *items;
+	cJSON *items;
 	const char *rv, *cont;
-	char what[400], *query = NULL;
 	int rc;
 
-	if (!out)
-		return kvs_error_set(KVS_EINVAL, "kvs_kube_list: out is NULL");
 	*out = NULL;
-	if ((rc = KVS__OPTS(&o, opts, kube_list)) < 0)
-		return rc;
-	what_of(what, sizeof(what), "list", k, res, ns, NULL, NULL);
-	if ((rc = list_query(&query, &o)) < 0)
-		return rc;
-	rq.verb = KVS_KUBE_VERB_LIST;
-	rq.resource = res;
-	rq.ns = ns;
-	rq.query = query;
-	rq.accept = o.metadata_only ? ACCEPT_POML : NULL;
-	rq.max_response = KVS__KUBE_MAX_LIST;
-	rq.what = what;
-	rc = run_one(&doc, k, &rq, status);
-	free(query);
-	if (rc < 0)
-		return rc;
 	items = cJSON_GetObjectItemCaseSensitive(doc, "items");
 	rv = meta_string(doc, "resourceVersion");
 	cont = meta_string(doc, "continue");
@@ -658,6 +641,37 @@ int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res
 fail:
 	cJSON_Delete(doc);
 	return rc;
+}
+
+int kvs_kube_list(kvs_kube_page **out, kvs_kube *k, const kvs_kube_resource *res,
+                  const char *ns, const kvs_kube_list_options *opts, kvs_kube_status *status)
+{
+	kvs_kube_list_options o = KVS_KUBE_LIST_OPTIONS_INIT;
+	kvs_kube_request rq = KVS_KUBE_REQUEST_INIT;
+	cJSON *doc = NULL;
+	char what[400], *query = NULL;
+	int rc;
+
+	if (!out)
+		return kvs_error_set(KVS_EINVAL, "kvs_kube_list: out is NULL");
+	*out = NULL;
+	if ((rc = KVS__OPTS(&o, opts, kube_list)) < 0)
+		return rc;
+	what_of(what, sizeof(what), "list", k, res, ns, NULL, NULL);
+	if ((rc = list_query(&query, &o)) < 0)
+		return rc;
+	rq.verb = KVS_KUBE_VERB_LIST;
+	rq.resource = res;
+	rq.ns = ns;
+	rq.query = query;
+	rq.accept = o.metadata_only ? ACCEPT_POML : NULL;
+	rq.max_response = KVS__KUBE_MAX_LIST;
+	rq.what = what;
+	rc = run_one(&doc, k, &rq, status);
+	free(query);
+	if (rc < 0)
+		return rc;
+	return kvs__kube_page_decode(out, doc, what);
 }
 
 static int write_obj(cJSON **out, kvs_kube *k, const kvs_kube_resource *res, const char *ns,
@@ -907,11 +921,76 @@ out:
 	return 0;
 }
 
+int kvs__kube_watch_decode(kvs_kube_event *out, kvs_kube_status *last, const char *what,
+                           const char *line, size_t len)
+{
+	const cJSON *type, *obj;
+	cJSON *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!(root = kvs__json_parse(line, len, KVS__KUBE_MAX_EVENT, what, &rc)))
+		return rc;
+	type = cJSON_GetObjectItemCaseSensitive(root, "type");
+	obj = cJSON_GetObjectItemCaseSensitive(root, "object");
+	if (!cJSON_IsString(type) || !cJSON_IsObject(obj)) {
+		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: watch event without type "
+		                   "or object", what);
+		goto fail;
+	}
+	if (strcmp(type->valuestring, "ERROR") == 0) {
+		kvs__kube_status ks;
+
+		kvs__kube_status_from_json(&ks, obj);
+		status_reset(last);
+		status_from_kube(last, &ks);
+		rc = kvs__kube_status_code(&ks, ks.code);
+		if (rc == KVS_ERROR && ks.code == 0)
+			rc = KVS_EIO;
+		rc = kvs_error_set(rc, "%s: watch ERROR %d %s: %s", what, ks.code,
+		                   ks.reason[0] ? ks.reason : "(no reason)", ks.message);
+		goto fail;
+	}
+	if (strcmp(type->valuestring, "ADDED") == 0)
+		out->type = KVS_KUBE_ADDED;
+	else if (strcmp(type->valuestring, "MODIFIED") == 0)
+		out->type = KVS_KUBE_MODIFIED;
+	else if (strcmp(type->valuestring, "DELETED") == 0)
+		out->type = KVS_KUBE_DELETED;
+	else if (strcmp(type->valuestring, "BOOKMARK") == 0)
+		out->type = KVS_KUBE_BOOKMARK;
+	else {
+		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: unknown watch event type "
+		                   "\"%.32s\"", what, type->valuestring);
+		goto fail;
+	}
+	out->resource_version = meta_string(obj, "resourceVersion");
+	if (out->resource_version && strlen(out->resource_version) >= KVS_VER_MAX) {
+		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: resourceVersion longer "
+		                   "than %d bytes", what, KVS_VER_MAX - 1);
+		goto fail;
+	}
+	/* a bookmark's revision is where the next watch resumes: "" would
+	 * resume "from now" and skip events silently */
+	if (out->type == KVS_KUBE_BOOKMARK && (!out->resource_version || !*out->resource_version)) {
+		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: BOOKMARK without "
+		                   "metadata.resourceVersion", what);
+		goto fail;
+	}
+	if (!out->resource_version)
+		out->resource_version = "";
+	out->object = cJSON_DetachItemViaPointer(root, (cJSON *)obj);
+	cJSON_Delete(root);
+	return 0;
+fail:
+	memset(out, 0, sizeof(*out));
+	cJSON_Delete(root);
+	return rc;
+}
+
 int kvs_kube_watch_next(kvs_kube_event *out, kvs_kube_watch *w, int timeout_ms,
                         kvs_kube_status *status)
 {
-	const cJSON *type, *obj;
-	cJSON *root = NULL;
 	char *line = NULL;
 	size_t len = 0;
 	int rc;
@@ -928,62 +1007,12 @@ int kvs_kube_watch_next(kvs_kube_event *out, kvs_kube_watch *w, int timeout_ms,
 		return rc;
 	if (rc < 0)
 		goto dead;
-	root = kvs__json_parse(line, len, KVS__KUBE_MAX_EVENT, w->what, &rc);
+	rc = kvs__kube_watch_decode(out, &w->last, w->what, line, len);
 	free(line);
-	if (!root)
-		goto dead;
-	type = cJSON_GetObjectItemCaseSensitive(root, "type");
-	obj = cJSON_GetObjectItemCaseSensitive(root, "object");
-	if (!cJSON_IsString(type) || !cJSON_IsObject(obj)) {
-		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: watch event without type "
-		                   "or object", w->what);
-		goto dead;
-	}
-	if (strcmp(type->valuestring, "ERROR") == 0) {
-		kvs__kube_status ks;
-
-		kvs__kube_status_from_json(&ks, obj);
-		status_reset(&w->last);
-		status_from_kube(&w->last, &ks);
-		rc = kvs__kube_status_code(&ks, ks.code);
-		if (rc == KVS_ERROR && ks.code == 0)
-			rc = KVS_EIO;
-		rc = kvs_error_set(rc, "%s: watch ERROR %d %s: %s", w->what, ks.code,
-		                   ks.reason[0] ? ks.reason : "(no reason)", ks.message);
-		goto dead;
-	}
-	if (strcmp(type->valuestring, "ADDED") == 0)
-		out->type = KVS_KUBE_ADDED;
-	else if (strcmp(type->valuestring, "MODIFIED") == 0)
-		out->type = KVS_KUBE_MODIFIED;
-	else if (strcmp(type->valuestring, "DELETED") == 0)
-		out->type = KVS_KUBE_DELETED;
-	else if (strcmp(type->valuestring, "BOOKMARK") == 0)
-		out->type = KVS_KUBE_BOOKMARK;
-	else {
-		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: unknown watch event type "
-		                   "\"%.32s\"", w->what, type->valuestring);
-		goto dead;
-	}
-	out->resource_version = meta_string(obj, "resourceVersion");
-	if (out->resource_version && strlen(out->resource_version) >= KVS_VER_MAX) {
-		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: resourceVersion longer "
-		                   "than %d bytes", w->what, KVS_VER_MAX - 1);
-		goto dead;
-	}
-	if (out->type == KVS_KUBE_BOOKMARK && !out->resource_version) {
-		rc = kvs_error_set(KVS_ECORRUPT, "malformed response to %s: BOOKMARK without "
-		                   "metadata.resourceVersion", w->what);
-		goto dead;
-	}
-	if (!out->resource_version)
-		out->resource_version = "";
-	out->object = cJSON_DetachItemViaPointer(root, (cJSON *)obj);
-	cJSON_Delete(root);
-	return 0;
+	if (rc == 0)
+		return 0;
 dead:
 	memset(out, 0, sizeof(*out));
-	cJSON_Delete(root);
 	if (w->last.http == 0 && w->last.code == 0)
 		status_reset(&w->last);
 	w->dead = rc == KVS_ENOMEM ? KVS_EIO : rc;

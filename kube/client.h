@@ -14,4 +14,22 @@
  */
 int kvs__kube_check_name(const char *what, const char *name);
 
+/**
+ * Decode one line of a watch stream (what kvs_kube_watch_next does with
+ * each line the stream gives): 0 and *out (object owned by *out), or an
+ * error code with the detail set and *out zeroed; an ERROR event fills
+ * *last from its Status and returns the code it maps to. `what` names the
+ * watch in details. Exposed for fuzz/watch_stream_fuzzer.c.
+ */
+int kvs__kube_watch_decode(kvs_kube_event *out, kvs_kube_status *last, const char *what,
+                           const char *line, size_t len);
+
+/**
+ * A list response (parsed JSON object, ownership taken whatever happens)
+ * into a page: items an array (absent or null: none), resourceVersion
+ * shorter than KVS_VER_MAX, continue token bounded. KVS_ECORRUPT naming
+ * `what`, KVS_ENOMEM. Exposed for fuzz/kube_client_fuzzer.c.
+ */
+int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what);
+
 #endif

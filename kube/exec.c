@@ -304,8 +304,8 @@ static int str_member(const char **out, const cJSON *o, const char *name)
 	return 0;
 }
 
-static int parse_cred(kvs__exec_cred *out, const kvs__exec_conf *x, const char *w,
-                      const char *text, size_t n)
+int kvs__exec_cred_parse(kvs__exec_cred *out, const kvs__exec_conf *x, const char *w,
+                         const char *text, size_t n)
 {
 	cJSON *o = cJSON_ParseWithLength(text, n);
 	const cJSON *st;
@@ -580,7 +580,7 @@ int kvs__exec_run(kvs__exec_cred *out, const kvs__exec_conf *x, const char *clus
 		                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, errmsg);
 		goto out;
 	}
-	rc = parse_cred(out, x, w, so.p ? so.p : "", so.n);
+	rc = kvs__exec_cred_parse(out, x, w, so.p ? so.p : "", so.n);
 out:
 	if (pid > 0 && !reaped) {
 		kill_child(pid, !interactive);

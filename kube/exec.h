@@ -64,4 +64,14 @@ char *kvs__exec_cluster_json(const char *server, const char *tls_server_name, in
 int kvs__exec_run(kvs__exec_cred *out, const kvs__exec_conf *x, const char *cluster_json,
                   unsigned timeout_ms);
 
+/**
+ * Parse what a plugin printed on stdout (n bytes, at most EXEC_OUT_MAX) as
+ * an ExecCredential of x->api_version; `w` names the plugin in details,
+ * which never quote the credential. 0 and *out filled (clear it), or
+ * KVS_ECONFIG / KVS_ENOMEM with *out empty. Exposed for
+ * fuzz/exec_cred_fuzzer.c.
+ */
+int kvs__exec_cred_parse(kvs__exec_cred *out, const kvs__exec_conf *x, const char *w,
+                         const char *text, size_t n);
+
 #endif

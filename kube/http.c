@@ -805,6 +805,11 @@ const char *kvs__http_server(const kvs__http *h)
 	return h->base;
 }
 
+int kvs__http_insecure(const kvs__http *h)
+{
+	return h && h->insecure;
+}
+
 /* ------------------------------------------------------------------------ */
 /* per-transfer setup                                                       */
 
@@ -1267,21 +1272,13 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 /* ------------------------------------------------------------------------ */
 /* streams (watch)                                                          */
 
-struct line {
-	char *p;
-	size_t n;
-};
-
 struct kvs__http_stream {
 	kvs__http *h;
 	CURL *easy;
 	CURLM *multi;
 	struct curl_slist *hdrs;
 	char *path;
-	char *part;            /* the line being received */
-	size_t plen, pcap, max_line;
-	struct line *q;        /* ring of received lines, qcap entries */
-	size_t qhead, qn, qcap;
+	kvs__lines lines;      /* the body split into lines */
 	int paused, finished, overflow, headers_done, nomem;
 	CURLcode result;
 	long status;
@@ -1313,43 +1310,111 @@ static size_t st_header(char *p, size_t sz, size_t nm, void *u)
 	return n;
 }
 
-static int push_line(kvs__http_stream *s)
+/* The line framer (http.h): the watch body split on LF, CR stripped. */
+void kvs__lines_init(kvs__lines *L, size_t max_line)
 {
-	struct line *l;
+	memset(L, 0, sizeof(*L));
+	L->max_line = max_line;
+}
 
-	if (s->plen && s->part[s->plen - 1] == '\r')
-		s->plen--;
-	if (s->plen == 0)
-		return 0; /* blank line: nothing */
-	if (s->qn == s->qcap) {
+void kvs__lines_clear(kvs__lines *L)
+{
+	for (size_t i = 0; i < L->qn; i++)
+		free(L->q[(L->qhead + i) % L->qcap].p);
+	free(L->q);
+	free(L->part);
+	kvs__lines_init(L, L->max_line);
+}
+
+static int push_line(kvs__lines *L)
+{
+	struct kvs__line *l;
+
+	if (L->plen && L->part[L->plen - 1] == '\r')
+		L->plen--;
+	if (L->plen == 0)
+		return 0; /* blank line: nothing (the buffer is reused) */
+	if (L->qn == L->qcap) {
 		/* one write callback (up to 16 KiB, more after a pause) may hold
 		 * hundreds of short events: grow the ring, keeping the order */
-		size_t nc = s->qcap ? s->qcap * 2 : STREAM_QUEUE;
-		struct line *nq = malloc(nc * sizeof(*nq));
+		size_t nc = L->qcap ? L->qcap * 2 : STREAM_QUEUE;
+		struct kvs__line *nq = malloc(nc * sizeof(*nq));
 
 		if (!nq)
-			return -1;
-		for (size_t i = 0; i < s->qn; i++)
-			nq[i] = s->q[(s->qhead + i) % s->qcap];
-		free(s->q);
-		s->q = nq;
-		s->qcap = nc;
-		s->qhead = 0;
+			return KVS_ENOMEM;
+		for (size_t i = 0; i < L->qn; i++)
+			nq[i] = L->q[(L->qhead + i) % L->qcap];
+		free(L->q);
+		L->q = nq;
+		L->qcap = nc;
+		L->qhead = 0;
 	}
-	l = &s->q[(s->qhead + s->qn) % s->qcap];
-	l->p = s->part;
-	l->n = s->plen;
+	l = &L->q[(L->qhead + L->qn) % L->qcap];
+	l->p = L->part;
+	l->n = L->plen;
 	l->p[l->n] = '\0';
-	s->qn++;
-	s->part = NULL;
-	s->plen = s->pcap = 0;
+	L->qn++;
+	L->part = NULL;
+	L->plen = L->pcap = 0;
 	return 0;
+}
+
+int kvs__lines_feed(kvs__lines *L, const char *p, size_t n)
+{
+	size_t off = 0;
+	int rc;
+
+	while (off < n) {
+		const char *nl = memchr(p + off, '\n', n - off);
+		size_t take = nl ? (size_t)(nl - (p + off)) : n - off;
+
+		if (take > L->max_line - L->plen)
+			return KVS_EIO;
+		if (L->plen + take + 1 > L->pcap) {
+			size_t nc = L->pcap ? L->pcap : 4096;
+			char *nb;
+
+			while (nc < L->plen + take + 1)
+				nc *= 2;
+			if (nc > L->max_line + 1)
+				nc = L->max_line + 1;
+			if (!(nb = realloc(L->part, nc)))
+				return KVS_ENOMEM;
+			L->part = nb;
+			L->pcap = nc;
+		}
+		memcpy(L->part + L->plen, p + off, take);
+		L->plen += take;
+		off += take;
+		if (nl) {
+			off++;
+			if ((rc = push_line(L)) < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int kvs__lines_pop(kvs__lines *L, char **line, size_t *len)
+{
+	struct kvs__line *l;
+
+	if (!L->qn)
+		return 0;
+	l = &L->q[L->qhead];
+	*line = l->p;
+	*len = l->n;
+	l->p = NULL;
+	L->qhead = (L->qhead + 1) % L->qcap;
+	L->qn--;
+	return 1;
 }
 
 static size_t st_body(char *p, size_t sz, size_t nm, void *u)
 {
 	kvs__http_stream *s = u;
-	size_t n = sz * nm, off = 0;
+	size_t n = sz * nm;
+	int rc;
 
 	if (s->status != 200) {
 		size_t take = n;
@@ -1370,43 +1435,16 @@ static size_t st_body(char *p, size_t sz, size_t nm, void *u)
 	/* back-pressure: pause while lines wait; the lines of one callback are
 	 * bounded by its size (at most CURL_MAX_WRITE_SIZE, or what curl held
 	 * during a pause) and the queue grows to take them */
-	if (s->qn >= STREAM_QUEUE / 2) {
+	if (s->lines.qn >= STREAM_QUEUE / 2) {
 		s->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	while (off < n) {
-		const char *nl = memchr(p + off, '\n', n - off);
-		size_t take = nl ? (size_t)(nl - (p + off)) : n - off;
-
-		if (take > s->max_line - s->plen) {
+	if ((rc = kvs__lines_feed(&s->lines, p, n)) < 0) {
+		if (rc == KVS_ENOMEM)
+			s->nomem = 1;
+		else
 			s->overflow = 1;
-			return 0;
-		}
-		if (s->plen + take + 1 > s->pcap) {
-			size_t nc = s->pcap ? s->pcap : 4096;
-			char *nb;
-
-			while (nc < s->plen + take + 1)
-				nc *= 2;
-			if (nc > s->max_line + 1)
-				nc = s->max_line + 1;
-			if (!(nb = realloc(s->part, nc))) {
-				s->nomem = 1;
-				return 0;
-			}
-			s->part = nb;
-			s->pcap = nc;
-		}
-		memcpy(s->part + s->plen, p + off, take);
-		s->plen += take;
-		off += take;
-		if (nl) {
-			off++;
-			if (push_line(s) < 0) {
-				s->nomem = 1;
-				return 0;
-			}
-		}
+		return 0;
 	}
 	return n;
 }
@@ -1446,10 +1484,7 @@ void kvs__http_stream_close(kvs__http_stream *s)
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
 	curl_slist_free_all(s->hdrs);
-	for (size_t i = 0; i < s->qn; i++)
-		free(s->q[(s->qhead + i) % s->qcap].p);
-	free(s->q);
-	free(s->part);
+	kvs__lines_clear(&s->lines);
 	free(s->errbody);
 	free(s->path);
 	free(s);
@@ -1500,7 +1535,7 @@ static int stream_open_once(kvs__http_stream **out, kvs__http *h, const char *pa
 	if (!s)
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	s->h = h;
-	s->max_line = max_line;
+	kvs__lines_init(&s->lines, max_line);
 	if (!(s->path = strdup(path)) || !(s->easy = curl_easy_init()) ||
 	    !(s->multi = curl_multi_init())) {
 		kvs__http_stream_close(s);
@@ -1570,21 +1605,14 @@ int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int tim
 	*line = NULL;
 	*len = 0;
 	for (;;) {
-		if (s->qn) {
-			struct line *l = &s->q[s->qhead];
-			*line = l->p;
-			*len = l->n;
-			l->p = NULL;
-			s->qhead = (s->qhead + 1) % s->qcap;
-			s->qn--;
+		if (kvs__lines_pop(&s->lines, line, len))
 			return 0;
-		}
 		if (s->finished) {
 			if (s->nomem)
 				return kvs_error_set(KVS_ENOMEM, "watch %s: out of memory", s->path);
 			if (s->overflow)
 				return kvs_error_set(KVS_EIO, "watch %s%s: event line over %zu bytes",
-				                     s->h->base, s->path, s->max_line);
+				                     s->h->base, s->path, s->lines.max_line);
 			if (s->result != CURLE_OK)
 				return kvs_error_set(KVS_EIO, "watch %s%s: stream broke: %s%s%s", s->h->base,
 				                     s->path, curl_easy_strerror(s->result),
@@ -1597,7 +1625,7 @@ int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int tim
 			curl_easy_pause(s->easy, CURLPAUSE_CONT);
 		}
 		st_pump(s, 0);
-		if (s->qn || s->finished)
+		if (s->lines.qn || s->finished)
 			continue;
 		int64_t left = deadline == INT64_MAX ? 1000 : deadline - kvs__kube_mono_ms();
 		if (left <= 0)

@@ -41,6 +41,9 @@ const char *kvs__http_auth(const kvs__http *h);
 /** The base URL requests go to (for messages). */
 const char *kvs__http_server(const kvs__http *h);
 
+/** 1 when the configuration turned TLS certificate verification off. */
+int kvs__http_insecure(const kvs__http *h);
+
 /** One request of kvs__http_run(). */
 typedef struct kvs__http_req {
 	/* in */
@@ -98,6 +101,33 @@ int kvs__http_stream_open(kvs__http_stream **out, kvs__http *h, const char *path
  */
 int kvs__http_stream_next(kvs__http_stream *s, char **line, size_t *len, int timeout_ms);
 void kvs__http_stream_close(kvs__http_stream *s);
+
+/**
+ * The framing of a watch body (the stream's write callback feeds every
+ * piece curl delivers, split anywhere): lines end at LF, one CR before it
+ * is dropped, blank lines are skipped, a line over max_line bytes is an
+ * error. Queued lines come out in order, each malloc'd and NUL-terminated.
+ * Exposed for fuzz/watch_stream_fuzzer.c.
+ */
+struct kvs__line {
+	char *p;
+	size_t n;
+};
+typedef struct kvs__lines {
+	char *part;                /**< the line being received */
+	size_t plen, pcap, max_line;
+	struct kvs__line *q;       /**< ring of received lines, qcap entries */
+	size_t qhead, qn, qcap;
+} kvs__lines;
+
+void kvs__lines_init(kvs__lines *L, size_t max_line);
+/** Feed n bytes: 0, KVS_EIO (a line over max_line), KVS_ENOMEM. After an
+ *  error the framer is unusable until cleared. */
+int kvs__lines_feed(kvs__lines *L, const char *p, size_t n);
+/** The next complete line (*line malloc'd, yours): 1, or 0 when none. */
+int kvs__lines_pop(kvs__lines *L, char **line, size_t *len);
+/** Free everything queued and the partial line; ready for reuse. */
+void kvs__lines_clear(kvs__lines *L);
 
 /**
  * 1 when transfers ask for HTTP/2 over TLS (libcurl new enough, see

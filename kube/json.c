@@ -687,10 +687,22 @@ out:
 	return rc;
 }
 
+/* A server's text goes into error details that reach terminals and logs:
+ * every control byte (C0, DEL) becomes a blank, so no escape sequence, bell
+ * or forged log line gets through. */
+static void no_controls(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 static void copy_field(char *dst, size_t cap, const cJSON *v)
 {
-	if (cJSON_IsString(v) && v->valuestring)
+	if (cJSON_IsString(v) && v->valuestring) {
 		snprintf(dst, cap, "%s", v->valuestring);
+		no_controls(dst);
+	}
 }
 
 void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
@@ -795,9 +807,7 @@ int kvs__kube_http_error(long http, const char *body, size_t len, const char *wh
 		snprintf(msg, sizeof(msg), "%.*s", (int)len, body);
 	else
 		snprintf(msg, sizeof(msg), "(no Status message)");
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	no_controls(msg);
 	if (code == KVS_ENOTFOUND && strcmp(st.details_kind, "namespaces") == 0)
 		return kvs_error_set(code, "%s: HTTP %ld NotFound: namespace \"%s\" does not exist (%s)",
 		                     what, http, ns ? ns : st.details_name, msg);
@@ -858,7 +868,8 @@ int kvs__kube_event_parse(kvs_event *out, const char *line, size_t len, const ch
 		const cJSON *rv = cJSON_IsObject(meta)
 		                      ? cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion")
 		                      : NULL;
-		if (!cJSON_IsString(rv) || strlen(rv->valuestring) >= KVS_VER_MAX) {
+		if (!cJSON_IsString(rv) || !rv->valuestring[0] ||
+		    strlen(rv->valuestring) >= KVS_VER_MAX) {
 			rc = BAD(what, "BOOKMARK without a valid metadata.resourceVersion", what);
 			goto out;
 		}

@@ -890,7 +890,17 @@ out:
 		size_t n = strlen(kc->server);
 		while (n > 0 && kc->server[n - 1] == '/')
 			kc->server[--n] = '\0';
-		if (strncmp(kc->server, "http://", 7) != 0 && strncmp(kc->server, "https://", 8) != 0)
+		const char *auth = strstr(kc->server, "://");
+		size_t alen = auth ? strcspn(auth + 3, "/?#") : 0;
+
+		/* user:password@ in the URL would go to curl as Basic credentials and
+		 * into every message that names the server: refuse it, unechoed */
+		if (auth && memchr(auth + 3, '@', alen))
+			rc = kvs_error_set(KVS_ECONFIG, "%s: the server URL carries credentials "
+			                   "(user:password@host): put them in the kubeconfig's user "
+			                   "instead", kc->source);
+		else if (strncmp(kc->server, "http://", 7) != 0 &&
+		         strncmp(kc->server, "https://", 8) != 0)
 			rc = kvs_error_set(KVS_ECONFIG, "%s: server \"%s\" is not an http(s) URL",
 			                   kc->source, kc->server);
 	}

@@ -5,7 +5,9 @@
 # HTTP/2 TLS front for kapi-server (docs/test-server.md); tinyproxy and
 # microsocks are the HTTP and SOCKS5 proxies of the proxy tests;
 # python3-prometheus-client parses the controller's metrics endpoint in a test;
-# spin checks the protocol model (tests/model/).
+# spin checks the protocol model (tests/model/). The fuzz targets (make
+# fuzz-build, fuzz-smoke, fuzz) add clang and libclang-rt-14-dev (libFuzzer)
+# through KVS_EXTRA_PKGS.
 set -e
 # Debian package builds take their build dependencies from debian/control.
 [ -n "${KVS_NO_DEPS:-}" ] && exit 0

@@ -82,6 +82,22 @@ int kvs__index_name_key(char *out, size_t cap, const char *store, const char *na
 	if (o == 0)
 		return -1;
 	out[o] = '\0';
+	/* one spelling per key: "-61" for "a", a control byte or broken UTF-8
+	 * is no key's name (fuzz/names_fuzzer.c) */
+	{
+		char back[KVS__NAME_BUF], saved[1024];
+		int bad;
+
+		/* only a report's helper: leave the thread's error detail alone */
+		snprintf(saved, sizeof(saved), "%s", kvs_error_last());
+		bad = kvs__key_check(out, o) < 0;
+		kvs_error_set(0, "%s", saved);
+		if (bad)
+			return -1;
+		kvs__index_name(back, store, out, o);
+		if (strcmp(back, name) != 0)
+			return -1;
+	}
 	return 0;
 }
 

@@ -2182,3 +2182,151 @@ Test(cli, history_flag_zero_keeps_nothing_and_rollback_is_conditional)
 	cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
 	res_free(&r);
 }
+
+/* ---- security (docs/operations.md, "Security") ---------------------------------- */
+
+/* Nothing the CLI prints or writes, with every -v, carries the bearer token:
+ * stdout, stderr, the value file and the version file. */
+Test(cli, verbose_output_and_written_files_never_carry_the_token)
+{
+	static const char secret[] = "good-token-5ecret-c0ffee";
+	char v1[PATH_MAX], out[PATH_MAX], vf[PATH_MAX];
+	struct res r = { 0 };
+	char *f;
+
+	start_server(secret, NULL);
+	path_in(v1, "v1");
+	spit(v1, "first", 5);
+	path_in(out, "out");
+	path_in(vf, "vf");
+	const char *const cmds[][8] = {
+		{ "-v", "-v", "put", "k", v1, NULL },
+		{ "-v", "-v", "get", "k", "--to-file", out, "--version-file", vf },
+		{ "-v", "-v", "stat", "k", NULL },
+		{ "-v", "-v", "ls", NULL },
+		{ "-v", "-v", "fsck", NULL },
+		{ "-v", "-v", "gc", NULL },
+		{ "-v", "-v", "get", "no-such-key", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&r, NULL, cmds[i][0], cmds[i][1], cmds[i][2], cmds[i][3], cmds[i][4], cmds[i][5],
+		    cmds[i][6], cmds[i][7], NULL);
+		cr_expect(i == 6 ? r.code != 0 : r.code == 0, "%s: exit %d: %s", cmds[i][2], r.code,
+		          r.err);
+		cr_assert_null(strstr(r.err, secret), "%s printed the token: %s", cmds[i][2], r.err);
+		cr_assert_null(strstr(r.out, secret), "%s printed the token: %s", cmds[i][2], r.out);
+		res_free(&r);
+	}
+	f = slurp(out, NULL);
+	cr_assert_not_null(f);
+	cr_assert_null(strstr(f, secret));
+	free(f);
+	f = slurp(vf, NULL);
+	cr_assert_not_null(f);
+	cr_assert_null(strstr(f, secret));
+	free(f);
+}
+
+/* insecure-skip-tls-verify turns off the check of who answers: never
+ * silently. The CLI warns on stderr whatever the command and -v. */
+Test(cli, insecure_skip_tls_verify_warns_on_stderr)
+{
+	char kc[PATH_MAX];
+	struct res r = { 0 };
+	FILE *f;
+
+	start_server("tok-1", NULL);
+	run(&r, NULL, "ls", NULL);
+	expect_ok(&r, "ls");
+	cr_expect_null(strstr(r.err, "verification"), "warned without the flag: %s", r.err);
+	res_free(&r);
+	path_in(kc, "insecure-kubeconfig");
+	cr_assert_not_null(f = fopen(kc, "w"));
+	fprintf(f,
+	        "apiVersion: v1\nkind: Config\n"
+	        "clusters:\n- name: kapi\n  cluster:\n    server: %s\n"
+	        "    insecure-skip-tls-verify: true\n"
+	        "users:\n- name: tester\n  user:\n    token: tok-1\n"
+	        "contexts:\n- name: kapi\n  context:\n    cluster: kapi\n    user: tester\n"
+	        "    namespace: default\n"
+	        "current-context: kapi\n",
+	        T.url);
+	fclose(f);
+	run(&r, NULL, "--kubeconfig", kc, "ls", NULL);
+	expect_ok(&r, "ls");
+	cr_expect(strstr(r.err, "warning: TLS certificate verification is off"), "%s", r.err);
+	cr_expect(strstr(r.err, "insecure-skip-tls-verify"), "%s", r.err);
+	res_free(&r);
+}
+
+/* A password in -s/--server is refused, and not printed back, even with -v. */
+Test(cli, credentials_in_the_server_url_are_refused_and_not_printed)
+{
+	char url[256];
+	struct res r = { 0 };
+
+	start_server("tok-1", NULL);
+	snprintf(url, sizeof(url), "http://alice:pa55w0rd-9@%s", T.url + strlen("http://"));
+	run(&r, NULL, "-v", "-s", url, "ls", NULL);
+	cr_expect_eq(r.code, 8, "exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.err, "carries credentials"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "pa55w0rd-9"), "printed: %s", r.err);
+	cr_assert_null(strstr(r.out, "pa55w0rd-9"), "printed: %s", r.out);
+	res_free(&r);
+}
+
+/* POST /kapi/faults with a JSON body (the test server's control API). */
+static void kapi_faults(const char *json)
+{
+	char url[512];
+	long status = 0;
+	CURL *h = curl_easy_init();
+
+	cr_assert_not_null(h);
+	snprintf(url, sizeof(url), "%s/kapi/faults", T.url);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink);
+	FILE *devnull = fopen("/dev/null", "w");
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, devnull);
+	cr_assert_eq(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	fclose(devnull);
+	cr_assert_eq(status, 200);
+}
+
+/* The read-only Role of deploy/rbac.yaml (get, list, watch on configmaps)
+ * is enough for every read command: with every other verb refused by the
+ * server, reads of a value spanning segments work and writes are denied. */
+Test(cli, reader_role_of_the_shipped_rbac_is_enough_to_read)
+{
+	char v1[PATH_MAX], out[PATH_MAX];
+	struct res r = { 0 };
+
+	start_server("tok-1", NULL);
+	write_random_file("v1", 3u << 20, 7, v1);
+	put_file("k", v1);
+	kapi_faults("{\"forbid\":[\"create:configmaps\",\"update:configmaps\","
+	            "\"patch:configmaps\",\"delete:configmaps\",\"deletecollection:configmaps\","
+	            "\"*:namespaces\"]}");
+	assert_value_is("k", v1);
+	path_in(out, "out");
+	const char *const reads[][4] = {
+		{ "stat", "k", NULL }, { "ls", NULL }, { "get", "k", "--to-file", out },
+		{ "fsck", NULL },
+	};
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		run(&r, NULL, reads[i][0], reads[i][1], reads[i][2], reads[i][3], NULL);
+		cr_expect_eq(r.code, 0, "%s: exit %d: %s", reads[i][0], r.code, r.err);
+		res_free(&r);
+	}
+	run(&r, NULL, "put", "k", v1, NULL);
+	cr_expect_eq(r.code, 6, "put as a reader: exit %d: %s", r.code, r.err);
+	res_free(&r);
+	run(&r, NULL, "rm", "k", NULL);
+	cr_expect_eq(r.code, 6, "rm as a reader: exit %d: %s", r.code, r.err);
+	res_free(&r);
+	kapi_faults("{\"forbid\":[]}");
+	assert_value_is("k", v1);
+}

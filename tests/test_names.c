@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include "names.h"
+#include "gc.h"
 
 Test(names, index_name_escapes_non_alnum_bytes)
 {
@@ -77,4 +78,21 @@ Test(names, keys_must_be_utf8_without_controls)
 	cr_assert_eq(kvs__key_check("\xc0\xaf", 2), KVS_EINVAL);      /* overlong */
 	cr_assert_eq(kvs__key_check("\xed\xa0\x80", 3), KVS_EINVAL);  /* surrogate */
 	cr_assert_eq(kvs__key_check("\xc2\x85", 2), KVS_EINVAL);      /* C1 control */
+}
+
+/* An index name has one spelling per key: a name with a non-canonical escape
+ * ("-61" for "a"), an escaped NUL or control byte, or bytes that are not
+ * UTF-8 names no key (fsck and gc messages would otherwise blame key "a"
+ * for an object that is not its index). Found by fuzz/names_fuzzer.c. */
+Test(names, index_name_key_accepts_only_the_canonical_name)
+{
+	char key[KVS_KEY_MAX + 1];
+
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.default.i-a-2fb"), 0);
+	cr_assert_str_eq(key, "a/b");
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.default.i--61"), -1);
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.default.i-a-0a"), -1);
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.default.i--ff"), -1);
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.default.i-"), -1);
+	cr_assert_eq(kvs__index_name_key(key, sizeof(key), "default", "kvs.other.i-a"), -1);
 }

@@ -89,6 +89,14 @@ KVS_API const char *kvs_kube_namespace(const kvs_kube *kube);
 /** The server's base URL, without a trailing slash. */
 KVS_API const char *kvs_kube_server(const kvs_kube *kube);
 
+/**
+ * 1 when the kubeconfig turned TLS certificate verification off
+ * (insecure-skip-tls-verify): the server is not authenticated, and whoever
+ * answers gets the credentials. A program should say so where its user
+ * sees it (the kvsplit CLI warns on stderr); 0 otherwise or for NULL.
+ */
+KVS_API int kvs_kube_tls_insecure(const kvs_kube *kube);
+
 /** Requests a kvs_kube_run() keeps in flight at once (kvs_kube_options.concurrency). */
 KVS_API unsigned int kvs_kube_concurrency(const kvs_kube *kube);
 

@@ -505,6 +505,13 @@ const char *kvs_backend_namespace(const kvs_backend *backend)
 	return ((const kube_backend *)backend)->ns;
 }
 
+int kvs_backend_tls_insecure(const kvs_backend *backend)
+{
+	if (!backend || backend->ops != &kube_ops)
+		return 0;
+	return kvs_kube_tls_insecure(((const kube_backend *)backend)->kube);
+}
+
 /*
  * A list or a get in a namespace that does not exist is answered exactly as
  * in an empty one (an empty list, "configmaps not found"), so the only way

@@ -631,16 +631,49 @@ static enum MHD_Result discovery(struct MHD_Connection *c, char **seg, size_t n,
 
 /* ---- helpers for the verbs ------------------------------------------------ */
 
+/* --forbid, replaced at run time by POST /kapi/faults {"forbid":[...]} */
+static pthread_mutex_t forbid_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static bool forbidden(const struct resource *r, const char *verb)
 {
-	for (size_t i = 0; i < g_cfg.nforbids; i++) {
+	bool no = false;
+
+	pthread_mutex_lock(&forbid_lock);
+	for (size_t i = 0; i < g_cfg.nforbids && !no; i++) {
 		const struct forbid *f = &g_cfg.forbids[i];
 		if ((strcmp(f->verb, "*") == 0 || strcmp(f->verb, verb) == 0) &&
 		    (strcmp(f->resource, "*") == 0 || strcmp(f->resource, r->plural) == 0 ||
 		     strcmp(f->resource, r->qualified) == 0))
-			return true;
+			no = true;
 	}
-	return false;
+	pthread_mutex_unlock(&forbid_lock);
+	return no;
+}
+
+/* Replace the forbidden VERB:RESOURCE pairs (malformed entries are skipped). */
+static void set_forbids(const cJSON *list)
+{
+	const cJSON *e;
+
+	pthread_mutex_lock(&forbid_lock);
+	for (size_t i = 0; i < g_cfg.nforbids; i++) {
+		free(g_cfg.forbids[i].verb);
+		free(g_cfg.forbids[i].resource);
+	}
+	free(g_cfg.forbids);
+	g_cfg.forbids = NULL;
+	g_cfg.nforbids = 0;
+	cJSON_ArrayForEach(e, list) {
+		const char *v = cJSON_IsString(e) ? e->valuestring : NULL;
+		const char *colon = v ? strchr(v, ':') : NULL;
+		if (!colon || colon == v || !colon[1])
+			continue;
+		g_cfg.forbids = xrealloc(g_cfg.forbids, (g_cfg.nforbids + 1) * sizeof *g_cfg.forbids);
+		g_cfg.forbids[g_cfg.nforbids].verb = xasprintf("%.*s", (int)(colon - v), v);
+		g_cfg.forbids[g_cfg.nforbids].resource = xstrdup(colon + 1);
+		g_cfg.nforbids++;
+	}
+	pthread_mutex_unlock(&forbid_lock);
 }
 
 static struct resource *ns_resource(void)
@@ -2137,6 +2170,8 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 			g_faults.retry_after = (unsigned)v->valuedouble;
 		if ((v = cJSON_GetObjectItemCaseSensitive(in, "stall_watch")) && cJSON_IsBool(v))
 			g_faults.stall_watch = cJSON_IsTrue(v);
+		if ((v = cJSON_GetObjectItemCaseSensitive(in, "forbid")) && cJSON_IsArray(v))
+			set_forbids(v);
 		cJSON *out = faults_json();
 		pthread_cond_broadcast(&g_store.changed);
 		pthread_mutex_unlock(&g_store.lock);
