@@ -768,6 +768,7 @@ static void put_free(put *P)
 		free(P->jobs[i].blob);
 	kvs__segw_free(&P->w);
 	kvs__commit_clear(&P->c);
+	kvs__hstage_clear(&P->h);
 	for (size_t i = 0; i < MAX_WORKERS; i++)
 		free(P->scratch[i]);
 	free(P->kn);
