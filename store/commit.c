@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "commit.h"
 
@@ -229,27 +228,6 @@ out:
 	return rc;
 }
 
-/*
- * After the n-th lost race in a row (n >= 1), wait a random time in
- * [0, min(2^n, 64)] ms before rebasing: writers that lost together do not
- * all come back together (client-go's RetryOnConflict backs off likewise).
- * The randomness is the kernel's; without it, no wait.
- */
-static void race_backoff(unsigned n)
-{
-	unsigned cap_ms = n >= 6 ? 64u : 1u << n;
-	uint32_t r;
-	struct timespec ts;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		return;
-	r %= cap_ms * 1000u + 1u;   /* microseconds */
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)r * 1000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 int kvs__commit_run(kvs_ver *out, kvs__commit *c, const kvs__commit_hooks *h)
 {
 	int rc, blind = !c->expect;
@@ -275,8 +253,6 @@ int kvs__commit_run(kvs_ver *out, kvs__commit *c, const kvs__commit_hooks *h)
 			return kvs_error_set(KVS_ECONFLICT, "key \"%s\": lost the commit race %u times",
 			                     c->key, c->s->put_retries);
 		}
-		if (n > 0)
-			race_backoff(n);
 		set_base(c, seen);
 		rc = h->rebase ? h->rebase(h->ctx, c, seen) : 0;
 		kvs_object_free(seen);
