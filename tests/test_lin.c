@@ -309,7 +309,7 @@ static kvs_store *child_store(fx_kapi *k)
 	o.touch_window_s = 1;   /* every commit counts as late: its touches are exercised */
 	/* No history: its object adds a create to every attempt, and 4 blind
 	 * writers on one key then lose 8 races in a row about once a run (a
-	 * liveness limit of the blind put, noted in docs/design.md "Limits");
+	 * liveness limit of the blind put, noted in docs/design.md, Put step 6);
 	 * this test is about what the register returns. */
 	o.history = KVS_HISTORY_OFF;
 	o.segment_target = 64 * 1024;
