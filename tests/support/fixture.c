@@ -320,3 +320,23 @@ void fx_json(char *buf, size_t len, uint64_t seed)
 	buf[len - 2] = '}';
 	buf[len - 1] = '}';
 }
+
+int fx_count_objects(kvs_backend *b, const char *selector, size_t *out)
+{
+	char *token = NULL;
+	int rc = 0;
+
+	*out = 0;
+	do {
+		kvs_object_list *l = NULL;
+		rc = b->ops->list(b, &l, selector, 0, token, KVS_LIST_METADATA_ONLY);
+		free(token);
+		token = NULL;
+		if (rc < 0)
+			break;
+		*out += l->count;
+		token = l->next ? strdup(l->next) : NULL;
+		kvs_object_list_free(l);
+	} while (token);
+	return rc;
+}

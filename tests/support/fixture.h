@@ -45,6 +45,12 @@ int fx_kube_compact(kvs_backend *b);
 int fx_touch(kvs_backend *b);
 int fx_kube_touch(kvs_backend *b);
 
+/**
+ * Count the objects of `b` that `selector` matches, every page of a
+ * metadata-only list. 0, or the list's error code (*out then partial).
+ */
+int fx_count_objects(kvs_backend *b, const char *selector, size_t *out);
+
 /** Deterministic pseudo-random bytes and a realistic JSON workflow status. */
 void fx_random(void *buf, size_t len, uint64_t seed);
 /** Generate about `len` bytes (exactly `len`) of workflow-status-like JSON. */
