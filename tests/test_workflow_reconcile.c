@@ -32,6 +32,8 @@ struct fake {
 	int loads, commits, last_commit_n, status_writes;
 	int fail_commit;           /* next commits fail with KVS_EIO (after the Pods were created) */
 	int lag;                   /* list_pods shows nothing (a cold informer cache) */
+	int marked;                /* Pods labelled completed */
+	int fail_mark;             /* mark_completed fails (nothing labelled) */
 	int64_t now;
 };
 
@@ -56,7 +58,10 @@ static int f_list_pods(void *ctx, const char *ns, const char *uid, cJSON **out)
 	for (int i = 0; i < F.npods && !F.lag; i++) {
 		const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(
 		    cJSON_GetObjectItem(cJSON_GetObjectItem(F.pods[i], "metadata"), "labels"), KVC_WF_LABEL_UID));
-		if (u && !strcmp(u, uid))
+		const char *done = cJSON_GetStringValue(cJSON_GetObjectItem(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(F.pods[i], "metadata"), "labels"), KVC_WF_LABEL_COMPLETED));
+		/* the informer's selector: the workflow's, not yet completed */
+		if (u && !strcmp(u, uid) && !done)
 			cJSON_AddItemToArray(*out, cJSON_Duplicate(F.pods[i], 1));
 	}
 	return 0;
@@ -210,9 +215,41 @@ static int64_t f_now(void *ctx)
 	return F.now;
 }
 
+static int label_num(const cJSON *pod, const char *k)
+{
+	return atoi(cJSON_GetStringValue(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"), "labels"), k)));
+}
+
+/* Label Pods completed; each must have finished and its result be in the map. */
+static int f_mark_completed(void *ctx, const char *ns, const char *const *names, size_t n)
+{
+	if (F.fail_mark)
+		return kvs_error_set(KVS_EIO, "injected");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *p = find_pod(names[i], NULL), *node;
+		cr_assert_not_null(p, "marked a Pod that does not exist: %s", names[i]);
+		const char *ph = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "status"), "phase"));
+		cr_assert(!strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"), "%s marked while %s", names[i], ph);
+		int idx = label_num(p, KVC_WF_LABEL_INDEX), att = label_num(p, KVC_WF_LABEL_ATTEMPT);
+		cr_assert_not_null(F.fields[idx], "%s marked before its node was committed", names[i]);
+		node = cJSON_Parse(F.fields[idx]);
+		int attempts = cJSON_GetObjectItem(node, "attempts")->valueint;
+		const char *nph = cJSON_GetStringValue(cJSON_GetObjectItem(node, "phase"));
+		cr_assert(attempts > att || (attempts == att && strcmp(nph, "Running")),
+		          "%s marked, but the map has attempt %d %s", names[i], attempts, nph);
+		cJSON_Delete(node);
+		cJSON *lb = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "metadata"), "labels");
+		cr_assert_null(cJSON_GetObjectItem(lb, KVC_WF_LABEL_COMPLETED), "%s marked twice", names[i]);
+		cJSON_AddStringToObject(lb, KVC_WF_LABEL_COMPLETED, "true");
+		F.marked++;
+	}
+	return 0;
+}
+
 static const kvc_wf_ops ops = { KVC_WF_OPS_VERSION, f_list_pods, f_get_pod, f_create_pod, f_delete_pod,
 	                        f_state_version, f_load_state, f_commit_state, f_delete_state, f_update_status,
-	                        f_set_finalizer, f_now };
+	                        f_set_finalizer, f_now, f_mark_completed };
 
 static void setup(void)
 {
@@ -533,6 +570,43 @@ Test(workflow_reconcile, one_finished_task_commits_only_its_node)
 	cr_assert_eq(F.last_commit_n, 2);
 	cr_assert_eq(res.loaded, 0, "the cache was current: nothing read back");
 	cr_assert_not_null(find_pod("wf-10-1", NULL));
+}
+
+Test(workflow_reconcile, finished_pods_are_labelled_completed_once_their_results_are_committed)
+{
+	char nb[64];
+	workflow("\"parallelism\":{\"withCount\":3},\"retries\":{\"maxAttemptsPerTask\":2}");
+	run();
+	run();
+	cr_assert_eq(F.pods_created, 3);
+	cr_assert_eq(F.marked, 0, "running Pods are not marked");
+	finish("wf-0-1", 1); /* retried */
+	finish("wf-1-1", 0);
+	F.fail_commit = 1;
+	kvc_wf_result res;
+	cr_assert_lt(reconcile(&res), 0);
+	cr_assert_eq(F.marked, 0, "nothing is marked while its result is not stored");
+	res = run();
+	cr_assert_eq(res.marked, 2);
+	cr_assert_eq(F.marked, 2);
+	cr_assert_str_eq(NODE(0, "attempts"), "2");
+	/* marked Pods leave the list; nothing is lost or marked again */
+	res = run();
+	cr_assert_eq(res.marked, 0);
+	cr_assert_eq(res.committed, 0);
+	cr_assert_str_eq(NODE(1, "phase"), "Succeeded");
+	/* a failed label is retried by a later reconcile */
+	finish("wf-0-2", 0);
+	F.fail_mark = 1;
+	res = run();
+	cr_assert_eq(res.marked, 0);
+	F.fail_mark = 0;
+	finish("wf-2-1", 0);
+	res = run();
+	cr_assert_eq(res.marked, 2, "wf-0-2 again, and wf-2-1");
+	cr_assert_str_eq(status_s("phase"), "Succeeded");
+	cr_assert_eq(F.marked, 4, "every Pod, once");
+	cr_assert_eq(F.pods_created, 4);
 }
 
 Test(workflow_reconcile, state_ref_names_the_map_and_its_hash_verifies)

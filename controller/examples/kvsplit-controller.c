@@ -261,6 +261,12 @@ static int collect(void *ctx, kvc_mbuf *b)
 	kvc_mbuf_family(b, "kvsplit_workflow_state_bytes_sent_total", "counter",
 	                "Bytes of node state written to kvsplit.");
 	kvc_mbuf_sample(b, "kvsplit_workflow_state_bytes_sent_total", NULL, (double)ks.state_bytes_sent);
+	kvc_mbuf_family(b, "kvsplit_workflow_pods_completed_total", "counter",
+	                "Finished task Pods labelled completed (their results committed; they leave the cache).");
+	kvc_mbuf_sample(b, "kvsplit_workflow_pods_completed_total", NULL, (double)ks.pods_completed);
+	kvc_mbuf_family(b, "kvsplit_workflow_pods_complete_errors_total", "counter",
+	                "Completed labels that failed (the Pod is labelled by a later reconcile).");
+	kvc_mbuf_sample(b, "kvsplit_workflow_pods_complete_errors_total", NULL, (double)ks.pods_complete_failed);
 	pthread_mutex_lock(&e->mu);
 	double runs = (double)e->gc.runs, gdel = (double)e->gc.deleted, gfreed = (double)e->gc.bytes_freed;
 	pthread_mutex_unlock(&e->mu);
@@ -509,7 +515,14 @@ int main(int argc, char **argv)
 	po.name = "pods";
 	po.resource = &kvs_kube_pods;
 	po.ns = watch_ns;
-	po.base_selector = KVC_WF_LABEL_UID; /* task Pods only */
+	/* Task Pods whose results are not yet recorded: a finished Pod is
+	 * labelled completed once its node is committed and leaves the cache
+	 * (as Argo's workflows.argoproj.io/completed), so a reconcile reads the
+	 * live Pods only, not every Pod a 20,000-task workflow ever ran. */
+	po.base_selector = KVC_WF_LABEL_UID ",!" KVC_WF_LABEL_COMPLETED;
+	/* A Pod leaving the watch is not told apart with a GET: the handler
+	 * only enqueues its Workflow either way. */
+	po.confirm_deletes = -1;
 	po.vshards = kvc_member_vshards(e.app.m);
 	po.transform = pod_transform;
 	ih.on_event = on_pod;

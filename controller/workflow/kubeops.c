@@ -172,8 +172,8 @@ static int list_pods(void *ctx, const char *ns, const char *uid, cJSON **out)
 		*out = arr;
 		return 0;
 	}
-	char sel[KVC_WF_UID_MAX + 64];
-	snprintf(sel, sizeof(sel), "%s=%s", KVC_WF_LABEL_UID, uid);
+	char sel[KVC_WF_UID_MAX + 128];
+	snprintf(sel, sizeof(sel), "%s=%s,!%s", KVC_WF_LABEL_UID, uid, KVC_WF_LABEL_COMPLETED);
 	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
 	lo.label_selector = sel;
 	kvs_kube_page *pg = NULL;
@@ -228,6 +228,46 @@ static int delete_pod(void *ctx, const char *ns, const char *name)
 		pthread_mutex_unlock(&k->mu);
 	}
 	return rc;
+}
+
+/* Label finished Pods completed: merge patches, in parallel (the client's
+ * concurrency). A Pod already gone is fine; other failures are counted and
+ * left to a later reconcile (the Pod is then still listed). */
+static int mark_completed(void *ctx, const char *ns, const char *const *names, size_t n)
+{
+	static const char body[] = "{\"metadata\":{\"labels\":{\"" KVC_WF_LABEL_COMPLETED "\":\"true\"}}}";
+	kvc_wf_kube *k = ctx;
+	kvs_kube_request *rq = calloc(n ? n : 1, sizeof(*rq));
+	uint64_t ok = 0, failed = 0;
+	int rc;
+	if (!rq)
+		return nomem();
+	for (size_t i = 0; i < n; i++) {
+		rq[i] = (kvs_kube_request)KVS_KUBE_REQUEST_INIT;
+		rq[i].verb = KVS_KUBE_VERB_PATCH;
+		rq[i].resource = &kvs_kube_pods;
+		rq[i].ns = ns;
+		rq[i].name = names[i];
+		rq[i].content_type = "application/merge-patch+json";
+		rq[i].body = body;
+		rq[i].body_len = sizeof(body) - 1;
+		rq[i].what = "label a finished Pod completed";
+	}
+	rc = kvs_kube_run(k->kube, rq, n);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0 && (rq[i].result == 0 || rq[i].result == KVS_ENOTFOUND))
+			ok++;
+		else
+			failed++;
+		kvs_kube_request_clear(&rq[i]);
+	}
+	free(rq);
+	pthread_mutex_lock(&k->mu);
+	k->stats.pods_completed += ok;
+	k->stats.pods_complete_failed += failed;
+	pthread_mutex_unlock(&k->mu);
+	return rc < 0 ? rc : failed ? kvs_error_set(KVS_EIO, "workflow: %llu Pods not labelled completed",
+	                                             (unsigned long long)failed) : 0;
 }
 
 /* ---- the node map: a key-split map, one field per task ---------------------- */
@@ -422,6 +462,7 @@ static int64_t now_s(void *ctx)
 static const kvc_wf_ops OPS = {
 	KVC_WF_OPS_VERSION, list_pods,    get_pod,      create_pod,    delete_pod,    state_version,
 	load_state,         commit_state, delete_state, update_status, set_finalizer, now_s,
+	mark_completed,
 };
 
 const kvc_wf_ops *kvc_wf_kube_ops(void)

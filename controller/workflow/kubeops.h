@@ -49,6 +49,8 @@ typedef struct kvc_wf_kube_stats {
 	uint64_t state_bytes_sent;   /**< bytes the node-map commits sent (runs + index) */
 	uint64_t state_commits;
 	uint64_t pods_created, pods_exists, pods_deleted;
+	uint64_t pods_completed;       /**< finished Pods labelled completed (or gone) */
+	uint64_t pods_complete_failed; /**< ... labels that failed (retried by a later reconcile) */
 } kvc_wf_kube_stats;
 void kvc_wf_kube_stats_get(kvc_wf_kube *k, kvc_wf_kube_stats *out);
 

@@ -234,6 +234,10 @@ int kvc_wf_pod_observe(kvc_wf_pod_obs *out, const cJSON *pod)
 		return kvs_error_set(KVS_EINVAL, "workflow: Pod %s: bad %s or %s label", name, KVC_WF_LABEL_INDEX,
 		                     KVC_WF_LABEL_ATTEMPT);
 	o.deleting = cJSON_IsString(get(md, "deletionTimestamp"));
+	{
+		const char *done = cJSON_GetStringValue(get(labels, KVC_WF_LABEL_COMPLETED));
+		o.completed = done && !strcmp(done, "true");
+	}
 	if (phase && !strcmp(phase, "Running"))
 		o.phase = KVC_WF_POD_RUNNING;
 	else if (phase && !strcmp(phase, "Succeeded"))

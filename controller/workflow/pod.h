@@ -45,6 +45,7 @@ typedef struct kvc_wf_pod_obs {
 	int64_t started;          /**< status.startTime, unix seconds, 0 if absent */
 	int64_t finished;         /**< latest terminated.finishedAt, 0 if absent */
 	int deleting;             /**< metadata.deletionTimestamp is set */
+	int completed;            /**< labelled KVC_WF_LABEL_COMPLETED=true (its result is recorded) */
 	char message[256];        /**< reason: message of the failure, truncated */
 } kvc_wf_pod_obs;
 

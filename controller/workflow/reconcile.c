@@ -229,7 +229,62 @@ struct run {
 	kvc_wf_result *res;
 	int64_t now;
 	unsigned char *seen;   /* the node's current attempt's Pod was observed */
+	kvc_wf_pod_obs *fin;   /* finished Pods seen, not yet labelled completed */
+	size_t nfin, capfin;
 };
+
+/* Remember a finished Pod of ours: once its result is committed it is
+ * labelled completed and leaves list_pods (mark_completed). */
+static int note_finished(struct run *x, const kvc_wf_pod_obs *o)
+{
+	if (!x->r->ops.mark_completed || o->completed || strcmp(o->owner_uid, x->id->uid) ||
+	    (o->phase != KVC_WF_POD_SUCCEEDED && o->phase != KVC_WF_POD_FAILED))
+		return 0;
+	if (x->nfin == x->capfin) {
+		size_t nc = x->capfin ? x->capfin * 2 : 16;
+		kvc_wf_pod_obs *p = realloc(x->fin, nc * sizeof(*p));
+		if (!p)
+			return nomem();
+		x->fin = p, x->capfin = nc;
+	}
+	x->fin[x->nfin++] = *o;
+	return 0;
+}
+
+/*
+ * After a commit (or none needed): label the finished Pods whose results the
+ * store now holds (the node has moved past that attempt, or is final) —
+ * so the informer drops them and later reconciles list only live Pods.
+ * At most max_creates per reconcile (then requeue); best effort.
+ */
+static void mark_completed(struct run *x)
+{
+	kvc_wf_reconciler *r = x->r;
+	const char **names;
+	size_t n = 0;
+
+	if (!x->nfin || !(names = malloc(x->nfin * sizeof(*names))))
+		return;
+	for (size_t i = 0; i < x->nfin; i++) {
+		const kvc_wf_pod_obs *o = &x->fin[i];
+		const kvc_wf_node *nd;
+		if (o->index >= x->sp->total)
+			continue;
+		nd = &x->c->nodes[o->index];
+		if (nd->dirty || (!kvc_wf_phase_final(nd->phase) &&
+		                  (nd->attempts < o->attempt ||
+		                   (nd->attempts == o->attempt && nd->phase == KVC_WF_RUNNING))))
+			continue; /* its result is not recorded yet */
+		if (n == r->max_creates) {
+			x->res->requeue = 1;
+			break;
+		}
+		names[n++] = o->name;
+	}
+	if (n && r->ops.mark_completed(r->ctx, x->id->ns, names, n) == 0)
+		x->res->marked = (uint32_t)n;
+	free(names);
+}
 
 static void adopt(struct run *x, kvc_wf_node *n, uint32_t attempt, const kvc_wf_pod_obs *o)
 {
@@ -293,7 +348,8 @@ static int observe_pods(struct run *x)
 	if (n)
 		qsort(obs, n, sizeof(*obs), cmp_obs);
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = fold(x, &obs[i]);
+		if ((rc = fold(x, &obs[i])) == 0)
+			rc = note_finished(x, &obs[i]);
 	free(obs);
 	if (rc < 0)
 		return rc;
@@ -323,7 +379,7 @@ static int observe_pods(struct run *x)
 				return rc;
 			continue;
 		}
-		if ((rc = fold(x, &o)) < 0)
+		if ((rc = fold(x, &o)) < 0 || (rc = note_finished(x, &o)) < 0)
 			return rc;
 	}
 	return 0;
@@ -624,7 +680,7 @@ int kvc_wf_reconcile(kvc_wf_reconciler *r, const cJSON *wf, kvc_wf_result *res)
 		return nomem();
 	}
 	memset(&x, 0, sizeof(x));
-	x = (struct run){ r, &id, &sp, c, res, r->ops.now(r->ctx), NULL };
+	x = (struct run){ r, &id, &sp, c, res, r->ops.now(r->ctx), NULL, NULL, 0, 0 };
 	if ((rc = cache_sync(r, c, &id, key, &sp, res)) < 0) {
 		bad = 1;
 		goto done;
@@ -651,6 +707,7 @@ int kvc_wf_reconcile(kvc_wf_reconciler *r, const cJSON *wf, kvc_wf_result *res)
 	}
 	if (rc < 0)
 		goto done;
+	mark_completed(&x);
 	count(&k, c, &started);
 	out = outcome(&sp, &k);
 	s.counts = k;
@@ -672,6 +729,7 @@ int kvc_wf_reconcile(kvc_wf_reconciler *r, const cJSON *wf, kvc_wf_result *res)
 	rc = write_status(r, wf, &s, res);
 done:
 	free(x.seen);
+	free(x.fin);
 	cache_put(r, c, bad);
 	kvc_wf_spec_free(&sp);
 	return rc;

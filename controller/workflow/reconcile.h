@@ -45,7 +45,7 @@ typedef int (*kvc_wf_entry_cb)(void *arg, const void *field, size_t flen, const 
  */
 typedef struct kvc_wf_ops {
 	unsigned int version; /**< KVC_WF_OPS_VERSION */
-	/** The Pods labelled KVC_WF_LABEL_UID=uid (a cache may lag); *out a JSON array. */
+	/** The Pods labelled KVC_WF_LABEL_UID=uid and not KVC_WF_LABEL_COMPLETED (a cache may lag); *out a JSON array. */
 	int (*list_pods)(void *ctx, const char *ns, const char *uid, cJSON **out);
 	/** One Pod, read from the server; KVS_ENOTFOUND if it does not exist. */
 	int (*get_pod)(void *ctx, const char *ns, const char *name, cJSON **out);
@@ -72,6 +72,13 @@ typedef struct kvc_wf_ops {
 	int (*set_finalizer)(void *ctx, const cJSON *workflow, int present);
 	/** Wall clock, unix seconds (times written to the status and nodes). */
 	int64_t (*now)(void *ctx);
+	/**
+	 * Optional (NULL: Pods are never marked): label these finished Pods
+	 * KVC_WF_LABEL_COMPLETED=true, their results being committed, so that
+	 * list_pods no longer shows them. Best effort: a Pod not marked is
+	 * listed again and marked by a later reconcile.
+	 */
+	int (*mark_completed)(void *ctx, const char *ns, const char *const *names, size_t n);
 } kvc_wf_ops;
 
 #define KVC_WF_RECONCILER_OPTS_VERSION 1
@@ -91,6 +98,7 @@ typedef struct kvc_wf_result {
 	uint32_t created;        /**< Pods created */
 	uint32_t adopted;        /**< Pods found (AlreadyExists, or listed) and taken as the attempt */
 	uint32_t deleted;        /**< Pods deleted */
+	uint32_t marked;         /**< finished Pods labelled completed (their results committed) */
 	uint32_t committed;      /**< node fields committed (0: no commit) */
 	uint32_t loaded;         /**< node fields read from the store (0: cache was current) */
 	int status_written;      /**< the status changed and was written */

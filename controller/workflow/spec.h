@@ -28,6 +28,10 @@
 #define KVC_WF_LABEL_NAME KVC_WF_GROUP "/workflow"
 #define KVC_WF_LABEL_INDEX KVC_WF_GROUP "/task-index"
 #define KVC_WF_LABEL_ATTEMPT KVC_WF_GROUP "/attempt"
+/* Set ("true") once the Pod's result is committed to the node status; the
+ * controller's Pod informer selects only Pods without it (Argo's
+ * workflows.argoproj.io/completed), so a finished Pod leaves every cache. */
+#define KVC_WF_LABEL_COMPLETED KVC_WF_GROUP "/completed"
 
 #define KVC_WF_TASKS_MAX 100000u       /**< tasks in one workflow */
 #define KVC_WF_KEY_MAX 1024u           /**< bytes of one withKeys key or matrix value */
