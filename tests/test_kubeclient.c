@@ -694,6 +694,81 @@ Test(kubeclient, propagation_policy_is_validated_and_cascades_to_dependents)
 	fx_kapi_stop(k);
 }
 
+static void cm_uid(kvs_kube *c, const char *name, char *uid, size_t cap)
+{
+	cJSON *o = J("{\"metadata\":{\"name\":\"\"},\"data\":{}}"), *out = NULL;
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "name", cJSON_CreateString(name));
+	cr_assert_eq(kvs_kube_create(&out, c, &kvs_kube_configmaps, NULL, o, NULL), 0, "%s", kvs_error_last());
+	snprintf(uid, cap, "%s", path_str(out, "metadata", "uid"));
+	cJSON_Delete(out);
+	cJSON_Delete(o);
+}
+
+static void set_owner(kvs_kube *c, const char *name, const char *owner, const char *uid)
+{
+	char text[512];
+	snprintf(text, sizeof(text),
+	         "{\"metadata\":{\"ownerReferences\":%s%s%s%s%s}}", uid ? "[{\"apiVersion\":\"v1\",\"kind\":"
+	         "\"ConfigMap\",\"blockOwnerDeletion\":true,\"name\":\"" : "null", uid ? owner : "",
+	         uid ? "\",\"uid\":\"" : "", uid ? uid : "", uid ? "\"}]" : "");
+	cJSON *p = J(text);
+	cr_assert_eq(kvs_kube_patch(NULL, c, &kvs_kube_configmaps, NULL, name, KVS_KUBE_PATCH_MERGE, p, NULL, NULL), 0,
+	             "%s: %s", text, kvs_error_last());
+	cJSON_Delete(p);
+}
+
+static int cm_exists(kvs_kube *c, const char *name)
+{
+	cJSON *out = NULL;
+	int rc = kvs_kube_get(&out, c, &kvs_kube_configmaps, NULL, name, NULL, NULL);
+	cJSON_Delete(out);
+	cr_assert(rc == 0 || rc == KVS_ENOTFOUND, "%s", kvs_error_last());
+	return rc == 0;
+}
+
+/* The garbage collector follows ownerReferences as they are now: one added
+ * by a patch, moved to another owner by an update or removed is what a
+ * delete cascades along (the server keeps owner -> dependents per write). */
+Test(kubeclient, cascades_follow_owner_references_as_patched_and_updated)
+{
+	fx_kapi *k = start(NULL);
+	kvs_kube *c = client(k, NULL);
+	kvs_kube_delete_options d = KVS_KUBE_DELETE_OPTIONS_INIT;
+	char ua[64], ub[64], unused[64];
+	cJSON *out = NULL;
+
+	cm_uid(c, "own-a", ua, sizeof(ua));
+	cm_uid(c, "own-b", ub, sizeof(ub));
+	create_owned(c, "moved", ua);
+	create_owned(c, "freed", ua);
+	create_owned(c, "kept-b", ub);
+	cm_uid(c, "later", unused, sizeof(unused));
+	set_owner(c, "later", "own-a", ua); /* a reference added by a patch */
+	set_owner(c, "freed", NULL, NULL);  /* ... and one removed */
+	/* moved to own-b by an update */
+	cr_assert_eq(kvs_kube_get(&out, c, &kvs_kube_configmaps, NULL, "moved", NULL, NULL), 0);
+	cJSON *ref = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "metadata"),
+	                                                                  "ownerReferences"), 0);
+	cJSON_ReplaceItemInObject(ref, "uid", cJSON_CreateString(ub));
+	cr_assert_eq(kvs_kube_update(NULL, c, &kvs_kube_configmaps, NULL, out, NULL), 0, "%s", kvs_error_last());
+	cJSON_Delete(out);
+
+	d.propagation_policy = "Background";
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-a", &d, NULL), 0);
+	cr_expect(!cm_exists(c, "later"), "a dependent by a patched reference goes with its owner");
+	cr_expect(cm_exists(c, "freed"), "a reference removed: not a dependent any more");
+	cr_expect(cm_exists(c, "moved"), "moved to another owner: stays");
+	/* Foreground: the owner waits for its blocking dependents, then goes */
+	d.propagation_policy = "Foreground";
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-b", &d, NULL), 0);
+	cr_expect(!cm_exists(c, "moved"));
+	cr_expect(!cm_exists(c, "kept-b"));
+	cr_expect(!cm_exists(c, "own-b"), "no blocking dependent left: the owner is gone");
+	cr_expect(cm_exists(c, "freed"));
+	kvs_kube_free(c);
+	fx_kapi_stop(k);
+}
+
 /* ------------------------------------------------------------------------ */
 /* lists                                                                    */
 

@@ -52,6 +52,11 @@ static bool has_finalizer(const cJSON *obj, const char *f)
 	return false;
 }
 
+bool obj_fg_pending(const cJSON *obj)
+{
+	return obj_deleting(obj) && has_finalizer(obj, FG_FINALIZER);
+}
+
 static void rfc3339_in(int64_t secs, char out[32])
 {
 	time_t t = time(NULL) + (time_t)secs;
@@ -96,59 +101,67 @@ static bool dependent(const struct objver *o, const char *uid, const char *ns, b
 	return (!*ns || strcmp(o->ns, ns) == 0) && owned_by(o->obj, uid, blocking_only);
 }
 
+/* The dependents of uid now, referenced (the index's order: resource, key);
+ * the caller unrefs each and frees the array. Taken before any write, since
+ * writes change the index. */
+static size_t dependents_locked(const char *uid, struct objver ***out)
+{
+	size_t n = owners_dependents_locked(uid, out);
+	for (size_t i = 0; i < n; i++)
+		objver_ref((*out)[i]);
+	return n;
+}
+
 static void orphan_dependents_locked(const char *uid, const char *ns)
 {
-	for (size_t ri = 0; ri < resource_count(); ri++) {
-		struct resource *r = g_store.res[ri];
-		if (!resource_served(r))
+	struct objver **deps;
+	size_t nd = dependents_locked(uid, &deps);
+	for (size_t k = 0; k < nd; k++) {
+		struct objver *o = deps[k];
+		struct resource *r = o->res;
+		if (!resource_served(r) || store_get_key_locked(r, o->key) != o || !dependent(o, uid, ns, false))
 			continue;
-		for (size_t i = 0; i < r->n; i++) {
-			struct objver *o = r->items[i];
-			if (!dependent(o, uid, ns, false))
-				continue;
-			cJSON *n = cJSON_Duplicate(o->obj, 1);
-			cJSON *refs = cJSON_GetObjectItemCaseSensitive(meta(n), "ownerReferences");
-			for (cJSON *ref = refs ? refs->child : NULL; ref;) {
-				cJSON *next = ref->next;
-				const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
-				if (ru && strcmp(ru, uid) == 0)
-					cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
-				ref = next;
-			}
-			if (cJSON_GetArraySize(refs) == 0)
-				cJSON_DeleteItemFromObjectCaseSensitive(meta(n), "ownerReferences");
-			objver_ref(o);
-			store_put_locked(r, n, o);
-			objver_unref(o);
+		cJSON *n = cJSON_Duplicate(o->obj, 1);
+		cJSON *refs = cJSON_GetObjectItemCaseSensitive(meta(n), "ownerReferences");
+		for (cJSON *ref = refs ? refs->child : NULL; ref;) {
+			cJSON *next = ref->next;
+			const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+			if (ru && strcmp(ru, uid) == 0)
+				cJSON_Delete(cJSON_DetachItemViaPointer(refs, ref));
+			ref = next;
 		}
+		if (cJSON_GetArraySize(refs) == 0)
+			cJSON_DeleteItemFromObjectCaseSensitive(meta(n), "ownerReferences");
+		objver_ref(o);
+		store_put_locked(r, n, o);
+		objver_unref(o);
 	}
+	for (size_t k = 0; k < nd; k++)
+		objver_unref(deps[k]);
+	free(deps);
 }
 
 /* The garbage collector deletes the dependents of a deleted owner (those
- * with finalizers are only marked). */
+ * with finalizers are only marked). A dependent a cascade already removed
+ * or changed is looked at as it is now. */
 static void delete_dependents_locked(const char *uid, const char *ns)
 {
-	for (size_t ri = 0; ri < resource_count(); ri++) {
-		struct resource *r = g_store.res[ri];
-		if (!resource_served(r))
+	struct objver **deps;
+	size_t nd = dependents_locked(uid, &deps);
+	for (size_t k = 0; k < nd; k++) {
+		struct resource *r = deps[k]->res;
+		struct objver *o = resource_served(r) ? store_get_key_locked(r, deps[k]->key) : NULL;
+		if (!o || !dependent(o, uid, ns, false) || obj_deleting(o->obj))
 			continue;
-		for (size_t i = 0; i < r->n;) {
-			struct objver *o = r->items[i];
-			if (!dependent(o, uid, ns, false) || obj_deleting(o->obj)) {
-				i++;
-				continue;
-			}
-			struct delete_opts d = {.policy = "Background", .grace = 0};
-			struct objver *out = NULL;
-			bool removed = false;
-			obj_delete_locked(r, o, &d, &out, &removed);
-			objver_unref(out);
-			if (!removed)
-				i++;
-			else
-				i = 0; /* the index shifted, and cascades may have removed more */
-		}
+		struct delete_opts d = {.policy = "Background", .grace = 0};
+		struct objver *out = NULL;
+		bool removed = false;
+		obj_delete_locked(r, o, &d, &out, &removed);
+		objver_unref(out);
 	}
+	for (size_t k = 0; k < nd; k++)
+		objver_unref(deps[k]);
+	free(deps);
 }
 
 bool ns_terminating_locked(const char *ns)
@@ -228,25 +241,34 @@ void obj_remove_locked(struct objver *o, bool orphan)
 	free(ns);
 }
 
+/* Whether a dependent that blocks its owner's deletion is left. */
+static bool blocked_locked(const char *uid, const char *ns)
+{
+	struct objver **deps;
+	size_t nd = owners_dependents_locked(uid, &deps);
+	bool blocked = false;
+	for (size_t k = 0; k < nd && !blocked; k++)
+		blocked = dependent(deps[k], uid, ns, true);
+	free(deps);
+	return blocked;
+}
+
 /* Foreground owners lose their foregroundDeletion finalizer once no
- * dependent that blocks them is left; with no finalizer left they go. */
+ * dependent that blocks them is left; with no finalizer left they go.
+ * Nothing to look at while no Foreground deletion waits (the count is
+ * kept by every write, store.c). */
 void gc_sweep_locked(void)
 {
-	for (bool again = true; again;) {
+	for (bool again = true; again && g_store.fg_pending;) {
 		again = false;
 		for (size_t ri = 0; ri < resource_count() && !again; ri++) {
 			struct resource *r = g_store.res[ri];
 			for (size_t i = 0; i < r->n && !again; i++) {
 				struct objver *o = r->items[i];
-				if (!obj_deleting(o->obj) || !has_finalizer(o->obj, FG_FINALIZER))
+				if (!obj_fg_pending(o->obj))
 					continue;
 				const char *uid = mstr(o->obj, "uid");
-				bool blocked = false;
-				for (size_t rj = 0; rj < resource_count() && !blocked && uid; rj++)
-					for (size_t j = 0; j < g_store.res[rj]->n && !blocked; j++)
-						blocked = dependent(g_store.res[rj]->items[j], uid,
-						                    r->namespaced ? o->ns : "", true);
-				if (blocked)
+				if (uid && blocked_locked(uid, r->namespaced ? o->ns : ""))
 					continue;
 				cJSON *n = cJSON_Duplicate(o->obj, 1);
 				cJSON *fin = cJSON_GetObjectItemCaseSensitive(meta(n), "finalizers");

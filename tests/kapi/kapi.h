@@ -14,6 +14,7 @@
  *   meta.c      metadata validation (labels, annotations, ownerReferences), Lease times
  *   smp.c       strategic merge patch with the merge keys of the served kinds
  *   finalize.c  deletion: finalizers, graceful deletion, GC, namespace lifecycle
+ *   owners.c    the GC's dependency graph: owner uid -> dependents, kept per write
  *   api.c       HTTP routing and the verbs (libmicrohttpd callbacks)
  *   main.c      command line, daemon start, signals
  */
@@ -160,6 +161,7 @@ struct store {
 	unsigned watch_gen;    /* bumped by /kapi/drop-watches */
 	bool watch_abort;      /* how the last drop closes: abort instead of clean end */
 	bool shutting_down;
+	size_t fg_pending;     /* objects deleting with the foregroundDeletion finalizer */
 	struct resource **res;
 	size_t nres;
 };
@@ -181,6 +183,7 @@ bool resource_served(const struct resource *r);
 
 /* Under the lock. */
 struct objver *store_get_locked(struct resource *r, const char *ns, const char *name);
+struct objver *store_get_key_locked(struct resource *r, const char *key);
 /* Publish obj (consumed) as a new version; assigns the next revision, stamps
  * metadata.resourceVersion, appends the event. prev may be NULL. Under the lock.
  * Returns the new version (borrowed, owned by the index). */
@@ -273,6 +276,8 @@ struct delete_opts {
 
 bool obj_deleting(const cJSON *obj);
 bool obj_has_finalizers(const cJSON *obj);
+/* Deleting and waiting for its dependents (the foregroundDeletion finalizer). */
+bool obj_fg_pending(const cJSON *obj);
 /* DELETE of o: with finalizers (or Foreground, or a grace period) it is
  * marked (deletionTimestamp) and stays; else it goes at once with the GC's
  * cascade. *out: what to answer with (referenced); *removed: it is gone.
@@ -285,6 +290,17 @@ void obj_remove_locked(struct objver *o, bool orphan);
 void gc_sweep_locked(void);
 bool ns_terminating_locked(const char *ns);
 void finalizers_update_check(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
+
+/* ---- owners.c ------------------------------------------------------------ */
+
+/* The object at key of r went from oldo to newo (either NULL): keep the
+ * owner uid -> dependents index. Under the lock (store.c calls it). */
+void owners_update_locked(struct resource *r, const char *key, const cJSON *oldo, const cJSON *newo);
+/* The current objects whose ownerReferences name uid, in store order
+ * (resource, then key); *out malloc'd, the objects borrowed. Under the lock. */
+size_t owners_dependents_locked(const char *uid, struct objver ***out);
+/* Edges in the index (one per object and owner it names). Under the lock. */
+size_t owners_edges_locked(void);
 
 /* ---- validate.c ---------------------------------------------------------- */
 

@@ -183,6 +183,23 @@ struct objver *store_get_locked(struct resource *r, const char *ns, const char *
 	return o;
 }
 
+struct objver *store_get_key_locked(struct resource *r, const char *key)
+{
+	size_t i = lower_bound(r, key, false);
+	return i < r->n && strcmp(r->items[i]->key, key) == 0 ? r->items[i] : NULL;
+}
+
+/* Every write keeps the GC's dependency index and the count of Foreground
+ * deletions waiting (finalize.c reads both instead of scanning). */
+static void track(struct resource *r, const char *key, const cJSON *oldo, const cJSON *newo)
+{
+	owners_update_locked(r, key, oldo, newo);
+	if (oldo && obj_fg_pending(oldo))
+		g_store.fg_pending--;
+	if (newo && obj_fg_pending(newo))
+		g_store.fg_pending++;
+}
+
 static size_t ev_bytes(const struct event *e)
 {
 	return (e->cur ? e->cur->len : 0) + (e->gone ? e->gone->len : 0);
@@ -281,6 +298,7 @@ struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *p
 	normalize_object(r, obj);
 	struct objver *o = objver_new(r, obj, rv);
 	struct objver *gone = NULL;
+	track(r, o->key, prev ? prev->obj : NULL, o->obj);
 	if (prev) {
 		size_t i = lower_bound(r, prev->key, false);
 		r->items[i] = o; /* the index reference moves to the event below */
@@ -310,6 +328,7 @@ void store_delete_locked(struct objver *prev)
 {
 	struct resource *r = prev->res;
 	uint64_t rv = ++g_store.rv;
+	track(r, prev->key, prev->obj, NULL);
 	size_t i = lower_bound(r, prev->key, false);
 	memmove(r->items + i, r->items + i + 1, (r->n - i - 1) * sizeof *r->items);
 	r->n--;
