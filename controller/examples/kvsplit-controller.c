@@ -127,13 +127,11 @@ static void *worker(void *arg)
 		rc = kvc_wf_reconcile(e->rec, obj, &res);
 		clock_gettime(CLOCK_REALTIME, &t1);
 		kvc_member_end(e->app.m, (unsigned)shard);
-		if (rc == KVS_ECONFLICT || rc == KVS_EEXISTS) {
-			/* Someone committed first (a stale cache, or a previous owner):
-			 * the next reconcile starts from what is stored. */
-			const char *uid = md_str(obj, "uid");
-			if (uid)
-				kvc_wf_reconciler_forget(e->rec, uid);
-		}
+		/* A lost node commit (someone committed first: a stale cache, a
+		 * previous owner) drops the workflow's cached nodes inside the
+		 * reconcile; a conflict on the status or the finalizer leaves them
+		 * valid (they are what is stored), so nothing is forgotten here: a
+		 * 20,000-task map is not read again for a stale Workflow object. */
 		char sh[16], ep[24], start[32], dur[24], cr[16], ad[16], de[16], co[16];
 		snprintf(sh, sizeof(sh), "%d", shard);
 		snprintf(ep, sizeof(ep), "%" PRIu64, epoch);

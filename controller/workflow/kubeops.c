@@ -403,6 +403,29 @@ static int update_status(void *ctx, const cJSON *workflow, const cJSON *status)
 		st = NULL;
 		rc = kvs_kube_update_status(NULL, k->kube, &kvc_wf_workflows, ns, o, NULL);
 	}
+	if (rc == KVS_ECONFLICT) {
+		/* The cache lags our own last status write (or a stamp, a
+		 * finalizer): the status is this owner's to write, so read the
+		 * Workflow and write again, once, if it is still the same object
+		 * at the same generation (a changed spec is reconciled anew). */
+		cJSON *cur = NULL;
+		const cJSON *g0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(workflow, "metadata"),
+		                                                   "generation");
+		if (kvs_kube_get(&cur, k->kube, &kvc_wf_workflows, ns, name, NULL, NULL) == 0) {
+			const cJSON *m1 = cJSON_GetObjectItemCaseSensitive(cur, "metadata");
+			const cJSON *g1 = cJSON_GetObjectItemCaseSensitive(m1, "generation");
+			const char *u0 = md_str(workflow, "uid"), *u1 = md_str(cur, "uid"), *rv1 = md_str(cur, "resourceVersion");
+			if (u0 && u1 && rv1 && !strcmp(u0, u1) && cJSON_IsNumber(g0) && cJSON_IsNumber(g1) &&
+			    g0->valuedouble == g1->valuedouble) {
+				cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
+				                                       "resourceVersion", cJSON_CreateString(rv1));
+				rc = kvs_kube_update_status(NULL, k->kube, &kvc_wf_workflows, ns, o, NULL);
+			} else {
+				rc = kvs_error_set(KVS_ECONFLICT, "workflow %s/%s changed: reconciled again", ns, name);
+			}
+		}
+		cJSON_Delete(cur);
+	}
 	cJSON_Delete(st);
 	cJSON_Delete(o);
 	return rc;
