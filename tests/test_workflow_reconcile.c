@@ -609,6 +609,24 @@ Test(workflow_reconcile, finished_pods_are_labelled_completed_once_their_results
 	cr_assert_eq(F.pods_created, 4);
 }
 
+Test(workflow_reconcile, a_succeeded_tasks_termination_message_is_its_nodes_message)
+{
+	char nb[300];
+	workflow("\"parallelism\":{\"withCount\":2}");
+	run();
+	run();
+	finish("wf-0-1", 0);
+	finish("wf-1-1", 0);
+	cJSON *term = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(find_pod("wf-0-1", NULL), "status"), "containerStatuses"), 0), "state"), "terminated");
+	cJSON_AddStringToObject(term, "message", "rendered 24 frames");
+	run();
+	cr_assert_str_eq(NODE(0, "phase"), "Succeeded");
+	cr_assert_str_eq(NODE(0, "message"), "rendered 24 frames");
+	cr_assert_str_eq(NODE(1, "message"), "", "no termination message, no node message");
+	cr_assert_str_eq(status_s("phase"), "Succeeded");
+}
+
 Test(workflow_reconcile, state_ref_names_the_map_and_its_hash_verifies)
 {
 	workflow("\"parallelism\":{\"withCount\":20}");

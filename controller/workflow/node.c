@@ -212,7 +212,9 @@ int kvc_wf_node_observe(kvc_wf_node *n, const kvc_wf_pod_obs *obs, uint32_t max_
 		n->has_exit = 1;
 		n->exit_code = obs->has_exit ? obs->exit_code : 0;
 		n->dirty = 1;
-		if (kvc_wf_node_set_message(n, NULL) < 0)
+		/* the task's result: what the container wrote to its termination
+		 * message (terminationMessagePath), else nothing */
+		if (kvc_wf_node_set_message(n, obs->result[0] ? obs->result : NULL) < 0)
 			return KVS_ENOMEM;
 		return 1;
 	case KVC_WF_POD_FAILED:

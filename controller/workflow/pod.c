@@ -252,6 +252,8 @@ int kvc_wf_pod_observe(kvc_wf_pod_obs *out, const cJSON *pod)
 		if (!cJSON_IsObject(term) || !cJSON_IsNumber(ec))
 			continue;
 		int code = ec->valuedouble < -1e9 || ec->valuedouble > 1e9 ? -1 : (int)ec->valuedouble;
+		if (code == 0 && !o.result[0])
+			copy(o.result, sizeof(o.result), cJSON_GetStringValue(get(term, "message")));
 		if (!o.has_exit || (o.exit_code == 0 && code != 0)) {
 			o.exit_code = code;
 			if (code != 0 || !reason) {

@@ -47,6 +47,7 @@ typedef struct kvc_wf_pod_obs {
 	int deleting;             /**< metadata.deletionTimestamp is set */
 	int completed;            /**< labelled KVC_WF_LABEL_COMPLETED=true (its result is recorded) */
 	char message[256];        /**< reason: message of the failure, truncated */
+	char result[256];         /**< a succeeded container's termination message (its result), truncated */
 } kvc_wf_pod_obs;
 
 /**
