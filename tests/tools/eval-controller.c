@@ -419,10 +419,11 @@ static void *recorder(void *arg)
 typedef enum { K_COUNT, K_KEYS, K_MATRIX } kind;
 
 typedef struct wfspec {
-	char name[64];
+	char name[KVC_WF_NAME_MAX + 1];
 	kind k;
 	unsigned tasks, attempts, conc;
 	int any, terminate, flaky;
+	const char *result;          /* every Pod's termination message (kubelet-sim/message), or NULL */
 	/* results */
 	int done;
 	double finished;
@@ -483,6 +484,8 @@ static char *wf_json(const wfspec *w, unsigned duration_ms)
 	cJSON_AddStringToObject(ann, "kubelet-sim/duration", d);
 	if (w->flaky)
 		cJSON_AddStringToObject(ann, "kubelet-sim/fail-attempts", "1");
+	if (w->result)
+		cJSON_AddStringToObject(ann, "kubelet-sim/message", w->result);
 	c = cJSON_CreateObject();
 	cJSON_AddStringToObject(c, "name", "main");
 	cJSON_AddStringToObject(c, "image", "busybox");
@@ -644,8 +647,8 @@ static void check_workflow(wfspec *w, kvs_store *st)
 	for (unsigned i = 0; i < w->tasks; i++) {
 		unsigned a = att[i] == UINT_MAX ? 0 : att[i];
 		for (unsigned k = 1; k <= a + 1; k++) {
-			char name[96];
-			snprintf(name, sizeof(name), "%.63s-%u-%u", w->name, i, k);
+			char name[KVC_WF_NAME_MAX + 32];
+			snprintf(name, sizeof(name), "%.*s-%u-%u", (int)KVC_WF_NAME_MAX, w->name, i, k);
 			podrec *p = rec_slot(name, 0);
 			if (k == a + 1) {
 				if (p)
@@ -654,7 +657,7 @@ static void check_workflow(wfspec *w, kvs_store *st)
 			}
 			if (!p || p->adds != 1)
 				fail("%s: Pod %s created %u times", w->name, name, p ? p->adds : 0);
-			else if (p->attempt_label != (int)k || strcmp(p->wf_label, w->name))
+			else if (p->attempt_label != (int)k || strcmp(p->wf_label, strlen(w->name) <= 63 ? w->name : ""))
 				fail("%s: Pod %s labels attempt=%d workflow=%s", w->name, name, p->attempt_label, p->wf_label);
 			/* No result lost: an attempt given up on did not succeed; a
 			 * Succeeded task's last Pod succeeded, a Failed one's failed. */
@@ -955,7 +958,7 @@ static void wait_tasks(double frac, unsigned total_tasks, double deadline, const
 
 int main(int argc, char **argv)
 {
-	unsigned n = 120, min_tasks = 50, max_tasks = 500, big = 0, big_tasks = 20000, conc = 10, dur = 100;
+	unsigned n = 100, min_tasks = 50, max_tasks = 2000, big = 2, big_tasks = 20000, conc = 10, dur = 100;
 	double fail_rate = 0.005, timeout = 900;
 	int keep = 0;
 	for (int i = 1; i < argc; i++) {
@@ -1030,8 +1033,17 @@ int main(int argc, char **argv)
 			w->k = K_COUNT;
 			w->attempts = 3;
 			w->conc = conc * 10;
-			snprintf(w->name, sizeof(w->name), "big-%u-%.40s", i - n,
-			         "with-a-long-name-so-that-each-node-record-is-larger");
+			/* A node record as large as a real one gets: a Pod name of
+			 * ~210 characters and a result of ~230 bytes (the task's
+			 * termination message), ~560 bytes in all; 20,000 of them are
+			 * over 10 MB. */
+			snprintf(w->name, sizeof(w->name), "big-%u-%.190s", i - n,
+			         "with-a-long-name-as-generated-ones-get-so-that-each-node-record-is-as-large-as-a-real-"
+			         "one-with-a-pod-name-near-the-limit-of-two-hundred-fifty-three-characters-and-a-result-"
+			         "message-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+			w->result = "result: rendered every frame of the shot; output written to "
+			            "s3://renders/project/shot/frames, 240 frames, 2048x858, 16 bits per channel, EXR with "
+			            "zip compression, checksums in manifest.json; peak memory 3.1 GiB, 512 s of CPU";
 		}
 		total_tasks += w->tasks;
 	}

@@ -23,6 +23,11 @@
  *   annotation kubelet-sim/fail-attempts: N  — attempts (label
  *              workflows.kvsplit.io/attempt) up to N exit 1, later ones use
  *              the rules above (a flaky task that succeeds on a retry).
+ *   message    annotation kubelet-sim/message: every container's
+ *              terminated.message, whatever the exit code (what a program
+ *              writes to its terminationMessagePath; up to 4096 bytes, the
+ *              kubelet's limit); else none on success and a fixed text on
+ *              failure.
  */
 #include <errno.h>
 #include <signal.h>
@@ -39,6 +44,8 @@
 #define ANN_DURATION "kubelet-sim/duration"
 #define ANN_EXIT "kubelet-sim/exit-code"
 #define ANN_FAIL_ATTEMPTS "kubelet-sim/fail-attempts"
+#define ANN_MESSAGE "kubelet-sim/message"
+#define MESSAGE_MAX 4096 /* the kubelet reads at most 4096 bytes of a termination message */
 #define LABEL_ATTEMPT "workflows.kvsplit.io/attempt"
 #define PODS_MAX 200000u
 
@@ -50,6 +57,7 @@ typedef struct pod {
 	int64_t due_ms;     /* when the next transition is due */
 	int64_t started_ms;
 	int exit_code;
+	char *message;      /* the annotation's termination message, or NULL */
 	char containers[8][64];
 	int ncontainers;
 } pod;
@@ -155,11 +163,17 @@ static pod *find(const char *ns, const char *name)
 	return NULL;
 }
 
+static void drop(pod *p)
+{
+	free(p->message);
+	*p = pods[--npods];
+}
+
 static void forget(const char *ns, const char *name)
 {
 	pod *p = find(ns, name);
 	if (p)
-		*p = pods[--npods];
+		drop(p);
 }
 
 /* A Pod seen (listed or watched): track it if it is to be run. */
@@ -224,6 +238,9 @@ static void observe(const cJSON *obj)
 		code = (double)(h >> 11) / 9007199254740992.0 < fail_rate ? 1 : 0;
 	}
 	p->exit_code = code;
+	const char *msg = str(ann, ANN_MESSAGE);
+	if (msg)
+		p->message = strndup(msg, MESSAGE_MAX);
 	p->started_ms = 0;
 	p->due_ms = dur; /* relative until it starts */
 	if (phase && !strcmp(phase, "Running")) {
@@ -256,7 +273,9 @@ static cJSON *status_of(const pod *p, int final)
 			cJSON *term = cJSON_AddObjectToObject(state, "terminated");
 			cJSON_AddNumberToObject(term, "exitCode", p->exit_code);
 			cJSON_AddStringToObject(term, "reason", p->exit_code ? "Error" : "Completed");
-			if (p->exit_code)
+			if (p->message)
+				cJSON_AddStringToObject(term, "message", p->message);
+			else if (p->exit_code)
 				cJSON_AddStringToObject(term, "message", "kubelet-sim: exit code from the Pod");
 			cJSON_AddStringToObject(term, "startedAt", t0);
 			cJSON_AddStringToObject(term, "finishedAt", t1);
@@ -309,7 +328,7 @@ static int64_t run_due(kvs_kube *kube)
 			if (rc == 0 || rc == KVS_ENOTFOUND) {
 				printf("pod %s/%s exit=%d\n", p->ns, p->name, p->exit_code);
 				fflush(stdout);
-				*p = pods[--npods];
+				drop(p);
 				continue;
 			}
 			p->due_ms = now + 200; /* retry */
@@ -367,7 +386,8 @@ int main(int argc, char **argv)
 	while (!terminate) {
 		kvs_kube_page *pg = NULL;
 		if (!rv[0]) {
-			npods = 0;
+			while (npods)
+				drop(&pods[npods - 1]);
 			if (kvs_kube_list(&pg, kube, &kvs_kube_pods, wns, NULL, NULL) < 0) {
 				fprintf(stderr, "kubelet-sim: list: %s\n", kvs_error_last());
 				struct timespec ts = { 0, 500000000 };
@@ -411,6 +431,8 @@ int main(int argc, char **argv)
 			rv[0] = '\0';
 	}
 	kvs_kube_free(kube);
+	while (npods)
+		drop(&pods[npods - 1]);
 	free(pods);
 	return 0;
 }
