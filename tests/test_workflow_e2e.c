@@ -1024,6 +1024,80 @@ Test(workflow_kubeops, commit_is_conditional_and_atomic_and_load_reads_it_back)
 	kvc_wf_kube_free(k);
 }
 
+static const char *wf_progress(const char *name)
+{
+	static char buf[64];
+	cJSON *wf = get_wf(name);
+	snprintf(buf, sizeof(buf), "%s", status_str(wf, "progress") ? status_str(wf, "progress") : "");
+	cJSON_Delete(wf);
+	return buf;
+}
+
+/* The informer's copy lags the controller's own last status write: the
+ * write is retried on the Workflow read back while it is the same object
+ * at the same generation; a changed spec is a conflict (reconciled anew). */
+Test(workflow_kubeops, a_status_write_on_a_stale_workflow_is_retried_at_the_same_generation)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	apply_crd();
+	create(WF_COUNT);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const kvc_wf_ops *ops = kvc_wf_kube_ops();
+	cJSON *stale = get_wf("count");
+	cJSON *s1 = cJSON_Parse("{\"phase\":\"Running\",\"progress\":\"1/5\"}");
+	cJSON *s2 = cJSON_Parse("{\"phase\":\"Running\",\"progress\":\"2/5\"}");
+	cr_assert_eq(ops->update_status(k, stale, s1), 0, "%s", kvs_error_last());
+	cr_assert_eq(ops->update_status(k, stale, s2), 0, "a stale copy at the same generation: %s", kvs_error_last());
+	cr_assert_str_eq(wf_progress("count"), "2/5");
+	cJSON *p = cJSON_Parse("{\"spec\":{\"maxConcurrency\":3}}");
+	cr_assert_eq(kvs_kube_patch(NULL, kube, &kvc_wf_workflows, fx_kapi_ns(srv), "count", KVS_KUBE_PATCH_MERGE, p,
+	                            NULL, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(ops->update_status(k, stale, s1), KVS_ECONFLICT, "the spec changed since");
+	cr_assert_str_eq(wf_progress("count"), "2/5");
+	cJSON_Delete(p);
+	cJSON_Delete(s1);
+	cJSON_Delete(s2);
+	cJSON_Delete(stale);
+	kvc_wf_kube_free(k);
+}
+
+/* Finished Pods are labelled completed (the Pod informer then drops them);
+ * a Pod already gone is no error. */
+Test(workflow_kubeops, mark_completed_labels_pods_and_a_gone_pod_is_fine)
+{
+	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
+	kvc_wf_kube *k = NULL;
+	ko.kubeconfig = fx_kapi_kubeconfig(srv);
+	cr_assert_eq(kvc_wf_kube_new(&k, kube, &ko, "workflows", NULL), 0, "%s", kvs_error_last());
+	const char *ns = fx_kapi_ns(srv);
+	for (int i = 0; i < 3; i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+		         "{\"metadata\":{\"name\":\"p-%d\",\"labels\":{\"" KVC_WF_LABEL_UID "\":\"u1\"}},"
+		         "\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox\"}]}}", i);
+		cJSON *o = cJSON_Parse(text);
+		cr_assert_eq(kvs_kube_create(NULL, kube, &kvs_kube_pods, ns, o, NULL), 0, "%s", kvs_error_last());
+		cJSON_Delete(o);
+	}
+	const char *names[] = { "p-0", "p-2", "gone" };
+	cr_assert_eq(kvc_wf_kube_ops()->mark_completed(k, ns, names, 3), 0, "%s", kvs_error_last());
+	kvs_kube_list_options lo = KVS_KUBE_LIST_OPTIONS_INIT;
+	lo.label_selector = KVC_WF_LABEL_UID "=u1,!" KVC_WF_LABEL_COMPLETED;
+	kvs_kube_page *pg = NULL;
+	cr_assert_eq(kvs_kube_list(&pg, kube, &kvs_kube_pods, ns, &lo, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(cJSON_GetArraySize(pg->items), 1);
+	cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(
+	                     cJSON_GetArrayItem(pg->items, 0), "metadata"), "name")), "p-1");
+	kvs_kube_page_free(pg);
+	kvc_wf_kube_stats ks;
+	kvc_wf_kube_stats_get(k, &ks);
+	cr_assert_eq(ks.pods_completed, 3);
+	cr_assert_eq(ks.pods_complete_failed, 0);
+	kvc_wf_kube_free(k);
+}
+
 Test(workflow_kubeops, one_changed_node_sends_a_small_part_of_the_state)
 {
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
