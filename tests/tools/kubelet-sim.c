@@ -58,6 +58,7 @@ typedef struct pod {
 	int64_t started_ms;
 	int exit_code;
 	char *message;      /* the annotation's termination message, or NULL */
+	cJSON *obj;         /* the Pod as last seen (watch, or our own write's answer) */
 	char containers[8][64];
 	int ncontainers;
 } pod;
@@ -166,6 +167,7 @@ static pod *find(const char *ns, const char *name)
 static void drop(pod *p)
 {
 	free(p->message);
+	cJSON_Delete(p->obj);
 	*p = pods[--npods];
 }
 
@@ -174,6 +176,25 @@ static void forget(const char *ns, const char *name)
 	pod *p = find(ns, name);
 	if (p)
 		drop(p);
+}
+
+static unsigned long long rv_of(const cJSON *obj)
+{
+	const char *rv = str(get(obj, "metadata"), "resourceVersion");
+	return rv ? strtoull(rv, NULL, 10) : 0;
+}
+
+/* Keep the newer of what we hold and `obj` (the watch may trail our own
+ * write's answer): the base of the next status write. */
+static void keep_newer(pod *p, const cJSON *obj)
+{
+	if (p->obj && rv_of(p->obj) >= rv_of(obj))
+		return;
+	cJSON *c = cJSON_Duplicate(obj, 1);
+	if (!c)
+		return;
+	cJSON_Delete(p->obj);
+	p->obj = c;
 }
 
 /* A Pod seen (listed or watched): track it if it is to be run. */
@@ -189,8 +210,10 @@ static void observe(const cJSON *obj)
 		return;
 	}
 	pod *p = find(ns, name);
-	if (p && !strcmp(p->uid, uid))
+	if (p && !strcmp(p->uid, uid)) {
+		keep_newer(p, obj);
 		return;
+	}
 	if (p)
 		forget(ns, name);
 	if (npods == cappods) {
@@ -238,6 +261,7 @@ static void observe(const cJSON *obj)
 		code = (double)(h >> 11) / 9007199254740992.0 < fail_rate ? 1 : 0;
 	}
 	p->exit_code = code;
+	p->obj = cJSON_Duplicate(obj, 1);
 	const char *msg = str(ann, ANN_MESSAGE);
 	if (msg)
 		p->message = strndup(msg, MESSAGE_MAX);
@@ -310,34 +334,95 @@ static int put_status(kvs_kube *kube, pod *p, int final)
 	return rc;
 }
 
-/* Run what is due; the wait until the next due transition, ms. */
+/*
+ * Run what is due; the wait until the next due transition, ms. The due
+ * status writes go out together (kvs_kube_run, the client's concurrency),
+ * each on the Pod as last seen and conditional on its resourceVersion, as
+ * the kubelet's status manager writes many Pods at once; one that meets a
+ * conflict is read again and written alone (put_status).
+ */
+#define BATCH_MAX 256
+
 static int64_t run_due(kvs_kube *kube)
 {
 	int64_t now = now_ms(), next = 1000;
-	for (size_t i = 0; i < npods;) {
+	kvs_kube_request rq[BATCH_MAX];
+	char *bodies[BATCH_MAX];
+	size_t idx[BATCH_MAX], n = 0;
+	int final[BATCH_MAX];
+
+	for (size_t i = 0; i < npods && n < BATCH_MAX; i++) {
 		pod *p = &pods[i];
+		int fin;
 		if (p->state == 0) {
 			p->started_ms = now;
-			/* A failed Running update is not retried: the final one follows. */
-			(void)put_status(kube, p, 0);
 			p->state = 1;
 			p->due_ms = now + p->due_ms;
+			fin = 0;
+		} else if (p->state == 1 && p->due_ms <= now) {
+			fin = 1;
+		} else {
+			continue;
 		}
-		if (p->state == 1 && p->due_ms <= now) {
-			int rc = put_status(kube, p, 1);
-			if (rc == 0 || rc == KVS_ENOTFOUND) {
-				printf("pod %s/%s exit=%d\n", p->ns, p->name, p->exit_code);
-				fflush(stdout);
-				drop(p);
-				continue;
-			}
-			p->due_ms = now + 200; /* retry */
+		cJSON *o = p->obj ? cJSON_Duplicate(p->obj, 1) : NULL;
+		if (!o)
+			continue; /* no base: put_status below reads one */
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+		cJSON_AddItemToObject(o, "status", status_of(p, fin));
+		bodies[n] = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (!bodies[n])
+			continue;
+		rq[n] = (kvs_kube_request)KVS_KUBE_REQUEST_INIT;
+		rq[n].verb = KVS_KUBE_VERB_UPDATE;
+		rq[n].resource = &kvs_kube_pods;
+		rq[n].ns = p->ns;
+		rq[n].name = p->name;
+		rq[n].subresource = "status";
+		rq[n].body = bodies[n];
+		rq[n].body_len = strlen(bodies[n]);
+		rq[n].what = "pod status";
+		idx[n] = i;
+		final[n] = fin;
+		n++;
+	}
+	int rc = n ? kvs_kube_run(kube, rq, n) : 0;
+	for (size_t j = 0; j < n; j++) {
+		pod *p = &pods[idx[j]];
+		int r = rc < 0 ? rc : rq[j].result;
+		if (r == 0) {
+			cJSON *answer = NULL;
+			if (kvs_kube_parse(&answer, rq[j].response, rq[j].response_len, 0) == 0)
+				keep_newer(p, answer);
+			cJSON_Delete(answer);
+		} else if (r == KVS_ECONFLICT) {
+			r = put_status(kube, p, final[j]);
 		}
-		if (p->state == 1 && p->due_ms - now < next)
+		if (final[j]) {
+			if (r == 0 || r == KVS_ENOTFOUND)
+				p->state = 2; /* done: dropped below */
+			else
+				p->due_ms = now + 200; /* retry */
+		}
+		/* A failed Running update is not retried: the final one follows. */
+		kvs_kube_request_clear(&rq[j]);
+		free(bodies[j]);
+	}
+	for (size_t i = 0; i < npods;) {
+		pod *p = &pods[i];
+		if (p->state == 2) {
+			printf("pod %s/%s exit=%d\n", p->ns, p->name, p->exit_code);
+			drop(p);
+			continue;
+		}
+		if (p->state == 0 || (p->state == 1 && p->due_ms <= now))
+			next = 0; /* more than a batch was due */
+		else if (p->state == 1 && p->due_ms - now < next)
 			next = p->due_ms - now;
 		i++;
 	}
-	return next < 5 ? 5 : next;
+	fflush(stdout);
+	return next < 5 ? (next == 0 ? 0 : 5) : next;
 }
 
 int main(int argc, char **argv)
@@ -368,8 +453,9 @@ int main(int argc, char **argv)
 	kvs_kube *kube;
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	ko.kubeconfig = kubeconfig;
-	ko.qps = 500;
-	ko.burst = 1000;
+	ko.qps = 2000;
+	ko.burst = 4000;
+	ko.concurrency = 16;
 	if (kvs_kube_open(&kube, &ko) < 0) {
 		fprintf(stderr, "kubelet-sim: %s\n", kvs_error_last());
 		return 1;
@@ -408,23 +494,29 @@ int main(int argc, char **argv)
 			continue;
 		}
 		while (!terminate) {
-			kvs_kube_event ev;
 			int64_t wait = run_due(kube);
-			rc = kvs_kube_watch_next(&ev, w, (int)wait, NULL);
+			/* Every event already there before the next round, so that
+			 * what became due together is written together. */
+			for (unsigned k = 0; !terminate && k < 4096; k++) {
+				kvs_kube_event ev;
+				rc = kvs_kube_watch_next(&ev, w, k == 0 ? (int)wait : 0, NULL);
+				if (rc < 0)
+					break;
+				if (ev.resource_version && strlen(ev.resource_version) < sizeof(rv))
+					snprintf(rv, sizeof(rv), "%s", ev.resource_version);
+				if (ev.type == KVS_KUBE_ADDED || ev.type == KVS_KUBE_MODIFIED)
+					observe(ev.object);
+				else if (ev.type == KVS_KUBE_DELETED) {
+					const cJSON *md = get(ev.object, "metadata");
+					if (str(md, "namespace") && str(md, "name"))
+						forget(str(md, "namespace"), str(md, "name"));
+				}
+				kvs_kube_event_clear(&ev);
+			}
 			if (rc == KVS_ETIMEOUT)
-				continue;
+				rc = 0;
 			if (rc < 0)
 				break;
-			if (ev.resource_version && strlen(ev.resource_version) < sizeof(rv))
-				snprintf(rv, sizeof(rv), "%s", ev.resource_version);
-			if (ev.type == KVS_KUBE_ADDED || ev.type == KVS_KUBE_MODIFIED)
-				observe(ev.object);
-			else if (ev.type == KVS_KUBE_DELETED) {
-				const cJSON *md = get(ev.object, "metadata");
-				if (str(md, "namespace") && str(md, "name"))
-					forget(str(md, "namespace"), str(md, "name"));
-			}
-			kvs_kube_event_clear(&ev);
 		}
 		kvs_kube_watch_close(w);
 		if (rc == KVS_EGONE)
