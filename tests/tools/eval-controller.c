@@ -1154,6 +1154,9 @@ int main(int argc, char **argv)
 				       strlen(s), wfs[i].state_bytes);
 				if (strlen(s) >= 64 * 1024)
 					fail("%s: the Workflow object is %zu bytes (limit 64 KiB)", wfs[i].name, strlen(s));
+				/* the case: 20,000 tasks, over 10 MB of node status */
+				if (wfs[i].tasks >= 20000 && wfs[i].state_bytes <= 10000000)
+					fail("%s: node status %" PRIu64 " bytes, not over 10 MB", wfs[i].name, wfs[i].state_bytes);
 				free(s);
 			}
 			cJSON_Delete(o);
