@@ -25,6 +25,10 @@
  *                   [--big N] [--big-tasks N] [--concurrency N]
  *                   [--duration MS] [--fail-rate F] [--timeout S] [--keep]
  *
+ * The defaults are the issue's size: 100 workflows of 50-2,000 tasks and
+ * two of 20,000 (whose node status is over 10 MB), 10 Pods at once each
+ * (100 for the big ones), 100 ms tasks, a 900 s limit.
+ *
  * KVS_BUILD names the build directory (default build), KVS_SRC the source
  * tree (for deploy/workflow-crd.yaml).
  */
