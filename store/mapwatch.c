@@ -476,7 +476,8 @@ int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
 	int rc;
 
 	kvs__mfchanges_clear(out);
-	if ((rc = kvs__mapidx_decode(&ix, m, what)) < 0)
+	/* a base table (format version 4) comes through the segment cache */
+	if ((rc = kvs__mapidx_read(&ix, s, m, what, NULL)) < 0)
 		return rc;
 	if (!(ns = calloc(1, sizeof(*ns))) ||
 	    !(ns->r = calloc((size_t)ix.nruns + 1, sizeof(*ns->r)))) {
