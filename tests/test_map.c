@@ -440,7 +440,7 @@ Test(map, import_cuts_runs_where_the_record_builder_would)
 		cr_assert_eq(s->be->ops->get(s->be, &idx, iname), 0);
 		b = kvs_object_data(idx, KVS__INDEX_DATA_KEY);
 		cr_assert_eq(kvs__manifest_decode(&m, b->data, b->len, "t"), 0);
-		cr_assert_eq(kvs__mapidx_decode(&ix, &m, "t"), 0, "%s", kvs_error_last());
+		cr_assert_eq(kvs__mapidx_read(&ix, s, &m, "t", NULL), 0, "%s", kvs_error_last());
 		cr_assert_eq(ix.nruns, runs);
 		for (uint32_t i = 0; i < ix.nruns; i++)
 			cr_assert(memcmp(ix.runs[i].addr, addrs[i], 16) == 0, "run %u differs", i);
