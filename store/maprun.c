@@ -570,6 +570,67 @@ fail:
 	return rc;
 }
 
+static int append_copy(kvs__mapidx *ix, const kvs__mrun *r)
+{
+	kvs__mrun *d;
+
+	if (ix->nruns >= KVS__MAP_RUNS_MAX)
+		return kvs_error_set(KVS_ECORRUPT, "map of more than %u runs", KVS__MAP_RUNS_MAX);
+	if (ix->nruns == ix->cap) {
+		uint32_t nc = ix->cap ? ix->cap * 2 : 16;
+		kvs__mrun *np = realloc(ix->runs, (size_t)nc * sizeof(*np));
+		if (!np)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		ix->runs = np;
+		ix->cap = nc;
+	}
+	d = &ix->runs[ix->nruns];
+	*d = *r;
+	d->min = dup_bytes(r->min, r->minlen);
+	d->max = dup_bytes(r->max, r->maxlen);
+	d->raw = (r->flags & KVS__MRUN_INLINE) ? dup_bytes(r->raw, r->raw_len) : NULL;
+	if (!d->min || !d->max || ((r->flags & KVS__MRUN_INLINE) && !d->raw)) {
+		kvs__mrun_clear(d);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	ix->nruns++;
+	return 0;
+}
+
+int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->gen = ix->gen;
+	out->has_bt = ix->has_bt;
+	out->bt = ix->bt;
+	for (uint32_t i = 0; i < ix->nruns; i++)
+		if (ix->runs[i].level == 1 && (rc = append_copy(out, &ix->runs[i])) < 0) {
+			kvs__mapidx_clear(out);
+			return rc;
+		}
+	return 0;
+}
+
+int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char *what)
+{
+	int rc = 0;
+
+	if (!ix->bt_pending || !from->has_bt || memcmp(ix->bt.addr, from->bt.addr, 16) != 0 ||
+	    ix->bt.raw_len != from->bt.raw_len || ix->bt.nruns != from->bt.nruns)
+		return kvs_error_set(KVS_EINVAL, "%s: not the base table kept", what);
+	for (uint32_t i = 0; i < from->nruns && rc == 0; i++)
+		if (from->runs[i].level == 1)
+			rc = append_copy(ix, &from->runs[i]);
+	ix->bt_pending = 0;
+	if (rc == 0)
+		rc = check_table(ix, what);
+	if (rc < 0)
+		kvs__mapidx_clear(ix);
+	return rc;
+}
+
 int kvs__mapidx_read(kvs__mapidx *ix, kvs_store *s, const kvs__manifest *m, const char *what,
                      kvs_map_stats *st)
 {

@@ -156,6 +156,17 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
  */
 int kvs__mapidx_load_base(kvs__mapidx *ix, kvs_store *s, const char *what, kvs_map_stats *st);
 
+/*
+ * Version 4, a reader that keeps what it read (a watch): take the base
+ * runs of `from` — a table read before whose base table had the same
+ * address, so the same records — instead of fetching it, then check the
+ * whole table. KVS_EINVAL (ix unchanged) when the addresses differ.
+ */
+int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char *what);
+
+/* A copy of ix's base runs and base table reference (no segment table). */
+int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix);
+
 /* decode + load_base. */
 int kvs__mapidx_read(kvs__mapidx *ix, kvs_store *s, const kvs__manifest *m, const char *what,
                      kvs_map_stats *st);
