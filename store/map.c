@@ -748,8 +748,10 @@ static int place_basetab(mw *w, kvs__mapidx *ix)
 
 	ix->has_bt = ix->bt_pending = 0;
 	memset(&ix->bt, 0, sizeof(ix->bt));
-	if (min == UINT32_MAX || kvs__mapidx_basetab_size(ix) < min)
-		return 0;
+	for (si = 0; si < ix->nruns && ix->runs[si].level != 1; si++)
+		;
+	if (si == ix->nruns || min == UINT32_MAX || kvs__mapidx_basetab_size(ix) < min)
+		return 0;   /* no base, or a small one */
 	if ((rc = kvs__mapidx_basetab(&raw, &len, ix)) < 0)
 		return rc;
 	ix->bt.nruns = kvs__get_be32(raw);
