@@ -770,6 +770,13 @@ static int place_basetab(mw *w, kvs__mapidx *ix)
 				return kvs_error_set(KVS_ENOMEM, "out of memory");
 			}
 			blen = (uint32_t)kvs__blob_encode(blob, bound, raw, len, (int)w->s->opts.lz4_accel);
+			if (blen > w->s->seg_cap) {
+				/* over a segment (~18,000 base runs): in the index, if it fits */
+				free(blob);
+				free(raw);
+				memset(&ix->bt, 0, sizeof(ix->bt));
+				return 0;
+			}
 			/* nothing else is open: the table is a segment of its own */
 			rc = kvs__segw_add(&w->sw, addr, blob, blen, &slot);
 			if (rc == 0 && (rc = kvs__segw_seal(&w->sw)) == 0)

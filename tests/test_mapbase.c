@@ -560,3 +560,21 @@ Test(mapbase, watch_fields_across_batches_and_a_compaction)
 	kvs_close(wst);
 	kvs_close(rst);
 }
+
+/* A base table that would not fit one segment stays in the index (the
+ * index's own cap then applies, as before format version 4). */
+Test(mapbase, base_table_over_a_segment_stays_in_the_index)
+{
+	kvs_backend *be;
+	kvs_store *s = open_mem(&be);
+
+	s->seg_cap = 8192;   /* the ~30 KB base table does not fit */
+	import_big(s, "m");
+	cr_assert_eq(index_is_v4(be, s, "m"), 0, "a base table larger than a segment was written");
+	scattered(s, "m", 9, 1, NULL, KVS_MAP_COMPACT_NEVER);
+	compact(s);
+	cr_assert_eq(index_is_v4(be, s, "m"), 0);
+	expect(s, "m", 9, 1);
+	expect(s, "m", 10, 0);
+	kvs_close(s);
+}
