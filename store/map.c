@@ -777,7 +777,8 @@ static int place_basetab(mw *w, kvs__mapidx *ix)
 				memset(&ix->bt, 0, sizeof(ix->bt));
 				return 0;
 			}
-			/* nothing else is open: the table is a segment of its own */
+			/* the runs were created (pack_and_create): nothing else is
+			 * open, so the table is a segment of its own */
 			rc = kvs__segw_add(&w->sw, addr, blob, blen, &slot);
 			if (rc == 0 && (rc = kvs__segw_seal(&w->sw)) == 0)
 				rc = kvs__segw_flush(&w->sw);
