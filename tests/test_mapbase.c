@@ -578,3 +578,53 @@ Test(mapbase, base_table_over_a_segment_stays_in_the_index)
 	expect(s, "m", 10, 0);
 	kvs_close(s);
 }
+
+typedef struct touched {
+	char name[KVS__NAME_BUF];
+	int hit;
+} touched;
+
+static int on_call(void *ctx, kvs_mem_call kind, const char *name)
+{
+	touched *t = ctx;
+	if (kind == KVS_MEM_ANNOTATE && name && strcmp(name, t->name) == 0)
+		t->hit++;
+	return 0;
+}
+
+/* A base committed late (here: an index without T_check) protects
+ * nothing (design.md "The pause hole closed"): the next batch touches the
+ * segments it takes from it, the base table's among them. */
+Test(mapbase, batch_over_a_late_base_touches_the_base_table)
+{
+	kvs_backend *be;
+	kvs_store *s = open_mem(&be);
+	kvs__manifest m;
+	kvs__mapidx ix;
+	touched t;
+	char iname[KVS__NAME_BUF];
+	kvs_kv kv = { (char *)KVS__ANN_CHECKED, NULL };
+
+	import_big(s, "m");
+	read_index(&m, &ix, be, s, "m");
+	cr_assert_eq(ix.has_bt, 1);
+	memset(&t, 0, sizeof(t));
+	kvs__segment_name(t.name, s->name, ix.segs[ix.bt.seg].addr);
+	kvs__mapidx_clear(&ix);
+	kvs__manifest_clear(&m);
+	/* on time: no touch */
+	kvs_mem_set_hook(be, on_call, &t);
+	scattered(s, "m", 1, 1, NULL, KVS_MAP_COMPACT_NEVER);
+	cr_assert_eq(t.hit, 0, "a batch over an on-time base touched its base table");
+	/* late: touched before the commit */
+	kvs__index_name(iname, s->name, "m", 1);
+	kvs_mem_set_hook(be, NULL, NULL);
+	cr_assert_eq(be->ops->annotate(be, NULL, iname, &kv, 1), 0);
+	kvs_mem_set_hook(be, on_call, &t);
+	scattered(s, "m", 2, 2, NULL, KVS_MAP_COMPACT_NEVER);
+	kvs_mem_set_hook(be, NULL, NULL);
+	cr_assert_geq(t.hit, 1, "a batch over a late base did not touch its base table %s", t.name);
+	expect(s, "m", 1, 1);
+	expect(s, "m", 2, 2);
+	kvs_close(s);
+}
