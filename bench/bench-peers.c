@@ -1195,6 +1195,8 @@ typedef struct result {
 	double watch_ms;
 	double map_index[2], map_compact[2];    /* kvs-map, reconcile / 1%: median index bytes, mean compaction bytes */
 	unsigned map_compactions[2];
+	double rec_sent_mean, rec_ratio_mean;   /* means: compactions included */
+	double edit_sent_mean, edit_pct_mean;
 	uint64_t lost;
 	long rss_kib;
 	char detail[200];
@@ -1255,6 +1257,8 @@ static void writer_main(peer_id id, size_t bytes, int out)
 		ix[r.n_rec] = (double)u.index_bytes;
 		r.map_compact[0] += (double)u.compact_bytes;
 		r.map_compactions[0] += (unsigned)u.compacted;
+		r.rec_sent_mean += (double)u.sent;
+		r.rec_ratio_mean += (double)e.bytes;   /* the changed bytes, summed; divided below */
 		r.n_rec++;
 		double th = watcher_wait(&w, p.rv);
 		if (th < 0)
@@ -1269,6 +1273,8 @@ static void writer_main(peer_id id, size_t bytes, int out)
 	r.rec_reqs = median(d, r.n_rec);
 	r.map_index[0] = median(ix, r.n_rec);
 	r.map_compact[0] /= r.n_rec;
+	r.rec_ratio_mean = r.rec_sent_mean / r.rec_ratio_mean;   /* total sent / total changed */
+	r.rec_sent_mean /= r.n_rec;
 
 	/* contiguous 1% edits */
 	t0 = now_s();
@@ -1287,6 +1293,7 @@ static void writer_main(peer_id id, size_t bytes, int out)
 		ix[r.n_edit] = (double)u.index_bytes;
 		r.map_compact[1] += (double)u.compact_bytes;
 		r.map_compactions[1] += (unsigned)u.compacted;
+		r.edit_sent_mean += (double)u.sent;
 		r.n_edit++;
 	}
 	r.edit_put = median(a, r.n_edit);
@@ -1295,6 +1302,8 @@ static void writer_main(peer_id id, size_t bytes, int out)
 	r.edit_reqs = median(d, r.n_edit);
 	r.map_index[1] = median(ix, r.n_edit);
 	r.map_compact[1] /= r.n_edit;
+	r.edit_sent_mean /= r.n_edit;
+	r.edit_pct_mean = 100.0 * r.edit_sent_mean / (double)s.doclen;
 
 	/* a full read by a fresh client */
 	{
@@ -1618,6 +1627,10 @@ int main(int argc, char **argv)
 			if (peers)
 				printf("                   ahead of every peer that holds it on both edit kinds: %s\n",
 				       ahead ? "yes" : "NO");
+			printf("                   mean, compactions included: reconcile %.0f KB sent (%.2fx), "
+			       "1%% edit %.0f KB (%.2f%%)\n",
+			       MED(m, nm, rec_sent_mean) / 1e3, MED(m, nm, rec_ratio_mean),
+			       MED(m, nm, edit_sent_mean) / 1e3, MED(m, nm, edit_pct_mean));
 			if (k == P_MAP)
 				printf("                   (kvs-map: index sent per update %.0f / %.0f KB median; "
 				       "compaction %.0f / %.0f KB per update on average, %u / %u compactions in run 1)\n",

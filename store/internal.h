@@ -51,6 +51,8 @@ struct kvs_store {
 	int (*batch)(kvs_backend *b, kvs_op *ops, size_t n);
 	uint32_t map_run_target;          /* maps: raw bytes of a run before cutting */
 	uint32_t map_inline_max;          /* maps: raw bytes of inline runs in an index */
+	uint32_t map_basetab_min;         /* maps: smallest base table kept out of the index
+	                                   * (0: KVS__MAP_BASETAB_MIN; UINT32_MAX: never) */
 	/* be->ops->head (version >= 2), else NULL: KVS_OP_HEAD then runs as a
 	 * get whose data kvs__batch() drops */
 	int (*head)(kvs_backend *b, kvs_object **out, const char *name);

@@ -228,7 +228,7 @@ int kvs__manifest_encode(uint8_t **out, size_t *out_len, const kvs__manifest *m,
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	if (m->kind == KVS__MF_MAP) {
 		bad = msgpack_pack_map(&pk, 9) ||
-		      pk_kv_u64(&pk, "v", KVS__MF_VERSION_MAP) ||
+		      pk_kv_u64(&pk, "v", m->map_v4 ? KVS__MF_VERSION_MAPBASE : KVS__MF_VERSION_MAP) ||
 		      pk_str(&pk, "kind") || pk_str(&pk, "map") ||
 		      pk_str(&pk, "key") || msgpack_pack_str(&pk, m->key_len) ||
 		      msgpack_pack_str_body(&pk, m->key, m->key_len) ||
@@ -444,8 +444,9 @@ static int decode_map(kvs__manifest *m, const msgpack_object *f[F_COUNT], uint64
 	const msgpack_object *k = f[F_KEY], *r = f[F_RUNS];
 	int rc;
 
-	if (v != KVS__MF_VERSION_MAP)
-		return corrupt(what, "kind map in a format version 1 manifest");
+	if (v != KVS__MF_VERSION_MAP && v != KVS__MF_VERSION_MAPBASE)
+		return corrupt(what, "kind map in a format version 1 or 3 manifest");
+	m->map_v4 = v == KVS__MF_VERSION_MAPBASE;
 	for (int i = 0; i < F_COUNT; i++) {
 		int want = 0;
 		for (size_t j = 0; j < sizeof(has) / sizeof(has[0]); j++)
@@ -497,8 +498,8 @@ static int decode_fields(kvs__manifest *m, const msgpack_object *f[F_COUNT], uin
 	m->codec = 1;
 	if (m->kind == KVS__MF_MAP)
 		return decode_map(m, f, v, what);
-	if (v == KVS__MF_VERSION_MAP)
-		return corrupt(what, "format version 2 is only for kind map");
+	if (v == KVS__MF_VERSION_MAP || v == KVS__MF_VERSION_MAPBASE)
+		return corrupt(what, "format versions 2 and 4 are only for kind map");
 	m->v3 = v == KVS__MF_VERSION_HIST;
 	/* Which fields this kind has, exactly. */
 	for (int i = 0; i < F_COUNT; i++) {
@@ -640,7 +641,8 @@ int kvs__manifest_decode(kvs__manifest *m, const uint8_t *buf, size_t len, const
 	/* The version decides how to read everything else. */
 	if (rc == 0 && (!f[F_V] || get_u(f[F_V], &v) < 0))
 		rc = corrupt(what, "format version missing");
-	if (rc == 0 && v != KVS__MF_VERSION && v != KVS__MF_VERSION_MAP && v != KVS__MF_VERSION_HIST)
+	if (rc == 0 && v != KVS__MF_VERSION && v != KVS__MF_VERSION_MAP && v != KVS__MF_VERSION_HIST &&
+	    v != KVS__MF_VERSION_MAPBASE)
 		rc = kvs_error_set(KVS_EUNSUPPORTED, "manifest of %s: format version %llu is not supported",
 		                   what, (unsigned long long)v);
 	if (rc == 0 && unknown)

@@ -29,6 +29,10 @@
  * bytes added, and optionally the key's history table (docs/format.md §6).
  * Written only when the store keeps history; versions 1 and 2 still read. */
 #define KVS__MF_VERSION_HIST 3u
+/* Format version 4: a map manifest whose run table holds the deltas and a
+ * reference to its base table, a chunk in a segment (docs/format.md §5.5).
+ * Written only when the base table is large; version 2 maps still read. */
+#define KVS__MF_VERSION_MAPBASE 4u
 /* Largest history table a manifest may carry (records of history.h). */
 #define KVS__MF_HIST_MAX (64u * 72u)
 /* Largest raw run table of a map manifest (docs/format.md §5.2). */
@@ -94,6 +98,7 @@ typedef struct kvs__manifest {
 	uint8_t *runtab;
 	uint32_t runtab_len;
 	uint32_t runtab_raw;
+	int map_v4;             /* format version 4: the run table has a base table reference */
 	/* Format version 3 (blob and indirect kinds only, docs/format.md §6):
 	 * v3 set means `time` and `added` are present; `hist` is the history
 	 * table as stored (parsed and checked by history.c when used, so a

@@ -200,6 +200,10 @@ typedef struct mw {
 	size_t nlate;
 	/* segments this write created or found: runs refer to its slots */
 	kvs__segw sw;
+	/* the base table this write created (place_basetab), kept across rebases */
+	int bt_written;
+	uint8_t bt_addr[16];
+	uint32_t bt_slot, bt_stored;
 } mw;
 
 static void mw_free(mw *w)
@@ -260,7 +264,7 @@ static int decode_index(mw *w, const kvs_object *idx, kvs__mapidx *ix, uint32_t 
 		kvs__manifest_clear(&m);
 		return kvs_error_set(KVS_EINVAL, "key \"%s\" holds a plain value, not a map", w->key);
 	}
-	rc = kvs__mapidx_decode(ix, &m, w->what);
+	rc = kvs__mapidx_read(ix, w->s, &m, w->what, &w->st);
 	if (mflen)
 		*mflen = b ? (uint32_t)b->len : 0;
 	kvs__manifest_clear(&m);
@@ -680,10 +684,12 @@ static int assemble(mw *w, kvs__mapidx *ix, const kvs__mapidx *base)
 		bmap[i] = KVS__MRUN_NOSEG;
 	for (size_t i = 0; i < nsl; i++)
 		fmap[i] = KVS__MRUN_NOSEG;
-	for (uint32_t i = 0; i < ix->nruns; i++) {
-		kvs__mrun *r = &ix->runs[i];
+	/* the base runs' segments first: their indices, which a base table
+	 * (format.md §5.5) holds, then depend on the base runs alone */
+	for (uint32_t k = 0; k < 2u * ix->nruns; k++) {
+		kvs__mrun *r = &ix->runs[k % ix->nruns];
 		uint32_t *slot;
-		if (r->flags & KVS__MRUN_INLINE)
+		if ((r->flags & KVS__MRUN_INLINE) || (k < ix->nruns) != (r->level == 1))
 			continue;
 		if (IS_FRESH_TAG(r->seg)) {
 			size_t fi = KVS__MRUN_NOSEG - 1u - r->seg;
@@ -724,6 +730,99 @@ out:
 }
 
 /*
+ * Where the base runs of ix go (format.md §5.5, design.md "Maps"): a base
+ * table under the store's minimum stays in the index (format version 2); a
+ * larger one is one chunk in a segment of its own, the base's when the
+ * table is unchanged (a batch: protected like every segment it reuses from
+ * its base), else written here once per write and kept across rebases.
+ * Called after assemble(): the base runs' segment indices are final.
+ */
+static int place_basetab(mw *w, kvs__mapidx *ix)
+{
+	uint32_t min = w->s->map_basetab_min ? w->s->map_basetab_min : KVS__MAP_BASETAB_MIN;
+	kvs__seg_desc d;
+	uint8_t *raw = NULL, addr[16];
+	uint32_t stored, fresh = KVS__MRUN_NOSEG, si;
+	size_t len;
+	int rc;
+
+	ix->has_bt = ix->bt_pending = 0;
+	memset(&ix->bt, 0, sizeof(ix->bt));
+	for (si = 0; si < ix->nruns && ix->runs[si].level != 1; si++)
+		;
+	if (si == ix->nruns || min == UINT32_MAX || kvs__mapidx_basetab_size(ix) < min)
+		return 0;   /* no base, or a small one */
+	if ((rc = kvs__mapidx_basetab(&raw, &len, ix)) < 0)
+		return rc;
+	ix->bt.nruns = kvs__get_be32(raw);
+	ix->bt.raw_len = (uint32_t)len;
+	kvs__addr_of(addr, raw, len);
+	if (w->base.has_bt && memcmp(addr, w->base.bt.addr, 16) == 0) {
+		d = w->base.segs[w->base.bt.seg];
+		stored = w->base.bt.stored_len;
+	} else {
+		if (!w->bt_written || memcmp(addr, w->bt_addr, 16) != 0) {
+			size_t bound = kvs__blob_bound(len);
+			uint8_t *blob = malloc(bound);
+			uint32_t slot, blen;
+			if (!blob) {
+				free(raw);
+				return kvs_error_set(KVS_ENOMEM, "out of memory");
+			}
+			blen = (uint32_t)kvs__blob_encode(blob, bound, raw, len, (int)w->s->opts.lz4_accel);
+			if (blen > w->s->seg_cap) {
+				/* over a segment (~18,000 base runs): in the index, if it fits */
+				free(blob);
+				free(raw);
+				memset(&ix->bt, 0, sizeof(ix->bt));
+				return 0;
+			}
+			/* the runs were created (pack_and_create): nothing else is
+			 * open, so the table is a segment of its own */
+			rc = kvs__segw_add(&w->sw, addr, blob, blen, &slot);
+			if (rc == 0 && (rc = kvs__segw_seal(&w->sw)) == 0)
+				rc = kvs__segw_flush(&w->sw);
+			if (rc < 0) {
+				kvs__segw_discard_open(&w->sw);
+				free(raw);
+				return rc;
+			}
+			w->bt_written = 1;
+			memcpy(w->bt_addr, addr, 16);
+			w->bt_slot = slot;
+			w->bt_stored = blen;
+		}
+		{
+			const kvs__slot *sl = &w->sw.slots[w->bt_slot];
+			memcpy(d.addr, sl->addr, 16);
+			d.bytes = sl->bytes;
+			d.nchunks = sl->nchunks;
+		}
+		stored = w->bt_stored;
+		fresh = w->bt_slot;
+	}
+	free(raw);
+	for (si = 0; si < ix->nsegs; si++)
+		if (memcmp(ix->segs[si].addr, d.addr, 16) == 0)
+			break;
+	if (si == ix->nsegs) {
+		kvs__seg_desc *ns = realloc(ix->segs, ((size_t)ix->nsegs + 1) * sizeof(*ns));
+		if (!ns)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		ix->segs = ns;
+		ix->segs[ix->nsegs++] = d;
+		ix->capsegs = ix->nsegs;
+	}
+	if (fresh != KVS__MRUN_NOSEG)
+		w->sw.slots[fresh].ref = 1;
+	ix->has_bt = 1;
+	ix->bt.seg = si;
+	memcpy(ix->bt.addr, addr, 16);
+	ix->bt.stored_len = stored;
+	return 0;
+}
+
+/*
  * What a commit builds: the new run table on w's current base (runs of the
  * base keep their base segment indices, runs written here FRESH_TAG).
  * Called again on the new base when a blind commit lost the race.
@@ -749,6 +848,8 @@ static int mc_prepare(mcommit *mc)
 
 	kvs__mapidx_clear(&mc->ix);
 	if ((rc = mc->build(w, mc->ctx, &mc->ix)) < 0 || (rc = assemble(w, &mc->ix, &w->base)) < 0)
+		return rc;
+	if ((rc = place_basetab(w, &mc->ix)) < 0)
 		return rc;
 	memset(&m, 0, sizeof(m));
 	m.key = (char *)w->key;

@@ -331,6 +331,14 @@ static int check_table(const kvs__mapidx *ix, const char *what)
 	for (uint32_t i = 0; i < ix->nruns; i++)
 		if (!(ix->runs[i].flags & KVS__MRUN_INLINE))
 			used[ix->runs[i].seg] = 1;
+	if (ix->has_bt) {
+		if (ix->bt.seg >= ix->nsegs) {
+			free(used);
+			return kvs_error_set(KVS_ECORRUPT, "map run table of %s: base table in segment %u "
+			                     "of %u", what, ix->bt.seg, ix->nsegs);
+		}
+		used[ix->bt.seg] = 1;
+	}
 	for (uint32_t i = 0; i < ix->nsegs; i++) {
 		if (!used[i]) {
 			free(used);
@@ -342,52 +350,32 @@ static int check_table(const kvs__mapidx *ix, const char *what)
 	return 0;
 }
 
-int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what)
+/* Append `nruns` run records from p[*off, n) to ix, each of level `level`
+ * (-1: any). Every length is checked before use; inline runs are verified
+ * (hash, records, description). */
+static int parse_records(kvs__mapidx *ix, const uint8_t *p, size_t n, size_t *offp,
+                         uint32_t nruns, int level, const char *what)
 {
-	uint8_t *raw = NULL;
-	const uint8_t *p;
-	size_t n, off;
-	uint32_t nruns;
+	size_t off = *offp;
+	uint32_t base = ix->nruns;
 	int rc;
 
-	memset(ix, 0, sizeof(*ix));
-	if (m->kind != KVS__MF_MAP)
-		return kvs_error_set(KVS_EINVAL, "%s is not a map", what);
-	ix->gen = m->generation;
-	/* the manifest decoder checks these too; this decoder stands alone */
-	if (m->runtab_raw < 4 || m->runtab_raw > KVS__MF_RUNTAB_MAX || (m->nsegs && !m->segs))
-		return kvs_error_set(KVS_ECORRUPT, "map run table of %s: size %u out of range", what,
-		                     m->runtab_raw);
-	if (!(raw = malloc(m->runtab_raw)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	if (kvs__blob_decode(raw, m->runtab_raw, m->runtab, m->runtab_len) < 0) {
-		free(raw);
-		return kvs_error_set(KVS_ECORRUPT, "map run table of %s does not decode", what);
+	if (nruns > KVS__MAP_RUNS_MAX - base || nruns > (n - off) / RUN_FIXED)
+		return kvs_error_set(KVS_ECORRUPT, "map run table of %s: bad run count", what);
+	if (base + nruns > ix->cap) {
+		uint32_t nc = base + nruns;
+		kvs__mrun *np = realloc(ix->runs, (size_t)(nc ? nc : 1) * sizeof(*np));
+		if (!np)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		memset(np + base, 0, (size_t)(nc - base) * sizeof(*np));
+		ix->runs = np;
+		ix->cap = nc;
 	}
-	p = raw;
-	n = m->runtab_raw;
-	nruns = kvs__get_be32(p);
-	off = 4;
-	if (nruns > KVS__MAP_RUNS_MAX || nruns > (n - 4) / RUN_FIXED) {
-		rc = kvs_error_set(KVS_ECORRUPT, "map run table of %s: bad run count", what);
-		goto fail;
-	}
-	if (!(ix->runs = calloc(nruns ? nruns : 1, sizeof(*ix->runs))) ||
-	    !(ix->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*ix->segs)))) {
-		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-		goto fail;
-	}
-	ix->cap = nruns ? nruns : 1;
-	ix->capsegs = m->nsegs ? m->nsegs : 1;
-	if (m->nsegs)
-		memcpy(ix->segs, m->segs, (size_t)m->nsegs * sizeof(*ix->segs));
-	ix->nsegs = m->nsegs;
-	for (uint32_t i = 0; i < nruns; i++) {
+	for (uint32_t k = 0; k < nruns; k++) {
+		uint32_t i = base + k;
 		kvs__mrun *r = &ix->runs[i];
-		if (n - off < RUN_FIXED + 4) {
-			rc = tcorrupt(what, "truncated", i);
-			goto fail;
-		}
+		if (n - off < RUN_FIXED + 4)
+			return tcorrupt(what, "truncated", i);
 		ix->nruns = i + 1;
 		r->level = p[off];
 		r->flags = p[off + 1];
@@ -399,38 +387,31 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 		memcpy(r->addr, p + off + 26, 16);
 		r->seg = kvs__get_be32(p + off + 42);
 		off += RUN_FIXED;
+		if (level >= 0 && r->level != level)
+			return tcorrupt(what, level ? "a delta in the base table" :
+			                "a base run beside a base table", i);
 		r->minlen = kvs__get_be16(p + off);
 		off += 2;
-		if (r->minlen == 0 || r->minlen > KVS_MAP_FIELD_MAX || n - off < (size_t)r->minlen + 2) {
-			rc = tcorrupt(what, "bad minimum field", i);
-			goto fail;
-		}
+		if (r->minlen == 0 || r->minlen > KVS_MAP_FIELD_MAX || n - off < (size_t)r->minlen + 2)
+			return tcorrupt(what, "bad minimum field", i);
 		r->min = dup_bytes(p + off, r->minlen);
 		off += r->minlen;
 		r->maxlen = kvs__get_be16(p + off);
 		off += 2;
-		if (r->maxlen == 0 || r->maxlen > KVS_MAP_FIELD_MAX || n - off < r->maxlen) {
-			rc = tcorrupt(what, "bad maximum field", i);
-			goto fail;
-		}
+		if (r->maxlen == 0 || r->maxlen > KVS_MAP_FIELD_MAX || n - off < r->maxlen)
+			return tcorrupt(what, "bad maximum field", i);
 		r->max = dup_bytes(p + off, r->maxlen);
 		off += r->maxlen;
-		if (!r->min || !r->max) {
-			rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-			goto fail;
-		}
+		if (!r->min || !r->max)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
 		if (r->flags & KVS__MRUN_INLINE) {
 			kvs__mrun chk;
 			uint8_t a[16];
-			if (r->raw_len > KVS__MAP_RUN_RAW_MAX || n - off < r->raw_len) {
-				rc = tcorrupt(what, "truncated inline run", i);
-				goto fail;
-			}
+			if (r->raw_len > KVS__MAP_RUN_RAW_MAX || n - off < r->raw_len)
+				return tcorrupt(what, "truncated inline run", i);
 			kvs__addr_of(a, p + off, r->raw_len);
-			if (memcmp(a, r->addr, 16) != 0) {
-				rc = tcorrupt(what, "inline run fails its XXH3-128 check", i);
-				goto fail;
-			}
+			if (memcmp(a, r->addr, 16) != 0)
+				return tcorrupt(what, "inline run fails its XXH3-128 check", i);
 			memset(&chk, 0, sizeof(chk));
 			rc = kvs__mrun_describe(&chk, p + off, r->raw_len);
 			if (rc == 0 && (chk.nent != r->nent || chk.ntomb != r->ntomb ||
@@ -439,19 +420,80 @@ int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what
 				rc = tcorrupt(what, "inline run does not match its description", i);
 			kvs__mrun_clear(&chk);
 			if (rc < 0)
-				goto fail;
-			if (!(r->raw = dup_bytes(p + off, r->raw_len))) {
-				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
-				goto fail;
-			}
+				return rc;
+			if (!(r->raw = dup_bytes(p + off, r->raw_len)))
+				return kvs_error_set(KVS_ENOMEM, "out of memory");
 			off += r->raw_len;
 		}
 	}
+	*offp = off;
+	return 0;
+}
+
+int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what)
+{
+	uint8_t *raw = NULL;
+	const uint8_t *p;
+	size_t n, off = 0;
+	uint32_t nruns;
+	int rc;
+
+	memset(ix, 0, sizeof(*ix));
+	if (m->kind != KVS__MF_MAP)
+		return kvs_error_set(KVS_EINVAL, "%s is not a map", what);
+	ix->gen = m->generation;
+	/* the manifest decoder checks these too; this decoder stands alone */
+	if (m->runtab_raw < 4 || m->runtab_raw > KVS__MF_RUNTAB_MAX || (m->nsegs && !m->segs) ||
+	    (m->map_v4 && m->runtab_raw < KVS__MAP_BTREF_LEN + 4))
+		return kvs_error_set(KVS_ECORRUPT, "map run table of %s: size %u out of range", what,
+		                     m->runtab_raw);
+	if (!(raw = malloc(m->runtab_raw)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (kvs__blob_decode(raw, m->runtab_raw, m->runtab, m->runtab_len) < 0) {
+		free(raw);
+		return kvs_error_set(KVS_ECORRUPT, "map run table of %s does not decode", what);
+	}
+	p = raw;
+	n = m->runtab_raw;
+	if (!(ix->segs = calloc(m->nsegs ? m->nsegs : 1, sizeof(*ix->segs)))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	ix->capsegs = m->nsegs ? m->nsegs : 1;
+	if (m->nsegs)
+		memcpy(ix->segs, m->segs, (size_t)m->nsegs * sizeof(*ix->segs));
+	ix->nsegs = m->nsegs;
+	if (m->map_v4) {
+		kvs__mbtab *bt = &ix->bt;
+		bt->nruns = kvs__get_be32(p);
+		bt->seg = kvs__get_be32(p + 4);
+		memcpy(bt->addr, p + 8, 16);
+		bt->raw_len = kvs__get_be32(p + 24);
+		bt->stored_len = kvs__get_be32(p + 28);
+		off = KVS__MAP_BTREF_LEN;
+		if (bt->seg >= ix->nsegs || bt->nruns == 0 || bt->nruns > KVS__MAP_RUNS_MAX ||
+		    bt->raw_len < 4 || bt->raw_len > KVS__MF_RUNTAB_MAX ||
+		    bt->nruns > (bt->raw_len - 4) / RUN_FIXED || bt->stored_len == 0 ||
+		    bt->stored_len > kvs__blob_bound(bt->raw_len)) {
+			rc = kvs_error_set(KVS_ECORRUPT, "map run table of %s: bad base table reference",
+			                   what);
+			goto fail;
+		}
+		ix->has_bt = ix->bt_pending = 1;
+	}
+	if (n - off < 4) {
+		rc = kvs_error_set(KVS_ECORRUPT, "map run table of %s: truncated", what);
+		goto fail;
+	}
+	nruns = kvs__get_be32(p + off);
+	off += 4;
+	if ((rc = parse_records(ix, p, n, &off, nruns, m->map_v4 ? 0 : -1, what)) < 0)
+		goto fail;
 	if (off != n) {
 		rc = kvs_error_set(KVS_ECORRUPT, "map run table of %s: trailing bytes", what);
 		goto fail;
 	}
-	if ((rc = check_table(ix, what)) < 0)
+	if (!ix->bt_pending && (rc = check_table(ix, what)) < 0)
 		goto fail;
 	free(raw);
 	return 0;
@@ -461,53 +503,253 @@ fail:
 	return rc;
 }
 
+int kvs__mapidx_load_base(kvs__mapidx *ix, kvs_store *s, const char *what, kvs_map_stats *st)
+{
+	char name[KVS__NAME_BUF], hex[KVS__ADDR_HEX + 1];
+	const kvs__mbtab *bt = &ix->bt;
+	kvs__segment *sg = NULL;
+	const kvs_blob *b;
+	uint64_t req = 0;
+	uint8_t *buf = NULL, a[16];
+	size_t off = 4;
+	int rc;
+
+	if (!ix->bt_pending)
+		return 0;
+	rc = kvs__segment_fetch(&sg, s, ix->segs[bt->seg].addr, &req);
+	if (st) {
+		st->requests += req;
+		st->segments_read += req;
+	}
+	kvs__segment_name(name, s->name, ix->segs[bt->seg].addr);
+	kvs__hex(hex, bt->addr, 16);
+	if (rc < 0) {
+		rc = kvs_error_set(rc, "%s: base table %s: %s", what, hex, kvs_error_last());
+		goto fail;
+	}
+	b = kvs__seg_find(sg, bt->addr);
+	if (!b || b->len != bt->stored_len) {
+		rc = kvs_error_set(b ? KVS_ECORRUPT : KVS_ENOTFOUND, "%s: base table %s is %s segment %s",
+		                   what, hex, b ? "of the wrong size in" : "missing from", name);
+		goto fail;
+	}
+	if (!(buf = malloc(bt->raw_len))) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = kvs__blob_decode(buf, bt->raw_len, b->data, b->len);
+	kvs__seg_unref(sg);
+	sg = NULL;
+	if (rc == 0)
+		kvs__addr_of(a, buf, bt->raw_len);
+	if (rc < 0 || memcmp(a, bt->addr, 16) != 0) {
+		rc = kvs_error_set(KVS_ECORRUPT, "%s: base table %s in segment %s fails verification",
+		                   what, hex, name);
+		goto fail;
+	}
+	if (kvs__get_be32(buf) != bt->nruns) {
+		rc = kvs_error_set(KVS_ECORRUPT, "%s: base table %s holds %u runs, its reference says %u",
+		                   what, hex, kvs__get_be32(buf), bt->nruns);
+		goto fail;
+	}
+	if ((rc = parse_records(ix, buf, bt->raw_len, &off, bt->nruns, 1, what)) < 0)
+		goto fail;
+	if (off != bt->raw_len) {
+		rc = kvs_error_set(KVS_ECORRUPT, "%s: base table %s: trailing bytes", what, hex);
+		goto fail;
+	}
+	ix->bt_pending = 0;
+	if ((rc = check_table(ix, what)) < 0)
+		goto fail;
+	free(buf);
+	return 0;
+fail:
+	kvs__seg_unref(sg);
+	free(buf);
+	kvs__mapidx_clear(ix);
+	return rc;
+}
+
+static int append_copy(kvs__mapidx *ix, const kvs__mrun *r)
+{
+	kvs__mrun *d;
+
+	if (ix->nruns >= KVS__MAP_RUNS_MAX)
+		return kvs_error_set(KVS_ECORRUPT, "map of more than %u runs", KVS__MAP_RUNS_MAX);
+	if (ix->nruns == ix->cap) {
+		uint32_t nc = ix->cap ? ix->cap * 2 : 16;
+		kvs__mrun *np = realloc(ix->runs, (size_t)nc * sizeof(*np));
+		if (!np)
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		ix->runs = np;
+		ix->cap = nc;
+	}
+	d = &ix->runs[ix->nruns];
+	*d = *r;
+	d->min = dup_bytes(r->min, r->minlen);
+	d->max = dup_bytes(r->max, r->maxlen);
+	d->raw = (r->flags & KVS__MRUN_INLINE) ? dup_bytes(r->raw, r->raw_len) : NULL;
+	if (!d->min || !d->max || ((r->flags & KVS__MRUN_INLINE) && !d->raw)) {
+		kvs__mrun_clear(d);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	ix->nruns++;
+	return 0;
+}
+
+int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->gen = ix->gen;
+	out->has_bt = ix->has_bt;
+	out->bt = ix->bt;
+	for (uint32_t i = 0; i < ix->nruns; i++)
+		if (ix->runs[i].level == 1 && (rc = append_copy(out, &ix->runs[i])) < 0) {
+			kvs__mapidx_clear(out);
+			return rc;
+		}
+	return 0;
+}
+
+int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char *what)
+{
+	int rc = 0;
+
+	if (!ix->bt_pending || !from->has_bt || memcmp(ix->bt.addr, from->bt.addr, 16) != 0 ||
+	    ix->bt.raw_len != from->bt.raw_len || ix->bt.nruns != from->bt.nruns)
+		return kvs_error_set(KVS_EINVAL, "%s: not the base table kept", what);
+	for (uint32_t i = 0; i < from->nruns && rc == 0; i++)
+		if (from->runs[i].level == 1)
+			rc = append_copy(ix, &from->runs[i]);
+	ix->bt_pending = 0;
+	if (rc == 0)
+		rc = check_table(ix, what);
+	if (rc < 0)
+		kvs__mapidx_clear(ix);
+	return rc;
+}
+
+int kvs__mapidx_read(kvs__mapidx *ix, kvs_store *s, const kvs__manifest *m, const char *what,
+                     kvs_map_stats *st)
+{
+	int rc = kvs__mapidx_decode(ix, m, what);
+
+	return rc < 0 ? rc : kvs__mapidx_load_base(ix, s, what, st);
+}
+
+static uint64_t rec_size(const kvs__mrun *r)
+{
+	return RUN_FIXED + 4 + r->minlen + r->maxlen + ((r->flags & KVS__MRUN_INLINE) ? r->raw_len : 0);
+}
+
+static uint8_t *put_rec(uint8_t *p, const kvs__mrun *r)
+{
+	p[0] = r->level;
+	p[1] = r->flags;
+	kvs__put_be64(p + 2, r->seq);
+	kvs__put_be32(p + 10, r->nent);
+	kvs__put_be32(p + 14, r->ntomb);
+	kvs__put_be32(p + 18, r->raw_len);
+	kvs__put_be32(p + 22, r->stored_len);
+	memcpy(p + 26, r->addr, 16);
+	kvs__put_be32(p + 42, r->seg);
+	p += RUN_FIXED;
+	kvs__put_be16(p, r->minlen);
+	memcpy(p + 2, r->min, r->minlen);
+	p += 2 + r->minlen;
+	kvs__put_be16(p, r->maxlen);
+	memcpy(p + 2, r->max, r->maxlen);
+	p += 2 + r->maxlen;
+	if (r->flags & KVS__MRUN_INLINE) {
+		memcpy(p, r->raw, r->raw_len);
+		p += r->raw_len;
+	}
+	return p;
+}
+
+uint64_t kvs__mapidx_basetab_size(const kvs__mapidx *ix)
+{
+	uint64_t need = 4;
+
+	for (uint32_t i = 0; i < ix->nruns; i++)
+		if (ix->runs[i].level == 1)
+			need += rec_size(&ix->runs[i]);
+	return need;
+}
+
+int kvs__mapidx_basetab(uint8_t **raw, size_t *len, const kvs__mapidx *ix)
+{
+	uint64_t need = kvs__mapidx_basetab_size(ix);
+	uint32_t nb = 0;
+	uint8_t *p;
+
+	*raw = NULL;
+	*len = 0;
+	if (need > KVS__MF_RUNTAB_MAX)
+		return kvs_error_set(KVS_ETOOBIG, "map base table of %llu bytes, over %u",
+		                     (unsigned long long)need, KVS__MF_RUNTAB_MAX);
+	if (!(*raw = malloc(need)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	p = *raw + 4;
+	for (uint32_t i = 0; i < ix->nruns; i++)
+		if (ix->runs[i].level == 1) {
+			p = put_rec(p, &ix->runs[i]);
+			nb++;
+		}
+	kvs__put_be32(*raw, nb);
+	*len = need;
+	return 0;
+}
+
 int kvs__mapidx_encode(kvs__manifest *m, const kvs__mapidx *ix, int accel)
 {
 	uint64_t need = 4, total = 0;
+	uint32_t nd = 0, nb = 0;
 	uint8_t *raw, *p;
 	size_t bound;
 	int rc;
 
+	if (ix->bt_pending)
+		return kvs_error_set(KVS_ERROR, "refusing to encode: a map index without its base runs");
 	if ((rc = check_table(ix, "a new map index")) < 0)
 		return kvs_error_set(rc == KVS_ENOMEM ? rc : KVS_ERROR, "refusing to encode: %s",
 		                     kvs_error_last());
+	if (ix->has_bt)
+		need += KVS__MAP_BTREF_LEN;
 	for (uint32_t i = 0; i < ix->nruns; i++) {
 		const kvs__mrun *r = &ix->runs[i];
-		need += RUN_FIXED + 4 + r->minlen + r->maxlen +
-		        ((r->flags & KVS__MRUN_INLINE) ? r->raw_len : 0);
 		total += r->raw_len;
+		if (ix->has_bt && r->level == 1) {
+			nb++;
+			continue;
+		}
+		need += rec_size(r);
+		nd++;
 	}
+	if (ix->has_bt && nb != ix->bt.nruns)
+		return kvs_error_set(KVS_ERROR, "refusing to encode: base table of %u runs for %u",
+		                     ix->bt.nruns, nb);
 	if (need > KVS__MF_RUNTAB_MAX)
 		return kvs_error_set(KVS_ETOOBIG, "map run table of %llu bytes, over %u",
 		                     (unsigned long long)need, KVS__MF_RUNTAB_MAX);
 	if (!(raw = malloc(need)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	p = raw;
-	kvs__put_be32(p, ix->nruns);
-	p += 4;
-	for (uint32_t i = 0; i < ix->nruns; i++) {
-		const kvs__mrun *r = &ix->runs[i];
-		p[0] = r->level;
-		p[1] = r->flags;
-		kvs__put_be64(p + 2, r->seq);
-		kvs__put_be32(p + 10, r->nent);
-		kvs__put_be32(p + 14, r->ntomb);
-		kvs__put_be32(p + 18, r->raw_len);
-		kvs__put_be32(p + 22, r->stored_len);
-		memcpy(p + 26, r->addr, 16);
-		kvs__put_be32(p + 42, r->seg);
-		p += RUN_FIXED;
-		kvs__put_be16(p, r->minlen);
-		memcpy(p + 2, r->min, r->minlen);
-		p += 2 + r->minlen;
-		kvs__put_be16(p, r->maxlen);
-		memcpy(p + 2, r->max, r->maxlen);
-		p += 2 + r->maxlen;
-		if (r->flags & KVS__MRUN_INLINE) {
-			memcpy(p, r->raw, r->raw_len);
-			p += r->raw_len;
-		}
+	if (ix->has_bt) {
+		kvs__put_be32(p, ix->bt.nruns);
+		kvs__put_be32(p + 4, ix->bt.seg);
+		memcpy(p + 8, ix->bt.addr, 16);
+		kvs__put_be32(p + 24, ix->bt.raw_len);
+		kvs__put_be32(p + 28, ix->bt.stored_len);
+		p += KVS__MAP_BTREF_LEN;
 	}
+	kvs__put_be32(p, nd);
+	p += 4;
+	for (uint32_t i = 0; i < ix->nruns; i++)
+		if (!(ix->has_bt && ix->runs[i].level == 1))
+			p = put_rec(p, &ix->runs[i]);
 	bound = kvs__blob_bound(need);
 	free(m->runtab);
 	free(m->segs);
@@ -526,6 +768,7 @@ int kvs__mapidx_encode(kvs__manifest *m, const kvs__mapidx *ix, int accel)
 	m->codec = 1;
 	m->generation = ix->gen;
 	m->length = total;
+	m->map_v4 = ix->has_bt;
 	free(raw);
 	return 0;
 }

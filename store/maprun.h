@@ -107,23 +107,80 @@ typedef struct kvs__mrun {
 	uint8_t *raw;         /* inline runs: the raw bytes (owned) */
 } kvs__mrun;
 
+/*
+ * The base table (format version 4, format.md §5.5): the level-1 run
+ * records, encoded as a run table of their own and stored as one chunk blob
+ * in segment `seg` of the segment table, so that a batch over an unchanged
+ * base sends only its deltas and this reference.
+ */
+typedef struct kvs__mbtab {
+	uint32_t seg;           /* index into the segment table */
+	uint8_t addr[16];       /* XXH3-128 of the raw base table */
+	uint32_t raw_len, stored_len;
+	uint32_t nruns;         /* base runs it holds */
+} kvs__mbtab;
+
+/* Below this many raw bytes a base table stays in the index (version 2). */
+#define KVS__MAP_BASETAB_MIN 4096u
+/* v4 run table header: nbase, seg, addr, raw_len, stored_len */
+#define KVS__MAP_BTREF_LEN (4u + 4u + 16u + 4u + 4u)
+
 typedef struct kvs__mapidx {
 	kvs__mrun *runs;
 	uint32_t nruns, cap;
 	kvs__seg_desc *segs;
 	uint32_t nsegs, capsegs;
 	uint64_t gen;
+	/* format version 4: the base runs (level 1) came from, or go to, a base
+	 * table in a segment; bt_pending: decoded, base runs not loaded yet */
+	int has_bt, bt_pending;
+	kvs__mbtab bt;
 } kvs__mapidx;
 
 void kvs__mapidx_clear(kvs__mapidx *ix);
 void kvs__mrun_clear(kvs__mrun *r);
 
 /* Decode and check the run table of map manifest `m` (takes nothing from m;
- * copies). KVS_ECORRUPT with detail naming `what`. */
+ * copies). KVS_ECORRUPT with detail naming `what`. A version 4 table is
+ * decoded up to its base table reference (ix->bt_pending): the base runs
+ * are read by kvs__mapidx_load_base. */
 int kvs__mapidx_decode(kvs__mapidx *ix, const kvs__manifest *m, const char *what);
 
+/*
+ * Version 4: fetch the base table ix->bt from its segment (through the
+ * store's segment cache), verify it (stored size, decompression, XXH3-128,
+ * every record, level 1 only, the count) and append its runs; then check
+ * the whole table as format.md §5.3 says. Nothing to do when !bt_pending.
+ * KVS_ENOTFOUND when its segment or chunk is gone, KVS_ECORRUPT naming
+ * `what` for anything else wrong; ix is cleared on failure.
+ */
+int kvs__mapidx_load_base(kvs__mapidx *ix, kvs_store *s, const char *what, kvs_map_stats *st);
+
+/*
+ * Version 4, a reader that keeps what it read (a watch): take the base
+ * runs of `from` — a table read before whose base table had the same
+ * address, so the same records — instead of fetching it, then check the
+ * whole table. KVS_EINVAL (ix unchanged) when the addresses differ.
+ */
+int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char *what);
+
+/* A copy of ix's base runs and base table reference (no segment table). */
+int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix);
+
+/* decode + load_base. */
+int kvs__mapidx_read(kvs__mapidx *ix, kvs_store *s, const kvs__manifest *m, const char *what,
+                     kvs_map_stats *st);
+
+/* Raw size of the base table of ix's level-1 runs (format.md §5.5). */
+uint64_t kvs__mapidx_basetab_size(const kvs__mapidx *ix);
+
+/* Encode ix's level-1 runs as a base table: *raw (malloc) of *len bytes. */
+int kvs__mapidx_basetab(uint8_t **raw, size_t *len, const kvs__mapidx *ix);
+
 /* Encode ix's run table into m->runtab/runtab_len/runtab_raw and copy its
- * segment table into m->segs (m owns them). Checks as the decoder does. */
+ * segment table into m->segs (m owns them). Checks as the decoder does.
+ * With ix->has_bt (ix->bt set, its segment in the table) the base runs are
+ * left out and the table is of format version 4 (m->map_v4). */
 int kvs__mapidx_encode(kvs__manifest *m, const kvs__mapidx *ix, int accel);
 
 /*

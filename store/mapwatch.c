@@ -29,6 +29,9 @@ struct kvs__mfstate {
 	size_t n;
 	mfrun *r;
 	size_t nr;
+	/* format version 4: the base runs of the base table last read, so an
+	 * event over the same base table fetches nothing for it */
+	kvs__mapidx base;
 };
 
 /* A growable list of names (candidates), each copied. */
@@ -85,6 +88,7 @@ void kvs__mfstate_free(kvs__mfstate *st)
 		run_clear(&st->r[i]);
 	free(st->f);
 	free(st->r);
+	kvs__mapidx_clear(&st->base);
 	free(st);
 }
 
@@ -476,7 +480,16 @@ int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
 	int rc;
 
 	kvs__mfchanges_clear(out);
+	/* a base table (format version 4): the one kept, when the new table
+	 * names the same; else read through the segment cache */
 	if ((rc = kvs__mapidx_decode(&ix, m, what)) < 0)
+		return rc;
+	if (ix.bt_pending && *state && (*state)->base.has_bt &&
+	    memcmp((*state)->base.bt.addr, ix.bt.addr, 16) == 0)
+		rc = kvs__mapidx_adopt_base(&ix, &(*state)->base, what);
+	else
+		rc = kvs__mapidx_load_base(&ix, s, what, NULL);
+	if (rc < 0)
 		return rc;
 	if (!(ns = calloc(1, sizeof(*ns))) ||
 	    !(ns->r = calloc((size_t)ix.nruns + 1, sizeof(*ns->r)))) {
@@ -500,6 +513,8 @@ int kvs__mapwatch_diff(kvs__mfstate **state, kvs__mfchanges *out, kvs_store *s,
 	} else {
 		rc = diff_next(ns, out, s, &ix, *state, values, max_bytes, what);
 	}
+	if (rc == 0 && ix.has_bt)
+		rc = kvs__mapidx_copy_base(&ns->base, &ix);
 	kvs__mapidx_clear(&ix);
 	if (rc < 0) {
 		kvs__mfstate_free(ns);

@@ -69,6 +69,35 @@ static int map_groups(kvs_store *s, const kvs_object *index, const kvs__manifest
 	*where = KVS__REFS_DECODE;
 	if ((rc = kvs__mapidx_decode(&ix, m, what)) < 0)
 		return rc;
+	if (ix.has_bt) {
+		/* format version 4: the base table is one chunk (addressed by its
+		 * XXH3-128) in a segment of the table; delivered first, so its
+		 * segment is marked and checked before the runs it lists */
+		kvs__chunk_ref bc;
+		memcpy(bc.addr, ix.bt.addr, 16);
+		bc.seg = 0;
+		bc.raw_len = ix.bt.raw_len;
+		bc.stored_len = ix.bt.stored_len;
+		memset(&g, 0, sizeof(g));
+		g.role = KVS__REF_VALUE;
+		g.what = "map base table";
+		g.segs = &ix.segs[ix.bt.seg];
+		g.nsegs = 1;
+		g.chunks = &bc;
+		g.nchunks = 1;
+		g.length = bc.raw_len;
+		g.chunk_max = bc.raw_len;
+		*where = KVS__REFS_CALLBACK;
+		if ((rc = deliver(s, &g, cb, ctx)) < 0) {
+			kvs__mapidx_clear(&ix);
+			return rc;
+		}
+		/* what the base runs are is in it: unreadable, like an indirect
+		 * manifest's body (fsck reports it, gc deletes nothing) */
+		*where = KVS__REFS_LOAD;
+		if ((rc = kvs__mapidx_load_base(&ix, s, what, NULL)) < 0)
+			return rc;
+	}
 	*where = KVS__REFS_CALLBACK;
 	if (ix.nruns && !(ch = malloc((size_t)ix.nruns * sizeof(*ch)))) {
 		kvs__mapidx_clear(&ix);
@@ -91,6 +120,8 @@ static int map_groups(kvs_store *s, const kvs_object *index, const kvs__manifest
 			if (r->raw_len > max)
 				max = r->raw_len;
 		}
+		if (n == 0 && ix.has_bt && j == ix.bt.seg)
+			continue;   /* the base table's own segment, delivered above */
 		memset(&g, 0, sizeof(g));
 		g.role = KVS__REF_VALUE;
 		g.what = "map runs";

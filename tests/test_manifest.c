@@ -160,7 +160,7 @@ Test(manifest, unknown_format_version_is_eunsupported)
 {
 	uint8_t buf[64];
 	kvs__manifest d;
-	size_t n = handmade(buf, 4, "blob");
+	size_t n = handmade(buf, 5, "blob");   /* 4 is the map's base table version */
 	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_EUNSUPPORTED);
 	kvs__manifest_clear(&d);
 }
@@ -171,6 +171,9 @@ Test(manifest, version_2_is_only_for_maps)
 	uint8_t buf[64];
 	kvs__manifest d;
 	size_t n = handmade(buf, 2, "blob");
+	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_ECORRUPT);
+	kvs__manifest_clear(&d);
+	n = handmade(buf, 4, "blob");   /* and so is version 4 (format.md §5.5) */
 	cr_assert_eq(kvs__manifest_decode(&d, buf, n, "test"), KVS_ECORRUPT);
 	kvs__manifest_clear(&d);
 }

@@ -440,7 +440,7 @@ Test(map, import_cuts_runs_where_the_record_builder_would)
 		cr_assert_eq(s->be->ops->get(s->be, &idx, iname), 0);
 		b = kvs_object_data(idx, KVS__INDEX_DATA_KEY);
 		cr_assert_eq(kvs__manifest_decode(&m, b->data, b->len, "t"), 0);
-		cr_assert_eq(kvs__mapidx_decode(&ix, &m, "t"), 0, "%s", kvs_error_last());
+		cr_assert_eq(kvs__mapidx_read(&ix, s, &m, "t", NULL), 0, "%s", kvs_error_last());
 		cr_assert_eq(ix.nruns, runs);
 		for (uint32_t i = 0; i < ix.nruns; i++)
 			cr_assert(memcmp(ix.runs[i].addr, addrs[i], 16) == 0, "run %u differs", i);
@@ -747,7 +747,32 @@ static int hook(void *ctx, kvs_mem_call kind, const char *name)
 	return 0;
 }
 
-Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
+static int v4seen;
+
+/* 1 if the index of "m" is of format version 4 (a base table). */
+static int index_v4(kvs_backend *be, kvs_store *s)
+{
+	char iname[KVS__NAME_BUF];
+	kvs_object *idx = NULL;
+	kvs__manifest mf;
+	const kvs_blob *b;
+	int v4 = 0;
+
+	memset(&mf, 0, sizeof(mf));
+	kvs__index_name(iname, s->name, "m", 1);
+	if (be->ops->get(be, &idx, iname) != 0)
+		return 0;
+	b = kvs_object_data(idx, KVS__INDEX_DATA_KEY);
+	if (b && kvs__manifest_decode(&mf, b->data, b->len, "t") == 0)
+		v4 = mf.map_v4;
+	kvs__manifest_clear(&mf);
+	kvs_object_free(idx);
+	return v4;
+}
+
+/* btmin: the writers' smallest base table kept out of the index (0: the
+ * default, which this layout stays under; 1: always, format version 4) */
+static void model_run(uint32_t btmin)
 {
 	kvs_backend *be, *peer, *rbe;
 	kvs_store *s, *racer, *reader;
@@ -768,6 +793,8 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 	 * compaction runs often */
 	kvs__store_set_map_layout(s, 600, 3000);
 	kvs__store_set_map_layout(racer, 600, 3000);
+	s->map_basetab_min = racer->map_basetab_min = btmin;
+	v4seen = 0;
 
 	for (int step = 0; step < 2500; step++) {
 		rbatch rb, rb2;
@@ -857,6 +884,7 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 			compactions += rc == 0;
 		}
 		cr_assert_eq(equals(reader, m), 1, "step %d: map differs from the model", step);
+		v4seen += index_v4(be, s);
 		/* a few point reads through the writer's handle */
 		for (int k = 0; k < 3; k++) {
 			int f = (int)(rnd() % NF);
@@ -880,6 +908,8 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 	cr_assert_gt(races, 100);
 	cr_assert_gt(failed, 50);
 	cr_assert_gt(compactions, 50);
+	if (btmin == 1)
+		cr_assert_gt(v4seen, 100, "only %d steps ended on a base table", v4seen);
 	kvs_close(s);
 	kvs_close(racer);
 	kvs_close(reader);
@@ -887,9 +917,22 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 	free(next);
 }
 
+Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
+{
+	model_run(0);
+}
+
+/* The same with every base table out of the index (format version 4): the
+ * base table segment written by compactions, reused by batches and races,
+ * and crashes at every point of both. */
+Test(map, model_with_a_base_table_in_a_segment, .timeout = 600)
+{
+	model_run(1);
+}
+
 /* Crash at every backend call of one batch and of one compaction, in turn:
  * afterwards the map is the old one or the new one, never anything else. */
-Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
+static void crash_every_call(uint32_t btmin)
 {
 	for (int what = 0; what < 2; what++) {
 		for (uint64_t n = 0;; n++) {
@@ -908,6 +951,7 @@ Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
 			s = open_on(be);
 			r = open_on(rbe);
 			kvs__store_set_map_layout(s, 300, 1000);
+			s->map_basetab_min = btmin;
 			wo.compact = KVS_MAP_COMPACT_NEVER;
 			for (int i = 0; i < 20; i++) {
 				kvs_map_batch *b;
@@ -916,6 +960,13 @@ Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
 				cr_assert_eq(kvs_map_commit(NULL, s, "m", b, &wo), 0, "%s", kvs_error_last());
 				kvs_map_batch_free(b);
 				apply(before, &rb);
+			}
+			if (btmin) {
+				/* a base, and its table in a segment */
+				kvs_map_write_options co = KVS_MAP_WRITE_OPTIONS_INIT;
+				co.compact = KVS_MAP_COMPACT_FORCE;
+				cr_assert_eq(kvs_map_compact(NULL, s, "m", &co), 0, "%s", kvs_error_last());
+				cr_assert_eq(index_v4(be, s), 1);
 			}
 			random_batch(&rb);
 			for (int i = 0; i < rb.n; i++)
@@ -952,6 +1003,18 @@ Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
 			(void)calls;
 		}
 	}
+}
+
+Test(map, crash_at_every_call_of_a_batch_and_a_compaction)
+{
+	crash_every_call(0);
+}
+
+/* The same when the base table is in a segment (a compaction writes a new
+ * one; the batch reuses it). */
+Test(map, crash_at_every_call_with_a_base_table)
+{
+	crash_every_call(1);
 }
 
 static void count_problem(void *ctx, const kvs_fsck_problem *p)
