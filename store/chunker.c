@@ -8,6 +8,7 @@
  * of ~48 bytes, as in the FastCDC paper.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "chunker.h"
 #include "kvsplit.h"
@@ -119,4 +120,122 @@ size_t kvs__cdc_cut(const kvs__cdc *c, const uint8_t *buf, size_t len)
 	if ((cut = scan(buf, &i, n, &h, c->mask_l)) != 0)
 		return cut;
 	return n;
+}
+
+/* ---- a whole region, on several threads -------------------------------- */
+
+/* One speculative piece: the chain of cuts from `from` until a cut reaches
+ * `to` (or the region's stop rule), as chunk ends. */
+typedef struct piece {
+	const kvs__cdc *c;
+	const uint8_t *buf;
+	size_t len, from, to;
+	int final;
+	uint32_t *ends;
+	size_t cap, n;
+	int started, overflow;
+	pthread_t th;
+} piece;
+
+/* The stop rule of a caller moving chunk by chunk (chunker.h). */
+static int stops(const kvs__cdc *c, size_t len, size_t pos, int final)
+{
+	return pos >= len || (!final && len - pos < c->max);
+}
+
+static void *piece_run(void *arg)
+{
+	piece *pc = arg;
+	size_t off = pc->from;
+
+	while (off < pc->to && !stops(pc->c, pc->len, off, pc->final)) {
+		if (pc->n == pc->cap) {
+			pc->overflow = 1;
+			break;
+		}
+		off += kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
+		pc->ends[pc->n++] = (uint32_t)off;
+	}
+	return NULL;
+}
+
+int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                     uint32_t *lens, size_t cap, size_t *nout, size_t *used,
+                     unsigned threads, uint32_t *scratch)
+{
+	piece pcs[KVS__CDC_MAX_THREADS];
+	size_t pos = 0, n = 0, t = 1, j = 0;
+	int rc = 0;
+
+	*nout = 0;
+	*used = 0;
+	if (len > UINT32_MAX)
+		return kvs_error_set(KVS_ETOOBIG, "chunker region of %zu bytes", len);
+	if (threads > KVS__CDC_MAX_THREADS)
+		threads = KVS__CDC_MAX_THREADS;
+	/* pieces shorter than a few chunk_max would only resynchronise */
+	if (threads < 2 || !scratch || len / threads < 4 * (size_t)c->max)
+		threads = 1;
+	for (size_t k = 1; k < threads; k++) {
+		piece *pc = &pcs[k];
+		memset(pc, 0, sizeof(*pc));
+		pc->c = c;
+		pc->buf = buf;
+		pc->len = len;
+		pc->from = len / threads * k;
+		pc->to = k + 1 < threads ? len / threads * (k + 1) : len;
+		pc->final = final;
+		pc->ends = scratch + (k - 1) * cap;
+		pc->cap = cap;
+		pc->started = pthread_create(&pc->th, NULL, piece_run, pc) == 0;
+	}
+	while (!stops(c, len, pos, final)) {
+		size_t cut;
+		if (t < threads && pos >= pcs[t].from) {
+			piece *pc = &pcs[t];
+			if (pc->started) {
+				pthread_join(pc->th, NULL);
+				pc->started = 0;
+			}
+			if (pc->overflow)
+				pc->n = 0;   /* a partial list: treated as never met */
+			while (j < pc->n && pc->ends[j] < pos)
+				j++;
+			if (pos == pc->from || (j < pc->n && pc->ends[j] == pos)) {
+				/* met the piece's chain: it is the true one from here */
+				for (j += pos == pc->from ? 0 : 1; j < pc->n; j++) {
+					if (n == cap) {
+						rc = KVS_ETOOBIG;
+						goto out;
+					}
+					lens[n++] = pc->ends[j] - (uint32_t)pos;
+					pos = pc->ends[j];
+				}
+				t++;
+				j = 0;
+				continue;
+			}
+			if (j == pc->n) {   /* passed it without meeting it */
+				t++;
+				j = 0;
+				continue;
+			}
+		}
+		if (n == cap) {
+			rc = KVS_ETOOBIG;
+			goto out;
+		}
+		cut = kvs__cdc_cut(c, buf + pos, len - pos);
+		lens[n++] = (uint32_t)cut;
+		pos += cut;
+	}
+out:
+	for (size_t k = 1; k < threads; k++)
+		if (pcs[k].started)
+			pthread_join(pcs[k].th, NULL);
+	if (rc < 0)
+		return kvs_error_set(rc, "chunker: more than %zu chunks in a region", cap);
+	*nout = n;
+	*used = pos;
+	return 0;
 }

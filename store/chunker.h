@@ -36,4 +36,28 @@ int kvs__cdc_init(kvs__cdc *c, uint32_t min, uint32_t avg, uint32_t max);
  */
 size_t kvs__cdc_cut(const kvs__cdc *c, const uint8_t *buf, size_t len);
 
+/*
+ * Cut a whole region [buf, buf+len) the way a caller of kvs__cdc_cut that
+ * starts at buf[0] and moves chunk by chunk would: while bytes remain, stop
+ * when fewer than `max` are left unless `final`, else cut. The lengths go
+ * to lens[] (capacity `cap`, at least len / min + 2 suffices), their count
+ * to *nout; the bytes cut (the sum) are returned.
+ *
+ * With `threads` > 1 the region is split into that many pieces, each cut
+ * speculatively from its first byte on a thread of its own while the
+ * caller cuts the first piece from the true start; the true chain of cuts
+ * then follows a piece's list from the first cut point both share (a cut
+ * depends only on where its chunk starts, so two chains that meet once stay
+ * together), and is cut serially from where it left the previous piece up
+ * to that meeting point. The cuts are the serial ones exactly, whatever
+ * the data (a piece the chain never meets is cut again serially: data
+ * with no cut points costs what the serial cut costs). `scratch` holds
+ * (threads - 1) * cap lengths. 0, or KVS_ETOOBIG if `cap` is too small.
+ */
+int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                     uint32_t *lens, size_t cap, size_t *nout, size_t *used,
+                     unsigned threads, uint32_t *scratch);
+
+#define KVS__CDC_MAX_THREADS 8u
+
 #endif

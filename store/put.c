@@ -85,6 +85,9 @@ typedef struct put {
 	job *jobs;
 	size_t njobs, capjobs;
 	uint8_t *scratch[MAX_WORKERS]; /* one lz4 output per thread, kept warm across windows */
+	uint32_t *cuts, *cutscratch;   /* the window's chunk lengths (kvs__cdc_cut_all) */
+	size_t capcuts;
+	unsigned cutth;       /* threads cutscratch has room for */
 	/* figures */
 	kvs_put_stats st;
 	int quiet;            /* no progress reports (indirect body) */
@@ -370,26 +373,40 @@ out:
 }
 
 /* Cut [p, p+n) into chunks (leaving a tail shorter than chunk_max unless
- * `final`) and run them. Returns the bytes consumed through *used. */
+ * `final`) and run them. Returns the bytes consumed through *used. The cut
+ * runs on up to s->workers threads (kvs__cdc_cut_all: the same cut points
+ * as one thread), into lists kept for the whole put. */
 static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, size_t *used)
 {
-	size_t off = 0;
+	size_t cap = n / P->s->cdc.min + 2, nc = 0;
+	unsigned th = P->s->workers > KVS__CDC_MAX_THREADS ? KVS__CDC_MAX_THREADS : P->s->workers;
 	int rc;
 
-	while (off < n) {
-		size_t c;
-		if (!final && n - off < P->s->cdc.max)
-			break;
-		c = kvs__cdc_cut(&P->s->cdc, p + off, n - off);
-		if ((rc = grow((void **)&P->jobs, &P->capjobs, P->njobs + 1, sizeof(job), 1u << 20)) < 0)
-			return rc;
+	if (th < 1)
+		th = 1;
+	if (cap > P->capcuts || th > P->cutth) {
+		uint32_t *c = realloc(P->cuts, cap * sizeof(*c));
+		uint32_t *x = th > 1 ? realloc(P->cutscratch, (th - 1) * cap * sizeof(*x)) : NULL;
+		if (c)
+			P->cuts = c;
+		if (x)
+			P->cutscratch = x;
+		if (!c || (th > 1 && !x))
+			return kvs_error_set(KVS_ENOMEM, "out of memory");
+		P->capcuts = cap;
+		P->cutth = th;
+	}
+	if ((rc = kvs__cdc_cut_all(&P->s->cdc, p, n, final, P->cuts, cap, &nc, used, th,
+	                           P->cutscratch)) < 0)
+		return rc;
+	if ((rc = grow((void **)&P->jobs, &P->capjobs, P->njobs + nc, sizeof(job), 1u << 20)) < 0)
+		return rc;
+	for (size_t i = 0, off = 0; i < nc; off += P->cuts[i++]) {
 		P->jobs[P->njobs].p = p + off;
-		P->jobs[P->njobs].len = (uint32_t)c;
+		P->jobs[P->njobs].len = P->cuts[i];
 		P->jobs[P->njobs].blob = NULL;
 		P->njobs++;
-		off += c;
 	}
-	*used = off;
 	return run_window(P, cl);
 }
 
@@ -774,6 +791,8 @@ static void put_free(put *P)
 	free(P->kn);
 	free(P->tab);
 	free(P->jobs);
+	free(P->cuts);
+	free(P->cutscratch);
 }
 
 /* ---- commit hooks ------------------------------------------------------- */
