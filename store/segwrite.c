@@ -353,6 +353,10 @@ int kvs__segw_seal(kvs__segw *w)
 	sl->nchunks = (uint32_t)w->nbent;
 	w->nbent = 0;
 	w->bbytes = 0;
+	/* Shared (backend.h, version 3): a backend that keeps objects in
+	 * memory keeps a reference to the blobs rather than a copy. */
+	if (rc == 0 && (rc = kvs_object_share_data(obj)) < 0)
+		kvs_object_free(obj);
 	if (rc < 0)
 		return rc;
 	w->pend[w->npend] = obj;
