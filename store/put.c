@@ -893,6 +893,9 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 		val.length = 0;   /* does not fit (tiny manifest_max): chunk it */
 		XXH3_128bits_reset(&val.hash);
 	}
+	/* segments sealed while the value streams in are built at each flush,
+	 * side by side on the workers (segwrite.h) */
+	P.w.seal_workers = s->workers > 1 ? s->workers : 0;
 	if ((rc = ingest(&P, &val, src)) < 0)
 		goto out;
 	if (src->read && val.length <= s->opts.inline_max) {
@@ -936,6 +939,7 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 		goto out;
 	P.st.stored_bytes = stored;
 commit:
+	P.w.seal_workers = 0;   /* history.c reads the address right after a seal */
 	if (rc < 0)
 		goto out;
 	/* The base's history object, created (or touched) before the commit like
