@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "chunker.h"
+#include "names.h"
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 
@@ -132,6 +133,7 @@ typedef struct piece {
 	size_t len, from, to;
 	int final;
 	uint32_t *ends;
+	uint8_t (*addrs)[16];   /* each chunk's address, or NULL */
 	size_t cap, n;
 	int started, overflow;
 	pthread_t th;
@@ -153,15 +155,19 @@ static void *piece_run(void *arg)
 			pc->overflow = 1;
 			break;
 		}
-		off += kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
+		size_t cut = kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
+		if (pc->addrs)   /* while the chunk is still in the cache */
+			kvs__addr_of(pc->addrs[pc->n], pc->buf + off, cut);
+		off += cut;
 		pc->ends[pc->n++] = (uint32_t)off;
 	}
 	return NULL;
 }
 
 int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
-                     uint32_t *lens, size_t cap, size_t *nout, size_t *used,
-                     unsigned threads, uint32_t *scratch)
+                     uint32_t *lens, uint8_t (*addrs)[16], size_t cap, size_t *nout,
+                     size_t *used, unsigned threads, uint32_t *scratch,
+                     uint8_t (*ascratch)[16])
 {
 	piece pcs[KVS__CDC_MAX_THREADS];
 	size_t pos = 0, n = 0, t = 1, j = 0;
@@ -174,7 +180,7 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
 	if (threads > KVS__CDC_MAX_THREADS)
 		threads = KVS__CDC_MAX_THREADS;
 	/* pieces shorter than a few chunk_max would only resynchronise */
-	if (threads < 2 || !scratch || len / threads < 4 * (size_t)c->max)
+	if (threads < 2 || !scratch || (addrs && !ascratch) || len / threads < 4 * (size_t)c->max)
 		threads = 1;
 	for (size_t k = 1; k < threads; k++) {
 		piece *pc = &pcs[k];
@@ -186,6 +192,7 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
 		pc->to = k + 1 < threads ? len / threads * (k + 1) : len;
 		pc->final = final;
 		pc->ends = scratch + (k - 1) * cap;
+		pc->addrs = addrs ? ascratch + (k - 1) * cap : NULL;
 		pc->cap = cap;
 		pc->started = pthread_create(&pc->th, NULL, piece_run, pc) == 0;
 	}
@@ -208,6 +215,8 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
 						rc = KVS_ETOOBIG;
 						goto out;
 					}
+					if (addrs)
+						memcpy(addrs[n], pc->addrs[j], 16);
 					lens[n++] = pc->ends[j] - (uint32_t)pos;
 					pos = pc->ends[j];
 				}
@@ -226,6 +235,8 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
 			goto out;
 		}
 		cut = kvs__cdc_cut(c, buf + pos, len - pos);
+		if (addrs)
+			kvs__addr_of(addrs[n], buf + pos, cut);
 		lens[n++] = (uint32_t)cut;
 		pos += cut;
 	}

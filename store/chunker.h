@@ -52,11 +52,18 @@ size_t kvs__cdc_cut(const kvs__cdc *c, const uint8_t *buf, size_t len);
  * to that meeting point. The cuts are the serial ones exactly, whatever
  * the data (a piece the chain never meets is cut again serially: data
  * with no cut points costs what the serial cut costs). `scratch` holds
- * (threads - 1) * cap lengths. 0, or KVS_ETOOBIG if `cap` is too small.
+ * (threads - 1) * cap lengths.
+ *
+ * With `addrs` (capacity `cap`, and `ascratch` of (threads - 1) * cap when
+ * threads > 1), each chunk's XXH3-128 address (kvs__addr_of) is computed
+ * too, by the thread that cut it, right after the cut while its bytes are
+ * still in the cache: no second pass over the window. 0, or KVS_ETOOBIG if
+ * `cap` is too small.
  */
 int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
-                     uint32_t *lens, size_t cap, size_t *nout, size_t *used,
-                     unsigned threads, uint32_t *scratch);
+                     uint32_t *lens, uint8_t (*addrs)[16], size_t cap, size_t *nout,
+                     size_t *used, unsigned threads, uint32_t *scratch,
+                     uint8_t (*ascratch)[16]);
 
 #define KVS__CDC_MAX_THREADS 8u
 

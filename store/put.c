@@ -61,7 +61,7 @@ typedef struct job {
 	int fresh;
 	uint8_t *blob;
 	uint32_t blen;
-	uint8_t addr[16];     /* XXH3-128 of the chunk (on a worker) */
+	uint8_t addr[16];     /* XXH3-128 of the chunk (by the thread that cut it) */
 } job;
 
 #define MAX_WORKERS 8
@@ -86,6 +86,7 @@ typedef struct put {
 	size_t njobs, capjobs;
 	uint8_t *scratch[MAX_WORKERS]; /* one lz4 output per thread, kept warm across windows */
 	uint32_t *cuts, *cutscratch;   /* the window's chunk lengths (kvs__cdc_cut_all) */
+	uint8_t (*addrs)[16], (*addrscratch)[16];   /* and their addresses */
 	size_t capcuts;
 	unsigned cutth;       /* threads cutscratch has room for */
 	/* figures */
@@ -226,7 +227,6 @@ typedef struct pool {
 	size_t n;
 	size_t next;          /* atomic */
 	int accel;
-	int hash;             /* 1: address every job; 0: compress the fresh ones */
 	int failed;           /* atomic */
 	uint8_t **scratch;
 } pool;
@@ -244,10 +244,6 @@ static void work_some(pool *pl, uint8_t *scratch)
 		if (i >= pl->n)
 			return;
 		j = &pl->jobs[i];
-		if (pl->hash) {
-			kvs__addr_of(j->addr, j->p, j->len);
-			continue;
-		}
 		if (!j->fresh)
 			continue;
 		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, j->p, j->len, pl->accel);
@@ -277,13 +273,24 @@ static size_t start_helpers(pthread_t *th, worker *wk, pool *pl, size_t want)
 	return nt;
 }
 
-/* Compress the fresh jobs of the window, on up to s->workers threads. */
-static int compress_window(put *P, size_t nfresh)
+/* The whole-value hash of the window's bytes (in value order: the caller). */
+static void hash_whole(put *P, clist *cl)
+{
+	if (P->njobs)
+		XXH3_128bits_update(&cl->hash, P->jobs[0].p,
+		                    (size_t)(P->jobs[P->njobs - 1].p - P->jobs[0].p) +
+		                    P->jobs[P->njobs - 1].len);
+}
+
+/* Compress the fresh jobs of the window, on up to s->workers threads; the
+ * caller first feeds the whole-value hash (the helpers compress meanwhile),
+ * then helps. */
+static int compress_window(put *P, clist *cl, size_t nfresh)
 {
 	pthread_t th[MAX_WORKERS];
 	worker wk[MAX_WORKERS];
 	size_t nt, want, cap = kvs__blob_scratch_size(P->s->cdc.max);
-	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch };
+	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, P->scratch };
 
 	want = P->s->workers;
 	if (want > nfresh)
@@ -297,6 +304,7 @@ static int compress_window(put *P, size_t nfresh)
 			kvs__blob_scratch_init(P->scratch[i]);
 		}
 	nt = start_helpers(th, wk, &pl, want);
+	hash_whole(P, cl);
 	work_some(&pl, P->scratch[0]);
 	for (size_t i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
@@ -305,32 +313,13 @@ static int compress_window(put *P, size_t nfresh)
 	return 0;
 }
 
-/*
- * The addresses of the window's chunks on the helpers while the caller
- * feeds the whole-value hash, which must see the bytes in order; then the
- * caller helps with what is left.
- */
-static void hash_window(put *P, clist *cl)
-{
-	pthread_t th[MAX_WORKERS];
-	worker wk[MAX_WORKERS];
-	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL };
-	size_t nt = start_helpers(th, wk, &pl, P->njobs > 1 ? P->s->workers : 1);
-
-	for (size_t i = 0; i < P->njobs; i++)
-		XXH3_128bits_update(&cl->hash, P->jobs[i].p, P->jobs[i].len);
-	work_some(&pl, NULL);
-	for (size_t i = 0; i < nt; i++)
-		pthread_join(th[i], NULL);
-}
-
-/* Hash, look up, compress and pack the chunks of the window, in order. */
+/* Look up, compress and pack the chunks of the window (addressed by the
+ * cut), in order. */
 static int run_window(put *P, clist *cl)
 {
 	size_t nfresh = 0;
 	int rc = 0;
 
-	hash_window(P, cl);
 	for (size_t i = 0; i < P->njobs; i++) {
 		job *j = &P->jobs[i];
 		const uint8_t *a = j->addr;
@@ -352,7 +341,9 @@ static int run_window(put *P, clist *cl)
 		if ((rc = cl_add(cl, j->k, j->len)) < 0)
 			return rc;
 	}
-	if (nfresh && (rc = compress_window(P, nfresh)) < 0)
+	if (!nfresh)
+		hash_whole(P, cl);
+	else if ((rc = compress_window(P, cl, nfresh)) < 0)
 		goto out;
 	for (size_t i = 0; i < P->njobs; i++) {
 		job *j = &P->jobs[i];
@@ -375,7 +366,8 @@ out:
 /* Cut [p, p+n) into chunks (leaving a tail shorter than chunk_max unless
  * `final`) and run them. Returns the bytes consumed through *used. The cut
  * runs on up to s->workers threads (kvs__cdc_cut_all: the same cut points
- * as one thread), into lists kept for the whole put. */
+ * as one thread), each chunk addressed by the thread that cut it, into
+ * lists kept for the whole put. */
 static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, size_t *used)
 {
 	size_t cap = n / P->s->cdc.min + 2, nc = 0;
@@ -387,17 +379,23 @@ static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, 
 	if (cap > P->capcuts || th > P->cutth) {
 		uint32_t *c = realloc(P->cuts, cap * sizeof(*c));
 		uint32_t *x = th > 1 ? realloc(P->cutscratch, (th - 1) * cap * sizeof(*x)) : NULL;
+		uint8_t (*a)[16] = realloc(P->addrs, cap * 16);
+		uint8_t (*ax)[16] = th > 1 ? realloc(P->addrscratch, (th - 1) * cap * 16) : NULL;
 		if (c)
 			P->cuts = c;
 		if (x)
 			P->cutscratch = x;
-		if (!c || (th > 1 && !x))
+		if (a)
+			P->addrs = a;
+		if (ax)
+			P->addrscratch = ax;
+		if (!c || !a || (th > 1 && (!x || !ax)))
 			return kvs_error_set(KVS_ENOMEM, "out of memory");
 		P->capcuts = cap;
 		P->cutth = th;
 	}
-	if ((rc = kvs__cdc_cut_all(&P->s->cdc, p, n, final, P->cuts, cap, &nc, used, th,
-	                           P->cutscratch)) < 0)
+	if ((rc = kvs__cdc_cut_all(&P->s->cdc, p, n, final, P->cuts, P->addrs, cap, &nc, used, th,
+	                           P->cutscratch, P->addrscratch)) < 0)
 		return rc;
 	if ((rc = grow((void **)&P->jobs, &P->capjobs, P->njobs + nc, sizeof(job), 1u << 20)) < 0)
 		return rc;
@@ -405,6 +403,7 @@ static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, 
 		P->jobs[P->njobs].p = p + off;
 		P->jobs[P->njobs].len = P->cuts[i];
 		P->jobs[P->njobs].blob = NULL;
+		memcpy(P->jobs[P->njobs].addr, P->addrs[i], 16);
 		P->njobs++;
 	}
 	return run_window(P, cl);
@@ -793,6 +792,8 @@ static void put_free(put *P)
 	free(P->jobs);
 	free(P->cuts);
 	free(P->cutscratch);
+	free(P->addrs);
+	free(P->addrscratch);
 }
 
 /* ---- commit hooks ------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "chunker.h"
+#include "names.h"
 #include "kvsplit.h"
 #include "support/fixture.h"
 
@@ -101,23 +102,35 @@ static void same_as_serial(const kvs__cdc *c, const uint8_t *d, size_t n, const 
 	size_t cap = n / c->min + 2;
 	uint32_t *ref = malloc(cap * sizeof(*ref)), *got = malloc(cap * sizeof(*got));
 	uint32_t *scratch = malloc(KVS__CDC_MAX_THREADS * cap * sizeof(*scratch));
+	uint8_t (*addrs)[16] = malloc(cap * 16), (*ascratch)[16] = malloc(KVS__CDC_MAX_THREADS * cap * 16);
 
-	cr_assert(ref && got && scratch);
+	cr_assert(ref && got && scratch && addrs && ascratch);
 	for (int final = 0; final <= 1; final++) {
 		size_t rused, nref = serial_cuts(c, d, n, final, ref, &rused);
 		for (unsigned th = 1; th <= KVS__CDC_MAX_THREADS; th++) {
-			size_t ngot = 0, gused = 0;
-			cr_assert_eq(kvs__cdc_cut_all(c, d, n, final, got, cap, &ngot, &gused, th, scratch), 0,
+			size_t ngot = 0, gused = 0, off = 0;
+			int with_addrs = th % 2 == 0;   /* both ways */
+			cr_assert_eq(kvs__cdc_cut_all(c, d, n, final, got, with_addrs ? addrs : NULL, cap,
+			                              &ngot, &gused, th, scratch, ascratch), 0,
 			             "%s: %s", what, kvs_error_last());
 			cr_assert_eq(ngot, nref, "%s, final %d, %u threads: %zu chunks, serial %zu", what,
 			             final, th, ngot, nref);
 			cr_assert_eq(gused, rused, "%s, final %d, %u threads: %zu bytes cut, serial %zu",
 			             what, final, th, gused, rused);
-			for (size_t i = 0; i < nref; i++)
+			for (size_t i = 0; i < nref; i++) {
+				uint8_t a[16];
 				cr_assert_eq(got[i], ref[i], "%s, final %d, %u threads: chunk %zu is %u bytes, "
 				             "serial %u", what, final, th, i, got[i], ref[i]);
+				kvs__addr_of(a, d + off, ref[i]);
+				cr_assert(!with_addrs || memcmp(a, addrs[i], 16) == 0,
+				          "%s, final %d, %u threads: chunk %zu has a wrong address", what, final,
+				          th, i);
+				off += ref[i];
+			}
 		}
 	}
+	free(addrs);
+	free(ascratch);
 	free(ref);
 	free(got);
 	free(scratch);
@@ -184,6 +197,7 @@ Test(chunker, cut_all_refuses_a_too_small_list)
 	uint32_t lens[4];
 
 	fx_random(d, n, 5);
-	cr_assert_eq(kvs__cdc_cut_all(&c, d, n, 1, lens, 4, &ngot, &used, 1, NULL), KVS_ETOOBIG);
+	cr_assert_eq(kvs__cdc_cut_all(&c, d, n, 1, lens, NULL, 4, &ngot, &used, 1, NULL, NULL),
+	             KVS_ETOOBIG);
 	free(d);
 }
