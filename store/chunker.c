@@ -125,81 +125,66 @@ size_t kvs__cdc_cut(const kvs__cdc *c, const uint8_t *buf, size_t len)
 
 /* ---- a whole region, on several threads -------------------------------- */
 
-/* One speculative piece: the chain of cuts from `from` until a cut reaches
- * `to` (or the region's stop rule), as chunk ends. */
-typedef struct piece {
-	const kvs__cdc *c;
-	const uint8_t *buf;
-	size_t len, from, to;
-	int final;
-	uint32_t *ends;
-	uint8_t (*addrs)[16];   /* each chunk's address, or NULL */
-	size_t cap, n;
-	int started, overflow;
-	pthread_t th;
-} piece;
-
 /* The stop rule of a caller moving chunk by chunk (chunker.h). */
 static int stops(const kvs__cdc *c, size_t len, size_t pos, int final)
 {
 	return pos >= len || (!final && len - pos < c->max);
 }
 
-static void *piece_run(void *arg)
+void kvs__cdc_piece_init(kvs__cdc_piece *pc, const kvs__cdc *c, const uint8_t *buf, size_t len,
+                         int final, size_t from, size_t to, uint32_t *ends,
+                         uint8_t (*addrs)[16], size_t cap)
 {
-	piece *pc = arg;
+	memset(pc, 0, sizeof(*pc));
+	pc->c = c;
+	pc->buf = buf;
+	pc->len = len;
+	pc->from = from;
+	pc->to = to;
+	pc->final = final;
+	pc->ends = ends;
+	pc->addrs = addrs;
+	pc->cap = cap;
+}
+
+void kvs__cdc_piece_run(kvs__cdc_piece *pc)
+{
 	size_t off = pc->from;
 
+	pc->n = 0;
 	while (off < pc->to && !stops(pc->c, pc->len, off, pc->final)) {
+		size_t cut;
 		if (pc->n == pc->cap) {
 			pc->overflow = 1;
 			break;
 		}
-		size_t cut = kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
+		cut = kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
 		if (pc->addrs)   /* while the chunk is still in the cache */
 			kvs__addr_of(pc->addrs[pc->n], pc->buf + off, cut);
 		off += cut;
 		pc->ends[pc->n++] = (uint32_t)off;
 	}
+}
+
+static void *piece_thread(void *arg)
+{
+	kvs__cdc_piece_run(arg);
 	return NULL;
 }
 
-int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
-                     uint32_t *lens, uint8_t (*addrs)[16], size_t cap, size_t *nout,
-                     size_t *used, unsigned threads, uint32_t *scratch,
-                     uint8_t (*ascratch)[16])
+int kvs__cdc_merge(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                   kvs__cdc_piece *pcs, size_t np, uint32_t *lens, uint8_t (*addrs)[16],
+                   size_t cap, size_t *nout, size_t *used)
 {
-	piece pcs[KVS__CDC_MAX_THREADS];
-	size_t pos = 0, n = 0, t = 1, j = 0;
+	size_t pos = 0, n = 0, t = 0, j = 0;
 	int rc = 0;
 
 	*nout = 0;
 	*used = 0;
-	if (len > UINT32_MAX)
-		return kvs_error_set(KVS_ETOOBIG, "chunker region of %zu bytes", len);
-	if (threads > KVS__CDC_MAX_THREADS)
-		threads = KVS__CDC_MAX_THREADS;
-	/* pieces shorter than a few chunk_max would only resynchronise */
-	if (threads < 2 || !scratch || (addrs && !ascratch) || len / threads < 4 * (size_t)c->max)
-		threads = 1;
-	for (size_t k = 1; k < threads; k++) {
-		piece *pc = &pcs[k];
-		memset(pc, 0, sizeof(*pc));
-		pc->c = c;
-		pc->buf = buf;
-		pc->len = len;
-		pc->from = len / threads * k;
-		pc->to = k + 1 < threads ? len / threads * (k + 1) : len;
-		pc->final = final;
-		pc->ends = scratch + (k - 1) * cap;
-		pc->addrs = addrs ? ascratch + (k - 1) * cap : NULL;
-		pc->cap = cap;
-		pc->started = pthread_create(&pc->th, NULL, piece_run, pc) == 0;
-	}
 	while (!stops(c, len, pos, final)) {
 		size_t cut;
-		if (t < threads && pos >= pcs[t].from) {
-			piece *pc = &pcs[t];
+		if (t < np && pos >= pcs[t].from) {
+			kvs__cdc_piece *pc = &pcs[t];
 			if (pc->started) {
 				pthread_join(pc->th, NULL);
 				pc->started = 0;
@@ -241,12 +226,49 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
 		pos += cut;
 	}
 out:
-	for (size_t k = 1; k < threads; k++)
-		if (pcs[k].started)
+	for (size_t k = 0; k < np; k++)
+		if (pcs[k].started) {
 			pthread_join(pcs[k].th, NULL);
+			pcs[k].started = 0;
+		}
 	if (rc < 0)
 		return kvs_error_set(rc, "chunker: more than %zu chunks in a region", cap);
 	*nout = n;
 	*used = pos;
 	return 0;
+}
+
+int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                     uint32_t *lens, uint8_t (*addrs)[16], size_t cap, size_t *nout,
+                     size_t *used, unsigned threads, uint32_t *scratch,
+                     uint8_t (*ascratch)[16])
+{
+	kvs__cdc_piece pcs[KVS__CDC_MAX_THREADS];
+
+	*nout = 0;
+	*used = 0;
+	if (len > UINT32_MAX)
+		return kvs_error_set(KVS_ETOOBIG, "chunker region of %zu bytes", len);
+	threads = kvs__cdc_pieces(c, len, threads);
+	if (!scratch || (addrs && !ascratch))
+		threads = 1;
+	/* pieces 1.. on helpers; the caller cuts from the true start (merge) */
+	for (size_t k = 1; k < threads; k++) {
+		kvs__cdc_piece *pc = &pcs[k - 1];
+		kvs__cdc_piece_init(pc, c, buf, len, final, len / threads * k,
+		                    k + 1 < threads ? len / threads * (k + 1) : len,
+		                    scratch + (k - 1) * cap, addrs ? ascratch + (k - 1) * cap : NULL, cap);
+		pc->started = pthread_create(&pc->th, NULL, piece_thread, pc) == 0;
+	}
+	return kvs__cdc_merge(c, buf, len, final, pcs, threads - 1, lens, addrs, cap, nout, used);
+}
+
+unsigned kvs__cdc_pieces(const kvs__cdc *c, size_t len, unsigned threads)
+{
+	if (threads > KVS__CDC_MAX_THREADS)
+		threads = KVS__CDC_MAX_THREADS;
+	/* pieces shorter than a few chunk_max would only resynchronise */
+	if (threads < 2 || len / threads < 4 * (size_t)c->max)
+		return 1;
+	return threads;
 }

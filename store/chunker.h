@@ -9,6 +9,7 @@
 #ifndef KVS_CHUNKER_H
 #define KVS_CHUNKER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,5 +67,38 @@ int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int fina
                      uint8_t (*ascratch)[16]);
 
 #define KVS__CDC_MAX_THREADS 8u
+
+/*
+ * The steps of kvs__cdc_cut_all, for a caller that runs the pieces on
+ * threads of its own (put.c: beside the compression of the window before).
+ * A piece is the chain of cuts of [buf, buf+len) from `from` (as if a chunk
+ * started there) until a cut reaches `to` or the stop rule; its chunk ends
+ * go to `ends` (and addresses to `addrs`, may be NULL), at most `cap`
+ * (more: `overflow`, and the piece is ignored). kvs__cdc_merge then follows
+ * the true chain from buf[0] through pieces [0, np) ordered by `from`
+ * (joining any with `started` set): a piece with from == 0 is the true
+ * chain itself. kvs__cdc_pieces: how many pieces a region of `len` bytes
+ * is worth cutting in, at most `threads` (1: not worth splitting).
+ */
+typedef struct kvs__cdc_piece {
+	const kvs__cdc *c;
+	const uint8_t *buf;
+	size_t len, from, to;
+	int final;
+	uint32_t *ends;
+	uint8_t (*addrs)[16];
+	size_t cap, n;
+	int started, overflow;
+	pthread_t th;
+} kvs__cdc_piece;
+
+void kvs__cdc_piece_init(kvs__cdc_piece *pc, const kvs__cdc *c, const uint8_t *buf, size_t len,
+                         int final, size_t from, size_t to, uint32_t *ends,
+                         uint8_t (*addrs)[16], size_t cap);
+void kvs__cdc_piece_run(kvs__cdc_piece *pc);
+int kvs__cdc_merge(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                   kvs__cdc_piece *pcs, size_t np, uint32_t *lens, uint8_t (*addrs)[16],
+                   size_t cap, size_t *nout, size_t *used);
+unsigned kvs__cdc_pieces(const kvs__cdc *c, size_t len, unsigned threads);
 
 #endif

@@ -117,6 +117,29 @@ static void same_as_serial(const kvs__cdc *c, const uint8_t *d, size_t n, const 
 			             final, th, ngot, nref);
 			cr_assert_eq(gused, rused, "%s, final %d, %u threads: %zu bytes cut, serial %zu",
 			             what, final, th, gused, rused);
+			/* the pipelined put's way: every piece, the first included, cut
+			 * apart (here in turn), then merged */
+			if (th > 1) {
+				kvs__cdc_piece pcs[KVS__CDC_MAX_THREADS];
+				unsigned np = kvs__cdc_pieces(c, n, th);
+				size_t nm = 0, mused = 0;
+				uint32_t *mg = malloc(cap * sizeof(*mg));
+				cr_assert(mg);
+				for (unsigned k = 0; k < np; k++) {
+					kvs__cdc_piece_init(&pcs[k], c, d, n, final, n / np * k,
+					                    k + 1 < np ? n / np * (k + 1) : n, scratch + k * cap,
+					                    ascratch + k * cap, cap);
+					kvs__cdc_piece_run(&pcs[k]);
+				}
+				cr_assert_eq(kvs__cdc_merge(c, d, n, final, pcs, np, mg, NULL, cap, &nm, &mused), 0);
+				cr_assert_eq(nm, nref, "%s, final %d, %u pieces merged: %zu chunks, serial %zu",
+				             what, final, np, nm, nref);
+				cr_assert_eq(mused, rused);
+				for (size_t i = 0; i < nref; i++)
+					cr_assert_eq(mg[i], ref[i], "%s, final %d, %u pieces merged: chunk %zu", what,
+					             final, np, i);
+				free(mg);
+			}
 			for (size_t i = 0; i < nref; i++) {
 				uint8_t a[16];
 				cr_assert_eq(got[i], ref[i], "%s, final %d, %u threads: chunk %zu is %u bytes, "
