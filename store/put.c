@@ -1,10 +1,12 @@
 /*
  * put.c — opaque values: what a put of a value of any size does that no
  * other value kind does (docs/design.md "Put"). It streams the value
- * through a window: FastCDC cuts it, each chunk is hashed (XXH3-128) and
- * looked up among the chunks already known (the base manifest's, and this
- * put's own); new chunks are lz4-compressed (by a few threads, one window at
- * a time) and handed, in value order, to the segment writer (segwrite.c),
+ * through a window: FastCDC cuts it (on a few threads, with the serial cut
+ * points: chunker.h), each chunk is hashed (XXH3-128) by the thread that cut
+ * it and looked up among the chunks already known (the base manifest's, and
+ * this put's own); new chunks are lz4-compressed (by a few threads; a buffer
+ * put cuts the next window in the same round: ingest_buffer) and handed, in
+ * value order, to the segment writer (segwrite.c),
  * which packs, creates and verifies segments. When the whole value is in,
  * sparse base segments may be repacked (design.md "Sizes"), the manifest is
  * built (inline, chunked or indirect), and the commit step (commit.c)
