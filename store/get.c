@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +214,8 @@ static int verify_chunk(const kvs__segment *sg, const kvs__chunk_ref *c, uint8_t
  * chunk by chunk as the chunks are done (status no longer CK_PENDING) and
  * decodes a chunk itself whenever the next one in order is not done yet:
  * the hash overlaps the decoding instead of following it on one thread.
+ * When nothing is left to take, it waits for the helpers (no spinning) and
+ * hashes the few chunks they finished last.
  */
 #define CK_PENDING 0xff
 
@@ -274,16 +275,17 @@ static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole
 		if (st == CK_OK) {
 			XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
 			h++;
-		} else if (st != CK_PENDING) {
-			break;
-		} else if (!decode_one(d)) {
-			sched_yield();   /* the next in order is on a helper */
+		} else if (st != CK_PENDING || !decode_one(d)) {
+			break;   /* a bad chunk, or the rest is on the helpers: no spinning */
 		}
 	}
-	while (decode_one(d))
+	while (decode_one(d))   /* after a bad chunk: every status set, as read_chunks expects */
 		;
 	for (size_t k = 0; k < nt; k++)
 		pthread_join(th[k], NULL);
+	/* the last chunks the helpers finished after the caller ran out of work */
+	for (; h < d->end && d->status[h] == CK_OK; h++)
+		XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
 }
 
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
