@@ -11,6 +11,9 @@
  *    the fly, each in a forked child (ru_maxrss of the child), next to the
  *    bytes the in-memory backend itself holds (skipped with --quick, as are the edits);
  *  - kvs_get_into into a warm caller buffer, beside kvs_get.
+ *
+ * --quick skips the streaming and edit figures; --only json|random runs one
+ * data set's floor, put and get alone (implies --quick: for perf record).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,7 +291,17 @@ int main(int argc, char **argv)
 	size_t n = 64 * MIB;
 	uint8_t *j, *r;
 
-	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	int quick = 0;
+	const char *only = NULL;   /* --only json|random: one data set (for profiling) */
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--quick") == 0)
+			quick = 1;
+		else if (strcmp(argv[a], "--only") == 0 && a + 1 < argc)
+			only = argv[++a];
+	}
+	if (only)
+		quick = 1;
 
 	/* first, while this process is small: a child's ru_maxrss starts at
 	 * its parent's resident size */
@@ -300,8 +313,10 @@ int main(int argc, char **argv)
 	r = malloc(n);
 	gen_json((char *)j, n, 1);
 	gen_random(r, n, 2);
-	floor_and_store("json", j, n);
-	floor_and_store("random", r, n);
+	if (!only || strcmp(only, "json") == 0)
+		floor_and_store("json", j, n);
+	if (!only || strcmp(only, "random") == 0)
+		floor_and_store("random", r, n);
 	for (uint32_t avg = 16 * 1024; !quick && avg <= 256 * 1024; avg *= 2)
 		edits(avg, j, n);
 	free(j);

@@ -8,8 +8,10 @@
  * of ~48 bytes, as in the FastCDC paper.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "chunker.h"
+#include "names.h"
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
 
@@ -119,4 +121,154 @@ size_t kvs__cdc_cut(const kvs__cdc *c, const uint8_t *buf, size_t len)
 	if ((cut = scan(buf, &i, n, &h, c->mask_l)) != 0)
 		return cut;
 	return n;
+}
+
+/* ---- a whole region, on several threads -------------------------------- */
+
+/* The stop rule of a caller moving chunk by chunk (chunker.h). */
+static int stops(const kvs__cdc *c, size_t len, size_t pos, int final)
+{
+	return pos >= len || (!final && len - pos < c->max);
+}
+
+void kvs__cdc_piece_init(kvs__cdc_piece *pc, const kvs__cdc *c, const uint8_t *buf, size_t len,
+                         int final, size_t from, size_t to, uint32_t *ends,
+                         uint8_t (*addrs)[16], size_t cap)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->c = c;
+	pc->buf = buf;
+	pc->len = len;
+	pc->from = from;
+	pc->to = to;
+	pc->final = final;
+	pc->ends = ends;
+	pc->addrs = addrs;
+	pc->cap = cap;
+}
+
+void kvs__cdc_piece_run(kvs__cdc_piece *pc)
+{
+	size_t off = pc->from;
+
+	pc->n = 0;
+	while (off < pc->to && !stops(pc->c, pc->len, off, pc->final)) {
+		size_t cut;
+		if (pc->n == pc->cap) {
+			pc->overflow = 1;
+			break;
+		}
+		cut = kvs__cdc_cut(pc->c, pc->buf + off, pc->len - off);
+		if (pc->addrs)   /* while the chunk is still in the cache */
+			kvs__addr_of(pc->addrs[pc->n], pc->buf + off, cut);
+		off += cut;
+		pc->ends[pc->n++] = (uint32_t)off;
+	}
+}
+
+static void *piece_thread(void *arg)
+{
+	kvs__cdc_piece_run(arg);
+	return NULL;
+}
+
+int kvs__cdc_merge(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                   kvs__cdc_piece *pcs, size_t np, uint32_t *lens, uint8_t (*addrs)[16],
+                   size_t cap, size_t *nout, size_t *used)
+{
+	size_t pos = 0, n = 0, t = 0, j = 0;
+	int rc = 0;
+
+	*nout = 0;
+	*used = 0;
+	while (!stops(c, len, pos, final)) {
+		size_t cut;
+		if (t < np && pos >= pcs[t].from) {
+			kvs__cdc_piece *pc = &pcs[t];
+			if (pc->started) {
+				pthread_join(pc->th, NULL);
+				pc->started = 0;
+			}
+			if (pc->overflow)
+				pc->n = 0;   /* a partial list: treated as never met */
+			while (j < pc->n && pc->ends[j] < pos)
+				j++;
+			if (pos == pc->from || (j < pc->n && pc->ends[j] == pos)) {
+				/* met the piece's chain: it is the true one from here */
+				for (j += pos == pc->from ? 0 : 1; j < pc->n; j++) {
+					if (n == cap) {
+						rc = KVS_ETOOBIG;
+						goto out;
+					}
+					if (addrs)
+						memcpy(addrs[n], pc->addrs[j], 16);
+					lens[n++] = pc->ends[j] - (uint32_t)pos;
+					pos = pc->ends[j];
+				}
+				t++;
+				j = 0;
+				continue;
+			}
+			if (j == pc->n) {   /* passed it without meeting it */
+				t++;
+				j = 0;
+				continue;
+			}
+		}
+		if (n == cap) {
+			rc = KVS_ETOOBIG;
+			goto out;
+		}
+		cut = kvs__cdc_cut(c, buf + pos, len - pos);
+		if (addrs)
+			kvs__addr_of(addrs[n], buf + pos, cut);
+		lens[n++] = (uint32_t)cut;
+		pos += cut;
+	}
+out:
+	for (size_t k = 0; k < np; k++)
+		if (pcs[k].started) {
+			pthread_join(pcs[k].th, NULL);
+			pcs[k].started = 0;
+		}
+	if (rc < 0)
+		return kvs_error_set(rc, "chunker: more than %zu chunks in a region", cap);
+	*nout = n;
+	*used = pos;
+	return 0;
+}
+
+int kvs__cdc_cut_all(const kvs__cdc *c, const uint8_t *buf, size_t len, int final,
+                     uint32_t *lens, uint8_t (*addrs)[16], size_t cap, size_t *nout,
+                     size_t *used, unsigned threads, uint32_t *scratch,
+                     uint8_t (*ascratch)[16])
+{
+	kvs__cdc_piece pcs[KVS__CDC_MAX_THREADS];
+
+	*nout = 0;
+	*used = 0;
+	if (len > UINT32_MAX)
+		return kvs_error_set(KVS_ETOOBIG, "chunker region of %zu bytes", len);
+	threads = kvs__cdc_pieces(c, len, threads);
+	if (!scratch || (addrs && !ascratch))
+		threads = 1;
+	/* pieces 1.. on helpers; the caller cuts from the true start (merge) */
+	for (size_t k = 1; k < threads; k++) {
+		kvs__cdc_piece *pc = &pcs[k - 1];
+		kvs__cdc_piece_init(pc, c, buf, len, final, len / threads * k,
+		                    k + 1 < threads ? len / threads * (k + 1) : len,
+		                    scratch + (k - 1) * cap, addrs ? ascratch + (k - 1) * cap : NULL, cap);
+		pc->started = pthread_create(&pc->th, NULL, piece_thread, pc) == 0;
+	}
+	return kvs__cdc_merge(c, buf, len, final, pcs, threads - 1, lens, addrs, cap, nout, used);
+}
+
+unsigned kvs__cdc_pieces(const kvs__cdc *c, size_t len, unsigned threads)
+{
+	if (threads > KVS__CDC_MAX_THREADS)
+		threads = KVS__CDC_MAX_THREADS;
+	/* pieces shorter than a few chunk_max would only resynchronise */
+	if (threads < 2 || len / threads < 4 * (size_t)c->max)
+		return 1;
+	return threads;
 }

@@ -145,7 +145,11 @@ static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
 			kvs_object_free(obj);
 			continue;
 		}
-		rc = kvs__seg_open(&segs[map[k]], obj, m->segs[want[map[k]]].addr, s->be->max_object_bytes);
+		/* read through: every chunk is checked against its own address,
+		 * so the whole-segment hash would only be one more pass */
+		rc = (keep ? kvs__seg_open : kvs__seg_open_unhashed)(&segs[map[k]], obj,
+		                                                     m->segs[want[map[k]]].addr,
+		                                                     s->be->max_object_bytes);
 		if (rc < 0)
 			rc = kvs_error_set(rc, "%s: %s", what, kvs_error_last());
 		else if (keep)
@@ -204,7 +208,17 @@ static int verify_chunk(const kvs__segment *sg, const kvs__chunk_ref *c, uint8_t
 	return memcmp(a, c->addr, 16) == 0 ? CK_OK : CK_HASH;
 }
 
-/* A run of chunks decoded into the value buffer by a few threads. */
+/*
+ * A run of chunks decoded into the value buffer by a few threads. The
+ * whole-value hash must see the bytes in order, so the caller feeds it
+ * chunk by chunk as the chunks are done (status no longer CK_PENDING) and
+ * decodes a chunk itself whenever the next one in order is not done yet:
+ * the hash overlaps the decoding instead of following it on one thread.
+ * When nothing is left to take, it waits for the helpers (no spinning) and
+ * hashes the few chunks they finished last.
+ */
+#define CK_PENDING 0xff
+
 typedef struct dec {
 	const kvs__manifest *m;
 	kvs__segment **segs;
@@ -212,44 +226,66 @@ typedef struct dec {
 	size_t nwant;
 	uint8_t *buf;
 	const uint64_t *offs;
-	uint8_t *status;
+	uint8_t *status;      /* per chunk; atomic */
 	uint32_t end;
 	uint32_t next;        /* atomic */
 } dec;
 
-static void decode_some(dec *d)
+/* Decode the next chunk nobody took; 0 when none is left. */
+static int decode_one(dec *d)
 {
-	for (;;) {
-		uint32_t i = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
-		const kvs__chunk_ref *c;
-		if (i >= d->end)
-			return;
-		c = &d->m->chunks[i];
-		d->status[i] = (uint8_t)verify_chunk(seg_of(d->segs, d->want, d->nwant, c->seg), c,
-		                                     d->buf + d->offs[i]);
-	}
+	uint32_t i = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
+	const kvs__chunk_ref *c;
+
+	if (i >= d->end)
+		return 0;
+	c = &d->m->chunks[i];
+	__atomic_store_n(&d->status[i],
+	                 (uint8_t)verify_chunk(seg_of(d->segs, d->want, d->nwant, c->seg), c,
+	                                       d->buf + d->offs[i]),
+	                 __ATOMIC_RELEASE);
+	return 1;
 }
 
 static void *decode_thread(void *arg)
 {
-	decode_some(arg);
+	while (decode_one(arg))
+		;
 	return NULL;
 }
 
-static void decode_run(kvs_store *s, dec *d, uint32_t start)
+/* Decode chunks [start, d->end) and hash, in order, those that verify up
+ * to the first that does not (read_chunks reports it). */
+static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole)
 {
 	pthread_t th[8];
 	size_t nt = 0, want = s->workers;
+	uint32_t h = start;
 
 	d->next = start;
+	for (uint32_t i = start; i < d->end; i++)
+		d->status[i] = CK_PENDING;
 	if (want > d->end - start)
 		want = d->end - start;
 	for (; nt + 1 < want && nt < 8; nt++)
 		if (pthread_create(&th[nt], NULL, decode_thread, d) != 0)
 			break;
-	decode_some(d);
+	while (h < d->end) {
+		uint8_t st = __atomic_load_n(&d->status[h], __ATOMIC_ACQUIRE);
+		if (st == CK_OK) {
+			XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
+			h++;
+		} else if (st != CK_PENDING || !decode_one(d)) {
+			break;   /* a bad chunk, or the rest is on the helpers: no spinning */
+		}
+	}
+	while (decode_one(d))   /* after a bad chunk: every status set, as read_chunks expects */
+		;
 	for (size_t k = 0; k < nt; k++)
 		pthread_join(th[k], NULL);
+	/* the last chunks the helpers finished after the caller ran out of work */
+	for (; h < d->end && d->status[h] == CK_OK; h++)
+		XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
 }
 
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
@@ -294,7 +330,7 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 		rc = fetch_run(segs, s, m, want, nwant, what, requests);
 		if (rc == 0 && out->buf) {
 			dec d = { m, segs, want, nwant, out->buf, offs, status, j, 0 };
-			decode_run(s, &d, i);
+			decode_run(s, &d, i, whole);   /* and hashed */
 		}
 		for (; rc == 0 && i < j; i++) {
 			const kvs__chunk_ref *c = &m->chunks[i];
@@ -308,9 +344,12 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 				kvs__cache_drop(s->cache, sg->addr);
 				break;
 			}
-			XXH3_128bits_update(whole, dst, c->raw_len);
-			if (!out->buf && out->write(out->ctx, dst, c->raw_len) != 0)
-				rc = kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get", what);
+			if (!out->buf) {   /* (a buffer's chunks are hashed by decode_run) */
+				XXH3_128bits_update(whole, dst, c->raw_len);
+				if (out->write(out->ctx, dst, c->raw_len) != 0)
+					rc = kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get",
+					                   what);
+			}
 			off += c->raw_len;
 		}
 		for (size_t k = 0; k < nwant; k++)

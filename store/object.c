@@ -44,6 +44,44 @@ static void free_kvs(kvs_kv *kv, size_t n)
 	free(kv);
 }
 
+/* Data shared by several objects (backend.h): the entries, owning their
+ * keys and bytes, and the number of objects that reference them. */
+struct kvs_share {
+	size_t refs;          /* atomic */
+	kvs_blob *blobs;
+	size_t n;
+};
+
+static void share_unref(kvs_share *sh)
+{
+	if (!sh || __atomic_sub_fetch(&sh->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (size_t i = 0; i < sh->n; i++) {
+		free(sh->blobs[i].key);
+		free(sh->blobs[i].data);
+	}
+	free(sh->blobs);
+	free(sh);
+}
+
+void kvs_object_clear_data(kvs_object *o)
+{
+	if (!o)
+		return;
+	if (o->share) {
+		share_unref(o->share);
+		o->share = NULL;
+	} else {
+		for (size_t i = 0; i < o->ndata; i++) {
+			free(o->data[i].key);
+			free(o->data[i].data);
+		}
+	}
+	free(o->data);
+	o->data = NULL;
+	o->ndata = 0;
+}
+
 void kvs_object_free(kvs_object *o)
 {
 	if (!o)
@@ -53,12 +91,92 @@ void kvs_object_free(kvs_object *o)
 	free(o->uid);
 	free_kvs(o->labels, o->nlabels);
 	free_kvs(o->annotations, o->nannotations);
-	for (size_t i = 0; i < o->ndata; i++) {
-		free(o->data[i].key);
-		free(o->data[i].data);
-	}
-	free(o->data);
+	kvs_object_clear_data(o);
 	free(o);
+}
+
+/*
+ * The share takes the object's entries as they are (keys and bytes move,
+ * nothing is copied); the object keeps an array of its own that points
+ * into them, so an object's array may be reordered or shortened (the
+ * store's tests shorten an entry's len) without touching the share.
+ */
+int kvs_object_share_data(kvs_object *o)
+{
+	kvs_share *sh;
+	kvs_blob *view;
+
+	if (!o)
+		return kvs_error_set(KVS_EINVAL, "kvs_object_share_data: object is NULL");
+	if (o->share)
+		return 0;
+	sh = calloc(1, sizeof(*sh));
+	view = malloc((o->ndata ? o->ndata : 1) * sizeof(*view));
+	if (!sh || !view) {
+		free(sh);
+		free(view);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	if (o->ndata)
+		memcpy(view, o->data, o->ndata * sizeof(*view));
+	sh->refs = 1;
+	sh->blobs = o->data;
+	sh->n = o->ndata;
+	o->data = view;
+	o->share = sh;
+	return 0;
+}
+
+int kvs_object_ref_data(kvs_object *dst, const kvs_object *src)
+{
+	kvs_blob *view;
+
+	if (!src->share) {
+		for (size_t i = 0; i < src->ndata; i++) {
+			int rc = kvs_object_add_data(dst, src->data[i].key, src->data[i].data,
+			                             src->data[i].len);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	if (dst->ndata || dst->share)
+		return kvs_error_set(KVS_EINVAL, "kvs_object_ref_data: the object has data already");
+	if (!(view = malloc((src->ndata ? src->ndata : 1) * sizeof(*view))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (src->ndata)
+		memcpy(view, src->data, src->ndata * sizeof(*view));
+	free(dst->data);
+	dst->data = view;
+	dst->ndata = src->ndata;
+	for (size_t i = 0; i < src->ndata; i++)
+		dst->data_bytes += src->data[i].len;
+	__atomic_add_fetch(&src->share->refs, 1, __ATOMIC_RELAXED);
+	dst->share = src->share;
+	return 0;
+}
+
+int kvs_object_own_data(kvs_object *o)
+{
+	kvs_object tmp;
+	uint64_t bytes;
+	int rc;
+
+	if (!o->share)
+		return 0;
+	memset(&tmp, 0, sizeof(tmp));
+	for (size_t i = 0; i < o->ndata; i++)
+		if ((rc = kvs_object_add_data(&tmp, o->data[i].key, o->data[i].data,
+		                              o->data[i].len)) < 0) {
+			kvs_object_clear_data(&tmp);
+			return rc;
+		}
+	bytes = o->data_bytes;
+	kvs_object_clear_data(o);
+	o->data = tmp.data;
+	o->ndata = tmp.ndata;
+	o->data_bytes = bytes;
+	return 0;
 }
 
 static int set_kv(kvs_kv **arr, size_t *n, const char *key, const char *value)
@@ -101,9 +219,13 @@ int kvs_object_set_annotation(kvs_object *o, const char *key, const char *value)
 
 int kvs_object_add_data_owned(kvs_object *o, const char *key, uint8_t *data, size_t len)
 {
-	kvs_blob *nd = realloc(o->data, (o->ndata + 1) * sizeof(*nd));
+	kvs_blob *nd;
 
-	if (!nd) {
+	if (o->share) {
+		free(data);
+		return kvs_error_set(KVS_EINVAL, "object %s: its data is shared (read-only)", o->name);
+	}
+	if (!(nd = realloc(o->data, (o->ndata + 1) * sizeof(*nd)))) {
 		free(data);
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
 	}
@@ -190,10 +312,8 @@ int kvs_object_dup(kvs_object **out, const kvs_object *src)
 		if ((rc = kvs_object_set_annotation(o, src->annotations[i].key,
 		                                    src->annotations[i].value)) < 0)
 			goto fail;
-	for (size_t i = 0; i < src->ndata; i++)
-		if ((rc = kvs_object_add_data(o, src->data[i].key, src->data[i].data,
-		                              src->data[i].len)) < 0)
-			goto fail;
+	if ((rc = kvs_object_ref_data(o, src)) < 0)
+		goto fail;
 	o->data_bytes = src->data_bytes;
 	*out = o;
 	return 0;

@@ -1,10 +1,12 @@
 /*
  * put.c — opaque values: what a put of a value of any size does that no
  * other value kind does (docs/design.md "Put"). It streams the value
- * through a window: FastCDC cuts it, each chunk is hashed (XXH3-128) and
- * looked up among the chunks already known (the base manifest's, and this
- * put's own); new chunks are lz4-compressed (by a few threads, one window at
- * a time) and handed, in value order, to the segment writer (segwrite.c),
+ * through a window: FastCDC cuts it (on a few threads, with the serial cut
+ * points: chunker.h), each chunk is hashed (XXH3-128) by the thread that cut
+ * it and looked up among the chunks already known (the base manifest's, and
+ * this put's own); new chunks are lz4-compressed (by a few threads; a buffer
+ * put cuts the next window in the same round: ingest_buffer) and handed, in
+ * value order, to the segment writer (segwrite.c),
  * which packs, creates and verifies segments. When the whole value is in,
  * sparse base segments may be repacked (design.md "Sizes"), the manifest is
  * built (inline, chunked or indirect), and the commit step (commit.c)
@@ -61,7 +63,7 @@ typedef struct job {
 	int fresh;
 	uint8_t *blob;
 	uint32_t blen;
-	uint8_t addr[16];     /* XXH3-128 of the chunk (on a worker) */
+	uint8_t addr[16];     /* XXH3-128 of the chunk (by the thread that cut it) */
 } job;
 
 #define MAX_WORKERS 8
@@ -85,6 +87,10 @@ typedef struct put {
 	job *jobs;
 	size_t njobs, capjobs;
 	uint8_t *scratch[MAX_WORKERS]; /* one lz4 output per thread, kept warm across windows */
+	uint32_t *cuts, *cutscratch;   /* the window's chunk lengths (kvs__cdc_cut_all) */
+	uint8_t (*addrs)[16], (*addrscratch)[16];   /* and their addresses */
+	size_t capcuts;
+	unsigned cutth;       /* threads cutscratch has room for */
 	/* figures */
 	kvs_put_stats st;
 	int quiet;            /* no progress reports (indirect body) */
@@ -223,9 +229,11 @@ typedef struct pool {
 	size_t n;
 	size_t next;          /* atomic */
 	int accel;
-	int hash;             /* 1: address every job; 0: compress the fresh ones */
 	int failed;           /* atomic */
 	uint8_t **scratch;
+	kvs__cdc_piece *pieces;   /* the next window's, cut first (pipelined put) */
+	size_t npieces;
+	size_t pnext;         /* atomic */
 } pool;
 
 typedef struct worker {
@@ -236,15 +244,17 @@ typedef struct worker {
 static void work_some(pool *pl, uint8_t *scratch)
 {
 	for (;;) {
+		size_t i = __atomic_fetch_add(&pl->pnext, 1, __ATOMIC_RELAXED);
+		if (i >= pl->npieces)
+			break;
+		kvs__cdc_piece_run(&pl->pieces[i]);
+	}
+	for (;;) {
 		size_t i = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED);
 		job *j;
 		if (i >= pl->n)
 			return;
 		j = &pl->jobs[i];
-		if (pl->hash) {
-			kvs__addr_of(j->addr, j->p, j->len);
-			continue;
-		}
 		if (!j->fresh)
 			continue;
 		j->blen = (uint32_t)kvs__blob_encode_new(&j->blob, scratch, j->p, j->len, pl->accel);
@@ -274,17 +284,38 @@ static size_t start_helpers(pthread_t *th, worker *wk, pool *pl, size_t want)
 	return nt;
 }
 
-/* Compress the fresh jobs of the window, on up to s->workers threads. */
-static int compress_window(put *P, size_t nfresh)
+/* The whole-value hash of the window's bytes (in value order: the caller). */
+static void hash_whole(put *P, clist *cl)
+{
+	if (P->njobs)
+		XXH3_128bits_update(&cl->hash, P->jobs[0].p,
+		                    (size_t)(P->jobs[P->njobs - 1].p - P->jobs[0].p) +
+		                    P->jobs[P->njobs - 1].len);
+}
+
+/*
+ * Compress the fresh jobs of the window, on up to s->workers threads; the
+ * caller first feeds the whole-value hash (the helpers compress meanwhile),
+ * then helps. With `pieces`, the next window's pieces are cut (and
+ * addressed) in the same round, first, so the cut of window k+1 overlaps
+ * the compression of window k (design.md "Performance").
+ */
+static int compress_window(put *P, clist *cl, size_t nfresh, kvs__cdc_piece *pieces,
+                           size_t npieces)
 {
 	pthread_t th[MAX_WORKERS];
 	worker wk[MAX_WORKERS];
 	size_t nt, want, cap = kvs__blob_scratch_size(P->s->cdc.max);
-	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, 0, P->scratch };
+	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, P->scratch,
+	            pieces, npieces, 0 };
 
+	if (!nfresh && !npieces) {
+		hash_whole(P, cl);
+		return 0;
+	}
 	want = P->s->workers;
-	if (want > nfresh)
-		want = nfresh;
+	if (want > nfresh + npieces)
+		want = nfresh + npieces;
 	if (want > MAX_WORKERS)
 		want = MAX_WORKERS;
 	for (size_t i = 0; i < want; i++)
@@ -294,6 +325,7 @@ static int compress_window(put *P, size_t nfresh)
 			kvs__blob_scratch_init(P->scratch[i]);
 		}
 	nt = start_helpers(th, wk, &pl, want);
+	hash_whole(P, cl);
 	work_some(&pl, P->scratch[0]);
 	for (size_t i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
@@ -302,32 +334,13 @@ static int compress_window(put *P, size_t nfresh)
 	return 0;
 }
 
-/*
- * The addresses of the window's chunks on the helpers while the caller
- * feeds the whole-value hash, which must see the bytes in order; then the
- * caller helps with what is left.
- */
-static void hash_window(put *P, clist *cl)
+/* Look up the window's chunks (addressed by the cut) among the known ones,
+ * in order; the new ones are added, to be compressed. */
+static int lookup_window(put *P, clist *cl, size_t *nfresh)
 {
-	pthread_t th[MAX_WORKERS];
-	worker wk[MAX_WORKERS];
-	pool pl = { P->jobs, P->njobs, 0, 0, 1, 0, NULL };
-	size_t nt = start_helpers(th, wk, &pl, P->njobs > 1 ? P->s->workers : 1);
+	int rc;
 
-	for (size_t i = 0; i < P->njobs; i++)
-		XXH3_128bits_update(&cl->hash, P->jobs[i].p, P->jobs[i].len);
-	work_some(&pl, NULL);
-	for (size_t i = 0; i < nt; i++)
-		pthread_join(th[i], NULL);
-}
-
-/* Hash, look up, compress and pack the chunks of the window, in order. */
-static int run_window(put *P, clist *cl)
-{
-	size_t nfresh = 0;
-	int rc = 0;
-
-	hash_window(P, cl);
+	*nfresh = 0;
 	for (size_t i = 0; i < P->njobs; i++) {
 		job *j = &P->jobs[i];
 		const uint8_t *a = j->addr;
@@ -344,23 +357,24 @@ static int run_window(put *P, clist *cl)
 			if ((rc = kn_add(P, a, NO_SLOT, j->len, 0, &j->k)) < 0)
 				return rc;
 			j->fresh = 1;
-			nfresh++;
+			(*nfresh)++;
 		}
 		if ((rc = cl_add(cl, j->k, j->len)) < 0)
 			return rc;
 	}
-	if (nfresh && (rc = compress_window(P, nfresh)) < 0)
-		goto out;
-	for (size_t i = 0; i < P->njobs; i++) {
+	return 0;
+}
+
+/* Pack the window's new chunks in order, and empty the window. */
+static int pack_window(put *P, int rc)
+{
+	for (size_t i = 0; rc == 0 && i < P->njobs; i++) {
 		job *j = &P->jobs[i];
 		if (!j->fresh)
 			continue;
 		rc = pack(P, j->k, j->blob, j->blen);
 		j->blob = NULL;
-		if (rc < 0)
-			goto out;
 	}
-out:
 	for (size_t i = 0; i < P->njobs; i++) {
 		free(P->jobs[i].blob);
 		P->jobs[i].blob = NULL;
@@ -369,28 +383,92 @@ out:
 	return rc;
 }
 
-/* Cut [p, p+n) into chunks (leaving a tail shorter than chunk_max unless
- * `final`) and run them. Returns the bytes consumed through *used. */
-static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, size_t *used)
+/* Look up, compress and pack the chunks of the window, in order. */
+static int run_window(put *P, clist *cl)
 {
-	size_t off = 0;
+	size_t nfresh = 0;
+	int rc = lookup_window(P, cl, &nfresh);
+
+	if (rc == 0)
+		rc = compress_window(P, cl, nfresh, NULL, 0);
+	return pack_window(P, rc);
+}
+
+/* The window's chunk lists: `cap` entries, and `pieces` pieces of scratch. */
+static int cut_bufs(put *P, size_t cap, unsigned pieces)
+{
+	uint32_t *c, *x;
+	uint8_t (*a)[16], (*ax)[16];
+
+	if (cap <= P->capcuts && pieces <= P->cutth)
+		return 0;
+	c = realloc(P->cuts, cap * sizeof(*c));
+	if (c)
+		P->cuts = c;
+	a = realloc(P->addrs, cap * 16);
+	if (a)
+		P->addrs = a;
+	x = realloc(P->cutscratch, pieces * cap * sizeof(*x));
+	if (x)
+		P->cutscratch = x;
+	ax = realloc(P->addrscratch, pieces * cap * 16);
+	if (ax)
+		P->addrscratch = ax;
+	if (!c || !a || !x || !ax)
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	P->capcuts = cap;
+	P->cutth = pieces;
+	return 0;
+}
+
+static unsigned cut_threads(const put *P)
+{
+	unsigned th = P->s->workers > KVS__CDC_MAX_THREADS ? KVS__CDC_MAX_THREADS : P->s->workers;
+
+	return th < 1 ? 1 : th;
+}
+
+/* The window's jobs from the lists kvs__cdc_cut_all / kvs__cdc_merge made. */
+static int fill_jobs(put *P, const uint8_t *p, size_t nc)
+{
 	int rc;
 
-	while (off < n) {
-		size_t c;
-		if (!final && n - off < P->s->cdc.max)
-			break;
-		c = kvs__cdc_cut(&P->s->cdc, p + off, n - off);
-		if ((rc = grow((void **)&P->jobs, &P->capjobs, P->njobs + 1, sizeof(job), 1u << 20)) < 0)
-			return rc;
+	if ((rc = grow((void **)&P->jobs, &P->capjobs, P->njobs + nc, sizeof(job), 1u << 20)) < 0)
+		return rc;
+	for (size_t i = 0, off = 0; i < nc; off += P->cuts[i++]) {
 		P->jobs[P->njobs].p = p + off;
-		P->jobs[P->njobs].len = (uint32_t)c;
+		P->jobs[P->njobs].len = P->cuts[i];
 		P->jobs[P->njobs].blob = NULL;
+		memcpy(P->jobs[P->njobs].addr, P->addrs[i], 16);
 		P->njobs++;
-		off += c;
 	}
-	*used = off;
-	return run_window(P, cl);
+	return 0;
+}
+
+/* Cut [p, p+n) into the window's jobs (leaving a tail shorter than
+ * chunk_max unless `final`); the bytes consumed through *used. The cut
+ * runs on up to s->workers threads (kvs__cdc_cut_all: the same cut points
+ * as one thread), each chunk addressed by the thread that cut it, into
+ * lists kept for the whole put. */
+static int cut_jobs(put *P, const uint8_t *p, size_t n, int final, size_t *used)
+{
+	size_t cap = n / P->s->cdc.min + 2, nc = 0;
+	unsigned th = cut_threads(P);
+	int rc;
+
+	if ((rc = cut_bufs(P, cap, th)) < 0 ||
+	    (rc = kvs__cdc_cut_all(&P->s->cdc, p, n, final, P->cuts, P->addrs, cap, &nc, used, th,
+	                           P->cutscratch, P->addrscratch)) < 0)
+		return rc;
+	return fill_jobs(P, p, nc);
+}
+
+/* Cut [p, p+n) and run its chunks (a streaming put's window). */
+static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, size_t *used)
+{
+	int rc = cut_jobs(P, p, n, final, used);
+
+	return rc < 0 ? rc : run_window(P, cl);
 }
 
 typedef struct source {
@@ -407,24 +485,66 @@ static int progress(put *P, uint64_t done, uint64_t total)
 	return 0;
 }
 
+/*
+ * A buffer put, pipelined: the bytes stay where the caller has them, so
+ * while window k compresses, window k+1 is already cut (in pieces, on the
+ * same threads, first: compress_window) and is merged, looked up and
+ * turned into jobs right after window k is packed. The cut points are
+ * kvs__cdc_merge's, the serial ones; the windows, their order and so the
+ * stored bytes are those of a window-by-window put.
+ */
+static int ingest_buffer(put *P, clist *cl, const source *src)
+{
+	const kvs__cdc *c = &P->s->cdc;
+	size_t pos = 0, used = 0, n = src->len > WINDOW ? WINDOW : src->len;
+	int final = n == src->len, rc;
+
+	if ((rc = cut_jobs(P, src->data, n, final, &used)) < 0)
+		return rc;
+	for (;;) {
+		kvs__cdc_piece pcs[KVS__CDC_MAX_THREADS];
+		const uint8_t *np = src->data + pos + used;
+		size_t nn = 0, nfresh = 0, cap = 0, nc = 0;
+		unsigned npc = 0;
+		int nfinal = 0;
+
+		if ((rc = lookup_window(P, cl, &nfresh)) < 0)
+			return pack_window(P, rc);
+		if (!final) {
+			nn = src->len - pos - used > WINDOW ? WINDOW : src->len - pos - used;
+			nfinal = pos + used + nn == src->len;
+			cap = nn / c->min + 2;
+			npc = kvs__cdc_pieces(c, nn, cut_threads(P));
+			if ((rc = cut_bufs(P, cap, npc)) < 0)
+				return pack_window(P, rc);
+			for (unsigned k = 0; k < npc; k++)
+				kvs__cdc_piece_init(&pcs[k], c, np, nn, nfinal, nn / npc * k,
+				                    k + 1 < npc ? nn / npc * (k + 1) : nn,
+				                    P->cutscratch + (size_t)k * cap,
+				                    P->addrscratch + (size_t)k * cap, cap);
+		}
+		rc = compress_window(P, cl, nfresh, pcs, npc);
+		if ((rc = pack_window(P, rc)) < 0)
+			return rc;
+		pos += used;
+		if ((rc = progress(P, pos, src->len)) < 0 || final)
+			return rc;
+		if ((rc = kvs__cdc_merge(c, np, nn, nfinal, pcs, npc, P->cuts, P->addrs, cap, &nc,
+		                         &used)) < 0 ||
+		    (rc = fill_jobs(P, np, nc)) < 0)
+			return rc;
+		final = nfinal;
+	}
+}
+
 static int ingest(put *P, clist *cl, const source *src)
 {
 	size_t cap, have = 0, used;
 	uint8_t *win;
 	int eof = 0, rc = 0;
 
-	if (src->data || !src->read) {
-		for (size_t pos = 0; pos < src->len || (pos == 0 && src->len == 0);) {
-			size_t n = src->len - pos > WINDOW ? WINDOW : src->len - pos;
-			int final = pos + n == src->len;
-			if ((rc = cut_region(P, cl, src->data + pos, n, final, &used)) < 0)
-				return rc;
-			pos += used;
-			if ((rc = progress(P, pos, src->len)) < 0 || final)
-				return rc;
-		}
-		return 0;
-	}
+	if (src->data || !src->read)
+		return ingest_buffer(P, cl, src);
 	cap = WINDOW + P->s->cdc.max;
 	if (!(win = malloc(cap)))
 		return kvs_error_set(KVS_ENOMEM, "out of memory");
@@ -774,6 +894,10 @@ static void put_free(put *P)
 	free(P->kn);
 	free(P->tab);
 	free(P->jobs);
+	free(P->cuts);
+	free(P->cutscratch);
+	free(P->addrs);
+	free(P->addrscratch);
 }
 
 /* ---- commit hooks ------------------------------------------------------- */
@@ -874,6 +998,9 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 		val.length = 0;   /* does not fit (tiny manifest_max): chunk it */
 		XXH3_128bits_reset(&val.hash);
 	}
+	/* segments sealed while the value streams in are built at each flush,
+	 * side by side on the workers (segwrite.h) */
+	P.w.seal_workers = s->workers > 1 ? s->workers : 0;
 	if ((rc = ingest(&P, &val, src)) < 0)
 		goto out;
 	if (src->read && val.length <= s->opts.inline_max) {
@@ -917,6 +1044,7 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 		goto out;
 	P.st.stored_bytes = stored;
 commit:
+	P.w.seal_workers = 0;   /* history.c reads the address right after a seal */
 	if (rc < 0)
 		goto out;
 	/* The base's history object, created (or touched) before the commit like

@@ -98,8 +98,8 @@ static int is_hex32(const char *s)
 	return s[KVS__ADDR_HEX] == '\0';
 }
 
-int kvs__seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
-                  uint64_t max_object_bytes)
+static int seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
+                    uint64_t max_object_bytes, int hash)
 {
 	char name[KVS__ADDR_HEX + 1];
 	kvs__segment *s;
@@ -146,14 +146,30 @@ int kvs__seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
 			kvs__seg_unref(s);
 			return KVS_ECORRUPT;
 		}
+		if (!hash)
+			continue;
 		kvs__unhex(a, s->sorted[i]->key, 16);
 		canon_update(&st, a, s->sorted[i]->data, (uint32_t)s->sorted[i]->len);
 	}
-	canon_final(h, &st);
-	s->verified = memcmp(h, addr, 16) == 0;
+	if (hash) {
+		canon_final(h, &st);
+		s->verified = memcmp(h, addr, 16) == 0;
+	}
 	s->bytes = total;
 	*out = s;
 	return 0;
+}
+
+int kvs__seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
+                  uint64_t max_object_bytes)
+{
+	return seg_open(out, obj, addr, max_object_bytes, 1);
+}
+
+int kvs__seg_open_unhashed(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
+                           uint64_t max_object_bytes)
+{
+	return seg_open(out, obj, addr, max_object_bytes, 0);
 }
 
 const kvs_blob *kvs__seg_find(const kvs__segment *s, const uint8_t addr[16])

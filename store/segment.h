@@ -55,6 +55,14 @@ typedef struct kvs__segment {
  */
 int kvs__seg_open(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
                   uint64_t max_object_bytes);
+/*
+ * The same without the whole-segment hash (->verified stays 0, so the
+ * cache never keeps it): for a reader that checks every chunk it uses
+ * against its own address anyway and will not cache the segment (a read
+ * through, get.c), the hash would be one more pass over every byte.
+ */
+int kvs__seg_open_unhashed(kvs__segment **out, kvs_object *obj, const uint8_t addr[16],
+                           uint64_t max_object_bytes);
 
 /* The blob of chunk `addr`, or NULL. Valid while a reference is held. */
 const kvs_blob *kvs__seg_find(const kvs__segment *s, const uint8_t addr[16]);

@@ -24,6 +24,7 @@
  *    deletes it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +71,12 @@ void kvs__segw_free(kvs__segw *w)
 		return;
 	for (size_t i = 0; i < w->nbent; i++)
 		free(w->bent[i].blob);
-	for (size_t i = 0; i < w->npend; i++)
+	for (size_t i = 0; i < w->npend; i++) {
 		kvs_object_free(w->pend[i]);
+		for (size_t j = 0; j < w->npent[i]; j++)
+			free(w->pent[i][j].blob);
+		free(w->pent[i]);
+	}
 	free(w->bent);
 	free(w->slots);
 	memset(w, 0, sizeof(*w));
@@ -295,6 +300,79 @@ static int settle_existing(kvs__segw *w, uint32_t sl, kvs_object *obj, int64_t s
 
 /* ---- packing and creating ------------------------------------------------ */
 
+/*
+ * Building a sealed segment's object: sort its entries, hash them into its
+ * address (a pass over every stored byte), name and label it, share its
+ * data (backend.h v3). Deferred to the flush when w->seal_workers is set,
+ * so that the segments of one flush are built side by side.
+ */
+static int build_one(kvs__segw *w, size_t i)
+{
+	kvs__slot *sl = &w->slots[w->pslot[i]];
+	kvs_object *obj = NULL;
+	int rc = kvs__seg_build(&obj, sl->addr, w->s->name, w->pent[i], w->npent[i]);
+
+	free(w->pent[i]);
+	w->pent[i] = NULL;
+	w->npent[i] = 0;
+	/* Shared (backend.h, version 3): a backend that keeps objects in
+	 * memory keeps a reference to the blobs rather than a copy. */
+	if (rc == 0 && (rc = kvs_object_share_data(obj)) < 0)
+		kvs_object_free(obj);
+	if (rc == 0)
+		w->pend[i] = obj;
+	return rc;
+}
+
+typedef struct bpool {
+	kvs__segw *w;
+	size_t next;          /* atomic */
+	int failed;           /* atomic: the first error code */
+} bpool;
+
+static void *build_some(void *arg)
+{
+	bpool *bp = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&bp->next, 1, __ATOMIC_RELAXED);
+		int rc;
+		if (i >= bp->w->npend)
+			return NULL;
+		if (!bp->w->pent[i])
+			continue;
+		if ((rc = build_one(bp->w, i)) < 0) {
+			int zero = 0;
+			__atomic_compare_exchange_n(&bp->failed, &zero, rc, 0, __ATOMIC_RELAXED,
+			                            __ATOMIC_RELAXED);
+		}
+	}
+}
+
+static int build_pending(kvs__segw *w)
+{
+	pthread_t th[8];
+	bpool bp = { w, 0, 0 };
+	size_t todo = 0, nt = 0, want = w->seal_workers;
+
+	for (size_t i = 0; i < w->npend; i++)
+		todo += w->pent[i] != NULL;
+	if (!todo)
+		return 0;
+	if (want > todo)
+		want = todo;
+	for (; nt + 1 < want && nt < 8; nt++)
+		if (pthread_create(&th[nt], NULL, build_some, &bp) != 0)
+			break;
+	build_some(&bp);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	if (bp.failed)   /* the detail was set on the thread that failed */
+		return kvs_error_set(bp.failed, "key \"%s\": building a sealed segment failed "
+		                     "(out of memory)", w->key);
+	return 0;
+}
+
 int kvs__segw_flush(kvs__segw *w)
 {
 	kvs_op ops[KVS__MAX_CONCURRENCY];
@@ -304,6 +382,8 @@ int kvs__segw_flush(kvs__segw *w)
 
 	if (n == 0)
 		return 0;
+	if ((rc = build_pending(w)) < 0)
+		return rc;
 	/* server time before the creates: a lower bound of their creation */
 	if ((rc = server_now(w, &srv)) < 0)
 		return rc;
@@ -341,22 +421,30 @@ int kvs__segw_flush(kvs__segw *w)
 
 int kvs__segw_seal(kvs__segw *w)
 {
-	kvs_object *obj;
 	kvs__slot *sl;
+	size_t i;
 	int rc;
 
 	if (w->nbent == 0)
 		return 0;
 	sl = &w->slots[w->bslot];
-	rc = kvs__seg_build(&obj, sl->addr, w->s->name, w->bent, w->nbent);
 	sl->bytes = w->bbytes;
 	sl->nchunks = (uint32_t)w->nbent;
+	i = w->npend++;
+	w->pslot[i] = w->bslot;
+	w->pend[i] = NULL;
+	/* the entries go with the sealed segment; the next open one starts a
+	 * fresh list */
+	w->pent[i] = w->bent;
+	w->npent[i] = w->nbent;
+	w->bent = NULL;
+	w->capbent = 0;
 	w->nbent = 0;
 	w->bbytes = 0;
-	if (rc < 0)
+	if (!w->seal_workers && (rc = build_one(w, i)) < 0) {
+		w->npend--;
 		return rc;
-	w->pend[w->npend] = obj;
-	w->pslot[w->npend++] = w->bslot;
+	}
 	if (w->npend >= w->s->opts.concurrency)
 		return kvs__segw_flush(w);
 	return 0;

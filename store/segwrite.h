@@ -88,10 +88,16 @@ typedef struct kvs__segw {
 	size_t nbent, capbent;
 	uint64_t bbytes;
 	uint32_t bslot;
-	/* sealed, not yet created */
+	/* sealed, not yet created; with `seal_workers` set, a sealed segment's
+	 * object is built (sorted, hashed, named) only at the flush, all of
+	 * them at once on that many threads: pend[i] is NULL and pent[i] /
+	 * npent[i] hold its entries until then */
 	kvs_object *pend[KVS__MAX_CONCURRENCY];
 	uint32_t pslot[KVS__MAX_CONCURRENCY];
+	kvs__seg_entry *pent[KVS__MAX_CONCURRENCY];
+	size_t npent[KVS__MAX_CONCURRENCY];
 	size_t npend;
+	unsigned int seal_workers;   /* 0: build each segment when it is sealed */
 	/* T_check of the last kvs__segw_refresh: server ms, -1 when no fresh
 	 * slot is referenced (nothing to check) */
 	int64_t t_check;
@@ -114,7 +120,12 @@ int kvs__segw_slot_add(kvs__segw *w, uint32_t *out);
 int kvs__segw_add(kvs__segw *w, const uint8_t addr[16], uint8_t *blob, uint32_t len,
                   uint32_t *slot);
 
-/* Seal the open segment (queue it), and create everything queued. */
+/*
+ * Seal the open segment (queue it), and create everything queued. With
+ * w->seal_workers set, a sealed segment's address (its slot's addr) is
+ * known only after the next flush: a value kind that reads it right after
+ * a seal (history.c) leaves seal_workers 0.
+ */
 int kvs__segw_seal(kvs__segw *w);
 int kvs__segw_flush(kvs__segw *w);
 

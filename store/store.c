@@ -167,15 +167,7 @@ int kvs__store_set_workers(kvs_store *s, unsigned int n)
 /* A metadata read answered by a get: drop the data (data_bytes stays). */
 static void drop_data(kvs_object *o)
 {
-	if (!o)
-		return;
-	for (size_t i = 0; i < o->ndata; i++) {
-		free(o->data[i].key);
-		free(o->data[i].data);
-	}
-	free(o->data);
-	o->data = NULL;
-	o->ndata = 0;
+	kvs_object_clear_data(o);
 }
 
 int kvs__batch(kvs_store *s, kvs_op *ops, size_t n)

@@ -171,3 +171,31 @@ Test(golden, one_worker_stores_the_same_bytes)
 	cr_expect_str_eq(hex, "a6e5de7367e72aae4cfaac1d8ebc91aa", "digest of the stored objects changed: %s "
 	                 "(%zu objects)", hex, n);
 }
+
+/* Nor do more threads: with 3, 4 and 8 workers each window is cut in that
+ * many speculative pieces (as many as fit), and segments are built side by
+ * side at each flush; the cut points and the bytes are the same. */
+Test(golden, more_workers_store_the_same_bytes)
+{
+	static const unsigned w[] = { 3, 4, 8 };
+
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		kvs_options o = KVS_OPTIONS_INIT;
+		char hex[33];
+		size_t n = 0;
+
+		o.workers = w[i];
+		o.history = KVS_HISTORY_OFF;
+		scenario(hex, &n, &o, MIB);
+		cr_expect_str_eq(hex, "a6e5de7367e72aae4cfaac1d8ebc91aa", "%u workers: digest of the "
+		                 "stored objects changed: %s (%zu objects)", w[i], hex, n);
+		o.chunk_min = 2 * KIB;
+		o.chunk_avg = 8 * KIB;
+		o.chunk_max = 32 * KIB;
+		o.segment_target = 128 * KIB;
+		o.inline_max = 4 * KIB;
+		scenario(hex, &n, &o, MIB / 2);
+		cr_expect_str_eq(hex, "162775cf8bc05834516705f9cbf064f1", "%u workers, small chunker: "
+		                 "digest of the stored objects changed: %s (%zu objects)", w[i], hex, n);
+	}
+}

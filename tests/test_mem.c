@@ -550,3 +550,141 @@ Test(fixture, fx_random_is_deterministic_and_seed_dependent)
 	cr_expect_eq(memcmp(a, b, sizeof(a)), 0);
 	cr_expect_neq(memcmp(a, c, sizeof(a)), 0);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Shared data (backend.h, vtable version 3)                                */
+
+/* An immutable object created with shared data is stored and handed back
+ * by reference: the bytes a get returns are the very bytes given to create,
+ * still there after the creator freed its object. */
+Test(mem, immutable_shared_data_is_stored_and_read_without_a_copy)
+{
+	kvs_object *o = mk("seg", "0123456789"), *got = NULL, *again = NULL;
+	const uint8_t *bytes;
+
+	o->immutable = 1;
+	cr_assert_eq(kvs_object_share_data(o), 0);
+	cr_assert_not_null(o->share);
+	bytes = o->data[0].data;
+	cr_assert_eq(mb->ops->create(mb, NULL, o), 0, "%s", kvs_error_last());
+	kvs_object_free(o);
+	cr_assert_eq(mb->ops->get(mb, &got, "seg"), 0);
+	cr_assert_eq(got->ndata, 1);
+	cr_expect_eq(got->data[0].data, bytes, "get copied the bytes of a shared immutable object");
+	cr_expect_eq(got->data_bytes, 10);
+	cr_expect(memcmp(got->data[0].data, "0123456789", 10) == 0);
+	/* a copy of a shared object shares too (kvs_object_dup) */
+	cr_assert_eq(kvs_object_dup(&again, got), 0);
+	cr_expect_eq(again->data[0].data, bytes);
+	kvs_object_free(got);
+	kvs_object_free(again);
+	cr_assert_eq(mb->ops->get(mb, &got, "seg"), 0);
+	cr_expect(memcmp(got->data[0].data, "0123456789", 10) == 0);
+	kvs_object_free(got);
+}
+
+/* Unshared data given to create is copied, and a stored immutable object
+ * is shared from then on; a mutable object is always copied (it may be
+ * replaced, and callers may edit what they read). */
+Test(mem, unshared_data_is_copied_once_and_mutable_objects_always)
+{
+	kvs_object *o = mk("imm", "abc"), *m = mk("mut", "xyz"), *g1 = NULL, *g2 = NULL;
+
+	o->immutable = 1;
+	cr_assert_eq(mb->ops->create(mb, NULL, o), 0);
+	cr_assert_eq(mb->ops->create(mb, NULL, m), 0);
+	cr_assert_eq(mb->ops->get(mb, &g1, "imm"), 0);
+	cr_assert_eq(mb->ops->get(mb, &g2, "imm"), 0);
+	cr_expect_neq(g1->data[0].data, o->data[0].data);
+	cr_expect_eq(g1->data[0].data, g2->data[0].data);
+	kvs_object_free(g1);
+	kvs_object_free(g2);
+	cr_assert_eq(mb->ops->get(mb, &g1, "mut"), 0);
+	cr_assert_eq(mb->ops->get(mb, &g2, "mut"), 0);
+	cr_expect_null(g1->share);
+	cr_expect_neq(g1->data[0].data, g2->data[0].data);
+	g1->data[0].data[0] = 'Q';   /* the caller's own copy */
+	kvs_object_free(g1);
+	kvs_object_free(g2);
+	cr_assert_eq(mb->ops->get(mb, &g1, "mut"), 0);
+	cr_expect(memcmp(g1->data[0].data, "xyz", 3) == 0);
+	kvs_object_free(g1);
+	kvs_object_free(o);
+	kvs_object_free(m);
+}
+
+/* Shared data is read-only: adders refuse, own_data makes a private copy. */
+Test(mem, shared_data_refuses_adders_and_own_data_makes_it_private)
+{
+	kvs_object *o = mk("s", "hello"), *d = NULL;
+
+	cr_assert_eq(kvs_object_share_data(o), 0);
+	cr_assert_eq(kvs_object_share_data(o), 0);   /* idempotent */
+	cr_expect_eq(kvs_object_add_data(o, "e", "x", 1), KVS_EINVAL);
+	cr_expect_eq(o->ndata, 1);
+	cr_assert_eq(kvs_object_dup(&d, o), 0);
+	cr_assert_eq(d->data[0].data, o->data[0].data);
+	cr_assert_eq(kvs_object_own_data(d), 0);
+	cr_expect_null(d->share);
+	cr_expect_neq(d->data[0].data, o->data[0].data);
+	d->data[0].data[0] = 'J';
+	cr_expect(memcmp(o->data[0].data, "hello", 5) == 0);
+	cr_expect_eq(d->data_bytes, 5);
+	cr_expect_eq(kvs_object_add_data(d, "e", "x", 1), 0);
+	kvs_object_clear_data(d);
+	cr_expect_eq(d->ndata, 0);
+	kvs_object_free(d);
+	kvs_object_free(o);
+}
+
+/* kvs_mem_corrupt damages the stored object only: what a reader already
+ * holds (a cache's segment) keeps the bytes it verified. */
+Test(mem, corrupt_of_shared_data_leaves_what_readers_hold_intact)
+{
+	kvs_object *o = mk("seg", "0123456789"), *held = NULL, *now = NULL;
+
+	o->immutable = 1;
+	cr_assert_eq(kvs_object_share_data(o), 0);
+	cr_assert_eq(mb->ops->create(mb, NULL, o), 0);
+	cr_assert_eq(mb->ops->get(mb, &held, "seg"), 0);
+	cr_assert_eq(kvs_mem_corrupt(mb, "seg", "d", 3), 0, "%s", kvs_error_last());
+	cr_assert_eq(mb->ops->get(mb, &now, "seg"), 0);
+	cr_expect_eq(now->data[0].data[3], '3' ^ 0x01);
+	cr_expect(memcmp(held->data[0].data, "0123456789", 10) == 0);
+	cr_expect(memcmp(o->data[0].data, "0123456789", 10) == 0);
+	kvs_object_free(held);
+	kvs_object_free(now);
+	kvs_object_free(o);
+}
+
+/* The store shares the segments it writes: the in-memory backend then
+ * holds the put's blobs themselves (a segment read twice is the same bytes,
+ * and the bytes the backend reads back are the ones a get verifies). */
+Test(mem, segments_a_put_writes_are_shared_with_the_backend)
+{
+	kvs_store *s;
+	kvs_object_list *l = NULL;
+	kvs_object *a = NULL, *b = NULL;
+	size_t n = 2u << 20;
+	uint8_t *v = malloc(n);
+	const char *seg = NULL;
+
+	cr_assert_eq(kvs_open(&s, mb, NULL), 0);
+	fx_random(v, n, 9);
+	cr_assert_eq(kvs_put(NULL, s, "k", v, n, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(mb->ops->list(mb, &l, "kvsplit.io/role=segment", 0, NULL,
+	                           KVS_LIST_METADATA_ONLY), 0, "%s", kvs_error_last());
+	cr_assert_gt(l->count, 0);
+	seg = l->items[0]->name;
+	cr_assert_eq(mb->ops->get(mb, &a, seg), 0);
+	cr_assert_eq(mb->ops->get(mb, &b, seg), 0);
+	cr_assert_gt(a->ndata, 0);
+	cr_expect_not_null(a->share);
+	cr_expect_eq(a->data[0].data, b->data[0].data);
+	kvs_object_free(a);
+	kvs_object_free(b);
+	kvs_object_list_free(l);
+	kvs_close(s);
+	mb = NULL;   /* kvs_close freed it */
+	free(v);
+}

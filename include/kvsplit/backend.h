@@ -33,6 +33,9 @@
 extern "C" {
 #endif
 
+/** Read-only data that several objects share (see kvs_object.share). */
+typedef struct kvs_share kvs_share;
+
 /** A key/value string pair (label or annotation). */
 typedef struct kvs_kv {
 	char *key;
@@ -73,6 +76,13 @@ typedef struct kvs_object {
 	 * metadata.managedFields[].time (whole seconds): the latest of them.
 	 */
 	int64_t updated_ms;
+	/**
+	 * (vtable version 3) NULL, or the reference that keeps this object's
+	 * data alive when the data is shared (kvs_object_share_data): the keys
+	 * and bytes of data[] then belong to the share, read-only, and only the
+	 * data[] array to the object. kvs_object_free drops the reference.
+	 */
+	kvs_share *share;
 } kvs_object;
 
 /* Helpers to build and read objects (all allocate with the library allocator). */
@@ -84,8 +94,35 @@ KVS_API int kvs_object_set_label(kvs_object *obj, const char *key, const char *v
 KVS_API int kvs_object_set_annotation(kvs_object *obj, const char *key, const char *value);
 /** Append a data entry, copying `len` bytes. */
 KVS_API int kvs_object_add_data(kvs_object *obj, const char *key, const void *data, size_t len);
-/** Append a data entry taking ownership of `data` (allocated with malloc). */
+/**
+ * Append a data entry taking ownership of `data` (allocated with malloc).
+ * Both adders refuse (KVS_EINVAL) an object whose data is shared.
+ */
 KVS_API int kvs_object_add_data_owned(kvs_object *obj, const char *key, uint8_t *data, size_t len);
+/**
+ * (vtable version 3) Shared data, so that a backend that keeps objects in
+ * memory stores and returns them without copying their bytes.
+ *
+ * kvs_object_share_data moves the object's own data entries into a new
+ * reference-counted share (no byte is copied; a no-op if already shared).
+ * From then on nobody may write to or free those bytes: they are freed
+ * with the last object that references them.
+ *
+ * kvs_object_ref_data gives `dst`, which must have no data yet, the data
+ * of `src`: a new reference when `src` is shared, a copy otherwise. Its
+ * data_bytes grows by the bytes added. A backend's copy on create and get
+ * is then a reference: the store shares the data of every segment it
+ * creates (immutable, never written again).
+ *
+ * kvs_object_own_data makes an object's data its own again (copying the
+ * bytes if they are shared), so it may be changed in place.
+ * kvs_object_clear_data drops every data entry (data_bytes stays).
+ * All return 0 or KVS_ENOMEM (share: KVS_EINVAL for NULL).
+ */
+KVS_API int kvs_object_share_data(kvs_object *obj);
+KVS_API int kvs_object_ref_data(kvs_object *dst, const kvs_object *src);
+KVS_API int kvs_object_own_data(kvs_object *obj);
+KVS_API void kvs_object_clear_data(kvs_object *obj);
 KVS_API const char *kvs_object_label(const kvs_object *obj, const char *key);
 KVS_API const char *kvs_object_annotation(const kvs_object *obj, const char *key);
 KVS_API const kvs_blob *kvs_object_data(const kvs_object *obj, const char *key);
@@ -165,9 +202,16 @@ KVS_API int kvs_op_result(kvs_op *op, int rc);
  *     optional method head and KVS_OP_HEAD (appended before version 2 was
  *     released, so still version 2). A backend with head == NULL never
  *     gets KVS_OP_HEAD: the store reads with get instead and drops the data.
+ *  3  objects may carry shared data (kvs_object.share, kvs_object_share_data,
+ *     kvs_object_ref_data): the objects the store hands to create are
+ *     shared when they are segments, and a backend may keep a reference
+ *     (kvs_object_ref_data) instead of a copy of their bytes, and hand out
+ *     references on get. No method changed: a version 2 backend that
+ *     copies the data it is given, and builds what it returns with
+ *     kvs_object_new and the adders, works as before.
  * kvs_open refuses version 0 and versions newer than the library's.
  */
-#define KVS_BACKEND_OPS_VERSION 2
+#define KVS_BACKEND_OPS_VERSION 3
 
 /**
  * The backend vtable. New methods are only ever appended; `version` tells

@@ -331,8 +331,13 @@ static int copy_kv_array(kvs_kv **out, const kvs_kv *src, size_t n)
 }
 
 /*
- * Deep copy of an object: metadata always, data when `with_data`. The copy
- * gets data_bytes = `data_bytes`. NULL on out of memory.
+ * Copy of an object: metadata always, data when `with_data`. The copy
+ * gets data_bytes = `data_bytes`. The data of an immutable object is shared
+ * (backend.h, version 3), never copied: a stored immutable object holds a
+ * reference (taken from what create was given when that is shared, else
+ * made from a copy: obj_store), and gets hand out more references. The
+ * data of a mutable object is copied, as a server would. NULL on out of
+ * memory.
  */
 static kvs_object *obj_copy(const kvs_object *src, int with_data, uint64_t data_bytes)
 {
@@ -346,7 +351,6 @@ static kvs_object *obj_copy(const kvs_object *src, int with_data, uint64_t data_
 	o->created_ms = src->created_ms;
 	o->updated_ms = src->updated_ms;
 	o->immutable = src->immutable ? 1 : 0;
-	o->data_bytes = data_bytes;
 	if (!o->name || !o->resource_version || !o->uid)
 		goto fail;
 	if (copy_kv_array(&o->labels, src->labels, src->nlabels) < 0)
@@ -356,26 +360,44 @@ static kvs_object *obj_copy(const kvs_object *src, int with_data, uint64_t data_
 		goto fail;
 	o->nannotations = src->nannotations;
 	if (with_data && src->ndata) {
-		o->data = calloc(src->ndata, sizeof(*o->data));
-		if (!o->data)
-			goto fail;
-		for (size_t i = 0; i < src->ndata; i++) {
-			const kvs_blob *s = &src->data[i];
-			kvs_blob *d = &o->data[i];
-			d->key = xstrdup(s->key);
-			d->data = malloc(s->len ? s->len : 1);
-			d->len = s->len;
-			o->ndata = i + 1;
-			if (!d->key || !d->data)
+		if (src->share && src->immutable) {
+			if (kvs_object_ref_data(o, src) < 0)
 				goto fail;
-			if (s->len)
-				memcpy(d->data, s->data, s->len);
+		} else {
+			o->data = calloc(src->ndata, sizeof(*o->data));
+			if (!o->data)
+				goto fail;
+			for (size_t i = 0; i < src->ndata; i++) {
+				const kvs_blob *s = &src->data[i];
+				kvs_blob *d = &o->data[i];
+				d->key = xstrdup(s->key);
+				d->data = malloc(s->len ? s->len : 1);
+				d->len = s->len;
+				o->ndata = i + 1;
+				if (!d->key || !d->data)
+					goto fail;
+				if (s->len)
+					memcpy(d->data, s->data, s->len);
+			}
 		}
 	}
+	o->data_bytes = data_bytes;
 	return o;
 fail:
 	kvs_object_free(o);
 	return NULL;
+}
+
+/* The snapshot a write stores: a copy whose data, when immutable, is shared. */
+static kvs_object *obj_store(const kvs_object *src, uint64_t data_bytes)
+{
+	kvs_object *o = obj_copy(src, 1, data_bytes);
+
+	if (o && o->immutable && kvs_object_share_data(o) < 0) {
+		kvs_object_free(o);
+		return NULL;
+	}
+	return o;
 }
 
 static int set_str(char **field, const char *value)
@@ -758,9 +780,9 @@ static int create_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_ob
 	if (obj->resource_version && obj->resource_version[0])
 		return kvs_error_set(KVS_EINVAL, "ConfigMap \"%.300s\": resourceVersion should not be "
 		                     "set on objects to be created", obj->name);
-	/* The copy of the data happens outside the lock. */
+	/* The copy (or the reference) of the data happens outside the lock. */
 	mobj *nm = calloc(1, sizeof(*nm));
-	kvs_object *no = obj_copy(obj, 1, bytes);
+	kvs_object *no = obj_store(obj, bytes);
 	if (!nm || !no) {
 		free(nm);
 		kvs_object_free(no);
@@ -815,7 +837,7 @@ static int replace_call(mcall *mc, kvs_backend *b, kvs_object **out, const kvs_o
 	if ((rc = validate_object(c, obj, &bytes)) < 0)
 		return rc;
 	mobj *nm = calloc(1, sizeof(*nm));
-	kvs_object *no = obj_copy(obj, 1, bytes);
+	kvs_object *no = obj_store(obj, bytes);
 	if (!nm || !no) {
 		free(nm);
 		kvs_object_free(no);
@@ -906,8 +928,9 @@ static int annotate_call(mcall *mc, kvs_backend *b, kvs_object **out, const char
 		return kvs_error_set(KVS_ENOTFOUND, "configmaps \"%.300s\" not found", name);
 	}
 	/*
-	 * The new snapshot shares nothing with the old one (history keeps the
-	 * old); copying the data under the lock costs one memcpy, as on a server.
+	 * The new snapshot shares no metadata with the old one (history keeps
+	 * the old); a mutable object's data is copied under the lock (one
+	 * memcpy, as on a server), an immutable one's shared.
 	 */
 	mobj *nm = calloc(1, sizeof(*nm));
 	kvs_object *no = obj_copy(old->o, 1, old->o->data_bytes);
@@ -1731,8 +1754,12 @@ int kvs_mem_corrupt(kvs_backend *mem, const char *name, const char *key, size_t 
 	else if (offset >= d->len)
 		rc = kvs_error_set(KVS_EINVAL, "kvs_mem_corrupt: offset %zu beyond %.300s[%.200s] "
 		                   "(%zu bytes)", offset, name, key, d->len);
-	else
-		d->data[offset] ^= 0x01;
+	else if ((rc = kvs_object_own_data(o->o)) == 0 &&   /* what others hold stays intact */
+	         (rc = kvs_object_share_data(o->o)) == 0) {
+		for (size_t i = 0; i < o->o->ndata; i++)
+			if (strcmp(o->o->data[i].key, key) == 0)
+				o->o->data[i].data[offset] ^= 0x01;
+	}
 	pthread_mutex_unlock(&m->c->mu);
 	return rc;
 }
