@@ -781,6 +781,75 @@ Test(kube, malformed_json_and_bad_base64_are_ecorrupt)
 	}
 }
 
+/* libcrypto's EVP_DecodeBlock, which does the decoding, trims blanks and
+ * line ends at the ends of what it is given and takes '=' anywhere as a
+ * zero digit: the strict decoder must refuse all of those, also at the
+ * boundary of its 4 MiB slices, and still decode what is valid. */
+Test(kube, base64_decode_is_strict_where_libcrypto_is_lenient)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		size_t len;
+	} cases[] = {
+		{ "", 1, 0 },         { "AAAA", 1, 3 },     { "AA==", 1, 1 },      { "AAA=", 1, 2 },
+		{ "A=AA", 0, 0 },     { "AA=A", 0, 0 },     { "====", 0, 0 },      { "A===", 0, 0 },
+		{ "    AAAA", 0, 0 }, { "AAAA    ", 0, 0 }, { "AAAA\n\n\n\n", 0, 0 },
+		{ "\tAAA", 0, 0 },    { "AAA\r", 0, 0 },    { "AA AA==", 0, 0 },   { "AAA-", 0, 0 },
+		{ "AAAAA", 0, 0 },    { "AAAA=AAA", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t *b = NULL;
+		size_t n = 99;
+		int rc = kvs__b64_decode(&b, &n, cases[i].in, strlen(cases[i].in));
+
+		cr_expect_eq(rc, cases[i].ok ? 0 : -1, "case %zu \"%s\": rc %d", i, cases[i].in, rc);
+		if (cases[i].ok)
+			cr_expect_eq(n, cases[i].len, "case %zu: %zu bytes", i, n);
+		else
+			cr_expect(b == NULL && n == 0, "case %zu: output left on failure", i);
+		free(b);
+	}
+
+	/* 9 MiB of text: three slices; valid, then spoiled at a slice boundary */
+	size_t raw_n = (size_t)9 * 1024 * 1024 / 4 * 3 - 2, tn = kvs__b64_len(raw_n);
+	uint8_t *raw = malloc(raw_n), *back = NULL;
+	char *t = malloc(tn + 1);
+	size_t bn = 0, edge = (size_t)4 * 1024 * 1024;
+
+	cr_assert(raw && t);
+	for (size_t i = 0; i < raw_n; i++)
+		raw[i] = (uint8_t)(i * 2654435761u >> 13);
+	cr_assert_eq(kvs__b64_encode(t, raw, raw_n), tn);
+	cr_assert_eq(kvs__b64_decode(&back, &bn, t, tn), 0);
+	cr_expect(bn == raw_n && memcmp(back, raw, raw_n) == 0, "9 MiB round trip");
+	free(back);
+	const struct {
+		size_t at;
+		const char *with;
+	} spoil[] = {
+		{ edge, "    " },    /* blanks EVP would trim at a slice's start */
+		{ edge - 4, "    " }, /* ... and at a slice's end */
+		{ edge - 1, "\n" },
+		{ edge + 1, "=" },    /* a zero digit EVP would take */
+		{ 2 * edge - 2, "==" },
+	};
+	for (size_t i = 0; i < sizeof(spoil) / sizeof(spoil[0]); i++) {
+		char *c = malloc(tn + 1);
+
+		cr_assert(c);
+		memcpy(c, t, tn + 1);
+		memcpy(c + spoil[i].at, spoil[i].with, strlen(spoil[i].with));
+		back = NULL;
+		cr_expect_eq(kvs__b64_decode(&back, &bn, c, tn), -1, "spoiled at %zu", spoil[i].at);
+		cr_expect_null(back);
+		free(back);
+		free(c);
+	}
+	free(raw);
+	free(t);
+}
+
 Test(kube, oversized_list_page_is_refused_before_parsing)
 {
 	kvs_object_list *l = NULL;
