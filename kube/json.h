@@ -90,6 +90,11 @@ int kvs__kube_body_delete(char **out, size_t *out_len, const char *rv, const cha
  * validated cheaply: length and padding) and data_bytes is computed from it.
  */
 #define KVS__KJ_META_ONLY 0x1u
+/**
+ * Parse flag: never decode binaryData from the body in place (the short way
+ * of kvs__kube_object_parse); for tests and the fuzzer, which compare both.
+ */
+#define KVS__KJ_NO_SPANS 0x2u
 
 /**
  * A ConfigMap (or PartialObjectMetadata) JSON item → object. data_bytes is
