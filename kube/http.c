@@ -825,6 +825,7 @@ struct xfer {
 	int64_t not_before;
 	int reserved;          /* a rate-limiter token is held for the next start */
 	int state;             /* 0 waiting, 1 running, 2 done */
+	int done_pending;      /* final, its req->done not called yet */
 	unsigned connect_fails;
 	int reauthed;
 	uint64_t cred_gen;     /* exec credential generation this attempt used */
@@ -1045,6 +1046,7 @@ static int transient_curl(CURLcode c)
 static void xfer_final(struct xfer *x)
 {
 	x->state = 2;
+	x->done_pending = x->req->done != NULL;
 	curl_slist_free_all(x->hdrs);
 	x->hdrs = NULL;
 }
@@ -1156,11 +1158,21 @@ void kvs__http_req_reset(kvs__http_req *r)
 	r->err[0] = '\0';
 }
 
+/* The done callbacks of the requests that became final. */
+static void call_done(struct xfer *xs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (xs[i].done_pending) {
+			xs[i].done_pending = 0;
+			xs[i].req->done(xs[i].req, xs[i].req->done_ctx);
+		}
+}
+
 int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurrency)
 {
 	struct xfer *xs;
 	CURLM *m;
-	size_t done = 0, running = 0;
+	size_t done = 0, running = 0, called = 0;
 	int rc = 0;
 
 	if (n == 0)
@@ -1216,6 +1228,13 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 		rc = 0;
 		if (done == n)
 			break;
+		if (called < done) {
+			/* send what just started, then decode what is in */
+			if (running)
+				curl_multi_perform(m, &still);
+			call_done(xs, n);
+			called = done;
+		}
 		if (running) {
 			curl_multi_perform(m, &still);
 			while ((msg = curl_multi_info_read(m, &msgs)) != NULL) {
@@ -1259,6 +1278,7 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 		easy_put(h, xs[i].easy);
 	}
 	multi_put(h, m);
+	call_done(xs, n);
 	/* leave the detail of the last failure on this thread */
 	for (size_t i = n; i-- > 0;)
 		if (reqs[i].rc < 0) {

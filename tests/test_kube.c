@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "kube/client.h"
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
@@ -602,6 +603,66 @@ Test(kube, batch_of_8_gets_runs_in_parallel)
 	cr_expect_eq(ops[7].result, KVS_ENOTFOUND);
 	cr_expect_null(ops[7].out);
 	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+/* The defect: a batch's responses were decoded only after the last one was
+ * in, so the client's decoding never overlapped the server's work on the
+ * others. Each is now handed over as soon as it is final: with one request
+ * in flight at a time and 150 ms per request, the first is decoded about
+ * 300 ms before the run of three ends. */
+typedef struct each_seen {
+	int64_t at[3];
+	int result[3];
+	int calls;
+} each_seen;
+
+static void note_each(kvs_kube_request *r, size_t i, void *ctx)
+{
+	each_seen *s = ctx;
+
+	s->at[i] = now_ms();
+	s->result[i] = r->result;
+	s->calls++;
+}
+
+Test(kube, batch_hands_each_response_over_while_the_rest_are_in_flight)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_kube *c = NULL;
+	kvs_kube_request rs[3];
+	const char *names[3] = { "e0", "missing", "e2" };
+	each_seen seen = { { 0 }, { 0 }, 0 };
+	kvs_backend *b = open_be(k, NULL);
+
+	create_ok(b, "e0", "x", NULL);
+	create_ok(b, "e2", "y", NULL);
+	kvs_backend_free(b);
+	o.kubeconfig = fx_kapi_kubeconfig(k);
+	o.concurrency = 1;
+	cr_assert_eq(kvs_kube_open(&c, &o), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_kapi_faults(k, "{\"latency_ms\":150}"), 0);
+	for (int i = 0; i < 3; i++) {
+		kvs_kube_request init = KVS_KUBE_REQUEST_INIT;
+
+		rs[i] = init;
+		rs[i].verb = KVS_KUBE_VERB_GET;
+		rs[i].resource = &kvs_kube_configmaps;
+		rs[i].name = names[i];
+	}
+	cr_assert_eq(kvs__kube_run_each(c, rs, 3, note_each, &seen), 0, "%s", kvs_error_last());
+	int64_t end = now_ms();
+	cr_expect_eq(seen.calls, 3);
+	cr_expect(seen.result[0] == 0 && seen.result[1] == KVS_ENOTFOUND && seen.result[2] == 0,
+	          "results %d %d %d", seen.result[0], seen.result[1], seen.result[2]);
+	cr_expect_eq(rs[1].result, KVS_ENOTFOUND);
+	cr_expect_gt(end - seen.at[0], 200, "the first was handed over %lld ms before the end",
+	             (long long)(end - seen.at[0]));
+	cr_expect_lt(seen.at[0], seen.at[1]);
+	for (int i = 0; i < 3; i++)
+		kvs_kube_request_clear(&rs[i]);
+	kvs_kube_free(c);
 	fx_kapi_stop(k);
 }
 
