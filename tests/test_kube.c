@@ -1181,6 +1181,41 @@ Test(kube, huge_retry_after_is_capped_not_overflowed)
 	pthread_detach(th);
 }
 
+/* A response that declares more than the cap is refused as soon as its
+ * header says so, not after waiting for bytes that never come (the server
+ * here sends 2 of the 5 MiB it announces, then nothing); one under the cap
+ * is read as before. */
+Test(kube, declared_length_over_the_cap_is_refused_before_the_body)
+{
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5242880\r\n"
+		"\r\n{}",
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length:  57 \r\n\r\n"
+		"{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"1\"},\"data\":{}}",
+	};
+	struct raw_srv s;
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_object *got = NULL;
+
+	raw_srv_start(&s, answers, 2);
+	o.retries = KVS_KUBE_NO_RETRIES;
+	o.timeout_ms = 3000;
+	kvs_backend *b = raw_backend(&s, &o);
+	int64_t t0 = now_ms();
+	int rc = b->ops->get(b, &got, "x");
+	int64_t el = now_ms() - t0;
+	cr_expect_eq(rc, KVS_EIO, "rc %d: %s", rc, kvs_error_last());
+	cr_expect(strstr(kvs_error_last(), "larger than the 4194304-byte cap"), "%s",
+	          kvs_error_last());
+	cr_expect_lt(el, 1500, "refused after %lld ms", (long long)el);
+	cr_expect_null(got);
+	cr_expect_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(got && strcmp(got->name, "x") == 0);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
 /* "." and ".." are not object names: in a URL path they would be
  * dot-segments that select another resource (../ is the namespace). */
 Test(kube, dot_and_dotdot_names_are_refused_not_sent_as_dot_segments)
