@@ -921,6 +921,7 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *u)
 			if (nb) {   /* else on_body grows it as it can */
 				x->buf = nb;
 				x->cap = (size_t)cl + 1;
+				x->buf[x->len] = '\0';   /* a body of 0 bytes is "" */
 			}
 		}
 	}
@@ -1147,6 +1148,8 @@ static void xfer_done(struct xfer *x, CURLcode res)
 			r->retry_after_s = ra > 0 ? (ra > 86400 ? 86400 : (long)ra) : 0;
 			r->rc = 0;
 			r->status = status;
+			if (x->buf)   /* (kept from an earlier attempt, or sized by a header) */
+				x->buf[x->len] = '\0';
 			r->resp = x->buf;
 			r->resp_len = x->len;
 			if (!r->resp)

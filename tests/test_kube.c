@@ -1216,6 +1216,42 @@ Test(kube, declared_length_over_the_cap_is_refused_before_the_body)
 	raw_srv_cleanup(&s);
 }
 
+/* An empty body is an empty, NUL-terminated response, also when the
+ * header sized the buffer (Content-Length: 0) before any byte came. */
+Test(kube, empty_body_with_content_length_0_is_an_empty_string)
+{
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct raw_srv s;
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_kube *c = NULL;
+
+	raw_srv_start(&s, answers, 1);
+	o.kubeconfig = s.kubeconfig;
+	cr_assert_eq(kvs_kube_open(&c, &o), 0, "%s", kvs_error_last());
+	for (int i = 0; i < 4; i++) {
+		kvs_kube_request r = KVS_KUBE_REQUEST_INIT;
+		char *junk = malloc(1);
+
+		/* leave something in the allocator's small chunks */
+		cr_assert_not_null(junk);
+		memset(junk, 'x', 1);
+		free(junk);
+		r.verb = KVS_KUBE_VERB_GET;
+		r.resource = &kvs_kube_configmaps;
+		r.name = "x";
+		cr_assert_eq(kvs_kube_run(c, &r, 1), 0, "%s", kvs_error_last());
+		cr_expect_eq(r.result, 0, "%s", r.detail);
+		cr_expect(r.response && r.response_len == 0 && r.response[0] == '\0',
+		          "run %d: %zu bytes, first %d", i, r.response_len,
+		          r.response ? (int)(unsigned char)r.response[0] : -1);
+		kvs_kube_request_clear(&r);
+	}
+	kvs_kube_free(c);
+	raw_srv_cleanup(&s);
+}
+
 /* "." and ".." are not object names: in a URL path they would be
  * dot-segments that select another resource (../ is the namespace). */
 Test(kube, dot_and_dotdot_names_are_refused_not_sent_as_dot_segments)
