@@ -4,7 +4,9 @@
  * the LZ4 floor (bench/floor.h: warm, best of 5); first, the client's peak RSS for a streaming put and get of
  * 1 GiB, each in a forked child. Prints figures; asserts nothing.
  *
- *   KVS_BUILD=$PWD/build build/bench-kube [MiB]
+ *   KVS_BUILD=$PWD/build build/bench-kube [--quick] [MiB]
+ *
+ * --quick skips the 1 GiB streams (about 15 s): the 64 MiB part only.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -121,8 +123,50 @@ static int start_server(char *url, size_t cap, char *dir)
 	return 0;
 }
 
+/* KVS_BENCH_MARKS=1: the CLOCK_MONOTONIC bounds of each timed step on
+ * stderr, for `perf record -k CLOCK_MONOTONIC` + `perf report --time a,b`. */
+static void mark(const char *what, double t0, double t1)
+{
+	const char *e = getenv("KVS_BENCH_MARKS");
+
+	if (e && *e == '1')
+		fprintf(stderr, "mark %s %.6f,%.6f\n", what, t0, t1);
+}
+
+/* CPU seconds (user + system) of this process and of the server so far:
+ * on a shared machine the wall time of a step varies with the load, the
+ * CPU each side spent on it much less. */
+static double cpu_self_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double cpu_server_s(void)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	if (server_pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)server_pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (!p || !(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 struct run {
 	double put_s, get_s, reput_s;
+	double put_cpu[2], get_cpu[2];   /* client, server CPU seconds */
 	kvs_put_stats put, reput;
 };
 
@@ -138,14 +182,23 @@ static int run_store(struct run *r, kvs_backend *b, const char *v, size_t n, cha
 	if ((rc = kvs_open(&st, b, NULL)) < 0)
 		return rc;
 	po.stats = &r->put;
+	double c0 = cpu_self_s(), s0 = cpu_server_s();
 	t = now_s();
 	if ((rc = kvs_put(NULL, st, "bench/workflow", v, n, &po)) < 0)
 		goto out;
 	r->put_s = now_s() - t;
+	r->put_cpu[0] = cpu_self_s() - c0;
+	r->put_cpu[1] = cpu_server_s() - s0;
+	mark("put", t, t + r->put_s);
+	c0 = cpu_self_s();
+	s0 = cpu_server_s();
 	t = now_s();
 	if ((rc = kvs_get(&got, &len, NULL, st, "bench/workflow", NULL)) < 0)
 		goto out;
 	r->get_s = now_s() - t;
+	r->get_cpu[0] = cpu_self_s() - c0;
+	r->get_cpu[1] = cpu_server_s() - s0;
+	mark("get", t, t + r->get_s);
 	if (len != n || memcmp(got, v, n) != 0) {
 		fprintf(stderr, "bench: value read back differs\n");
 		rc = -1;
@@ -324,14 +377,21 @@ static long server_hwm_kib(void)
 
 int main(int argc, char **argv)
 {
-	size_t mib = argc > 1 ? (size_t)atoi(argv[1]) : 64, n = mib << 20;
-	char *v = malloc(n), *edited = malloc(n);
+	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	size_t mib = argc > 1 + quick ? (size_t)atoi(argv[1 + quick]) : 64, n = mib << 20;
+	char *v, *edited;
 	char url[128], dir[] = "/tmp/kvs-bench-kube-XXXXXX", cfg[256];
 	struct run mem = { 0 }, kube = { 0 };
 	kvs_backend *b = NULL;
 	bench_floor fl;
 	int rc;
 
+	if (mib == 0) {
+		fprintf(stderr, "usage: bench-kube [--quick] [MiB]\n");
+		return 2;
+	}
+	v = malloc(n);
+	edited = malloc(n);
 	if (!v || !edited || !mkdtemp(dir))
 		return 1;
 	if (start_server(url, sizeof(url), dir) < 0) {
@@ -348,12 +408,13 @@ int main(int argc, char **argv)
 	fclose(f);
 	/* first, while this process is small (the buffers above are untouched): a
 	 * child's ru_maxrss starts from what it shares with its parent */
-	if (stream_child(cfg, 0, 0, "default options") < 0 ||
+	if (!quick && (stream_child(cfg, 0, 0, "default options") < 0 ||
 	    stream_child(cfg, 1, 0, "default options: 64 MiB cache") < 0 ||
 	    stream_child(cfg, 1, 4u << 20, "cache_bytes 4 MiB") < 0 ||
-	    stream_child(cfg, 1, KVS_CACHE_OFF, "cache off") < 0)
+	    stream_child(cfg, 1, KVS_CACHE_OFF, "cache off") < 0))
 		return 1;
-	printf("kapi-server peak RSS after the 1 GiB streams: %.1f MiB\n", server_hwm_kib() / 1024.0);
+	if (!quick)
+		printf("kapi-server peak RSS after the 1 GiB streams: %.1f MiB\n", server_hwm_kib() / 1024.0);
 	gen_json(v, n);
 	memcpy(edited, v, n);
 	/* a 1% edit: rewrite a run of node records in the middle */
@@ -394,6 +455,8 @@ int main(int argc, char **argv)
 	       kube.put_s / fl.compress_s);
 	printf("kube get   = %.2fx memory, %.2fx lz4 decompress floor\n", kube.get_s / mem.get_s,
 	       kube.get_s / fl.decompress_s);
+	printf("kube CPU s (client + server): put %.3f + %.3f, get %.3f + %.3f\n", kube.put_cpu[0],
+	       kube.put_cpu[1], kube.get_cpu[0], kube.get_cpu[1]);
 	printf("kube re-put after a 1%% edit: %.3f s, %llu requests, %.2f%% of the value's bytes sent\n",
 	       kube.reput_s, (unsigned long long)kube.reput.requests,
 	       100.0 * (double)kube.reput.bytes_written / (double)n);

@@ -13,8 +13,11 @@
  * Nothing may crash, leak or read out of bounds. What parses must make
  * sense: data_bytes matches the decoded data, a ConfigMap serialises again
  * and parses back to the same keys and bytes, decoded base64 re-encodes and
- * decodes to the same bytes.
+ * decodes to the same bytes. A full ConfigMap parse (0) decodes binaryData
+ * in place when it can: it must agree with the whole-tree parse
+ * (KVS__KJ_NO_SPANS) on the result, the object and the error detail.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,14 +62,58 @@ static void check_object(const kvs_object *o, unsigned flags)
 	free(body);
 }
 
+static int same_kvs(const kvs_kv *a, size_t na, const kvs_kv *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].key, b[i].key) != 0 || strcmp(a[i].value, b[i].value) != 0)
+			return 0;
+	return 1;
+}
+
+/* The in-place decoding of binaryData (the short way of a full parse) must
+ * give what the whole-tree parse gives: the same result, object or detail. */
+static void check_same_as_whole_tree(const char *p, size_t n, int rc, const kvs_object *o)
+{
+	kvs_object *w = NULL;
+	char detail[1024];
+	int wrc;
+
+	snprintf(detail, sizeof(detail), "%s", kvs_error_last());
+	wrc = kvs__kube_object_parse(&w, p, n, KVS__KJ_NO_SPANS, "fuzz get");
+	if (wrc != rc)
+		abort();
+	if (rc != 0) {
+		if (strcmp(detail, kvs_error_last()) != 0)
+			abort();
+		return;
+	}
+	if (strcmp(o->name, w->name) || strcmp(o->resource_version, w->resource_version) ||
+	    strcmp(o->uid, w->uid) || o->immutable != w->immutable ||
+	    o->data_bytes != w->data_bytes || o->created_ms != w->created_ms ||
+	    o->updated_ms != w->updated_ms || o->ndata != w->ndata ||
+	    !same_kvs(o->labels, o->nlabels, w->labels, w->nlabels) ||
+	    !same_kvs(o->annotations, o->nannotations, w->annotations, w->nannotations))
+		abort();
+	for (size_t i = 0; i < o->ndata; i++)
+		if (strcmp(o->data[i].key, w->data[i].key) != 0 || o->data[i].len != w->data[i].len ||
+		    (o->data[i].len && memcmp(o->data[i].data, w->data[i].data, o->data[i].len)))
+			abort();
+	kvs_object_free(w);
+}
+
 static void fuzz_object(const char *p, size_t n, unsigned flags)
 {
 	kvs_object *o = NULL;
+	int rc = kvs__kube_object_parse(&o, p, n, flags, "fuzz get");
 
-	if (kvs__kube_object_parse(&o, p, n, flags, "fuzz get") == 0)
+	if (rc == 0)
 		check_object(o, flags);
 	else if (o)
 		abort();   /* an error leaves nothing behind */
+	if (flags == 0)
+		check_same_as_whole_tree(p, n, rc, o);
 	kvs_object_free(o);
 }
 

@@ -377,6 +377,13 @@ struct prep {
 	char *path;
 	const char *ns;
 	char what[320];
+	/* the caller's per-request callback (kvs__kube_run_each) */
+	kvs_kube *k;
+	kvs_kube_request *rq;
+	size_t i;
+	void (*each)(kvs_kube_request *r, size_t i, void *ctx);
+	void *ctx;
+	int finished;
 };
 
 static int prepare(kvs_kube *k, kvs_kube_request *rq, kvs__http_req *hr, struct prep *p)
@@ -424,7 +431,22 @@ static int prepare(kvs_kube *k, kvs_kube_request *rq, kvs__http_req *hr, struct 
 	return 0;
 }
 
+static void on_http_done(kvs__http_req *hr, void *ctx)
+{
+	struct prep *p = ctx;
+
+	finish(p->rq, hr, p->ns, p->what, p->k->http);
+	p->finished = 1;
+	p->each(p->rq, p->i, p->ctx);
+}
+
 int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
+{
+	return kvs__kube_run_each(k, reqs, n, NULL, NULL);
+}
+
+int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
+                       void (*each)(kvs_kube_request *r, size_t i, void *ctx), void *ctx)
 {
 	kvs__http_req *hr;
 	struct prep *pp;
@@ -445,6 +467,15 @@ int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
 		if (reqs[i].version == KVS_KUBE_REQUEST_VERSION)
 			kvs_kube_request_clear(&reqs[i]);
 		rc = prepare(k, &reqs[i], &hr[i], &pp[i]);
+		if (each) {
+			pp[i].k = k;
+			pp[i].rq = &reqs[i];
+			pp[i].i = i;
+			pp[i].each = each;
+			pp[i].ctx = ctx;
+			hr[i].done = on_http_done;
+			hr[i].done_ctx = &pp[i];
+		}
 	}
 	if (rc == 0)
 		rc = kvs__http_run(k->http, hr, n, k->concurrency);
@@ -452,7 +483,8 @@ int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
 		size_t last = n;
 
 		for (size_t i = 0; i < n; i++) {
-			finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what, k->http);
+			if (!pp[i].finished)
+				finish(&reqs[i], &hr[i], pp[i].ns, pp[i].what, k->http);
 			if (reqs[i].result < 0)
 				last = i;
 		}

@@ -32,4 +32,14 @@ int kvs__kube_watch_decode(kvs_kube_event *out, kvs_kube_status *last, const cha
  */
 int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what);
 
+/**
+ * kvs_kube_run() with `each` (may be NULL) called once per request as soon
+ * as it is final, with its result, status and response set, on the calling
+ * thread while the other requests are in flight. `each` may take the
+ * response (set it NULL) or clear the request. When this returns an error
+ * (KVS_EINVAL, KVS_ENOMEM: nothing was sent), `each` was not called.
+ */
+int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
+                       void (*each)(kvs_kube_request *r, size_t i, void *ctx), void *ctx);
+
 #endif

@@ -54,6 +54,14 @@ typedef struct kvs__http_req {
 	const char *body;
 	size_t body_len;
 	size_t max_resp;           /**< response body cap (over it: KVS_EIO) */
+	/**
+	 * Called once when the request is final, with its outputs set (NULL:
+	 * not called). It runs on the calling thread between the transfers of
+	 * the others, right after the next ones have been sent, so decoding a
+	 * response overlaps the server's work on the rest.
+	 */
+	void (*done)(struct kvs__http_req *r, void *ctx);
+	void *done_ctx;
 	/* out */
 	int rc;                    /**< 0: an HTTP response is in status/resp; < 0: failed (detail in err) */
 	long status;

@@ -56,12 +56,22 @@ static int b64_valid_char(unsigned char c)
 	       c == '+' || c == '/';
 }
 
-int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n)
+/*
+ * Strict decoding with libcrypto doing the only pass over the text.
+ * EVP_DecodeBlock refuses every byte outside the alphabet and '=' inside a
+ * slice, but it is lenient in two ways that a strict decoder is not: it
+ * trims blanks and line ends at both ends of what it is given, and it takes
+ * '=' anywhere as a zero digit. Both are closed here without a pass of our
+ * own: every slice must begin and end with an alphabet character (or the
+ * final padding), so nothing is trimmed, and memchr (vectorised) finds a
+ * '=' before the padding. The slice's output length is then checked too.
+ */
+#define B64_SLICE ((size_t)4 * 1024 * 1024)   /* input per EVP call: a multiple of 4 */
+
+int kvs__b64_decode_into(uint8_t *dst, size_t *out_len, const char *src, size_t n)
 {
 	size_t pad = 0, done = 0, olen = 0;
-	uint8_t *buf;
 
-	*out = NULL;
 	*out_len = 0;
 	if (n % 4 != 0)
 		return -1;
@@ -69,26 +79,42 @@ int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n)
 		pad++;
 	if (n > 1 && src[n - 2] == '=')
 		pad++;
-	for (size_t i = 0; i < n - pad; i++)
-		if (!b64_valid_char((unsigned char)src[i]))
-			return -1;
-	buf = malloc(n / 4 * 3 + 1);
-	if (!buf)
-		return -2;
+	if (n - pad > 0 && memchr(src, '=', n - pad))
+		return -1;
 	while (done < n) {
-		/* slices of 4 MiB input (a multiple of 4) */
-		size_t take = n - done > (size_t)4 * 1024 * 1024 ? (size_t)4 * 1024 * 1024 : n - done;
-		int w = EVP_DecodeBlock(buf + olen, (const unsigned char *)src + done, (int)take);
+		size_t take = n - done > B64_SLICE ? B64_SLICE : n - done;
+		unsigned char first = (unsigned char)src[done], last = (unsigned char)src[done + take - 1];
+		int w;
 
-		if (w < 0) {
-			free(buf);
+		if (!b64_valid_char(first) && first != '=')
 			return -1;
-		}
+		if (!b64_valid_char(last) && last != '=')
+			return -1;
+		w = EVP_DecodeBlock(dst + olen, (const unsigned char *)src + done, (int)take);
+		if (w < 0 || (size_t)w != take / 4 * 3)
+			return -1;
 		olen += (size_t)w;
 		done += take;
 	}
-	*out = buf;
 	*out_len = olen - pad;
+	return 0;
+}
+
+int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n)
+{
+	uint8_t *buf;
+
+	*out = NULL;
+	*out_len = 0;
+	if (n % 4 != 0)
+		return -1;
+	if (!(buf = malloc(n / 4 * 3 + 1)))
+		return -2;
+	if (kvs__b64_decode_into(buf, out_len, src, n) < 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
 	return 0;
 }
 
@@ -375,9 +401,9 @@ static int read_kvs(kvs_object *o, const cJSON *m, const char *field, int labels
 
 /* Decoded size of a base64 string without decoding it; -1 if its length or
  * padding is impossible. */
-static int64_t b64_decoded_len(const char *s)
+static int64_t b64_decoded_len(const char *s, size_t n)
 {
-	size_t n = strlen(s), pad = 0;
+	size_t pad = 0;
 
 	if (n % 4)
 		return -1;
@@ -415,12 +441,36 @@ static int64_t managed_time(const cJSON *mf)
 	return best;
 }
 
+/* The binaryData strings of a body, left in the receive buffer (b64_spans). */
+typedef struct b64_span {
+	const char *p;
+	size_t n;
+} b64_span;
+
+#define SPANS_MAX 64u    /* binaryData keys taken the short way; more: the long way */
+#define SPANS_MISMATCH 1 /* object_from_spans: the tree is not what the scan saw */
+
+static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags,
+                             const char *what, const b64_span *spans, size_t nspans);
+
 int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned flags,
                                const char *what)
+{
+	return object_from_spans(out, item, flags, what, NULL, 0);
+}
+
+/*
+ * `spans` (when not NULL) holds the text of the tree's binaryData values in
+ * order; the tree then has "" in their place (kvs__kube_object_parse).
+ * SPANS_MISMATCH if it does not (the caller parses the long way).
+ */
+static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags,
+                             const char *what, const b64_span *spans, size_t nspans)
 {
 	const cJSON *meta, *name, *e, *data, *imm;
 	kvs_object *o = NULL;
 	int64_t hint = -1;
+	size_t si = 0;
 	int rc;
 
 	*out = NULL;
@@ -474,8 +524,9 @@ int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned fla
 			goto fail;
 		}
 		cJSON_ArrayForEach(e, data) {
+			const char *text;
 			uint8_t *bytes;
-			size_t n;
+			size_t n, tn;
 			int d;
 
 			if (!cJSON_IsString(e) || !e->string || !valid_data_key(e->string)) {
@@ -483,8 +534,19 @@ int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned fla
 				         what, e->string ? e->string : "?");
 				goto fail;
 			}
+			text = e->valuestring;
+			if (spans) {
+				if (si >= nspans || text[0]) {
+					rc = SPANS_MISMATCH;
+					goto fail;
+				}
+				text = spans[si].p;
+				tn = spans[si++].n;
+			} else {
+				tn = strlen(text);
+			}
 			if (flags & KVS__KJ_META_ONLY) {
-				int64_t dl = b64_decoded_len(e->valuestring);
+				int64_t dl = b64_decoded_len(text, tn);
 				if (dl < 0) {
 					rc = BAD(what, "binaryData[\"%.100s\"] is not valid base64", what,
 					         e->string);
@@ -493,7 +555,7 @@ int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned fla
 				o->data_bytes += (uint64_t)dl;
 				continue;
 			}
-			d = kvs__b64_decode(&bytes, &n, e->valuestring, strlen(e->valuestring));
+			d = kvs__b64_decode(&bytes, &n, text, tn);
 			if (d == -2) {
 				rc = kvs_error_set(KVS_ENOMEM, "out of memory");
 				goto fail;
@@ -505,6 +567,10 @@ int kvs__kube_object_from_json(kvs_object **out, const cJSON *item, unsigned fla
 			if ((rc = kvs_object_add_data_owned(o, e->string, bytes, n)) < 0)
 				goto fail;
 		}
+	}
+	if (spans && si != nspans) {
+		rc = SPANS_MISMATCH;
+		goto fail;
 	}
 	/* string data (not written by kvsplit, but part of a ConfigMap) */
 	data = cJSON_GetObjectItemCaseSensitive(item, "data");
@@ -613,14 +679,203 @@ static cJSON *parse_doc(const char *body, size_t len, size_t cap, const char *wh
 	return kvs__json_parse(body, len, cap, what, rc);
 }
 
+/*
+ * A scan of a response body for the strings of its top-level binaryData,
+ * so that they are decoded straight from the receive buffer instead of
+ * being copied into a cJSON tree character by character first (a segment's
+ * ~1.4 MB of base64 is nearly all of its body). The scan does not decide
+ * what is valid JSON: cJSON still parses the whole body but for those
+ * strings' contents, and the strict base64 decoder reads the contents. So
+ * the scan only has to find them unambiguously, and gives up (0: parse the
+ * long way) on anything it does not expect: a top-level key or a binaryData
+ * key with an escape (cJSON compares keys unescaped), binaryData twice, a
+ * binaryData value that is not a string or has an escape, more than
+ * SPANS_MAX of them. It never reads past `end`.
+ */
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* p at an opening quote: past the closing one, or NULL. *esc: saw a '\\'. */
+static const char *skip_string(const char *p, const char *end, int *esc)
+{
+	*esc = 0;
+	for (p++;;) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		size_t bs = 0;
+
+		if (!q)
+			return NULL;
+		if (!*esc && memchr(p, '\\', (size_t)(q - p)))
+			*esc = 1;
+		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		p = q + 1;
+		if (bs % 2 == 0)
+			return p;
+	}
+}
+
+/* Past one value of any kind (nesting skipped), or NULL. */
+static const char *skip_value(const char *p, const char *end)
+{
+	size_t depth = 0;
+	int esc;
+
+	do {
+		if (p >= end)
+			return NULL;
+		if (*p == '"') {
+			if (!(p = skip_string(p, end, &esc)))
+				return NULL;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+			p++;
+		} else if (*p == '}' || *p == ']') {
+			if (depth == 0)
+				return NULL;
+			depth--;
+			p++;
+		} else if (depth == 0) {
+			/* a scalar: up to what ends it */
+			while (p < end && !strchr(",}] \t\r\n", *p))
+				p++;
+			return p;
+		} else {
+			p++;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+static size_t b64_spans(b64_span *spans, const char *body, size_t len)
+{
+	const char *p = body, *end = body + len;
+	size_t n = 0;
+	int seen = 0, esc;
+
+	p = skip_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return 0;
+	for (;;) {
+		const char *k, *ke;
+
+		p = skip_ws(p, end);
+		if (p < end && *p == '}')
+			return n;
+		if (p >= end || *p != '"' || !(ke = skip_string(p, end, &esc)) || esc)
+			return 0;
+		k = p + 1;
+		p = skip_ws(ke, end);
+		if (p >= end || *p++ != ':')
+			return 0;
+		p = skip_ws(p, end);
+		if ((size_t)(ke - 1 - k) == 10 && memcmp(k, "binaryData", 10) == 0 && p < end &&
+		    *p == '{') {
+			if (seen++)
+				return 0;
+			p = skip_ws(p + 1, end);
+			if (p < end && *p == '}') {
+				p++;
+			} else {
+				for (;;) {
+					const char *v;
+
+					if (p >= end || *p != '"' || !(ke = skip_string(p, end, &esc)) || esc)
+						return 0;
+					p = skip_ws(ke, end);
+					if (p >= end || *p++ != ':')
+						return 0;
+					p = skip_ws(p, end);
+					if (p >= end || *p != '"' || !(v = skip_string(p, end, &esc)) || esc ||
+					    n == SPANS_MAX)
+						return 0;
+					spans[n].p = p + 1;
+					spans[n++].n = (size_t)(v - 1 - (p + 1));
+					p = skip_ws(v, end);
+					if (p < end && *p == ',') {
+						p = skip_ws(p + 1, end);
+						continue;
+					}
+					if (p < end && *p == '}') {
+						p++;
+						break;
+					}
+					return 0;
+				}
+			}
+		} else if (!(p = skip_value(p, end))) {
+			return 0;
+		}
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			return n;
+		return 0;
+	}
+}
+
+/*
+ * The short way of a full GET: the body without the contents of its
+ * binaryData strings goes to cJSON (a few hundred bytes of metadata), the
+ * strings are decoded from where they are. Any surprise, and any error
+ * (whose detail must be the long way's), falls back to parsing it all.
+ * 1: not taken.
+ */
+static int object_parse_spans(kvs_object **out, const char *body, size_t len, unsigned flags,
+                              const char *what)
+{
+	b64_span spans[SPANS_MAX];
+	size_t n, cut = 0, off = 0;
+	char *lite;
+	cJSON *root;
+	int rc = 0;
+
+	if ((flags & (KVS__KJ_META_ONLY | KVS__KJ_NO_SPANS)) || len > KVS__KUBE_MAX_OBJECT ||
+	    (n = b64_spans(spans, body, len)) == 0)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		cut += spans[i].n;
+	if (!(lite = malloc(len - cut + 1)))
+		return 1;
+	for (size_t i = 0, from = 0; i <= n; i++) {
+		size_t to = i < n ? (size_t)(spans[i].p - body) : len;
+
+		memcpy(lite + off, body + from, to - from);
+		off += to - from;
+		if (i < n)
+			from = to + spans[i].n;
+	}
+	lite[off] = '\0';
+	root = kvs__json_parse(lite, off, KVS__KUBE_MAX_OBJECT, what, &rc);
+	if (root)
+		rc = object_from_spans(out, root, flags, what, spans, n);
+	cJSON_Delete(root);
+	free(lite);
+	if (rc != 0) {
+		kvs_object_free(*out);
+		*out = NULL;
+		return 1;
+	}
+	return 0;
+}
+
 int kvs__kube_object_parse(kvs_object **out, const char *body, size_t len, unsigned flags,
                            const char *what)
 {
 	int rc = 0;
-	cJSON *root = parse_doc(body, len, KVS__KUBE_MAX_OBJECT, what, &rc);
+	cJSON *root;
 
 	*out = NULL;
-	if (!root)
+	if (object_parse_spans(out, body, len, flags, what) == 0)
+		return 0;
+	if (!(root = parse_doc(body, len, KVS__KUBE_MAX_OBJECT, what, &rc)))
 		return rc;
 	rc = kvs__kube_object_from_json(out, root, flags, what);
 	cJSON_Delete(root);

@@ -60,6 +60,11 @@ size_t kvs__b64_encode(char *dst, const uint8_t *src, size_t n);
  * malloc'd buffer (non-NULL even when empty), or -1 if `src` is not valid.
  */
 int kvs__b64_decode(uint8_t **out, size_t *out_len, const char *src, size_t n);
+/**
+ * The same into dst, which holds at least n / 4 * 3 bytes; *out_len gets the
+ * decoded length. 0, or -1 if `src` is not valid (dst then holds garbage).
+ */
+int kvs__b64_decode_into(uint8_t *dst, size_t *out_len, const char *src, size_t n);
 
 /** RFC 3339 timestamp → Unix ms; -1 if unparsable. */
 int64_t kvs__rfc3339_ms(const char *s);
@@ -85,6 +90,11 @@ int kvs__kube_body_delete(char **out, size_t *out_len, const char *rv, const cha
  * validated cheaply: length and padding) and data_bytes is computed from it.
  */
 #define KVS__KJ_META_ONLY 0x1u
+/**
+ * Parse flag: never decode binaryData from the body in place (the short way
+ * of kvs__kube_object_parse); for tests and the fuzzer, which compare both.
+ */
+#define KVS__KJ_NO_SPANS 0x2u
 
 /**
  * A ConfigMap (or PartialObjectMetadata) JSON item → object. data_bytes is

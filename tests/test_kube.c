@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "kube/client.h"
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
@@ -605,6 +606,66 @@ Test(kube, batch_of_8_gets_runs_in_parallel)
 	fx_kapi_stop(k);
 }
 
+/* The defect: a batch's responses were decoded only after the last one was
+ * in, so the client's decoding never overlapped the server's work on the
+ * others. Each is now handed over as soon as it is final: with one request
+ * in flight at a time and 150 ms per request, the first is decoded about
+ * 300 ms before the run of three ends. */
+typedef struct each_seen {
+	int64_t at[3];
+	int result[3];
+	int calls;
+} each_seen;
+
+static void note_each(kvs_kube_request *r, size_t i, void *ctx)
+{
+	each_seen *s = ctx;
+
+	s->at[i] = now_ms();
+	s->result[i] = r->result;
+	s->calls++;
+}
+
+Test(kube, batch_hands_each_response_over_while_the_rest_are_in_flight)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_kube *c = NULL;
+	kvs_kube_request rs[3];
+	const char *names[3] = { "e0", "missing", "e2" };
+	each_seen seen = { { 0 }, { 0 }, 0 };
+	kvs_backend *b = open_be(k, NULL);
+
+	create_ok(b, "e0", "x", NULL);
+	create_ok(b, "e2", "y", NULL);
+	kvs_backend_free(b);
+	o.kubeconfig = fx_kapi_kubeconfig(k);
+	o.concurrency = 1;
+	cr_assert_eq(kvs_kube_open(&c, &o), 0, "%s", kvs_error_last());
+	cr_assert_eq(fx_kapi_faults(k, "{\"latency_ms\":150}"), 0);
+	for (int i = 0; i < 3; i++) {
+		kvs_kube_request init = KVS_KUBE_REQUEST_INIT;
+
+		rs[i] = init;
+		rs[i].verb = KVS_KUBE_VERB_GET;
+		rs[i].resource = &kvs_kube_configmaps;
+		rs[i].name = names[i];
+	}
+	cr_assert_eq(kvs__kube_run_each(c, rs, 3, note_each, &seen), 0, "%s", kvs_error_last());
+	int64_t end = now_ms();
+	cr_expect_eq(seen.calls, 3);
+	cr_expect(seen.result[0] == 0 && seen.result[1] == KVS_ENOTFOUND && seen.result[2] == 0,
+	          "results %d %d %d", seen.result[0], seen.result[1], seen.result[2]);
+	cr_expect_eq(rs[1].result, KVS_ENOTFOUND);
+	cr_expect_gt(end - seen.at[0], 200, "the first was handed over %lld ms before the end",
+	             (long long)(end - seen.at[0]));
+	cr_expect_lt(seen.at[0], seen.at[1]);
+	for (int i = 0; i < 3; i++)
+		kvs_kube_request_clear(&rs[i]);
+	kvs_kube_free(c);
+	fx_kapi_stop(k);
+}
+
 Test(kube, batch_creates_report_eexists_per_op)
 {
 	fx_kapi *k = start(0, NULL);
@@ -618,6 +679,52 @@ Test(kube, batch_creates_report_eexists_per_op)
 	cr_expect_eq(ops[1].result, KVS_EEXISTS);
 	kvs_object_free(a);
 	kvs_object_free(c);
+	kvs_backend_free(b);
+	fx_kapi_stop(k);
+}
+
+static long stat_of(fx_kapi *k, const char *field)
+{
+	char *stats = NULL, key[64];
+	const char *at;
+	long v = -1;
+
+	snprintf(key, sizeof(key), "\"%s\":", field);
+	fx_kapi_call(k, "GET", "/kapi/stats", NULL, &stats);
+	if (stats && (at = strstr(stats, key)))
+		v = strtol(at + strlen(key), NULL, 10);
+	free(stats);
+	return v;
+}
+
+/* The defect: every segment create was answered with the whole ConfigMap,
+ * ~1.4 MB of base64 the server encoded and sent and the client received
+ * only to drop it. A batch create asks for the metadata only (with the
+ * full object as the fallback Accept for servers that do not transform). */
+Test(kube, batch_create_is_answered_with_metadata_not_the_data)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_backend *b = open_be(k, NULL);
+	kvs_object *o = kvs_object_new("big"), *got = NULL;
+	size_t n = 600000;
+	uint8_t *data = malloc(n);
+	kvs_op op = { KVS_OP_CREATE, NULL, o, NULL, 0, "" };
+
+	cr_assert(o && data);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 131u >> 3);
+	cr_assert_eq(kvs_object_add_data(o, "s", data, n), 0);
+	long out0 = stat_of(k, "bytes_out");
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_assert_eq(op.result, 0, "%s", op.detail);
+	long out1 = stat_of(k, "bytes_out");
+	cr_expect(out0 >= 0 && out1 - out0 < 16384, "the create was answered with %ld bytes",
+	          out1 - out0);
+	cr_assert_eq(b->ops->get(b, &got, "big"), 0, "%s", kvs_error_last());
+	cr_expect(got->ndata == 1 && got->data[0].len == n && memcmp(got->data[0].data, data, n) == 0);
+	kvs_object_free(got);
+	kvs_object_free(o);
+	free(data);
 	kvs_backend_free(b);
 	fx_kapi_stop(k);
 }
@@ -779,6 +886,75 @@ Test(kube, malformed_json_and_bad_base64_are_ecorrupt)
 		cr_expect(strstr(kvs_error_last(), "malformed response to get configmap ns/x"),
 		          "case %zu: %s", i, kvs_error_last());
 	}
+}
+
+/* libcrypto's EVP_DecodeBlock, which does the decoding, trims blanks and
+ * line ends at the ends of what it is given and takes '=' anywhere as a
+ * zero digit: the strict decoder must refuse all of those, also at the
+ * boundary of its 4 MiB slices, and still decode what is valid. */
+Test(kube, base64_decode_is_strict_where_libcrypto_is_lenient)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		size_t len;
+	} cases[] = {
+		{ "", 1, 0 },         { "AAAA", 1, 3 },     { "AA==", 1, 1 },      { "AAA=", 1, 2 },
+		{ "A=AA", 0, 0 },     { "AA=A", 0, 0 },     { "====", 0, 0 },      { "A===", 0, 0 },
+		{ "    AAAA", 0, 0 }, { "AAAA    ", 0, 0 }, { "AAAA\n\n\n\n", 0, 0 },
+		{ "\tAAA", 0, 0 },    { "AAA\r", 0, 0 },    { "AA AA==", 0, 0 },   { "AAA-", 0, 0 },
+		{ "AAAAA", 0, 0 },    { "AAAA=AAA", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t *b = NULL;
+		size_t n = 99;
+		int rc = kvs__b64_decode(&b, &n, cases[i].in, strlen(cases[i].in));
+
+		cr_expect_eq(rc, cases[i].ok ? 0 : -1, "case %zu \"%s\": rc %d", i, cases[i].in, rc);
+		if (cases[i].ok)
+			cr_expect_eq(n, cases[i].len, "case %zu: %zu bytes", i, n);
+		else
+			cr_expect(b == NULL && n == 0, "case %zu: output left on failure", i);
+		free(b);
+	}
+
+	/* 9 MiB of text: three slices; valid, then spoiled at a slice boundary */
+	size_t raw_n = (size_t)9 * 1024 * 1024 / 4 * 3 - 2, tn = kvs__b64_len(raw_n);
+	uint8_t *raw = malloc(raw_n), *back = NULL;
+	char *t = malloc(tn + 1);
+	size_t bn = 0, edge = (size_t)4 * 1024 * 1024;
+
+	cr_assert(raw && t);
+	for (size_t i = 0; i < raw_n; i++)
+		raw[i] = (uint8_t)(i * 2654435761u >> 13);
+	cr_assert_eq(kvs__b64_encode(t, raw, raw_n), tn);
+	cr_assert_eq(kvs__b64_decode(&back, &bn, t, tn), 0);
+	cr_expect(bn == raw_n && memcmp(back, raw, raw_n) == 0, "9 MiB round trip");
+	free(back);
+	const struct {
+		size_t at;
+		const char *with;
+	} spoil[] = {
+		{ edge, "    " },    /* blanks EVP would trim at a slice's start */
+		{ edge - 4, "    " }, /* ... and at a slice's end */
+		{ edge - 1, "\n" },
+		{ edge + 1, "=" },    /* a zero digit EVP would take */
+		{ 2 * edge - 2, "==" },
+	};
+	for (size_t i = 0; i < sizeof(spoil) / sizeof(spoil[0]); i++) {
+		char *c = malloc(tn + 1);
+
+		cr_assert(c);
+		memcpy(c, t, tn + 1);
+		memcpy(c + spoil[i].at, spoil[i].with, strlen(spoil[i].with));
+		back = NULL;
+		cr_expect_eq(kvs__b64_decode(&back, &bn, c, tn), -1, "spoiled at %zu", spoil[i].at);
+		cr_expect_null(back);
+		free(back);
+		free(c);
+	}
+	free(raw);
+	free(t);
 }
 
 Test(kube, oversized_list_page_is_refused_before_parsing)
@@ -1003,6 +1179,77 @@ Test(kube, huge_retry_after_is_capped_not_overflowed)
 	raw_srv_cleanup(&s);
 	/* the worker process ends with the test; the thread goes with it */
 	pthread_detach(th);
+}
+
+/* A response that declares more than the cap is refused as soon as its
+ * header says so, not after waiting for bytes that never come (the server
+ * here sends 2 of the 5 MiB it announces, then nothing); one under the cap
+ * is read as before. */
+Test(kube, declared_length_over_the_cap_is_refused_before_the_body)
+{
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5242880\r\n"
+		"\r\n{}",
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length:  57 \r\n\r\n"
+		"{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"1\"},\"data\":{}}",
+	};
+	struct raw_srv s;
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_object *got = NULL;
+
+	raw_srv_start(&s, answers, 2);
+	o.retries = KVS_KUBE_NO_RETRIES;
+	o.timeout_ms = 3000;
+	kvs_backend *b = raw_backend(&s, &o);
+	int64_t t0 = now_ms();
+	int rc = b->ops->get(b, &got, "x");
+	int64_t el = now_ms() - t0;
+	cr_expect_eq(rc, KVS_EIO, "rc %d: %s", rc, kvs_error_last());
+	cr_expect(strstr(kvs_error_last(), "larger than the 4194304-byte cap"), "%s",
+	          kvs_error_last());
+	cr_expect_lt(el, 1500, "refused after %lld ms", (long long)el);
+	cr_expect_null(got);
+	cr_expect_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(got && strcmp(got->name, "x") == 0);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
+/* An empty body is an empty, NUL-terminated response, also when the
+ * header sized the buffer (Content-Length: 0) before any byte came. */
+Test(kube, empty_body_with_content_length_0_is_an_empty_string)
+{
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct raw_srv s;
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_kube *c = NULL;
+
+	raw_srv_start(&s, answers, 1);
+	o.kubeconfig = s.kubeconfig;
+	cr_assert_eq(kvs_kube_open(&c, &o), 0, "%s", kvs_error_last());
+	for (int i = 0; i < 4; i++) {
+		kvs_kube_request r = KVS_KUBE_REQUEST_INIT;
+		char *junk = malloc(1);
+
+		/* leave something in the allocator's small chunks */
+		cr_assert_not_null(junk);
+		memset(junk, 'x', 1);
+		free(junk);
+		r.verb = KVS_KUBE_VERB_GET;
+		r.resource = &kvs_kube_configmaps;
+		r.name = "x";
+		cr_assert_eq(kvs_kube_run(c, &r, 1), 0, "%s", kvs_error_last());
+		cr_expect_eq(r.result, 0, "%s", r.detail);
+		cr_expect(r.response && r.response_len == 0 && r.response[0] == '\0',
+		          "run %d: %zu bytes, first %d", i, r.response_len,
+		          r.response ? (int)(unsigned char)r.response[0] : -1);
+		kvs_kube_request_clear(&r);
+	}
+	kvs_kube_free(c);
+	raw_srv_cleanup(&s);
 }
 
 /* "." and ".." are not object names: in a URL path they would be

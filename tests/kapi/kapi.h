@@ -66,7 +66,8 @@ uint64_t mono_ms(void);
 /* Strictly validate standard padded base64 as Go's StdEncoding does (CR/LF are
  * ignored), decode with EVP_DecodeBlock and re-encode canonically with
  * EVP_EncodeBlock. Returns 0 and sets *canon (malloc) and *decoded_len, or -1
- * with *bad_at set to the index of the first offending input byte. */
+ * with *bad_at set to the index of the first offending input byte. *canon is
+ * NULL when `in` is canonical already (nothing decoded or encoded: keep it). */
 int b64_canon(const char *in, char **canon, size_t *decoded_len, size_t *bad_at);
 char *b64_encode(const unsigned char *in, size_t n);
 /* Returns malloc'd bytes or NULL if invalid. */

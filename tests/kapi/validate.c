@@ -269,7 +269,8 @@ static struct status *validate_configmap(struct resource *r, cJSON *obj, struct 
 			snprintf(why, sizeof why, "illegal base64 data at input byte %zu", bad);
 			return undecodable(r, why);
 		}
-		cJSON_SetValuestring(c, canon);
+		if (canon)
+			cJSON_SetValuestring(c, canon);
 		free(canon);
 		total += dlen;
 	}
