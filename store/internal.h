@@ -31,7 +31,7 @@
 #define KVS__MAX_LZ4_ACCEL 65537u
 #define KVS__DEF_MAX_WORKERS 4u     /* default workers: online CPUs, at most this */
 #define KVS__MAX_WORKERS 8u
-#define KVS__DEF_PUT_RETRIES 8u     /* blind put: attempts on 409 */
+#define KVS__DEF_PUT_RETRIES 32u    /* blind put: attempts on 409 */
 /* Room for everything in an index manifest that is not the inline blob. */
 #define KVS__INDEX_OVERHEAD 4096u
 
