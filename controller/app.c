@@ -1,6 +1,7 @@
 /*
  * app.c — the process around a controller (app.h): flags, log lines,
- * clients and membership, the keepalive with its SIGTERM handoff.
+ * clients and membership, the worker loop, the keepalive with its SIGTERM
+ * handoff.
  */
 #include "controller/app.h"
 
@@ -167,11 +168,10 @@ void kvc_app_close(kvc_app *a)
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void kvc_app_log(const kvc_app *a, const char *event, ...)
+/* One line from "key", "value" pairs ending with a NULL key. */
+static void log_pairs(const kvc_app *a, const char *event, const char *const *kv)
 {
 	struct timespec ts;
-	va_list ap;
-	const char *k, *v;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	pthread_mutex_lock(&log_mu);
@@ -181,9 +181,8 @@ void kvc_app_log(const kvc_app *a, const char *event, ...)
 	else
 		printf("ts=%lld.%06ld event=%s member=%s", (long long)ts.tv_sec, ts.tv_nsec / 1000, event,
 		       a->id);
-	va_start(ap, event);
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
+	for (; kv[0]; kv += 2) {
+		const char *k = kv[0], *v = kv[1];
 		if (a->json) {
 			printf(",\"%s\":\"", k);
 			for (const char *p = v; *p; p++)
@@ -203,10 +202,120 @@ void kvc_app_log(const kvc_app *a, const char *event, ...)
 			printf(" %s=%s", k, v);
 		}
 	}
-	va_end(ap);
 	puts(a->json ? "}" : "");
 	fflush(stdout);
 	pthread_mutex_unlock(&log_mu);
+}
+
+#define LOG_PAIRS_MAX 32
+
+void kvc_app_log(const kvc_app *a, const char *event, ...)
+{
+	const char *kv[2 * LOG_PAIRS_MAX + 1];
+	size_t n = 0;
+	va_list ap;
+	const char *k;
+
+	va_start(ap, event);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		const char *v = va_arg(ap, const char *);
+		if (n < 2 * LOG_PAIRS_MAX) {
+			kv[n++] = k;
+			kv[n++] = v;
+		}
+	}
+	va_end(ap);
+	kv[n] = NULL;
+	log_pairs(a, event, kv);
+}
+
+/* ---- the worker loop ---------------------------------------------------- */
+
+void kvc_app_field(kvc_app_reconciled *out, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out->nfields >= KVC_APP_FIELDS_MAX)
+		return;
+	out->fields[out->nfields].key = key;
+	va_start(ap, fmt);
+	vsnprintf(out->fields[out->nfields].value, sizeof(out->fields[0].value), fmt, ap);
+	va_end(ap);
+	out->nfields++;
+}
+
+/* The reconcile line: object, shard, epoch, result, the reconcile's
+ * fields, start (realtime), dur_us, and error when it failed. */
+static void log_reconcile(const kvc_app *a, const char *key, unsigned shard, uint64_t epoch,
+                          const kvc_app_reconciled *r, int rc, const struct timespec *t0,
+                          const struct timespec *t1)
+{
+	char sh[16], ep[24], start[32], dur[24];
+	const char *kv[2 * (8 + KVC_APP_FIELDS_MAX) + 1];
+	size_t n = 0;
+
+	snprintf(sh, sizeof(sh), "%u", shard);
+	snprintf(ep, sizeof(ep), "%" PRIu64, epoch);
+	snprintf(start, sizeof(start), "%lld.%06ld", (long long)t0->tv_sec, t0->tv_nsec / 1000);
+	snprintf(dur, sizeof(dur), "%lld",
+	         (long long)((t1->tv_sec - t0->tv_sec) * 1000000 + (t1->tv_nsec - t0->tv_nsec) / 1000));
+	kv[n++] = "object", kv[n++] = key;
+	kv[n++] = "shard", kv[n++] = sh;
+	kv[n++] = "epoch", kv[n++] = ep;
+	kv[n++] = "result", kv[n++] = r->result ? r->result : rc < 0 ? "error" : "ok";
+	for (unsigned i = 0; i < r->nfields; i++)
+		kv[n++] = r->fields[i].key, kv[n++] = r->fields[i].value;
+	kv[n++] = "start", kv[n++] = start;
+	kv[n++] = "dur_us", kv[n++] = dur;
+	if (rc < 0)
+		kv[n++] = "error", kv[n++] = kvs_error_last();
+	kv[n] = NULL;
+	log_pairs(a, "reconcile", kv);
+}
+
+void *kvc_app_worker_run(void *arg)
+{
+	const kvc_app_worker *w = arg;
+	const char *key;
+
+	while (kvc_queue_get(w->q, &key, -1) == 0) {
+		cJSON *obj = NULL;
+		int shard = -1;
+		uint64_t epoch;
+		if (kvc_informer_get(w->inf, key, &obj, &shard) != 1 || shard < 0 ||
+		    !kvc_member_begin(w->app->m, (unsigned)shard, &epoch)) {
+			/* deleted, no longer ours or not stamped yet (the copy is
+			 * not kept); or not ours to act on now: its next owner
+			 * lists it */
+			cJSON_Delete(obj);
+			kvc_queue_forget(w->q, key);
+			kvc_queue_done(w->q, key);
+			continue;
+		}
+		kvc_app_reconciled r;
+		struct timespec t0, t1;
+		memset(&r, 0, sizeof(r));
+		clock_gettime(CLOCK_REALTIME, &t0);
+		int rc = w->reconcile(w->ctx, key, obj, (unsigned)shard, epoch, &r);
+		clock_gettime(CLOCK_REALTIME, &t1);
+		log_reconcile(w->app, key, (unsigned)shard, epoch, &r, rc, &t0, &t1);
+		kvc_member_end(w->app->m, (unsigned)shard);
+		cJSON_Delete(obj);
+		pthread_mutex_lock(w->mu);
+		w->counters->reconciles++;
+		if (rc < 0)
+			w->counters->reconcile_errors++;
+		pthread_mutex_unlock(w->mu);
+		if (rc < 0) {
+			kvc_queue_add_rate_limited(w->q, key);
+		} else {
+			kvc_queue_forget(w->q, key);
+			if (r.requeue_ns > 0)
+				kvc_queue_add_after(w->q, key, r.requeue_ns);
+		}
+		kvc_queue_done(w->q, key);
+	}
+	return NULL;
 }
 
 /* ---- the keepalive ------------------------------------------------------ */

@@ -1,13 +1,14 @@
 /*
  * app.h — the process around a controller on the runtime, shared by the
  * example programs (shard-echo, kvsplit-controller): the common flags, the
- * log lines, the two clients and the membership, and the keepalive loop
- * with its SIGTERM handoff. For programs only: it writes log lines to
+ * log lines, the two clients and the membership, the worker loop around a
+ * program's reconcile, and the keepalive loop with its SIGTERM handoff. For programs only: it writes log lines to
  * stdout and flag errors to stderr, and installs signal handlers.
  */
 #ifndef KVC_APP_H
 #define KVC_APP_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,8 +17,11 @@
 #include <kvsplit/kube.h>
 
 #include "controller/api.h"
+#include "controller/informer.h"
 #include "controller/member.h"
+#include "controller/metrics.h"
 #include "controller/vshard.h"
+#include "controller/workqueue.h"
 
 /** The flags every controller program takes (docs/controller.md, "Writing a controller"). */
 typedef struct kvc_app_flags {
@@ -79,6 +83,57 @@ void kvc_app_close(kvc_app *a);
  * pairs (strings), key=value or (--log-json) a JSON object. Thread-safe.
  */
 void kvc_app_log(const kvc_app *a, const char *event, ...);
+
+/** The log line's fields a reconcile adds after `result` (kvc_app_field). */
+#define KVC_APP_FIELDS_MAX 8
+
+/** What one reconcile tells the worker loop. */
+typedef struct kvc_app_reconciled {
+	const char *result;  /**< the log line's result=; NULL: "error" if it failed, else "ok" */
+	int64_t requeue_ns;  /**< > 0 after a success: reconcile the key again this much later */
+	unsigned nfields;
+	struct {
+		const char *key;
+		char value[24];
+	} fields[KVC_APP_FIELDS_MAX];
+} kvc_app_reconciled;
+
+/** Add key=value (printf) to the reconcile's log line; past KVC_APP_FIELDS_MAX, nothing. */
+void kvc_app_field(kvc_app_reconciled *out, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/**
+ * A program's reconcile of one object: `obj` is the informer's copy under
+ * `key` (the loop frees it after), of `shard`, which the member holds at
+ * `epoch` for the whole call. Returns 0 or a negative KVS_E code (the key
+ * is then requeued, rate-limited); *out is zeroed before the call.
+ */
+typedef int (*kvc_app_reconcile_fn)(void *ctx, const char *key, const cJSON *obj, unsigned shard,
+                                    uint64_t epoch, kvc_app_reconciled *out);
+
+/** A worker loop: where its keys and objects come from, what it calls. */
+typedef struct kvc_app_worker {
+	kvc_app *app;
+	kvc_queue *q;                   /**< the keys to reconcile */
+	kvc_informer *inf;              /**< their objects (with their shards) */
+	kvc_app_reconcile_fn reconcile;
+	void *ctx;
+	pthread_mutex_t *mu;            /**< guards *counters (the program's /metrics read them) */
+	kvc_runtime_counters *counters; /**< reconciles and reconcile_errors are counted here */
+} kvc_app_worker;
+
+/**
+ * The worker loop, a pthread start routine (arg: a kvc_app_worker, which
+ * outlives the thread), until the queue shuts down. Per key: the object
+ * from the informer (gone, or not stamped with a shard yet: forgotten);
+ * kvc_member_begin of its shard (not acting on it now: forgotten, its next
+ * owner lists it); the reconcile; its `reconcile` log line (object, shard,
+ * epoch, result, the reconcile's fields, start, dur_us, error), written
+ * while the shard is still held so that every action is logged before
+ * its shard can move; kvc_member_end; counted; then forgotten, requeued
+ * rate-limited after an error, or added again after requeue_ns.
+ */
+void *kvc_app_worker_run(void *arg);
 
 /** What the keepalive calls besides the member's tick. */
 typedef struct kvc_app_hooks {

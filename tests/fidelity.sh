@@ -277,6 +277,26 @@ KC2 patch cm held --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}
 out=$(KC2 get cm held)
 expect_eq "3 removing the finalizer lets it go" 'Error from server (NotFound): configmaps "held" not found' "$out"
 
+# The garbage collector deletes a dependent only once none of its owners
+# exists; until then it only drops the deleted owner's reference (and a
+# Foreground owner does not wait for it).
+KC2 create configmap gc-a >/dev/null
+KC2 create configmap gc-b >/dev/null
+ua=$(KC2 get cm gc-a -o jsonpath='{.metadata.uid}')
+ub=$(KC2 get cm gc-b -o jsonpath='{.metadata.uid}')
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gc-dep\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: gc-a, uid: "%s", blockOwnerDeletion: true}\n  - {apiVersion: v1, kind: ConfigMap, name: gc-b, uid: "%s", blockOwnerDeletion: true}\n' \
+	"$ua" "$ub" >"$T/gc-dep.yaml"
+KC2 apply --validate=false -f "$T/gc-dep.yaml" >/dev/null
+out=$(KC2 delete cm gc-a --cascade=foreground)
+expect_eq "7 kubectl delete --cascade=foreground of one of two owners" 'configmap "gc-a" deleted' "$out"
+out=$(KC2 get cm gc-a gc-dep -o name --ignore-not-found | tr '\n' ' ')
+expect_eq "7 ... the owner goes, the dependent with another owner stays" "configmap/gc-dep " "$out"
+out=$(KC2 get cm gc-dep -o jsonpath='{.metadata.ownerReferences[*].name}')
+expect_eq "7 ... with only the live owner's reference left" "gc-b" "$out"
+KC2 delete cm gc-b >/dev/null
+out=$(KC2 get cm gc-dep)
+expect_eq "7 deleting its last owner deletes the dependent" 'Error from server (NotFound): configmaps "gc-dep" not found' "$out"
+
 out=$(KC2 create namespace tmp)
 expect_eq "namespaces can be created" "namespace/tmp created" "$out"
 out=$(KC2 get ns tmp -o jsonpath='{.status.phase} {.spec.finalizers} {.metadata.labels}')

@@ -953,6 +953,194 @@ Test(kubeclient, cascades_follow_owner_references_as_patched_and_updated)
 	fx_kapi_stop(k);
 }
 
+/* A ConfigMap owned by the ConfigMaps named in owners (", "-separated
+ * "name=uid" pairs), each reference blocking its owner's deletion or not. */
+static void create_multi_owned(kvs_kube *c, const char *name, const char *owners, int block,
+                               const char *finalizer)
+{
+	char text[1024];
+	size_t n;
+	const char *s = owners;
+
+	n = (size_t)snprintf(text, sizeof(text), "{\"metadata\":{\"name\":\"%s\",%s%s%s\"ownerReferences\":[",
+	                     name, finalizer ? "\"finalizers\":[\"" : "", finalizer ? finalizer : "",
+	                     finalizer ? "\"]," : "");
+	while (*s) {
+		size_t len = strcspn(s, ",");
+		const char *eq = memchr(s, '=', len);
+		cr_assert_not_null(eq, "owner spec %s", owners);
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		                      "%s{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"%.*s\","
+		                      "\"uid\":\"%.*s\",\"blockOwnerDeletion\":%s}",
+		                      s == owners ? "" : ",", (int)(eq - s), s, (int)(len - (size_t)(eq - s) - 1),
+		                      eq + 1, block ? "true" : "false");
+		cr_assert_lt(n, sizeof(text) - 16, "owner spec too long for the test");
+		s += len;
+		while (*s == ',' || *s == ' ')
+			s++;
+	}
+	snprintf(text + n, sizeof(text) - n, "]},\"data\":{}}");
+	cJSON *o = J(text);
+	cr_assert_eq(kvs_kube_create(NULL, c, &kvs_kube_configmaps, NULL, o, NULL), 0, "%s: %s", text,
+	             kvs_error_last());
+	cJSON_Delete(o);
+}
+
+/* The uids of name's ownerReferences, joined by ','; "" when it has none. */
+static void owner_uids(kvs_kube *c, const char *name, char *out, size_t cap, char rv[32])
+{
+	cJSON *o = NULL;
+	const cJSON *ref;
+	size_t n = 0;
+
+	cr_assert_eq(kvs_kube_get(&o, c, &kvs_kube_configmaps, NULL, name, NULL, NULL), 0, "%s: %s", name,
+	             kvs_error_last());
+	out[0] = '\0';
+	cJSON_ArrayForEach(ref, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"),
+	                                                        "ownerReferences"))
+		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", path_str(ref, "uid", NULL));
+	if (rv)
+		snprintf(rv, 32, "%s", rv_of(o));
+	cJSON_Delete(o);
+}
+
+/* The real garbage collector (attemptToDeleteItem) deletes a dependent only
+ * when none of its owners exists: one that still has a live owner is
+ * patched instead, the reference to the deleted owner (and to any owner
+ * already gone) removed, which watchers see as one MODIFIED event. */
+Test(kubeclient, a_dependent_with_a_live_owner_left_loses_only_the_gone_owners_references)
+{
+	fx_kapi *k = start(NULL);
+	kvs_kube *c = client(k, NULL);
+	kvs_kube_delete_options d = KVS_KUBE_DELETE_OPTIONS_INIT;
+	kvs_kube_watch_options wo = KVS_KUBE_WATCH_OPTIONS_INIT;
+	kvs_kube_watch *w = NULL;
+	kvs_kube_event ev;
+	char ua[64], ub[64], uc[64], spec[512], got[256], rv0[32], rv1[32];
+	int modified = 0, deleted_shared = 0, deleted_other = 0;
+
+	cm_uid(c, "own-a", ua, sizeof(ua));
+	cm_uid(c, "own-b", ub, sizeof(ub));
+	cm_uid(c, "own-c", uc, sizeof(uc));
+	snprintf(spec, sizeof(spec), "own-a=%s, own-b=%s, ghost=00000000-0000-4000-8000-00000000dead", ua, ub);
+	create_multi_owned(c, "shared", spec, 0, NULL);
+	snprintf(spec, sizeof(spec), "own-a=%s, ghost=00000000-0000-4000-8000-00000000dead", ua);
+	create_multi_owned(c, "no-live-owner", spec, 0, NULL);
+	snprintf(spec, sizeof(spec), "own-a=%s", ua);
+	create_multi_owned(c, "sole", spec, 0, NULL);
+	snprintf(spec, sizeof(spec), "own-b=%s, own-c=%s", ub, uc);
+	create_multi_owned(c, "orphaned-by-c", spec, 0, NULL);
+	/* an owner of a kind nobody serves: the collector cannot tell, and leaves it */
+	snprintf(spec, sizeof(spec), "{\"metadata\":{\"name\":\"unresolved\",\"ownerReferences\":["
+	         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"own-a\",\"uid\":\"%s\"},"
+	         "{\"apiVersion\":\"nowhere.example.com/v1\",\"kind\":\"Gizmo\",\"name\":\"g\","
+	         "\"uid\":\"00000000-0000-4000-8000-00000000beef\"}]},\"data\":{}}", ua);
+	cJSON *un = J(spec);
+	cr_assert_eq(kvs_kube_create(NULL, c, &kvs_kube_configmaps, NULL, un, NULL), 0, "%s", kvs_error_last());
+	cJSON_Delete(un);
+	owner_uids(c, "shared", got, sizeof(got), rv0);
+	owner_uids(c, "unresolved", got, sizeof(got), rv1); /* the last write */
+	wo.resource_version = rv1;
+	cr_assert_eq(kvs_kube_watch_open(&w, c, &kvs_kube_configmaps, NULL, &wo, NULL), 0, "%s", kvs_error_last());
+
+	d.propagation_policy = "Background";
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-a", &d, NULL), 0, "%s",
+	             kvs_error_last());
+	cr_expect(cm_exists(c, "shared"), "own-b still exists: the dependent stays");
+	owner_uids(c, "shared", got, sizeof(got), rv1);
+	cr_expect_str_eq(got, ub, "only the live owner's reference is left (the gone ones patched out)");
+	cr_expect(strtoull(rv1, NULL, 10) > strtoull(rv0, NULL, 10), "the patch is a write: %s -> %s", rv0, rv1);
+	cr_expect(!cm_exists(c, "no-live-owner"), "no owner left that exists: collected");
+	cr_expect(!cm_exists(c, "sole"));
+	owner_uids(c, "unresolved", got, sizeof(got), NULL);
+	cr_expect_eq(strlen(got), strlen(ua) + 1 + 36, "an unresolvable owner: left as it was (%s)", got);
+
+	/* the watch: own-a, no-live-owner and sole DELETED, shared MODIFIED once */
+	int64_t end = now_ms() + 5000;
+	while (now_ms() < end && modified + deleted_other < 4) {
+		int rc = kvs_kube_watch_next(&ev, w, 500, NULL);
+		if (rc == KVS_ETIMEOUT)
+			continue;
+		cr_assert_eq(rc, 0, "%s", kvs_error_last());
+		const char *name = path_str(ev.object, "metadata", "name");
+		if (ev.type == KVS_KUBE_MODIFIED && strcmp(name, "shared") == 0) {
+			modified++;
+			cr_expect_str_eq(ev.resource_version, rv1);
+			cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(ev.object, "metadata"), "ownerReferences")), 1);
+		} else if (ev.type == KVS_KUBE_DELETED) {
+			if (strcmp(name, "shared") == 0)
+				deleted_shared++;
+			else
+				deleted_other++;
+		} else {
+			cr_expect_fail("unexpected event %d for %s", (int)ev.type, name);
+		}
+		kvs_kube_event_clear(&ev);
+	}
+	cr_expect_eq(modified, 1);
+	cr_expect_eq(deleted_shared, 0);
+	cr_expect_eq(deleted_other, 3, "own-a, no-live-owner, sole");
+	cr_expect_eq(kvs_kube_watch_next(&ev, w, 300, NULL), KVS_ETIMEOUT, "nothing more was written");
+	kvs_kube_watch_close(w);
+
+	/* Orphan: the deleted owner's reference goes, the other stays */
+	d.propagation_policy = "Orphan";
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-c", &d, NULL), 0);
+	owner_uids(c, "orphaned-by-c", got, sizeof(got), NULL);
+	cr_expect_str_eq(got, ub);
+	/* the last owner goes: so do its dependents */
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-b", NULL, NULL), 0);
+	cr_expect(!cm_exists(c, "shared"), "its last owner deleted: collected");
+	cr_expect(!cm_exists(c, "orphaned-by-c"));
+	kvs_kube_free(c);
+	fx_kapi_stop(k);
+}
+
+/* Foreground: the owner waits for the blocking dependents the collector
+ * deletes; a blocking dependent with another live owner is not deleted, it
+ * only loses the reference, and so blocks nothing. */
+Test(kubeclient, foreground_owner_waits_only_for_the_blocking_dependents_being_deleted)
+{
+	fx_kapi *k = start(NULL);
+	kvs_kube *c = client(k, NULL);
+	kvs_kube_delete_options d = KVS_KUBE_DELETE_OPTIONS_INIT;
+	char ua[64], ub[64], spec[512], got[256];
+	cJSON *out = NULL, *unhold = J("[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]");
+
+	cm_uid(c, "own-a", ua, sizeof(ua));
+	cm_uid(c, "own-b", ub, sizeof(ub));
+	snprintf(spec, sizeof(spec), "own-a=%s, own-b=%s", ua, ub);
+	create_multi_owned(c, "shared", spec, 1, NULL);
+	snprintf(spec, sizeof(spec), "own-a=%s", ua);
+	create_multi_owned(c, "held", spec, 1, "example.com/hold");
+
+	d.propagation_policy = "Foreground";
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-a", &d, NULL), 0);
+	owner_uids(c, "shared", got, sizeof(got), NULL);
+	cr_expect_str_eq(got, ub, "a live owner left: the reference goes, the dependent stays");
+	cr_assert_eq(kvs_kube_get(&out, c, &kvs_kube_configmaps, NULL, "held", NULL, NULL), 0);
+	cr_expect_not_null(path_str(out, "metadata", "deletionTimestamp"), "held is being deleted");
+	cJSON_Delete(out);
+	cr_assert_eq(kvs_kube_get(&out, c, &kvs_kube_configmaps, NULL, "own-a", NULL, NULL), 0,
+	             "the owner waits for held");
+	cJSON_Delete(out);
+	cr_assert_eq(kvs_kube_patch(NULL, c, &kvs_kube_configmaps, NULL, "held", KVS_KUBE_PATCH_JSON, unhold, NULL,
+	                            NULL), 0, "%s", kvs_error_last());
+	cr_expect(!cm_exists(c, "held"));
+	cr_expect(!cm_exists(c, "own-a"), "no blocking dependent left: the owner goes");
+	owner_uids(c, "shared", got, sizeof(got), NULL);
+	cr_expect_str_eq(got, ub);
+
+	/* the last owner, in the foreground too: the dependent goes, then the owner */
+	cr_assert_eq(kvs_kube_delete(NULL, c, &kvs_kube_configmaps, NULL, "own-b", &d, NULL), 0);
+	cr_expect(!cm_exists(c, "shared"));
+	cr_expect(!cm_exists(c, "own-b"));
+	cJSON_Delete(unhold);
+	kvs_kube_free(c);
+	fx_kapi_stop(k);
+}
+
 /* ------------------------------------------------------------------------ */
 /* lists                                                                    */
 

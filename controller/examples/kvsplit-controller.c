@@ -100,74 +100,38 @@ static cJSON *pod_transform(void *ctx, cJSON *obj)
 
 /* ---- workers ------------------------------------------------------------------ */
 
-static void *worker(void *arg)
+/* The worker loop's callback (kvc_app_worker_run runs the rest: the cache,
+ * the shard held, the log line, the queue). A lost node commit (someone
+ * committed first: a stale cache, a previous owner) drops the workflow's
+ * cached nodes inside the reconcile; a conflict on the status or the
+ * finalizer leaves them valid (they are what is stored), so nothing is
+ * forgotten here: a 20,000-task map is not read again for a stale
+ * Workflow object. */
+static int on_reconcile(void *ctx, const char *key, const cJSON *obj, unsigned shard, uint64_t epoch,
+                        kvc_app_reconciled *out)
 {
-	ctl *e = arg;
-	const char *key;
-
-	while (kvc_queue_get(e->q, &key, -1) == 0) {
-		cJSON *obj = NULL;
-		int shard = -1, rc = 0;
-		uint64_t epoch;
-		if (kvc_informer_get(e->wf, key, &obj, &shard) != 1 || shard < 0) {
-			cJSON_Delete(obj); /* found but not yet stamped: no copy kept */
-			kvc_queue_forget(e->q, key);
-			kvc_queue_done(e->q, key);
-			continue;
-		}
-		if (!kvc_member_begin(e->app.m, (unsigned)shard, &epoch)) {
-			cJSON_Delete(obj);
-			kvc_queue_forget(e->q, key);
-			kvc_queue_done(e->q, key);
-			continue;
-		}
-		struct timespec t0, t1;
-		kvc_wf_result res;
-		clock_gettime(CLOCK_REALTIME, &t0);
-		rc = kvc_wf_reconcile(e->rec, obj, &res);
-		clock_gettime(CLOCK_REALTIME, &t1);
-		kvc_member_end(e->app.m, (unsigned)shard);
-		/* A lost node commit (someone committed first: a stale cache, a
-		 * previous owner) drops the workflow's cached nodes inside the
-		 * reconcile; a conflict on the status or the finalizer leaves them
-		 * valid (they are what is stored), so nothing is forgotten here: a
-		 * 20,000-task map is not read again for a stale Workflow object. */
-		char sh[16], ep[24], start[32], dur[24], cr[16], ad[16], de[16], co[16];
-		snprintf(sh, sizeof(sh), "%d", shard);
-		snprintf(ep, sizeof(ep), "%" PRIu64, epoch);
-		snprintf(start, sizeof(start), "%lld.%06ld", (long long)t0.tv_sec, t0.tv_nsec / 1000);
-		snprintf(dur, sizeof(dur), "%lld",
-		         (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
-		snprintf(cr, sizeof(cr), "%u", rc == 0 ? res.created : 0);
-		snprintf(ad, sizeof(ad), "%u", rc == 0 ? res.adopted : 0);
-		snprintf(de, sizeof(de), "%u", rc == 0 ? res.deleted : 0);
-		snprintf(co, sizeof(co), "%u", rc == 0 ? res.committed : 0);
-		kvc_app_log(&e->app, "reconcile", "object", key, "shard", sh, "epoch", ep, "result",
-		     rc < 0 ? "error" : kvc_wf_wphase_name(res.phase), "created", cr, "adopted", ad, "deleted", de,
-		     "committed", co, "start", start, "dur_us", dur, rc < 0 ? "error" : NULL,
-		     rc < 0 ? kvs_error_last() : NULL, (const char *)NULL);
-		cJSON_Delete(obj);
-		pthread_mutex_lock(&e->mu);
-		e->c.reconciles++;
-		if (rc < 0)
-			e->c.reconcile_errors++;
-		else {
-			e->created += res.created;
-			e->adopted += res.adopted;
-			e->deleted += res.deleted;
-			e->committed += res.committed;
-		}
-		pthread_mutex_unlock(&e->mu);
-		if (rc < 0)
-			kvc_queue_add_rate_limited(e->q, key);
-		else {
-			kvc_queue_forget(e->q, key);
-			if (res.requeue)
-				kvc_queue_add_after(e->q, key, 10 * KVC_MS);
-		}
-		kvc_queue_done(e->q, key);
-	}
-	return NULL;
+	ctl *e = ctx;
+	kvc_wf_result res;
+	(void)key;
+	(void)shard;
+	(void)epoch;
+	int rc = kvc_wf_reconcile(e->rec, obj, &res);
+	out->result = rc < 0 ? "error" : kvc_wf_wphase_name(res.phase);
+	kvc_app_field(out, "created", "%u", rc == 0 ? res.created : 0);
+	kvc_app_field(out, "adopted", "%u", rc == 0 ? res.adopted : 0);
+	kvc_app_field(out, "deleted", "%u", rc == 0 ? res.deleted : 0);
+	kvc_app_field(out, "committed", "%u", rc == 0 ? res.committed : 0);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&e->mu);
+	e->created += res.created;
+	e->adopted += res.adopted;
+	e->deleted += res.deleted;
+	e->committed += res.committed;
+	pthread_mutex_unlock(&e->mu);
+	if (res.requeue)
+		out->requeue_ns = 10 * KVC_MS;
+	return rc;
 }
 
 /* Any replica may stamp an unlabelled Workflow: the label is a function of its uid. */
@@ -539,8 +503,9 @@ int main(int argc, char **argv)
 	    (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
 	pthread_t th[66];
+	kvc_app_worker w = { &e.app, e.q, e.wf, on_reconcile, &e, &e.mu, &e.c };
 	for (unsigned i = 0; i < f.workers; i++)
-		pthread_create(&th[i], NULL, worker, &e);
+		pthread_create(&th[i], NULL, kvc_app_worker_run, &w);
 	pthread_create(&th[f.workers], NULL, stamper, &e);
 	pthread_create(&e.gc.th, NULL, gc_thread, &e);
 

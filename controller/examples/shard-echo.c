@@ -96,7 +96,7 @@ static int annotate(echo *e, const cJSON *obj, uint64_t epoch)
  * "updated", "stale" (a higher epoch is written: a newer owner exists, we
  * stop), "gone", or an error.
  */
-static const char *reconcile(echo *e, cJSON *obj, uint64_t epoch, int *rc)
+static const char *reconcile(echo *e, const cJSON *obj, uint64_t epoch, int *rc)
 {
 	cJSON *fresh = NULL;
 	*rc = 0;
@@ -138,54 +138,16 @@ static const char *reconcile(echo *e, cJSON *obj, uint64_t epoch, int *rc)
 	return *rc == KVS_ECONFLICT ? "conflict" : "error";
 }
 
-static void *worker(void *arg)
+/* The worker loop's callback (kvc_app_worker_run runs the rest: the cache,
+ * the shard held, the log line, the queue). */
+static int on_reconcile(void *ctx, const char *key, const cJSON *obj, unsigned shard, uint64_t epoch,
+                        kvc_app_reconciled *out)
 {
-	echo *e = arg;
-	const char *key;
-
-	while (kvc_queue_get(e->q, &key, -1) == 0) {
-		cJSON *obj = NULL;
-		int shard = -1, rc = 0;
-		uint64_t epoch;
-		if (kvc_informer_get(e->inf, key, &obj, &shard) != 1 || shard < 0) {
-			cJSON_Delete(obj); /* found but not yet stamped: no copy kept */
-			kvc_queue_forget(e->q, key); /* deleted, or no longer ours */
-			kvc_queue_done(e->q, key);
-			continue;
-		}
-		if (!kvc_member_begin(e->app.m, (unsigned)shard, &epoch)) {
-			cJSON_Delete(obj); /* not acting on it now: its next owner lists it */
-			kvc_queue_forget(e->q, key);
-			kvc_queue_done(e->q, key);
-			continue;
-		}
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_REALTIME, &t0);
-		const char *result = reconcile(e, obj, epoch, &rc);
-		clock_gettime(CLOCK_REALTIME, &t1);
-		char sh[16], ep[24], start[32], dur[24];
-		snprintf(sh, sizeof(sh), "%d", shard);
-		snprintf(ep, sizeof(ep), "%" PRIu64, epoch);
-		snprintf(start, sizeof(start), "%lld.%06ld", (long long)t0.tv_sec, t0.tv_nsec / 1000);
-		snprintf(dur, sizeof(dur), "%lld",
-		         (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
-		kvc_app_log(&e->app, "reconcile", "object", key, "shard", sh, "epoch", ep, "result", result, "start",
-		     start, "dur_us", dur, rc < 0 ? "error" : NULL, rc < 0 ? kvs_error_last() : NULL,
-		     (const char *)NULL);
-		kvc_member_end(e->app.m, (unsigned)shard);
-		cJSON_Delete(obj);
-		pthread_mutex_lock(&e->mu);
-		e->c.reconciles++;
-		if (rc < 0)
-			e->c.reconcile_errors++;
-		pthread_mutex_unlock(&e->mu);
-		if (rc < 0)
-			kvc_queue_add_rate_limited(e->q, key);
-		else
-			kvc_queue_forget(e->q, key);
-		kvc_queue_done(e->q, key);
-	}
-	return NULL;
+	int rc;
+	(void)key;
+	(void)shard;
+	out->result = reconcile(ctx, obj, epoch, &rc);
+	return rc;
 }
 
 /*
@@ -335,8 +297,9 @@ int main(int argc, char **argv)
 	if ((rc = kvc_informer_start(e.inf)) < 0 || (rc = kvc_informer_start(e.stamp)) < 0)
 		goto fail;
 	pthread_t th[66];
+	kvc_app_worker w = { &e.app, e.q, e.inf, on_reconcile, &e, &e.mu, &e.c };
 	for (unsigned i = 0; i < f.workers; i++)
-		pthread_create(&th[i], NULL, worker, &e);
+		pthread_create(&th[i], NULL, kvc_app_worker_run, &w);
 	stamp_arg now_arg = { &e, 0 }, later_arg = { &e, 1 };
 	pthread_create(&th[f.workers], NULL, stamper, &now_arg);
 	pthread_create(&th[f.workers + 1], NULL, stamper, &later_arg);

@@ -141,10 +141,99 @@ static void orphan_dependents_locked(const char *uid, const char *ns)
 	free(deps);
 }
 
-/* The garbage collector deletes the dependents of a deleted owner (those
- * with finalizers are only marked). A dependent a cascade already removed
- * or changed is looked at as it is now. */
-static void delete_dependents_locked(const char *uid, const char *ns)
+/* How the garbage collector sees one owner reference of a dependent
+ * (classifyReferences): its owner exists (solid), is gone or was replaced
+ * by another object of the same name (dangling), exists and waits in a
+ * Foreground deletion (waiting), or is of a kind this server does not
+ * serve, so the reference cannot be resolved at all (unknown). */
+enum ref_class { REF_SOLID, REF_DANGLING, REF_WAITING, REF_UNKNOWN };
+
+static struct resource *kind_resource(const char *api_version, const char *kind)
+{
+	for (size_t i = 0; i < resource_count(); i++) {
+		struct resource *r = g_store.res[i];
+		if (resource_served(r) && strcmp(r->api_version, api_version) == 0 &&
+		    strcmp(r->kind, kind) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* The owner is looked up as the collector does: by apiVersion, kind and
+ * name in the dependent's namespace (a cluster-scoped kind: by name), and
+ * must carry the reference's uid. A cluster-scoped dependent cannot name a
+ * namespaced owner (unresolvable since v1.20). */
+static enum ref_class classify_ref(const cJSON *ref, const char *ns)
+{
+	const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "apiVersion"));
+	const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "kind"));
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "name"));
+	const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+	struct resource *r = av && kind ? kind_resource(av, kind) : NULL;
+	if (!r || !name || !uid || (r->namespaced && !*ns))
+		return REF_UNKNOWN;
+	struct objver *o = store_get_locked(r, r->namespaced ? ns : "", name);
+	const char *ou = o ? mstr(o->obj, "uid") : NULL;
+	if (!ou || strcmp(ou, uid) != 0)
+		return REF_DANGLING;
+	return obj_fg_pending(o->obj) ? REF_WAITING : REF_SOLID;
+}
+
+/* attemptToDeleteItem for dependent o of owner uid, which is gone
+ * (owner_waiting false) or waits for its dependents in a Foreground
+ * deletion. A dependent that still has an owner that exists is not
+ * deleted: the collector patches out its references to the owners gone
+ * or waiting (a write: new resourceVersion, MODIFIED event), so it blocks
+ * nothing any more. One with no such owner is deleted. A reference the
+ * collector cannot resolve (a kind not served) stops it: the real one
+ * retries it forever and changes nothing. The reference to uid itself is
+ * taken by uid, whatever kind and name it gives. */
+static void collect_dependent_locked(struct objver *o, const char *uid, bool owner_waiting)
+{
+	const cJSON *ref, *refs = cJSON_GetObjectItemCaseSensitive(cmeta(o->obj), "ownerReferences");
+	size_t n = (size_t)cJSON_GetArraySize(refs), i = 0, solid = 0, gone = 0;
+	bool *drop = xmalloc((n ? n : 1) * sizeof *drop);
+	cJSON_ArrayForEach(ref, refs) {
+		const char *ru = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
+		enum ref_class c = ru && strcmp(ru, uid) == 0 ? (owner_waiting ? REF_WAITING : REF_DANGLING)
+		                                               : classify_ref(ref, o->ns);
+		if (c == REF_UNKNOWN) {
+			free(drop);
+			return;
+		}
+		drop[i] = c != REF_SOLID;
+		solid += c == REF_SOLID;
+		gone += c != REF_SOLID;
+		i++;
+	}
+	if (!solid) {
+		struct delete_opts d = {.policy = "Background", .grace = 0};
+		struct objver *out = NULL;
+		bool removed = false;
+		obj_delete_locked(o->res, o, &d, &out, &removed);
+		objver_unref(out);
+	} else if (gone) {
+		cJSON *nobj = cJSON_Duplicate(o->obj, 1);
+		cJSON *nrefs = cJSON_GetObjectItemCaseSensitive(meta(nobj), "ownerReferences");
+		i = 0;
+		for (cJSON *x = nrefs->child; x; i++) {
+			cJSON *next = x->next;
+			if (drop[i])
+				cJSON_Delete(cJSON_DetachItemViaPointer(nrefs, x));
+			x = next;
+		}
+		objver_ref(o);
+		store_put_locked(o->res, nobj, o);
+		objver_unref(o);
+	}
+	free(drop);
+}
+
+/* The garbage collector's work on the dependents of an owner deleted or
+ * waiting in the foreground (those with finalizers are only marked). A
+ * dependent a cascade already removed or changed is looked at as it is
+ * now; one being deleted already is left to its deletion. */
+static void delete_dependents_locked(const char *uid, const char *ns, bool owner_waiting)
 {
 	struct objver **deps;
 	size_t nd = dependents_locked(uid, &deps);
@@ -153,11 +242,7 @@ static void delete_dependents_locked(const char *uid, const char *ns)
 		struct objver *o = resource_served(r) ? store_get_key_locked(r, deps[k]->key) : NULL;
 		if (!o || !dependent(o, uid, ns, false) || obj_deleting(o->obj))
 			continue;
-		struct delete_opts d = {.policy = "Background", .grace = 0};
-		struct objver *out = NULL;
-		bool removed = false;
-		obj_delete_locked(r, o, &d, &out, &removed);
-		objver_unref(out);
+		collect_dependent_locked(o, uid, owner_waiting);
 	}
 	for (size_t k = 0; k < nd; k++)
 		objver_unref(deps[k]);
@@ -232,7 +317,7 @@ void obj_remove_locked(struct objver *o, bool orphan)
 		if (orphan)
 			orphan_dependents_locked(uid, r->namespaced ? ns : "");
 		else
-			delete_dependents_locked(uid, r->namespaced ? ns : "");
+			delete_dependents_locked(uid, r->namespaced ? ns : "", false);
 	}
 	objver_unref(o);
 	gc_sweep_locked();
@@ -386,7 +471,7 @@ struct status *obj_delete_locked(struct resource *r, struct objver *o, const str
 	if (uid && *uid && orphan)
 		orphan_dependents_locked(uid, r->namespaced ? nv->ns : "");
 	else if (uid && *uid && foreground)
-		delete_dependents_locked(uid, r->namespaced ? nv->ns : "");
+		delete_dependents_locked(uid, r->namespaced ? nv->ns : "", true);
 	gc_sweep_locked();
 	return NULL;
 }
