@@ -441,8 +441,9 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
  * held before (its memory is bounded by what is in flight, not the value).
  * With `workers` 1 everything stays on the caller's thread, one run at a
  * time, and so it does while runs arrive in under AHEAD_MIN_NS (measured
- * run by run: a backend that answers from memory gains nothing from it). An error of run k is reported before anything of run k+1 is
- * looked at; run k+1's fetch is waited for and dropped.
+ * run by run: a backend that answers from memory gains nothing from it).
+ * An error of run k is reported before anything of run k+1 is looked at;
+ * run k+1's fetch is waited for and dropped.
  */
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
                        XXH3_state_t *whole, const kvs_get_options *opts, uint64_t *requests)
