@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY
@@ -288,16 +289,172 @@ static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole
 		XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
 }
 
+/*
+ * A run: chunks [i, j) of the manifest and the (at most `conc`) segments
+ * they need, fetched together.
+ */
+typedef struct run {
+	uint32_t i, j;
+	uint32_t want[KVS__MAX_CONCURRENCY];
+	size_t nwant;
+	kvs__segment *segs[KVS__MAX_CONCURRENCY];
+} run;
+
+/* The longest run from chunk i that needs at most `conc` segments. */
+static void run_plan(run *r, const kvs__manifest *m, uint32_t i, size_t conc)
+{
+	uint32_t j;
+
+	memset(r, 0, sizeof(*r));
+	r->i = i;
+	for (j = i; j < m->nchunks; j++) {
+		size_t k;
+		for (k = 0; k < r->nwant && r->want[k] != m->chunks[j].seg; k++)
+			;
+		if (k == r->nwant) {
+			if (r->nwant == conc)
+				break;
+			r->want[r->nwant++] = m->chunks[j].seg;
+		}
+	}
+	r->j = j;
+}
+
+static void run_release(run *r)
+{
+	for (size_t k = 0; k < r->nwant; k++) {
+		kvs__seg_unref(r->segs[k]);
+		r->segs[k] = NULL;
+	}
+}
+
+/*
+ * The fetch of the next run, on a thread of its own while the caller
+ * decodes the current one (docs/design.md "Get"): at most two runs are held
+ * at once. Its error detail is thread-local, so it is carried back as text
+ * and set again on the caller's thread after the join.
+ */
+typedef struct prefetch {
+	kvs_store *s;
+	const kvs__manifest *m;
+	const char *what;
+	run *r;
+	uint64_t requests;
+	uint64_t ns;          /* how long the fetch took */
+	int rc;
+	int started;
+	pthread_t th;
+	char err[1024];
+} prefetch;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A run fetched faster than this (the in-memory backend: references, no
+ * transfer) is not worth a thread: it would only compete with the
+ * decoding for the cores. */
+#define AHEAD_MIN_NS 1000000u
+
+static void *prefetch_thread(void *arg)
+{
+	prefetch *p = arg;
+	uint64_t t0 = now_ns();
+
+	p->rc = fetch_run(p->r->segs, p->s, p->m, p->r->want, p->r->nwant, p->what, &p->requests);
+	if (p->rc < 0)
+		snprintf(p->err, sizeof(p->err), "%s", kvs_error_last());
+	p->ns = now_ns() - t0;
+	return NULL;
+}
+
+static void prefetch_start(prefetch *p, kvs_store *s, const kvs__manifest *m, const char *what,
+                           run *r)
+{
+	memset(p, 0, sizeof(*p));
+	p->s = s;
+	p->m = m;
+	p->what = what;
+	p->r = r;
+	p->started = pthread_create(&p->th, NULL, prefetch_thread, p) == 0;
+}
+
+/* Wait for the next run (or fetch it here if no thread could start). */
+static int prefetch_finish(prefetch *p, uint64_t *requests, uint64_t *ns)
+{
+	if (!p->started)
+		prefetch_thread(p);   /* sets this thread's error itself */
+	else {
+		pthread_join(p->th, NULL);
+		if (p->rc < 0)
+			p->rc = kvs_error_set(p->rc, "%s", p->err);
+	}
+	if (requests)
+		*requests += p->requests;
+	*ns = p->ns;
+	return p->rc;
+}
+
+/* Decode, verify and deliver the chunks of a fetched run. */
+static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
+                    XXH3_state_t *whole, run *r, const uint64_t *offs, uint8_t *status,
+                    uint64_t *off)
+{
+	int rc = 0;
+
+	if (out->buf) {
+		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0 };
+		decode_run(s, &d, r->i, whole);   /* and hashed */
+	}
+	for (uint32_t i = r->i; i < r->j; i++) {
+		const kvs__chunk_ref *c = &m->chunks[i];
+		kvs__segment *sg = seg_of(r->segs, r->want, r->nwant, c->seg);
+		uint8_t *dst = out->buf ? out->buf + *off : out->scratch;
+		int st = out->buf ? status[i] : verify_chunk(sg, c, dst);
+		if (st != CK_OK) {
+			char segname[KVS__NAME_BUF];
+			kvs__segment_name(segname, s->name, sg->addr);
+			rc = chunk_fail(what, segname, i, c, ck_why[st]);
+			kvs__cache_drop(s->cache, sg->addr);
+			return rc;
+		}
+		if (!out->buf) {   /* (a buffer's chunks are hashed by decode_run) */
+			XXH3_128bits_update(whole, dst, c->raw_len);
+			if (out->write(out->ctx, dst, c->raw_len) != 0)
+				return kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get",
+				                     what);
+		}
+		*off += c->raw_len;
+	}
+	return 0;
+}
+
+/*
+ * Runs of segments, each fetched while the one before it is decoded: the
+ * transfers of run k+1 overlap the decompression of run k. A whole-value
+ * get's runs are `concurrency` segments; a streaming get's are half that,
+ * so the two runs it holds at once are no more segments than the one it
+ * held before (its memory is bounded by what is in flight, not the value).
+ * With `workers` 1 everything stays on the caller's thread, one run at a
+ * time, and so it does while runs arrive in under AHEAD_MIN_NS (measured
+ * run by run: a backend that answers from memory gains nothing from it).
+ * An error of run k is reported before anything of run k+1 is looked at;
+ * run k+1's fetch is waited for and dropped.
+ */
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
                        XXH3_state_t *whole, const kvs_get_options *opts, uint64_t *requests)
 {
-	kvs__segment *segs[KVS__MAX_CONCURRENCY];
-	uint32_t want[KVS__MAX_CONCURRENCY];
-	size_t conc = s->opts.concurrency, nwant;
+	run runs[2], *cur = &runs[0], *nxt = &runs[1], *t;
+	prefetch pf;
+	size_t conc = s->opts.concurrency;
 	uint64_t off = 0, *offs = NULL;
 	uint8_t *status = NULL;
-	uint32_t i = 0, j;
-	int rc = 0;
+	uint64_t ns, t0;
+	int rc = 0, ahead = s->workers > 1;
 
 	if (out->buf) {
 		offs = malloc((size_t)m->nchunks * sizeof(*offs));
@@ -312,54 +469,54 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 			off += m->chunks[k].raw_len;
 		}
 		off = 0;
+	} else if (ahead) {
+		if (conc < 2)
+			ahead = 0;
+		else
+			conc /= 2;
 	}
-	while (i < m->nchunks) {
-		nwant = 0;
-		/* The longest run from chunk i that needs at most `conc` segments. */
-		for (j = i; j < m->nchunks; j++) {
-			size_t k;
-			for (k = 0; k < nwant && want[k] != m->chunks[j].seg; k++)
-				;
-			if (k == nwant) {
-				if (nwant == conc)
-					break;
-				want[nwant++] = m->chunks[j].seg;
-			}
+	if (m->nchunks == 0)
+		goto out;
+	run_plan(cur, m, 0, conc);
+	t0 = now_ns();
+	rc = fetch_run(cur->segs, s, m, cur->want, cur->nwant, what, requests);
+	ns = now_ns() - t0;
+	while (rc == 0) {
+		int more = cur->j < m->nchunks, async = ahead && ns >= AHEAD_MIN_NS, frc;
+		if (more) {
+			run_plan(nxt, m, cur->j, conc);
+			if (async)
+				prefetch_start(&pf, s, m, what, nxt);
 		}
-		memset(segs, 0, sizeof(segs));
-		rc = fetch_run(segs, s, m, want, nwant, what, requests);
-		if (rc == 0 && out->buf) {
-			dec d = { m, segs, want, nwant, out->buf, offs, status, j, 0 };
-			decode_run(s, &d, i, whole);   /* and hashed */
-		}
-		for (; rc == 0 && i < j; i++) {
-			const kvs__chunk_ref *c = &m->chunks[i];
-			kvs__segment *sg = seg_of(segs, want, nwant, c->seg);
-			uint8_t *dst = out->buf ? out->buf + off : out->scratch;
-			int st = out->buf ? status[i] : verify_chunk(sg, c, dst);
-			if (st != CK_OK) {
-				char segname[KVS__NAME_BUF];
-				kvs__segment_name(segname, s->name, sg->addr);
-				rc = chunk_fail(what, segname, i, c, ck_why[st]);
-				kvs__cache_drop(s->cache, sg->addr);
-				break;
-			}
-			if (!out->buf) {   /* (a buffer's chunks are hashed by decode_run) */
-				XXH3_128bits_update(whole, dst, c->raw_len);
-				if (out->write(out->ctx, dst, c->raw_len) != 0)
-					rc = kvs_error_set(KVS_ECANCELED, "%s: the write callback stopped the get",
-					                   what);
-			}
-			off += c->raw_len;
-		}
-		for (size_t k = 0; k < nwant; k++)
-			kvs__seg_unref(segs[k]);
+		rc = run_read(s, m, what, out, whole, cur, offs, status, &off);
+		run_release(cur);
 		if (rc == 0 && opts && opts->progress &&
 		    opts->progress(opts->progress_ctx, off, m->length) != 0)
 			rc = kvs_error_set(KVS_ECANCELED, "%s: canceled by the progress callback", what);
+		if (!more)
+			break;
+		if (async) {
+			char keep[1024];
+			if (rc < 0)   /* run k's error stands; run k+1 is only waited for */
+				snprintf(keep, sizeof(keep), "%s", kvs_error_last());
+			frc = prefetch_finish(&pf, requests, &ns);
+			if (rc < 0)
+				kvs_error_set(rc, "%s", keep);
+			else
+				rc = frc;
+		} else if (rc == 0) {
+			t0 = now_ns();
+			rc = fetch_run(nxt->segs, s, m, nxt->want, nxt->nwant, what, requests);
+			ns = now_ns() - t0;
+		}
+		t = cur;
+		cur = nxt;
+		nxt = t;
 		if (rc < 0)
 			break;
 	}
+	run_release(cur);
+out:
 	free(offs);
 	free(status);
 	return rc;

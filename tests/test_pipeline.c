@@ -1,0 +1,316 @@
+/*
+ * test_pipeline.c — suite "pipeline" (memory backend behind a counting
+ * wrapper): a get fetches the next run of segments while the current one is
+ * decoded (docs/design.md "Get"), and an error of run k is still the one
+ * reported when run k+1 is damaged too.
+ *
+ * Checked to fail: against the get.c before the read-ahead (each run
+ * fetched only after the one before it was delivered), both overlap tests
+ * fail: no segment of the next run is asked for while a run is
+ * delivered (stream) or its progress is reported (whole value).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "support/fixture.h"
+#include "internal.h"
+#include "mem/faults.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+TestSuite(pipeline, .timeout = 120);
+
+/* Forwards to the memory backend, counting the segment gets it is asked and
+ * taking 2 ms for each, as a transfer would (a run fetched in under 1 ms is
+ * read without a thread: get.c AHEAD_MIN_NS). */
+typedef struct counting {
+	kvs_backend base;
+	kvs_backend *inner;
+	unsigned seg_gets;   /* atomic */
+} counting;
+
+static kvs_backend *cin(kvs_backend *b) { return ((counting *)b)->inner; }
+static void count(kvs_backend *b, const char *name)
+{
+	if (strstr(name, ".s-")) {
+		__atomic_add_fetch(&((counting *)b)->seg_gets, 1, __ATOMIC_SEQ_CST);
+		nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+	}
+}
+static int c_get(kvs_backend *b, kvs_object **o, const char *n)
+{
+	count(b, n);
+	return cin(b)->ops->get(cin(b), o, n);
+}
+static int c_create(kvs_backend *b, kvs_object **o, const kvs_object *obj)
+{ return cin(b)->ops->create(cin(b), o, obj); }
+static int c_replace(kvs_backend *b, kvs_object **o, const kvs_object *obj)
+{ return cin(b)->ops->replace(cin(b), o, obj); }
+static int c_annotate(kvs_backend *b, kvs_object **o, const char *n, const kvs_kv *a, size_t k)
+{ return cin(b)->ops->annotate(cin(b), o, n, a, k); }
+static int c_remove(kvs_backend *b, const char *n, const char *rv, const char *uid)
+{ return cin(b)->ops->remove(cin(b), n, rv, uid); }
+static int c_list(kvs_backend *b, kvs_object_list **o, const char *sel, size_t lim,
+                  const char *tok, unsigned f)
+{ return cin(b)->ops->list(cin(b), o, sel, lim, tok, f); }
+static int c_watch_open(kvs_backend *b, kvs_backend_watch **w, const char *sel, const char *rv)
+{ return cin(b)->ops->watch_open(cin(b), w, sel, rv); }
+static int c_now(kvs_backend *b, int64_t *ms) { return cin(b)->ops->now(cin(b), ms); }
+static int c_batch(kvs_backend *b, kvs_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind == KVS_OP_GET)
+			count(b, ops[i].name);
+	if (cin(b)->ops->batch)
+		return cin(b)->ops->batch(cin(b), ops, n);
+	for (size_t i = 0; i < n; i++)
+		ops[i].result = ops[i].kind == KVS_OP_GET
+		                    ? cin(b)->ops->get(cin(b), &ops[i].out, ops[i].name)
+		                    : cin(b)->ops->create(cin(b), &ops[i].out, ops[i].in);
+	return 0;
+}
+static void c_free(kvs_backend *b)
+{
+	kvs_backend_free(cin(b));
+	free(b);
+}
+
+static kvs_backend_ops counting_ops;
+
+static counting *counting_open(void)
+{
+	counting *c = calloc(1, sizeof(*c));
+	kvs_backend *mem;
+
+	cr_assert_not_null(c);
+	cr_assert_eq(kvs_backend_mem(&mem, NULL), 0);
+	counting_ops = *mem->ops;
+	counting_ops.name = "counting";
+	counting_ops.get = c_get;
+	counting_ops.create = c_create;
+	counting_ops.replace = c_replace;
+	counting_ops.annotate = c_annotate;
+	counting_ops.remove = c_remove;
+	counting_ops.list = c_list;
+	counting_ops.watch_open = c_watch_open;
+	counting_ops.now = c_now;
+	counting_ops.batch = c_batch;
+	counting_ops.free = c_free;
+	counting_ops.head = NULL;   /* reads with get */
+	c->base.ops = &counting_ops;
+	c->base.max_object_bytes = mem->max_object_bytes;
+	c->inner = mem;
+	return c;
+}
+
+static kvs_store *open_counting(counting **cout, size_t concurrency)
+{
+	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
+	counting *c = counting_open();
+
+	o.segment_target = 128 * KIB;   /* many segments */
+	o.cache_bytes = UINT64_MAX;     /* as test_reads.c: reads go to the backend */
+	o.concurrency = concurrency;
+	o.workers = 2;                  /* read-ahead needs a second thread */
+	cr_assert_eq(kvs_open(&s, &c->base, &o), 0, "%s", kvs_error_last());
+	*cout = c;
+	return s;
+}
+
+/* Wait up to 5 s for more than `base` segment gets; 1 if they came. */
+static int more_gets_within(counting *c, unsigned base)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (__atomic_load_n(&c->seg_gets, __ATOMIC_SEQ_CST) > base)
+			return 1;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	return 0;
+}
+
+typedef struct watch_first {
+	counting *c;
+	uint64_t calls;
+	unsigned run0;       /* the segments of run 0 */
+	unsigned at_first;   /* segment gets when run 0 was first delivered */
+	int overlapped;      /* run 1 was asked for while run 0 was delivered */
+	size_t delivered;
+	size_t trigger;      /* on_write: look when this many bytes are delivered */
+	unsigned most;       /* segment gets seen then, at most */
+} watch_first;
+
+static int on_write(void *ctx, const void *buf, size_t len)
+{
+	watch_first *w = ctx;
+
+	(void)buf;
+	if (w->run0 && w->delivered >= w->trigger && w->calls++ == 0) {
+		w->at_first = __atomic_load_n(&w->c->seg_gets, __ATOMIC_SEQ_CST);
+		w->overlapped = more_gets_within(w->c, w->run0);
+		w->most = __atomic_load_n(&w->c->seg_gets, __ATOMIC_SEQ_CST);
+	}
+	w->delivered += len;
+	return 0;
+}
+
+static int on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	watch_first *w = ctx;
+
+	(void)total;
+	if (w->calls++ == 0 && done) {
+		w->at_first = __atomic_load_n(&w->c->seg_gets, __ATOMIC_SEQ_CST);
+		w->overlapped = more_gets_within(w->c, w->run0);
+	}
+	return 0;
+}
+
+static uint8_t *put_value(kvs_store *s, const char *key, size_t n, uint64_t seed,
+                          kvs__manifest *m, kvs_backend *inner)
+{
+	uint8_t *d = malloc(n);
+	char name[256];
+	kvs_object *o = NULL;
+
+	cr_assert_not_null(d);
+	fx_random(d, n, seed);   /* raw chunks: many segments */
+	cr_assert_eq(kvs_put(NULL, s, key, d, n, NULL), 0, "%s", kvs_error_last());
+	snprintf(name, sizeof(name), "kvs.default.i-%s", key);
+	cr_assert_eq(inner->ops->get(inner, &o, name), 0, "%s", kvs_error_last());
+	const kvs_blob *bl = kvs_object_data(o, "manifest");
+	cr_assert_not_null(bl);
+	cr_assert_eq(kvs__manifest_decode(m, bl->data, bl->len, "test"), 0, "%s", kvs_error_last());
+	kvs_object_free(o);
+	return d;
+}
+
+/*
+ * Streaming, concurrency 4: runs of 2 segments, two runs held at most. While
+ * the chunks of the 4th segment are delivered (run 1), run 2 (segments 5
+ * and 6) is asked for, and nothing beyond it. One run of 4 segments fetched
+ * after the other (the old way) stays at 4 gets then.
+ */
+Test(pipeline, stream_fetches_the_next_run_while_delivering)
+{
+	counting *c;
+	kvs_store *s = open_counting(&c, 4);
+	kvs__manifest m;
+	uint8_t *d = put_value(s, "v", 2 * MIB, 5, &m, c->inner);
+	watch_first w = { c, 0, 4, 0, 0, 0, 0, 0 };
+	uint32_t segs = 0, last = UINT32_MAX;
+
+	cr_assert_gt(m.nsegs, 6, "%u segments: too few runs", m.nsegs);
+	for (uint32_t i = 0; i < m.nchunks; i++) {   /* where the 4th segment starts */
+		if (m.chunks[i].seg != last && ++segs == 4)
+			break;
+		last = m.chunks[i].seg;
+		w.trigger += m.chunks[i].raw_len;
+	}
+	c->seg_gets = 0;
+	cr_assert_eq(kvs_get_stream(NULL, s, "v", on_write, &w, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(w.delivered, 2 * MIB);
+	cr_assert(w.overlapped, "run 2 was not fetched while run 1 was delivered (%u gets)",
+	          w.at_first);
+	cr_assert_leq(w.most, 6, "%u segments asked for by the 4th: more than two runs", w.most);
+	/* every segment once (the value's chunks are in segment order) */
+	cr_assert_eq(c->seg_gets, m.nsegs, "%u segment gets for %u segments", c->seg_gets, m.nsegs);
+	kvs__manifest_clear(&m);
+	free(d);
+	kvs_close(s);
+}
+
+/* Whole value: run 1 asked for before run 0's progress is reported. */
+Test(pipeline, get_fetches_the_next_run_while_decoding)
+{
+	counting *c;
+	kvs_store *s = open_counting(&c, 2);
+	kvs__manifest m;
+	uint8_t *d = put_value(s, "v", 2 * MIB, 6, &m, c->inner);
+	kvs_get_options go = KVS_GET_OPTIONS_INIT;
+	watch_first w = { c, 0, 2, 0, 0, 0, 0, 0 };
+	void *p = NULL;
+	size_t n = 0;
+
+	cr_assert_gt(m.nsegs, 4);
+	go.progress = on_progress;
+	go.progress_ctx = &w;
+	c->seg_gets = 0;
+	cr_assert_eq(kvs_get(&p, &n, NULL, s, "v", &go), 0, "%s", kvs_error_last());
+	cr_assert(n == 2 * MIB && memcmp(p, d, n) == 0, "wrong value");
+	cr_assert_geq(w.at_first, 2);
+	cr_assert(w.overlapped, "run 1 was not fetched while run 0 was decoded");
+	cr_assert_eq(c->seg_gets, m.nsegs);
+	kvs_free(p);
+	kvs__manifest_clear(&m);
+	free(d);
+	kvs_close(s);
+}
+
+static void seg_name(char out[256], const uint8_t addr[16])
+{
+	char hex[33];
+	kvs__hex(hex, addr, 16);
+	snprintf(out, 256, "kvs.default.s-%s", hex);
+}
+
+/*
+ * Run 0 corrupted and run 1 missing: run 1 is fetched (and fails) while
+ * run 0 is decoded, but the error is run 0's, as when runs were read one
+ * after the other; no buffer comes back, and a stream delivers only
+ * verified bytes. Then run 0 repaired: run 1's ENOTFOUND.
+ */
+Test(pipeline, run_k_error_wins_over_run_k_plus_1)
+{
+	counting *c;
+	kvs_store *s = open_counting(&c, 2);
+	kvs__manifest m;
+	uint8_t *d = put_value(s, "v", 2 * MIB, 7, &m, c->inner);
+	char first[256], second[256];
+	kvs_object *o = NULL, *gone = NULL;
+	void *p = (void *)1;
+	size_t n = 1;
+	watch_first w = { c, 0, 0 /* no waiting */, 0, 0, 0, 0, 0 };
+
+	cr_assert_gt(m.nsegs, 4);
+	seg_name(first, m.segs[m.chunks[0].seg].addr);
+	seg_name(second, m.segs[m.nsegs - 1].addr);   /* in a later run */
+	cr_assert_eq(c->inner->ops->get(c->inner, &o, first), 0);
+	cr_assert_eq(kvs_mem_corrupt(c->inner, first, o->data[0].key, 3), 0);
+	cr_assert_eq(c->inner->ops->get(c->inner, &gone, second), 0);
+	cr_assert_eq(c->inner->ops->remove(c->inner, second, NULL, NULL), 0);
+
+	cr_assert_eq(kvs_get(&p, &n, NULL, s, "v", NULL), KVS_ECORRUPT, "%s", kvs_error_last());
+	cr_assert(strstr(kvs_error_last(), first), "detail \"%s\" does not name %s",
+	          kvs_error_last(), first);
+	cr_assert_null(p);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(kvs_get_stream(NULL, s, "v", on_write, &w, NULL), KVS_ECORRUPT);
+	cr_assert(strstr(kvs_error_last(), first), "%s", kvs_error_last());
+
+	/* only the missing segment left: its own error, on both paths */
+	cr_assert_eq(kvs_mem_corrupt(c->inner, first, o->data[0].key, 3), 0);
+	p = (void *)1;
+	cr_assert_eq(kvs_get(&p, &n, NULL, s, "v", NULL), KVS_ENOTFOUND, "%s", kvs_error_last());
+	cr_assert(strstr(kvs_error_last(), second), "%s", kvs_error_last());
+	cr_assert_null(p);
+	cr_assert_eq(kvs_get_stream(NULL, s, "v", on_write, &w, NULL), KVS_ENOTFOUND);
+	cr_assert(strstr(kvs_error_last(), second), "%s", kvs_error_last());
+
+	kvs_object_set_rv(gone, "");
+	cr_assert_eq(c->inner->ops->create(c->inner, NULL, gone), 0, "%s", kvs_error_last());
+	p = NULL;
+	cr_assert_eq(kvs_get(&p, &n, NULL, s, "v", NULL), 0, "%s", kvs_error_last());
+	cr_assert(n == 2 * MIB && memcmp(p, d, n) == 0);
+	kvs_free(p);
+	kvs_object_free(o);
+	kvs_object_free(gone);
+	kvs__manifest_clear(&m);
+	free(d);
+	kvs_close(s);
+}
