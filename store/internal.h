@@ -53,6 +53,9 @@ struct kvs_store {
 	uint32_t map_inline_max;          /* maps: raw bytes of inline runs in an index */
 	uint32_t map_basetab_min;         /* maps: smallest base table kept out of the index
 	                                   * (0: KVS__MAP_BASETAB_MIN; UINT32_MAX: never) */
+	int map_minor_always;             /* maps, tests: a minor compaction whenever the
+	                                   * deltas are below the base's size */
+	uint64_t map_minors;              /* maps, tests: minor compactions committed */
 	/* be->ops->head (version >= 2), else NULL: KVS_OP_HEAD then runs as a
 	 * get whose data kvs__batch() drops */
 	int (*head)(kvs_backend *b, kvs_object **out, const char *name);

@@ -942,21 +942,102 @@ static int mw_commit(kvs_ver *out, mw *w, const char *expect, build_fn build, vo
 
 /* ---- batches: the write path -------------------------------------------------- */
 
-/* The compaction policy (design.md "Compaction"): deltas past half the inline
- * budget, any delta out of line (a point read would fetch it), or too many
- * deltas. */
+/*
+ * The deltas a minor compaction merges (design.md "Compaction"): a prefix of
+ * the delta groups, newest first, holding every inline one (so the trigger
+ * clears), extended size-tiered (the next group while it is no bigger than
+ * what is merged so far, so out-of-line groups grow geometrically and stay
+ * about log2(their bytes / the trigger's) in number), and further while
+ * more than KVS__MAP_OOL_GROUPS_MAX - 1 out-of-line groups would remain
+ * behind. Returns the prefix's run count; *nsrc its groups.
+ */
+static uint32_t minor_span(const kvs__mapidx *ix, uint32_t *nsrc)
+{
+	uint32_t nl0 = 0, lastin = 0, end = 0, ng = 0, rest = 0;
+	uint64_t acc = 0;
+
+	while (nl0 < ix->nruns && ix->runs[nl0].level == 0) {
+		if (ix->runs[nl0].flags & KVS__MRUN_INLINE)
+			lastin = nl0 + 1;
+		nl0++;
+	}
+	for (uint32_t i = 0; i < nl0; i++)
+		rest += i == 0 || ix->runs[i - 1].seq != ix->runs[i].seq;
+	while (end < nl0) {
+		uint32_t j = end;
+		uint64_t graw = 0;
+		while (j < nl0 && ix->runs[j].seq == ix->runs[end].seq)
+			graw += ix->runs[j++].raw_len;
+		if (ng > 0 && end >= lastin && graw > acc && rest <= KVS__MAP_OOL_GROUPS_MAX - 1)
+			break;
+		acc += graw;
+		ng++;
+		rest--;
+		end = j;
+	}
+	*nsrc = ng;
+	return end;
+}
+
+/*
+ * The compaction policy (design.md "Compaction"). It triggers on inline
+ * deltas past half the inline budget, more than KVS__MAP_L0_GROUPS_MAX
+ * deltas or more than KVS__MAP_OOL_GROUPS_MAX out of line, then picks:
+ *  - KVS__MAP_MINOR: merge a prefix of the deltas (minor_span) into one
+ *    delta written out of line, the base as it is (cost ~ those deltas'
+ *    bytes), when a merge into the base would rewrite more than
+ *    KVS__MAP_MINOR_RATIO x the inline deltas' bytes (estimate: stored
+ *    bytes of the base runs their ranges overlap, an upper bound);
+ *  - KVS__MAP_MAJOR: merge every delta into the base, when that is cheap
+ *    or once the deltas' raw bytes reach 1/KVS__MAP_OOL_FRACTION of the
+ *    base's (nearly every base run is touched then, and the merge rewrites
+ *    about KVS__MAP_OOL_FRACTION x the bytes the deltas gathered).
+ */
+static int policy_mode(const kvs__mapidx *ix, uint32_t inline_max, int force, int always)
+{
+	uint64_t raw = 0, l0raw = 0, baseraw = 0, touched = 0;
+	uint32_t groups = 0, ogroups = 0, nl0 = 0;
+
+	while (nl0 < ix->nruns && ix->runs[nl0].level == 0)
+		nl0++;
+	for (uint32_t i = 0; i < nl0; i++) {
+		const kvs__mrun *r = &ix->runs[i];
+		int ng = i == 0 || ix->runs[i - 1].seq != r->seq;
+		groups += ng;
+		l0raw += r->raw_len;
+		if (r->flags & KVS__MRUN_INLINE)
+			raw += r->raw_len;
+		else
+			ogroups += ng;
+	}
+	if (force)
+		return KVS__MAP_MAJOR;
+	if (!(raw > inline_max / 2 || groups > KVS__MAP_L0_GROUPS_MAX ||
+	      ogroups > KVS__MAP_OOL_GROUPS_MAX))
+		return 0;
+	for (uint32_t j = nl0; j < ix->nruns; j++) {
+		const kvs__mrun *b = &ix->runs[j];
+		baseraw += b->raw_len;
+		for (uint32_t i = 0; i < nl0; i++) {
+			const kvs__mrun *r = &ix->runs[i];
+			if ((r->flags & KVS__MRUN_INLINE) &&
+			    kvs__mname_cmp(r->min, r->minlen, b->max, b->maxlen) <= 0 &&
+			    kvs__mname_cmp(r->max, r->maxlen, b->min, b->minlen) >= 0) {
+				touched += b->stored_len;
+				break;
+			}
+		}
+	}
+	if (always)
+		return l0raw >= baseraw ? KVS__MAP_MAJOR : KVS__MAP_MINOR;
+	if (touched <= KVS__MAP_MINOR_RATIO * raw || l0raw * KVS__MAP_OOL_FRACTION >= baseraw)
+		return KVS__MAP_MAJOR;
+	return KVS__MAP_MINOR;
+}
+
 int kvs__map_policy(const kvs__mapidx *ix, uint32_t inline_max)
 {
-	uint64_t raw = 0;
-	uint32_t groups = 0;
-	int ool = 0;
-
-	for (uint32_t i = 0; i < ix->nruns && ix->runs[i].level == 0; i++) {
-		raw += ix->runs[i].raw_len;
-		ool |= !(ix->runs[i].flags & KVS__MRUN_INLINE);
-		groups += i == 0 || ix->runs[i - 1].seq != ix->runs[i].seq;
-	}
-	return raw > inline_max / 2 || ool || groups > KVS__MAP_L0_GROUPS_MAX;
+	return policy_mode(ix, inline_max, 0, 0);
 }
 
 static uint64_t inline_raw(const kvs__mapidx *ix)
@@ -1192,7 +1273,8 @@ static void after_write(mw *w, kvs_ver *out, unsigned compact)
 	kvs_ver v;
 	int rc;
 
-	if (compact == KVS_MAP_COMPACT_NEVER || !kvs__map_policy(&w->base, w->s->map_inline_max))
+	if (compact == KVS_MAP_COMPACT_NEVER ||
+	    !policy_mode(&w->base, w->s->map_inline_max, 0, w->s->map_minor_always))
 		return;
 	rc = compact_key(&v, w, 0, 0);
 	if (rc == 0 && w->st.compacted && out)
@@ -1823,9 +1905,86 @@ out:
 	return rc;
 }
 
+/*
+ * A minor compaction (design.md "Compaction"): merge the deltas of
+ * minor_span into one delta of
+ * sorted, non-overlapping runs written out of line, tombstones and field
+ * versions kept (records carry their versions, so the new seq changes
+ * nothing), and keep every other run by reference.
+ */
+static int compact_minor(kvs_ver *out, mw *w)
+{
+	kvs__mmerge mg;
+	kvs__mbuild mb;
+	kvs__mapidx ix;
+	runs rs = { 0 };
+	pblob *pb = NULL;
+	uint64_t before = w->ws.bytes_written;
+	char expect[KVS_VER_MAX];
+	uint32_t pend, nsrc;
+	kvs__ment e;
+	int rc;
+
+	memset(&ix, 0, sizeof(ix));
+	memset(&mg, 0, sizeof(mg));
+	kvs__mbuild_init(&mb);
+	pend = minor_span(&w->base, &nsrc);
+	ix.gen = w->base.gen + 1;
+	if ((rc = kvs__mmerge_init(&mg, w->s, &w->base, 1, NULL, 0, NULL, 0, w->what, &w->st)) < 0)
+		goto out;
+	if (nsrc > mg.nsrc) {
+		rc = kvs_error_set(KVS_ERROR, "%s: minor compaction: bad delta count", w->what);
+		goto out;
+	}
+	mg.nsrc = nsrc;   /* the sources are the deltas in table order */
+	mg.tombs = 1;
+	while ((rc = kvs__mmerge_next(&mg, &e)) == 0)
+		if ((rc = runs_add(&rs, &mb, &e, 0, w->s->map_run_target)) < 0)
+			break;
+	if (rc != KVS_EITER_DONE)
+		goto out;
+	if ((rc = runs_emit(&rs, &mb, 0)) < 0)
+		goto out;
+	if (rs.n) {
+		if ((rc = runs_blobs(&pb, &rs, 0, w->s)) < 0)
+			goto out;
+		rc = pack_and_create(w, pb, rs.n);
+		free(pb);
+		pb = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t k = 0; k < rs.n && rc == 0; k++) {
+		kvs__mrun r = rs.r[k];
+		r.raw = NULL;
+		r.flags = 0;
+		r.level = 0;
+		r.seq = ix.gen;
+		rc = ix_add_run(&ix, &r);
+	}
+	for (uint32_t i = pend; i < w->base.nruns && rc == 0; i++)
+		rc = ix_add_run(&ix, &w->base.runs[i]);
+	if (rc < 0)
+		goto out;
+	snprintf(expect, sizeof(expect), "%s", w->base_rv);
+	rc = mw_commit(out, w, w->has_base ? expect : "", build_copy, &ix);
+	if (rc == 0) {
+		w->st.compacted = 1;
+		w->st.compact_bytes_written += w->ws.bytes_written - before;
+		w->s->map_minors++;
+	}
+out:
+	kvs__mmerge_free(&mg);
+	kvs__mbuild_free(&mb);
+	runs_free(&rs);
+	free(pb);
+	kvs__mapidx_clear(&ix);
+	return rc;
+}
+
 static int compact_key(kvs_ver *out, mw *w, int force, int blind)
 {
-	int rc = 0;
+	int rc = 0, mode;
 
 	for (unsigned attempt = 0; attempt < MAP_RETRIES; attempt++) {
 		int has_l0 = w->base.nruns && w->base.runs[0].level == 0;
@@ -1836,12 +1995,14 @@ static int compact_key(kvs_ver *out, mw *w, int force, int blind)
 				return kvs_error_set(KVS_ENOTFOUND, "key \"%s\" not found", w->key);
 			has_l0 = w->base.nruns && w->base.runs[0].level == 0;
 		}
-		if (!has_l0 || (!force && !kvs__map_policy(&w->base, w->s->map_inline_max))) {
+		mode = has_l0 ? policy_mode(&w->base, w->s->map_inline_max, force,
+		                              w->s->map_minor_always) : 0;
+		if (!mode) {
 			if (out)
 				snprintf(out->str, sizeof(out->str), "%s", w->base_rv);
 			return 0;
 		}
-		rc = compact_once(out, w);
+		rc = mode == KVS__MAP_MINOR ? compact_minor(out, w) : compact_once(out, w);
 		if (rc != KVS_ECONFLICT || !blind)
 			return rc;
 	}

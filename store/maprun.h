@@ -32,6 +32,11 @@
 #define KVS__MAP_RUN_TARGET (64u * 1024u)     /* raw bytes of a run before cutting */
 #define KVS__MAP_INLINE_MAX (256u * 1024u)    /* raw bytes of inline runs in an index */
 #define KVS__MAP_L0_GROUPS_MAX 64u            /* deltas before compaction regardless of size */
+#define KVS__MAP_OOL_GROUPS_MAX 6u            /* out-of-line deltas a minor compaction leaves */
+#define KVS__MAP_OOL_FRACTION 8u              /* major once deltas reach 1/this of the base */
+#define KVS__MAP_MINOR_RATIO 4u               /* minor when a major would rewrite > this x */
+#define KVS__MAP_MINOR 1                      /* kvs__map_policy: merge inline deltas out of line */
+#define KVS__MAP_MAJOR 2                      /* kvs__map_policy: merge every delta into the base */
 
 typedef enum kvs__mval {
 	KVS__MV_TOMB = 0,   /* nil: deleted */

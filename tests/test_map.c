@@ -772,7 +772,7 @@ static int index_v4(kvs_backend *be, kvs_store *s)
 
 /* btmin: the writers' smallest base table kept out of the index (0: the
  * default, which this layout stays under; 1: always, format version 4) */
-static void model_run(uint32_t btmin)
+static void model_run(uint32_t btmin, int minor)
 {
 	kvs_backend *be, *peer, *rbe;
 	kvs_store *s, *racer, *reader;
@@ -794,6 +794,7 @@ static void model_run(uint32_t btmin)
 	kvs__store_set_map_layout(s, 600, 3000);
 	kvs__store_set_map_layout(racer, 600, 3000);
 	s->map_basetab_min = racer->map_basetab_min = btmin;
+	s->map_minor_always = racer->map_minor_always = minor;
 	v4seen = 0;
 
 	for (int step = 0; step < 2500; step++) {
@@ -910,6 +911,10 @@ static void model_run(uint32_t btmin)
 	cr_assert_gt(compactions, 50);
 	if (btmin == 1)
 		cr_assert_gt(v4seen, 100, "only %d steps ended on a base table", v4seen);
+	cr_log_info("model: %llu minor compactions", (unsigned long long)s->map_minors);
+	if (minor)
+		cr_assert_gt(s->map_minors, 100, "only %llu minor compactions",
+		             (unsigned long long)s->map_minors);
 	kvs_close(s);
 	kvs_close(racer);
 	kvs_close(reader);
@@ -919,7 +924,7 @@ static void model_run(uint32_t btmin)
 
 Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
 {
-	model_run(0);
+	model_run(0, 0);
 }
 
 /* The same with every base table out of the index (format version 4): the
@@ -927,15 +932,29 @@ Test(map, model_random_batches_races_crashes_compactions, .timeout = 600)
  * and crashes at every point of both. */
 Test(map, model_with_a_base_table_in_a_segment, .timeout = 600)
 {
-	model_run(1);
+	model_run(1, 0);
+}
+
+/* The same with minor compactions whenever the policy allows them (the
+ * deltas merged out of line, the base left as it is; a forced compaction
+ * still merges them into it), with and without a base table. */
+Test(map, model_with_minor_compactions, .timeout = 600)
+{
+	model_run(0, 1);
+}
+
+Test(map, model_with_minor_compactions_and_a_base_table, .timeout = 600)
+{
+	model_run(1, 1);
 }
 
 /* Crash at every backend call of one batch and of one compaction, in turn:
  * afterwards the map is the old one or the new one, never anything else. */
 static void crash_every_call(uint32_t btmin)
 {
-	for (int what = 0; what < 2; what++) {
-		for (uint64_t n = 0;; n++) {
+	/* what: 0 a batch, 1 a forced compaction, 2 a minor compaction */
+	for (int what = 0; what < 3; what++) {
+		for (uint64_t n = 1;; n++) {   /* 0 would disable the crash */
 			kvs_backend *be, *rbe;
 			kvs_store *s, *r;
 			model *before = calloc(1, sizeof(*before)), *after = calloc(1, sizeof(*after));
@@ -968,6 +987,22 @@ static void crash_every_call(uint32_t btmin)
 				cr_assert_eq(kvs_map_compact(NULL, s, "m", &co), 0, "%s", kvs_error_last());
 				cr_assert_eq(index_v4(be, s), 1);
 			}
+			if (what == 2) {
+				/* a base, then deltas for the policy to merge out of line */
+				kvs_map_write_options co = KVS_MAP_WRITE_OPTIONS_INIT;
+				co.compact = KVS_MAP_COMPACT_FORCE;
+				cr_assert_eq(kvs_map_compact(NULL, s, "m", &co), 0, "%s", kvs_error_last());
+				for (int i = 0; i < 5; i++) {
+					kvs_map_batch *b;
+					random_batch(&rb);
+					b = to_batch(&rb);
+					cr_assert_eq(kvs_map_commit(NULL, s, "m", b, &wo), 0, "%s",
+					             kvs_error_last());
+					kvs_map_batch_free(b);
+					apply(before, &rb);
+				}
+				s->map_minor_always = 1;
+			}
 			random_batch(&rb);
 			for (int i = 0; i < rb.n; i++)
 				rb.len[i] = VMAX - 1;   /* big: goes out of line */
@@ -981,8 +1016,10 @@ static void crash_every_call(uint32_t btmin)
 				rc = kvs_map_commit(NULL, s, "m", b, &wo);
 				kvs_map_batch_free(b);
 			} else {
-				wo.compact = KVS_MAP_COMPACT_FORCE;
+				wo.compact = what == 1 ? KVS_MAP_COMPACT_FORCE : KVS_MAP_COMPACT_AUTO;
 				rc = kvs_map_compact(NULL, s, "m", &wo);
+				if (rc == 0 && what == 2)
+					cr_assert_eq(s->map_minors, 1, "no minor compaction");
 			}
 			kvs_mem_get_stats(be, &ms);
 			for (int k = 0; k < KVS_MEM_NCALLS; k++)
@@ -1000,7 +1037,7 @@ static void crash_every_call(uint32_t btmin)
 			if (rc == 0)
 				break;   /* n reached the number of calls a whole run makes */
 			cr_assert_lt(n, 200);
-			(void)calls;
+			cr_log_info("%s: %llu calls", what == 0 ? "batch" : what == 1 ? "compaction" : "minor compaction", (unsigned long long)calls);
 		}
 	}
 }
