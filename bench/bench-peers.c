@@ -1337,12 +1337,32 @@ done:
 	_exit(0);
 }
 
+/*
+ * Start every measurement from a quiet machine: PostgreSQL flushes what the
+ * previous peer left dirty (CHECKPOINT; the sql peers insert a 64 MiB row
+ * per update) and the kernel writes back its dirty pages, so that
+ * background writeback does not land in the next peer's timings.
+ */
+static void settle(void)
+{
+	for (int i = 0; i < 2; i++) {
+		if (!cfg.pg[i])
+			continue;
+		PGconn *c = PQconnectdb(cfg.pg[i]);
+		if (PQstatus(c) == CONNECTION_OK)
+			PQclear(PQexec(c, "CHECKPOINT"));
+		PQfinish(c);
+	}
+	sync();
+}
+
 static int run_writer(result *r, peer_id id, size_t bytes)
 {
 	int fd[2], status = 0;
 	struct rusage ru;
 	pid_t pid;
 
+	settle();
 	if (pipe(fd) != 0)
 		die("pipe", strerror(errno));
 	fflush(NULL);

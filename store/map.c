@@ -625,35 +625,7 @@ static int pack_and_create(mw *w, pblob *pb, size_t n)
 
 static int ix_add_run(kvs__mapidx *ix, const kvs__mrun *r)
 {
-	kvs__mrun *d;
-
-	if (ix->nruns >= KVS__MAP_RUNS_MAX)
-		return kvs_error_set(KVS_ETOOBIG, "map of more than %u runs", KVS__MAP_RUNS_MAX);
-	if (ix->nruns == ix->cap) {
-		uint32_t nc = ix->cap ? ix->cap * 2 : 16;
-		kvs__mrun *np = realloc(ix->runs, (size_t)nc * sizeof(*np));
-		if (!np)
-			return kvs_error_set(KVS_ENOMEM, "out of memory");
-		ix->runs = np;
-		ix->cap = nc;
-	}
-	d = &ix->runs[ix->nruns];
-	*d = *r;
-	d->min = malloc(r->minlen);
-	d->max = malloc(r->maxlen);
-	d->raw = (r->flags & KVS__MRUN_INLINE) ? malloc(r->raw_len) : NULL;
-	if (!d->min || !d->max || ((r->flags & KVS__MRUN_INLINE) && !d->raw)) {
-		free(d->min);
-		free(d->max);
-		free(d->raw);
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	}
-	memcpy(d->min, r->min, r->minlen);
-	memcpy(d->max, r->max, r->maxlen);
-	if (d->raw)
-		memcpy(d->raw, r->raw, r->raw_len);
-	ix->nruns++;
-	return 0;
+	return kvs__mapidx_append(ix, r, KVS_ETOOBIG);
 }
 
 /*

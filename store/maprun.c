@@ -570,12 +570,12 @@ fail:
 	return rc;
 }
 
-static int append_copy(kvs__mapidx *ix, const kvs__mrun *r)
+int kvs__mapidx_append(kvs__mapidx *ix, const kvs__mrun *r, int too_many)
 {
 	kvs__mrun *d;
 
 	if (ix->nruns >= KVS__MAP_RUNS_MAX)
-		return kvs_error_set(KVS_ECORRUPT, "map of more than %u runs", KVS__MAP_RUNS_MAX);
+		return kvs_error_set(too_many, "map of more than %u runs", KVS__MAP_RUNS_MAX);
 	if (ix->nruns == ix->cap) {
 		uint32_t nc = ix->cap ? ix->cap * 2 : 16;
 		kvs__mrun *np = realloc(ix->runs, (size_t)nc * sizeof(*np));
@@ -606,7 +606,7 @@ int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix)
 	out->has_bt = ix->has_bt;
 	out->bt = ix->bt;
 	for (uint32_t i = 0; i < ix->nruns; i++)
-		if (ix->runs[i].level == 1 && (rc = append_copy(out, &ix->runs[i])) < 0) {
+		if (ix->runs[i].level == 1 && (rc = kvs__mapidx_append(out, &ix->runs[i], KVS_ECORRUPT)) < 0) {
 			kvs__mapidx_clear(out);
 			return rc;
 		}
@@ -622,7 +622,7 @@ int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char 
 		return kvs_error_set(KVS_EINVAL, "%s: not the base table kept", what);
 	for (uint32_t i = 0; i < from->nruns && rc == 0; i++)
 		if (from->runs[i].level == 1)
-			rc = append_copy(ix, &from->runs[i]);
+			rc = kvs__mapidx_append(ix, &from->runs[i], KVS_ECORRUPT);
 	ix->bt_pending = 0;
 	if (rc == 0)
 		rc = check_table(ix, what);

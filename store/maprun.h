@@ -170,6 +170,10 @@ int kvs__mapidx_load_base(kvs__mapidx *ix, kvs_store *s, const char *what, kvs_m
 int kvs__mapidx_adopt_base(kvs__mapidx *ix, const kvs__mapidx *from, const char *what);
 
 /* A copy of ix's base runs and base table reference (no segment table). */
+/* Append a deep copy of run r to ix (the caller's r is unchanged); past
+ * KVS__MAP_RUNS_MAX runs fail with too_many (KVS_ECORRUPT for a table being
+ * read, KVS_ETOOBIG for one being written). */
+int kvs__mapidx_append(kvs__mapidx *ix, const kvs__mrun *r, int too_many);
 int kvs__mapidx_copy_base(kvs__mapidx *out, const kvs__mapidx *ix);
 
 /* decode + load_base. */
