@@ -1115,6 +1115,22 @@ static int runs_blobs(pblob **out, runs *rs, size_t from, kvs_store *s)
 	return 0;
 }
 
+/* Compress every run of rs and create them in the writer's segments (each
+ * run's `seg` then names its fresh slot). */
+static int create_runs(mw *w, runs *rs)
+{
+	pblob *pb = NULL;
+	int rc;
+
+	if (!rs->n)
+		return 0;
+	if ((rc = runs_blobs(&pb, rs, 0, w->s)) < 0)
+		return rc;
+	rc = pack_and_create(w, pb, rs->n);
+	free(pb);
+	return rc;
+}
+
 static int check_expectations(mw *w, const kvs_map_batch *b)
 {
 	for (size_t i = 0; i < b->nexp; i++) {
@@ -1208,12 +1224,7 @@ static int build_delta_ix(mw *w, void *ctx, kvs__mapidx *ix)
 		draw += rs->r[i].raw_len;
 	inl = !d->ool && draw + inline_raw(&w->base) <= w->s->map_inline_max;
 	if (!inl && !d->ool) {
-		pblob *pb = NULL;
-		if ((rc = runs_blobs(&pb, rs, 0, w->s)) < 0)
-			return rc;
-		rc = pack_and_create(w, pb, rs->n);
-		free(pb);
-		if (rc < 0)
+		if ((rc = create_runs(w, rs)) < 0)
 			return rc;
 		d->ool = 1;
 	}
@@ -1758,7 +1769,6 @@ static int compact_once(kvs_ver *out, mw *w)
 	kvs__mapidx ix;
 	ents es = { 0 };
 	runs rs = { 0 };
-	pblob *pb = NULL;
 	uint8_t *keep = NULL;
 	uint32_t *owner = NULL;
 	size_t capowner = 0, di = 0;
@@ -1829,15 +1839,8 @@ static int compact_once(kvs_ver *out, mw *w)
 		rs.r[n0].seq = r->seq;
 		keep[j] = 0;
 	}
-	if (rs.n) {
-		if ((rc = runs_blobs(&pb, &rs, 0, w->s)) < 0)
-			goto out;
-		rc = pack_and_create(w, pb, rs.n);
-		free(pb);
-		pb = NULL;
-		if (rc < 0)
-			goto out;
-	}
+	if ((rc = create_runs(w, &rs)) < 0)
+		goto out;
 	/* The new base, in key order: kept runs, and each group's new runs. */
 	for (uint32_t j = 0; j < ngroups && rc == 0; j++) {
 		if (nl1 && keep[j]) {
@@ -1869,7 +1872,6 @@ out:
 	kvs__mbuild_free(&mb);
 	ents_free(&es);
 	runs_free(&rs);
-	free(pb);
 	free(keep);
 	free(live);
 	free(owner);
@@ -1890,7 +1892,6 @@ static int compact_minor(kvs_ver *out, mw *w)
 	kvs__mbuild mb;
 	kvs__mapidx ix;
 	runs rs = { 0 };
-	pblob *pb = NULL;
 	uint64_t before = w->ws.bytes_written;
 	char expect[KVS_VER_MAX];
 	uint32_t pend, nsrc;
@@ -1917,15 +1918,8 @@ static int compact_minor(kvs_ver *out, mw *w)
 		goto out;
 	if ((rc = runs_emit(&rs, &mb, 0)) < 0)
 		goto out;
-	if (rs.n) {
-		if ((rc = runs_blobs(&pb, &rs, 0, w->s)) < 0)
-			goto out;
-		rc = pack_and_create(w, pb, rs.n);
-		free(pb);
-		pb = NULL;
-		if (rc < 0)
-			goto out;
-	}
+	if ((rc = create_runs(w, &rs)) < 0)
+		goto out;
 	for (size_t k = 0; k < rs.n && rc == 0; k++) {
 		kvs__mrun r = rs.r[k];
 		r.raw = NULL;
@@ -1949,7 +1943,6 @@ out:
 	kvs__mmerge_free(&mg);
 	kvs__mbuild_free(&mb);
 	runs_free(&rs);
-	free(pb);
 	kvs__mapidx_clear(&ix);
 	return rc;
 }
