@@ -1001,7 +1001,9 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	/* segments sealed while the value streams in are built at each flush,
 	 * side by side on the workers (segwrite.h) */
 	P.w.seal_workers = s->workers > 1 ? s->workers : 0;
-	if ((rc = ingest(&P, &val, src)) < 0)
+	/* and created in the background while the next windows compress */
+	P.w.async = s->workers > 1;
+	if ((rc = ingest(&P, &val, src)) < 0 || (rc = kvs__segw_wait(&P.w)) < 0)
 		goto out;
 	if (src->read && val.length <= s->opts.inline_max) {
 		/* A short stream: its bytes are still here, compressed, in the
@@ -1045,6 +1047,7 @@ static int do_put(kvs_ver *out, kvs_store *s, const char *key, const source *src
 	P.st.stored_bytes = stored;
 commit:
 	P.w.seal_workers = 0;   /* history.c reads the address right after a seal */
+	P.w.async = 0;
 	if (rc < 0)
 		goto out;
 	/* The base's history object, created (or touched) before the commit like

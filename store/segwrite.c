@@ -65,10 +65,13 @@ void kvs__segw_init(kvs__segw *w, kvs_store *s, const char *key, kvs__wstats *st
 	w->t_check = -1;
 }
 
+static void flight_free(struct kvs__segw_flight *F);
+
 void kvs__segw_free(kvs__segw *w)
 {
 	if (!w)
 		return;
+	flight_free(w->fl);
 	for (size_t i = 0; i < w->nbent; i++)
 		free(w->bent[i].blob);
 	for (size_t i = 0; i < w->npend; i++) {
@@ -93,11 +96,17 @@ int kvs__segw_slot_add(kvs__segw *w, uint32_t *out)
 	return 0;
 }
 
-static void mark(kvs__segw *w, uint32_t sl, kvs__slot_state state, int64_t srv)
+static void mark_at(kvs__segw *w, uint32_t sl, kvs__slot_state state, int64_t mono,
+                    int64_t srv)
 {
 	w->slots[sl].state = state;
-	w->slots[sl].t_mono = kvs__mono_ms();
+	w->slots[sl].t_mono = mono;
 	w->slots[sl].t_srv = srv;
+}
+
+static void mark(kvs__segw *w, uint32_t sl, kvs__slot_state state, int64_t srv)
+{
+	mark_at(w, sl, state, kvs__mono_ms(), srv);
 }
 
 /* ---- backend calls ------------------------------------------------------ */
@@ -131,6 +140,9 @@ int kvs__segw_touch(kvs__segw *w, uint32_t sl)
 	char name[KVS__NAME_BUF];
 	int64_t ms;
 	int rc;
+
+	if ((rc = kvs__segw_wait(w)) < 0)
+		return rc;
 
 	kvs__segment_name(name, w->s->name, w->slots[sl].addr);
 	if ((rc = touch_name(w, name, &ms)) == 0)
@@ -301,31 +313,67 @@ static int settle_existing(kvs__segw *w, uint32_t sl, kvs_object *obj, int64_t s
 /* ---- packing and creating ------------------------------------------------ */
 
 /*
+ * One flush: the sealed segments it creates, moved out of the writer, and
+ * what their creation answered. What runs in the background (flight_run)
+ * reads and writes only this and the store's configuration and backend,
+ * never the writer's slots (which the caller may grow meanwhile); the
+ * caller takes the answers (flight_finish).
+ */
+typedef struct kvs__segw_flight {
+	kvs_store *s;
+	const char *key;
+	unsigned int seal_workers;
+	size_t n;
+	uint32_t slot[KVS__MAX_CONCURRENCY];
+	kvs_object *obj[KVS__MAX_CONCURRENCY];      /* built at the seal, or by build_one */
+	kvs__seg_entry *ent[KVS__MAX_CONCURRENCY];  /* not built yet: its entries */
+	size_t nent[KVS__MAX_CONCURRENCY];
+	uint8_t addr[KVS__MAX_CONCURRENCY][16];     /* what build_one found */
+	unsigned char built[KVS__MAX_CONCURRENCY];  /* addr is the slot's new address */
+	kvs_op ops[KVS__MAX_CONCURRENCY];
+	int64_t srv;          /* server time before the creates (a lower bound) */
+	int64_t mono;         /* monotonic ms before the creates (a lower bound) */
+	uint64_t requests;
+	int rc;               /* of the build, the time or the batch call (not the ops) */
+	char err[KVS_OP_DETAIL_MAX * 2];
+	pthread_t th;
+	int running;          /* th started and not joined */
+} kvs__segw_flight;
+
+/*
  * Building a sealed segment's object: sort its entries, hash them into its
  * address (a pass over every stored byte), name and label it, share its
  * data (backend.h v3). Deferred to the flush when w->seal_workers is set,
  * so that the segments of one flush are built side by side.
  */
-static int build_one(kvs__segw *w, size_t i)
+static int build_obj(kvs_object **out, uint8_t addr[16], const kvs_store *s,
+                     kvs__seg_entry *ent, size_t nent)
 {
-	kvs__slot *sl = &w->slots[w->pslot[i]];
 	kvs_object *obj = NULL;
-	int rc = kvs__seg_build(&obj, sl->addr, w->s->name, w->pent[i], w->npent[i]);
+	int rc = kvs__seg_build(&obj, addr, s->name, ent, nent);
 
-	free(w->pent[i]);
-	w->pent[i] = NULL;
-	w->npent[i] = 0;
 	/* Shared (backend.h, version 3): a backend that keeps objects in
 	 * memory keeps a reference to the blobs rather than a copy. */
 	if (rc == 0 && (rc = kvs_object_share_data(obj)) < 0)
 		kvs_object_free(obj);
 	if (rc == 0)
-		w->pend[i] = obj;
+		*out = obj;
+	return rc;
+}
+
+static int build_one(kvs__segw_flight *F, size_t i)
+{
+	int rc = build_obj(&F->obj[i], F->addr[i], F->s, F->ent[i], F->nent[i]);
+
+	free(F->ent[i]);
+	F->ent[i] = NULL;
+	F->nent[i] = 0;
+	F->built[i] = rc == 0;
 	return rc;
 }
 
 typedef struct bpool {
-	kvs__segw *w;
+	kvs__segw_flight *F;
 	size_t next;          /* atomic */
 	int failed;           /* atomic: the first error code */
 } bpool;
@@ -337,11 +385,11 @@ static void *build_some(void *arg)
 	for (;;) {
 		size_t i = __atomic_fetch_add(&bp->next, 1, __ATOMIC_RELAXED);
 		int rc;
-		if (i >= bp->w->npend)
+		if (i >= bp->F->n)
 			return NULL;
-		if (!bp->w->pent[i])
+		if (!bp->F->ent[i])
 			continue;
-		if ((rc = build_one(bp->w, i)) < 0) {
+		if ((rc = build_one(bp->F, i)) < 0) {
 			int zero = 0;
 			__atomic_compare_exchange_n(&bp->failed, &zero, rc, 0, __ATOMIC_RELAXED,
 			                            __ATOMIC_RELAXED);
@@ -349,14 +397,14 @@ static void *build_some(void *arg)
 	}
 }
 
-static int build_pending(kvs__segw *w)
+static int build_pending(kvs__segw_flight *F)
 {
 	pthread_t th[8];
-	bpool bp = { w, 0, 0 };
-	size_t todo = 0, nt = 0, want = w->seal_workers;
+	bpool bp = { F, 0, 0 };
+	size_t todo = 0, nt = 0, want = F->seal_workers;
 
-	for (size_t i = 0; i < w->npend; i++)
-		todo += w->pent[i] != NULL;
+	for (size_t i = 0; i < F->n; i++)
+		todo += F->ent[i] != NULL;
 	if (!todo)
 		return 0;
 	if (want > todo)
@@ -369,54 +417,175 @@ static int build_pending(kvs__segw *w)
 		pthread_join(th[i], NULL);
 	if (bp.failed)   /* the detail was set on the thread that failed */
 		return kvs_error_set(bp.failed, "key \"%s\": building a sealed segment failed "
-		                     "(out of memory)", w->key);
+		                     "(out of memory)", F->key);
 	return 0;
+}
+
+/* Build what is not built, read the server's time, create the batch. The
+ * part of a flush that may run on a thread of its own. */
+static void flight_run(kvs__segw_flight *F)
+{
+	memset(F->ops, 0, F->n * sizeof(F->ops[0]));
+	F->err[0] = '\0';
+	F->srv = 0;
+	if ((F->rc = build_pending(F)) < 0)
+		goto out;
+	/* both clocks before the creates: lower bounds of their creation */
+	F->mono = kvs__mono_ms();
+	F->requests++;
+	if ((F->rc = F->s->be->ops->now(F->s->be, &F->srv)) < 0)
+		goto out;
+	for (size_t i = 0; i < F->n; i++) {
+		F->ops[i].kind = KVS_OP_CREATE;
+		F->ops[i].in = F->obj[i];
+	}
+	F->requests += F->n;
+	F->rc = kvs__batch(F->s, F->ops, F->n);
+out:
+	if (F->rc < 0)
+		snprintf(F->err, sizeof(F->err), "%s", kvs_error_last());
+}
+
+static void *flight_thread(void *arg)
+{
+	flight_run(arg);
+	return NULL;
+}
+
+static void flight_clear(kvs__segw_flight *F)
+{
+	for (size_t i = 0; i < F->n; i++) {
+		kvs_object_free(F->ops[i].out);
+		F->ops[i].out = NULL;
+		kvs_object_free(F->obj[i]);
+		F->obj[i] = NULL;
+		for (size_t j = 0; j < F->nent[i]; j++)
+			free(F->ent[i][j].blob);
+		free(F->ent[i]);
+		F->ent[i] = NULL;
+		F->nent[i] = 0;
+	}
+	F->n = 0;
+}
+
+/* Join a flight still running (a put that failed while it ran: what it
+ * created is garbage for gc), and free it. Accepts NULL. */
+static void flight_free(kvs__segw_flight *F)
+{
+	if (!F)
+		return;
+	if (F->running)
+		pthread_join(F->th, NULL);
+	flight_clear(F);
+	free(F);
+}
+
+/* Move the writer's sealed segments into a flight (not running). */
+static int flight_take(kvs__segw *w, kvs__segw_flight **out)
+{
+	kvs__segw_flight *F = w->fl;
+
+	if (!F && !(F = w->fl = calloc(1, sizeof(*F))))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	F->s = w->s;
+	F->key = w->key;
+	F->seal_workers = w->seal_workers;
+	F->requests = 0;
+	F->rc = 0;
+	F->n = w->npend;
+	for (size_t i = 0; i < w->npend; i++) {
+		F->slot[i] = w->pslot[i];
+		F->obj[i] = w->pend[i];
+		F->ent[i] = w->pent[i];
+		F->nent[i] = w->npent[i];
+		F->built[i] = 0;
+		w->pend[i] = NULL;
+		w->pent[i] = NULL;
+		w->npent[i] = 0;
+	}
+	w->npend = 0;
+	*out = F;
+	return 0;
+}
+
+/* Take the answers of a flight that has run: the slots' addresses and
+ * states, the counters, and an object met under a segment's name
+ * (settle_existing). The first failure is the flush's. */
+static int flight_finish(kvs__segw *w, kvs__segw_flight *F)
+{
+	int rc = 0;
+
+	w->st->requests += F->requests;
+	for (size_t i = 0; i < F->n; i++)
+		if (F->built[i])
+			memcpy(w->slots[F->slot[i]].addr, F->addr[i], 16);
+	if (F->rc < 0) {
+		rc = kvs_error_set(F->rc, "%s", F->err);
+		flight_clear(F);
+		return rc;
+	}
+	for (size_t i = 0; i < F->n; i++) {
+		uint32_t sl = F->slot[i];
+		int r = 0;
+
+		if (F->ops[i].result == 0) {
+			mark_at(w, sl, KVS__SLOT_CREATED, F->mono, F->srv);
+			w->st->segments_written++;
+			w->st->chunks_written += w->slots[sl].nchunks;
+			w->st->bytes_written += w->slots[sl].bytes;
+		} else if (rc == 0 && F->ops[i].result == KVS_EEXISTS) {
+			r = settle_existing(w, sl, F->obj[i], F->srv);
+		} else if (rc == 0) {
+			r = seg_fail(w, F->ops[i].result, "creating segment", F->obj[i]->name,
+			             F->ops[i].detail);
+		}
+		if (rc == 0)
+			rc = r;
+	}
+	flight_clear(F);
+	return rc;
+}
+
+int kvs__segw_wait(kvs__segw *w)
+{
+	kvs__segw_flight *F = w->fl;
+
+	if (!F || !F->running)
+		return 0;
+	pthread_join(F->th, NULL);
+	F->running = 0;
+	return flight_finish(w, F);
 }
 
 int kvs__segw_flush(kvs__segw *w)
 {
-	kvs_op ops[KVS__MAX_CONCURRENCY];
-	size_t n = w->npend;
-	int64_t srv;
-	int rc = 0;
+	kvs__segw_flight *F;
+	int rc;
 
-	if (n == 0)
+	if ((rc = kvs__segw_wait(w)) < 0)
+		return rc;
+	if (w->npend == 0)
 		return 0;
-	if ((rc = build_pending(w)) < 0)
+	if ((rc = flight_take(w, &F)) < 0)
 		return rc;
-	/* server time before the creates: a lower bound of their creation */
-	if ((rc = server_now(w, &srv)) < 0)
+	flight_run(F);
+	return flight_finish(w, F);
+}
+
+/* Hand the sealed segments to a thread; where none starts, flush here. */
+static int flush_async(kvs__segw *w)
+{
+	kvs__segw_flight *F;
+	int rc;
+
+	if ((rc = kvs__segw_wait(w)) < 0 || (rc = flight_take(w, &F)) < 0)
 		return rc;
-	memset(ops, 0, sizeof(ops));
-	for (size_t i = 0; i < n; i++) {
-		ops[i].kind = KVS_OP_CREATE;
-		ops[i].in = w->pend[i];
+	if (pthread_create(&F->th, NULL, flight_thread, F) == 0) {
+		F->running = 1;
+		return 0;
 	}
-	w->st->requests += n;
-	rc = kvs__batch(w->s, ops, n);
-	for (size_t i = 0; i < n; i++) {
-		uint32_t sl = w->pslot[i];
-		kvs_object_free(ops[i].out);
-		if (rc < 0)
-			continue;
-		if (ops[i].result == 0) {
-			mark(w, sl, KVS__SLOT_CREATED, srv);
-			w->st->segments_written++;
-			w->st->chunks_written += w->slots[sl].nchunks;
-			w->st->bytes_written += w->slots[sl].bytes;
-		} else if (ops[i].result == KVS_EEXISTS) {
-			rc = settle_existing(w, sl, w->pend[i], srv);
-		} else {
-			rc = seg_fail(w, ops[i].result, "creating segment", w->pend[i]->name,
-			              ops[i].detail);
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		kvs_object_free(w->pend[i]);
-		w->pend[i] = NULL;
-	}
-	w->npend = 0;
-	return rc;
+	flight_run(F);
+	return flight_finish(w, F);
 }
 
 int kvs__segw_seal(kvs__segw *w)
@@ -441,9 +610,22 @@ int kvs__segw_seal(kvs__segw *w)
 	w->capbent = 0;
 	w->nbent = 0;
 	w->bbytes = 0;
-	if (!w->seal_workers && (rc = build_one(w, i)) < 0) {
-		w->npend--;
-		return rc;
+	if (!w->seal_workers) {
+		/* built now: a value kind may read the address right away */
+		rc = build_obj(&w->pend[i], sl->addr, w->s, w->pent[i], w->npent[i]);
+		free(w->pent[i]);
+		w->pent[i] = NULL;
+		w->npent[i] = 0;
+		if (rc < 0) {
+			w->npend--;
+			return rc;
+		}
+	}
+	if (w->async && w->seal_workers) {
+		size_t half = w->s->opts.concurrency / 2;
+		if (w->npend >= (half ? half : 1))
+			return flush_async(w);
+		return 0;
 	}
 	if (w->npend >= w->s->opts.concurrency)
 		return kvs__segw_flush(w);
@@ -514,6 +696,9 @@ int kvs__segw_check_reuse(kvs__segw *w, uint32_t first, size_t n, int late)
 	char names[KVS__MAX_CONCURRENCY][KVS__NAME_BUF];
 	size_t conc = w->s->opts.concurrency;
 	int rc = 0;
+
+	if ((rc = kvs__segw_wait(w)) < 0)
+		return rc;
 
 	for (size_t at = 0; at < n && rc == 0; at += conc) {
 		size_t nops = n - at < conc ? n - at : conc;
@@ -617,6 +802,10 @@ int kvs__index_late(const kvs_store *s, const kvs_object *idx)
 
 int kvs__segw_touch_base(kvs__segw *w, const uint8_t (*addrs)[16], size_t n)
 {
+	int wrc = kvs__segw_wait(w);
+
+	if (wrc < 0)
+		return wrc;
 	for (size_t i = 0; i < n; i++) {
 		char name[KVS__NAME_BUF];
 		uint32_t sl;
@@ -642,6 +831,10 @@ int kvs__segw_touch_base(kvs__segw *w, const uint8_t (*addrs)[16], size_t n)
 
 int kvs__segw_after_commit(kvs__segw *w, int64_t commit_ms)
 {
+	int wrc = kvs__segw_wait(w);
+
+	if (wrc < 0)
+		return wrc;
 	if (w->t_check < 0 || !is_late(w->s, commit_ms, w->t_check))
 		return 0;
 	for (size_t i = 0; i < w->nslots; i++) {
@@ -682,6 +875,9 @@ int kvs__segw_refresh(kvs__segw *w)
 {
 	int64_t win = (int64_t)w->s->opts.touch_window_s * 1000;
 	int rc, any = 0;
+
+	if ((rc = kvs__segw_wait(w)) < 0)
+		return rc;
 
 	w->t_check = -1;
 	for (size_t i = 0; i < w->nslots; i++)
@@ -724,6 +920,9 @@ int kvs__segw_rebase(kvs__segw *w, const kvs_object *idx)
 	uint8_t (*in_base)[16] = NULL;
 	size_t nbase = 0, need = 0;
 	int rc = 0;
+
+	if ((rc = kvs__segw_wait(w)) < 0)
+		return rc;
 
 	for (size_t i = 0; i < w->nslots; i++)
 		need += w->slots[i].state == KVS__SLOT_REUSED && w->slots[i].ref;

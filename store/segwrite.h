@@ -5,7 +5,8 @@
  *
  *  - packs them into segments of about segment_target stored bytes, seals
  *    each (address = XXH3-128 of its canonical encoding), and creates them
- *    `concurrency` at a time through the backend's batch;
+ *    `concurrency` at a time through the backend's batch (`concurrency / 2`
+ *    at a time on a thread of its own, for a value kind that sets async);
  *  - on AlreadyExists, touches the object it found (metadata-only update:
  *    gc cannot take it) and then verifies it is this segment — immutable,
  *    labelled as ours, content hashing to its name — fixing in place what
@@ -98,6 +99,15 @@ typedef struct kvs__segw {
 	size_t npent[KVS__MAX_CONCURRENCY];
 	size_t npend;
 	unsigned int seal_workers;   /* 0: build each segment when it is sealed */
+	/* Creating in the background (put.c sets it, with seal_workers): a
+	 * flush that `concurrency / 2` sealed segments start is handed to a
+	 * thread of its own, and the value kind goes on compressing while it
+	 * runs; the next flush, or any call below that reads slots or calls
+	 * the backend, first waits for it and takes its answers. At most one
+	 * batch is in flight, so memory stays what `concurrency` sealed
+	 * segments take. */
+	int async;
+	struct kvs__segw_flight *fl;   /* the batch being created (lazily allocated) */
 	/* T_check of the last kvs__segw_refresh: server ms, -1 when no fresh
 	 * slot is referenced (nothing to check) */
 	int64_t t_check;
@@ -128,6 +138,10 @@ int kvs__segw_add(kvs__segw *w, const uint8_t addr[16], uint8_t *blob, uint32_t 
  */
 int kvs__segw_seal(kvs__segw *w);
 int kvs__segw_flush(kvs__segw *w);
+/* Wait for a batch created in the background (w->async) and take its
+ * answers; 0 when none is in flight. kvs__segw_flush and every call below
+ * do this first. */
+int kvs__segw_wait(kvs__segw *w);
 
 /* The entry of chunk `addr` in the open segment, or NULL. */
 const kvs__seg_entry *kvs__segw_open_find(const kvs__segw *w, const uint8_t addr[16]);

@@ -8,6 +8,14 @@
  * fetched only after the one before it was delivered), both overlap tests
  * fail: no segment of the next run is asked for while a run is
  * delivered (stream) or its progress is reported (whole value).
+ *
+ * The put side: a streaming put goes on while a batch of its segments is
+ * being created (segwrite.c creates in the background), and a batch in
+ * which one create fails and a later one meets an existing segment fails
+ * the put (the first failure is the flush's). Checked to fail: with the
+ * flush on the caller's thread no read happens during a create; with each
+ * op's answer overwriting the last, the put succeeded and its value could
+ * not be read back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +40,8 @@ typedef struct counting {
 	kvs_backend base;
 	kvs_backend *inner;
 	unsigned seg_gets;   /* atomic */
+	unsigned create_ms;  /* a batch of creates takes this long (0: no wait) */
+	int in_create;       /* atomic: a batch of creates is under way */
 } counting;
 
 static kvs_backend *cin(kvs_backend *b) { return ((counting *)b)->inner; }
@@ -63,16 +73,29 @@ static int c_watch_open(kvs_backend *b, kvs_backend_watch **w, const char *sel, 
 static int c_now(kvs_backend *b, int64_t *ms) { return cin(b)->ops->now(cin(b), ms); }
 static int c_batch(kvs_backend *b, kvs_op *ops, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	counting *c = (counting *)b;
+	int creates = 0, rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind == KVS_OP_GET)
 			count(b, ops[i].name);
-	if (cin(b)->ops->batch)
-		return cin(b)->ops->batch(cin(b), ops, n);
-	for (size_t i = 0; i < n; i++)
-		ops[i].result = ops[i].kind == KVS_OP_GET
-		                    ? cin(b)->ops->get(cin(b), &ops[i].out, ops[i].name)
-		                    : cin(b)->ops->create(cin(b), &ops[i].out, ops[i].in);
-	return 0;
+		creates |= ops[i].kind == KVS_OP_CREATE;
+	}
+	if (creates && c->create_ms) {
+		__atomic_store_n(&c->in_create, 1, __ATOMIC_SEQ_CST);
+		nanosleep(&(struct timespec){ 0, (long)c->create_ms * 1000000 }, NULL);
+	}
+	if (cin(b)->ops->batch) {
+		rc = cin(b)->ops->batch(cin(b), ops, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			ops[i].result = ops[i].kind == KVS_OP_GET
+			                    ? cin(b)->ops->get(cin(b), &ops[i].out, ops[i].name)
+			                    : cin(b)->ops->create(cin(b), &ops[i].out, ops[i].in);
+	}
+	if (creates)
+		__atomic_store_n(&c->in_create, 0, __ATOMIC_SEQ_CST);
+	return rc;
 }
 static void c_free(kvs_backend *b)
 {
@@ -313,4 +336,174 @@ Test(pipeline, run_k_error_wins_over_run_k_plus_1)
 	kvs__manifest_clear(&m);
 	free(d);
 	kvs_close(s);
+}
+
+/* ---- the put: segments created in the background ----------------------- */
+
+typedef struct stream_src {
+	const uint8_t *d;
+	size_t n, off;
+	counting *c;
+	unsigned windows;    /* progress reports */
+	int overlapped;      /* a create was under way when window 1 was done */
+} stream_src;
+
+static int src_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+	stream_src *r = ctx;
+	size_t k = r->n - r->off < cap ? r->n - r->off : cap;
+
+	memcpy(buf, r->d + r->off, k);
+	r->off += k;
+	*got = k;
+	return 0;
+}
+
+/* After the first window is packed (the caller's thread): is a batch of its
+ * segments being created? Wait up to 2 s for one to show (the flush thread
+ * builds the batch's objects before it sends them); with the flush on this
+ * thread, none can. */
+static int src_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	stream_src *r = ctx;
+
+	(void)done;
+	(void)total;
+	if (r->windows++ == 0)
+		for (int i = 0; i < 2000 && !r->overlapped; i++) {
+			r->overlapped = __atomic_load_n(&r->c->in_create, __ATOMIC_SEQ_CST);
+			if (!r->overlapped)
+				nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		}
+	return 0;
+}
+
+/*
+ * 6 MiB of raw chunks, segments of 512 KiB, 4 in flight; a batch of creates
+ * takes 100 ms. When the stream's first window has been compressed and
+ * packed, a batch of its segments is still being created (the caller goes
+ * on meanwhile), and the value reads back whole.
+ */
+Test(pipeline, put_stream_goes_on_while_segments_are_created)
+{
+	counting *c;
+	kvs_store *s;
+	size_t n = 6 * MIB;
+	uint8_t *d = malloc(n);
+	stream_src r = { 0 };
+	kvs_put_stats st;
+	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
+	kvs_options o = KVS_OPTIONS_INIT;
+	void *p = NULL;
+	size_t len = 0;
+
+	cr_assert_not_null(d);
+	c = counting_open();
+	o.segment_target = 512 * KIB;
+	o.concurrency = 4;
+	o.workers = 2;
+	cr_assert_eq(kvs_open(&s, &c->base, &o), 0, "%s", kvs_error_last());
+	fx_random(d, n, 11);
+	r.d = d;
+	r.n = n;
+	r.c = c;
+	c->create_ms = 100;
+	po.stats = &st;
+	po.progress = src_progress;
+	po.progress_ctx = &r;
+	cr_assert_eq(kvs_put_stream(NULL, s, "v", src_read, &r, &po), 0, "%s", kvs_error_last());
+	c->create_ms = 0;
+	cr_assert_geq(st.segments_written, 10, "%llu segments",
+	              (unsigned long long)st.segments_written);
+	cr_assert_geq(r.windows, 2, "%u progress reports", r.windows);
+	cr_assert(r.overlapped, "no segment was being created when the first window was packed");
+	cr_assert_eq(kvs_get(&p, &len, NULL, s, "v", NULL), 0, "%s", kvs_error_last());
+	cr_assert(len == n && memcmp(p, d, n) == 0, "wrong value");
+	kvs_free(p);
+	free(d);
+	kvs_close(s);
+}
+
+typedef struct fail_one {
+	char name[256];
+	int armed;
+} fail_one;
+
+static int fail_create_of(void *ctx, kvs_mem_call kind, const char *name)
+{
+	fail_one *f = ctx;
+
+	if (kind == KVS_MEM_CREATE && f->armed && name && strcmp(name, f->name) == 0) {
+		f->armed = 0;
+		return KVS_EIO;
+	}
+	return 0;
+}
+
+/*
+ * The value's first segment is gone and its create fails; the other
+ * segments of the same batch exist already (an earlier put of the same
+ * bytes), so their creates meet them and settle. The put must fail, naming
+ * the segment, and commit nothing — on the caller's thread (workers 1) and
+ * in the background (workers 2).
+ */
+static void first_failure_is_the_flush_s(unsigned workers)
+{
+	kvs_backend *mem;
+	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
+	kvs__manifest m;
+	kvs_object *idx = NULL;
+	fail_one f = { { 0 }, 0 };
+	size_t n = 2 * MIB;
+	uint8_t *d = malloc(n);
+	void *p = NULL;
+	size_t len = 0;
+
+	cr_assert_not_null(d);
+	cr_assert_eq(kvs_backend_mem(&mem, NULL), 0);
+	o.segment_target = 128 * KIB;
+	o.concurrency = 8;
+	o.workers = workers;
+	o.cache_bytes = KVS_CACHE_OFF;
+	cr_assert_eq(kvs_open(&s, mem, &o), 0, "%s", kvs_error_last());
+	fx_random(d, n, 12);
+	cr_assert_eq(kvs_put(NULL, s, "a", d, n, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(mem->ops->get(mem, &idx, "kvs.default.i-a"), 0, "%s", kvs_error_last());
+	const kvs_blob *bl = kvs_object_data(idx, "manifest");
+	cr_assert_not_null(bl);
+	cr_assert_eq(kvs__manifest_decode(&m, bl->data, bl->len, "test"), 0, "%s", kvs_error_last());
+	cr_assert_gt(m.nsegs, 8);
+	seg_name(f.name, m.segs[m.chunks[0].seg].addr);
+	cr_assert_eq(mem->ops->remove(mem, f.name, NULL, NULL), 0, "%s", kvs_error_last());
+
+	f.armed = 1;
+	kvs_mem_set_hook(mem, fail_create_of, &f);
+	cr_assert_eq(kvs_put(NULL, s, "b", d, n, NULL), KVS_EIO,
+	             "workers %u: a put whose segment create failed did not fail (%s)", workers,
+	             kvs_error_last());
+	cr_assert(strstr(kvs_error_last(), f.name), "detail \"%s\" does not name %s",
+	          kvs_error_last(), f.name);
+	kvs_mem_set_hook(mem, NULL, NULL);
+	cr_assert_eq(f.armed, 0, "the create was never made");
+	cr_assert_eq(kvs_get(&p, &len, NULL, s, "b", NULL), KVS_ENOTFOUND, "%s", kvs_error_last());
+	/* and again, with nothing failing: it lands and reads back */
+	cr_assert_eq(kvs_put(NULL, s, "b", d, n, NULL), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs_get(&p, &len, NULL, s, "b", NULL), 0, "%s", kvs_error_last());
+	cr_assert(len == n && memcmp(p, d, n) == 0);
+	kvs_free(p);
+	kvs_object_free(idx);
+	kvs__manifest_clear(&m);
+	free(d);
+	kvs_close(s);
+}
+
+Test(pipeline, put_batch_first_failure_wins_on_the_caller)
+{
+	first_failure_is_the_flush_s(1);
+}
+
+Test(pipeline, put_batch_first_failure_wins_in_the_background)
+{
+	first_failure_is_the_flush_s(2);
 }
