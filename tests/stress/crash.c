@@ -33,8 +33,8 @@
  * Writers use --touch-window 2s and gc --grace 3s, so that orphans of killed
  * puts become collectable within the run (the protocol's G > W holds).
  *
- * usage: stress-crash [--kills N] [--seed S] [--max-bytes B] [--sweep 0|1] [--self-test]
- *                     [--self-test-map] [-v]
+ * usage: stress-crash [--kills N] [--seed S] [--max-bytes B] [--sweep 0|1] [--map-fields N]
+ *                     [--self-test] [--self-test-map] [-v]
  * Exit 0: clean; 1: a finding (printed, scratch folder kept); 2: driver error.
  * --self-test deletes a segment of an acknowledged value by hand and must
  * exit 1: it proves the checks can fail. --self-test-map commits half of a
@@ -78,7 +78,10 @@ static const char *const keys[NKEYS] = { "crash/a", "crash/b" };
  * are at most 2^MPEND_MAX candidates. A compaction changes no field.
  */
 #define MAP_KEY "crash/m"
-#define MFIELDS 1500
+/* fields of the map: --map-fields N (default 1500, a format-v2 map; about
+ * 8,000 and more make its base runs a v4 base table) */
+#define MFIELDS_MAX 20000
+static int mfields = 1500;
 #define MBATCH_MAX 300
 #define MPEND_MAX 5
 #define MCAND_MAX (1 << MPEND_MAX)
@@ -89,7 +92,7 @@ typedef struct mop {
 	uint32_t ser[MBATCH_MAX];   /* 0: delete */
 } mop;
 
-static uint32_t mcand[MCAND_MAX][MFIELDS];
+static uint32_t mcand[MCAND_MAX][MFIELDS_MAX];
 static int nmcand;
 static mop mpend[MPEND_MAX];
 static int nmpend;
@@ -276,23 +279,23 @@ static void mapply(uint32_t *state, const mop *op)
 static void mcand_add(const uint32_t *state)
 {
 	for (int i = 0; i < nmcand; i++)
-		if (memcmp(mcand[i], state, sizeof(mcand[i])) == 0)
+		if (memcmp(mcand[i], state, (size_t)mfields * sizeof(uint32_t)) == 0)
 			return;
 	if (nmcand == MCAND_MAX)
 		sp_die("map: more than %d candidate states", MCAND_MAX);
-	memcpy(mcand[nmcand++], state, sizeof(mcand[0]));
+	memcpy(mcand[nmcand++], state, (size_t)mfields * sizeof(uint32_t));
 }
 
 /* The export `map export` must print for a state. */
 static char *mexport(const uint32_t *state, size_t *len)
 {
-	size_t cap = (size_t)MFIELDS * 1100 + 16, o = 0;
+	size_t cap = (size_t)mfields * 1100 + 16, o = 0;
 	char *d = malloc(cap), v[1100];
 
 	if (!d)
 		sp_die("out of memory");
 	d[o++] = '{';
-	for (int f = 0; f < MFIELDS; f++) {
+	for (int f = 0; f < mfields; f++) {
 		if (!state[f])
 			continue;
 		mval(v, sizeof(v), f, state[f]);
@@ -332,7 +335,7 @@ static void mwrite(const char *path, const mop *op)
  */
 static void mrandom(mop *op, int big)
 {
-	static uint8_t seen[MFIELDS];
+	static uint8_t seen[MFIELDS_MAX];
 	int want = big ? 100 + (int)(sp_rand(&rng) % (MBATCH_MAX - 100))
 	               : 1 + (int)(sp_rand(&rng) % 30);
 
@@ -340,7 +343,7 @@ static void mrandom(mop *op, int big)
 	op->n = 0;
 	mserial++;
 	while (op->n < want) {
-		int f = (int)(sp_rand(&rng) % MFIELDS);
+		int f = (int)(sp_rand(&rng) % mfields);
 		if (seen[f])
 			continue;
 		seen[f] = 1;
@@ -356,7 +359,7 @@ static int mdiff(const char *got, const uint32_t *state)
 	int diff = 0;
 	char v[1100], nm[16];
 
-	for (int f = 0; f < MFIELDS; f++) {
+	for (int f = 0; f < mfields; f++) {
 		snprintf(nm, sizeof(nm), "\"n%04d\":", f);
 		const char *at = strstr(got, nm);
 		if (!state[f]) {
@@ -375,7 +378,7 @@ static void check_map(const char *when, const char *out)
 {
 	char err[2048];
 	const char *ea[] = { "map", "export", MAP_KEY, NULL };
-	int rc = sp_cli_run(&E, "check-map", ea), hit = -1, best = MFIELDS + 1, bi = 0;
+	int rc = sp_cli_run(&E, "check-map", ea), hit = -1, best = mfields + 1, bi = 0;
 	size_t glen = 0;
 	char path[SP_PATH];
 
@@ -409,13 +412,13 @@ static void check_map(const char *when, const char *out)
 	if (hit > 0)
 		st.map_landed++;
 	free(got);
-	memmove(mcand[0], mcand[hit], sizeof(mcand[0]));
+	memmove(mcand[0], mcand[hit], (size_t)mfields * sizeof(uint32_t));
 	nmcand = 1;
 	for (int p = 0; p < nmpend; p++) {
 		int n = nmcand;
 		for (int i = 0; i < n; i++) {
-			uint32_t s2[MFIELDS];
-			memcpy(s2, mcand[i], sizeof(s2));
+			static uint32_t s2[MFIELDS_MAX];
+			memcpy(s2, mcand[i], (size_t)mfields * sizeof(uint32_t));
 			mapply(s2, &mpend[p]);
 			mcand_add(s2);
 		}
@@ -539,8 +542,8 @@ static int run_map_op(op_kind kind, const mop *op, int64_t kill_us, int *rc_out)
 			sp_die("map: more than %d batches of unknown outcome", MPEND_MAX);
 		mpend[nmpend++] = *op;
 		for (int i = 0; i < n; i++) {
-			uint32_t s2[MFIELDS];
-			memcpy(s2, mcand[i], sizeof(s2));
+			static uint32_t s2[MFIELDS_MAX];
+			memcpy(s2, mcand[i], (size_t)mfields * sizeof(uint32_t));
 			mapply(s2, op);
 			mcand_add(s2);
 		}
@@ -553,8 +556,8 @@ static int run_map_op(op_kind kind, const mop *op, int64_t kill_us, int *rc_out)
 		int n = nmcand;
 		nmcand = 0;
 		for (int i = 0; i < n; i++) {
-			uint32_t s2[MFIELDS];
-			memcpy(s2, mcand[i], sizeof(s2));
+			static uint32_t s2[MFIELDS_MAX];
+			memcpy(s2, mcand[i], (size_t)mfields * sizeof(uint32_t));
 			mcand_add(s2);
 		}
 		nmpend = 0;
@@ -568,9 +571,9 @@ static void map_seed(void)
 {
 	char path[SP_PATH];
 	size_t n;
-	uint32_t state[MFIELDS];
+	static uint32_t state[MFIELDS_MAX];
 
-	for (int f = 0; f < MFIELDS; f++)
+	for (int f = 0; f < mfields; f++)
 		state[f] = 1;
 	char *doc = mexport(state, &n);
 	sp_path(&E, path, "map-seed.json");
@@ -579,7 +582,7 @@ static void map_seed(void)
 	const char *a[] = { "map", "import", "-q", MAP_KEY, path, NULL };
 	if (sp_cli_run(&E, "seed-map", a) != 0)
 		sp_die("map import failed");
-	memcpy(mcand[0], state, sizeof(state));
+	memcpy(mcand[0], state, (size_t)mfields * sizeof(uint32_t));
 	nmcand = 1;
 	map_touched = 1;
 }
@@ -806,6 +809,14 @@ int main(int argc, char **argv)
 			max_bytes = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--sweep") == 0 && i + 1 < argc)
 			do_sweep = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--map-fields") == 0 && i + 1 < argc) {
+			char *end;
+			long f = strtol(argv[++i], &end, 10);
+			if (*end || f < 2 * MBATCH_MAX || f > MFIELDS_MAX)
+				sp_die("--map-fields: %s is not a number from %d to %d", argv[i],
+				       2 * MBATCH_MAX, MFIELDS_MAX);
+			mfields = (int)f;
+		}
 		else if (strcmp(argv[i], "--self-test") == 0)
 			self_test = 1;
 		else if (strcmp(argv[i], "--self-test-map") == 0)
@@ -814,14 +825,14 @@ int main(int argc, char **argv)
 			E.verbose = 1;
 		else
 			sp_die("usage: stress-crash [--kills N] [--seed S] [--max-bytes B] [--sweep 0|1] "
-			       "[--self-test] [--self-test-map] [-v]");
+			       "[--map-fields N] [--self-test] [--self-test-map] [-v]");
 	}
 	int verbose = E.verbose;
 	uint64_t seed = rng;
 	sp_init(&E, "crash");
 	E.verbose = verbose;
-	printf("stress-crash: seed %llu, %lu kills, values up to %zu bytes\n",
-	       (unsigned long long)seed, kills, max_bytes);
+	printf("stress-crash: seed %llu, %lu kills, values up to %zu bytes, a map of %d fields\n",
+	       (unsigned long long)seed, kills, max_bytes, mfields);
 	fflush(stdout);
 	sp_server_start(&E, NULL);
 	int64_t t0 = sp_now_us();
