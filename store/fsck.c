@@ -25,8 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
+#include "base/hash.h"
 
 #include "codec.h"
 #include "gc.h"

@@ -15,8 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
+#include "base/hash.h"
 
 #include "codec.h"
 #include "history.h"

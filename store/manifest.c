@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include <msgpack.h>
-#include <xxhash.h>
+#include "base/hash.h"
 
 #include "chunker.h"
 #include "codec.h"

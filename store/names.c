@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <xxhash.h>
+#include "base/hash.h"
 
 #include "names.h"
 

@@ -24,8 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
+#include "base/hash.h"
 
 #include "codec.h"
 #include "commit.h"
