@@ -275,6 +275,26 @@ Test(kapi, invalid_base64_deep_in_a_long_value_is_a_400_naming_the_byte)
 		free(body);
 		free(v);
 	}
+	/* each byte next to a range of the alphabet, and bytes >= 0x80, in
+	 * every lane of a 16-byte block */
+	static const char near[] = "@[`{:,-.\x7f\x80\xc3\xff *!~";
+	for (size_t i = 0; i < sizeof(near) - 1; i++) {
+		char why[64], *v = b64_text(8000, (unsigned)(100 + i)), *body, *resp, *p;
+		size_t at = 4096 + i * 17;
+		long st;
+
+		v[at] = near[i];
+		body = cm_body("near", NULL, "binaryData", "b", v);
+		p = path_of(k, NULL, NULL);
+		st = req(k, "POST", p, NULL, body, &resp);
+		snprintf(why, sizeof(why), "illegal base64 data at input byte %zu", at);
+		cr_expect_eq(st, 400, "byte 0x%02x: %ld", (unsigned char)near[i], st);
+		cr_expect(strstr(resp, why), "byte 0x%02x: %.300s", (unsigned char)near[i], resp);
+		free(resp);
+		free(p);
+		free(body);
+		free(v);
+	}
 	fx_kapi_stop(k);
 }
 
