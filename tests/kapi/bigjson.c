@@ -23,8 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A string shorter than this goes through cJSON as before. */
-#define BIG_MIN 4096u
+/* A string shorter than this goes through cJSON as before (a fuzzing
+ * build makes it small). */
+#ifndef KAPI_BIG_MIN
+#define KAPI_BIG_MIN 4096u
+#endif
+#define BIG_MIN ((size_t)KAPI_BIG_MIN)
 
 /* Strings that went the short way: parsed whole, printed whole. */
 static uint64_t g_parsed, g_printed;
@@ -37,6 +41,7 @@ void json_long_stats(uint64_t *parsed, uint64_t *printed)
 
 struct span {
 	size_t at, n; /* offset of the string's first byte in the body, its length */
+	size_t mark;  /* offset of its marker in the text cJSON parses */
 	cJSON *item;  /* the tree's string that holds its marker */
 };
 
@@ -137,15 +142,22 @@ static size_t find_spans(const char *body, size_t len, struct span **out)
 	return n;
 }
 
-/* Find each marker in the tree; false if one is missing, doubled or unknown. */
+/* Find each marker in the tree; false if one is doubled or unknown. Every
+ * marker lies inside the value cJSON read (the caller checked), so each is
+ * in the tree; a string of the body's own that looks like one is then found
+ * twice or names no span, and the body goes cJSON's way. */
 static bool claim_markers(cJSON *node, struct span *s, size_t n, size_t pl)
 {
 	for (; node; node = node->next) {
 		if (cJSON_IsString(node) && node->valuestring &&
 		    strncmp(node->valuestring, g_prefix, pl) == 0) {
-			char *end;
-			unsigned long i = strtoul(node->valuestring + pl, &end, 10);
-			if (*end || i >= n || s[i].item)
+			const char *d = node->valuestring + pl;
+			size_t i = 0;
+			if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 12)
+				return false;
+			for (; *d; d++)
+				i = i * 10 + (size_t)(*d - '0');
+			if (i >= n || s[i].item)
 				return false;
 			s[i].item = node;
 		}
@@ -172,26 +184,28 @@ cJSON *json_parse_body(struct buf *b, const char **end)
 	for (size_t i = 0; i < n; i++) {
 		memcpy(w, body + off, s[i].at - off);
 		w += s[i].at - off;
+		s[i].mark = (size_t)(w - text);
 		w += sprintf(w, "%s%zu", g_prefix, i);
 		off = s[i].at + s[i].n;
 	}
 	memcpy(w, body + off, len - off);
 	w += len - off;
 	*w = 0;
-	cJSON *j = cJSON_ParseWithLengthOpts(text, (size_t)(w - text), NULL, 0);
+	const char *tend = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, (size_t)(w - text), &tend, 0);
+	bool ok = j != NULL;
+	/* a marker after the end of the value cJSON read (trailing bytes,
+	 * which cJSON ignores) is not in the tree: cJSON's way */
+	for (size_t i = 0; ok && i < n; i++)
+		ok = s[i].mark < (size_t)(tend - text);
+	ok = ok && claim_markers(j, s, n, pl);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = s[i].item != NULL;
 	free(text);
-	if (!j || !claim_markers(j, s, n, pl)) {
+	if (!ok) {
 		cJSON_Delete(j);
 		free(s);
 		return cJSON_ParseWithLengthOpts(body, len, end, 0);
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!s[i].item) {
-			/* outside the value cJSON read (after its end): cJSON's way */
-			cJSON_Delete(j);
-			free(s);
-			return cJSON_ParseWithLengthOpts(body, len, end, 0);
-		}
 	}
 	/* A string that is most of the body takes the body's memory (moved to
 	 * its start, warm already); the others are copied. cJSON allocates with
