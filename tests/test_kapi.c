@@ -488,3 +488,32 @@ Test(kapi, update_and_patch_of_an_object_with_long_values_keep_them)
 	free(v3);
 	fx_kapi_stop(k);
 }
+
+/* What follows the object is ignored, as cJSON (and so the server) always
+ * ignored it: a long string there is not cut out into the object. */
+Test(kapi, a_long_string_after_the_object_is_ignored_not_cut_out)
+{
+	fx_kapi *k = start();
+	char *t = b64_text(6000, 12), *body, *resp, *p;
+	double p0, w0, p1, w1;
+	long st;
+
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"trail\"},"
+	                       "\"data\":{\"t\":\"x\"}} \"%s\"",
+	                       t),
+	              0);
+	long_stats(k, &p0, &w0);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	long_stats(k, &p1, &w1);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	cr_expect_eq(p1 - p0, 0, "the trailing string was cut out");
+	cr_expect_eq(w1 - w0, 0);
+	cr_expect(has_member(resp, "t", "x") && !strstr(resp, t), "%.300s", resp);
+	free(resp);
+	free(p);
+	free(body);
+	free(t);
+	fx_kapi_stop(k);
+}
