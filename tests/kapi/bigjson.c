@@ -11,7 +11,8 @@
  * escaping by copying them into the text whole and leaving the rest to
  * cJSON. Both give exactly what cJSON gives (the same tree, the same bytes);
  * whatever they are not sure of (escapes in a string, a long key, a marker
- * found twice or not at all, a body cJSON refuses) takes cJSON's own way.
+ * outside the value cJSON read, found twice or naming no string, a body
+ * cJSON refuses) takes cJSON's own way.
  */
 #include "kapi.h"
 
@@ -45,8 +46,9 @@ struct span {
 	cJSON *item;  /* the tree's string that holds its marker */
 };
 
-/* The marker's prefix: a byte no client sends unescaped plus 24 random hex
- * digits per process, so a body cannot spell one by chance or on purpose. */
+/* The marker's prefix: a DEL byte and 24 random hex digits per process, so
+ * that a body spells one neither by chance nor on purpose (and if it did,
+ * claim_markers would notice and send it cJSON's way). */
 static char g_prefix[32];
 static pthread_once_t g_prefix_once = PTHREAD_ONCE_INIT;
 
