@@ -85,18 +85,36 @@ static bool decide(double rate)
 	return rate > 0 && rng_unit() < rate;
 }
 
-/* Queue a response; body (malloc) is consumed. A drop fault sends the headers
- * with the full Content-Length and half the body, then resets the connection,
- * after the request took effect, as a proxy or a crashing server would. */
-static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const char *ctype,
-                                 char *body, size_t len, bool faults_apply)
+/* Whether this response is to be dropped (--drop-rate). */
+static bool drop_now(size_t len)
 {
 	double drop;
 	pthread_mutex_lock(&g_store.lock);
 	drop = g_faults.drop_rate;
 	pthread_mutex_unlock(&g_store.lock);
+	return len > 1 && decide(drop);
+}
+
+static enum MHD_Result queue_response(struct MHD_Connection *c, unsigned code, const char *ctype,
+                                      struct MHD_Response *r, size_t len)
+{
+	add_common_headers(r, ctype);
+	STAT_ADD(bytes_out, len);
+	if (code >= 100 && code < 600)
+		STAT_ADD(codes[code / 100], 1);
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Queue a response; body (malloc) is consumed. A drop fault sends the headers
+ * with the full Content-Length and half the body, then resets the connection,
+ * after the request took effect, as a proxy or a crashing server would. */
+static enum MHD_Result send_body_or_drop(struct MHD_Connection *c, unsigned code,
+                                         const char *ctype, char *body, size_t len, bool drop)
+{
 	struct MHD_Response *r;
-	if (faults_apply && len > 1 && decide(drop)) {
+	if (drop) {
 		STAT_ADD(injected_drop, 1);
 		struct dropper *d = xmalloc(sizeof *d);
 		d->body = body;
@@ -106,13 +124,18 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const 
 	} else {
 		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	}
-	add_common_headers(r, ctype);
-	STAT_ADD(bytes_out, len);
-	if (code >= 100 && code < 600)
-		STAT_ADD(codes[code / 100], 1);
-	enum MHD_Result ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
-	return ret;
+	return queue_response(c, code, ctype, r, len);
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned code, const char *ctype,
+                                 char *body, size_t len, bool faults_apply)
+{
+	return send_body_or_drop(c, code, ctype, body, len, faults_apply && drop_now(len));
+}
+
+static void unref_objver(void *cls)
+{
+	objver_unref(cls);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, cJSON *o)
@@ -704,13 +727,14 @@ static void meta_set(cJSON *m, const char *k, const char *v)
 		cJSON_AddStringToObject(m, k, v);
 }
 
-static struct status *parse_body(const struct request *rq, cJSON **out)
+/* The body's tree; it may take the body's memory (rq->body is then empty). */
+static struct status *parse_body(struct request *rq, cJSON **out)
 {
 	*out = NULL;
 	if (rq->body.len == 0)
 		return st_bad_request("the body of the request was empty");
 	const char *end = NULL;
-	cJSON *j = cJSON_ParseWithLengthOpts(rq->body.p, rq->body.len, &end, 0);
+	cJSON *j = json_parse_body(&rq->body, &end);
 	if (!j) {
 		char *m = xasprintf("couldn't get version/kind; json parse error: invalid character near offset %zu",
 		                    end ? (size_t)(end - rq->body.p) : 0);
@@ -775,12 +799,20 @@ static char *gen_name(const char *prefix)
 static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, struct objver *o,
                                    const struct neg *n)
 {
+	bool drop = drop_now(o->len);
+	if (n->fmt == FMT_PLAIN && !drop) {
+		/* the stored text itself, not a copy: the version is immutable and
+		 * referenced until the response is done with it */
+		struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+			o->len, o->json, unref_objver, o);
+		return queue_response(c, code, neg_ctype(n, false), r, o->len);
+	}
 	struct buf b = {0};
 	emit_object(&b, o, n, arg(c, "includeObject"));
 	objver_unref(o);
 	size_t len;
 	char *s = buf_take(&b, &len);
-	return send_body(c, code, neg_ctype(n, false), s, len, true);
+	return send_body_or_drop(c, code, neg_ctype(n, false), s, len, drop);
 }
 
 static struct status *ns_missing(const char *ns)
@@ -2198,6 +2230,11 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 		cJSON_AddNumberToObject(inj, "throttle", (double)STAT_GET(injected_throttle));
 		cJSON_AddNumberToObject(inj, "drop", (double)STAT_GET(injected_drop));
 		cJSON_AddNumberToObject(o, "watches_open", (double)STAT_GET(watches_open));
+		uint64_t lp, lw;
+		json_long_stats(&lp, &lw);
+		cJSON *ls = cJSON_AddObjectToObject(o, "long_strings");
+		cJSON_AddNumberToObject(ls, "parsed_whole", (double)lp);
+		cJSON_AddNumberToObject(ls, "printed_whole", (double)lw);
 		pthread_mutex_lock(&g_store.lock);
 		cJSON_AddNumberToObject(o, "revision", (double)g_store.rv);
 		cJSON_AddNumberToObject(o, "compacted_revision", (double)g_store.compacted_rv);
@@ -2393,6 +2430,15 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 		if (!rq->too_large && rq->body.len + *upload_data_size > KAPI_MAX_BODY) {
 			rq->too_large = true;
 			buf_free(&rq->body);
+		}
+		if (!rq->too_large && !rq->body.cap) {
+			/* the declared length in one allocation: no regrowth while a
+			 * 1.4 MB ConfigMap arrives in 16 KiB pieces */
+			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+			                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+			unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+			if (want > *upload_data_size && want <= KAPI_MAX_BODY)
+				buf_reserve(&rq->body, (size_t)want);
 		}
 		if (!rq->too_large)
 			buf_add(&rq->body, upload_data, *upload_data_size);

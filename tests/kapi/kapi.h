@@ -3,6 +3,8 @@
  *
  * Private header shared by the files of tests/kapi/. Layering:
  *   util.c      buffers, time, uuid, rng, base64 (libcrypto), merge patch
+ *   bigjson.c   bodies and objects with long strings (ConfigMap binaryData):
+ *               parse and print them without cJSON's byte loops
  *   validate.c  Status objects and the object validation of the real server
  * Label and field selectors and the validators of names, labels,
  * annotations and ConfigMap keys are the library's (kube/selector.c,
@@ -43,6 +45,8 @@ struct buf {
 };
 
 void buf_add(struct buf *b, const void *data, size_t n);
+/* Room for n more bytes (and the NUL) in one allocation of that size. */
+void buf_reserve(struct buf *b, size_t n);
 void buf_adds(struct buf *b, const char *s);
 void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(struct buf *b);
@@ -79,6 +83,19 @@ cJSON *merge_patch(cJSON *target, const cJSON *patch, bool strategic);
 int json_patch(cJSON **doc, const cJSON *ops, const char **err);
 /* Sort the members of an object by key (Go marshals maps sorted). */
 void json_sort_object(cJSON *obj);
+
+/* ---- bigjson.c ----------------------------------------------------------- */
+
+/* cJSON_ParseWithLengthOpts(b->p, b->len, end, 0), with the body's long
+ * escape-free string values copied into the tree whole instead of through
+ * cJSON's byte loops; the same tree (or NULL and *end) in every case. The
+ * tree may take b's memory for one of them (b is then empty). */
+cJSON *json_parse_body(struct buf *b, const char **end);
+/* cJSON_PrintUnformatted(obj) (malloc'd, *len its length), with the long
+ * strings that need no escaping copied whole; the same bytes. */
+char *json_print(const cJSON *obj, size_t *len);
+/* How many long strings were parsed whole and printed whole (/kapi/stats). */
+void json_long_stats(uint64_t *parsed, uint64_t *printed);
 
 /* ---- select.c ------------------------------------------------------------ */
 

@@ -60,8 +60,7 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv)
 	o->name = xstrdup(name ? name : "");
 	o->key = obj_key(r, o->ns, o->name);
 	o->obj = obj;
-	o->json = cJSON_PrintUnformatted(obj);
-	o->len = strlen(o->json);
+	o->json = json_print(obj, &o->len);
 	char *pre = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
 	size_t pl = strlen(pre);
 	o->hdr = o->len > pl && memcmp(o->json, pre, pl) == 0 ? pl : 0;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* The test server is a test tool: running out of memory is fatal. */
 void *xmalloc(size_t n)
@@ -61,6 +64,14 @@ static void buf_grow(struct buf *b, size_t more)
 		cap *= 2;
 	b->p = xrealloc(b->p, cap);
 	b->cap = cap;
+}
+
+void buf_reserve(struct buf *b, size_t n)
+{
+	if (b->len + n + 1 <= b->cap)
+		return;
+	b->p = xrealloc(b->p, b->len + n + 1);
+	b->cap = b->len + n + 1;
 }
 
 void buf_add(struct buf *b, const void *data, size_t n)
@@ -232,17 +243,45 @@ static int b64_val(unsigned char c)
  * sends, so a ConfigMap's ~1.4 MB strings are checked in one strspn pass and
  * neither copied, decoded nor encoded again.
  */
-static bool b64_is_canonical(const char *in, size_t n, size_t *decoded_len)
+/* How many of the n bytes at in, from the start, are of the alphabet (what
+ * strspn(in, alphabet) says of a NUL-terminated in), sixteen at a time where
+ * SSE2 is there: the alphabet is the ranges A-Z, a-z, 0-9 and '+', '/'. */
+static size_t b64_alpha_span(const char *in, size_t n)
 {
 	static const char alphabet[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i = 0;
+
+#ifdef __SSE2__
+	const __m128i A = _mm_set1_epi8('A' - 1), Z = _mm_set1_epi8('Z' + 1);
+	const __m128i a = _mm_set1_epi8('a' - 1), z = _mm_set1_epi8('z' + 1);
+	const __m128i d0 = _mm_set1_epi8('/' - 1), d9 = _mm_set1_epi8('9' + 1);
+	const __m128i plus = _mm_set1_epi8('+');
+	for (; i + 16 <= n; i += 16) {
+		/* signed compares: bytes >= 0x80 are negative and in no range;
+		 * '/' is 0x2f, just below '0' */
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+		__m128i ok = _mm_or_si128(
+			_mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(x, A), _mm_cmpgt_epi8(Z, x)),
+			             _mm_and_si128(_mm_cmpgt_epi8(x, a), _mm_cmpgt_epi8(z, x))),
+			_mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(x, d0), _mm_cmpgt_epi8(d9, x)),
+			             _mm_cmpeq_epi8(x, plus)));
+		if (_mm_movemask_epi8(ok) != 0xffff)
+			break;
+	}
+#endif
+	return i + strspn(in + i, alphabet);
+}
+
+static bool b64_is_canonical(const char *in, size_t n, size_t *decoded_len)
+{
 	size_t pad = 0;
 
 	if (n % 4)
 		return false;
 	if (n >= 1 && in[n - 1] == '=')
 		pad = n >= 2 && in[n - 2] == '=' ? 2 : 1;
-	if (strspn(in, alphabet) != n - pad)
+	if (b64_alpha_span(in, n - pad) < n - pad)
 		return false;
 	if ((pad == 2 && (b64_val((unsigned char)in[n - 3]) & 0x0f)) ||
 	    (pad == 1 && (b64_val((unsigned char)in[n - 2]) & 0x03)))

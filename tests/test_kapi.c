@@ -1,0 +1,519 @@
+/*
+ * test_kapi.c — suite `kapi`: the test server's short way for long strings
+ * (tests/kapi/bigjson.c). A body's long escape-free string values (a
+ * ConfigMap's ~1.4 MB of base64) are cut out before cJSON parses it and
+ * copied into the stored text whole. These tests send raw bodies over HTTP
+ * and check that the short way is taken where it may be (the server's
+ * /kapi/stats counters), and that it changes nothing a client can see:
+ * validation, canonical base64, escapes, the bytes of GET, LIST and WATCH,
+ * update and patch.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/fixture_kube.h"
+
+TestSuite(kapi, .timeout = 60);
+
+static fx_kapi *start(void)
+{
+	fx_kapi *k = NULL;
+
+	cr_assert_eq(fx_kapi_start(&k, 0, NULL), 0, "kapi-server: %s", kvs_error_last());
+	return k;
+}
+
+struct sink {
+	char *p;
+	size_t n;
+};
+
+static size_t sink_write(char *d, size_t sz, size_t nm, void *u)
+{
+	struct sink *s = u;
+	size_t n = sz * nm;
+	char *p = realloc(s->p, s->n + n + 1);
+
+	if (!p)
+		return 0;
+	memcpy(p + s->n, d, n);
+	s->p = p;
+	s->n += n;
+	s->p[s->n] = '\0';
+	return n;
+}
+
+/* One request to the server; *resp gets the body (malloc'd, NUL-terminated). */
+static long req(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                const char *body, char **resp)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct sink s = { NULL, 0 };
+	char url[512], ct[128];
+	long status = -1;
+
+	cr_assert_not_null(c);
+	snprintf(url, sizeof(url), "%s%s", fx_kapi_url(k), path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+	if (body) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
+		h = curl_slist_append(h, ct);
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	*resp = s.p ? s.p : strdup("");
+	return status;
+}
+
+static char *path_of(fx_kapi *k, const char *name, const char *query)
+{
+	char *p = NULL;
+
+	cr_assert_geq(asprintf(&p, "/api/v1/namespaces/%s/configmaps%s%s%s", fx_kapi_ns(k),
+	                       name ? "/" : "", name ? name : "", query ? query : ""),
+	              0);
+	return p;
+}
+
+/* The server's counters of long strings parsed and printed whole. */
+static void long_stats(fx_kapi *k, double *parsed, double *printed)
+{
+	char *s = NULL;
+	cJSON *j, *l;
+
+	cr_assert_eq(fx_kapi_call(k, "GET", "/kapi/stats", NULL, &s), 200);
+	j = cJSON_Parse(s);
+	l = cJSON_GetObjectItemCaseSensitive(j, "long_strings");
+	cr_assert(cJSON_IsObject(l), "no long_strings in /kapi/stats: %s", s);
+	*parsed = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(l, "parsed_whole"));
+	*printed = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(l, "printed_whole"));
+	cJSON_Delete(j);
+	free(s);
+}
+
+/* n characters of the base64 alphabet (n a multiple of 4: canonical, no
+ * padding), from a small generator. */
+static char *b64_text(size_t n, unsigned seed)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *s = malloc(n + 1);
+	uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
+
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		s[i] = a[x % 64];
+	}
+	s[n] = '\0';
+	return s;
+}
+
+static char *cm_body(const char *name, const char *extra_meta, const char *bag, const char *key,
+                     const char *value)
+{
+	char *b = NULL;
+
+	cr_assert_geq(asprintf(&b,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\"%s},"
+	                       "\"%s\":{\"%s\":\"%s\"}}",
+	                       name, extra_meta ? extra_meta : "", bag, key, value),
+	              0);
+	return b;
+}
+
+/* `"key":"value"` occurs in text. */
+static int has_member(const char *text, const char *key, const char *value)
+{
+	char *needle = NULL;
+	int found;
+
+	cr_assert_geq(asprintf(&needle, "\"%s\":\"%s\"", key, value), 0);
+	found = strstr(text, needle) != NULL;
+	free(needle);
+	return found;
+}
+
+/* The server's text is what cJSON prints of it: the splice changed no byte. */
+static void expect_cjson_bytes(const char *text, const char *what)
+{
+	cJSON *j = cJSON_Parse(text);
+	char *again;
+
+	cr_assert_not_null(j, "%s: not JSON", what);
+	again = cJSON_PrintUnformatted(j);
+	cr_expect_str_eq(text, again, "%s: not the bytes cJSON prints", what);
+	free(again);
+	cJSON_Delete(j);
+}
+
+Test(kapi, long_binary_data_round_trips_byte_exact_through_create_get_list_and_watch)
+{
+	fx_kapi *k = start();
+	char *v = b64_text(400000, 1), *t = b64_text(6000, 2), *body, *resp, *p, *extra;
+	double p0, w0, p1, w1;
+	long st;
+
+	/* text in data: printable, with bytes JSON needs no escape for */
+	{
+		static const char html[] = "<a href=x>&amp;</a> \xc3\xa9 ";
+		memcpy(t + 100, html, sizeof(html) - 1);
+	}
+	cr_assert_geq(asprintf(&extra, ",\"labels\":{\"app\":\"big\"}"), 0);
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"big\"%s},"
+	                       "\"data\":{\"t\":\"%s\"},\"binaryData\":{\"b\":\"%s\"}}",
+	                       extra, t, v),
+	              0);
+	long_stats(k, &p0, &w0);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	cr_assert_eq(st, 201, "create: %ld %.300s", st, resp);
+	cr_expect(has_member(resp, "b", v), "create answered other bytes");
+	cr_expect(has_member(resp, "t", t), "create answered other text");
+	cr_expect(strstr(resp, "\"resourceVersion\":\"") && strstr(resp, "\"uid\":\"") &&
+	          strstr(resp, "\"creationTimestamp\":\"") && strstr(resp, "\"managedFields\":["),
+	          "server metadata missing: %.400s", resp);
+	expect_cjson_bytes(resp, "create");
+	long_stats(k, &p1, &w1);
+	cr_expect_eq(p1 - p0, 2, "long strings parsed whole: %g", p1 - p0);
+	cr_expect_eq(w1 - w0, 2, "long strings printed whole: %g", w1 - w0);
+	free(resp);
+	free(p);
+
+	p = path_of(k, "big", NULL);
+	cr_assert_eq(req(k, "GET", p, NULL, NULL, &resp), 200);
+	cr_expect(has_member(resp, "b", v) && has_member(resp, "t", t), "get answered other bytes");
+	expect_cjson_bytes(resp, "get");
+	free(resp);
+	free(p);
+
+	p = path_of(k, NULL, "?labelSelector=app%3Dbig");
+	cr_assert_eq(req(k, "GET", p, NULL, NULL, &resp), 200);
+	cr_expect(has_member(resp, "b", v) && has_member(resp, "t", t), "list answered other bytes");
+	expect_cjson_bytes(resp, "list");
+	free(resp);
+	free(p);
+
+	p = path_of(k, NULL, "?watch=1&resourceVersion=0&timeoutSeconds=1");
+	cr_assert_eq(req(k, "GET", p, NULL, NULL, &resp), 200);
+	cr_expect(strstr(resp, "{\"type\":\"ADDED\",\"object\":{"), "no ADDED event: %.200s", resp);
+	cr_expect(has_member(resp, "b", v) && has_member(resp, "t", t), "watch sent other bytes");
+	free(resp);
+	free(p);
+	free(body);
+	free(extra);
+	free(v);
+	free(t);
+	fx_kapi_stop(k);
+}
+
+/* Go decodes binaryData into []byte: what it refuses is a 400 that names the
+ * byte, however deep in a long value, and nothing is stored. */
+Test(kapi, invalid_base64_deep_in_a_long_value_is_a_400_naming_the_byte)
+{
+	fx_kapi *k = start();
+	static const struct {
+		size_t at;
+		char c;
+		const char *why;
+	} bad[] = {
+		{ 5001, '-', "illegal base64 data at input byte 5001" },
+		{ 6000, '=', "illegal base64 data at input byte 6000" },
+		{ 399999, '.', "illegal base64 data at input byte 399999" },
+	};
+	double p0, w0, p1, w1;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[32], *v = b64_text(400000, (unsigned)i), *body, *resp, *p;
+		cJSON *j;
+		long st;
+
+		snprintf(name, sizeof(name), "bad-%zu", i);
+		v[bad[i].at] = bad[i].c;
+		body = cm_body(name, NULL, "binaryData", "b", v);
+		long_stats(k, &p0, &w0);
+		p = path_of(k, NULL, NULL);
+		st = req(k, "POST", p, NULL, body, &resp);
+		long_stats(k, &p1, &w1);
+		cr_expect_eq(p1 - p0, 1, "case %zu: the long value did not take the short way", i);
+		cr_expect_eq(st, 400, "case %zu: %ld %.300s", i, st, resp);
+		j = cJSON_Parse(resp);
+		cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind")),
+		                 "Status");
+		cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "reason")),
+		                 "BadRequest");
+		cr_expect(strstr(resp, "ConfigMap in version \\\"v1\\\" cannot be handled as a ConfigMap: ") &&
+		                  strstr(resp, bad[i].why),
+		          "case %zu: %s", i, resp);
+		cJSON_Delete(j);
+		free(resp);
+		free(p);
+		p = path_of(k, name, NULL);
+		cr_expect_eq(req(k, "GET", p, NULL, NULL, &resp), 404, "case %zu was stored", i);
+		free(resp);
+		free(p);
+		free(body);
+		free(v);
+	}
+	/* each byte next to a range of the alphabet, and bytes >= 0x80, in
+	 * every lane of a 16-byte block */
+	static const char near[] = "@[`{:,-.\x7f\x80\xc3\xff *!~";
+	for (size_t i = 0; i < sizeof(near) - 1; i++) {
+		char why[64], *v = b64_text(8000, (unsigned)(100 + i)), *body, *resp, *p;
+		size_t at = 4096 + i * 17;
+		long st;
+
+		v[at] = near[i];
+		body = cm_body("near", NULL, "binaryData", "b", v);
+		p = path_of(k, NULL, NULL);
+		st = req(k, "POST", p, NULL, body, &resp);
+		snprintf(why, sizeof(why), "illegal base64 data at input byte %zu", at);
+		cr_expect_eq(st, 400, "byte 0x%02x: %ld", (unsigned char)near[i], st);
+		cr_expect(strstr(resp, why), "byte 0x%02x: %.300s", (unsigned char)near[i], resp);
+		free(resp);
+		free(p);
+		free(body);
+		free(v);
+	}
+	fx_kapi_stop(k);
+}
+
+/* JSON escapes in a long value (\/ in base64, \u0041 and \n in text) are not
+ * cut out: cJSON reads them and the server stores what they mean; a value
+ * that needs escaping when printed is printed by cJSON. */
+Test(kapi, long_values_with_escapes_take_cjsons_way_and_are_stored_unescaped)
+{
+	fx_kapi *k = start();
+	char *v = b64_text(8000, 3), *t = b64_text(8000, 4), *vs, *ts, *body, *resp, *p;
+	double p0, w0, p1, w1;
+	long st;
+
+	/* the sent forms: "\/" for v's '/' at 4000, "\u0041" and "\n" in t */
+	v[4000] = '/';
+	cr_assert_geq(asprintf(&vs, "%.4000s\\/%s", v, v + 4001), 0);
+	t[10] = 'A';
+	t[20] = '\n';
+	cr_assert_geq(asprintf(&ts, "%.10s\\u0041%.9s\\n%s", t, t + 11, t + 21), 0);
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"esc\"},"
+	                       "\"data\":{\"t\":\"%s\"},\"binaryData\":{\"b\":\"%s\"}}",
+	                       ts, vs),
+	              0);
+	long_stats(k, &p0, &w0);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	cr_assert_eq(st, 201, "create: %ld %.300s", st, resp);
+	long_stats(k, &p1, &w1);
+	cr_expect_eq(p1 - p0, 0, "an escaped value was cut out");
+	cr_expect_eq(w1 - w0, 1, "printed whole: %g (v only; t needs its \\n)", w1 - w0);
+	free(resp);
+	free(p);
+	p = path_of(k, "esc", NULL);
+	cr_assert_eq(req(k, "GET", p, NULL, NULL, &resp), 200);
+	cr_expect(has_member(resp, "b", v), "binaryData not stored unescaped");
+	cr_expect(strstr(resp, "\"t\":\"") && !has_member(resp, "t", ts), "\\u0041 not decoded");
+	{
+		cJSON *j = cJSON_Parse(resp);
+		const char *got = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(j, "data"), "t"));
+		cr_expect(got && strcmp(got, t) == 0, "data.t is not the text sent");
+		cJSON_Delete(j);
+	}
+	expect_cjson_bytes(resp, "get");
+	free(resp);
+	free(p);
+	free(body);
+	free(vs);
+	free(ts);
+	free(v);
+	free(t);
+	fx_kapi_stop(k);
+}
+
+/* A raw control byte (which cJSON reads and Go would not) is cut out with
+ * the rest but must be printed escaped, as cJSON prints it. */
+Test(kapi, raw_control_bytes_in_a_long_value_are_printed_escaped)
+{
+	fx_kapi *k = start();
+	char *t = b64_text(6000, 5), *body, *resp, *p;
+	double p0, w0, p1, w1;
+	long st;
+
+	t[3000] = '\x01';
+	body = cm_body("ctl", NULL, "data", "t", t);
+	long_stats(k, &p0, &w0);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	long_stats(k, &p1, &w1);
+	cr_expect_eq(p1 - p0, 1);
+	cr_expect_eq(w1 - w0, 0, "a value with a control byte was printed whole");
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	cr_expect(strstr(resp, "\\u0001"), "the control byte is not escaped");
+	cr_expect_null(strchr(resp, '\x01'));
+	expect_cjson_bytes(resp, "create");
+	free(resp);
+	free(p);
+	free(body);
+	free(t);
+	fx_kapi_stop(k);
+}
+
+/* Non-canonical base64 (the unused bits of the last quantum set) is valid
+ * for Go and comes back canonical; more than 1 MiB decoded in all is a 422. */
+Test(kapi, long_base64_comes_back_canonical_and_over_1_mib_in_all_is_422)
+{
+	fx_kapi *k = start();
+	char *v = b64_text(8000, 6), *w = b64_text(800000, 7), *x = b64_text(800000, 8);
+	char *body, *resp, *p;
+	long st;
+
+	memcpy(v + 7996, "QR==", 4);
+	body = cm_body("canon", NULL, "binaryData", "b", v);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	memcpy(v + 7996, "QQ==", 4);
+	cr_expect(has_member(resp, "b", v), "not canonical");
+	free(resp);
+	free(body);
+
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"big2\"},"
+	                       "\"binaryData\":{\"a\":\"%s\",\"b\":\"%s\"}}",
+	                       w, x),
+	              0);
+	st = req(k, "POST", p, NULL, body, &resp);
+	cr_expect_eq(st, 422, "%ld %.300s", st, resp);
+	cr_expect(strstr(resp, "Too long: must have at most 1048576 bytes"), "%.300s", resp);
+	free(resp);
+	free(body);
+	free(p);
+	free(v);
+	free(w);
+	free(x);
+	fx_kapi_stop(k);
+}
+
+/* Update and both patch kinds of an object with long values, and long values
+ * in the patch body itself. */
+Test(kapi, update_and_patch_of_an_object_with_long_values_keep_them)
+{
+	fx_kapi *k = start();
+	char *v1 = b64_text(300000, 9), *v2 = b64_text(300000, 10), *v3 = b64_text(300000, 11);
+	char *body, *resp, *p, *rv;
+	cJSON *j;
+	long st;
+
+	body = cm_body("upd", NULL, "binaryData", "b", v1);
+	p = path_of(k, NULL, NULL);
+	cr_assert_eq(req(k, "POST", p, NULL, body, &resp), 201);
+	free(p);
+	free(body);
+	j = cJSON_Parse(resp);
+	rv = strdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(j, "metadata"), "resourceVersion")));
+	cJSON_Delete(j);
+	free(resp);
+
+	/* PUT with a new long value */
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"upd\","
+	                       "\"resourceVersion\":\"%s\"},\"binaryData\":{\"b\":\"%s\"}}",
+	                       rv, v2),
+	              0);
+	p = path_of(k, "upd", NULL);
+	st = req(k, "PUT", p, NULL, body, &resp);
+	cr_assert_eq(st, 200, "update: %ld %.300s", st, resp);
+	cr_expect(has_member(resp, "b", v2));
+	cr_expect(!has_member(resp, "b", v1));
+	free(resp);
+	free(body);
+
+	/* a merge patch of a label keeps the value */
+	st = req(k, "PATCH", p, "application/merge-patch+json",
+	         "{\"metadata\":{\"labels\":{\"x\":\"y\"}}}", &resp);
+	cr_assert_eq(st, 200, "merge patch: %ld %.300s", st, resp);
+	cr_expect(has_member(resp, "b", v2) && has_member(resp, "x", "y"));
+	expect_cjson_bytes(resp, "merge patch");
+	free(resp);
+
+	/* a strategic merge patch bringing a long value */
+	cr_assert_geq(asprintf(&body, "{\"binaryData\":{\"b\":\"%s\",\"c\":\"AAAA\"}}", v3), 0);
+	st = req(k, "PATCH", p, "application/strategic-merge-patch+json", body, &resp);
+	cr_assert_eq(st, 200, "strategic merge patch: %ld %.300s", st, resp);
+	free(resp);
+	free(body);
+	cr_assert_eq(req(k, "GET", p, NULL, NULL, &resp), 200);
+	cr_expect(has_member(resp, "b", v3) && has_member(resp, "c", "AAAA") &&
+	          has_member(resp, "x", "y"),
+	          "get after patch");
+	expect_cjson_bytes(resp, "get after patch");
+	free(resp);
+
+	/* a JSON patch test op on the long value itself */
+	cr_assert_geq(asprintf(&body,
+	                       "[{\"op\":\"test\",\"path\":\"/binaryData/b\",\"value\":\"%s\"},"
+	                       "{\"op\":\"remove\",\"path\":\"/binaryData/c\"}]",
+	                       v3),
+	              0);
+	st = req(k, "PATCH", p, "application/json-patch+json", body, &resp);
+	cr_expect_eq(st, 200, "json patch: %ld %.300s", st, resp);
+	cr_expect(has_member(resp, "b", v3) && !has_member(resp, "c", "AAAA"));
+	free(resp);
+	free(body);
+	free(p);
+	free(rv);
+	free(v1);
+	free(v2);
+	free(v3);
+	fx_kapi_stop(k);
+}
+
+/* What follows the object is ignored, as cJSON (and so the server) always
+ * ignored it: a long string there is not cut out into the object. */
+Test(kapi, a_long_string_after_the_object_is_ignored_not_cut_out)
+{
+	fx_kapi *k = start();
+	char *t = b64_text(6000, 12), *body, *resp, *p;
+	double p0, w0, p1, w1;
+	long st;
+
+	cr_assert_geq(asprintf(&body,
+	                       "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"trail\"},"
+	                       "\"data\":{\"t\":\"x\"}} \"%s\"",
+	                       t),
+	              0);
+	long_stats(k, &p0, &w0);
+	p = path_of(k, NULL, NULL);
+	st = req(k, "POST", p, NULL, body, &resp);
+	long_stats(k, &p1, &w1);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	cr_expect_eq(p1 - p0, 0, "the trailing string was cut out");
+	cr_expect_eq(w1 - w0, 0);
+	cr_expect(has_member(resp, "t", "x") && !strstr(resp, t), "%.300s", resp);
+	free(resp);
+	free(p);
+	free(body);
+	free(t);
+	fx_kapi_stop(k);
+}
