@@ -666,6 +666,100 @@ Test(kube, batch_hands_each_response_over_while_the_rest_are_in_flight)
 	fx_kapi_stop(k);
 }
 
+/*
+ * Response buffers are reused: a segment body (~1.4 MB) used to be freed
+ * after its decode and the next one received into fresh pages the kernel
+ * had to fault in and zero. A decoder that gives its body back
+ * (kvs__kube_response_recycle, as the ConfigMap batch does) leaves it to
+ * the client, and the next batch's response is received into it, exactly
+ * its own bytes whatever the buffer held before: a large body, then a
+ * smaller one, then one of a few bytes.
+ */
+typedef struct recycled {
+	kvs_kube *c;
+	uintptr_t buf[3];
+	size_t len[3];
+	int ok[3];
+	const char *want[3];
+	size_t now;   /* which of the three this batch is */
+} recycled;
+
+static void parse_and_recycle(kvs_kube_request *r, size_t i, void *ctx)
+{
+	recycled *s = ctx;
+	kvs_object *o = NULL;
+	const kvs_blob *d;
+
+	(void)i;   /* batches of one: which one is s->now */
+	i = s->now;
+	s->buf[i] = (uintptr_t)r->response;
+	s->len[i] = r->response_len;
+	if (r->result == 0 && r->response && strlen(r->response) == r->response_len &&
+	    kvs__kube_object_parse(&o, r->response, r->response_len, 0, r->what) == 0 &&
+	    (d = kvs_object_data(o, "d")) && d->len == strlen(s->want[i]) &&
+	    memcmp(d->data, s->want[i], d->len) == 0)
+		s->ok[i] = 1;
+	kvs_object_free(o);
+	kvs__kube_response_recycle(s->c, r);
+	cr_expect_null(r->response);
+}
+
+Test(kube, response_buffers_are_reused_and_each_body_is_exactly_its_own)
+{
+	fx_kapi *k = start(0, NULL);
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_backend *b = open_be(k, NULL);
+	size_t big = 600 * 1024, mid = 300 * 1024;
+	char *vbig = malloc(big + 1), *vmid = malloc(mid + 1);
+	recycled seen;
+
+	cr_assert(vbig && vmid);
+	memset(vbig, 'B', big);
+	vbig[big] = '\0';
+	memset(vmid, 'm', mid);
+	vmid[mid] = '\0';
+	create_ok(b, "r-big", vbig, NULL);
+	create_ok(b, "r-mid", vmid, NULL);
+	create_ok(b, "r-small", "tiny", NULL);
+	kvs_backend_free(b);
+	memset(&seen, 0, sizeof(seen));
+	seen.want[0] = vbig;
+	seen.want[1] = vmid;
+	seen.want[2] = "tiny";
+	o.kubeconfig = fx_kapi_kubeconfig(k);
+	o.concurrency = 1;   /* one after the other: each receives into the last one's buffer */
+	cr_assert_eq(kvs_kube_open(&seen.c, &o), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs__kube_pooled(seen.c), 0);
+	const char *names[3] = { "r-big", "r-mid", "r-small" };
+	kvs_kube_request rs[3];
+	/* one batch after the other, as the runs of a get: each receives into
+	 * the buffer the one before gave back */
+	for (int i = 0; i < 3; i++) {
+		kvs_kube_request init = KVS_KUBE_REQUEST_INIT;
+
+		rs[i] = init;
+		rs[i].verb = KVS_KUBE_VERB_GET;
+		rs[i].resource = &kvs_kube_configmaps;
+		rs[i].name = names[i];
+		seen.now = (size_t)i;
+		cr_assert_eq(kvs__kube_run_each(seen.c, &rs[i], 1, parse_and_recycle, &seen), 0, "%s",
+		             kvs_error_last());
+		cr_expect_eq(kvs__kube_pooled(seen.c), 1, "after batch %d", i);
+	}
+	for (int i = 0; i < 3; i++)
+		cr_expect(seen.ok[i], "response %d (%zu bytes) is not its object's", i, seen.len[i]);
+	cr_expect_gt(seen.len[0], big);
+	cr_expect_lt(seen.len[2], 4096);
+	cr_expect_eq(seen.buf[1], seen.buf[0], "the second body was not received into the first's");
+	cr_expect_eq(seen.buf[2], seen.buf[0], "the third body was not received into the first's");
+	for (int i = 0; i < 3; i++)
+		kvs_kube_request_clear(&rs[i]);
+	kvs_kube_free(seen.c);
+	free(vbig);
+	free(vmid);
+	fx_kapi_stop(k);
+}
+
 Test(kube, batch_creates_report_eexists_per_op)
 {
 	fx_kapi *k = start(0, NULL);
