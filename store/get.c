@@ -163,7 +163,6 @@ static int fetch_run(kvs__segment **segs, kvs_store *s, const kvs__manifest *m,
  * scratch buffer. */
 typedef struct sink {
 	uint8_t *buf;            /* whole-value buffer, or NULL */
-	size_t fresh;            /* bytes of buf just allocated (value_alloc), never touched */
 	uint8_t *scratch;        /* one chunk, when buf is NULL */
 	kvs_write_cb write;
 	void *ctx;
@@ -437,63 +436,6 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
 }
 
 /*
- * The pages of a fresh value buffer, faulted in ahead of the decoders. The
- * kernel zeroes each page of a new allocation on first touch (~18% of a
- * 64 MiB get's CPU through the Kubernetes backend, even in huge pages),
- * and the decoders took those faults between chunks. A thread of its own
- * asks for them all at once (MADV_POPULATE_WRITE, Linux 5.14) while the
- * first run is fetched, which on a real server leaves a core partly idle.
- * The advice writes nothing: a decoder writing a page the thread has not
- * reached yet just faults it itself. Where the kernel does not know the
- * advice, it fails and nothing changes.
- */
-#define POPULATE_MIN ((size_t)4 << 20)
-
-typedef struct populate {
-	uint8_t *p;
-	size_t len;
-	pthread_t th;
-	int started;
-} populate;
-
-static void *populate_thread(void *arg)
-{
-	populate *pp = arg;
-
-#ifdef MADV_POPULATE_WRITE
-	(void)madvise(pp->p, pp->len, MADV_POPULATE_WRITE);
-#endif
-	return NULL;
-}
-
-static void populate_start(populate *pp, uint8_t *buf, size_t fresh)
-{
-	uintptr_t a = (uintptr_t)buf, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-
-	memset(pp, 0, sizeof(*pp));
-#ifdef MADV_POPULATE_WRITE
-	if (fresh < POPULATE_MIN || pg == 0 || (pg & (pg - 1)) != 0)
-		return;
-	/* whole pages only: the advice wants an aligned start */
-	pp->p = (uint8_t *)((a + pg - 1) & ~(pg - 1));
-	pp->len = (fresh - (size_t)((uintptr_t)pp->p - a)) & ~(size_t)(pg - 1);
-	pp->started = pthread_create(&pp->th, NULL, populate_thread, pp) == 0;
-#else
-	(void)a;
-	(void)pg;
-	(void)buf;
-	(void)fresh;
-#endif
-}
-
-static void populate_finish(populate *pp)
-{
-	if (pp->started)
-		pthread_join(pp->th, NULL);
-	pp->started = 0;
-}
-
-/*
  * Runs of segments, each fetched while the one before it is decoded: the
  * transfers of run k+1 overlap the decompression of run k. A whole-value
  * get's runs are `concurrency` segments; a streaming get's are half that,
@@ -516,14 +458,12 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 {
 	run runs[2], *cur = &runs[0], *nxt = &runs[1], *t;
 	prefetch pf;
-	populate pop;
 	size_t conc = s->opts.concurrency;
 	uint64_t off = 0, *offs = NULL;
 	uint8_t *status = NULL;
 	uint64_t ns, t0;
 	int rc = 0, ahead = s->workers > 1;
 
-	memset(&pop, 0, sizeof(pop));
 	if (out->buf) {
 		offs = malloc((size_t)m->nchunks * sizeof(*offs));
 		status = malloc(m->nchunks);
@@ -545,8 +485,6 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 	}
 	if (m->nchunks == 0)
 		goto out;
-	if (ahead && out->buf && out->fresh)
-		populate_start(&pop, out->buf, out->fresh);
 	run_plan(cur, m, 0, conc);
 	t0 = now_ns();
 	rc = fetch_run(cur->segs, s, m, cur->want, cur->nwant, what, requests);
@@ -588,7 +526,6 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 	}
 	run_release(cur);
 out:
-	populate_finish(&pop);
 	free(offs);
 	free(status);
 	return rc;
@@ -641,7 +578,7 @@ int kvs__value_read(kvs_store *s, const kvs__manifest *m, const char *what,
                     kvs_write_cb write, void *ctx, const kvs_get_options *opts,
                     uint64_t *requests)
 {
-	sink out = { NULL, 0, NULL, write, ctx };
+	sink out = { NULL, NULL, write, ctx };
 	int rc;
 
 	if ((rc = over_cap(m, what, opts)) < 0)
@@ -681,7 +618,7 @@ static uint8_t *value_alloc(uint64_t len)
 int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
                         const char *what, const kvs_get_options *opts, uint64_t *requests)
 {
-	sink out = { NULL, 0, NULL, NULL, NULL };
+	sink out = { NULL, NULL, NULL, NULL };
 	int rc;
 
 	*outp = NULL;
@@ -690,7 +627,6 @@ int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
 	if (m->length > SIZE_MAX - 1 || !(out.buf = value_alloc(m->length)))
 		return kvs_error_set(KVS_ENOMEM, "%s: cannot allocate %llu bytes", what,
 		                     (unsigned long long)m->length);
-	out.fresh = (size_t)m->length;
 	if ((rc = value_read(s, m, what, &out, opts, requests)) < 0) {
 		free(out.buf);
 		return rc;
@@ -840,7 +776,7 @@ int kvs_get_into(size_t *out_len, kvs_ver *out_ver, kvs_store *s, const char *ke
 	char what[KVS_KEY_MAX + 16];
 	uint64_t req = 0;
 	kvs_ver v = { "" };
-	sink out = { NULL, 0, NULL, NULL, NULL };
+	sink out = { NULL, NULL, NULL, NULL };
 	int rc;
 
 	if (!out_len)
