@@ -255,13 +255,12 @@ static void *decode_thread(void *arg)
 	return NULL;
 }
 
-/* Decode chunks [start, d->end) on `threads` threads (the caller's one of
- * them) and hash, in order, those that verify up to the first that does
- * not (read_chunks reports it). */
-static void decode_run(dec *d, uint32_t start, XXH3_state_t *whole, size_t threads)
+/* Decode chunks [start, d->end) and hash, in order, those that verify up
+ * to the first that does not (read_chunks reports it). */
+static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole)
 {
 	pthread_t th[8];
-	size_t nt = 0, want = threads;
+	size_t nt = 0, want = s->workers;
 	uint32_t h = start;
 
 	d->next = start;
@@ -400,17 +399,16 @@ static int prefetch_finish(prefetch *p, uint64_t *requests, uint64_t *ns)
 	return p->rc;
 }
 
-/* Decode, verify and deliver the chunks of a fetched run (into a buffer:
- * on `threads` threads). */
+/* Decode, verify and deliver the chunks of a fetched run. */
 static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
                     XXH3_state_t *whole, run *r, const uint64_t *offs, uint8_t *status,
-                    uint64_t *off, size_t threads)
+                    uint64_t *off)
 {
 	int rc = 0;
 
 	if (out->buf) {
 		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0 };
-		decode_run(&d, r->i, whole, threads);   /* and hashed */
+		decode_run(s, &d, r->i, whole);   /* and hashed */
 	}
 	for (uint32_t i = r->i; i < r->j; i++) {
 		const kvs__chunk_ref *c = &m->chunks[i];
@@ -444,12 +442,6 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
  * With `workers` 1 everything stays on the caller's thread, one run at a
  * time, and so it does while runs arrive in under AHEAD_MIN_NS (measured
  * run by run: a backend that answers from memory gains nothing from it).
- * While run k+1's fetch runs on its thread (receiving and decoding the
- * bodies: through a real server the slower stage), run k is decoded on one
- * thread fewer than `workers`, so the two stages together use no more
- * threads than the store was given: on two cores a second decoder only
- * competed with the fetch (and cost more CPU than it saved, hashing chunks
- * decoded on the other core). The last run gets them all.
  * An error of run k is reported before anything of run k+1 is looked at;
  * run k+1's fetch is waited for and dropped.
  */
@@ -496,8 +488,7 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 			if (async)
 				prefetch_start(&pf, s, m, what, nxt);
 		}
-		rc = run_read(s, m, what, out, whole, cur, offs, status, &off,
-		              more && async && s->workers > 1 ? s->workers - 1 : s->workers);
+		rc = run_read(s, m, what, out, whole, cur, offs, status, &off);
 		run_release(cur);
 		if (rc == 0 && opts && opts->progress &&
 		    opts->progress(opts->progress_ctx, off, m->length) != 0)

@@ -762,7 +762,7 @@ Test(kube, response_buffers_are_reused_and_each_body_is_exactly_its_own)
 
 /*
  * The segments of a get arrive in batches, received into recycled buffers
- * while the run before is decoded on fewer threads: a segment replaced by
+ * while the run before is decoded: a segment replaced by
  * one whose bytes differ (valid base64, valid JSON) is still KVS_ECORRUPT
  * naming it, a missing one KVS_ENOTFOUND naming it, and neither get
  * returns a buffer. Checked to fail with get.c's chunk and whole-value
