@@ -373,20 +373,6 @@ void kvs_kube_request_clear(kvs_kube_request *rq)
 	status_reset(&rq->status);
 }
 
-void kvs__kube_response_recycle(kvs_kube *k, kvs_kube_request *r)
-{
-	if (!r)
-		return;
-	kvs__http_recycle(k ? k->http : NULL, r->response);
-	r->response = NULL;
-	r->response_len = 0;
-}
-
-size_t kvs__kube_pooled(kvs_kube *k)
-{
-	return k ? kvs__http_pooled(k->http) : 0;
-}
-
 struct prep {
 	char *path;
 	const char *ns;

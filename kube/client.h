@@ -42,13 +42,4 @@ int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what);
 int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
                        void (*each)(kvs_kube_request *r, size_t i, void *ctx), void *ctx);
 
-/**
- * Free a request's response as kvs_kube_request_clear() would, but keep its
- * buffer for the client's next responses (kvs__http_recycle): for callers
- * that decode many large bodies, such as a batch of segment GETs.
- */
-void kvs__kube_response_recycle(kvs_kube *k, kvs_kube_request *r);
-/** How many response buffers the client keeps for reuse (tests). */
-size_t kvs__kube_pooled(kvs_kube *k);
-
 #endif

@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +45,6 @@
 #include "kube/http.h"
 
 #define POOL_MAX 32
-/* Response buffers kept for the next transfers (kvs__http_recycle): at most
- * this many, this many bytes in all, none over BUF_POOL_ONE or under
- * BUF_POOL_MIN. */
-#define BUF_POOL_MAX 16
-#define BUF_POOL_BYTES ((size_t)24 << 20)
-#define BUF_POOL_ONE ((size_t)4 << 20)
-#define BUF_POOL_MIN ((size_t)64 << 10)   /* smaller ones malloc serves well */
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 5000
 #define RETRY_AFTER_CAP_MS 30000
@@ -108,10 +100,6 @@ struct kvs__http {
 	int neasy;
 	CURLM *multi[POOL_MAX];
 	int nmulti;
-	char *bufs[BUF_POOL_MAX];   /* response buffers given back (kvs__http_recycle) */
-	size_t buf_cap[BUF_POOL_MAX];
-	int nbufs;
-	size_t buf_bytes;
 
 	pthread_mutex_t date_lock;
 	int64_t date_ms, date_mono;
@@ -299,71 +287,6 @@ static void multi_put(kvs__http *h, CURLM *m)
 	curl_multi_cleanup(m);
 }
 
-/*
- * Response buffers. A segment body is ~1.4 MB: freed after its decode, such
- * a buffer went back to the system (glibc trims the top of the heap and
- * unmaps large chunks) and the next segment's faulted 4 KiB pages in again,
- * zeroed by the kernel: ~3,400 faults per 64 MiB get, on the thread that
- * receives. The decoder of a body gives its buffer back here and the next
- * transfer takes it. Its bytes are never read: a body is always its own
- * `len` bytes (on_body writes them, then the NUL).
- */
-void kvs__http_recycle(kvs__http *h, char *buf)
-{
-	size_t cap;
-
-	if (!buf)
-		return;
-	if (!h || (cap = malloc_usable_size(buf)) > BUF_POOL_ONE || cap < BUF_POOL_MIN) {
-		free(buf);
-		return;
-	}
-	pthread_mutex_lock(&h->pool_lock);
-	if (h->nbufs < BUF_POOL_MAX && h->buf_bytes + cap <= BUF_POOL_BYTES) {
-		h->bufs[h->nbufs] = buf;
-		h->buf_cap[h->nbufs++] = cap;
-		h->buf_bytes += cap;
-		buf = NULL;
-	}
-	pthread_mutex_unlock(&h->pool_lock);
-	free(buf);
-}
-
-/* A kept buffer for at least `want` bytes (the smallest that fits), else
- * the largest one, to be grown; NULL when none is kept. */
-static char *buf_take(kvs__http *h, size_t want, size_t *cap)
-{
-	char *b = NULL;
-	int best = -1;
-
-	pthread_mutex_lock(&h->pool_lock);
-	for (int i = 0; i < h->nbufs; i++) {
-		size_t c = h->buf_cap[i], bc = best < 0 ? 0 : h->buf_cap[best];
-
-		if (best < 0 || (c >= want ? bc < want || c < bc : bc < want && c > bc))
-			best = i;
-	}
-	if (best >= 0) {
-		b = h->bufs[best];
-		*cap = h->buf_cap[best];
-		h->buf_bytes -= *cap;
-		h->bufs[best] = h->bufs[--h->nbufs];
-		h->buf_cap[best] = h->buf_cap[h->nbufs];
-	}
-	pthread_mutex_unlock(&h->pool_lock);
-	return b;
-}
-
-size_t kvs__http_pooled(kvs__http *h)
-{
-	size_t n;
-
-	pthread_mutex_lock(&h->pool_lock);
-	n = (size_t)h->nbufs;
-	pthread_mutex_unlock(&h->pool_lock);
-	return n;
-}
-
 /* ------------------------------------------------------------------------ */
 /* token                                                                    */
 
@@ -512,8 +435,6 @@ void kvs__http_free(kvs__http *h)
 		curl_easy_cleanup(h->easy[i]);
 	for (int i = 0; i < h->nmulti; i++)
 		curl_multi_cleanup(h->multi[i]);
-	for (int i = 0; i < h->nbufs; i++)
-		free(h->bufs[i]);
 	if (h->share)
 		curl_share_cleanup(h->share);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -921,8 +842,6 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *u)
 		x->too_big = 1;
 		return 0;
 	}
-	if (!x->buf && (x->buf = buf_take(x->h, x->len + n + 1, &x->cap)) != NULL)
-		x->buf[0] = '\0';
 	if (x->len + n + 1 > x->cap) {
 		size_t nc = x->cap ? x->cap : 16384;
 		char *nb;
@@ -996,8 +915,6 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *u)
 			x->too_big = 1;
 			return 0;
 		}
-		if (!x->buf && (x->buf = buf_take(x->h, (size_t)cl + 1, &x->cap)) != NULL)
-			x->buf[0] = '\0';
 		if ((size_t)cl + 1 > x->cap) {
 			char *nb = realloc(x->buf, (size_t)cl + 1);
 
@@ -1402,7 +1319,7 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 		if (xs[i].state == 1)
 			curl_multi_remove_handle(m, xs[i].easy);
 		curl_slist_free_all(xs[i].hdrs);
-		kvs__http_recycle(h, xs[i].buf);
+		free(xs[i].buf);
 		easy_put(h, xs[i].easy);
 	}
 	multi_put(h, m);

@@ -85,15 +85,6 @@ int kvs__http_run(kvs__http *h, kvs__http_req *reqs, size_t n, unsigned concurre
 void kvs__http_req_reset(kvs__http_req *r);
 
 /**
- * Give a response buffer (a kvs__http_req.resp, malloc'd) back for the
- * next transfers to receive into instead of faulting in fresh pages; it is
- * freed when the pool is full or it is too large. NULL h: just free(buf).
- */
-void kvs__http_recycle(kvs__http *h, char *buf);
-/** How many response buffers are kept for reuse (tests). */
-size_t kvs__http_pooled(kvs__http *h);
-
-/**
  * Server time: the Date header of the latest response plus the monotonic
  * time elapsed since. 1 and *ms when known, 0 when no response was seen yet.
  */

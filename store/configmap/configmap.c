@@ -363,7 +363,6 @@ static void kube_watch_close(kvs_backend_watch *w)
 }
 
 typedef struct batch_ctx {
-	kvs_kube *kube;
 	kvs_op *ops;
 	const size_t *idx;
 } batch_ctx;
@@ -382,7 +381,9 @@ static void batch_done(kvs_kube_request *r, size_t j, void *ctx)
 	else if (op->kind == KVS_OP_GET)
 		kvs_op_result(op, kvs__kube_object_parse(&op->out, r->response, r->response_len, 0,
 		                                         r->what));
-	kvs__kube_response_recycle(c->kube, r);   /* the next segment receives into it */
+	free(r->response);
+	r->response = NULL;
+	r->response_len = 0;
 }
 
 /* Segment creates and gets in one run: up to `concurrency` in flight, each
@@ -446,7 +447,7 @@ static int kube_batch(kvs_backend *b, kvs_op *ops, size_t n)
 		idx[m++] = i;
 	}
 	if (rc == 0) {
-		batch_ctx c = { kb->kube, ops, idx };
+		batch_ctx c = { ops, idx };
 
 		rc = kvs__kube_run_each(kb->kube, rs, m, batch_done, &c);
 	}
