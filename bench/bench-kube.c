@@ -1,7 +1,9 @@
 /*
  * bench-kube.c — a 64 MiB JSON value through the Kubernetes backend on
  * loopback (build/kapi-server), side by side with the in-memory backend and
- * the LZ4 floor (bench/floor.h: warm, best of 5); first, the client's peak RSS for a streaming put and get of
+ * the LZ4 floor (bench/floor.h: warm, best of 5), each get both allocating
+ * (kvs_get) and into a warm caller buffer (kvs_get_into); first, the
+ * client's peak RSS for a streaming put and get of
  * 1 GiB, each in a forked child. Prints figures; asserts nothing.
  *
  *   KVS_BUILD=$PWD/build build/bench-kube [--quick] [MiB]
@@ -165,14 +167,23 @@ static double cpu_server_s(void)
 }
 
 struct run {
-	double put_s, get_s, reput_s;
-	double put_cpu[2], get_cpu[2];   /* client, server CPU seconds */
+	double put_s, get_s, into_s, reput_s;
+	double put_cpu[2], get_cpu[2], into_cpu[2];   /* client, server CPU seconds */
 	kvs_put_stats put, reput;
 };
 
-static int run_store(struct run *r, kvs_backend *b, const char *v, size_t n, char *edited)
+/*
+ * Put, get (allocating), get into a warm caller buffer, re-put after an
+ * edit. The get into the buffer reads through `b2` when given (a second
+ * backend on the same server, in a store of its own): its segment cache is
+ * as cold as the first get's, so both cross the network. Without it (the
+ * in-memory backend, which cannot be opened twice) it reads the same store,
+ * as bench-store does.
+ */
+static int run_store(struct run *r, kvs_backend *b, kvs_backend *b2, const char *v, size_t n,
+                     char *edited, char *into)
 {
-	kvs_store *st = NULL;
+	kvs_store *st = NULL, *st2 = NULL;
 	kvs_put_options po = KVS_PUT_OPTIONS_INIT;
 	void *got = NULL;
 	size_t len = 0;
@@ -204,12 +215,37 @@ static int run_store(struct run *r, kvs_backend *b, const char *v, size_t n, cha
 		rc = -1;
 		goto out;
 	}
+	if (b2) {
+		if ((rc = kvs_open(&st2, b2, NULL)) < 0) {
+			kvs_backend_free(b2);
+			goto out;
+		}
+		/* one request first: the index, on a connection of its own */
+		if ((rc = kvs_get_into(&len, NULL, st2, "bench/workflow", NULL, 0, NULL)) != KVS_ERANGE)
+			goto out;
+	}
+	memset(into, 0, n);   /* warm, as the floor's output is */
+	c0 = cpu_self_s();
+	s0 = cpu_server_s();
+	t = now_s();
+	if ((rc = kvs_get_into(&len, NULL, st2 ? st2 : st, "bench/workflow", into, n, NULL)) < 0)
+		goto out;
+	r->into_s = now_s() - t;
+	r->into_cpu[0] = cpu_self_s() - c0;
+	r->into_cpu[1] = cpu_server_s() - s0;
+	mark("get_into", t, t + r->into_s);
+	if (len != n || memcmp(into, v, n) != 0) {
+		fprintf(stderr, "bench: value read back into the buffer differs\n");
+		rc = -1;
+		goto out;
+	}
 	po.stats = &r->reput;
 	t = now_s();
 	rc = kvs_put(NULL, st, "bench/workflow", edited, n, &po);
 	r->reput_s = now_s() - t;
 out:
 	kvs_free(got);
+	kvs_close(st2);
 	kvs_close(st);
 	return rc;
 }
@@ -379,10 +415,10 @@ int main(int argc, char **argv)
 {
 	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
 	size_t mib = argc > 1 + quick ? (size_t)atoi(argv[1 + quick]) : 64, n = mib << 20;
-	char *v, *edited;
+	char *v, *edited, *into;
 	char url[128], dir[] = "/tmp/kvs-bench-kube-XXXXXX", cfg[256];
 	struct run mem = { 0 }, kube = { 0 };
-	kvs_backend *b = NULL;
+	kvs_backend *b = NULL, *b2 = NULL;
 	bench_floor fl;
 	int rc;
 
@@ -392,7 +428,8 @@ int main(int argc, char **argv)
 	}
 	v = malloc(n);
 	edited = malloc(n);
-	if (!v || !edited || !mkdtemp(dir))
+	into = malloc(n);
+	if (!v || !edited || !into || !mkdtemp(dir))
 		return 1;
 	if (start_server(url, sizeof(url), dir) < 0) {
 		fprintf(stderr, "kapi-server did not start\n");
@@ -427,13 +464,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if ((rc = kvs_backend_mem(&b, NULL)) < 0 || (rc = run_store(&mem, b, v, n, edited)) < 0) {
+	if ((rc = kvs_backend_mem(&b, NULL)) < 0 || (rc = run_store(&mem, b, NULL, v, n, edited, into)) < 0) {
 		fprintf(stderr, "memory: %s: %s\n", kvs_strerror(rc), kvs_error_last());
 		return 1;
 	}
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	ko.kubeconfig = cfg;
-	if ((rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = run_store(&kube, b, v, n, edited)) < 0) {
+	if ((rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = kvs_backend_kube(&b2, &ko)) < 0 ||
+	    (rc = run_store(&kube, b, b2, v, n, edited, into)) < 0) {
 		fprintf(stderr, "kube: %s: %s\n", kvs_strerror(rc), kvs_error_last());
 		return 1;
 	}
@@ -441,13 +479,13 @@ int main(int argc, char **argv)
 	printf("value: %zu MiB of workflow-status JSON, lz4 -> %.1f MiB (%.1f%%)\n", mib,
 	       fl.stored / 1048576.0, 100.0 * (double)fl.stored / (double)n);
 	bench_floor_print("json", &fl);
-	printf("%-8s %9s %9s %9s %10s %12s %9s %12s\n", "backend", "put s", "get s", "reput s",
-	       "put reqs", "put bytes", "reput reqs", "reput bytes");
+	printf("%-8s %9s %9s %9s %9s %10s %12s %9s %12s\n", "backend", "put s", "get s", "into s",
+	       "reput s", "put reqs", "put bytes", "reput reqs", "reput bytes");
 	const struct run *rs[2] = { &mem, &kube };
 	const char *names[2] = { "memory", "kube" };
 	for (int i = 0; i < 2; i++)
-		printf("%-8s %9.3f %9.3f %9.3f %10llu %12llu %9llu %12llu\n", names[i], rs[i]->put_s,
-		       rs[i]->get_s, rs[i]->reput_s, (unsigned long long)rs[i]->put.requests,
+		printf("%-8s %9.3f %9.3f %9.3f %9.3f %10llu %12llu %9llu %12llu\n", names[i],
+		       rs[i]->put_s, rs[i]->get_s, rs[i]->into_s, rs[i]->reput_s, (unsigned long long)rs[i]->put.requests,
 		       (unsigned long long)rs[i]->put.bytes_written,
 		       (unsigned long long)rs[i]->reput.requests,
 		       (unsigned long long)rs[i]->reput.bytes_written);
@@ -455,8 +493,11 @@ int main(int argc, char **argv)
 	       kube.put_s / fl.compress_s);
 	printf("kube get   = %.2fx memory, %.2fx lz4 decompress floor\n", kube.get_s / mem.get_s,
 	       kube.get_s / fl.decompress_s);
-	printf("kube CPU s (client + server): put %.3f + %.3f, get %.3f + %.3f\n", kube.put_cpu[0],
-	       kube.put_cpu[1], kube.get_cpu[0], kube.get_cpu[1]);
+	printf("get_into (warm caller buffer) = %.2fx lz4 decompress floor in memory, %.2fx via "
+	       "kube\n", mem.into_s / fl.decompress_s, kube.into_s / fl.decompress_s);
+	printf("kube CPU s (client + server): put %.3f + %.3f, get %.3f + %.3f, get_into %.3f + "
+	       "%.3f\n", kube.put_cpu[0], kube.put_cpu[1], kube.get_cpu[0], kube.get_cpu[1],
+	       kube.into_cpu[0], kube.into_cpu[1]);
 	printf("kube re-put after a 1%% edit: %.3f s, %llu requests, %.2f%% of the value's bytes sent\n",
 	       kube.reput_s, (unsigned long long)kube.reput.requests,
 	       100.0 * (double)kube.reput.bytes_written / (double)n);
@@ -467,5 +508,6 @@ int main(int argc, char **argv)
 		return 0;
 	free(v);
 	free(edited);
+	free(into);
 	return 0;
 }

@@ -231,17 +231,23 @@ Test(kubeclient, in_place_binary_data_decoding_agrees_with_the_whole_tree_parse)
 		"\"binaryData\":{\"a\":\"QUJD\"},\"data\":{\"s\":\"v\\\"w\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\"}} trailing",
-		/* the whole-tree way: escapes, duplicates, other types */
+		/* the whole-tree way: escapes (in a value: after the short way's
+		 * decoder refused the raw text), duplicates, other types */
 		"{\"metadata\":{\"name\":\"x\"},\"binary\\u0044ata\":{\"a\":\"QUJD\"},"
 		"\"binaryData\":{\"a\":\"RUZH\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\"},"
 		"\"binaryData\":{\"a\":\"RUZH\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"\\u0061\":\"QUJD\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QU\\u004aD\"}}",
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"\\/\\/\\/\\/\"}}",
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\",\"b\":\"\\u0051UJD\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":null}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":null}",
 		/* refused either way, with the same detail */
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJ\"}}",
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\\\\\"}}",
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QU\\u003dD\"}}",
+		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QU\\\"D\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QU\nJD\"}}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\"}",
 		"{\"metadata\":{\"name\":\"x\"},\"binaryData\":{\"a\":\"QUJD\",}}",
