@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "refs.h"
 #include "segwrite.h"
@@ -333,6 +334,7 @@ typedef struct kvs__segw_flight {
 	kvs_op ops[KVS__MAX_CONCURRENCY];
 	int64_t srv;          /* server time before the creates (a lower bound) */
 	int64_t mono;         /* monotonic ms before the creates (a lower bound) */
+	uint64_t batch_ns;    /* how long the creates took */
 	uint64_t requests;
 	int rc;               /* of the build, the time or the batch call (not the ops) */
 	char err[KVS_OP_DETAIL_MAX * 2];
@@ -440,7 +442,14 @@ static void flight_run(kvs__segw_flight *F)
 		F->ops[i].in = F->obj[i];
 	}
 	F->requests += F->n;
-	F->rc = kvs__batch(F->s, F->ops, F->n);
+	{
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		F->rc = kvs__batch(F->s, F->ops, F->n);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		F->batch_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+		              (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+	}
 out:
 	if (F->rc < 0)
 		snprintf(F->err, sizeof(F->err), "%s", kvs_error_last());
@@ -467,6 +476,8 @@ static void flight_clear(kvs__segw_flight *F)
 	}
 	F->n = 0;
 }
+
+#define ASYNC_MIN_NS 1000000u
 
 /* Join a flight still running (a put that failed while it ran: what it
  * created is garbage for gc), and free it. Accepts NULL. */
@@ -515,6 +526,10 @@ static int flight_finish(kvs__segw *w, kvs__segw_flight *F)
 {
 	int rc = 0;
 
+	/* creates faster than this (the in-memory backend: references, no
+	 * transfer) are not worth a thread: it would only compete with the
+	 * compression for the cores; the next flushes stay on the caller */
+	w->fast_creates = F->rc == 0 && F->batch_ns < ASYNC_MIN_NS;
 	w->st->requests += F->requests;
 	for (size_t i = 0; i < F->n; i++)
 		if (F->built[i])
@@ -621,7 +636,7 @@ int kvs__segw_seal(kvs__segw *w)
 			return rc;
 		}
 	}
-	if (w->async && w->seal_workers) {
+	if (w->async && w->seal_workers && !w->fast_creates) {
 		size_t half = w->s->opts.concurrency / 2;
 		if (w->npend >= (half ? half : 1))
 			return flush_async(w);

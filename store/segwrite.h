@@ -105,8 +105,11 @@ typedef struct kvs__segw {
 	 * runs; the next flush, or any call below that reads slots or calls
 	 * the backend, first waits for it and takes its answers. At most one
 	 * batch is in flight, so memory stays what `concurrency` sealed
-	 * segments take. */
+	 * segments take. A batch that took under 1 ms (the in-memory backend)
+	 * turns this off for the rest of the write: a thread would only take
+	 * the cores from the compression. */
 	int async;
+	int fast_creates;              /* the last batch took < 1 ms: flush on the caller */
 	struct kvs__segw_flight *fl;   /* the batch being created (lazily allocated) */
 	/* T_check of the last kvs__segw_refresh: server ms, -1 when no fresh
 	 * slot is referenced (nothing to check) */
