@@ -41,9 +41,11 @@
  *  - kvs_put / kvs_put_stream / kvs_put_fd compress new chunks on up to
  *    kvs_options.workers threads (the caller's thread and workers - 1 more,
  *    started for each 4 MiB window of the value and joined before the next);
- *    with workers >= 2, each batch of concurrency / 2 sealed segments is
- *    created on one more thread while the next windows compress (at most
- *    one such batch at a time, joined before the put returns);
+ *    with workers >= 2, while the backend's creates take 1 ms or more (a
+ *    server, not the in-memory backend), each batch of concurrency / 2
+ *    sealed segments is created on one more thread while the next windows
+ *    compress (at most one such batch at a time, joined before the put
+ *    returns);
  *  - kvs_get, and kvs_watch_next with KVS_WATCH_VALUES, decode and verify a
  *    run of segments on up to kvs_options.workers threads the same way;
  *    streaming gets (kvs_get_stream, kvs_get_fd) use the caller's thread;
