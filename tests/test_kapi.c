@@ -9,7 +9,6 @@
  * update and patch.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,57 +28,15 @@ static fx_kapi *start(void)
 	return k;
 }
 
-struct sink {
-	char *p;
-	size_t n;
-};
-
-static size_t sink_write(char *d, size_t sz, size_t nm, void *u)
-{
-	struct sink *s = u;
-	size_t n = sz * nm;
-	char *p = realloc(s->p, s->n + n + 1);
-
-	if (!p)
-		return 0;
-	memcpy(p + s->n, d, n);
-	s->p = p;
-	s->n += n;
-	s->p[s->n] = '\0';
-	return n;
-}
-
 /* One request to the server; *resp gets the body (malloc'd, NUL-terminated). */
 static long req(fx_kapi *k, const char *method, const char *path, const char *ctype,
                 const char *body, char **resp)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	struct sink s = { NULL, 0 };
-	char url[512], ct[128];
-	long status = -1;
+	long status = fx_kapi_call_type(k, method, path, ctype, body, resp);
 
-	cr_assert_not_null(c);
-	snprintf(url, sizeof(url), "%s%s", fx_kapi_url(k), path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	if (body) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
-		h = curl_slist_append(h, ct);
-		h = curl_slist_append(h, "Expect:");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	*resp = s.p ? s.p : strdup("");
+	if (!*resp)
+		*resp = strdup("");
+	cr_assert_not_null(*resp);
 	return status;
 }
 

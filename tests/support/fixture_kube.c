@@ -425,6 +425,12 @@ static size_t sink_write(char *p, size_t sz, size_t nm, void *u)
 long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *json,
                   char **resp)
 {
+	return fx_kapi_call_type(k, method, path, json ? "application/json" : NULL, json, resp);
+}
+
+long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                       const char *body, char **resp)
+{
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
 	struct sink s = { NULL, 0 };
@@ -438,7 +444,7 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 	snprintf(url, sizeof(url), "%s%s", k->url, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
@@ -450,9 +456,14 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->token);
 		h = curl_slist_append(h, auth);
 	}
-	if (json) {
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	if (body) {
+		char ct[128];
+
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
+		h = curl_slist_append(h, ct);
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	}
 	if (h)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);

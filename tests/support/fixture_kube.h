@@ -37,6 +37,9 @@ fx_kapi *fx_kapi_of(const kvs_backend *b);
  */
 long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *json,
                   char **resp);
+/** The same with a body of Content-Type `ctype` (a patch type, say). */
+long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                       const char *body, char **resp);
 /** POST /kapi/faults with `json`; 0 on success. */
 int fx_kapi_faults(fx_kapi *k, const char *json);
 
