@@ -346,14 +346,6 @@ typedef struct prefetch {
 	char err[1024];
 } prefetch;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A run fetched faster than this (the in-memory backend: references, no
  * transfer) is not worth a thread: it would only compete with the
  * decoding for the cores. */
@@ -362,12 +354,12 @@ static uint64_t now_ns(void)
 static void *prefetch_thread(void *arg)
 {
 	prefetch *p = arg;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = kvs__mono_ns();
 
 	p->rc = fetch_run(p->r->segs, p->s, p->m, p->r->want, p->r->nwant, p->what, &p->requests);
 	if (p->rc < 0)
 		snprintf(p->err, sizeof(p->err), "%s", kvs_error_last());
-	p->ns = now_ns() - t0;
+	p->ns = kvs__mono_ns() - t0;
 	return NULL;
 }
 
@@ -477,9 +469,9 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 	if (m->nchunks == 0)
 		goto out;
 	run_plan(cur, m, 0, conc);
-	t0 = now_ns();
+	t0 = kvs__mono_ns();
 	rc = fetch_run(cur->segs, s, m, cur->want, cur->nwant, what, requests);
-	ns = now_ns() - t0;
+	ns = kvs__mono_ns() - t0;
 	while (rc == 0) {
 		int more = cur->j < m->nchunks, async = ahead && ns >= AHEAD_MIN_NS, frc;
 		if (more) {
@@ -504,9 +496,9 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 			else
 				rc = frc;
 		} else if (rc == 0) {
-			t0 = now_ns();
+			t0 = kvs__mono_ns();
 			rc = fetch_run(nxt->segs, s, m, nxt->want, nxt->nwant, what, requests);
-			ns = now_ns() - t0;
+			ns = kvs__mono_ns() - t0;
 		}
 		t = cur;
 		cur = nxt;

@@ -134,7 +134,8 @@ int kvs__value_read_buf(uint8_t **out, kvs_store *s, const kvs__manifest *m,
 int kvs__key_to_index(char out[KVS__NAME_BUF], const kvs_store *s, const char *key,
                       size_t *key_len);
 
-/* A monotonic clock in ms (touch windows). */
+/* A monotonic clock in ms (touch windows), and in ns (timing a stage). */
 int64_t kvs__mono_ms(void);
+uint64_t kvs__mono_ns(void);
 
 #endif

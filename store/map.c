@@ -1762,6 +1762,22 @@ static int build_copy(mw *w, void *ctx, kvs__mapidx *ix)
 	return 0;
 }
 
+/* Commit a compaction's index, conditioned on the base it merged (a
+ * compaction is never blind), and count what it wrote since `before`. */
+static int compact_commit(kvs_ver *out, mw *w, kvs__mapidx *ix, uint64_t before)
+{
+	char expect[KVS_VER_MAX];
+	int rc;
+
+	snprintf(expect, sizeof(expect), "%s", w->base_rv);
+	rc = mw_commit(out, w, w->has_base ? expect : "", build_copy, ix);
+	if (rc == 0) {
+		w->st.compacted = 1;
+		w->st.compact_bytes_written += w->ws.bytes_written - before;
+	}
+	return rc;
+}
+
 static int compact_once(kvs_ver *out, mw *w)
 {
 	kvs__mmerge mg;
@@ -1773,7 +1789,6 @@ static int compact_once(kvs_ver *out, mw *w)
 	uint32_t *owner = NULL;
 	size_t capowner = 0, di = 0;
 	uint64_t *live = NULL, before = w->ws.bytes_written;
-	char expect[KVS_VER_MAX];
 	uint32_t first_l1 = 0, nl1, ngroups;
 	kvs__ment e;
 	int rc;
@@ -1860,13 +1875,7 @@ static int compact_once(kvs_ver *out, mw *w)
 	}
 	if (rc < 0)
 		goto out;
-	/* conditioned on the base it merged: a compaction is never blind */
-	snprintf(expect, sizeof(expect), "%s", w->base_rv);
-	rc = mw_commit(out, w, w->has_base ? expect : "", build_copy, &ix);
-	if (rc == 0) {
-		w->st.compacted = 1;
-		w->st.compact_bytes_written += w->ws.bytes_written - before;
-	}
+	rc = compact_commit(out, w, &ix, before);
 out:
 	kvs__mmerge_free(&mg);
 	kvs__mbuild_free(&mb);
@@ -1893,7 +1902,6 @@ static int compact_minor(kvs_ver *out, mw *w)
 	kvs__mapidx ix;
 	runs rs = { 0 };
 	uint64_t before = w->ws.bytes_written;
-	char expect[KVS_VER_MAX];
 	uint32_t pend, nsrc;
 	kvs__ment e;
 	int rc;
@@ -1932,13 +1940,8 @@ static int compact_minor(kvs_ver *out, mw *w)
 		rc = ix_add_run(&ix, &w->base.runs[i]);
 	if (rc < 0)
 		goto out;
-	snprintf(expect, sizeof(expect), "%s", w->base_rv);
-	rc = mw_commit(out, w, w->has_base ? expect : "", build_copy, &ix);
-	if (rc == 0) {
-		w->st.compacted = 1;
-		w->st.compact_bytes_written += w->ws.bytes_written - before;
+	if ((rc = compact_commit(out, w, &ix, before)) == 0)
 		w->s->map_minors++;
-	}
 out:
 	kvs__mmerge_free(&mg);
 	kvs__mbuild_free(&mb);

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "refs.h"
 #include "segwrite.h"
@@ -442,14 +441,9 @@ static void flight_run(kvs__segw_flight *F)
 		F->ops[i].in = F->obj[i];
 	}
 	F->requests += F->n;
-	{
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		F->rc = kvs__batch(F->s, F->ops, F->n);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		F->batch_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
-		              (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
-	}
+	F->batch_ns = kvs__mono_ns();
+	F->rc = kvs__batch(F->s, F->ops, F->n);
+	F->batch_ns = kvs__mono_ns() - F->batch_ns;
 out:
 	if (F->rc < 0)
 		snprintf(F->err, sizeof(F->err), "%s", kvs_error_last());

@@ -14,10 +14,15 @@
 
 int64_t kvs__mono_ms(void)
 {
+	return (int64_t)(kvs__mono_ns() / 1000000u);
+}
+
+uint64_t kvs__mono_ns(void)
+{
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int bad(const char *what)
