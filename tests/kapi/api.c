@@ -28,6 +28,7 @@ static struct {
 	uint64_t injected_latency, injected_fail, injected_throttle, injected_drop;
 	uint64_t watches_open;
 	uint64_t codes[6]; /* 1xx..5xx by first digit */
+	uint64_t protobuf_responses, protobuf_status; /* all protobuf answers; of them, Status */
 } st;
 
 #define STAT_ADD(f, n) __atomic_add_fetch(&st.f, (n), __ATOMIC_RELAXED)
@@ -45,9 +46,16 @@ enum fmt { FMT_PLAIN, FMT_POM, FMT_TABLE };
 struct neg {
 	enum fmt fmt;
 	const char *meta_version; /* "v1" or "v1beta1" for Table/PartialObjectMetadata */
+	bool proto;               /* plain object in protobuf (PROTO_CT) */
 };
 
 static const char JSON_CT[] = "application/json";
+
+/* This request negotiated protobuf (a ConfigMap GET whose Accept prefers
+ * it): its Status answers are protobuf too, whichever path sends them, as
+ * the real server encodes errors with the negotiated serializer. Set by
+ * api_handler for the request its thread is answering. */
+static __thread bool tl_proto;
 
 static void add_common_headers(struct MHD_Response *r, const char *ctype)
 {
@@ -145,29 +153,53 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, cJSON 
 	return send_body(c, code, JSON_CT, s, strlen(s), true);
 }
 
+/* A Status's body in the request's representation: its JSON text, or
+ * (tl_proto) its protobuf form. s->json is taken. */
+static char *status_body(struct status *s, size_t *len, const char **ctype)
+{
+	char *body = s->json;
+	s->json = NULL;
+	if (tl_proto) {
+		unsigned char *pb = proto_status(body, len);
+		if (pb) {
+			free(body);
+			STAT_ADD(protobuf_responses, 1);
+			STAT_ADD(protobuf_status, 1);
+			*ctype = PROTO_CT;
+			return (char *)pb;
+		}
+	}
+	*len = strlen(body);
+	*ctype = JSON_CT;
+	return body;
+}
+
 static enum MHD_Result send_status(struct MHD_Connection *c, struct status *s)
 {
 	unsigned code = (unsigned)s->code;
-	char *body = s->json;
-	s->json = NULL;
+	size_t len;
+	const char *ct;
+	char *body = status_body(s, &len, &ct);
 	status_free(s);
-	return send_body(c, code, JSON_CT, body, strlen(body), true);
+	return send_body(c, code, ct, body, len, true);
 }
 
 static enum MHD_Result send_status_nofault(struct MHD_Connection *c, struct status *s,
                                            const char *hname, const char *hval)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s->json), s->json,
-	                                                         MHD_RESPMEM_MUST_FREE);
-	add_common_headers(r, JSON_CT);
+	unsigned code = (unsigned)s->code;
+	size_t len;
+	const char *ct;
+	char *body = status_body(s, &len, &ct);
+	status_free(s);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	add_common_headers(r, ct);
 	if (hname)
 		MHD_add_response_header(r, hname, hval);
-	STAT_ADD(bytes_out, strlen(s->json));
-	STAT_ADD(codes[s->code / 100], 1);
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)s->code, r);
+	STAT_ADD(bytes_out, len);
+	STAT_ADD(codes[code / 100], 1);
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
-	s->json = NULL;
-	status_free(s);
 	return ret;
 }
 
@@ -191,13 +223,17 @@ static bool arg_true(struct MHD_Connection *c, const char *k)
 
 /* Accept negotiation for the transformations kubectl and metadata clients
  * ask for: as=Table and as=PartialObjectMetadata(List) in meta.k8s.io v1 or
- * v1beta1, or plain JSON. Returns false if nothing offered is servable. */
+ * v1beta1, plain JSON, or (proto: the request can be answered so) plain
+ * protobuf. The first servable type in the client's order wins; a type the
+ * request cannot be answered in (protobuf of a Lease or a list, say) is
+ * passed over for the next. Returns false if nothing offered is servable. */
 /* list: 0 single object, 1 list, 2 watch (either PartialObjectMetadata form). */
-static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
+static bool negotiate_as(struct MHD_Connection *c, int list, bool proto, struct neg *out)
 {
 	const char *acc = hdr(c, MHD_HTTP_HEADER_ACCEPT);
 	out->fmt = FMT_PLAIN;
 	out->meta_version = "v1";
+	out->proto = false;
 	if (!acc || !*acc)
 		return true;
 	char *copy = xstrdup(acc), *save1 = NULL;
@@ -212,6 +248,21 @@ static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
 		char *end = type + strlen(type);
 		while (end > type && end[-1] == ' ')
 			*--end = 0;
+		if (strcasecmp(type, PROTO_CT) == 0) {
+			/* plain protobuf only: no as=Table etc., no stream=watch */
+			bool params = false;
+			for (char *p = strtok_r(NULL, ";", &save2); p; p = strtok_r(NULL, ";", &save2)) {
+				while (*p == ' ')
+					p++;
+				if (*p && strncmp(p, "q=", 2) != 0)
+					params = true;
+			}
+			if (proto && !params) {
+				out->proto = true;
+				ok = true;
+			}
+			continue;
+		}
 		if (strcmp(type, "application/json") != 0 && strcmp(type, "*/*") != 0 &&
 		    strcmp(type, "application/*") != 0)
 			continue;
@@ -251,6 +302,24 @@ static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
 	}
 	free(copy);
 	return ok;
+}
+
+static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
+{
+	return negotiate_as(c, list, false, out);
+}
+
+/* GET /api/v1/namespaces/NS/configmaps/NAME: the one request this server
+ * can answer in protobuf. */
+static bool configmap_get(const char *url, const char *method)
+{
+	if (strcmp(method, "GET") != 0 || strncmp(url, "/api/v1/namespaces/", 19) != 0)
+		return false;
+	const char *ns_end = strchr(url + 19, '/');
+	if (!ns_end || ns_end == url + 19 || strncmp(ns_end, "/configmaps/", 12) != 0)
+		return false;
+	const char *name = ns_end + 12;
+	return *name && !strchr(name, '/');
 }
 
 static const char *neg_ctype(const struct neg *n, bool list)
@@ -799,6 +868,21 @@ static char *gen_name(const char *prefix)
 static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, struct objver *o,
                                    const struct neg *n)
 {
+	if (n->proto) {
+		/* the protobuf form made when the version was written: sent as
+		 * it is, no copy, nothing decoded */
+		STAT_ADD(protobuf_responses, 1);
+		if (!drop_now(o->pb_len)) {
+			struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+				o->pb_len, (char *)o->pb, unref_objver, o);
+			return queue_response(c, code, PROTO_CT, r, o->pb_len);
+		}
+		char *s = xmalloc(o->pb_len);
+		memcpy(s, o->pb, o->pb_len);
+		size_t len = o->pb_len;
+		objver_unref(o);
+		return send_body_or_drop(c, code, PROTO_CT, s, len, true);
+	}
 	bool drop = drop_now(o->len);
 	if (n->fmt == FMT_PLAIN && !drop) {
 		/* the stored text itself, not a copy: the version is immutable and
@@ -2235,6 +2319,8 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 		cJSON *ls = cJSON_AddObjectToObject(o, "long_strings");
 		cJSON_AddNumberToObject(ls, "parsed_whole", (double)lp);
 		cJSON_AddNumberToObject(ls, "printed_whole", (double)lw);
+		cJSON_AddNumberToObject(o, "protobuf_responses", (double)STAT_GET(protobuf_responses));
+		cJSON_AddNumberToObject(o, "protobuf_status", (double)STAT_GET(protobuf_status));
 		pthread_mutex_lock(&g_store.lock);
 		cJSON_AddNumberToObject(o, "revision", (double)g_store.rv);
 		cJSON_AddNumberToObject(o, "compacted_revision", (double)g_store.compacted_rv);
@@ -2369,7 +2455,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	switch (v) {
 	case V_GET: {
 		struct neg ng;
-		if (!negotiate(c, 0, &ng)) {
+		if (!negotiate_as(c, 0, r->type == RES_CONFIGMAP && ns && !sub, &ng)) {
 			ret = send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
 			break;
 		}
@@ -2378,6 +2464,16 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		if (o)
 			objver_ref(o);
 		pthread_mutex_unlock(&g_store.lock);
+		if (o && ng.proto && !o->pb) {
+			/* holds what protobuf cannot carry (proto_configmap): as if
+			 * protobuf were not offered */
+			tl_proto = false;
+			if (!negotiate(c, 0, &ng)) {
+				objver_unref(o);
+				ret = send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
+				break;
+			}
+		}
 		ret = o ? send_objver(c, 200, o, &ng) : send_status(c, st_not_found(r, name));
 		break;
 	}
@@ -2418,6 +2514,7 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 {
 	(void)cls;
 	(void)version;
+	tl_proto = false;
 	struct request *rq = *con_cls;
 	if (!rq) {
 		rq = xmalloc(sizeof *rq);
@@ -2448,6 +2545,8 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 	STAT_ADD(requests, 1);
 	if (strncmp(url, "/kapi/", 6) == 0)
 		return control(c, url, method, rq);
+	struct neg ng;
+	tl_proto = configmap_get(url, method) && negotiate_as(c, 0, true, &ng) && ng.proto;
 	if (!authorized(c))
 		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
 	if (!strcmp(method, "POST") && !strcmp(url, "/apis/authentication.k8s.io/v1/selfsubjectreviews"))

@@ -6,6 +6,8 @@
  *   bigjson.c   bodies and objects with long strings (ConfigMap binaryData):
  *               parse and print them without cJSON's byte loops
  *   validate.c  Status objects and the object validation of the real server
+ *   proto.c     Kubernetes protobuf: ConfigMap and Status as kube-apiserver
+ *               writes them ("k8s\0" + runtime.Unknown)
  * Label and field selectors and the validators of names, labels,
  * annotations and ConfigMap keys are the library's (kube/selector.c,
  * kube/validate.c, linked in), shared with the in-memory backend.
@@ -97,6 +99,20 @@ char *json_print(const cJSON *obj, size_t *len);
 /* How many long strings were parsed whole and printed whole (/kapi/stats). */
 void json_long_stats(uint64_t *parsed, uint64_t *printed);
 
+/* ---- proto.c ------------------------------------------------------------ */
+
+#define PROTO_CT "application/vnd.kubernetes.protobuf"
+
+/* The protobuf body kube-apiserver answers for a ConfigMap: "k8s\0" +
+ * runtime.Unknown{typeMeta{"v1","ConfigMap"}, raw = the ConfigMap message,
+ * contentEncoding "", contentType ""}, binaryData decoded into place.
+ * malloc'd, exactly *len bytes (plus 3 of slack); NULL if the object holds
+ * what protobuf cannot carry (a binaryData value that is not canonical
+ * base64, a time that is not RFC 3339). */
+unsigned char *proto_configmap(const cJSON *obj, size_t *len);
+/* The same for a Status (kind "Status"), from its JSON text (status_new). */
+unsigned char *proto_status(const char *json, size_t *len);
+
 /* ---- select.c ------------------------------------------------------------ */
 
 /* Selectors: kube/selector.h. Whether an object's labels (a cJSON object,
@@ -149,6 +165,9 @@ struct objver {
 	char *json;               /* serialized obj */
 	size_t len;
 	size_t hdr;               /* bytes of `{"kind":..,"apiVersion":..,` (item form: "{" + json+hdr) */
+	unsigned char *pb;        /* ConfigMap in the index: its protobuf body (proto.c), made
+	                           * when written, as etcd holds it; else NULL */
+	size_t pb_len;
 };
 
 void objver_ref(struct objver *o);

@@ -22,6 +22,7 @@ void objver_unref(struct objver *o)
 		return;
 	cJSON_Delete(o->obj);
 	free(o->json);
+	free(o->pb);
 	free(o->ns);
 	free(o->name);
 	free(o->key);
@@ -61,6 +62,8 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv)
 	o->key = obj_key(r, o->ns, o->name);
 	o->obj = obj;
 	o->json = json_print(obj, &o->len);
+	o->pb = NULL;
+	o->pb_len = 0;
 	char *pre = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
 	size_t pl = strlen(pre);
 	o->hdr = o->len > pl && memcmp(o->json, pre, pl) == 0 ? pl : 0;
@@ -199,9 +202,11 @@ static void track(struct resource *r, const char *key, const cJSON *oldo, const 
 		g_store.fg_pending++;
 }
 
+/* What an event keeps alive: the JSON texts and, for a ConfigMap, its
+ * protobuf form (decoded binaryData: about 3/4 of the JSON again). */
 static size_t ev_bytes(const struct event *e)
 {
-	return (e->cur ? e->cur->len : 0) + (e->gone ? e->gone->len : 0);
+	return (e->cur ? e->cur->len + e->cur->pb_len : 0) + (e->gone ? e->gone->len : 0);
 }
 
 static void evict_oldest(void)
@@ -296,6 +301,10 @@ struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *p
 	set_rv(obj, rv);
 	normalize_object(r, obj);
 	struct objver *o = objver_new(r, obj, rv);
+	/* as etcd holds the object: protobuf, binaryData as bytes, so that a
+	 * protobuf GET copies them and decodes nothing */
+	if (r->type == RES_CONFIGMAP)
+		o->pb = proto_configmap(o->obj, &o->pb_len);
 	struct objver *gone = NULL;
 	track(r, o->key, prev ? prev->obj : NULL, o->obj);
 	if (prev) {
