@@ -5,6 +5,9 @@
 # HTTP/2 TLS front for kapi-server (docs/test-server.md); tinyproxy and
 # microsocks are the HTTP and SOCKS5 proxies of the proxy tests;
 # python3-prometheus-client parses the controller's metrics endpoint in a test;
+# python3-protobuf (Google's protobuf) decodes kapi-server's Kubernetes
+# protobuf answers in tests/fidelity/k8s_protobuf_check.py, independently of
+# the project's own reader;
 # spin checks the protocol model (tests/model/). The fuzz targets (make
 # fuzz-build, fuzz-smoke, fuzz) add clang and libclang-rt-14-dev (libFuzzer)
 # through KVS_EXTRA_PKGS.
@@ -14,7 +17,7 @@ set -e
 PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libmsgpack-dev \
 liblz4-dev libxxhash-dev libcjson-dev libcriterion-dev libyaml-dev \
 libmicrohttpd-dev libgnutls28-dev openssl python3 python3-kubernetes lz4 ca-certificates \
-nghttp2-proxy tinyproxy microsocks python3-prometheus-client spin"
+nghttp2-proxy tinyproxy microsocks python3-prometheus-client python3-protobuf spin"
 [ -n "$KVS_EXTRA_PKGS" ] && PKGS="$PKGS $KVS_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do

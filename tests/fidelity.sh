@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fidelity of the Kubernetes API test server, checked with clients nobody here
-# wrote: kubectl and Debian's python3-kubernetes. Run by `make test` as
+# wrote: kubectl, Debian's python3-kubernetes and python3-protobuf. Run by `make test` as
 #   KVS_BUILD=<abs build dir> sh tests/fidelity.sh
 # Prints "ok - ..." / "FAIL - ..." per check and ends with
 #   fidelity: N passed, M failed
@@ -322,6 +322,19 @@ PASS=$((PASS + $(printf '%s\n' "$out" | grep -c '^ok - ')))
 FAIL=$((FAIL + $(printf '%s\n' "$out" | grep -c '^FAIL - ')))
 if ! printf '%s\n' "$out" | grep -q '^ok - ctl: controller checks ran to the end'; then
 	bad "controller check ran to the end" "last check reached" "$(printf '%s\n' "$out" | tail -n 5)"
+fi
+
+# ---------------------------------------------------------------- protobuf
+# ConfigMap GETs in Kubernetes protobuf, decoded by Google's protobuf library
+# (Debian python3-protobuf) and compared with the JSON answers.
+start_server pb
+out=$(timeout 60 "$PY" "$HERE/fidelity/k8s_protobuf_check.py" "http://127.0.0.1:$PORT" 2>&1)
+printf '%s\n' "$out" | grep -Ev '^(ok|FAIL) - ' | grep -Ev '^  (expected|got): ' | head -n 40
+printf '%s\n' "$out" | grep -E '^(ok|FAIL) - |^  (expected|got): '
+PASS=$((PASS + $(printf '%s\n' "$out" | grep -c '^ok - ')))
+FAIL=$((FAIL + $(printf '%s\n' "$out" | grep -c '^FAIL - ')))
+if ! printf '%s\n' "$out" | grep -q '^ok - pb: protobuf checks ran to the end'; then
+	bad "protobuf check ran to the end" "last check reached" "$(printf '%s\n' "$out" | tail -n 5)"
 fi
 
 # ---------------------------------------------------------------- HTTPS + token
