@@ -6,7 +6,8 @@
  * and check that the short way is taken where it may be (the server's
  * /kapi/stats counters), and that it changes nothing a client can see:
  * validation, canonical base64, escapes, the bytes of GET, LIST and WATCH,
- * update and patch.
+ * update and patch. And the ConfigMap GETs in Kubernetes protobuf
+ * (tests/kapi/proto.c): negotiation, the object, the Status, the counters.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -472,5 +473,364 @@ Test(kapi, a_long_string_after_the_object_is_ignored_not_cut_out)
 	free(p);
 	free(body);
 	free(t);
+	fx_kapi_stop(k);
+}
+
+/* ---- Kubernetes protobuf (tests/kapi/proto.c) ----------------------------
+ * A small reader of the wire format, for these tests only: fields of one
+ * message, bounds-checked. The independent decoder is Google's
+ * (tests/fidelity/k8s_protobuf_check.py). */
+
+#define PB_CT "application/vnd.kubernetes.protobuf"
+#define PB_ACCEPT PB_CT ", application/json"
+
+struct pbf {
+	unsigned field, wt;
+	uint64_t v;            /* varint value */
+	const unsigned char *d; /* length-delimited bytes */
+	size_t n;
+};
+
+static int pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned sh = 0; sh < 64 && *p < end; sh += 7) {
+		unsigned char b = *(*p)++;
+
+		*v |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* The next field of [*p, end): 1, 0 at the end, -1 if malformed. */
+static int pb_next(const unsigned char **p, const unsigned char *end, struct pbf *f)
+{
+	uint64_t tag;
+
+	if (*p == end)
+		return 0;
+	if (pb_varint(p, end, &tag) < 0)
+		return -1;
+	f->field = (unsigned)(tag >> 3);
+	f->wt = (unsigned)(tag & 7);
+	if (f->wt == 0)
+		return pb_varint(p, end, &f->v) < 0 ? -1 : 1;
+	if (f->wt != 2 || pb_varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
+		return -1;
+	f->d = *p;
+	f->n = (size_t)f->v;
+	*p += f->n;
+	return 1;
+}
+
+/* The last occurrence of field `num` in the message (d, n); 0 if absent. */
+static int pb_get(const unsigned char *d, size_t n, unsigned num, struct pbf *out)
+{
+	const unsigned char *p = d, *end = d + n;
+	struct pbf f;
+	int r, found = 0;
+
+	while ((r = pb_next(&p, end, &f)) == 1)
+		if (f.field == num) {
+			*out = f;
+			found = 1;
+		}
+	cr_assert_eq(r, 0, "malformed protobuf");
+	return found;
+}
+
+/* Field `num` as a string ("" if absent), malloc'd. */
+static char *pb_str(const unsigned char *d, size_t n, unsigned num)
+{
+	struct pbf f = {0};
+	char *s;
+
+	if (!pb_get(d, n, num, &f))
+		return strdup("");
+	cr_assert_eq(f.wt, 2, "field %u is not length-delimited", num);
+	s = malloc(f.n + 1);
+	cr_assert_not_null(s);
+	memcpy(s, f.d, f.n);
+	s[f.n] = '\0';
+	return s;
+}
+
+static void expect_pb_str(const unsigned char *d, size_t n, unsigned num, const char *want,
+                          const char *what)
+{
+	char *s = pb_str(d, n, num);
+
+	cr_expect_str_eq(s, want, "%s (field %u)", what, num);
+	free(s);
+}
+
+/* The value of the map entry with key `key` among the repeated field `num`:
+ * 1 and (*v, *vn) if present. */
+static int pb_map_get(const unsigned char *d, size_t n, unsigned num, const char *key,
+                      const unsigned char **v, size_t *vn)
+{
+	const unsigned char *p = d, *end = d + n;
+	struct pbf f, k, val;
+	int r;
+
+	while ((r = pb_next(&p, end, &f)) == 1) {
+		if (f.field != num)
+			continue;
+		cr_assert(pb_get(f.d, f.n, 1, &k), "map entry without a key");
+		if (k.n != strlen(key) || memcmp(k.d, key, k.n) != 0)
+			continue;
+		*v = (const unsigned char *)"";
+		*vn = 0;
+		if (pb_get(f.d, f.n, 2, &val)) {
+			*v = val.d;
+			*vn = val.n;
+		}
+		return 1;
+	}
+	cr_assert_eq(r, 0, "malformed protobuf");
+	return 0;
+}
+
+/* The object inside "k8s\0" + runtime.Unknown{typeMeta{v1, kind}, raw, "", ""}. */
+static void pb_unwrap(const char *body, size_t len, const char *kind, const unsigned char **raw,
+                      size_t *raw_len)
+{
+	const unsigned char *u = (const unsigned char *)body + 4;
+	struct pbf tm, r, ce, ct;
+
+	cr_assert_geq(len, 4);
+	cr_assert(memcmp(body, "k8s\0", 4) == 0, "no k8s\\0 magic");
+	cr_assert(pb_get(u, len - 4, 1, &tm), "Unknown without typeMeta");
+	expect_pb_str(tm.d, tm.n, 1, "v1", "typeMeta.apiVersion");
+	expect_pb_str(tm.d, tm.n, 2, kind, "typeMeta.kind");
+	cr_assert(pb_get(u, len - 4, 2, &r), "Unknown without raw");
+	cr_expect(pb_get(u, len - 4, 3, &ce) && ce.n == 0, "contentEncoding \"\" written");
+	cr_expect(pb_get(u, len - 4, 4, &ct) && ct.n == 0, "contentType \"\" written");
+	*raw = r.d;
+	*raw_len = r.n;
+}
+
+static double stat_num(fx_kapi *k, const char *name)
+{
+	char *s = NULL;
+	cJSON *j;
+	double v;
+
+	cr_assert_eq(fx_kapi_call(k, "GET", "/kapi/stats", NULL, &s), 200);
+	j = cJSON_Parse(s);
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, name)), "no %s in %s", name, s);
+	v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, name));
+	cJSON_Delete(j);
+	free(s);
+	return v;
+}
+
+static const char *json_meta_str(const cJSON *o, const char *k)
+{
+	return cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "metadata"), k));
+}
+
+Test(kapi, configmap_get_preferring_protobuf_answers_the_object_in_protobuf)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *one = path_of(k, "pb", NULL), *resp, *ct;
+	const unsigned char *cm, *meta, *v;
+	size_t len, cm_len, meta_len, vn;
+	struct pbf f, t;
+	cJSON *j;
+	long st;
+
+	st = req(k, "POST", p, NULL,
+	         "{\"metadata\":{\"name\":\"pb\",\"labels\":{\"app\":\"x\"}},\"data\":{\"k\":\"v\"},"
+	         "\"binaryData\":{\"bin\":\"AAEC/w==\",\"empty\":\"\"},\"immutable\":true}",
+	         &resp);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	j = cJSON_Parse(resp);
+	free(resp);
+	cr_assert_not_null(j);
+
+	st = fx_kapi_get_accept(k, one, PB_ACCEPT, &resp, &len, &ct);
+	cr_assert_eq(st, 200, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT);
+	pb_unwrap(resp, len, "ConfigMap", &cm, &cm_len);
+	cr_assert(pb_get(cm, cm_len, 1, &f), "ConfigMap without metadata");
+	meta = f.d;
+	meta_len = f.n;
+	expect_pb_str(meta, meta_len, 1, "pb", "name");
+	expect_pb_str(meta, meta_len, 3, fx_kapi_ns(k), "namespace");
+	expect_pb_str(meta, meta_len, 5, json_meta_str(j, "uid"), "uid");
+	expect_pb_str(meta, meta_len, 6, json_meta_str(j, "resourceVersion"), "resourceVersion");
+	cr_assert(pb_get(meta, meta_len, 8, &f), "no creationTimestamp");
+	cr_assert(pb_get(f.d, f.n, 1, &t) && t.wt == 0 && t.v > 1700000000u, "creationTimestamp.seconds");
+	cr_expect(pb_map_get(meta, meta_len, 11, "app", &v, &vn) && vn == 1 && v[0] == 'x', "labels");
+	cr_expect(pb_get(meta, meta_len, 17, &f), "managedFields");
+	cr_expect(pb_map_get(cm, cm_len, 2, "k", &v, &vn) && vn == 1 && v[0] == 'v', "data");
+	cr_assert(pb_map_get(cm, cm_len, 3, "bin", &v, &vn), "binaryData bin");
+	cr_expect(vn == 4 && memcmp(v, "\x00\x01\x02\xff", 4) == 0, "binaryData as raw bytes");
+	cr_expect(pb_map_get(cm, cm_len, 3, "empty", &v, &vn) && vn == 0, "empty binaryData value");
+	cr_expect(pb_get(cm, cm_len, 4, &f) && f.wt == 0 && f.v == 1, "immutable true");
+	free(resp);
+	free(ct);
+	cJSON_Delete(j);
+	free(one);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+Test(kapi, missing_configmap_preferring_protobuf_is_a_protobuf_status_404)
+{
+	fx_kapi *k = start();
+	char *one = path_of(k, "nothing", NULL), *resp, *ct;
+	const unsigned char *s;
+	size_t len, s_len;
+	struct pbf f;
+	long st;
+
+	st = fx_kapi_get_accept(k, one, PB_ACCEPT, &resp, &len, &ct);
+	cr_assert_eq(st, 404, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT);
+	pb_unwrap(resp, len, "Status", &s, &s_len);
+	cr_expect(pb_get(s, s_len, 1, &f), "Status.metadata (ListMeta) written");
+	expect_pb_str(s, s_len, 2, "Failure", "status");
+	expect_pb_str(s, s_len, 3, "configmaps \"nothing\" not found", "message");
+	expect_pb_str(s, s_len, 4, "NotFound", "reason");
+	cr_assert(pb_get(s, s_len, 5, &f), "Status.details");
+	expect_pb_str(f.d, f.n, 1, "nothing", "details.name");
+	expect_pb_str(f.d, f.n, 3, "configmaps", "details.kind");
+	cr_expect(pb_get(s, s_len, 6, &f) && f.wt == 0 && f.v == 404, "code 404");
+	free(resp);
+	free(ct);
+	free(one);
+	fx_kapi_stop(k);
+}
+
+/* The fault injection answers before routing, through the same Status path. */
+Test(kapi, injected_failure_of_a_protobuf_configmap_get_is_a_protobuf_status)
+{
+	fx_kapi *k = start();
+	char *one = path_of(k, "any", NULL), *resp, *ct;
+	const unsigned char *s;
+	size_t len, s_len;
+	struct pbf f;
+	long st;
+
+	cr_assert_eq(fx_kapi_faults(k, "{\"fail_rate\":1}"), 0);
+	st = fx_kapi_get_accept(k, one, PB_ACCEPT, &resp, &len, &ct);
+	cr_assert(st == 500 || st == 503, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT);
+	pb_unwrap(resp, len, "Status", &s, &s_len);
+	cr_expect(pb_get(s, s_len, 6, &f) && f.v == (uint64_t)st, "code %ld", st);
+	free(resp);
+	free(ct);
+	st = fx_kapi_get_accept(k, one, "application/json", &resp, &len, &ct);
+	cr_expect(st >= 500 && strcmp(ct, "application/json") == 0, "%ld %s", st, ct);
+	free(resp);
+	free(ct);
+	free(one);
+	fx_kapi_stop(k);
+}
+
+static long get_ct(fx_kapi *k, const char *path, const char *accept, char **ct)
+{
+	char *resp;
+	size_t len;
+	long st = fx_kapi_get_accept(k, path, accept, &resp, &len, ct);
+
+	free(resp);
+	return st;
+}
+
+Test(kapi, protobuf_only_accept_for_what_is_not_encodable_is_406_with_json_it_is_json)
+{
+	fx_kapi *k = start();
+	char *lease = NULL, *leases = NULL, *list = path_of(k, NULL, NULL), *resp, *ct;
+	long st;
+
+	cr_assert_geq(asprintf(&leases, "/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+	                       fx_kapi_ns(k)), 0);
+	cr_assert_geq(asprintf(&lease, "%s/l1", leases), 0);
+	st = req(k, "POST", leases, NULL, "{\"metadata\":{\"name\":\"l1\"},\"spec\":{\"holderIdentity\":\"me\"}}",
+	         &resp);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	free(resp);
+	st = req(k, "POST", list, NULL, "{\"metadata\":{\"name\":\"c1\"}}", &resp);
+	cr_assert_eq(st, 201);
+	free(resp);
+
+	cr_expect_eq(get_ct(k, lease, PB_CT, &ct), 406, "Lease, protobuf only");
+	free(ct);
+	cr_expect_eq(get_ct(k, list, PB_CT, &ct), 406, "ConfigMap list, protobuf only");
+	free(ct);
+	cr_expect_eq(get_ct(k, lease, PB_ACCEPT, &ct), 200);
+	cr_expect_str_eq(ct, "application/json", "Lease, protobuf then JSON");
+	free(ct);
+	cr_expect_eq(get_ct(k, list, PB_ACCEPT, &ct), 200);
+	cr_expect_str_eq(ct, "application/json", "ConfigMap list, protobuf then JSON");
+	free(ct);
+	free(lease);
+	lease = path_of(k, "c1", NULL);
+	cr_expect_eq(get_ct(k, lease, "application/json, " PB_CT, &ct), 200);
+	cr_expect_str_eq(ct, "application/json", "the client's order: JSON first");
+	free(ct);
+	cr_expect_eq(get_ct(k, lease, PB_CT ";as=Table;v=v1;g=meta.k8s.io, application/json", &ct), 200);
+	cr_expect_str_eq(ct, "application/json", "a protobuf Table is not served");
+	free(ct);
+	free(lease);
+	free(leases);
+	free(list);
+	fx_kapi_stop(k);
+}
+
+Test(kapi, stats_count_protobuf_answers_and_not_json_ones)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *one = path_of(k, "s1", NULL), *gone = path_of(k, "s2", NULL);
+	char *resp, *ct;
+	double r0, s0;
+
+	cr_assert_eq(req(k, "POST", p, NULL, "{\"metadata\":{\"name\":\"s1\"}}", &resp), 201);
+	free(resp);
+	r0 = stat_num(k, "protobuf_responses");
+	s0 = stat_num(k, "protobuf_status");
+	cr_assert_eq(get_ct(k, one, "application/json", &ct), 200);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_responses"), r0, "a JSON GET is not counted");
+	cr_assert_eq(get_ct(k, one, PB_ACCEPT, &ct), 200);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_responses"), r0 + 1);
+	cr_expect_eq(stat_num(k, "protobuf_status"), s0);
+	cr_assert_eq(get_ct(k, gone, PB_ACCEPT, &ct), 404);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_responses"), r0 + 2);
+	cr_expect_eq(stat_num(k, "protobuf_status"), s0 + 1);
+	free(gone);
+	free(one);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+/* The decoded binaryData kept with each stored version counts toward the
+ * history memory (--history-bytes), with the JSON text. */
+Test(kapi, history_bytes_count_the_decoded_binary_data_kept_for_protobuf)
+{
+	fx_kapi *k = start();
+	char *v = b64_text(400000, 21), *body = cm_body("hist", NULL, "binaryData", "b", v);
+	char *p = path_of(k, NULL, NULL), *resp;
+	double h0, h1;
+	long st;
+
+	h0 = stat_num(k, "history_bytes");
+	st = req(k, "POST", p, NULL, body, &resp);
+	cr_assert_eq(st, 201, "%ld %.200s", st, resp);
+	h1 = stat_num(k, "history_bytes");
+	cr_expect_geq(h1 - h0, (double)strlen(resp) + 300000, "history grew by %.0f for %zu of JSON",
+	              h1 - h0, strlen(resp));
+	free(resp);
+	free(p);
+	free(body);
+	free(v);
 	fx_kapi_stop(k);
 }

@@ -428,8 +428,9 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 	return fx_kapi_call_type(k, method, path, json ? "application/json" : NULL, json, resp);
 }
 
-long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
-                       const char *body, char **resp)
+static long kapi_request(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                         const char *body, const char *accept, char **resp, size_t *len,
+                         char **rctype)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -439,6 +440,10 @@ long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const c
 
 	if (resp)
 		*resp = NULL;
+	if (len)
+		*len = 0;
+	if (rctype)
+		*rctype = NULL;
 	if (!c)
 		return -1;
 	snprintf(url, sizeof(url), "%s%s", k->url, path);
@@ -465,17 +470,43 @@ long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const c
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	}
+	if (accept) {
+		char ac[256];
+
+		snprintf(ac, sizeof(ac), "Accept: %s", accept);
+		h = curl_slist_append(h, ac);
+	}
 	if (h)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(c) == CURLE_OK)
+	if (curl_easy_perform(c) == CURLE_OK) {
+		char *ct = NULL;
+
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+		if (rctype && ct)
+			*rctype = strdup(ct);
+	}
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
+	if (len)
+		*len = s.n;
 	if (resp)
 		*resp = s.p;
 	else
 		free(s.p);
 	return status;
+}
+
+long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                       const char *body, char **resp)
+{
+	return kapi_request(k, method, path, ctype, body, NULL, resp, NULL, NULL);
+}
+
+long fx_kapi_get_accept(fx_kapi *k, const char *path, const char *accept, char **resp,
+                        size_t *len, char **ctype)
+{
+	return kapi_request(k, "GET", path, NULL, NULL, accept, resp, len, ctype);
 }
 
 int fx_kapi_faults(fx_kapi *k, const char *json)

@@ -40,6 +40,13 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 /** The same with a body of Content-Type `ctype` (a patch type, say). */
 long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
                        const char *body, char **resp);
+/**
+ * GET `path` with an Accept header (`accept`, NULL = none). Returns the HTTP
+ * status (or -1); *resp gets the body (malloc'd, *len bytes, which may hold
+ * NULs, then a NUL), *ctype (if not NULL) the Content-Type (malloc'd).
+ */
+long fx_kapi_get_accept(fx_kapi *k, const char *path, const char *accept, char **resp,
+                        size_t *len, char **ctype);
 /** POST /kapi/faults with `json`; 0 on success. */
 int fx_kapi_faults(fx_kapi *k, const char *json);
 
