@@ -743,6 +743,7 @@ static long get_ct(fx_kapi *k, const char *path, const char *accept, char **ct)
 	return st;
 }
 
+/* Protobuf is served for ConfigMap objects and lists only. */
 Test(kapi, protobuf_only_accept_for_what_is_not_encodable_is_406_with_json_it_is_json)
 {
 	fx_kapi *k = start();
@@ -762,13 +763,19 @@ Test(kapi, protobuf_only_accept_for_what_is_not_encodable_is_406_with_json_it_is
 
 	cr_expect_eq(get_ct(k, lease, PB_CT, &ct), 406, "Lease, protobuf only");
 	free(ct);
-	cr_expect_eq(get_ct(k, list, PB_CT, &ct), 406, "ConfigMap list, protobuf only");
+	cr_expect_eq(get_ct(k, leases, PB_CT, &ct), 406, "Lease list, protobuf only");
 	free(ct);
+	free(lease);
+	cr_assert_geq(asprintf(&lease, "%s?watch=true&timeoutSeconds=1", list), 0);
+	cr_expect_eq(get_ct(k, lease, PB_CT, &ct), 406, "ConfigMap watch, protobuf only");
+	free(ct);
+	free(lease);
+	cr_assert_geq(asprintf(&lease, "%s/l1", leases), 0);
 	cr_expect_eq(get_ct(k, lease, PB_ACCEPT, &ct), 200);
 	cr_expect_str_eq(ct, "application/json", "Lease, protobuf then JSON");
 	free(ct);
-	cr_expect_eq(get_ct(k, list, PB_ACCEPT, &ct), 200);
-	cr_expect_str_eq(ct, "application/json", "ConfigMap list, protobuf then JSON");
+	cr_expect_eq(get_ct(k, leases, PB_ACCEPT, &ct), 200);
+	cr_expect_str_eq(ct, "application/json", "Lease list, protobuf then JSON");
 	free(ct);
 	free(lease);
 	lease = path_of(k, "c1", NULL);
@@ -832,5 +839,65 @@ Test(kapi, history_bytes_count_the_decoded_binary_data_kept_for_protobuf)
 	free(p);
 	free(body);
 	free(v);
+	fx_kapi_stop(k);
+}
+
+Test(kapi, configmap_list_preferring_protobuf_is_a_protobuf_configmaplist_with_its_pages)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *page = path_of(k, NULL, "?limit=2"), *resp, *ct, *names;
+	const unsigned char *l, *q, *end;
+	size_t len, l_len, n = 0;
+	struct pbf f, m, lm;
+	cJSON *j;
+	long st;
+
+	for (int i = 0; i < 3; i++) {
+		char body[128];
+
+		snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"l%d\"},\"binaryData\":{\"b\":\"AAE=\"}}", i);
+		cr_assert_eq(req(k, "POST", p, NULL, body, &resp), 201);
+		free(resp);
+	}
+	st = req(k, "GET", page, NULL, NULL, &resp);
+	cr_assert_eq(st, 200);
+	j = cJSON_Parse(resp);
+	free(resp);
+	st = fx_kapi_get_accept(k, page, PB_CT, &resp, &len, &ct);
+	cr_assert_eq(st, 200, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT);
+	pb_unwrap(resp, len, "ConfigMapList", &l, &l_len);
+	cr_assert(pb_get(l, l_len, 1, &lm), "ConfigMapList.metadata");
+	expect_pb_str(lm.d, lm.n, 2, json_meta_str(j, "resourceVersion"), "ListMeta.resourceVersion");
+	expect_pb_str(lm.d, lm.n, 3, json_meta_str(j, "continue"), "ListMeta.continue");
+	cr_expect(pb_get(lm.d, lm.n, 4, &f) && f.wt == 0 && f.v == 1, "remainingItemCount 1");
+	names = calloc(1, 64);
+	cr_assert_not_null(names);
+	q = l;
+	end = l + l_len;
+	while (pb_next(&q, end, &f) == 1) {
+		const unsigned char *v;
+		size_t vn;
+		char *name;
+
+		if (f.field != 2)
+			continue;
+		n++;
+		cr_assert(pb_get(f.d, f.n, 1, &m), "item without metadata");
+		name = pb_str(m.d, m.n, 1);
+		strncat(names, name, 8);
+		strcat(names, " ");
+		free(name);
+		cr_expect(pb_map_get(f.d, f.n, 3, "b", &v, &vn) && vn == 2 && v[0] == 0 && v[1] == 1,
+		          "item binaryData as bytes");
+	}
+	cr_expect_eq(n, 2, "two items on the first page");
+	cr_expect_str_eq(names, "l0 l1 ");
+	free(names);
+	free(resp);
+	free(ct);
+	cJSON_Delete(j);
+	free(page);
+	free(p);
 	fx_kapi_stop(k);
 }

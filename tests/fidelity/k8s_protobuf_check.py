@@ -97,6 +97,8 @@ def build():
         ("data", 2, MSG, REP, "ConfigMap.DataEntry"),
         ("binaryData", 3, MSG, REP, "ConfigMap.BinaryDataEntry"), ("immutable", 4, BOOL)],
         [("DataEntry", STR), ("BinaryDataEntry", BYTES)])
+    message(fd, "ConfigMapList", [("metadata", 1, MSG, OPT, "ListMeta"),
+                                  ("items", 2, MSG, REP, "ConfigMap")])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
     if hasattr(message_factory, "GetMessageClass"):  # python3-protobuf >= 4.22
@@ -321,17 +323,41 @@ check("... and it is NotFound for configmaps", (s.reason, s.code, s.details.kind
       == ("NotFound", 404, "configmaps"), ("NotFound", 404, "configmaps"),
       (s.reason, s.code, s.details.kind))
 
+# ConfigMap lists: a ConfigMapList of the same items, pages and all
+for q in ("", "?limit=1", "?labelSelector=app%3Dpb"):
+    st, ct, jb = call("GET", cms + q, accept="application/json")
+    jl = json.loads(jb)
+    st2, ct2, lb = call("GET", cms + q, accept=PB)
+    check("list%s with protobuf only: 200 ConfigMapList in protobuf" % q, (st, st2, ct2) ==
+          (200, 200, PB), (200, 200, PB), (st, st2, ct2))
+    pl = unwrap(lb, "ConfigMapList")
+    jm = jl["metadata"]
+    got = (pl.metadata.resourceVersion, getattr(pl.metadata, "continue"),
+           pl.metadata.HasField("remainingItemCount"),
+           pl.metadata.remainingItemCount, pl.metadata.selfLink)
+    want = (jm["resourceVersion"], jm.get("continue", ""), "remainingItemCount" in jm,
+            jm.get("remainingItemCount", 0), "")
+    check("list%s: ListMeta equals the JSON list metadata" % q, got == want, want, got)
+    check("list%s: the same items in the same order" % q,
+          [i.metadata.name for i in pl.items] == [i["metadata"]["name"] for i in jl["items"]],
+          [i["metadata"]["name"] for i in jl["items"]], [i.metadata.name for i in pl.items])
+    for pi, ji in zip(pl.items, jl["items"]):
+        compare_meta("list%s item %s" % (q, ji["metadata"]["name"]), pi.metadata, ji["metadata"])
+        jb = {k: base64.b64decode(v) for k, v in ji.get("binaryData", {}).items()}
+        check("list%s item %s: data and binaryData" % (q, ji["metadata"]["name"]),
+              (strmap(pi.data), strmap(pi.binaryData)) == (ji.get("data", {}), jb),
+              "equal", "different")
+
 # what the server cannot encode as protobuf
-st, ct, _ = call("GET", cms, accept=PB)
-check("a ConfigMap list with protobuf only is 406 (JSON Status)", (st, ct) == (406, "application/json"),
-      (406, "application/json"), (st, ct))
-st, ct, lb = call("GET", cms, accept=PB + ", application/json")
-check("a ConfigMap list with protobuf, then JSON is JSON", (st, ct) == (200, "application/json")
-      and json.loads(lb)["kind"] == "ConfigMapList", (200, "application/json"), (st, ct))
+st, ct, _ = call("GET", cms + "?watch=true&timeoutSeconds=1", accept=PB)
+check("a ConfigMap watch with protobuf only is 406 (JSON Status)",
+      (st, ct) == (406, "application/json"), (406, "application/json"), (st, ct))
 leases = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % NS
 call("POST", leases, {"metadata": {"name": "pb-lease"}, "spec": {"holderIdentity": "me"}})
 st, ct, _ = call("GET", leases + "/pb-lease", accept=PB)
 check("a Lease with protobuf only is 406", st == 406, 406, st)
+st, ct, _ = call("GET", leases, accept=PB)
+check("a Lease list with protobuf only is 406", st == 406, 406, st)
 st, ct, lb = call("GET", leases + "/pb-lease", accept=PB + ", application/json")
 check("a Lease with protobuf, then JSON is JSON", (st, ct) == (200, "application/json")
       and json.loads(lb)["kind"] == "Lease", (200, "application/json"), (st, ct))

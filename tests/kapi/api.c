@@ -309,17 +309,27 @@ static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
 	return negotiate_as(c, list, false, out);
 }
 
-/* GET /api/v1/namespaces/NS/configmaps/NAME: the one request this server
- * can answer in protobuf. */
-static bool configmap_get(const char *url, const char *method)
+/* The requests this server can answer in protobuf: GET of
+ * /api/v1/namespaces/NS/configmaps/NAME (*list false), of
+ * /api/v1/namespaces/NS/configmaps or /api/v1/configmaps (*list true),
+ * not watches. */
+static bool configmap_get(struct MHD_Connection *c, const char *url, const char *method,
+                          bool *list)
 {
-	if (strcmp(method, "GET") != 0 || strncmp(url, "/api/v1/namespaces/", 19) != 0)
+	if (strcmp(method, "GET") != 0 || arg_true(c, "watch"))
+		return false;
+	if (strcmp(url, "/api/v1/configmaps") == 0) {
+		*list = true;
+		return true;
+	}
+	if (strncmp(url, "/api/v1/namespaces/", 19) != 0)
 		return false;
 	const char *ns_end = strchr(url + 19, '/');
-	if (!ns_end || ns_end == url + 19 || strncmp(ns_end, "/configmaps/", 12) != 0)
+	if (!ns_end || ns_end == url + 19 || strncmp(ns_end, "/configmaps", 11) != 0)
 		return false;
-	const char *name = ns_end + 12;
-	return *name && !strchr(name, '/');
+	const char *name = ns_end + 11;
+	*list = !*name;
+	return !*name || (name[0] == '/' && name[1] && !strchr(name + 1, '/'));
 }
 
 static const char *neg_ctype(const struct neg *n, bool list)
@@ -1809,7 +1819,7 @@ static struct status *wait_for_revision(uint64_t rv)
 static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, const char *ns)
 {
 	struct neg n;
-	if (!negotiate(c, 1, &n))
+	if (!negotiate_as(c, 1, r->type == RES_CONFIGMAP, &n))
 		return send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
 	struct listq q;
 	struct status *s = parse_listq(c, &q, false);
@@ -1850,6 +1860,49 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		return send_status(c, s);
 	}
 	char *tok = more && ni ? continue_token(at, items[ni - 1]->key) : NULL;
+	bool all_pb = true;
+	for (size_t i = 0; i < ni && n.proto; i++)
+		all_pb = all_pb && items[i]->pb;
+	if (n.proto && !all_pb) {
+		/* an item protobuf cannot carry: as if protobuf were not offered */
+		tl_proto = false;
+		if (!negotiate(c, 1, &n)) {
+			for (size_t i = 0; i < ni; i++)
+				objver_unref(items[i]);
+			free(items);
+			free(tok);
+			listq_free(&q);
+			return send_status(c, status_new(406, "NotAcceptable", "the server was unable to respond with a content type that the client supports", NULL));
+		}
+	}
+	if (n.proto) {
+		/* the items' protobuf forms made when they were written, copied
+		 * once into the answer */
+		cJSON *m = cJSON_CreateObject();
+		char rvs[24];
+		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
+		cJSON_AddStringToObject(m, "resourceVersion", rvs);
+		if (tok)
+			cJSON_AddStringToObject(m, "continue", tok);
+		if (tok && count)
+			cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
+		struct proto_item *pi = xmalloc((ni ? ni : 1) * sizeof *pi);
+		for (size_t i = 0; i < ni; i++)
+			pi[i] = items[i]->pb_obj;
+		size_t len;
+		unsigned char *body = proto_configmap_list(m, pi, ni, &len);
+		free(pi);
+		cJSON_Delete(m);
+		for (size_t i = 0; i < ni; i++)
+			objver_unref(items[i]);
+		free(items);
+		free(tok);
+		listq_free(&q);
+		if (!body)
+			return send_status(c, st_internal("the list could not be encoded as protobuf"));
+		STAT_ADD(protobuf_responses, 1);
+		return send_body(c, 200, PROTO_CT, (char *)body, len, true);
+	}
 	struct buf b = {0};
 	const char *include = arg(c, "includeObject");
 	if (n.fmt == FMT_TABLE) {
@@ -2546,7 +2599,9 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 	if (strncmp(url, "/kapi/", 6) == 0)
 		return control(c, url, method, rq);
 	struct neg ng;
-	tl_proto = configmap_get(url, method) && negotiate_as(c, 0, true, &ng) && ng.proto;
+	bool is_list = false;
+	tl_proto = configmap_get(c, url, method, &is_list) && negotiate_as(c, is_list, true, &ng) &&
+	           ng.proto;
 	if (!authorized(c))
 		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
 	if (!strcmp(method, "POST") && !strcmp(url, "/apis/authentication.k8s.io/v1/selfsubjectreviews"))

@@ -103,13 +103,25 @@ void json_long_stats(uint64_t *parsed, uint64_t *printed);
 
 #define PROTO_CT "application/vnd.kubernetes.protobuf"
 
+/* Bytes of an encoded message, borrowed. */
+struct proto_item {
+	const unsigned char *p;
+	size_t n;
+};
+
 /* The protobuf body kube-apiserver answers for a ConfigMap: "k8s\0" +
  * runtime.Unknown{typeMeta{"v1","ConfigMap"}, raw = the ConfigMap message,
- * contentEncoding "", contentType ""}, binaryData decoded into place.
+ * contentEncoding "", contentType ""}, binaryData decoded into place; *raw
+ * (if not NULL) is where the ConfigMap message is in it.
  * malloc'd, exactly *len bytes (plus 3 of slack); NULL if the object holds
  * what protobuf cannot carry (a binaryData value that is not canonical
  * base64, a time that is not RFC 3339). */
-unsigned char *proto_configmap(const cJSON *obj, size_t *len);
+unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw);
+/* A ConfigMapList (kind "ConfigMapList"): {1 metadata ListMeta from
+ * list_meta (resourceVersion, continue, remainingItemCount), 2 items}, the
+ * items' messages copied once into the one buffer. */
+unsigned char *proto_configmap_list(const cJSON *list_meta, const struct proto_item *items,
+                                    size_t n, size_t *len);
 /* The same for a Status (kind "Status"), from its JSON text (status_new). */
 unsigned char *proto_status(const char *json, size_t *len);
 
@@ -168,6 +180,7 @@ struct objver {
 	unsigned char *pb;        /* ConfigMap in the index: its protobuf body (proto.c), made
 	                           * when written, as etcd holds it; else NULL */
 	size_t pb_len;
+	struct proto_item pb_obj; /* the ConfigMap message inside pb (a list's item) */
 };
 
 void objver_ref(struct objver *o);

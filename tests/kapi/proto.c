@@ -3,7 +3,7 @@
  * `application/vnd.kubernetes.protobuf`: the magic "k8s\0", then a
  * runtime.Unknown{typeMeta{apiVersion, kind}, raw = the object's message,
  * contentEncoding "", contentType ""}. Only what this server serves that way
- * is here: ConfigMap (with its ObjectMeta) and Status.
+ * is here: ConfigMap (with its ObjectMeta), ConfigMapList and Status.
  *
  * Field numbers are those of the generated.proto files of kubernetes/api
  * (core/v1) and kubernetes/apimachinery (pkg/apis/meta/v1, pkg/runtime).
@@ -352,13 +352,34 @@ static void m_status(struct pw *w, const cJSON *s)
 	put_int(w, 6, num(get(s, "code")));
 }
 
+/* ---- core/v1 ConfigMapList ----------------------------------------------- */
+
+/* ConfigMapList{1 metadata ListMeta, 2 items}: the items are the ConfigMap
+ * messages of their versions' protobuf forms, copied as they are. */
+static void put_cm_list(struct pw *w, const cJSON *meta, const struct proto_item *items, size_t n)
+{
+	put_msg(w, 1, m_list_meta, meta);
+	for (size_t i = 0; i < n; i++)
+		put_bytes(w, 2, items[i].p, items[i].n);
+}
+
 /* ---- runtime.Unknown ----------------------------------------------------- */
 
 struct unknown {
 	const char *kind;
-	msg_fn fn;
+	msg_fn fn;        /* the object's message from obj, or */
 	const cJSON *obj;
+	const struct proto_item *items; /* (fn NULL) a ConfigMapList of these */
+	size_t nitems;
 };
+
+static void put_object(struct pw *w, const struct unknown *u)
+{
+	if (u->fn)
+		u->fn(w, u->obj);
+	else
+		put_cm_list(w, u->obj, u->items, u->nitems);
+}
 
 static void m_type_meta(struct pw *w, const cJSON *kind)
 {
@@ -366,7 +387,7 @@ static void m_type_meta(struct pw *w, const cJSON *kind)
 	put_lit(w, 2, kind->valuestring);
 }
 
-static void put_unknown(struct pw *w, const struct unknown *u, size_t raw_len)
+static void put_unknown(struct pw *w, const struct unknown *u, size_t raw_len, size_t *raw_at)
 {
 	cJSON kind;
 	memset(&kind, 0, sizeof kind);
@@ -376,38 +397,51 @@ static void put_unknown(struct pw *w, const struct unknown *u, size_t raw_len)
 	put_msg(w, 1, m_type_meta, &kind);
 	put_tag(w, 2, WT_LEN);
 	put_varint(w, raw_len);
+	*raw_at = w->n;
 	if (w->p)
-		u->fn(w, u->obj);
+		put_object(w, u);
 	else
 		w->n += raw_len;
 	put_lit(w, 3, "");
 	put_lit(w, 4, "");
 }
 
-/* Count, allocate exactly (with the decoder's slack), write. */
-static unsigned char *encode(const struct unknown *u, size_t *len)
+/* Count, allocate exactly (with the decoder's slack), write. *raw is where
+ * the object's message is in the body, and its length. */
+static unsigned char *encode(const struct unknown *u, size_t *len, struct proto_item *raw)
 {
 	struct pw c = {NULL, 0, false};
-	u->fn(&c, u->obj);
+	put_object(&c, u);
 	if (c.bad)
 		return NULL;
-	size_t raw_len = c.n;
+	size_t raw_len = c.n, raw_at;
 	struct pw total = {NULL, 0, false};
-	put_unknown(&total, u, raw_len);
+	put_unknown(&total, u, raw_len, &raw_at);
 	struct pw w = {xmalloc(total.n + 3), 0, false};
-	put_unknown(&w, u, raw_len);
+	put_unknown(&w, u, raw_len, &raw_at);
 	if (w.bad || w.n != total.n) {
 		free(w.p);
 		return NULL;
 	}
 	*len = w.n;
+	if (raw) {
+		raw->p = w.p + raw_at;
+		raw->n = raw_len;
+	}
 	return w.p;
 }
 
-unsigned char *proto_configmap(const cJSON *obj, size_t *len)
+unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw)
 {
-	struct unknown u = {"ConfigMap", m_configmap, obj};
-	return encode(&u, len);
+	struct unknown u = {"ConfigMap", m_configmap, obj, NULL, 0};
+	return encode(&u, len, raw);
+}
+
+unsigned char *proto_configmap_list(const cJSON *list_meta, const struct proto_item *items,
+                                    size_t n, size_t *len)
+{
+	struct unknown u = {"ConfigMapList", NULL, list_meta, items, n};
+	return encode(&u, len, NULL);
 }
 
 unsigned char *proto_status(const char *json, size_t *len)
@@ -415,8 +449,8 @@ unsigned char *proto_status(const char *json, size_t *len)
 	cJSON *s = cJSON_Parse(json);
 	if (!s)
 		return NULL;
-	struct unknown u = {"Status", m_status, s};
-	unsigned char *p = encode(&u, len);
+	struct unknown u = {"Status", m_status, s, NULL, 0};
+	unsigned char *p = encode(&u, len, NULL);
 	cJSON_Delete(s);
 	return p;
 }

@@ -64,6 +64,8 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv)
 	o->json = json_print(obj, &o->len);
 	o->pb = NULL;
 	o->pb_len = 0;
+	o->pb_obj.p = NULL;
+	o->pb_obj.n = 0;
 	char *pre = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
 	size_t pl = strlen(pre);
 	o->hdr = o->len > pl && memcmp(o->json, pre, pl) == 0 ? pl : 0;
@@ -304,7 +306,7 @@ struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *p
 	/* as etcd holds the object: protobuf, binaryData as bytes, so that a
 	 * protobuf GET copies them and decodes nothing */
 	if (r->type == RES_CONFIGMAP)
-		o->pb = proto_configmap(o->obj, &o->pb_len);
+		o->pb = proto_configmap(o->obj, &o->pb_len, &o->pb_obj);
 	struct objver *gone = NULL;
 	track(r, o->key, prev ? prev->obj : NULL, o->obj);
 	if (prev) {
