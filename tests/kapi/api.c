@@ -46,13 +46,13 @@ enum fmt { FMT_PLAIN, FMT_POM, FMT_TABLE };
 struct neg {
 	enum fmt fmt;
 	const char *meta_version; /* "v1" or "v1beta1" for Table/PartialObjectMetadata */
-	bool proto;               /* plain object in protobuf (PROTO_CT) */
+	bool proto;               /* plain object or list in protobuf (PROTO_CT) */
 };
 
 static const char JSON_CT[] = "application/json";
 
-/* This request negotiated protobuf (a ConfigMap GET whose Accept prefers
- * it): its Status answers are protobuf too, whichever path sends them, as
+/* This request negotiated protobuf (a ConfigMap GET or list whose Accept
+ * prefers it): its Status answers are protobuf too, whichever path sends them, as
  * the real server encodes errors with the negotiated serializer. Set by
  * api_handler for the request its thread is answering. */
 static __thread bool tl_proto;
@@ -225,7 +225,7 @@ static bool arg_true(struct MHD_Connection *c, const char *k)
  * ask for: as=Table and as=PartialObjectMetadata(List) in meta.k8s.io v1 or
  * v1beta1, plain JSON, or (proto: the request can be answered so) plain
  * protobuf. The first servable type in the client's order wins; a type the
- * request cannot be answered in (protobuf of a Lease or a list, say) is
+ * request cannot be answered in (protobuf of a Lease or a watch, say) is
  * passed over for the next. Returns false if nothing offered is servable. */
 /* list: 0 single object, 1 list, 2 watch (either PartialObjectMetadata form). */
 static bool negotiate_as(struct MHD_Connection *c, int list, bool proto, struct neg *out)
@@ -313,7 +313,7 @@ static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
  * /api/v1/namespaces/NS/configmaps/NAME (*list false), of
  * /api/v1/namespaces/NS/configmaps or /api/v1/configmaps (*list true),
  * not watches. */
-static bool configmap_get(struct MHD_Connection *c, const char *url, const char *method,
+static bool proto_request(struct MHD_Connection *c, const char *url, const char *method,
                           bool *list)
 {
 	if (strcmp(method, "GET") != 0 || arg_true(c, "watch"))
@@ -2600,7 +2600,7 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 		return control(c, url, method, rq);
 	struct neg ng;
 	bool is_list = false;
-	tl_proto = configmap_get(c, url, method, &is_list) && negotiate_as(c, is_list, true, &ng) &&
+	tl_proto = proto_request(c, url, method, &is_list) && negotiate_as(c, is_list, true, &ng) &&
 	           ng.proto;
 	if (!authorized(c))
 		return send_status_nofault(c, status_new(401, "Unauthorized", "Unauthorized", NULL), NULL, NULL);
