@@ -617,7 +617,7 @@ typedef struct each_seen {
 	int calls;
 } each_seen;
 
-static void note_each(kvs_kube_request *r, size_t i, void *ctx)
+static void note_each(kvs_kube_request *r, size_t i, const char *type, void *ctx)
 {
 	each_seen *s = ctx;
 
