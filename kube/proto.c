@@ -44,9 +44,11 @@ typedef struct pctx {
 	unsigned flags;
 } pctx;
 
+/* The bytes of a field (p is NULL for a field that is not length-delimited:
+ * its reader is then refused by pb_want before it reads). */
 static pb pb_of(const uint8_t *p, size_t n)
 {
-	pb r = { p, p + n };
+	pb r = { p, p ? p + n : p };
 
 	return r;
 }
