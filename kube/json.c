@@ -392,8 +392,14 @@ int kvs__kube_obj_check_rv(const kvs_object *o, const char *what)
 }
 
 int kvs__kube_obj_kv(kvs_object *o, int labels, const char *key, const char *value,
-                     int64_t *hint)
+                     int64_t *hint, const char *what)
 {
+	/* each set looks its key up among those before it: the count is capped
+	 * so a body of many tiny labels cannot cost quadratic time (87k of them,
+	 * what the value cap lets through, took 23 s) */
+	if (o->nlabels + o->nannotations >= KVS__KUBE_MAX_META_KV)
+		return kvs_error_set(KVS_EIO, "response to %s: over %u labels and annotations",
+		                     what, KVS__KUBE_MAX_META_KV);
 	if (!labels && strcmp(key, KVS__KUBE_DATA_BYTES) == 0) {
 		char *end;
 		unsigned long long v;
@@ -437,7 +443,7 @@ static int read_kvs(kvs_object *o, const cJSON *m, const char *field, int labels
 		if (!cJSON_IsString(e) || !e->string)
 			return BAD(what, "metadata.%s.%.100s is not a string", what, field,
 			           e->string ? e->string : "?");
-		if ((rc = kvs__kube_obj_kv(o, labels, e->string, e->valuestring, hint)) < 0)
+		if ((rc = kvs__kube_obj_kv(o, labels, e->string, e->valuestring, hint, what)) < 0)
 			return rc;
 	}
 	return 0;

@@ -22,6 +22,8 @@
 #define KVS__KUBE_MAX_OBJECT (4u * 1024u * 1024u)   /* one object's JSON */
 #define KVS__KUBE_MAX_LIST (64u * 1024u * 1024u)    /* one list page */
 #define KVS__KUBE_MAX_EVENT (4u * 1024u * 1024u)    /* one watch event line */
+/* Labels and annotations of one object (each insert searches the others). */
+#define KVS__KUBE_MAX_META_KV 4096u
 
 /*
  * Cap on the JSON values of a body: one per this many bytes of its byte cap
@@ -109,7 +111,8 @@ int kvs__kube_object_from_json(kvs_object **out, const struct cJSON *item, unsig
  * kvs__kube_obj_new: metadata.name present, at most 253 bytes;
  * kvs__kube_obj_check_rv: resourceVersion shorter than KVS_VER_MAX;
  * kvs__kube_obj_kv: one label or annotation (the KVS__KUBE_DATA_BYTES
- * annotation is not kept: it sets *hint); kvs__kube_obj_check_key: a
+ * annotation is not kept: it sets *hint), KVS_EIO past
+ * KVS__KUBE_MAX_META_KV of them; kvs__kube_obj_check_key: a
  * binaryData (`binary`) or data entry whose value is a string under a valid
  * key; kvs__kube_obj_hint: the size of an object without data (had_data: a
  * binaryData or data field was there) from the hint.
@@ -117,7 +120,7 @@ int kvs__kube_object_from_json(kvs_object **out, const struct cJSON *item, unsig
 int kvs__kube_obj_new(kvs_object **out, const char *name, const char *what);
 int kvs__kube_obj_check_rv(const kvs_object *o, const char *what);
 int kvs__kube_obj_kv(kvs_object *o, int labels, const char *key, const char *value,
-                     int64_t *hint);
+                     int64_t *hint, const char *what);
 int kvs__kube_obj_check_key(const char *key, int is_string, int binary, const char *what);
 void kvs__kube_obj_hint(kvs_object *o, int had_data, int64_t hint);
 

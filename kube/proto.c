@@ -396,7 +396,7 @@ static int meta_fields(kvs_object *o, int64_t *hint, int64_t *managed, int *mana
 		case 12:
 			rc = map_entry(&k, &v, NULL, NULL, &g, c, g.num == 11 ? "labels" : "annotations");
 			if (rc == 0)
-				rc = kvs__kube_obj_kv(o, g.num == 11, k, v, hint);
+				rc = kvs__kube_obj_kv(o, g.num == 11, k, v, hint, c->what);
 			break;
 		case 17:
 			rc = managed_entry(managed, managed_bad, &g, c);
