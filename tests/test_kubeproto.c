@@ -625,7 +625,14 @@ Test(kubeproto, entries_are_capped_as_json_values_are)
 	}
 	cr_assert_lt(cm.n, (size_t)KVS__KUBE_MAX_OBJECT);
 	body_with_cm(&body, cm.p, cm.n);
-	refused(body.p, body.n, KVS_EIO, "map entries");
+	/* metadata only, so that the entries are counted, not added: adding
+	 * grows the data array by one each time (in place with glibc, a copy
+	 * each time under ASan, minutes for 87k) */
+	kvs_object *o = (kvs_object *)1;
+	cr_expect_eq(kvs__kube_proto_object(&o, body.p, body.n, KVS__KJ_META_ONLY, "t"), KVS_EIO,
+	             "%s", kvs_error_last());
+	cr_expect_null(o);
+	cr_expect(strstr(kvs_error_last(), "map entries"), "%s", kvs_error_last());
 	pbe_free(&body);
 	pbe_free(&cm);
 	pbe_free(&meta);
