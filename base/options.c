@@ -28,7 +28,7 @@ _Static_assert(KVS_LIST_OPTIONS_VERSION == 1, "kvs__opt_list: add the new versio
 _Static_assert(KVS_WATCH_OPTIONS_VERSION == 2, "kvs__opt_watch: add the new version's size");
 _Static_assert(KVS_GC_OPTIONS_VERSION == 1, "kvs__opt_gc: add the new version's size");
 _Static_assert(KVS_FSCK_OPTIONS_VERSION == 1, "kvs__opt_fsck: add the new version's size");
-_Static_assert(KVS_KUBE_OPTIONS_VERSION == 1, "kvs__opt_kube: add the new version's size");
+_Static_assert(KVS_KUBE_OPTIONS_VERSION == 2, "kvs__opt_kube: add the new version's size");
 _Static_assert(KVS_MEM_OPTIONS_VERSION == 1, "kvs__opt_mem: add the new version's size");
 _Static_assert(KVS_KUBE_GET_OPTIONS_VERSION == 1, "kvs__opt_kube_get: add the new version's size");
 _Static_assert(KVS_KUBE_LIST_OPTIONS_VERSION == 1, "kvs__opt_kube_list: add the new version's size");
@@ -108,7 +108,7 @@ const kvs__optdesc kvs__opt_fsck = {
 };
 const kvs__optdesc kvs__opt_kube = {
 	"kvs_kube_options", "KVS_KUBE_OPTIONS_INIT", KVS_KUBE_OPTIONS_VERSION,
-	sizeof(kvs_kube_options), { END(kvs_kube_options, user_agent) }
+	sizeof(kvs_kube_options), { END(kvs_kube_options, user_agent), END(kvs_kube_options, json_only) }
 };
 const kvs__optdesc kvs__opt_mem = {
 	"kvs_mem_options", "KVS_MEM_OPTIONS_INIT", KVS_MEM_OPTIONS_VERSION,

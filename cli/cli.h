@@ -61,6 +61,7 @@ struct cli {
 	int no_progress;
 	long request_timeout_ms; /* 0 = library default */
 	long retries;            /* -1 = library default */
+	int json_only;           /* --json-only: kvs_kube_options.json_only */
 	long touch_window_s;     /* 0 = library default (CLI_TOUCH_WINDOW_DEFAULT_S) */
 	const char *touch_window_arg; /* as typed, for messages (NULL = not given) */
 	long history;            /* --history: -1 = library default, 0 = none */

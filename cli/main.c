@@ -173,8 +173,8 @@ static const struct command commands[] = {
 enum {
 	O_KUBECONFIG = 1000, O_CONTEXT, O_STORE, O_EXPECT, O_NOPROGRESS, O_REQTIMEOUT,
 	O_RETRIES, O_TOUCHWINDOW, O_HISTORY, O_TOFILE, O_PREFIX, O_FIELDS, O_MAXEVENTS, O_TIMEOUT, O_GRACE, O_DRYRUN, O_RATE,
-	O_READDATA, O_REPAIR, O_VERSIONFILE,
-	O_LAST = O_VERSIONFILE
+	O_READDATA, O_REPAIR, O_VERSIONFILE, O_JSONONLY,
+	O_LAST = O_JSONONLY
 };
 
 static const struct option longopts[] = {
@@ -190,6 +190,7 @@ static const struct option longopts[] = {
 	{ "no-progress", no_argument, NULL, O_NOPROGRESS },
 	{ "request-timeout", required_argument, NULL, O_REQTIMEOUT },
 	{ "retries", required_argument, NULL, O_RETRIES },
+	{ "json-only", no_argument, NULL, O_JSONONLY },
 	{ "touch-window", required_argument, NULL, O_TOUCHWINDOW },
 	{ "history", required_argument, NULL, O_HISTORY },
 	{ "help", no_argument, NULL, 'h' },
@@ -291,6 +292,8 @@ static void usage(FILE *f, const char *prog)
 	        "      --no-progress            no progress bar (it is shown on a terminal only)\n"
 	        "      --request-timeout DUR    per-request timeout (e.g. 30s, 1m30s)\n"
 	        "      --retries N              transient failures retried per request (default 6)\n"
+	        "      --json-only              ask the API server for JSON only (default: protobuf\n"
+	        "                               first for ConfigMap reads, JSON as the fallback)\n"
 	        "      --touch-window DUR       writers' touch window (default 10m, whole seconds);\n"
 	        "                               gc/fsck --grace must exceed it (expert: docs/cli.md)\n"
 	        "      --history N              older versions a put/rollback keeps per key\n"
@@ -531,6 +534,7 @@ int cli_open_store(struct cli *c)
 		ko.timeout_ms = (unsigned)c->request_timeout_ms;
 	if (c->retries >= 0)
 		ko.retries = c->retries == 0 ? KVS_KUBE_NO_RETRIES : (unsigned)c->retries;
+	ko.json_only = c->json_only;
 	rc = kvs_backend_kube(&b, &ko);
 	if (rc < 0)
 		return cli_fail(c, rc, NULL, "cluster configuration");
@@ -687,6 +691,9 @@ int main(int argc, char **argv)
 				goto usage;
 			}
 			c.request_timeout_ms = (long)cli_ceil_ms(ns);
+			break;
+		case O_JSONONLY:
+			c.json_only = 1;
 			break;
 		case O_RETRIES:
 			if (parse_long(optarg, 0, 100, &c.retries) < 0) {

@@ -732,7 +732,7 @@ KVS_API int kvs_map_stat_key(kvs_map_stat *out, kvs_store *store, const char *ke
 /* ------------------------------------------------------------------------ */
 /* Kubernetes backend                                                       */
 
-#define KVS_KUBE_OPTIONS_VERSION 1
+#define KVS_KUBE_OPTIONS_VERSION 2
 /**
  * Where and how to reach the API server. Unset fields follow kubectl:
  * kubeconfig from `kubeconfig`, else $KUBECONFIG (colon-separated list,
@@ -751,10 +751,18 @@ typedef struct kvs_kube_options {
 	unsigned int timeout_ms;   /**< per request; default 30000 */
 	unsigned int retries;      /**< transient failures retried; default 6; KVS_KUBE_NO_RETRIES = none */
 	const char *user_agent;    /**< default "kvsplit/VERSION" */
+	/**
+	 * (version 2) 1: every request asks for JSON only. Default 0: the
+	 * Kubernetes backend's GETs of one ConfigMap ask for protobuf first
+	 * (`Accept: application/vnd.kubernetes.protobuf, application/json`,
+	 * as client-go does), which carries binaryData as raw bytes instead of
+	 * base64; a server that answers JSON is read as before.
+	 */
+	int json_only;
 } kvs_kube_options;
 #define KVS_KUBE_NO_RETRIES (~0u) /**< kvs_kube_options.retries: fail at the first transient error */
 #define KVS_KUBE_QPS_OFF (-1.0)   /**< kvs_kube_options.qps: no client-side rate limit */
-#define KVS_KUBE_OPTIONS_INIT { KVS_KUBE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL }
+#define KVS_KUBE_OPTIONS_INIT { KVS_KUBE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0 }
 
 /**
  * Create a Kubernetes backend (ConfigMaps in one namespace).

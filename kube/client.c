@@ -21,6 +21,7 @@
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
+#include "kube/proto.h"
 #include "base/options.h"
 
 #define DEFAULT_QPS 50.0
@@ -41,6 +42,7 @@ struct kvs_kube {
 	char *ns;
 	char *source;          /* where the credentials came from */
 	unsigned concurrency;
+	int protobuf;          /* ConfigMap GETs may ask for protobuf (!json_only) */
 };
 
 const kvs_kube_resource kvs_kube_configmaps = { "", "v1", "configmaps", 1 };
@@ -111,6 +113,7 @@ int kvs_kube_open(kvs_kube **out, const kvs_kube_options *opts)
 	if ((rc = kvs__http_new(&k->http, &hc)) < 0)
 		goto fail;
 	k->concurrency = o.concurrency ? o.concurrency : DEFAULT_CONCURRENCY;
+	k->protobuf = !o.json_only;
 	kvs__kubeconf_free(kc);
 	*out = k;
 	return 0;
@@ -148,6 +151,11 @@ int kvs_kube_tls_insecure(const kvs_kube *k)
 unsigned int kvs_kube_concurrency(const kvs_kube *k)
 {
 	return k ? k->concurrency : 0;
+}
+
+int kvs__kube_protobuf(const kvs_kube *k)
+{
+	return k ? k->protobuf : 0;
 }
 
 int kvs_kube_now(int64_t *out_ms, kvs_kube *k)
@@ -350,10 +358,12 @@ static void finish(kvs_kube_request *rq, kvs__http_req *hr, const char *ns, cons
 	}
 	kvs__kube_status ks;
 
-	kvs__kube_status_parse(&ks, rq->response, rq->response_len);
+	/* an answer to a request that preferred protobuf may be a protobuf Status */
+	kvs__kube_status_decode(&ks, hr->resp_type, rq->response, rq->response_len);
 	status_from_kube(&rq->status, &ks);
-	rq->result = unauthorized(kvs__kube_http_error(hr->status, rq->response, rq->response_len,
-	                                               what, ns, hr->resent_after_loss),
+	rq->result = unauthorized(kvs__kube_http_error_st(hr->status, &ks, rq->response,
+	                                                  rq->response_len, what, ns,
+	                                                  hr->resent_after_loss),
 	                          hr->status, h);
 	copy_str(rq->detail, sizeof(rq->detail), kvs_error_last());
 }
@@ -381,7 +391,7 @@ struct prep {
 	kvs_kube *k;
 	kvs_kube_request *rq;
 	size_t i;
-	void (*each)(kvs_kube_request *r, size_t i, void *ctx);
+	void (*each)(kvs_kube_request *r, size_t i, const char *type, void *ctx);
 	void *ctx;
 	int finished;
 };
@@ -437,7 +447,7 @@ static void on_http_done(kvs__http_req *hr, void *ctx)
 
 	finish(p->rq, hr, p->ns, p->what, p->k->http);
 	p->finished = 1;
-	p->each(p->rq, p->i, p->ctx);
+	p->each(p->rq, p->i, hr->resp_type, p->ctx);
 }
 
 int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
@@ -446,7 +456,8 @@ int kvs_kube_run(kvs_kube *k, kvs_kube_request *reqs, size_t n)
 }
 
 int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
-                       void (*each)(kvs_kube_request *r, size_t i, void *ctx), void *ctx)
+                       void (*each)(kvs_kube_request *r, size_t i, const char *type, void *ctx),
+                       void *ctx)
 {
 	kvs__http_req *hr;
 	struct prep *pp;

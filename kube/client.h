@@ -34,12 +34,21 @@ int kvs__kube_page_decode(kvs_kube_page **out, cJSON *doc, const char *what);
 
 /**
  * kvs_kube_run() with `each` (may be NULL) called once per request as soon
- * as it is final, with its result, status and response set, on the calling
- * thread while the other requests are in flight. `each` may take the
- * response (set it NULL) or clear the request. When this returns an error
- * (KVS_EINVAL, KVS_ENOMEM: nothing was sent), `each` was not called.
+ * as it is final, with its result, status and response set and `type` the
+ * response's Content-Type ("" when none came), on the calling thread while
+ * the other requests are in flight. `each` may take the response (set it
+ * NULL) or clear the request. When this returns an error (KVS_EINVAL,
+ * KVS_ENOMEM: nothing was sent), `each` was not called. An error answer's
+ * Status is read by its Content-Type (JSON or protobuf, kube/proto.h).
  */
 int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
-                       void (*each)(kvs_kube_request *r, size_t i, void *ctx), void *ctx);
+                       void (*each)(kvs_kube_request *r, size_t i, const char *type, void *ctx),
+                       void *ctx);
+
+/**
+ * 1 when GETs of one ConfigMap may ask for protobuf (the default), 0 when
+ * kvs_kube_options.json_only turned it off.
+ */
+int kvs__kube_protobuf(const kvs_kube *k);
 
 #endif

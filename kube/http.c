@@ -1148,6 +1148,12 @@ static void xfer_done(struct xfer *x, CURLcode res)
 			r->retry_after_s = ra > 0 ? (ra > 86400 ? 86400 : (long)ra) : 0;
 			r->rc = 0;
 			r->status = status;
+			{
+				char *ct = NULL;
+
+				curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+				snprintf(r->resp_type, sizeof(r->resp_type), "%s", ct ? ct : "");
+			}
 			if (x->buf)   /* (kept from an earlier attempt, or sized by a header) */
 				x->buf[x->len] = '\0';
 			r->resp = x->buf;
@@ -1200,6 +1206,7 @@ void kvs__http_req_reset(kvs__http_req *r)
 	r->attempts = 0;
 	r->retry_after_s = 0;
 	r->resent_after_loss = 0;
+	r->resp_type[0] = '\0';
 	r->err[0] = '\0';
 }
 

@@ -70,6 +70,7 @@ typedef struct kvs__http_req {
 	unsigned attempts;
 	long retry_after_s;        /**< Retry-After of the final response (0: none) */
 	int resent_after_loss;     /**< re-sent after an attempt whose outcome is unknown */
+	char resp_type[128];       /**< Content-Type of the response ("" none; truncated) */
 	char err[384];
 } kvs__http_req;
 

@@ -367,6 +367,68 @@ static int set_str(char **dst, const cJSON *v, const char *field, const char *wh
 	return 0;
 }
 
+/*
+ * The checks and the assembly of a kvs_object from a ConfigMap, shared by
+ * the JSON reader here and the protobuf reader (kube/proto.c), so that both
+ * wires give the same object or the same refusal.
+ */
+int kvs__kube_obj_new(kvs_object **out, const char *name, const char *what)
+{
+	*out = NULL;
+	if (!name || !name[0])
+		return BAD(what, "metadata.name missing or not a string", what);
+	if (strlen(name) > 253)
+		return BAD(what, "metadata.name longer than 253 characters", what);
+	if (!(*out = kvs_object_new(name)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	return 0;
+}
+
+int kvs__kube_obj_check_rv(const kvs_object *o, const char *what)
+{
+	if (strlen(o->resource_version) >= KVS_VER_MAX)
+		return BAD(what, "metadata.resourceVersion longer than %d bytes", what, KVS_VER_MAX - 1);
+	return 0;
+}
+
+int kvs__kube_obj_kv(kvs_object *o, int labels, const char *key, const char *value,
+                     int64_t *hint, const char *what)
+{
+	/* each set looks its key up among those before it: the count is capped
+	 * so a body of many tiny labels cannot cost quadratic time (87k of them,
+	 * what the value cap lets through, took 23 s) */
+	if (o->nlabels + o->nannotations >= KVS__KUBE_MAX_META_KV)
+		return kvs_error_set(KVS_EIO, "response to %s: over %u labels and annotations",
+		                     what, KVS__KUBE_MAX_META_KV);
+	if (!labels && strcmp(key, KVS__KUBE_DATA_BYTES) == 0) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (errno == 0 && end != value && *end == '\0' && v <= (1ull << 40))
+			*hint = (int64_t)v;
+		return 0;
+	}
+	return labels ? kvs_object_set_label(o, key, value) : kvs_object_set_annotation(o, key, value);
+}
+
+int kvs__kube_obj_check_key(const char *key, int is_string, int binary, const char *what)
+{
+	if (!is_string || !key || !valid_data_key(key))
+		return BAD(what, "%s entry \"%.100s\" is not a string under a valid key", what,
+		           binary ? "binaryData" : "data", key ? key : "?");
+	return 0;
+}
+
+void kvs__kube_obj_hint(kvs_object *o, int had_data, int64_t hint)
+{
+	/* PartialObjectMetadata has no data: its size comes from the annotation
+	 * this backend writes with every object (informational only). */
+	if (!had_data && hint > 0 && o->ndata == 0)
+		o->data_bytes = (uint64_t)hint;
+}
+
 static int read_kvs(kvs_object *o, const cJSON *m, const char *field, int labels,
                     const char *what, int64_t *hint)
 {
@@ -381,19 +443,7 @@ static int read_kvs(kvs_object *o, const cJSON *m, const char *field, int labels
 		if (!cJSON_IsString(e) || !e->string)
 			return BAD(what, "metadata.%s.%.100s is not a string", what, field,
 			           e->string ? e->string : "?");
-		if (!labels && strcmp(e->string, KVS__KUBE_DATA_BYTES) == 0) {
-			char *end;
-			unsigned long long v;
-
-			errno = 0;
-			v = strtoull(e->valuestring, &end, 10);
-			if (errno == 0 && end != e->valuestring && *end == '\0' && v <= (1ull << 40))
-				*hint = (int64_t)v;
-			continue;
-		}
-		rc = labels ? kvs_object_set_label(o, e->string, e->valuestring)
-		            : kvs_object_set_annotation(o, e->string, e->valuestring);
-		if (rc < 0)
+		if ((rc = kvs__kube_obj_kv(o, labels, e->string, e->valuestring, hint, what)) < 0)
 			return rc;
 	}
 	return 0;
@@ -480,22 +530,16 @@ static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags
 	if (!cJSON_IsObject(meta))
 		return BAD(what, "metadata missing or not an object", what);
 	name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-	if (!cJSON_IsString(name) || !name->valuestring[0])
-		return BAD(what, "metadata.name missing or not a string", what);
-	if (strlen(name->valuestring) > 253)
-		return BAD(what, "metadata.name longer than 253 characters", what);
-	if (!(o = kvs_object_new(name->valuestring)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if ((rc = kvs__kube_obj_new(&o, cJSON_IsString(name) ? name->valuestring : NULL, what)) < 0)
+		return rc;
 	if ((rc = set_str(&o->resource_version,
 	                  cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"),
 	                  "metadata.resourceVersion", what)) < 0 ||
 	    (rc = set_str(&o->uid, cJSON_GetObjectItemCaseSensitive(meta, "uid"), "metadata.uid",
 	                  what)) < 0)
 		goto fail;
-	if (strlen(o->resource_version) >= KVS_VER_MAX) {
-		rc = BAD(what, "metadata.resourceVersion longer than %d bytes", what, KVS_VER_MAX - 1);
+	if ((rc = kvs__kube_obj_check_rv(o, what)) < 0)
 		goto fail;
-	}
 	e = cJSON_GetObjectItemCaseSensitive(meta, "creationTimestamp");
 	if (e && !cJSON_IsNull(e)) {
 		if (!cJSON_IsString(e) || (o->created_ms = kvs__rfc3339_ms(e->valuestring)) < 0) {
@@ -529,11 +573,8 @@ static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags
 			size_t n, tn;
 			int d;
 
-			if (!cJSON_IsString(e) || !e->string || !valid_data_key(e->string)) {
-				rc = BAD(what, "binaryData entry \"%.100s\" is not a string under a valid key",
-				         what, e->string ? e->string : "?");
+			if ((rc = kvs__kube_obj_check_key(e->string, cJSON_IsString(e), 1, what)) < 0)
 				goto fail;
-			}
 			text = e->valuestring;
 			if (spans) {
 				if (si >= nspans || text[0]) {
@@ -580,11 +621,8 @@ static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags
 			goto fail;
 		}
 		cJSON_ArrayForEach(e, data) {
-			if (!cJSON_IsString(e) || !e->string || !valid_data_key(e->string)) {
-				rc = BAD(what, "data entry \"%.100s\" is not a string under a valid key", what,
-				         e->string ? e->string : "?");
+			if ((rc = kvs__kube_obj_check_key(e->string, cJSON_IsString(e), 0, what)) < 0)
 				goto fail;
-			}
 			if (flags & KVS__KJ_META_ONLY) {
 				o->data_bytes += strlen(e->valuestring);
 				continue;
@@ -594,11 +632,10 @@ static int object_from_spans(kvs_object **out, const cJSON *item, unsigned flags
 				goto fail;
 		}
 	}
-	/* PartialObjectMetadata has no data: its size comes from the annotation
-	 * this backend writes with every object (informational only). */
-	if (!cJSON_GetObjectItemCaseSensitive(item, "binaryData") &&
-	    !cJSON_GetObjectItemCaseSensitive(item, "data") && hint > 0 && o->ndata == 0)
-		o->data_bytes = (uint64_t)hint;
+	kvs__kube_obj_hint(o,
+	                   cJSON_GetObjectItemCaseSensitive(item, "binaryData") ||
+	                       cJSON_GetObjectItemCaseSensitive(item, "data"),
+	                   hint);
 	*out = o;
 	return 0;
 fail:
@@ -960,12 +997,46 @@ static void no_controls(char *s)
 			*s = ' ';
 }
 
+void kvs__kube_status_text(char *dst, size_t cap, const char *s, size_t n)
+{
+	if (cap == 0)
+		return;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+	no_controls(dst);
+}
+
+void kvs__kube_status_code_of(kvs__kube_status *st, double code)
+{
+	if (code >= 0 && code < 1000)
+		st->code = (int)code;
+}
+
+void kvs__kube_status_retry_of(kvs__kube_status *st, double s)
+{
+	if (s > 0 && s <= 86400)
+		st->retry_after_s = (unsigned)s;
+}
+
+void kvs__kube_status_cause(kvs__kube_status *st, const char *reason, const char *message)
+{
+	if ((reason && strcmp(reason, "FieldValueTooLong") == 0) ||
+	    (message && strstr(message, "Too long")))
+		st->too_long = 1;
+}
+
+void kvs__kube_status_end(kvs__kube_status *st)
+{
+	if (strstr(st->message, "Too long") || strstr(st->message, "too long"))
+		st->too_long = 1;
+}
+
 static void copy_field(char *dst, size_t cap, const cJSON *v)
 {
-	if (cJSON_IsString(v) && v->valuestring) {
-		snprintf(dst, cap, "%s", v->valuestring);
-		no_controls(dst);
-	}
+	if (cJSON_IsString(v) && v->valuestring)
+		kvs__kube_status_text(dst, cap, v->valuestring, strlen(v->valuestring));
 }
 
 void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
@@ -976,8 +1047,8 @@ void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
 	if (!cJSON_IsObject(root))
 		return;
 	c = cJSON_GetObjectItemCaseSensitive(root, "code");
-	if (cJSON_IsNumber(c) && c->valuedouble >= 0 && c->valuedouble < 1000)
-		st->code = c->valueint;
+	if (cJSON_IsNumber(c))
+		kvs__kube_status_code_of(st, c->valuedouble);
 	copy_field(st->reason, sizeof(st->reason), cJSON_GetObjectItemCaseSensitive(root, "reason"));
 	copy_field(st->message, sizeof(st->message),
 	           cJSON_GetObjectItemCaseSensitive(root, "message"));
@@ -988,21 +1059,19 @@ void kvs__kube_status_from_json(kvs__kube_status *st, const cJSON *root)
 		copy_field(st->details_name, sizeof(st->details_name),
 		           cJSON_GetObjectItemCaseSensitive(d, "name"));
 		c = cJSON_GetObjectItemCaseSensitive(d, "retryAfterSeconds");
-		if (cJSON_IsNumber(c) && c->valuedouble > 0 && c->valuedouble <= 86400)
-			st->retry_after_s = (unsigned)c->valuedouble;
+		if (cJSON_IsNumber(c))
+			kvs__kube_status_retry_of(st, c->valuedouble);
 		causes = cJSON_GetObjectItemCaseSensitive(d, "causes");
 		if (cJSON_IsArray(causes)) {
 			cJSON_ArrayForEach(c, causes) {
 				const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "reason");
 				const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "message");
-				if ((cJSON_IsString(r) && strcmp(r->valuestring, "FieldValueTooLong") == 0) ||
-				    (cJSON_IsString(m) && strstr(m->valuestring, "Too long")))
-					st->too_long = 1;
+				kvs__kube_status_cause(st, cJSON_IsString(r) ? r->valuestring : NULL,
+				                       cJSON_IsString(m) ? m->valuestring : NULL);
 			}
 		}
 	}
-	if (strstr(st->message, "Too long") || strstr(st->message, "too long"))
-		st->too_long = 1;
+	kvs__kube_status_end(st);
 }
 
 void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len)
@@ -1059,10 +1128,18 @@ int kvs__kube_http_error(long http, const char *body, size_t len, const char *wh
                          const char *ns, int retried)
 {
 	kvs__kube_status st;
+
+	kvs__kube_status_parse(&st, body, len);
+	return kvs__kube_http_error_st(http, &st, body, len, what, ns, retried);
+}
+
+int kvs__kube_http_error_st(long http, const kvs__kube_status *stp, const char *body,
+                            size_t len, const char *what, const char *ns, int retried)
+{
+	const kvs__kube_status st = *stp;
 	int code;
 	char msg[1100];
 
-	kvs__kube_status_parse(&st, body, len);
 	code = kvs__kube_status_code(&st, http);
 	if (st.message[0])
 		snprintf(msg, sizeof(msg), "%s", st.message);

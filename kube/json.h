@@ -22,6 +22,8 @@
 #define KVS__KUBE_MAX_OBJECT (4u * 1024u * 1024u)   /* one object's JSON */
 #define KVS__KUBE_MAX_LIST (64u * 1024u * 1024u)    /* one list page */
 #define KVS__KUBE_MAX_EVENT (4u * 1024u * 1024u)    /* one watch event line */
+/* Labels and annotations of one object (each insert searches the others). */
+#define KVS__KUBE_MAX_META_KV 4096u
 
 /*
  * Cap on the JSON values of a body: one per this many bytes of its byte cap
@@ -102,6 +104,26 @@ int kvs__kube_body_delete(char **out, size_t *out_len, const char *rv, const cha
  */
 int kvs__kube_object_from_json(kvs_object **out, const struct cJSON *item, unsigned flags,
                                const char *what);
+/*
+ * The checks and the assembly of a kvs_object from a ConfigMap that both
+ * readers (JSON here, protobuf in kube/proto.c) share, so both wires give
+ * the same object or the same refusal (KVS_ECORRUPT naming `what`):
+ * kvs__kube_obj_new: metadata.name present, at most 253 bytes;
+ * kvs__kube_obj_check_rv: resourceVersion shorter than KVS_VER_MAX;
+ * kvs__kube_obj_kv: one label or annotation (the KVS__KUBE_DATA_BYTES
+ * annotation is not kept: it sets *hint), KVS_EIO past
+ * KVS__KUBE_MAX_META_KV of them; kvs__kube_obj_check_key: a
+ * binaryData (`binary`) or data entry whose value is a string under a valid
+ * key; kvs__kube_obj_hint: the size of an object without data (had_data: a
+ * binaryData or data field was there) from the hint.
+ */
+int kvs__kube_obj_new(kvs_object **out, const char *name, const char *what);
+int kvs__kube_obj_check_rv(const kvs_object *o, const char *what);
+int kvs__kube_obj_kv(kvs_object *o, int labels, const char *key, const char *value,
+                     int64_t *hint, const char *what);
+int kvs__kube_obj_check_key(const char *key, int is_string, int binary, const char *what);
+void kvs__kube_obj_hint(kvs_object *o, int had_data, int64_t hint);
+
 /** Parse a response body holding one ConfigMap. */
 int kvs__kube_object_parse(kvs_object **out, const char *body, size_t len, unsigned flags,
                            const char *what);
@@ -140,6 +162,23 @@ void kvs__kube_status_parse(kvs__kube_status *st, const char *body, size_t len);
  */
 int kvs__kube_http_error(long http, const char *body, size_t len, const char *what,
                          const char *ns, int retried_after_transport);
+
+/** kvs__kube_http_error() with the body's Status already decoded (either wire). */
+int kvs__kube_http_error_st(long http, const kvs__kube_status *st, const char *body,
+                            size_t len, const char *what, const char *ns, int retried);
+
+/*
+ * What both Status readers (JSON here, protobuf in kube/proto.c) do with a
+ * field, so that both fill a kvs__kube_status alike: text is truncated to
+ * its buffer and its control bytes blanked; a code outside 0..999 and a
+ * retry outside 1..86400 s are ignored; a cause or a message that says
+ * "Too long" (FieldValueTooLong) sets too_long (kvs__kube_status_end last).
+ */
+void kvs__kube_status_text(char *dst, size_t cap, const char *s, size_t n);
+void kvs__kube_status_code_of(kvs__kube_status *st, double code);
+void kvs__kube_status_retry_of(kvs__kube_status *st, double s);
+void kvs__kube_status_cause(kvs__kube_status *st, const char *reason, const char *message);
+void kvs__kube_status_end(kvs__kube_status *st);
 
 /** Map a parsed Status (from a watch ERROR event or a body) to a KVS code. */
 int kvs__kube_status_code(const kvs__kube_status *st, long http);

@@ -24,7 +24,9 @@
 #include "kube/http.h"
 #include "kube/json.h"
 #include "kube/kubeconfig.h"
+#include "kube/proto.h"
 #include "support/fixture_kube.h"
+#include "support/pbenc.h"
 
 TestSuite(kube, .timeout = 60);
 
@@ -617,7 +619,7 @@ typedef struct each_seen {
 	int calls;
 } each_seen;
 
-static void note_each(kvs_kube_request *r, size_t i, void *ctx)
+static void note_each(kvs_kube_request *r, size_t i, const char *type, void *ctx)
 {
 	each_seen *s = ctx;
 
@@ -1061,6 +1063,8 @@ struct raw_srv {
 	/* answers[i] is sent for the i-th request (the last one repeats) */
 	const char *const *answers;
 	size_t nanswers;
+	const size_t *lens;     /* lens[i]: bytes of answers[i] (NULL: strlen: no NUL in them) */
+	char head[8][2048];     /* the head of the first 8 requests, NUL-terminated */
 	pthread_t th;
 };
 
@@ -1093,9 +1097,13 @@ static void *raw_srv_main(void *arg)
 					goto next_conn;
 				n += (size_t)r;
 			}
-			size_t i = (size_t)__atomic_fetch_add(&s->nreq, 1, __ATOMIC_SEQ_CST);
-			const char *a = s->answers[i < s->nanswers ? i : s->nanswers - 1];
-			if (write(fd, a, strlen(a)) < 0)
+			size_t i = (size_t)__atomic_load_n(&s->nreq, __ATOMIC_SEQ_CST);
+			size_t ai = i < s->nanswers ? i : s->nanswers - 1;
+			const char *a = s->answers[ai];
+			if (i < 8)
+				snprintf(s->head[i], sizeof(s->head[i]), "%.*s", (int)hlen, req);
+			__atomic_fetch_add(&s->nreq, 1, __ATOMIC_SEQ_CST);
+			if (write(fd, a, s->lens ? s->lens[ai] : strlen(a)) < 0)
 				goto next_conn;
 			memmove(req, req + hlen + blen, n - hlen - blen);
 			n -= hlen + blen;
@@ -1311,6 +1319,207 @@ Test(kube, empty_body_with_content_length_0_is_an_empty_string)
 		kvs_kube_request_clear(&r);
 	}
 	kvs_kube_free(c);
+	raw_srv_cleanup(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the protobuf wire of ConfigMap GETs, through a scripted server            */
+
+/* An HTTP answer with a body of any bytes. */
+static void http_answer(pbenc *out, const char *status, const char *ctype, const void *body,
+                        size_t n)
+{
+	char head[256];
+
+	snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+	         status, ctype, n);
+	pbe_raw(out, head, strlen(head));
+	pbe_raw(out, body, n);
+}
+
+/* A segment-like ConfigMap as the API server sends it in protobuf. */
+static void proto_segment(pbenc *body, const char *name, const uint8_t *bytes, size_t n)
+{
+	pbenc meta = { 0 }, cm = { 0 };
+
+	pbe_str(&meta, 1, name);
+	pbe_str(&meta, 3, "kvs-test");
+	pbe_str(&meta, 5, "uid-1");
+	pbe_str(&meta, 6, "77");
+	pbe_time(&meta, 8, 1709208000, 0);
+	pbe_msg(&cm, 1, &meta);
+	pbe_entry(&cm, 3, "c0", bytes, n);
+	pbe_uint(&cm, 4, 1);
+	pbe_envelope(body, "ConfigMap", &cm);
+	pbe_free(&meta);
+	pbe_free(&cm);
+}
+
+#define ACCEPT_PB_LINE "\r\nAccept: application/vnd.kubernetes.protobuf, application/json\r\n"
+
+/* A GET of one ConfigMap asks for protobuf first; a server that answers
+ * JSON (kapi-server today, or a proxy that ignores protobuf) still works,
+ * and the other requests keep their Accept. */
+Test(kube, configmap_get_prefers_protobuf_and_reads_a_json_answer)
+{
+	static const char js[] =
+		"{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},\"binaryData\":{\"k\":\"aGVsbG8=\"}}";
+	pbenc a = { 0 };
+	struct raw_srv s;
+	kvs_object *got = NULL;
+
+	http_answer(&a, "200 OK", "application/json", js, strlen(js));
+	a.p[a.n] = '\0'; /* (pbe_raw keeps a byte spare) */
+	const char *answers[] = { (const char *)a.p };
+	raw_srv_start(&s, answers, 1);
+	kvs_backend *b = raw_backend(&s, NULL);
+	cr_assert_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(strstr(s.head[0], ACCEPT_PB_LINE), "GET sent: %s", s.head[0]);
+	cr_assert_eq(got->ndata, 1);
+	cr_expect(got->data[0].len == 5 && memcmp(got->data[0].data, "hello", 5) == 0);
+	kvs_object_free(got);
+	/* a segment get of a batch too */
+	kvs_op op = { .kind = KVS_OP_GET, .name = "x" };
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(op.result, 0, "%s", op.detail);
+	cr_expect(strstr(s.head[1], ACCEPT_PB_LINE), "batch GET sent: %s", s.head[1]);
+	kvs_object_free(op.out);
+	/* a metadata-only get keeps PartialObjectMetadata (JSON) */
+	cr_assert_eq(b->ops->head(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(!strstr(s.head[2], "protobuf") && strstr(s.head[2], "as=PartialObjectMetadata"),
+	          "head sent: %s", s.head[2]);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&a);
+}
+
+Test(kube, json_only_option_asks_for_json_alone)
+{
+	static const char js[] = "{\"metadata\":{\"name\":\"x\",\"uid\":\"u\"}}";
+	pbenc a = { 0 };
+	struct raw_srv s;
+	kvs_kube_options o = KVS_KUBE_OPTIONS_INIT;
+	kvs_object *got = NULL;
+
+	http_answer(&a, "200 OK", "application/json", js, strlen(js));
+	a.p[a.n] = '\0';
+	const char *answers[] = { (const char *)a.p };
+
+	cr_expect_eq(o.json_only, 0, "protobuf is on by default");
+	raw_srv_start(&s, answers, 1);
+	o.json_only = 1;
+	kvs_backend *b = raw_backend(&s, &o);
+	cr_assert_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(strstr(s.head[0], "\r\nAccept: application/json\r\n") && !strstr(s.head[0], "protobuf"),
+	          "GET sent: %s", s.head[0]);
+	kvs_object_free(got);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&a);
+}
+
+/* A protobuf answer is read through the backend: the bytes of binaryData
+ * come out raw, with the metadata the JSON reader would give. */
+Test(kube, protobuf_answer_is_read_through_the_backend)
+{
+	static uint8_t bytes[200000];
+	pbenc body = { 0 }, a = { 0 };
+	struct raw_srv s;
+	kvs_object *got = NULL;
+
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 131 + (i >> 8));
+	proto_segment(&body, "x", bytes, sizeof(bytes));
+	http_answer(&a, "200 OK", "application/vnd.kubernetes.protobuf", body.p, body.n);
+	const char *answers[] = { (const char *)a.p };
+	size_t lens[] = { a.n };
+	raw_srv_start(&s, answers, 1);
+	s.lens = lens;
+	kvs_backend *b = raw_backend(&s, NULL);
+	cr_assert_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect_str_eq(got->resource_version, "77");
+	cr_expect_str_eq(got->uid, "uid-1");
+	cr_expect_eq(got->created_ms, 1709208000000LL);
+	cr_expect_eq(got->immutable, 1);
+	cr_assert_eq(got->ndata, 1);
+	cr_expect_str_eq(got->data[0].key, "c0");
+	cr_expect(got->data[0].len == sizeof(bytes) &&
+	          memcmp(got->data[0].data, bytes, sizeof(bytes)) == 0);
+	kvs_object_free(got);
+	kvs_op op = { .kind = KVS_OP_GET, .name = "x" };
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(op.result, 0, "%s", op.detail);
+	cr_expect(op.out && op.out->ndata == 1 && op.out->data[0].len == sizeof(bytes));
+	kvs_object_free(op.out);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&body);
+	pbe_free(&a);
+}
+
+/* An error answer to a protobuf-preferring GET is a protobuf Status: a
+ * 404 is still KVS_ENOTFOUND with the server's message, a 409 a conflict. */
+Test(kube, protobuf_status_answers_map_as_json_ones_do)
+{
+	pbenc st = { 0 }, d = { 0 }, body = { 0 }, a404 = { 0 }, a409 = { 0 };
+	struct raw_srv s;
+	kvs_object *got = NULL;
+
+	pbe_str(&st, 2, "Failure");
+	pbe_str(&st, 3, "configmaps \"x\" not found");
+	pbe_str(&st, 4, "NotFound");
+	pbe_str(&d, 1, "x");
+	pbe_str(&d, 3, "configmaps");
+	pbe_msg(&st, 5, &d);
+	pbe_uint(&st, 6, 404);
+	pbe_envelope(&body, "Status", &st);
+	http_answer(&a404, "404 Not Found", "application/vnd.kubernetes.protobuf", body.p, body.n);
+	pbe_free(&body);
+	pbe_free(&st);
+	pbe_str(&st, 3, "the object has been modified");
+	pbe_str(&st, 4, "Conflict");
+	pbe_uint(&st, 6, 409);
+	pbe_envelope(&body, "Status", &st);
+	http_answer(&a409, "409 Conflict", "application/vnd.kubernetes.protobuf", body.p, body.n);
+	const char *answers[] = { (const char *)a404.p, (const char *)a409.p };
+	size_t lens[] = { a404.n, a409.n };
+	raw_srv_start(&s, answers, 2);
+	s.lens = lens;
+	kvs_backend *b = raw_backend(&s, NULL);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_ENOTFOUND, "%s", kvs_error_last());
+	cr_expect(strstr(kvs_error_last(), "NotFound: configmaps \"x\" not found"), "%s",
+	          kvs_error_last());
+	cr_expect_null(got);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_ECONFLICT, "%s", kvs_error_last());
+	cr_expect(strstr(kvs_error_last(), "the object has been modified"), "%s", kvs_error_last());
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&st);
+	pbe_free(&d);
+	pbe_free(&body);
+	pbe_free(&a404);
+	pbe_free(&a409);
+}
+
+/* A 2xx of neither JSON nor protobuf (a proxy's login page) is an error
+ * that names what came, not a JSON parse error. */
+Test(kube, answer_of_another_content_type_is_refused_naming_it)
+{
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\n\r\n<html></html>",
+	};
+	struct raw_srv s;
+	kvs_object *got = NULL;
+
+	raw_srv_start(&s, answers, 1);
+	kvs_backend *b = raw_backend(&s, NULL);
+	cr_expect_eq(b->ops->get(b, &got, "x"), KVS_ECORRUPT);
+	cr_expect(strstr(kvs_error_last(), "Content-Type \"text/html\"") &&
+	          strstr(kvs_error_last(), "get configmap kvs-test/x"),
+	          "%s", kvs_error_last());
+	cr_expect_null(got);
+	kvs_backend_free(b);
 	raw_srv_cleanup(&s);
 }
 

@@ -24,6 +24,7 @@
 #include "kvsplit/kube.h"
 #include "kube/client.h"
 #include "kube/json.h"
+#include "kube/proto.h"
 
 #define KUBE_MAX_OBJECT_BYTES 1048576u
 #define ACCEPT_POM "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -132,16 +133,31 @@ static int req_build(kvs_kube_request *r, char **body, char what[320], const kub
 	r->body_len = blen;
 	if (in->kind == REQ_HEAD)
 		r->accept = ACCEPT_POM;
+	else if (in->kind == REQ_GET && kvs__kube_protobuf(kb->kube))
+		r->accept = KVS__KUBE_ACCEPT_PROTOBUF; /* binaryData raw, not base64 */
 	else if (in->kind == REQ_ANNOTATE)
 		r->content_type = "application/merge-patch+json";
 	return 0;
 }
 
-/* One request; the response is left in *r (result 0: a 2xx). */
-static int run1(kube_backend *kb, kvs_kube_request *r)
-{
-	int rc = kvs_kube_run(kb->kube, r, 1);
+/* The Content-Type of a response, kept for its decode. */
+typedef char resp_type[128];
 
+static void keep_type(kvs_kube_request *r, size_t i, const char *type, void *ctx)
+{
+	(void)r;
+	(void)i;
+	snprintf(*(resp_type *)ctx, sizeof(resp_type), "%s", type);
+}
+
+/* One request; the response is left in *r (result 0: a 2xx), its
+ * Content-Type in *type. */
+static int run1(kube_backend *kb, kvs_kube_request *r, resp_type *type)
+{
+	int rc;
+
+	(*type)[0] = '\0';
+	rc = kvs__kube_run_each(kb->kube, r, 1, keep_type, type);
 	return rc < 0 ? rc : r->result;
 }
 
@@ -150,12 +166,13 @@ static int run1(kube_backend *kb, kvs_kube_request *r)
  * the object of the response — whole for GET, its metadata otherwise (the
  * head rule in head_parse).
  */
-static int head_parse(kvs_object **out, const kvs_kube_request *r);
+static int head_parse(kvs_object **out, const kvs_kube_request *r, const char *type);
 
 static int run_one(kube_backend *kb, kvs_object **out, const req_in *in)
 {
 	kvs_kube_request r;
 	char what[320], *body = NULL;
+	resp_type type;
 	int rc;
 
 	if (out)
@@ -164,12 +181,12 @@ static int run_one(kube_backend *kb, kvs_object **out, const req_in *in)
 		free(body);
 		return rc;
 	}
-	if ((rc = run1(kb, &r)) == 0 && out) {
+	if ((rc = run1(kb, &r, &type)) == 0 && out) {
 		if (in->kind == REQ_HEAD)
-			rc = head_parse(out, &r);
+			rc = head_parse(out, &r, type);
 		else
-			rc = kvs__kube_object_parse(out, r.response, r.response_len,
-			                            in->kind == REQ_GET ? 0 : KVS__KJ_META_ONLY, what);
+			rc = kvs__kube_object_decode(out, type, r.response, r.response_len,
+			                             in->kind == REQ_GET ? 0 : KVS__KJ_META_ONLY, what);
 	}
 	kvs_kube_request_clear(&r);
 	free(body);
@@ -190,10 +207,10 @@ static int kube_get(kvs_backend *b, kvs_object **out, const char *name)
  * serve it answers the ConfigMap, whose data is then skipped, not decoded).
  * `immutable` is a ConfigMap field, not metadata: PartialObjectMetadata does
  * not carry it, so a head reports -1 (unknown) unless it saw it true. */
-static int head_parse(kvs_object **out, const kvs_kube_request *r)
+static int head_parse(kvs_object **out, const kvs_kube_request *r, const char *type)
 {
-	int rc = kvs__kube_object_parse(out, r->response, r->response_len, KVS__KJ_META_ONLY,
-	                                r->what);
+	int rc = kvs__kube_object_decode(out, type, r->response, r->response_len,
+	                                 KVS__KJ_META_ONLY, r->what);
 
 	if (rc == 0 && !(*out)->immutable)
 		(*out)->immutable = -1;
@@ -272,6 +289,7 @@ static int kube_list(kvs_backend *b, kvs_object_list **out, const char *selector
 	kube_backend *kb = (kube_backend *)b;
 	kvs_kube_request r;
 	char what[320], num[32], *query = NULL;
+	resp_type type;
 	int rc = 0;
 
 	*out = NULL;
@@ -293,7 +311,7 @@ static int kube_list(kvs_backend *b, kvs_object_list **out, const char *selector
 	r.query = query;
 	if (flags & KVS_LIST_METADATA_ONLY)
 		r.accept = ACCEPT_POML;
-	if ((rc = run1(kb, &r)) == 0)
+	if ((rc = run1(kb, &r, &type)) == 0)
 		rc = kvs__kube_list_parse(out, r.response, r.response_len,
 		                          (flags & KVS_LIST_METADATA_ONLY) ? KVS__KJ_META_ONLY : 0, what);
 	kvs_kube_request_clear(&r);
@@ -369,7 +387,7 @@ typedef struct batch_ctx {
 
 /* One request of a batch is final: decode its answer into its op and drop
  * the body, while the others are still in flight. */
-static void batch_done(kvs_kube_request *r, size_t j, void *ctx)
+static void batch_done(kvs_kube_request *r, size_t j, const char *type, void *ctx)
 {
 	batch_ctx *c = ctx;
 	kvs_op *op = &c->ops[c->idx[j]];
@@ -377,10 +395,10 @@ static void batch_done(kvs_kube_request *r, size_t j, void *ctx)
 	if (r->result < 0)
 		kvs_op_result(op, kvs_error_set(r->result, "%s", r->detail));
 	else if (op->kind == KVS_OP_HEAD)
-		kvs_op_result(op, head_parse(&op->out, r));
+		kvs_op_result(op, head_parse(&op->out, r, type));
 	else if (op->kind == KVS_OP_GET)
-		kvs_op_result(op, kvs__kube_object_parse(&op->out, r->response, r->response_len, 0,
-		                                         r->what));
+		kvs_op_result(op, kvs__kube_object_decode(&op->out, type, r->response,
+		                                          r->response_len, 0, r->what));
 	free(r->response);
 	r->response = NULL;
 	r->response_len = 0;
