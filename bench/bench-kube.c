@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <xxhash.h>
 
 #include <kvsplit.h>
@@ -411,6 +412,39 @@ static long server_hwm_kib(void)
 	return kib;
 }
 
+/* A counter of the test server's /kapi/stats (-1 if it cannot be read):
+ * which wire the kube run's answers went on. */
+static size_t grow_text(char *p, size_t sz, size_t nm, void *ud)
+{
+	char *buf = ud;
+	size_t have = strlen(buf), n = sz * nm, room = 8191 - have;
+
+	memcpy(buf + have, p, n < room ? n : room);
+	buf[have + (n < room ? n : room)] = '\0';
+	return n;
+}
+
+static double server_stat(const char *url, const char *name)
+{
+	char u[192], key[64], buf[8192] = "";
+	CURL *e = curl_easy_init();
+	const char *p;
+	CURLcode c;
+
+	if (!e)
+		return -1;
+	snprintf(u, sizeof(u), "%s/kapi/stats", url);
+	curl_easy_setopt(e, CURLOPT_URL, u);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, grow_text);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, buf);
+	c = curl_easy_perform(e);
+	curl_easy_cleanup(e);
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	if (c != CURLE_OK || !(p = strstr(buf, key)))
+		return -1;
+	return strtod(p + strlen(key), NULL);
+}
+
 int main(int argc, char **argv)
 {
 	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -470,11 +504,13 @@ int main(int argc, char **argv)
 	}
 	kvs_kube_options ko = KVS_KUBE_OPTIONS_INIT;
 	ko.kubeconfig = cfg;
+	double pb0 = server_stat(url, "protobuf_responses");
 	if ((rc = kvs_backend_kube(&b, &ko)) < 0 || (rc = kvs_backend_kube(&b2, &ko)) < 0 ||
 	    (rc = run_store(&kube, b, b2, v, n, edited, into)) < 0) {
 		fprintf(stderr, "kube: %s: %s\n", kvs_strerror(rc), kvs_error_last());
 		return 1;
 	}
+	double pb1 = server_stat(url, "protobuf_responses");
 
 	printf("value: %zu MiB of workflow-status JSON, lz4 -> %.1f MiB (%.1f%%)\n", mib,
 	       fl.stored / 1048576.0, 100.0 * (double)fl.stored / (double)n);
@@ -501,6 +537,8 @@ int main(int argc, char **argv)
 	printf("kube re-put after a 1%% edit: %.3f s, %llu requests, %.2f%% of the value's bytes sent\n",
 	       kube.reput_s, (unsigned long long)kube.reput.requests,
 	       100.0 * (double)kube.reput.bytes_written / (double)n);
+	printf("kube wire: %.0f of the kube run's answers were protobuf (the test server's count)\n",
+	       pb0 >= 0 && pb1 >= 0 ? pb1 - pb0 : -1.0);
 	kvs_close(NULL);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
