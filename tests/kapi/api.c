@@ -879,8 +879,8 @@ static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, stru
                                    const struct neg *n)
 {
 	if (n->proto) {
-		/* the protobuf form made when the version was written: sent as
-		 * it is, no copy, nothing decoded */
+		/* the version's protobuf form (made by the caller's objver_pb):
+		 * sent as it is, no copy */
 		STAT_ADD(protobuf_responses, 1);
 		if (!drop_now(o->pb_len)) {
 			struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
@@ -1862,7 +1862,7 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 	char *tok = more && ni ? continue_token(at, items[ni - 1]->key) : NULL;
 	bool all_pb = true;
 	for (size_t i = 0; i < ni && n.proto; i++)
-		all_pb = all_pb && items[i]->pb;
+		all_pb = all_pb && objver_pb(items[i]);
 	if (n.proto && !all_pb) {
 		/* an item protobuf cannot carry: as if protobuf were not offered */
 		tl_proto = false;
@@ -1876,8 +1876,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		}
 	}
 	if (n.proto) {
-		/* the items' protobuf forms made when they were written, copied
-		 * once into the answer */
+		/* the items' protobuf forms (objver_pb above), copied once into
+		 * the answer */
 		cJSON *m = cJSON_CreateObject();
 		char rvs[24];
 		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
@@ -2379,6 +2379,7 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 		cJSON_AddNumberToObject(o, "compacted_revision", (double)g_store.compacted_rv);
 		cJSON_AddNumberToObject(o, "history_events", (double)g_store.ring_n);
 		cJSON_AddNumberToObject(o, "history_bytes", (double)g_store.ring_bytes);
+		cJSON_AddNumberToObject(o, "protobuf_forms_built", (double)g_store.pb_built);
 		cJSON *objs = cJSON_AddObjectToObject(o, "objects");
 		for (size_t i = 0; i < g_store.nres; i++)
 			cJSON_AddNumberToObject(objs, g_store.res[i]->qualified, (double)g_store.res[i]->n);
@@ -2517,7 +2518,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		if (o)
 			objver_ref(o);
 		pthread_mutex_unlock(&g_store.lock);
-		if (o && ng.proto && !o->pb) {
+		if (o && ng.proto && !objver_pb(o)) {
 			/* holds what protobuf cannot carry (proto_configmap): as if
 			 * protobuf were not offered */
 			tl_proto = false;

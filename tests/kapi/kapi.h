@@ -177,14 +177,24 @@ struct objver {
 	char *json;               /* serialized obj */
 	size_t len;
 	size_t hdr;               /* bytes of `{"kind":..,"apiVersion":..,` (item form: "{" + json+hdr) */
-	unsigned char *pb;        /* ConfigMap in the index: its protobuf body (proto.c), made
-	                           * when written, as etcd holds it; else NULL */
+	/* A ConfigMap's protobuf body (proto.c), made once, on the first
+	 * protobuf read of this version (objver_pb); NULL before, and after if
+	 * the object holds what protobuf cannot carry. Read only once
+	 * objver_pb returned. */
+	unsigned char *pb;
 	size_t pb_len;
 	struct proto_item pb_obj; /* the ConfigMap message inside pb (a list's item) */
+	pthread_mutex_t pb_lock;  /* held while pb is made */
+	int pb_done;              /* atomic: pb is made (or cannot be) */
 };
 
 void objver_ref(struct objver *o);
 void objver_unref(struct objver *o);
+/* The version's protobuf form, made now if it was not yet: true and o->pb
+ * set, or false if protobuf cannot carry the object (or it is not a
+ * ConfigMap). Thread-safe; takes o->pb_lock, then the store lock to count
+ * the bytes in the history (never call it with the store lock held). */
+bool objver_pb(struct objver *o);
 
 enum ev_type { EV_ADDED, EV_MODIFIED, EV_DELETED };
 
@@ -196,6 +206,7 @@ struct event {
 	struct objver *prev; /* NULL for ADDED */
 	struct objver *gone; /* prev content stamped with rv; set for DELETED or label change */
 	uint64_t ms;         /* mono_ms() when written (the watch cache's age) */
+	size_t bytes;        /* what it adds to ring_bytes (grows when cur's protobuf form is made) */
 };
 
 struct store {
@@ -212,6 +223,7 @@ struct store {
 	bool watch_abort;      /* how the last drop closes: abort instead of clean end */
 	bool shutting_down;
 	size_t fg_pending;     /* objects deleting with the foregroundDeletion finalizer */
+	uint64_t pb_built;     /* protobuf forms made (objver_pb) */
 	struct resource **res;
 	size_t nres;
 };
