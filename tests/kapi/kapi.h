@@ -103,6 +103,22 @@ void json_long_stats(uint64_t *parsed, uint64_t *printed);
 
 #define PROTO_CT "application/vnd.kubernetes.protobuf"
 
+struct status;
+
+/* A binaryData value of a protobuf request body: its bytes (in the body)
+ * and the base64 text made of them (the tree's string). */
+struct pb_raw {
+	const char *text;
+	const unsigned char *p;
+	size_t n;
+};
+
+/* The binaryData values of one protobuf body, sorted by text pointer. */
+struct pb_body {
+	struct pb_raw *v;
+	size_t n, cap;
+};
+
 /* Bytes of an encoded message, borrowed. */
 struct proto_item {
 	const unsigned char *p;
@@ -115,8 +131,10 @@ struct proto_item {
  * (if not NULL) is where the ConfigMap message is in it.
  * malloc'd, exactly *len bytes (plus 3 of slack); NULL if the object holds
  * what protobuf cannot carry (a binaryData value that is not canonical
- * base64, a time that is not RFC 3339). */
-unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw);
+ * base64, a time that is not RFC 3339). A binaryData value whose text is in
+ * src (may be NULL) is copied from the bytes it was made of, not decoded. */
+unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw,
+                               const struct pb_body *src);
 /* A ConfigMapList (kind "ConfigMapList"): {1 metadata ListMeta from
  * list_meta (resourceVersion, continue, remainingItemCount), 2 items}, the
  * items' messages copied once into the one buffer. */
@@ -124,6 +142,19 @@ unsigned char *proto_configmap_list(const cJSON *list_meta, const struct proto_i
                                     size_t n, size_t *len);
 /* The same for a Status (kind "Status"), from its JSON text (status_new). */
 unsigned char *proto_status(const char *json, size_t *len);
+
+/* ---- protoread.c --------------------------------------------------------- */
+
+/* A ConfigMap create or update body in protobuf ("k8s\0" + runtime.Unknown
+ * {typeMeta, raw = ConfigMap}) as the cJSON tree the same object has as a
+ * JSON body (typeMeta as kind and apiVersion, for check_kind), binaryData
+ * as canonical base64 whose bytes are noted in *raw (filled; the spans
+ * point into body, which must outlive it). NULL and *out, or a 400 Status
+ * naming what is malformed. */
+struct status *proto_read_configmap(const unsigned char *body, size_t len, cJSON **out,
+                                    struct pb_body *raw);
+const struct pb_raw *pb_body_find(const struct pb_body *b, const char *text);
+void pb_body_free(struct pb_body *b);
 
 /* ---- select.c ------------------------------------------------------------ */
 
@@ -195,6 +226,8 @@ void objver_unref(struct objver *o);
  * ConfigMap). Thread-safe; takes o->pb_lock, then the store lock to count
  * the bytes in the history (never call it with the store lock held). */
 bool objver_pb(struct objver *o);
+/* The same, a binaryData value found in src copied from its bytes. */
+bool objver_pb_from(struct objver *o, const struct pb_body *src);
 
 enum ev_type { EV_ADDED, EV_MODIFIED, EV_DELETED };
 
@@ -400,6 +433,12 @@ struct status *validate_object(struct resource *r, cJSON *obj, const char *name,
 void validate_name(const struct resource *r, const char *name, const char *gen_name,
                    struct ferrs *fe);
 void validate_immutable(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
+/* The binaryData object of the body this thread's request is answering
+ * when its values are canonical base64 by construction (made from a
+ * protobuf body's bytes): their validation takes the decoded length from
+ * the text's length, without a pass over it. NULL otherwise (api.c resets
+ * it for each request). */
+extern __thread const cJSON *tl_b64_made;
 /* Keep known fields in Go struct order; sort map members. */
 void normalize_object(struct resource *r, cJSON *obj);
 

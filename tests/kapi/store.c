@@ -275,12 +275,17 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
  */
 bool objver_pb(struct objver *o)
 {
+	return objver_pb_from(o, NULL);
+}
+
+bool objver_pb_from(struct objver *o, const struct pb_body *src)
+{
 	if (__atomic_load_n(&o->pb_done, __ATOMIC_ACQUIRE))
 		return o->pb != NULL;
 	pthread_mutex_lock(&o->pb_lock);
 	if (!o->pb_done) {
 		if (o->res->type == RES_CONFIGMAP)
-			o->pb = proto_configmap(o->obj, &o->pb_len, &o->pb_obj);
+			o->pb = proto_configmap(o->obj, &o->pb_len, &o->pb_obj, src);
 		if (!o->pb)
 			o->pb_len = 0;
 		pthread_mutex_lock(&g_store.lock);
