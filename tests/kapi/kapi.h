@@ -8,6 +8,8 @@
  *   validate.c  Status objects and the object validation of the real server
  *   proto.c     Kubernetes protobuf: ConfigMap and Status as kube-apiserver
  *               writes them ("k8s\0" + runtime.Unknown)
+ *   protoread.c ConfigMap create/update bodies in protobuf, read into the
+ *               JSON path's tree
  * Label and field selectors and the validators of names, labels,
  * annotations and ConfigMap keys are the library's (kube/selector.c,
  * kube/validate.c, linked in), shared with the in-memory backend.
