@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "support/fixture_kube.h"
+#include "support/pbenc.h"
 
 TestSuite(kapi, .timeout = 60);
 
@@ -819,25 +820,109 @@ Test(kapi, stats_count_protobuf_answers_and_not_json_ones)
 	fx_kapi_stop(k);
 }
 
-/* The decoded binaryData kept with each stored version counts toward the
- * history memory (--history-bytes), with the JSON text. */
-Test(kapi, history_bytes_count_the_decoded_binary_data_kept_for_protobuf)
+/* The protobuf form of a version written as JSON is made on its first
+ * protobuf read, once (tests/kapi/store.c objver_pb): JSON writes and
+ * JSON reads make none, the answer is the same each time. */
+Test(kapi, json_writes_make_no_protobuf_form_until_the_first_protobuf_read)
 {
 	fx_kapi *k = start();
-	char *v = b64_text(400000, 21), *body = cm_body("hist", NULL, "binaryData", "b", v);
-	char *p = path_of(k, NULL, NULL), *resp;
-	double h0, h1;
-	long st;
+	char *v = b64_text(40000, 7), *p = path_of(k, NULL, NULL), *one = path_of(k, "lazy0", NULL);
+	char *resp, *resp2, *ct;
+	size_t len, len2;
+	double b0;
 
-	h0 = stat_num(k, "history_bytes");
-	st = req(k, "POST", p, NULL, body, &resp);
-	cr_assert_eq(st, 201, "%ld %.200s", st, resp);
-	h1 = stat_num(k, "history_bytes");
-	cr_expect_geq(h1 - h0, (double)strlen(resp) + 300000, "history grew by %.0f for %zu of JSON",
-	              h1 - h0, strlen(resp));
+	b0 = stat_num(k, "protobuf_forms_built");
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+		char *body;
+
+		snprintf(name, sizeof(name), "lazy%d", i);
+		body = cm_body(name, NULL, "binaryData", "b", v);
+		cr_assert_eq(req(k, "POST", p, NULL, body, &resp), 201);
+		free(resp);
+		free(body);
+	}
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0, "JSON creates made a protobuf form");
+	cr_assert_eq(get_ct(k, one, "application/json", &ct), 200);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0, "a JSON GET made a protobuf form");
+	cr_assert_eq(fx_kapi_get_accept(k, one, PB_ACCEPT, &resp, &len, &ct), 200);
+	cr_expect_str_eq(ct, PB_CT);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0 + 1, "the first protobuf GET made one");
+	cr_assert_eq(fx_kapi_get_accept(k, one, PB_ACCEPT, &resp2, &len2, &ct), 200);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0 + 1, "the second made none");
+	cr_expect(len == len2 && memcmp(resp, resp2, len) == 0, "the same answer both times");
+	{
+		const unsigned char *cm, *bv;
+		size_t cm_len, bn;
+
+		pb_unwrap(resp, len, "ConfigMap", &cm, &cm_len);
+		cr_assert(pb_map_get(cm, cm_len, 3, "b", &bv, &bn), "binaryData b");
+		cr_expect_eq(bn, 30000, "40000 base64 characters are 30000 bytes");
+	}
 	free(resp);
+	free(resp2);
+	cr_assert_eq(get_ct(k, p, PB_CT, &ct), 200);
+	free(ct);
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0 + 3, "a protobuf list made the other two");
+	free(one);
 	free(p);
-	free(body);
+	free(v);
+	fx_kapi_stop(k);
+}
+
+/* The history memory (--history-bytes) counts an event's JSON texts when
+ * written and its ConfigMap's protobuf form when that is made, once, and
+ * only while the event is in the history. */
+Test(kapi, history_bytes_count_the_protobuf_form_when_it_is_made)
+{
+	static const char *const extra[] = { "--history", "1", NULL };
+	fx_kapi *k = NULL;
+	char *v = b64_text(400000, 21), *p, *name[3], *resp, *ct;
+	size_t json[3], pb = 0;
+	double h;
+
+	cr_assert_eq(fx_kapi_start(&k, 0, extra), 0, "kapi-server: %s", kvs_error_last());
+	p = path_of(k, NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		char n[16], *body;
+
+		snprintf(n, sizeof(n), "hist%d", i);
+		name[i] = path_of(k, n, NULL);
+		body = cm_body(n, NULL, "binaryData", "b", v);
+		cr_assert_eq(req(k, "POST", p, NULL, body, &resp), 201);
+		json[i] = strlen(resp);
+		free(resp);
+		free(body);
+		h = stat_num(k, "history_bytes");
+		cr_expect_eq(h, (double)json[i], "create %d: history %.0f, its JSON %zu", i, h, json[i]);
+		if (i == 2) {
+			/* the form of a version whose event has left (hist1's):
+			 * made now, counted nowhere */
+			size_t n1;
+
+			cr_assert_eq(fx_kapi_get_accept(k, name[1], PB_ACCEPT, &resp, &n1, &ct), 200);
+			free(resp);
+			free(ct);
+			h = stat_num(k, "history_bytes");
+			cr_expect_eq(h, (double)json[i], "an evicted version's form: history %.0f", h);
+		}
+		if (i == 0 || i == 2) {
+			/* a version in the history: its form counts with it, and
+			 * leaves with it (the next create) */
+			cr_assert_eq(fx_kapi_get_accept(k, name[i], PB_ACCEPT, &resp, &pb, &ct), 200);
+			free(resp);
+			free(ct);
+			cr_assert_gt(pb, 300000);
+			h = stat_num(k, "history_bytes");
+			cr_expect_eq(h, (double)(json[i] + pb), "protobuf GET %d: history %.0f", i, h);
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		free(name[i]);
+	free(p);
 	free(v);
 	fx_kapi_stop(k);
 }
@@ -898,6 +983,490 @@ Test(kapi, configmap_list_preferring_protobuf_is_a_protobuf_configmaplist_with_i
 	free(ct);
 	cJSON_Delete(j);
 	free(page);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+/* ---- protobuf request bodies (tests/kapi/protoread.c) --------------------
+ * Bodies built with the test-only writer of tests/support/pbenc.h; the
+ * independent encoder is Google's (tests/fidelity/k8s_protobuf_check.py). */
+
+static long pb_req(fx_kapi *k, const char *method, const char *path, const pbenc *body,
+                   const char *accept, char **resp, size_t *len, char **ct)
+{
+	long st = fx_kapi_request(k, method, path, PB_CT, body->p, body->n, accept, resp, len, ct);
+
+	cr_assert_not_null(*resp);
+	return st;
+}
+
+/* "k8s\0" + Unknown{typeMeta{v1, ConfigMap}, raw = cm, "", ""}. */
+static void pb_wrap(pbenc *out, const pbenc *cm)
+{
+	pbe_envelope(out, "ConfigMap", cm);
+	pbe_str(out, 3, "");
+	pbe_str(out, 4, "");
+}
+
+/* The tree of a stored object without what differs between two creates
+ * of the same object: name, uid, times, resourceVersion. */
+static char *comparable(const char *json)
+{
+	cJSON *j = cJSON_Parse(json), *m, *mf, *e;
+	char *s;
+
+	cr_assert_not_null(j, "not JSON: %.200s", json);
+	m = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "name");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "uid");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "creationTimestamp");
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "resourceVersion");
+	mf = cJSON_GetObjectItemCaseSensitive(m, "managedFields");
+	cJSON_ArrayForEach(e, mf)
+		cJSON_DeleteItemFromObjectCaseSensitive(e, "time");
+	s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
+static const unsigned char BIN[] = { 0x00, 0x01, 0x02, 0xff, 0xfe };
+
+/* The ConfigMap message of the object both creates send: metadata (name,
+ * labels out of order and one given twice, an annotation, a finalizer, an
+ * owner reference), data with escapes and UTF-8, binaryData, immutable
+ * false; unknown fields here and there, which the decoder skips. */
+static void pb_sample(pbenc *cm, const char *name)
+{
+	pbenc meta = { 0 }, ref = { 0 };
+
+	pbe_str(&meta, 1, name);
+	pbe_str(&meta, 2, "");
+	pbe_entry(&meta, 11, "tier", "gold", 4);
+	pbe_entry(&meta, 11, "app", "old", 3);
+	pbe_entry(&meta, 11, "app", "pb", 2);
+	pbe_entry(&meta, 12, "note", "caf\xc3\xa9", 5);
+	pbe_str(&meta, 14, "example.com/hold");
+	pbe_str(&ref, 5, "v1");
+	pbe_str(&ref, 1, "ConfigMap");
+	pbe_str(&ref, 3, "owner");
+	pbe_str(&ref, 4, "0b6cfb0e-4f7c-4b7a-9a57-3d2c8f1e7a10");
+	pbe_uint(&ref, 6, 1);
+	pbe_msg(&meta, 13, &ref);
+	pbe_uint(&meta, 7, 0);
+	pbe_bytes(&meta, 50, "unknown", 7);
+	pbe_msg(cm, 1, &meta);
+	pbe_entry(cm, 2, "text", "line1\nline2 \"q\" \xc3\xbc", 18);
+	pbe_entry(cm, 2, "k", "v", 1);
+	pbe_entry(cm, 3, "bin", BIN, sizeof(BIN));
+	pbe_entry(cm, 3, "none", "", 0);
+	pbe_uint(cm, 4, 0);
+	pbe_fixed(cm, 99, 7, 8);
+	pbe_fixed(cm, 98, 7, 4);
+	pbe_free(&meta);
+	pbe_free(&ref);
+}
+
+static const char SAMPLE_JSON[] =
+	"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+	"\"labels\":{\"tier\":\"gold\",\"app\":\"pb\"},\"annotations\":{\"note\":\"caf\xc3\xa9\"},"
+	"\"finalizers\":[\"example.com/hold\"],\"ownerReferences\":[{\"apiVersion\":\"v1\","
+	"\"kind\":\"ConfigMap\",\"name\":\"owner\",\"uid\":\"0b6cfb0e-4f7c-4b7a-9a57-3d2c8f1e7a10\","
+	"\"controller\":true}]},\"data\":{\"text\":\"line1\\nline2 \\\"q\\\" \xc3\xbc\",\"k\":\"v\"},"
+	"\"binaryData\":{\"bin\":\"AAEC//4=\",\"none\":\"\"},\"immutable\":false}";
+
+Test(kapi, protobuf_create_stores_what_the_same_json_create_stores)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *pone = path_of(k, "from-pb", NULL);
+	char *jone = path_of(k, "from-json", NULL), *resp, *ct, *jb = NULL, *a, *b;
+	pbenc cm = { 0 }, body = { 0 };
+	const unsigned char *raw, *v;
+	size_t len, raw_len, vn;
+	double b0;
+	long st;
+
+	pb_sample(&cm, "from-pb");
+	pb_wrap(&body, &cm);
+	b0 = stat_num(k, "protobuf_forms_built");
+	st = pb_req(k, "POST", p, &body, "application/json", &resp, &len, &ct);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	cr_expect_str_eq(ct, "application/json", "the answer as Accept asked");
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0 + 1,
+	             "the protobuf form made at the write, from the body's bytes");
+	free(resp);
+	free(ct);
+	cr_assert_geq(asprintf(&jb, SAMPLE_JSON, "from-json"), 0);
+	st = req(k, "POST", p, NULL, jb, &resp);
+	cr_assert_eq(st, 201, "%ld %.300s", st, resp);
+	free(resp);
+
+	cr_assert_eq(req(k, "GET", pone, NULL, NULL, &resp), 200);
+	a = comparable(resp);
+	free(resp);
+	cr_assert_eq(req(k, "GET", jone, NULL, NULL, &resp), 200);
+	b = comparable(resp);
+	free(resp);
+	cr_expect_str_eq(a, b, "protobuf create and JSON create stored different objects");
+	free(a);
+	free(b);
+
+	/* its protobuf form: the bytes it came with */
+	cr_assert_eq(fx_kapi_get_accept(k, pone, PB_ACCEPT, &resp, &len, &ct), 200);
+	pb_unwrap(resp, len, "ConfigMap", &raw, &raw_len);
+	cr_expect(pb_map_get(raw, raw_len, 3, "bin", &v, &vn) && vn == sizeof(BIN) &&
+	          memcmp(v, BIN, vn) == 0, "binaryData bytes");
+	cr_expect_eq(stat_num(k, "protobuf_forms_built"), b0 + 1, "no second form");
+	free(resp);
+	free(ct);
+	pbe_free(&cm);
+	pbe_free(&body);
+	free(jb);
+	free(jone);
+	free(pone);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+/* The string of field num of the Status in a protobuf answer. */
+static void expect_pb_status(const char *resp, size_t len, unsigned code, const char *reason,
+                             const char *msg_part)
+{
+	const unsigned char *s;
+	size_t sn;
+	struct pbf f;
+	char *m;
+
+	pb_unwrap(resp, len, "Status", &s, &sn);
+	cr_expect(pb_get(s, sn, 6, &f) && f.v == code, "Status code %u", code);
+	expect_pb_str(s, sn, 4, reason, "Status reason");
+	m = pb_str(s, sn, 3);
+	cr_expect(strstr(m, msg_part) != NULL, "message \"%s\" lacks \"%s\"", m, msg_part);
+	free(m);
+}
+
+static void pb_update_body(pbenc *body, const char *name, const char *rv, const char *value)
+{
+	pbenc cm = { 0 }, meta = { 0 };
+
+	pbe_str(&meta, 1, name);
+	pbe_str(&meta, 6, rv);
+	pbe_msg(&cm, 1, &meta);
+	pbe_entry(&cm, 2, "k", value, strlen(value));
+	pbe_entry(&cm, 3, "b", BIN, sizeof(BIN));
+	pb_wrap(body, &cm);
+	pbe_free(&cm);
+	pbe_free(&meta);
+}
+
+Test(kapi, protobuf_update_takes_the_resource_version_precondition_409_in_protobuf)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *one = path_of(k, "upd", NULL), *resp, *ct, rv[32];
+	pbenc body = { 0 };
+	const unsigned char *raw, *v;
+	size_t len, raw_len, vn;
+	cJSON *j;
+	long st;
+
+	st = req(k, "POST", p, NULL, "{\"metadata\":{\"name\":\"upd\"},\"data\":{\"k\":\"v0\"}}", &resp);
+	cr_assert_eq(st, 201);
+	j = cJSON_Parse(resp);
+	snprintf(rv, sizeof(rv), "%s", json_meta_str(j, "resourceVersion"));
+	cJSON_Delete(j);
+	free(resp);
+
+	pb_update_body(&body, "upd", rv, "v1");
+	st = pb_req(k, "PUT", one, &body, PB_ACCEPT, &resp, &len, &ct);
+	cr_assert_eq(st, 200, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT, "the updated object in protobuf");
+	pb_unwrap(resp, len, "ConfigMap", &raw, &raw_len);
+	cr_expect(pb_map_get(raw, raw_len, 2, "k", &v, &vn) && vn == 2 && memcmp(v, "v1", 2) == 0);
+	cr_expect(pb_map_get(raw, raw_len, 3, "b", &v, &vn) && vn == sizeof(BIN) &&
+	          memcmp(v, BIN, vn) == 0);
+	free(resp);
+	free(ct);
+
+	/* the same resourceVersion again: stale now */
+	st = pb_req(k, "PUT", one, &body, PB_ACCEPT, &resp, &len, &ct);
+	cr_assert_eq(st, 409, "%ld", st);
+	cr_assert_str_eq(ct, PB_CT, "the Conflict Status in protobuf");
+	expect_pb_status(resp, len, 409, "Conflict", "the object has been modified");
+	free(resp);
+	free(ct);
+	st = pb_req(k, "PUT", one, &body, "application/json", &resp, &len, &ct);
+	cr_expect_eq(st, 409);
+	cr_expect_str_eq(ct, "application/json");
+	cr_expect(strstr(resp, "\"reason\":\"Conflict\"") != NULL, "%s", resp);
+	free(resp);
+	free(ct);
+	cr_assert_eq(req(k, "GET", one, NULL, NULL, &resp), 200);
+	cr_expect(has_member(resp, "k", "v1") && has_member(resp, "b", "AAEC//4="), "%s", resp);
+	free(resp);
+	pbe_free(&body);
+	free(one);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+/* The 1 MiB rule measures data values and decoded binaryData, whatever the
+ * body's format: the same object is 422 both ways, and one byte less is
+ * taken both ways. */
+Test(kapi, protobuf_create_over_the_size_limit_is_422_like_the_json_one)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *resp, *jresp, *ct, *b64, *jb = NULL;
+	size_t n = 1048576 - 1, len;
+	unsigned char *bytes = malloc(n + 1);
+	long st;
+
+	cr_assert_not_null(bytes);
+	for (size_t i = 0; i <= n; i++)
+		bytes[i] = (unsigned char)(i * 7);
+	for (int over = 1; over >= 0; over--) {
+		pbenc cm = { 0 }, meta = { 0 }, body = { 0 };
+		char name[16];
+		size_t bn = n + (size_t)over;
+
+		snprintf(name, sizeof(name), "big%d", over);
+		pbe_str(&meta, 1, name);
+		pbe_msg(&cm, 1, &meta);
+		pbe_entry(&cm, 2, "k", "v", 1);
+		pbe_entry(&cm, 3, "b", bytes, bn);
+		pb_wrap(&body, &cm);
+		st = pb_req(k, "POST", p, &body, "application/json", &resp, &len, &ct);
+		cr_expect_eq(st, over ? 422 : 201, "protobuf, %zu + 1 bytes: %ld %.300s", bn, st, resp);
+		free(ct);
+		b64 = calloc(1, (bn + 2) / 3 * 4 + 1);
+		cr_assert_not_null(b64);
+		{
+			/* the JSON body of the same object */
+			static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			size_t o = 0, i;
+
+			for (i = 0; i + 3 <= bn; i += 3) {
+				uint32_t x = (uint32_t)bytes[i] << 16 | (uint32_t)bytes[i + 1] << 8 | bytes[i + 2];
+
+				b64[o++] = a[x >> 18];
+				b64[o++] = a[(x >> 12) & 63];
+				b64[o++] = a[(x >> 6) & 63];
+				b64[o++] = a[x & 63];
+			}
+			if (bn - i == 1) {
+				b64[o++] = a[bytes[i] >> 2];
+				b64[o++] = a[(bytes[i] & 3) << 4];
+				b64[o++] = '=';
+				b64[o++] = '=';
+			} else if (bn - i == 2) {
+				uint32_t x = (uint32_t)bytes[i] << 16 | (uint32_t)bytes[i + 1] << 8;
+
+				b64[o++] = a[x >> 18];
+				b64[o++] = a[(x >> 12) & 63];
+				b64[o++] = a[(x >> 6) & 63];
+				b64[o++] = '=';
+			}
+		}
+		snprintf(name, sizeof(name), "bigj%d", over);
+		cr_assert_geq(asprintf(&jb, "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"k\":\"v\"},"
+		                            "\"binaryData\":{\"b\":\"%s\"}}", name, b64), 0);
+		st = req(k, "POST", p, NULL, jb, &jresp);
+		cr_expect_eq(st, over ? 422 : 201, "JSON: %ld %.300s", st, jresp);
+		if (over) {
+			char *x = strstr(resp, "\"message\""), *y = strstr(jresp, "\"message\"");
+
+			cr_assert(x && y);
+			cr_expect(strstr(x, "Too long: must have at most 1048576 bytes") != NULL, "%s", x);
+			/* the same words but the name */
+			cr_expect(strstr(resp, "\"causes\":[{\"reason\":\"FieldValueTooLong\"") != NULL,
+			          "%s", resp);
+		}
+		free(jresp);
+		free(resp);
+		free(jb);
+		free(b64);
+		pbe_free(&cm);
+		pbe_free(&meta);
+		pbe_free(&body);
+	}
+	free(bytes);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+struct bad_case {
+	const char *what, *msg_part;
+	pbenc body;
+};
+
+static void bad_cm(struct bad_case *c, const char *what, const char *msg_part, const pbenc *cm)
+{
+	c->what = what;
+	c->msg_part = msg_part;
+	memset(&c->body, 0, sizeof(c->body));
+	pb_wrap(&c->body, cm);
+}
+
+Test(kapi, malformed_protobuf_bodies_are_400_naming_what_is_wrong_and_change_nothing)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *resp, *ct;
+	struct bad_case c[16];
+	size_t n = 0, len;
+	pbenc cm = { 0 }, meta = { 0 }, e = { 0 };
+	double rev;
+
+	memset(c, 0, sizeof(c));
+	pbe_raw(&c[n].body, "{\"a\":1}", 7), c[n].what = "no magic",
+		c[n++].msg_part = "does not appear to be a protobuf message";
+	c[n].body = (pbenc){ 0 };
+	pbe_raw(&c[n].body, "k8s\0", 4), c[n].what = "the magic alone", c[n++].msg_part = "empty body";
+
+	pbe_str(&meta, 1, "bad");
+	pbe_msg(&cm, 1, &meta);
+	bad_cm(&c[n], "truncated", "unexpected EOF", &cm);
+	c[n++].body.n -= 3;
+
+	c[n].body = (pbenc){ 0 };
+	pbe_raw(&c[n].body, "k8s\0", 4);
+	pbe_raw(&c[n].body, "\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12);
+	c[n].what = "a varint of 11 bytes", c[n++].msg_part = "integer overflow";
+
+	c[n].body = (pbenc){ 0 };
+	pbe_raw(&c[n].body, "k8s\0", 4);
+	pbe_raw(&c[n].body, "\x12\x64\x0a\x01", 4);
+	c[n].what = "a length past the end", c[n++].msg_part = "unexpected EOF";
+
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	pbe_tag(&cm, 7, 3);
+	pbe_tag(&cm, 7, 4);
+	bad_cm(&c[n++], "a group", "group", &cm);
+
+	pbe_free(&cm);
+	pbe_free(&meta);
+	pbe_uint(&meta, 1, 5);
+	pbe_msg(&cm, 1, &meta);
+	bad_cm(&c[n++], "a name as a varint", "wrong wireType = 0 for field metadata.name", &cm);
+
+	pbe_free(&cm);
+	pbe_free(&meta);
+	pbe_str(&meta, 1, "bad");
+	pbe_msg(&cm, 1, &meta);
+	pbe_entry(&cm, 2, "k", "\xff\xfe", 2);
+	bad_cm(&c[n++], "a data value not UTF-8", "not valid UTF-8", &cm);
+
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	pbe_entry(&cm, 2, "k", "a\0b", 3);
+	bad_cm(&c[n++], "a data value with a NUL", "NUL", &cm);
+
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	pbe_uint(&cm, 2, 1);
+	bad_cm(&c[n++], "data as a varint", "wrong wireType = 0 for field data", &cm);
+
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	pbe_str(&cm, 4, "yes");
+	bad_cm(&c[n++], "immutable as bytes", "wrong wireType = 2 for field immutable", &cm);
+
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	c[n].body = (pbenc){ 0 };
+	pbe_envelope(&c[n].body, "Secret", &cm);
+	c[n].what = "kind Secret", c[n++].msg_part = "no kind \\\"Secret\\\"";
+
+	c[n].body = (pbenc){ 0 };
+	pbe_envelope(&c[n].body, "ConfigMap", &cm);
+	pbe_str(&c[n].body, 3, "gzip");
+	c[n].what = "a contentEncoding", c[n++].msg_part = "contentEncoding";
+
+	pbe_free(&e);
+	pbe_tag(&e, 0, 0);
+	pbe_varint(&e, 1);
+	c[n].body = (pbenc){ 0 };
+	pbe_envelope(&c[n].body, "ConfigMap", &e);
+	c[n].what = "field number 0", c[n++].msg_part = "illegal tag 0";
+
+	rev = stat_num(k, "revision");
+	for (size_t i = 0; i < n; i++) {
+		long st = pb_req(k, "POST", p, &c[i].body, "application/json", &resp, &len, &ct);
+
+		cr_expect_eq(st, 400, "%s: %ld %.300s", c[i].what, st, resp);
+		cr_expect(strstr(resp, "\"reason\":\"BadRequest\"") != NULL, "%s: %.300s", c[i].what, resp);
+		cr_expect(strstr(resp, c[i].msg_part) != NULL, "%s: no \"%s\" in %.400s", c[i].what,
+		          c[i].msg_part, resp);
+		free(resp);
+		free(ct);
+		pbe_free(&c[i].body);
+	}
+	cr_expect_eq(stat_num(k, "revision"), rev, "a refused body wrote something");
+
+	/* unknown fields (wire types 0, 1, 2, 5) are skipped */
+	pbe_free(&cm);
+	pbe_msg(&cm, 1, &meta);
+	pbe_uint(&cm, 20, 1);
+	pbe_fixed(&cm, 21, 1, 8);
+	pbe_bytes(&cm, 22, "x", 1);
+	pbe_fixed(&cm, 23, 1, 4);
+	pbe_free(&e);
+	pb_wrap(&e, &cm);
+	pbe_uint(&e, 9, 3);
+	{
+		long st = pb_req(k, "POST", p, &e, "application/json", &resp, &len, &ct);
+
+		cr_expect_eq(st, 201, "unknown fields: %ld %.300s", st, resp);
+		free(resp);
+		free(ct);
+	}
+	pbe_free(&e);
+	pbe_free(&cm);
+	pbe_free(&meta);
+	free(p);
+	fx_kapi_stop(k);
+}
+
+Test(kapi, protobuf_bodies_to_anything_but_configmap_create_and_update_are_415)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *one = path_of(k, "ct", NULL), *leases = NULL, *resp, *ct;
+	pbenc cm = { 0 }, meta = { 0 }, body = { 0 };
+	size_t len;
+	long st;
+
+	cr_assert_geq(asprintf(&leases, "/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+	                       fx_kapi_ns(k)), 0);
+	pbe_str(&meta, 1, "ct");
+	pbe_msg(&cm, 1, &meta);
+	pb_wrap(&body, &cm);
+	st = pb_req(k, "POST", leases, &body, "application/json", &resp, &len, &ct);
+	cr_expect_eq(st, 415, "a Lease: %ld %.300s", st, resp);
+	cr_expect(strstr(resp, "\"reason\":\"UnsupportedMediaType\"") != NULL, "%.300s", resp);
+	free(resp);
+	free(ct);
+	/* media type in another case, with parameters: still protobuf */
+	st = fx_kapi_request(k, "POST", p, "Application/Vnd.Kubernetes.Protobuf; charset=x", body.p,
+	                     body.n, PB_ACCEPT, &resp, &len, &ct);
+	cr_expect_eq(st, 201, "%ld %.300s", st, resp);
+	cr_expect_str_eq(ct, PB_CT, "the created object in protobuf");
+	free(resp);
+	free(ct);
+	st = fx_kapi_request(k, "PATCH", one, PB_CT, body.p, body.n, PB_ACCEPT, &resp, &len, &ct);
+	cr_expect_eq(st, 415, "a patch: %ld", st);
+	cr_expect_str_eq(ct, PB_CT, "its Status as the Accept prefers");
+	free(resp);
+	free(ct);
+	/* a JSON body's answer is negotiated too */
+	st = fx_kapi_request(k, "POST", p, "application/json", "{\"metadata\":{\"name\":\"ct2\"}}", 27,
+	                     PB_ACCEPT, &resp, &len, &ct);
+	cr_expect_eq(st, 201, "%ld", st);
+	cr_expect_str_eq(ct, PB_CT, "a JSON create answered in protobuf");
+	free(resp);
+	free(ct);
+	pbe_free(&cm);
+	pbe_free(&meta);
+	pbe_free(&body);
+	free(leases);
+	free(one);
 	free(p);
 	fx_kapi_stop(k);
 }

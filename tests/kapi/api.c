@@ -39,6 +39,8 @@ static struct {
 struct request {
 	struct buf body;
 	bool too_large;
+	bool proto;         /* the body was protobuf (read_body) */
+	struct pb_body pb;  /* its binaryData bytes, in body */
 };
 
 enum fmt { FMT_PLAIN, FMT_POM, FMT_TABLE };
@@ -312,12 +314,27 @@ static bool negotiate(struct MHD_Connection *c, int list, struct neg *out)
 /* The requests this server can answer in protobuf: GET of
  * /api/v1/namespaces/NS/configmaps/NAME (*list false), of
  * /api/v1/namespaces/NS/configmaps or /api/v1/configmaps (*list true),
- * not watches. */
+ * not watches; POST of /api/v1/namespaces/NS/configmaps, PUT and PATCH of
+ * /api/v1/namespaces/NS/configmaps/NAME (the written object). */
 static bool proto_request(struct MHD_Connection *c, const char *url, const char *method,
                           bool *list)
 {
-	if (strcmp(method, "GET") != 0 || arg_true(c, "watch"))
+	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+	bool put = strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+	if (!(get || post || put) || (get && arg_true(c, "watch")))
 		return false;
+	if (!get) {
+		/* the answers of a create (POST .../configmaps) or an update or
+		 * patch (PUT, PATCH .../configmaps/NAME) */
+		if (strncmp(url, "/api/v1/namespaces/", 19) != 0)
+			return false;
+		const char *e = strchr(url + 19, '/');
+		if (!e || e == url + 19 || strncmp(e, "/configmaps", 11) != 0)
+			return false;
+		const char *nm = e + 11;
+		*list = false;
+		return post ? !*nm : nm[0] == '/' && nm[1] && !strchr(nm + 1, '/');
+	}
 	if (strcmp(url, "/api/v1/configmaps") == 0) {
 		*list = true;
 		return true;
@@ -825,6 +842,52 @@ static struct status *parse_body(struct request *rq, cJSON **out)
 	return NULL;
 }
 
+/* The Content-Type's media type is protobuf (any case, parameters
+ * ignored, as mime.ParseMediaType reads it). */
+static bool body_is_proto(struct MHD_Connection *c)
+{
+	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	size_t n = strcspn(ct, ";");
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	return n == strlen(PROTO_CT) && strncasecmp(ct, PROTO_CT, n) == 0;
+}
+
+/* A create or update body as its tree: JSON, or for a ConfigMap (not a
+ * subresource) protobuf too; a protobuf body to anything else is 415, as a
+ * real server answers a media type it has no decoder for (it has one for
+ * every built-in type: this server only for ConfigMaps). */
+static struct status *read_body(struct MHD_Connection *c, const struct resource *r, bool sub,
+                                struct request *rq, cJSON **out)
+{
+	if (!body_is_proto(c))
+		return parse_body(rq, out);
+	*out = NULL;
+	if (r->type != RES_CONFIGMAP || sub) {
+		struct status *s = status_new(415, "UnsupportedMediaType",
+		                              "the body of the request was in an unknown format - accepted media types include: application/json (kapi-server takes protobuf bodies for ConfigMap create and update only)",
+		                              NULL);
+		return s;
+	}
+	struct status *s = proto_read_configmap((const unsigned char *)rq->body.p, rq->body.len, out,
+	                                        &rq->pb);
+	if (s)
+		return s;
+	rq->proto = true;
+	tl_b64_made = cJSON_GetObjectItemCaseSensitive(*out, "binaryData");
+	return NULL;
+}
+
+/* The answer to a write of a ConfigMap as to a GET: protobuf when the
+ * Accept prefers it (made now from the body's bytes when the body was
+ * protobuf and o is the version it wrote), else as negotiated before. */
+static enum MHD_Result send_written(struct MHD_Connection *c, unsigned code, const struct resource *r,
+                                    bool sub, struct objver *o, bool fresh, struct request *rq);
+
 static struct status *check_kind(const struct resource *r, const cJSON *obj)
 {
 	if (!cJSON_IsObject(obj))
@@ -879,8 +942,8 @@ static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, stru
                                    const struct neg *n)
 {
 	if (n->proto) {
-		/* the protobuf form made when the version was written: sent as
-		 * it is, no copy, nothing decoded */
+		/* the version's protobuf form (made by the caller's objver_pb):
+		 * sent as it is, no copy */
 		STAT_ADD(protobuf_responses, 1);
 		if (!drop_now(o->pb_len)) {
 			struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
@@ -907,6 +970,19 @@ static enum MHD_Result send_objver(struct MHD_Connection *c, unsigned code, stru
 	size_t len;
 	char *s = buf_take(&b, &len);
 	return send_body_or_drop(c, code, neg_ctype(n, false), s, len, drop);
+}
+
+static enum MHD_Result send_written(struct MHD_Connection *c, unsigned code, const struct resource *r,
+                                    bool sub, struct objver *o, bool fresh, struct request *rq)
+{
+	struct neg n;
+	if (rq->proto && fresh)
+		objver_pb_from(o, &rq->pb); /* cheap: a copy of the bytes, while they are at hand */
+	if (!negotiate_as(c, 0, r->type == RES_CONFIGMAP && !sub, &n) || (n.proto && !objver_pb(o))) {
+		tl_proto = false;
+		negotiate(c, 0, &n);
+	}
+	return send_objver(c, code, o, &n);
 }
 
 static struct status *ns_missing(const char *ns)
@@ -1116,7 +1192,7 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	set_manager(c);
 	struct status *s = dry_run(c, NULL, "CreateOptions", &dry);
 	if (!s)
-		s = parse_body(rq, &obj);
+		s = read_body(c, r, false, rq, &obj);
 	else
 		obj = NULL;
 	if (!s)
@@ -1192,9 +1268,7 @@ static enum MHD_Result do_create(struct MHD_Connection *c, struct resource *r, c
 	cJSON_Delete(obj);
 	if (s)
 		return send_status(c, s);
-	struct neg n;
-	negotiate(c, 0, &n);
-	return send_objver(c, 201, o, &n);
+	return send_written(c, 201, r, false, o, true, rq);
 }
 
 /* ---- update / patch -------------------------------------------------------- */
@@ -1363,7 +1437,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 	set_manager(c);
 	struct status *s = dry_run(c, NULL, "UpdateOptions", &dry);
 	if (!s)
-		s = parse_body(rq, &obj);
+		s = read_body(c, r, sub, rq, &obj);
 	if (!s)
 		s = check_kind(r, obj);
 	if (s) {
@@ -1390,6 +1464,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 	unsigned code = 200;
 	pthread_mutex_lock(&g_store.lock);
 	struct objver *old = store_get_locked(r, ns, name);
+	const struct objver *seen = old; /* compared only: a no-op answers with it */
 	if (!old && r->allow_create_on_update && !(want && *want) && !sub) {
 		struct ferrs fe = {0};
 		validate_name(r, name, NULL, &fe);
@@ -1437,9 +1512,7 @@ static enum MHD_Result do_update(struct MHD_Connection *c, struct resource *r, c
 	cJSON_Delete(obj);
 	if (s)
 		return send_status(c, s);
-	struct neg n;
-	negotiate(c, 0, &n);
-	return send_objver(c, code, o, &n);
+	return send_written(c, code, r, sub, o, o != seen, rq);
 }
 
 static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, const char *ns,
@@ -1556,9 +1629,7 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct resource *r, co
 	cJSON_Delete(patch);
 	if (s)
 		return send_status(c, s);
-	struct neg n;
-	negotiate(c, 0, &n);
-	return send_objver(c, 200, o, &n);
+	return send_written(c, 200, r, sub, o, false, rq);
 }
 
 /* ---- delete ---------------------------------------------------------------- */
@@ -1862,7 +1933,7 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 	char *tok = more && ni ? continue_token(at, items[ni - 1]->key) : NULL;
 	bool all_pb = true;
 	for (size_t i = 0; i < ni && n.proto; i++)
-		all_pb = all_pb && items[i]->pb;
+		all_pb = all_pb && objver_pb(items[i]);
 	if (n.proto && !all_pb) {
 		/* an item protobuf cannot carry: as if protobuf were not offered */
 		tl_proto = false;
@@ -1876,8 +1947,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		}
 	}
 	if (n.proto) {
-		/* the items' protobuf forms made when they were written, copied
-		 * once into the answer */
+		/* the items' protobuf forms (objver_pb above), copied once into
+		 * the answer */
 		cJSON *m = cJSON_CreateObject();
 		char rvs[24];
 		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
@@ -2379,6 +2450,7 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url, const 
 		cJSON_AddNumberToObject(o, "compacted_revision", (double)g_store.compacted_rv);
 		cJSON_AddNumberToObject(o, "history_events", (double)g_store.ring_n);
 		cJSON_AddNumberToObject(o, "history_bytes", (double)g_store.ring_bytes);
+		cJSON_AddNumberToObject(o, "protobuf_forms_built", (double)g_store.pb_built);
 		cJSON *objs = cJSON_AddObjectToObject(o, "objects");
 		for (size_t i = 0; i < g_store.nres; i++)
 			cJSON_AddNumberToObject(objs, g_store.res[i]->qualified, (double)g_store.res[i]->n);
@@ -2517,7 +2589,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		if (o)
 			objver_ref(o);
 		pthread_mutex_unlock(&g_store.lock);
-		if (o && ng.proto && !o->pb) {
+		if (o && ng.proto && !objver_pb(o)) {
 			/* holds what protobuf cannot carry (proto_configmap): as if
 			 * protobuf were not offered */
 			tl_proto = false;
@@ -2568,6 +2640,7 @@ enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url
 	(void)cls;
 	(void)version;
 	tl_proto = false;
+	tl_b64_made = NULL;
 	struct request *rq = *con_cls;
 	if (!rq) {
 		rq = xmalloc(sizeof *rq);
@@ -2652,6 +2725,7 @@ void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!rq)
 		return;
 	buf_free(&rq->body);
+	pb_body_free(&rq->pb);
 	free(rq);
 	*con_cls = NULL;
 }

@@ -8,6 +8,8 @@
  *   validate.c  Status objects and the object validation of the real server
  *   proto.c     Kubernetes protobuf: ConfigMap and Status as kube-apiserver
  *               writes them ("k8s\0" + runtime.Unknown)
+ *   protoread.c ConfigMap create/update bodies in protobuf, read into the
+ *               JSON path's tree
  * Label and field selectors and the validators of names, labels,
  * annotations and ConfigMap keys are the library's (kube/selector.c,
  * kube/validate.c, linked in), shared with the in-memory backend.
@@ -103,6 +105,22 @@ void json_long_stats(uint64_t *parsed, uint64_t *printed);
 
 #define PROTO_CT "application/vnd.kubernetes.protobuf"
 
+struct status;
+
+/* A binaryData value of a protobuf request body: its bytes (in the body)
+ * and the base64 text made of them (the tree's string). */
+struct pb_raw {
+	const char *text;
+	const unsigned char *p;
+	size_t n;
+};
+
+/* The binaryData values of one protobuf body, sorted by text pointer. */
+struct pb_body {
+	struct pb_raw *v;
+	size_t n, cap;
+};
+
 /* Bytes of an encoded message, borrowed. */
 struct proto_item {
 	const unsigned char *p;
@@ -115,8 +133,10 @@ struct proto_item {
  * (if not NULL) is where the ConfigMap message is in it.
  * malloc'd, exactly *len bytes (plus 3 of slack); NULL if the object holds
  * what protobuf cannot carry (a binaryData value that is not canonical
- * base64, a time that is not RFC 3339). */
-unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw);
+ * base64, a time that is not RFC 3339). A binaryData value whose text is in
+ * src (may be NULL) is copied from the bytes it was made of, not decoded. */
+unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw,
+                               const struct pb_body *src);
 /* A ConfigMapList (kind "ConfigMapList"): {1 metadata ListMeta from
  * list_meta (resourceVersion, continue, remainingItemCount), 2 items}, the
  * items' messages copied once into the one buffer. */
@@ -124,6 +144,19 @@ unsigned char *proto_configmap_list(const cJSON *list_meta, const struct proto_i
                                     size_t n, size_t *len);
 /* The same for a Status (kind "Status"), from its JSON text (status_new). */
 unsigned char *proto_status(const char *json, size_t *len);
+
+/* ---- protoread.c --------------------------------------------------------- */
+
+/* A ConfigMap create or update body in protobuf ("k8s\0" + runtime.Unknown
+ * {typeMeta, raw = ConfigMap}) as the cJSON tree the same object has as a
+ * JSON body (typeMeta as kind and apiVersion, for check_kind), binaryData
+ * as canonical base64 whose bytes are noted in *raw (filled; the spans
+ * point into body, which must outlive it). NULL and *out, or a 400 Status
+ * naming what is malformed. */
+struct status *proto_read_configmap(const unsigned char *body, size_t len, cJSON **out,
+                                    struct pb_body *raw);
+const struct pb_raw *pb_body_find(const struct pb_body *b, const char *text);
+void pb_body_free(struct pb_body *b);
 
 /* ---- select.c ------------------------------------------------------------ */
 
@@ -177,14 +210,26 @@ struct objver {
 	char *json;               /* serialized obj */
 	size_t len;
 	size_t hdr;               /* bytes of `{"kind":..,"apiVersion":..,` (item form: "{" + json+hdr) */
-	unsigned char *pb;        /* ConfigMap in the index: its protobuf body (proto.c), made
-	                           * when written, as etcd holds it; else NULL */
+	/* A ConfigMap's protobuf body (proto.c), made once, on the first
+	 * protobuf read of this version (objver_pb); NULL before, and after if
+	 * the object holds what protobuf cannot carry. Read only once
+	 * objver_pb returned. */
+	unsigned char *pb;
 	size_t pb_len;
 	struct proto_item pb_obj; /* the ConfigMap message inside pb (a list's item) */
+	pthread_mutex_t pb_lock;  /* held while pb is made */
+	int pb_done;              /* atomic: pb is made (or cannot be) */
 };
 
 void objver_ref(struct objver *o);
 void objver_unref(struct objver *o);
+/* The version's protobuf form, made now if it was not yet: true and o->pb
+ * set, or false if protobuf cannot carry the object (or it is not a
+ * ConfigMap). Thread-safe; takes o->pb_lock, then the store lock to count
+ * the bytes in the history (never call it with the store lock held). */
+bool objver_pb(struct objver *o);
+/* The same, a binaryData value found in src copied from its bytes. */
+bool objver_pb_from(struct objver *o, const struct pb_body *src);
 
 enum ev_type { EV_ADDED, EV_MODIFIED, EV_DELETED };
 
@@ -196,6 +241,7 @@ struct event {
 	struct objver *prev; /* NULL for ADDED */
 	struct objver *gone; /* prev content stamped with rv; set for DELETED or label change */
 	uint64_t ms;         /* mono_ms() when written (the watch cache's age) */
+	size_t bytes;        /* what it adds to ring_bytes (grows when cur's protobuf form is made) */
 };
 
 struct store {
@@ -212,6 +258,7 @@ struct store {
 	bool watch_abort;      /* how the last drop closes: abort instead of clean end */
 	bool shutting_down;
 	size_t fg_pending;     /* objects deleting with the foregroundDeletion finalizer */
+	uint64_t pb_built;     /* protobuf forms made (objver_pb) */
 	struct resource **res;
 	size_t nres;
 };
@@ -388,6 +435,12 @@ struct status *validate_object(struct resource *r, cJSON *obj, const char *name,
 void validate_name(const struct resource *r, const char *name, const char *gen_name,
                    struct ferrs *fe);
 void validate_immutable(const cJSON *oldo, const cJSON *newo, struct ferrs *fe);
+/* The binaryData object of the body this thread's request is answering
+ * when its values are canonical base64 by construction (made from a
+ * protobuf body's bytes): their validation takes the decoded length from
+ * the text's length, without a pass over it. NULL otherwise (api.c resets
+ * it for each request). */
+extern __thread const cJSON *tl_b64_made;
 /* Keep known fields in Go struct order; sort map members. */
 void normalize_object(struct resource *r, cJSON *obj);
 

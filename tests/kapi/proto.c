@@ -35,6 +35,7 @@ struct pw {
 	unsigned char *p; /* NULL: count only */
 	size_t n;         /* bytes written (or counted) */
 	bool bad;         /* something could not be encoded */
+	const struct pb_body *src; /* binaryData bytes at hand (may be NULL) */
 };
 
 static void put_raw(struct pw *w, const void *d, size_t n)
@@ -102,7 +103,7 @@ typedef void (*msg_fn)(struct pw *w, const cJSON *x);
 /* A nested message: its length (a counting pass), then its fields. */
 static void put_msg(struct pw *w, unsigned field, msg_fn fn, const cJSON *x)
 {
-	struct pw c = {NULL, 0, false};
+	struct pw c = {NULL, 0, false, NULL};
 	fn(&c, x);
 	put_tag(w, field, WT_LEN);
 	put_varint(w, c.n);
@@ -289,7 +290,10 @@ static void m_bin_entry(struct pw *w, const cJSON *e)
 	}
 	put_tag(w, 2, WT_LEN);
 	put_varint(w, d);
-	if (w->p && n) {
+	const struct pb_raw *b = w->p && n ? pb_body_find(w->src, s) : NULL;
+	if (b && b->n == d) {
+		memcpy(w->p + w->n, b->p, d); /* the body's bytes: nothing to decode */
+	} else if (w->p && n) {
 		int got = EVP_DecodeBlock(w->p + w->n, (const unsigned char *)s, (int)n);
 		if (got < 0 || (size_t)got != n / 4 * 3)
 			w->bad = true;
@@ -408,16 +412,17 @@ static void put_unknown(struct pw *w, const struct unknown *u, size_t raw_len, s
 
 /* Count, allocate exactly (with the decoder's slack), write. *raw is where
  * the object's message is in the body, and its length. */
-static unsigned char *encode(const struct unknown *u, size_t *len, struct proto_item *raw)
+static unsigned char *encode(const struct unknown *u, size_t *len, struct proto_item *raw,
+                             const struct pb_body *src)
 {
-	struct pw c = {NULL, 0, false};
+	struct pw c = {NULL, 0, false, NULL};
 	put_object(&c, u);
 	if (c.bad)
 		return NULL;
 	size_t raw_len = c.n, raw_at;
-	struct pw total = {NULL, 0, false};
+	struct pw total = {NULL, 0, false, NULL};
 	put_unknown(&total, u, raw_len, &raw_at);
-	struct pw w = {xmalloc(total.n + 3), 0, false};
+	struct pw w = {xmalloc(total.n + 3), 0, false, src};
 	put_unknown(&w, u, raw_len, &raw_at);
 	if (w.bad || w.n != total.n) {
 		free(w.p);
@@ -431,17 +436,18 @@ static unsigned char *encode(const struct unknown *u, size_t *len, struct proto_
 	return w.p;
 }
 
-unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw)
+unsigned char *proto_configmap(const cJSON *obj, size_t *len, struct proto_item *raw,
+                               const struct pb_body *src)
 {
 	struct unknown u = {"ConfigMap", m_configmap, obj, NULL, 0};
-	return encode(&u, len, raw);
+	return encode(&u, len, raw, src);
 }
 
 unsigned char *proto_configmap_list(const cJSON *list_meta, const struct proto_item *items,
                                     size_t n, size_t *len)
 {
 	struct unknown u = {"ConfigMapList", NULL, list_meta, items, n};
-	return encode(&u, len, NULL);
+	return encode(&u, len, NULL, NULL);
 }
 
 unsigned char *proto_status(const char *json, size_t *len)
@@ -450,7 +456,7 @@ unsigned char *proto_status(const char *json, size_t *len)
 	if (!s)
 		return NULL;
 	struct unknown u = {"Status", m_status, s, NULL, 0};
-	unsigned char *p = encode(&u, len, NULL);
+	unsigned char *p = encode(&u, len, NULL, NULL);
 	cJSON_Delete(s);
 	return p;
 }

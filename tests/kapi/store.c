@@ -26,6 +26,7 @@ void objver_unref(struct objver *o)
 	free(o->ns);
 	free(o->name);
 	free(o->key);
+	pthread_mutex_destroy(&o->pb_lock);
 	free(o);
 }
 
@@ -66,6 +67,8 @@ struct objver *objver_new(struct resource *r, cJSON *obj, uint64_t rv)
 	o->pb_len = 0;
 	o->pb_obj.p = NULL;
 	o->pb_obj.n = 0;
+	pthread_mutex_init(&o->pb_lock, NULL);
+	o->pb_done = 0;
 	char *pre = xasprintf("{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->kind, r->api_version);
 	size_t pl = strlen(pre);
 	o->hdr = o->len > pl && memcmp(o->json, pre, pl) == 0 ? pl : 0;
@@ -204,17 +207,19 @@ static void track(struct resource *r, const char *key, const cJSON *oldo, const 
 		g_store.fg_pending++;
 }
 
-/* What an event keeps alive: the JSON texts and, for a ConfigMap, its
- * protobuf form (decoded binaryData: about 3/4 of the JSON again). */
+/* What an event keeps alive: the JSON texts, then (objver_pb adds it) the
+ * protobuf form of a ConfigMap once made (decoded binaryData: about 3/4 of
+ * the JSON again). Each event remembers what it added (e->bytes), so that
+ * its eviction takes away exactly that, whenever the form was made. */
 static size_t ev_bytes(const struct event *e)
 {
-	return (e->cur ? e->cur->len + e->cur->pb_len : 0) + (e->gone ? e->gone->len : 0);
+	return (e->cur ? e->cur->len : 0) + (e->gone ? e->gone->len : 0);
 }
 
 static void evict_oldest(void)
 {
 	struct event *e = &g_store.ring[g_store.ring_head];
-	g_store.ring_bytes -= ev_bytes(e);
+	g_store.ring_bytes -= e->bytes;
 	objver_unref(e->cur);
 	objver_unref(e->prev);
 	objver_unref(e->gone);
@@ -223,6 +228,12 @@ static void evict_oldest(void)
 	g_store.ring_floor++;
 	if (g_store.compacted_rv < g_store.ring_floor)
 		g_store.compacted_rv = g_store.ring_floor;
+}
+
+static void trim_ring(void)
+{
+	while (g_store.ring_n > 1 && g_store.ring_bytes > g_store.ring_max_bytes)
+		evict_oldest();
 }
 
 static void push_event(enum ev_type t, struct resource *r, struct objver *cur, struct objver *prev,
@@ -243,10 +254,53 @@ static void push_event(enum ev_type t, struct resource *r, struct objver *cur, s
 	if (prev)
 		objver_ref(prev);
 	g_store.ring_n++;
-	g_store.ring_bytes += ev_bytes(e);
-	while (g_store.ring_n > 1 && g_store.ring_bytes > g_store.ring_max_bytes)
-		evict_oldest();
+	e->bytes = ev_bytes(e);
+	g_store.ring_bytes += e->bytes;
+	trim_ring();
 	pthread_cond_broadcast(&g_store.changed);
+}
+
+/*
+ * The protobuf form is made lazily: a version written as JSON and never
+ * read as protobuf costs no base64 decode (the put path of a JSON client
+ * pays nothing for protobuf readers it may not have). Once per version,
+ * under a mutex of the version's own rather than the store lock: the
+ * decode of ~1.4 MB of base64 takes a millisecond or two, which would
+ * stall every other request if it held the one store lock; two readers of
+ * the same version wait for one build, readers of others do not wait at
+ * all. The store lock is taken after, briefly, to count the bytes in the
+ * history: on the event whose cur this version is, if it is still in the
+ * ring (e->bytes grows with it, and its eviction takes both away), else
+ * nowhere, as the index's own versions are not counted either.
+ */
+bool objver_pb(struct objver *o)
+{
+	return objver_pb_from(o, NULL);
+}
+
+bool objver_pb_from(struct objver *o, const struct pb_body *src)
+{
+	if (__atomic_load_n(&o->pb_done, __ATOMIC_ACQUIRE))
+		return o->pb != NULL;
+	pthread_mutex_lock(&o->pb_lock);
+	if (!o->pb_done) {
+		if (o->res->type == RES_CONFIGMAP)
+			o->pb = proto_configmap(o->obj, &o->pb_len, &o->pb_obj, src);
+		if (!o->pb)
+			o->pb_len = 0;
+		pthread_mutex_lock(&g_store.lock);
+		g_store.pb_built += o->pb != NULL;
+		struct event *e = o->rv ? store_event_locked(o->rv) : NULL;
+		if (o->pb && e && e->cur == o) {
+			e->bytes += o->pb_len;
+			g_store.ring_bytes += o->pb_len;
+			trim_ring();
+		}
+		pthread_mutex_unlock(&g_store.lock);
+		__atomic_store_n(&o->pb_done, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&o->pb_lock);
+	return o->pb != NULL;
 }
 
 struct event *store_event_locked(uint64_t rv)
@@ -303,10 +357,6 @@ struct objver *store_put_locked(struct resource *r, cJSON *obj, struct objver *p
 	set_rv(obj, rv);
 	normalize_object(r, obj);
 	struct objver *o = objver_new(r, obj, rv);
-	/* as etcd holds the object: protobuf, binaryData as bytes, so that a
-	 * protobuf GET copies them and decodes nothing */
-	if (r->type == RES_CONFIGMAP)
-		o->pb = proto_configmap(o->obj, &o->pb_len, &o->pb_obj);
 	struct objver *gone = NULL;
 	track(r, o->key, prev ? prev->obj : NULL, o->obj);
 	if (prev) {

@@ -232,6 +232,8 @@ static struct status *undecodable(const struct resource *r, const char *why)
 	return s;
 }
 
+__thread const cJSON *tl_b64_made;
+
 static struct status *validate_configmap(struct resource *r, cJSON *obj, struct ferrs *fe)
 {
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(obj, "data");
@@ -264,6 +266,14 @@ static struct status *validate_configmap(struct resource *r, cJSON *obj, struct 
 			return undecodable(r, "json: cannot unmarshal into Go struct field ConfigMap.binaryData of type []uint8");
 		char *canon;
 		size_t dlen, bad;
+		if (bin == tl_b64_made) {
+			/* EVP_EncodeBlock's text: canonical, its length tells all */
+			size_t n = strlen(c->valuestring);
+			dlen = n / 4 * 3 - (n && c->valuestring[n - 1] == '=') -
+			       (n > 1 && c->valuestring[n - 2] == '=');
+			total += dlen;
+			continue;
+		}
 		if (b64_canon(c->valuestring, &canon, &dlen, &bad) < 0) {
 			char why[80];
 			snprintf(why, sizeof why, "illegal base64 data at input byte %zu", bad);

@@ -429,8 +429,8 @@ long fx_kapi_call(fx_kapi *k, const char *method, const char *path, const char *
 }
 
 static long kapi_request(fx_kapi *k, const char *method, const char *path, const char *ctype,
-                         const char *body, const char *accept, char **resp, size_t *len,
-                         char **rctype)
+                         const void *body, size_t body_len, const char *accept, char **resp,
+                         size_t *len, char **rctype)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -468,7 +468,7 @@ static long kapi_request(fx_kapi *k, const char *method, const char *path, const
 		h = curl_slist_append(h, ct);
 		h = curl_slist_append(h, "Expect:");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	}
 	if (accept) {
 		char ac[256];
@@ -500,13 +500,21 @@ static long kapi_request(fx_kapi *k, const char *method, const char *path, const
 long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const char *ctype,
                        const char *body, char **resp)
 {
-	return kapi_request(k, method, path, ctype, body, NULL, resp, NULL, NULL);
+	return kapi_request(k, method, path, ctype, body, body ? strlen(body) : 0, NULL, resp, NULL,
+	                    NULL);
+}
+
+long fx_kapi_request(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                     const void *body, size_t body_len, const char *accept, char **resp,
+                     size_t *len, char **rctype)
+{
+	return kapi_request(k, method, path, ctype, body, body_len, accept, resp, len, rctype);
 }
 
 long fx_kapi_get_accept(fx_kapi *k, const char *path, const char *accept, char **resp,
                         size_t *len, char **ctype)
 {
-	return kapi_request(k, "GET", path, NULL, NULL, accept, resp, len, ctype);
+	return kapi_request(k, "GET", path, NULL, NULL, 0, accept, resp, len, ctype);
 }
 
 int fx_kapi_faults(fx_kapi *k, const char *json)

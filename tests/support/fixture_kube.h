@@ -47,6 +47,14 @@ long fx_kapi_call_type(fx_kapi *k, const char *method, const char *path, const c
  */
 long fx_kapi_get_accept(fx_kapi *k, const char *path, const char *accept, char **resp,
                         size_t *len, char **ctype);
+/**
+ * Any request: `body` (may be NULL) of body_len bytes (which may hold NULs)
+ * with Content-Type `ctype`, an Accept header (NULL = none). The answer as
+ * for fx_kapi_get_accept().
+ */
+long fx_kapi_request(fx_kapi *k, const char *method, const char *path, const char *ctype,
+                     const void *body, size_t body_len, const char *accept, char **resp,
+                     size_t *len, char **rctype);
 /** POST /kapi/faults with `json`; 0 on success. */
 int fx_kapi_faults(fx_kapi *k, const char *json);
 
