@@ -152,8 +152,10 @@ static int req_build(kvs_kube_request *r, char **body, char what[320], const kub
 }
 
 /* A protobuf body answered 415 UnsupportedMediaType: the server (or this
- * resource) takes no protobuf body. Only 415: a 400 is a body it could not
- * read, which JSON would not mend. */
+ * resource) takes no protobuf body. Only 415, the answer of an API server
+ * to a media type it does not decode: a 400 is its verdict on the object,
+ * returned as it is (a server that reads every body as JSON, as the test
+ * server did before protobuf bodies, answers 400 too: use json_only). */
 static int unsupported_pb(const kvs_kube_request *r)
 {
 	return r->status.http == 415 && r->content_type &&
