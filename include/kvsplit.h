@@ -752,11 +752,14 @@ typedef struct kvs_kube_options {
 	unsigned int retries;      /**< transient failures retried; default 6; KVS_KUBE_NO_RETRIES = none */
 	const char *user_agent;    /**< default "kvsplit/VERSION" */
 	/**
-	 * (version 2) 1: every request asks for JSON only. Default 0: the
-	 * Kubernetes backend's GETs of one ConfigMap ask for protobuf first
-	 * (`Accept: application/vnd.kubernetes.protobuf, application/json`,
-	 * as client-go does), which carries binaryData as raw bytes instead of
-	 * base64; a server that answers JSON is read as before.
+	 * (version 2) 1: every request asks for JSON only and sends JSON
+	 * bodies. Default 0: the Kubernetes backend's GETs of one ConfigMap ask
+	 * for protobuf first (`Accept: application/vnd.kubernetes.protobuf,
+	 * application/json`, as client-go does), which carries binaryData as
+	 * raw bytes instead of base64, and its ConfigMap creates and updates
+	 * send protobuf bodies; a server that answers JSON is read as before,
+	 * and one that answers 415 to a protobuf body gets JSON bodies from
+	 * then on.
 	 */
 	int json_only;
 } kvs_kube_options;

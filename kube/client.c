@@ -43,6 +43,7 @@ struct kvs_kube {
 	char *source;          /* where the credentials came from */
 	unsigned concurrency;
 	int protobuf;          /* ConfigMap GETs may ask for protobuf (!json_only) */
+	int json_writes;       /* atomic: a protobuf write met 415, writes are JSON now */
 };
 
 const kvs_kube_resource kvs_kube_configmaps = { "", "v1", "configmaps", 1 };
@@ -156,6 +157,17 @@ unsigned int kvs_kube_concurrency(const kvs_kube *k)
 int kvs__kube_protobuf(const kvs_kube *k)
 {
 	return k ? k->protobuf : 0;
+}
+
+int kvs__kube_protobuf_writes(const kvs_kube *k)
+{
+	return k && k->protobuf && !__atomic_load_n(&k->json_writes, __ATOMIC_RELAXED);
+}
+
+void kvs__kube_protobuf_writes_off(kvs_kube *k)
+{
+	if (k)
+		__atomic_store_n(&k->json_writes, 1, __ATOMIC_RELAXED);
 }
 
 int kvs_kube_now(int64_t *out_ms, kvs_kube *k)

@@ -51,4 +51,13 @@ int kvs__kube_run_each(kvs_kube *k, kvs_kube_request *reqs, size_t n,
  */
 int kvs__kube_protobuf(const kvs_kube *k);
 
+/**
+ * 1 when ConfigMap creates and updates may send protobuf bodies: protobuf
+ * is on and no protobuf write has met 415 UnsupportedMediaType yet.
+ * kvs__kube_protobuf_writes_off() records that one did: writes are JSON
+ * from then on, for every thread using the client (an atomic flag).
+ */
+int kvs__kube_protobuf_writes(const kvs_kube *k);
+void kvs__kube_protobuf_writes_off(kvs_kube *k);
+
 #endif

@@ -206,6 +206,16 @@ static cJSON *kv_object(const kvs_kv *kv, size_t n)
 	return o;
 }
 
+int kvs__kube_check_data_keys(const kvs_object *obj)
+{
+	for (size_t i = 0; i < obj->ndata; i++)
+		if (!valid_data_key(obj->data[i].key))
+			return kvs_error_set(KVS_EINVAL,
+			                     "object %s: data key \"%.64s\" is not [-._a-zA-Z0-9]+",
+			                     obj->name, obj->data[i].key ? obj->data[i].key : "");
+	return 0;
+}
+
 int kvs__kube_body_object(char **out, size_t *out_len, const kvs_object *obj, const char *ns,
                           int with_rv)
 {
@@ -215,11 +225,8 @@ int kvs__kube_body_object(char **out, size_t *out_len, const kvs_object *obj, co
 
 	*out = NULL;
 	*out_len = 0;
-	for (size_t i = 0; i < obj->ndata; i++)
-		if (!valid_data_key(obj->data[i].key))
-			return kvs_error_set(KVS_EINVAL,
-			                     "object %s: data key \"%.64s\" is not [-._a-zA-Z0-9]+",
-			                     obj->name, obj->data[i].key ? obj->data[i].key : "");
+	if (kvs__kube_check_data_keys(obj) < 0)
+		return KVS_EINVAL;
 	if (!(meta = cJSON_CreateObject()) || !cJSON_AddStringToObject(meta, "name", obj->name) ||
 	    !cJSON_AddStringToObject(meta, "namespace", ns))
 		goto nomem;

@@ -80,6 +80,9 @@ int64_t kvs__rfc3339_ms(const char *s);
 int kvs__kube_body_object(char **out, size_t *out_len, const kvs_object *obj,
                           const char *ns, int with_rv);
 
+/** Data keys must be [-._a-zA-Z0-9]+, 1..253 bytes: 0, or KVS_EINVAL naming the key. */
+int kvs__kube_check_data_keys(const kvs_object *obj);
+
 /** Merge patch that sets `annotations` (metadata only). *out is malloc'd. */
 int kvs__kube_body_annotate(char **out, size_t *out_len, const kvs_kv *annotations,
                             size_t n);

@@ -11,6 +11,7 @@
  * A message may hold its fields in any order, and a message field given
  * twice is merged (its fields applied in order), as protobuf says.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -641,6 +642,188 @@ int kvs__kube_proto_status(kvs__kube_status *st, const uint8_t *body, size_t len
 	}
 	kvs__kube_status_end(st);
 	return rc < 0 ? rc : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* request bodies                                                           */
+
+/* Bytes of a varint. */
+static size_t pw_vlen(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Bytes of a length-delimited field of n bytes (field numbers under 16:
+ * a one-byte tag). */
+static size_t pw_flen(size_t n)
+{
+	return 1 + pw_vlen(n) + n;
+}
+
+/* Bytes of a map entry {1 key, 2 value} as a field. */
+static size_t pw_entry_len(size_t kn, size_t vn)
+{
+	return pw_flen(pw_flen(kn) + pw_flen(vn));
+}
+
+static uint8_t *pw_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* The head of a length-delimited field: its tag and its length. */
+static uint8_t *pw_head(uint8_t *p, unsigned num, size_t n)
+{
+	*p++ = (uint8_t)(num << 3 | 2);
+	return pw_varint(p, n);
+}
+
+static uint8_t *pw_bytes(uint8_t *p, unsigned num, const void *v, size_t n)
+{
+	p = pw_head(p, num, n);
+	if (n)
+		memcpy(p, v, n);
+	return p + n;
+}
+
+static uint8_t *pw_entry(uint8_t *p, unsigned num, const char *k, size_t kn, const void *v,
+                         size_t vn)
+{
+	p = pw_head(p, num, pw_flen(kn) + pw_flen(vn));
+	p = pw_bytes(p, 1, k, kn);
+	return pw_bytes(p, 2, v, vn);
+}
+
+/* What the body of one object carries besides its data, measured once. */
+typedef struct pw_obj {
+	const kvs_object *obj;
+	const char *ns, *rv;         /* rv NULL: none */
+	char bytes[24];              /* the KVS__KUBE_DATA_BYTES annotation */
+	size_t meta, cm;             /* bytes of ObjectMeta, ConfigMap */
+} pw_obj;
+
+static const char *str0(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Field 11 (labels) or 12 (annotations): the entries of kv, all but the
+ * data-bytes annotation, written at p (NULL: only measured). */
+static size_t pw_kvs(uint8_t **p, unsigned num, const kvs_kv *kv, size_t n)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *k = str0(kv[i].key), *v = str0(kv[i].value);
+		size_t kn = strlen(k), vn = strlen(v);
+
+		if (num == 12 && strcmp(k, KVS__KUBE_DATA_BYTES) == 0)
+			continue;
+		total += pw_entry_len(kn, vn);
+		if (p)
+			*p = pw_entry(*p, num, k, kn, v, vn);
+	}
+	return total;
+}
+
+/* ObjectMeta {1 name, 3 namespace, 6 resourceVersion, 11 labels,
+ * 12 annotations}, at p (NULL: only measured). */
+static size_t pw_meta(uint8_t **p, const pw_obj *w)
+{
+	const kvs_object *o = w->obj;
+	size_t n = pw_flen(strlen(o->name)) + pw_flen(strlen(w->ns));
+
+	if (p) {
+		*p = pw_bytes(*p, 1, o->name, strlen(o->name));
+		*p = pw_bytes(*p, 3, w->ns, strlen(w->ns));
+	}
+	if (w->rv) {
+		n += pw_flen(strlen(w->rv));
+		if (p)
+			*p = pw_bytes(*p, 6, w->rv, strlen(w->rv));
+	}
+	n += pw_kvs(p, 11, o->labels, o->nlabels);
+	n += pw_kvs(p, 12, o->annotations, o->nannotations);
+	n += pw_entry_len(strlen(KVS__KUBE_DATA_BYTES), strlen(w->bytes));
+	if (p)
+		*p = pw_entry(*p, 12, KVS__KUBE_DATA_BYTES, strlen(KVS__KUBE_DATA_BYTES), w->bytes,
+		              strlen(w->bytes));
+	return n;
+}
+
+/*
+ * The protobuf twin of kvs__kube_body_object: the same fields (apiVersion
+ * and kind in the envelope's typeMeta, as the ConfigMap message has no
+ * TypeMeta of its own), binaryData as raw bytes. Measured first, then
+ * written into one buffer of its exact size: the data is copied once.
+ */
+int kvs__kube_proto_body_object(char **out, size_t *out_len, const kvs_object *obj,
+                                const char *ns, int with_rv)
+{
+	static const char api[] = "v1", kind[] = "ConfigMap";
+	pw_obj w = { .obj = obj, .ns = str0(ns) };
+	size_t tm, total, data = 0;
+	uint64_t bytes = 0;
+	uint8_t *buf, *p;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if ((rc = kvs__kube_check_data_keys(obj)) < 0)
+		return rc;
+	if (with_rv && obj->resource_version && obj->resource_version[0])
+		w.rv = obj->resource_version;
+	for (size_t i = 0; i < obj->ndata; i++) {
+		size_t e = obj->data[i].len;
+
+		if (e > SIZE_MAX / 4 || data > SIZE_MAX / 4)
+			return kvs_error_set(KVS_ETOOBIG, "object %s too large", obj->name);
+		bytes += e;
+		data += pw_entry_len(strlen(obj->data[i].key), e);
+	}
+	snprintf(w.bytes, sizeof(w.bytes), "%llu", (unsigned long long)bytes);
+	w.meta = pw_meta(NULL, &w);
+	w.cm = pw_flen(w.meta) + data + (obj->immutable ? 2 : 0);
+	tm = pw_flen(sizeof(api) - 1) + pw_flen(sizeof(kind) - 1);
+	total = sizeof(k8s_magic) + pw_flen(tm) + pw_flen(w.cm) + pw_flen(0) + pw_flen(0);
+	if (!(buf = malloc(total)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory building request for %s", obj->name);
+	memcpy(buf, k8s_magic, sizeof(k8s_magic));
+	p = buf + sizeof(k8s_magic);
+	p = pw_head(p, 1, tm);                       /* Unknown.typeMeta */
+	p = pw_bytes(p, 1, api, sizeof(api) - 1);
+	p = pw_bytes(p, 2, kind, sizeof(kind) - 1);
+	p = pw_head(p, 2, w.cm);                     /* Unknown.raw: the ConfigMap */
+	p = pw_head(p, 1, w.meta);
+	(void)pw_meta(&p, &w);
+	for (size_t i = 0; i < obj->ndata; i++)       /* 3 binaryData */
+		p = pw_entry(p, 3, obj->data[i].key, strlen(obj->data[i].key), obj->data[i].data,
+		             obj->data[i].len);
+	if (obj->immutable) {                        /* 4 immutable */
+		*p++ = 4 << 3 | 0;
+		*p++ = 1;
+	}
+	p = pw_head(p, 3, 0);                        /* Unknown.contentEncoding */
+	p = pw_head(p, 4, 0);                        /* Unknown.contentType */
+	if ((size_t)(p - buf) != total) {
+		free(buf);
+		return kvs_error_set(KVS_EIO, "building request for %s: %zu bytes written of %zu",
+		                     obj->name, (size_t)(p - buf), total);
+	}
+	*out = (char *)buf;
+	*out_len = total;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -70,4 +70,17 @@ int kvs__kube_object_decode(kvs_object **out, const char *content_type, const ch
 void kvs__kube_status_decode(kvs__kube_status *st, const char *content_type, const char *body,
                              size_t len);
 
+/**
+ * Serialize an object as a protobuf ConfigMap request body (create, update):
+ * "k8s\0" + runtime.Unknown {typeMeta {"v1", "ConfigMap"}, raw = the
+ * ConfigMap, contentEncoding "", contentType ""}, with the fields of
+ * kvs__kube_body_object (metadata name, namespace, resourceVersion when
+ * `with_rv` and set, labels, annotations with KVS__KUBE_DATA_BYTES;
+ * binaryData as raw bytes; immutable when set). One malloc of the exact
+ * size, the data copied once. KVS_EINVAL (a data key), KVS_ETOOBIG,
+ * KVS_ENOMEM.
+ */
+int kvs__kube_proto_body_object(char **out, size_t *out_len, const kvs_object *obj,
+                                const char *ns, int with_rv);
+
 #endif

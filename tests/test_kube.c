@@ -1065,6 +1065,8 @@ struct raw_srv {
 	size_t nanswers;
 	const size_t *lens;     /* lens[i]: bytes of answers[i] (NULL: strlen: no NUL in them) */
 	char head[8][2048];     /* the head of the first 8 requests, NUL-terminated */
+	uint8_t *body[8];       /* their bodies (malloc'd, NULL: none) */
+	size_t blen[8];
 	pthread_t th;
 };
 
@@ -1100,8 +1102,13 @@ static void *raw_srv_main(void *arg)
 			size_t i = (size_t)__atomic_load_n(&s->nreq, __ATOMIC_SEQ_CST);
 			size_t ai = i < s->nanswers ? i : s->nanswers - 1;
 			const char *a = s->answers[ai];
-			if (i < 8)
+			if (i < 8) {
 				snprintf(s->head[i], sizeof(s->head[i]), "%.*s", (int)hlen, req);
+				if (blen && (s->body[i] = malloc(blen))) {
+					memcpy(s->body[i], req + hlen, blen);
+					s->blen[i] = blen;
+				}
+			}
 			__atomic_fetch_add(&s->nreq, 1, __ATOMIC_SEQ_CST);
 			if (write(fd, a, s->lens ? s->lens[ai] : strlen(a)) < 0)
 				goto next_conn;
@@ -1145,6 +1152,8 @@ static void raw_srv_start(struct raw_srv *s, const char *const *answers, size_t 
 
 static void raw_srv_cleanup(struct raw_srv *s)
 {
+	for (int i = 0; i < 8; i++)
+		free(s->body[i]);
 	unlink(s->kubeconfig);
 	rmdir(s->dir);
 }
@@ -1519,6 +1528,232 @@ Test(kube, answer_of_another_content_type_is_refused_naming_it)
 	          strstr(kvs_error_last(), "get configmap kvs-test/x"),
 	          "%s", kvs_error_last());
 	cr_expect_null(got);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* protobuf bodies of ConfigMap creates and updates                          */
+
+#define CT_PB_LINE "\r\nContent-Type: application/vnd.kubernetes.protobuf\r\n"
+#define CT_JSON_LINE "\r\nContent-Type: application/json\r\n"
+
+/* The envelope the API server takes: "k8s\0" + Unknown {1 typeMeta {1 "v1",
+ * 2 "ConfigMap"}, 2 raw, 3 "", 4 ""}. */
+static const uint8_t pb_head[] = { 'k', '8', 's', 0, 0x0a, 0x0f, 0x0a, 0x02, 'v', '1', 0x12,
+	                               0x09, 'C', 'o', 'n', 'f', 'i', 'g', 'M', 'a', 'p', 0x12 };
+
+static void expect_pb_configmap(const struct raw_srv *s, int i, const uint8_t *bytes, size_t n,
+                                const char *rv)
+{
+	kvs_object *dec = NULL;
+
+	cr_assert(s->body[i] && s->blen[i] > sizeof(pb_head) + 4, "request %d: no body", i);
+	cr_expect(memcmp(s->body[i], pb_head, sizeof(pb_head)) == 0, "request %d: envelope", i);
+	cr_expect(memcmp(s->body[i] + s->blen[i] - 4, "\x1a\x00\x22\x00", 4) == 0,
+	          "request %d: contentEncoding and contentType \"\" last", i);
+	cr_expect(memmem(s->body[i], s->blen[i], "\x1a\x08kvs-test", 10),
+	          "request %d: metadata.namespace", i);
+	cr_assert_eq(kvs__kube_proto_object(&dec, s->body[i], s->blen[i], 0, "request body"), 0,
+	             "%s", kvs_error_last());
+	cr_expect_str_eq(dec->name, "x");
+	cr_expect_str_eq(dec->resource_version, rv);
+	cr_expect_eq(dec->immutable, 1);
+	cr_expect_str_eq(kvs_object_label(dec, "app"), "t");
+	cr_expect_str_eq(kvs_object_annotation(dec, "note"), "n1");
+	cr_assert_eq(dec->ndata, 1);
+	cr_expect_str_eq(dec->data[0].key, "c0");
+	cr_expect(dec->data[0].len == n && memcmp(dec->data[0].data, bytes, n) == 0,
+	          "binaryData raw: %zu bytes", dec->data[0].len);
+	cr_expect_eq(dec->data_bytes, n);
+	kvs_object_free(dec);
+}
+
+static kvs_object *mk_segment(const uint8_t *bytes, size_t n)
+{
+	kvs_object *o = mk("x", NULL);
+
+	cr_assert_eq(kvs_object_set_annotation(o, "note", "n1"), 0);
+	cr_assert_eq(kvs_object_add_data(o, "c0", bytes, n), 0);
+	o->immutable = 1;
+	return o;
+}
+
+/* A create (POST) and an update (PUT) send the ConfigMap in protobuf,
+ * binaryData raw, and read the stored object answered in protobuf; a batch
+ * create too (its answer stays metadata only, in JSON). */
+Test(kube, configmap_create_and_update_send_protobuf_bodies)
+{
+	static uint8_t bytes[3000];
+	pbenc body = { 0 }, a = { 0 };
+	struct raw_srv s;
+	kvs_object *o, *got = NULL;
+
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 7 + 1);
+	proto_segment(&body, "x", bytes, 4);
+	http_answer(&a, "201 Created", "application/vnd.kubernetes.protobuf", body.p, body.n);
+	const char *answers[] = { (const char *)a.p };
+	size_t lens[] = { a.n };
+	raw_srv_start(&s, answers, 1);
+	s.lens = lens;
+	kvs_backend *b = raw_backend(&s, NULL);
+	o = mk_segment(bytes, sizeof(bytes));
+	cr_assert_eq(b->ops->create(b, &got, o), 0, "%s", kvs_error_last());
+	cr_expect(strncmp(s.head[0], "POST ", 5) == 0 && strstr(s.head[0], CT_PB_LINE) &&
+	          strstr(s.head[0], ACCEPT_PB_LINE), "create sent: %s", s.head[0]);
+	expect_pb_configmap(&s, 0, bytes, sizeof(bytes), "");
+	cr_expect(s.blen[0] < sizeof(bytes) + 200, "%zu bytes for %zu of data", s.blen[0],
+	          sizeof(bytes));
+	cr_expect_str_eq(got->resource_version, "77", "the protobuf answer is read");
+	kvs_object_free(got);
+	cr_assert_eq(kvs_object_set_rv(o, "77"), 0);
+	cr_assert_eq(b->ops->replace(b, &got, o), 0, "%s", kvs_error_last());
+	cr_expect(strncmp(s.head[1], "PUT ", 4) == 0 && strstr(s.head[1], CT_PB_LINE) &&
+	          strstr(s.head[1], ACCEPT_PB_LINE), "update sent: %s", s.head[1]);
+	expect_pb_configmap(&s, 1, bytes, sizeof(bytes), "77");
+	kvs_object_free(got);
+	kvs_op op = { .kind = KVS_OP_CREATE, .name = "x", .in = o };
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(op.result, 0, "%s", op.detail);
+	cr_expect(strstr(s.head[2], CT_PB_LINE) && strstr(s.head[2], "as=PartialObjectMetadata"),
+	          "batch create sent: %s", s.head[2]);
+	expect_pb_configmap(&s, 2, bytes, sizeof(bytes), ""); /* a create carries no rv */
+	kvs_object_free(op.out);
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&body);
+	pbe_free(&a);
+}
+
+Test(kube, json_only_writes_json_bodies)
+{
+	static const char js[] = "{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"}}";
+	pbenc a = { 0 };
+	struct raw_srv s;
+	kvs_kube_options opt = KVS_KUBE_OPTIONS_INIT;
+	kvs_object *o, *got = NULL;
+
+	http_answer(&a, "201 Created", "application/json", js, strlen(js));
+	a.p[a.n] = '\0';
+	const char *answers[] = { (const char *)a.p };
+	raw_srv_start(&s, answers, 1);
+	opt.json_only = 1;
+	kvs_backend *b = raw_backend(&s, &opt);
+	o = mk_segment((const uint8_t *)"hello", 5);
+	cr_assert_eq(b->ops->create(b, &got, o), 0, "%s", kvs_error_last());
+	kvs_object_free(got);
+	cr_assert_eq(b->ops->replace(b, &got, o), 0, "%s", kvs_error_last());
+	kvs_object_free(got);
+	for (int i = 0; i < 2; i++) {
+		cr_expect(strstr(s.head[i], CT_JSON_LINE) && !strstr(s.head[i], "protobuf"),
+		          "write %d sent: %s", i, s.head[i]);
+		cr_expect(s.body[i] && s.blen[i] > 0 && s.body[i][0] == '{' &&
+		          memmem(s.body[i], s.blen[i], "\"c0\":\"aGVsbG8=\"", 15), "write %d body", i);
+	}
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+	pbe_free(&a);
+}
+
+#define ANSWER_415 \
+	"HTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\n" \
+	"Content-Length: 207\r\n\r\n" \
+	"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"the body of " \
+	"the request was in an unknown format - accepted media types include: application/json\"," \
+	"\"reason\":\"UnsupportedMediaType\",\"code\":415}"
+#define ANSWER_201 \
+	"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 47\r\n\r\n" \
+	"{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"}}"
+
+static void expect_json_write(const struct raw_srv *s, int i)
+{
+	cr_expect(strstr(s->head[i], CT_JSON_LINE) && !strstr(s->head[i], "protobuf"),
+	          "request %d sent: %s", i, s->head[i]);
+	cr_expect(s->body[i] && s->body[i][0] == '{', "request %d: a JSON body", i);
+}
+
+/* A server that takes no protobuf body (415 UnsupportedMediaType): the
+ * same create again in JSON at once, and every write after it JSON. */
+Test(kube, unsupported_media_type_retries_the_write_in_json_and_stays_on_json)
+{
+	const char *answers[] = { ANSWER_415, ANSWER_201 };
+	struct raw_srv s;
+	kvs_object *o, *got = NULL;
+
+	cr_assert_eq(strlen(strstr(ANSWER_415, "\r\n\r\n") + 4), 207);
+	raw_srv_start(&s, answers, 2);
+	kvs_backend *b = raw_backend(&s, NULL);
+	o = mk_segment((const uint8_t *)"hello", 5);
+	cr_assert_eq(b->ops->create(b, &got, o), 0, "%s", kvs_error_last());
+	cr_expect_str_eq(got->resource_version, "5");
+	kvs_object_free(got);
+	cr_expect(strstr(s.head[0], CT_PB_LINE), "first sent: %s", s.head[0]);
+	expect_json_write(&s, 1);
+	cr_assert_eq(b->ops->replace(b, NULL, o), 0, "%s", kvs_error_last());
+	expect_json_write(&s, 2);
+	kvs_op op = { .kind = KVS_OP_CREATE, .name = "x", .in = o };
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(op.result, 0, "%s", op.detail);
+	expect_json_write(&s, 3);
+	kvs_object_free(op.out);
+	cr_expect_eq(__atomic_load_n(&s.nreq, __ATOMIC_SEQ_CST), 4);
+	/* GETs still prefer protobuf answers */
+	cr_assert_eq(b->ops->get(b, &got, "x"), 0, "%s", kvs_error_last());
+	cr_expect(strstr(s.head[4], ACCEPT_PB_LINE), "get sent: %s", s.head[4]);
+	kvs_object_free(got);
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
+/* The same through a batch of segment creates: the op that met 415 is sent
+ * again in JSON within the batch and gets the JSON answer's result. */
+Test(kube, unsupported_media_type_in_a_batch_is_retried_in_json)
+{
+	const char *answers[] = { ANSWER_415, ANSWER_201 };
+	struct raw_srv s;
+	kvs_object *o;
+
+	raw_srv_start(&s, answers, 2);
+	kvs_backend *b = raw_backend(&s, NULL);
+	o = mk_segment((const uint8_t *)"hello", 5);
+	kvs_op op = { .kind = KVS_OP_CREATE, .name = "x", .in = o };
+	cr_assert_eq(b->ops->batch(b, &op, 1), 0, "%s", kvs_error_last());
+	cr_expect_eq(op.result, 0, "%s", op.detail);
+	kvs_object_free(op.out);
+	cr_expect(strstr(s.head[0], CT_PB_LINE), "first sent: %s", s.head[0]);
+	expect_json_write(&s, 1);
+	cr_assert_eq(b->ops->create(b, NULL, o), 0, "%s", kvs_error_last());
+	expect_json_write(&s, 2);
+	cr_expect_eq(__atomic_load_n(&s.nreq, __ATOMIC_SEQ_CST), 3);
+	kvs_object_free(o);
+	kvs_backend_free(b);
+	raw_srv_cleanup(&s);
+}
+
+/* Only 415 turns protobuf writes off: a 400 is the server's verdict on the
+ * object, returned as it is, and the next write is protobuf again. */
+Test(kube, bad_request_to_a_protobuf_write_is_not_retried_in_json)
+{
+	const char *answers[] = {
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 91\r\n\r\n"
+		"{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"bad\",\"reason\":\"BadRequest\","
+		"\"code\":400}      ",
+	};
+	struct raw_srv s;
+	kvs_object *o;
+
+	raw_srv_start(&s, answers, 1);
+	kvs_backend *b = raw_backend(&s, NULL);
+	o = mk_segment((const uint8_t *)"hello", 5);
+	cr_expect_lt(b->ops->create(b, NULL, o), 0);
+	cr_expect_eq(__atomic_load_n(&s.nreq, __ATOMIC_SEQ_CST), 1, "not sent again");
+	cr_expect_lt(b->ops->create(b, NULL, o), 0);
+	cr_expect(strstr(s.head[1], CT_PB_LINE), "next write sent: %s", s.head[1]);
+	kvs_object_free(o);
 	kvs_backend_free(b);
 	raw_srv_cleanup(&s);
 }
