@@ -1887,6 +1887,21 @@ static struct status *wait_for_revision(uint64_t rv)
 	return s;
 }
 
+/* A list's ListMeta (as JSON: the protobuf list encodes the same tree):
+ * the revision it was read at, the continue token of a page, and the count
+ * of what is left when it is exact (no selector). */
+static void list_meta_fill(cJSON *m, uint64_t at, const char *tok, bool left, size_t remaining)
+{
+	char rvs[24];
+
+	snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
+	cJSON_AddStringToObject(m, "resourceVersion", rvs);
+	if (tok)
+		cJSON_AddStringToObject(m, "continue", tok);
+	if (left)
+		cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
+}
+
 static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, const char *ns)
 {
 	struct neg n;
@@ -1950,13 +1965,7 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 		/* the items' protobuf forms (objver_pb above), copied once into
 		 * the answer */
 		cJSON *m = cJSON_CreateObject();
-		char rvs[24];
-		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
-		cJSON_AddStringToObject(m, "resourceVersion", rvs);
-		if (tok)
-			cJSON_AddStringToObject(m, "continue", tok);
-		if (tok && count)
-			cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
+		list_meta_fill(m, at, tok, tok && count, remaining);
 		struct proto_item *pi = xmalloc((ni ? ni : 1) * sizeof *pi);
 		for (size_t i = 0; i < ni; i++)
 			pi[i] = items[i]->pb_obj;
@@ -1978,14 +1987,8 @@ static enum MHD_Result do_list(struct MHD_Connection *c, struct resource *r, con
 	const char *include = arg(c, "includeObject");
 	if (n.fmt == FMT_TABLE) {
 		cJSON *t = table_new(r, n.meta_version);
-		cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metadata");
-		char rvs[24];
-		snprintf(rvs, sizeof rvs, "%llu", (unsigned long long)at);
-		cJSON_AddStringToObject(m, "resourceVersion", rvs);
-		if (tok)
-			cJSON_AddStringToObject(m, "continue", tok);
-		if (tok && count)
-			cJSON_AddNumberToObject(m, "remainingItemCount", (double)remaining);
+		list_meta_fill(cJSON_GetObjectItemCaseSensitive(t, "metadata"), at, tok, tok && count,
+		               remaining);
 		for (size_t i = 0; i < ni; i++)
 			table_row(t, items[i], n.meta_version, include);
 		char *ts = cJSON_PrintUnformatted(t);
