@@ -21,14 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/json_roundtrip.h"
 #include "kube/json.h"
 
 static void check_object(const kvs_object *o, unsigned flags)
 {
 	uint64_t sum = 0;
-	char *body = NULL;
-	size_t blen = 0;
-	kvs_object *back = NULL;
 
 	if (!o || !o->name || !o->name[0] || !o->resource_version || !o->uid ||
 	    strlen(o->resource_version) >= KVS_VER_MAX)
@@ -47,19 +45,7 @@ static void check_object(const kvs_object *o, unsigned flags)
 	if (o->ndata && sum != o->data_bytes)
 		abort();
 	/* what we read we can write, and read back the same */
-	if (kvs__kube_body_object(&body, &blen, o, "ns", 1) != 0)
-		abort();
-	if (kvs__kube_object_parse(&back, body, blen, 0, "fuzz roundtrip") != 0 ||
-	    back->ndata != o->ndata || (o->ndata && back->data_bytes != o->data_bytes) ||
-	    strcmp(back->name, o->name) != 0)
-		abort();
-	for (size_t i = 0; i < o->ndata; i++)
-		if (strcmp(back->data[i].key, o->data[i].key) != 0 ||
-		    back->data[i].len != o->data[i].len ||
-		    (o->data[i].len && memcmp(back->data[i].data, o->data[i].data, o->data[i].len)))
-			abort();
-	kvs_object_free(back);
-	free(body);
+	json_roundtrip(o, 1);
 }
 
 static int same_kvs(const kvs_kv *a, size_t na, const kvs_kv *b, size_t nb)
