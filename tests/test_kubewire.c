@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "support/expect.h"
 #include "support/fixture_kube.h"
 
 TestSuite(kubewire, .timeout = 120);
@@ -62,32 +63,11 @@ static kvs_store *open_store(fx_kapi *k, int json_only)
 static uint8_t *value(size_t n, uint64_t seed)
 {
 	uint8_t *v = malloc(n);
-	uint64_t x = seed;
 
 	cr_assert_not_null(v);
-	for (size_t i = 0; i < n; i++) {
-		if (i < n / 2) {
-			v[i] = (uint8_t)"{\"phase\":\"Running\",\"node\":\"wf-"[i % 31];
-		} else {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			v[i] = (uint8_t)x;
-		}
-	}
+	fx_json((char *)v, n / 2, seed);
+	fx_random(v + n / 2, n - n / 2, seed);
 	return v;
-}
-
-static void get_equals(kvs_store *s, const char *key, const uint8_t *want, size_t n)
-{
-	void *got = NULL;
-	size_t len = 0;
-	int rc = kvs_get(&got, &len, NULL, s, key, NULL);
-
-	cr_assert_eq(rc, 0, "get %s: %s", key, kvs_error_last());
-	cr_assert_eq(len, n, "get %s: %zu bytes, want %zu", key, len, n);
-	cr_assert(memcmp(got, want, n) == 0, "get %s: bytes differ", key);
-	kvs_free(got);
 }
 
 Test(kubewire, segment_gets_are_protobuf_unless_json_only)
@@ -100,13 +80,13 @@ Test(kubewire, segment_gets_are_protobuf_unless_json_only)
 	cr_assert_eq(kvs_put(NULL, pb, "wire/a", v, VALUE_BYTES, NULL), 0, "%s", kvs_error_last());
 
 	before = stat_of(k, "protobuf_responses");
-	get_equals(pb, "wire/a", v, VALUE_BYTES);
+	fx_expect_value(pb, "wire/a", v, VALUE_BYTES);
 	after = stat_of(k, "protobuf_responses");
 	/* the index and at least two segments */
 	cr_assert_geq(after - before, 3, "protobuf answers %g -> %g", before, after);
 
 	before = after;
-	get_equals(js, "wire/a", v, VALUE_BYTES);
+	fx_expect_value(js, "wire/a", v, VALUE_BYTES);
 	after = stat_of(k, "protobuf_responses");
 	cr_assert_eq(after, before, "a json_only client got %g protobuf answers", after - before);
 
@@ -125,10 +105,10 @@ Test(kubewire, a_value_put_on_one_wire_reads_back_on_the_other)
 	cr_assert_eq(kvs_put(NULL, pb, "wire/pb", a, VALUE_BYTES, NULL), 0, "%s", kvs_error_last());
 	cr_assert_eq(kvs_put(NULL, js, "wire/js", b, VALUE_BYTES + 12345, NULL), 0, "%s",
 	             kvs_error_last());
-	get_equals(js, "wire/pb", a, VALUE_BYTES);
-	get_equals(pb, "wire/js", b, VALUE_BYTES + 12345);
-	get_equals(pb, "wire/pb", a, VALUE_BYTES);
-	get_equals(js, "wire/js", b, VALUE_BYTES + 12345);
+	fx_expect_value(js, "wire/pb", a, VALUE_BYTES);
+	fx_expect_value(pb, "wire/js", b, VALUE_BYTES + 12345);
+	fx_expect_value(pb, "wire/pb", a, VALUE_BYTES);
+	fx_expect_value(js, "wire/js", b, VALUE_BYTES + 12345);
 
 	kvs_close(pb);
 	kvs_close(js);

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include "support/expect.h"
 #include "support/fixture.h"
 
 #define KIB 1024u
@@ -50,17 +51,6 @@ static uint8_t *make(size_t n, int json, uint64_t seed)
 	return d;
 }
 
-static void expect_value(kvs_store *s, const char *key, const uint8_t *want, size_t n)
-{
-	void *got = NULL;
-	size_t len = 0;
-	int rc = kvs_get(&got, &len, NULL, s, key, NULL);
-
-	cr_assert_eq(rc, 0, "get %s: %s", key, kvs_error_last());
-	cr_assert_eq(len, n, "get %s: %zu bytes, want %zu", key, len, n);
-	cr_assert(n == 0 || memcmp(got, want, n) == 0, "get %s: bytes differ", key);
-	kvs_free(got);
-}
 
 /* Streaming source and sink over memory, with uneven read sizes. */
 typedef struct rd { const uint8_t *p; size_t n, off; uint64_t x; } rd;
@@ -109,7 +99,7 @@ static void roundtrip(kvs_store *s, size_t n, int json, int stream)
 		          "get_stream %s: wrong bytes", key);
 		free(w.p);
 	}
-	expect_value(s, key, d, n);
+	fx_expect_value(s, key, d, n);
 	free(d);
 }
 
@@ -222,7 +212,7 @@ Test(store, reput_of_same_value_creates_no_segment)
 		cr_assert_eq(ms.calls[KVS_MEM_CREATE], 0, "created %llu objects",
 		             (unsigned long long)ms.calls[KVS_MEM_CREATE]);
 	}
-	expect_value(s, "same", d, n);
+	fx_expect_value(s, "same", d, n);
 	free(d);
 	kvs_close(s);
 }
@@ -250,7 +240,7 @@ Test(store, one_percent_middle_edit_writes_at_most_5_percent, .timeout = 120)
 	cr_log_info("1%% middle edit of 64 MiB JSON: %llu of %llu stored bytes written (%.2f%%)",
 	            (unsigned long long)ms.bytes_written, (unsigned long long)st1.stored_bytes, pct);
 	cr_assert_leq(pct, 5.0, "wrote %.2f%% of the stored bytes", pct);
-	expect_value(s, "big", d, n);
+	fx_expect_value(s, "big", d, n);
 
 	/* 20 scattered small edits: reported, not asserted. */
 	for (int i = 0; i < 20; i++) {
@@ -263,7 +253,7 @@ Test(store, one_percent_middle_edit_writes_at_most_5_percent, .timeout = 120)
 	cr_log_info("20 scattered edits of 64 MiB JSON: %llu bytes written (%.2f%% of stored)",
 	            (unsigned long long)ms.bytes_written,
 	            100.0 * (double)ms.bytes_written / (double)st1.stored_bytes);
-	expect_value(s, "big", d, n);
+	fx_expect_value(s, "big", d, n);
 	free(d);
 	free(x);
 	kvs_close(s);
@@ -282,7 +272,7 @@ Test(store, stale_expected_version_is_econflict_and_value_unchanged)
 	cr_assert_str_neq(v1.str, v2.str);
 	/* v1 is stale now */
 	cr_assert_eq(kvs_put(NULL, s, "k", c, 300 * KIB, &po), KVS_ECONFLICT);
-	expect_value(s, "k", b, 200 * KIB);
+	fx_expect_value(s, "k", b, 200 * KIB);
 	free(a); free(b); free(c);
 	kvs_close(s);
 }
@@ -295,7 +285,7 @@ Test(store, create_only_on_existing_key_is_eexists)
 	po.expect_version = "";
 	cr_assert_eq(kvs_put(NULL, s, "c", "one", 3, &po), 0);
 	cr_assert_eq(kvs_put(NULL, s, "c", "two", 3, &po), KVS_EEXISTS);
-	expect_value(s, "c", (const uint8_t *)"one", 3);
+	fx_expect_value(s, "c", (const uint8_t *)"one", 3);
 	kvs_close(s);
 }
 
@@ -556,7 +546,7 @@ Test(store, flipped_byte_in_any_segment_is_ecorrupt_never_wrong_bytes, .timeout 
 		}
 		kvs_object_free(obj);
 	}
-	expect_value(s, "v", d, n);
+	fx_expect_value(s, "v", d, n);
 	free(d);
 	kvs_close(s);
 }
@@ -583,7 +573,7 @@ Test(store, flipped_byte_in_manifest_is_ecorrupt)
 		cr_assert_eq(kvs_mem_corrupt(b, idx, "manifest", off), 0);
 	}
 	kvs_object_free(obj);
-	expect_value(s, "m", d, n);
+	fx_expect_value(s, "m", d, n);
 	free(d);
 	kvs_close(s);
 }
@@ -759,7 +749,7 @@ Test(store, odd_and_long_keys_roundtrip)
 		             kvs_error_last());
 	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		expect_value(s, keys[i], (const uint8_t *)keys[i], strlen(keys[i]));
+		fx_expect_value(s, keys[i], (const uint8_t *)keys[i], strlen(keys[i]));
 	longkey[10] = '\n';
 	cr_assert_eq(kvs_put(NULL, s, longkey, "x", 1, NULL), KVS_EINVAL);
 	cr_assert_eq(kvs_put(NULL, s, "", "x", 1, NULL), KVS_EINVAL);
@@ -807,7 +797,7 @@ Test(store, progress_callback_can_cancel_a_put_leaving_old_value)
 	po.progress_ctx = &seen;
 	cr_assert_eq(kvs_put(NULL, s, "p", d, 9 * MIB, &po), KVS_ECANCELED);
 	cr_assert_gt(seen, 0);
-	expect_value(s, "p", (const uint8_t *)"old", 3);
+	fx_expect_value(s, "p", (const uint8_t *)"old", 3);
 	free(d);
 	kvs_close(s);
 }
