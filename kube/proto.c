@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "kube/proto.h"
+#include "store/object.h"
 
 static const uint8_t k8s_magic[4] = { 0x6b, 0x38, 0x73, 0x00 }; /* "k8s\0" */
 
@@ -43,6 +44,8 @@ typedef struct pctx {
 	const char *what;
 	size_t entries, max_entries;
 	unsigned flags;
+	char **own;     /* NULL, or the body to hand to the object (kvs__kube_proto_object_take) */
+	size_t own_len;
 } pctx;
 
 /* The bytes of a field (p is NULL for a field that is not length-delimited:
@@ -433,6 +436,8 @@ static int data_entry(kvs_object *o, const pbf *f, pctx *c)
 	}
 	if (rc == 0 && (c->flags & KVS__KJ_META_ONLY))
 		o->data_bytes += vn;
+	else if (rc == 0 && o->share)
+		rc = kvs__object_add_view(o, k, vp, vn); /* binaryData: in the body, not copied */
 	else if (rc == 0)
 		rc = kvs_object_add_data(o, k, vp, vn);
 	free(k);
@@ -472,6 +477,13 @@ static int configmap(kvs_object **out, pb raw, pctx *c)
 	}
 	if ((rc = kvs__kube_obj_new(&o, name, c->what)) < 0)
 		goto out;
+	if (c->own && !(c->flags & KVS__KJ_META_ONLY)) {
+		char *body = *c->own;
+
+		*c->own = NULL; /* the object's now, whatever happens */
+		if ((rc = kvs__object_adopt_buffer(o, body, c->own_len)) < 0)
+			goto out;
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		r = raw;
 		while ((rc = pb_next(&r, &f, c, "ConfigMap")) > 0) {
@@ -506,6 +518,11 @@ static int configmap(kvs_object **out, pb raw, pctx *c)
 	}
 	if ((rc = kvs__kube_obj_check_rv(o, c->what)) < 0)
 		goto out;
+	/* shared data only for an immutable object (a segment), as the
+	 * in-memory backend shares it: a mutable one may be changed in place
+	 * by its caller, so it gets its own copy (and the body is freed) */
+	if (o->share && !o->immutable && (rc = kvs_object_own_data(o)) < 0)
+		goto out;
 	o->updated_ms = managed_bad ? 0 : managed;
 	kvs__kube_obj_hint(o, had_data, hint);
 	*out = o;
@@ -516,10 +533,10 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-int kvs__kube_proto_object(kvs_object **out, const uint8_t *body, size_t len, unsigned flags,
-                           const char *what)
+static int proto_object(kvs_object **out, const uint8_t *body, size_t len, unsigned flags,
+                        const char *what, char **own)
 {
-	pctx c = { what, 0, kvs__json_max_values(KVS__KUBE_MAX_OBJECT), flags };
+	pctx c = { what, 0, kvs__json_max_values(KVS__KUBE_MAX_OBJECT), flags, own, len };
 	pb raw;
 	int rc;
 
@@ -530,6 +547,18 @@ int kvs__kube_proto_object(kvs_object **out, const uint8_t *body, size_t len, un
 	if ((rc = unknown_raw(&raw, body, len, "ConfigMap", &c)) < 0)
 		return rc;
 	return configmap(out, raw, &c);
+}
+
+int kvs__kube_proto_object(kvs_object **out, const uint8_t *body, size_t len, unsigned flags,
+                           const char *what)
+{
+	return proto_object(out, body, len, flags, what, NULL);
+}
+
+int kvs__kube_proto_object_take(kvs_object **out, char **body, size_t len, unsigned flags,
+                                const char *what)
+{
+	return proto_object(out, (const uint8_t *)*body, len, flags, what, body);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -608,7 +637,7 @@ static int status_details(kvs__kube_status *st, const pbf *f, pctx *c)
 
 int kvs__kube_proto_status(kvs__kube_status *st, const uint8_t *body, size_t len)
 {
-	pctx c = { "an error response", 0, 0, 0 };
+	pctx c = { "an error response", 0, 0, 0, NULL, 0 };
 	pb r;
 	pbf f;
 	int rc;
@@ -863,6 +892,16 @@ int kvs__kube_object_decode(kvs_object **out, const char *ct, const char *body, 
 	                     "malformed response to %s: Content-Type \"%.100s\" is neither JSON nor "
 	                     "%s",
 	                     what, ct, KVS__KUBE_PROTOBUF);
+}
+
+int kvs__kube_object_decode_take(kvs_object **out, const char *ct, char **body, size_t len,
+                                 unsigned flags, const char *what)
+{
+	if (kvs__kube_wire_of(ct) == KVS__WIRE_PROTOBUF && *body) {
+		*out = NULL;
+		return kvs__kube_proto_object_take(out, body, len, flags, what);
+	}
+	return kvs__kube_object_decode(out, ct, *body, len, flags, what);
 }
 
 void kvs__kube_status_decode(kvs__kube_status *st, const char *ct, const char *body, size_t len)

@@ -52,6 +52,15 @@ int kvs__kube_proto_object(kvs_object **out, const uint8_t *body, size_t len, un
                            const char *what);
 
 /**
+ * kvs__kube_proto_object() that may take the body (malloc'd): an
+ * immutable object's binaryData then points into it, not copied, and the
+ * object frees it (store/object.h: shared data, read-only). *body is NULL
+ * when it was taken (also when this then fails: it is freed), else left.
+ */
+int kvs__kube_proto_object_take(kvs_object **out, char **body, size_t len, unsigned flags,
+                                const char *what);
+
+/**
  * A protobuf body holding a Status → *st (zeroed first; filled as
  * kvs__kube_status_from_json() fills it from JSON). 0, or KVS_ECORRUPT naming
  * what was wrong (st then holds what was read before it).
@@ -65,6 +74,10 @@ int kvs__kube_proto_status(kvs__kube_status *st, const uint8_t *body, size_t len
  */
 int kvs__kube_object_decode(kvs_object **out, const char *content_type, const char *body,
                             size_t len, unsigned flags, const char *what);
+
+/** kvs__kube_object_decode() that may take a protobuf body (as above). */
+int kvs__kube_object_decode_take(kvs_object **out, const char *content_type, char **body,
+                                 size_t len, unsigned flags, const char *what);
 
 /** A Status body read by its Content-Type (best effort, as kvs__kube_status_parse). */
 void kvs__kube_status_decode(kvs__kube_status *st, const char *content_type, const char *body,

@@ -8,6 +8,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
+#include "store/object.h"
 
 static char *xstrdup(const char *s)
 {
@@ -45,12 +46,20 @@ static void free_kvs(kvs_kv *kv, size_t n)
 }
 
 /* Data shared by several objects (backend.h): the entries, owning their
- * keys and bytes, and the number of objects that reference them. */
+ * keys and bytes (but for bytes inside `buf`, which the share owns whole:
+ * kvs__object_adopt_buffer), and the number of objects that reference them. */
 struct kvs_share {
 	size_t refs;          /* atomic */
 	kvs_blob *blobs;
 	size_t n;
+	uint8_t *buf;         /* NULL, or a buffer some entries point into */
+	size_t buf_len;
 };
+
+static int in_buf(const kvs_share *sh, const uint8_t *p)
+{
+	return sh->buf && p >= sh->buf && p < sh->buf + sh->buf_len;
+}
 
 static void share_unref(kvs_share *sh)
 {
@@ -58,10 +67,72 @@ static void share_unref(kvs_share *sh)
 		return;
 	for (size_t i = 0; i < sh->n; i++) {
 		free(sh->blobs[i].key);
-		free(sh->blobs[i].data);
+		if (!in_buf(sh, sh->blobs[i].data))
+			free(sh->blobs[i].data);
 	}
 	free(sh->blobs);
+	free(sh->buf);
 	free(sh);
+}
+
+int kvs__object_adopt_buffer(kvs_object *o, void *buf, size_t len)
+{
+	kvs_share *sh;
+
+	if (!o || o->ndata || o->share) {
+		free(buf);
+		return kvs_error_set(KVS_EINVAL, "kvs__object_adopt_buffer: the object has data");
+	}
+	if (!(sh = calloc(1, sizeof(*sh)))) {
+		free(buf);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	sh->refs = 1;
+	sh->buf = buf;
+	sh->buf_len = len;
+	o->share = sh;
+	return 0;
+}
+
+/* Both arrays grow by one: the share's (owning) and the object's view. */
+int kvs__object_add_view(kvs_object *o, const char *key, const uint8_t *data, size_t len)
+{
+	kvs_share *sh = o->share;
+	kvs_blob *nb, *nv, e;
+
+	if (!sh || !sh->buf || __atomic_load_n(&sh->refs, __ATOMIC_ACQUIRE) != 1 ||
+	    o->ndata != sh->n)
+		return kvs_error_set(KVS_EINVAL, "object %s: no buffer of its own to add to", o->name);
+	if (len && data + len > sh->buf + sh->buf_len && in_buf(sh, data))
+		return kvs_error_set(KVS_EINVAL, "object %s: entry runs past its buffer", o->name);
+	e.len = len;
+	if (!(e.key = xstrdup(key)))
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	if (in_buf(sh, data)) {
+		e.data = (uint8_t *)data;
+	} else if ((e.data = malloc(len ? len : 1))) {
+		if (len)
+			memcpy(e.data, data, len);
+	} else {
+		free(e.key);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	nb = realloc(sh->blobs, (sh->n + 1) * sizeof(*nb));
+	if (nb)
+		sh->blobs = nb;
+	nv = nb ? realloc(o->data, (o->ndata + 1) * sizeof(*nv)) : NULL;
+	if (nv)
+		o->data = nv;
+	if (!nb || !nv) {
+		free(e.key);
+		if (!in_buf(sh, e.data))
+			free(e.data);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	sh->blobs[sh->n++] = e;
+	o->data[o->ndata++] = e;
+	o->data_bytes += len;
+	return 0;
 }
 
 void kvs_object_clear_data(kvs_object *o)

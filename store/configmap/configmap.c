@@ -222,9 +222,11 @@ static int run_one(kube_backend *kb, kvs_object **out, const req_in *in0)
 	if (rc == 0 && out) {
 		if (in->kind == REQ_HEAD)
 			rc = head_parse(out, &r, type);
+		else if (in->kind == REQ_GET) /* a segment's binaryData stays in the body */
+			rc = kvs__kube_object_decode_take(out, type, &r.response, r.response_len, 0, what);
 		else
 			rc = kvs__kube_object_decode(out, type, r.response, r.response_len,
-			                             in->kind == REQ_GET ? 0 : KVS__KJ_META_ONLY, what);
+			                             KVS__KJ_META_ONLY, what);
 	}
 	kvs_kube_request_clear(&r);
 	free(body);
@@ -440,8 +442,8 @@ static void batch_done(kvs_kube_request *r, size_t j, const char *type, void *ct
 	else if (op->kind == KVS_OP_HEAD)
 		kvs_op_result(op, head_parse(&op->out, r, type));
 	else if (op->kind == KVS_OP_GET)
-		kvs_op_result(op, kvs__kube_object_decode(&op->out, type, r->response,
-		                                          r->response_len, 0, r->what));
+		kvs_op_result(op, kvs__kube_object_decode_take(&op->out, type, &r->response,
+		                                               r->response_len, 0, r->what));
 	free(r->response);
 	r->response = NULL;
 	r->response_len = 0;
