@@ -328,66 +328,99 @@ static void run_release(run *r)
 }
 
 /*
- * The fetch of the next run, on a thread of its own while the caller
- * decodes the current one (docs/design.md "Get"): at most two runs are held
- * at once. Its error detail is thread-local, so it is carried back as text
- * and set again on the caller's thread after the join.
+ * The fetch pipeline (docs/design.md "Get"). Runs are planned in order and
+ * held in a ring of `depth` slots (run k in slot k % depth): a run is
+ * fetched into its slot, the caller decodes it, and the slot is free again.
+ * Once fetching pays for a thread (a run took AHEAD_MIN_NS or more: not the
+ * in-memory backend, which answers with references), up to `nf` fetch
+ * threads of the get's own take the next runs in order, each one batch,
+ * while the caller decodes the earliest one that has arrived: the transfers
+ * of the runs after k overlap the decompression of run k, and the first
+ * bytes are decoded after one small run has arrived, not after a run of
+ * `concurrency` segments. Nothing is planned past `depth` runs ahead of
+ * what the caller has released, so the memory held is bounded by
+ * depth * run_len segments, whatever the value's size. Thread-local error
+ * details of a fetch are carried in its slot as text and set again on the
+ * caller's thread when the caller reaches that run.
  */
-typedef struct prefetch {
+#define AHEAD_MIN_NS 250000u
+
+typedef struct slot {
+	run r;
+	int state;            /* SLOT_FREE, SLOT_FETCHING, SLOT_FETCHED */
+	int rc;
+	char err[1024];
+} slot;
+
+enum { SLOT_FREE = 0, SLOT_FETCHING, SLOT_FETCHED };
+
+typedef struct fpipe {
 	kvs_store *s;
 	const kvs__manifest *m;
 	const char *what;
-	run *r;
+	size_t run_len;       /* segments per run */
+	size_t depth;         /* slots */
+	slot *slots;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t plan_at;     /* first chunk of the next run to plan */
+	size_t planned;       /* runs claimed for fetching */
+	size_t released;      /* runs the caller is done with */
 	uint64_t requests;
-	uint64_t ns;          /* how long the fetch took */
+	int failed;           /* a fetch failed: plan nothing more */
+	int stop;             /* the caller is leaving: plan nothing more */
+} fpipe;
+
+/* Under mu: may the next run be claimed? */
+static int pipe_can_claim(const fpipe *p)
+{
+	return !p->stop && !p->failed && p->plan_at < p->m->nchunks &&
+	       p->planned < p->released + p->depth;
+}
+
+/* Claim the next run (under mu, pipe_can_claim true), fetch it without the
+ * lock, and publish it. Returns how long the fetch took. */
+static uint64_t pipe_fetch_next(fpipe *p)
+{
+	slot *sl = &p->slots[p->planned % p->depth];
+	uint64_t req = 0, t0, ns;
 	int rc;
-	int started;
-	pthread_t th;
-	char err[1024];
-} prefetch;
 
-/* A run fetched faster than this (the in-memory backend: references, no
- * transfer) is not worth a thread: it would only compete with the
- * decoding for the cores. */
-#define AHEAD_MIN_NS 1000000u
-
-static void *prefetch_thread(void *arg)
-{
-	prefetch *p = arg;
-	uint64_t t0 = kvs__mono_ns();
-
-	p->rc = fetch_run(p->r->segs, p->s, p->m, p->r->want, p->r->nwant, p->what, &p->requests);
-	if (p->rc < 0)
-		snprintf(p->err, sizeof(p->err), "%s", kvs_error_last());
-	p->ns = kvs__mono_ns() - t0;
-	return NULL;
+	run_plan(&sl->r, p->m, p->plan_at, p->run_len);
+	p->plan_at = sl->r.j;
+	p->planned++;
+	sl->state = SLOT_FETCHING;
+	sl->err[0] = '\0';
+	pthread_mutex_unlock(&p->mu);
+	t0 = kvs__mono_ns();
+	rc = fetch_run(sl->r.segs, p->s, p->m, sl->r.want, sl->r.nwant, p->what, &req);
+	ns = kvs__mono_ns() - t0;
+	if (rc < 0)
+		snprintf(sl->err, sizeof(sl->err), "%s", kvs_error_last());
+	pthread_mutex_lock(&p->mu);
+	sl->rc = rc;
+	sl->state = SLOT_FETCHED;
+	p->requests += req;
+	if (rc < 0)
+		p->failed = 1;
+	pthread_cond_broadcast(&p->cv);
+	return ns;
 }
 
-static void prefetch_start(prefetch *p, kvs_store *s, const kvs__manifest *m, const char *what,
-                           run *r)
+static void *fetch_thread(void *arg)
 {
-	memset(p, 0, sizeof(*p));
-	p->s = s;
-	p->m = m;
-	p->what = what;
-	p->r = r;
-	p->started = pthread_create(&p->th, NULL, prefetch_thread, p) == 0;
-}
+	fpipe *p = arg;
 
-/* Wait for the next run (or fetch it here if no thread could start). */
-static int prefetch_finish(prefetch *p, uint64_t *requests, uint64_t *ns)
-{
-	if (!p->started)
-		prefetch_thread(p);   /* sets this thread's error itself */
-	else {
-		pthread_join(p->th, NULL);
-		if (p->rc < 0)
-			p->rc = kvs_error_set(p->rc, "%s", p->err);
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!pipe_can_claim(p) && !p->stop && !p->failed && p->plan_at < p->m->nchunks)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (!pipe_can_claim(p))
+			break;
+		(void)pipe_fetch_next(p);
 	}
-	if (requests)
-		*requests += p->requests;
-	*ns = p->ns;
-	return p->rc;
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
 }
 
 /* Decode, verify and deliver the chunks of a fetched run. */
@@ -425,89 +458,119 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
 }
 
 /*
- * Runs of segments, each fetched while the one before it is decoded: the
- * transfers of run k+1 overlap the decompression of run k. A whole-value
- * get's runs are `concurrency` segments; a streaming get's are half that,
- * so the two runs it holds at once are no more segments than the one it
- * held before (its memory is bounded by what is in flight, not the value).
- * With `workers` 1 everything stays on the caller's thread, one run at a
- * time, and so it does while runs arrive in under AHEAD_MIN_NS (measured
- * run by run: a backend that answers from memory gains nothing from it).
- * An error of run k is reported before anything of run k+1 is looked at;
- * run k+1's fetch is waited for and dropped.
+ * The chunks of a value, run by run through the fetch pipeline above. Run
+ * lengths and depth: a whole-value get holds at most 2 * concurrency
+ * segments (runs of concurrency / 4), a streaming get at most concurrency
+ * (its memory is bounded by what is in flight, not by the value), and at
+ * most `concurrency` segments are in flight. With `workers` 1, or while
+ * runs arrive in under AHEAD_MIN_NS, every run is fetched on the caller's
+ * thread just before it is decoded. An error of run k is reported before
+ * anything of run k+1 is looked at: the runs fetched after it are waited
+ * for and dropped.
  */
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
                        XXH3_state_t *whole, const kvs_get_options *opts, uint64_t *requests)
 {
-	run runs[2], *cur = &runs[0], *nxt = &runs[1], *t;
-	prefetch pf;
-	size_t conc = s->opts.concurrency;
+	size_t conc = s->opts.concurrency ? s->opts.concurrency : 1, nf = 0, nt = 0;
+	fpipe p;
+	pthread_t th[4];
 	uint64_t off = 0, *offs = NULL;
 	uint8_t *status = NULL;
-	uint64_t ns, t0;
 	int rc = 0, ahead = s->workers > 1;
 
+	if (m->nchunks == 0)
+		return 0;
+	memset(&p, 0, sizeof(p));
+	p.s = s;
+	p.m = m;
+	p.what = what;
+	p.run_len = conc / 4 ? conc / 4 : 1;
+	if (out->buf)
+		p.depth = 2 * conc / p.run_len;
+	else if (conc >= 2)
+		p.depth = conc / p.run_len;
+	else {
+		p.depth = 1;   /* one segment held: nothing can be fetched ahead */
+		ahead = 0;
+	}
+	if (p.depth < 1)
+		p.depth = 1;
+	nf = conc / p.run_len;
+	if (nf > p.depth - 1)
+		nf = p.depth - 1;
+	if (nf > sizeof(th) / sizeof(th[0]))
+		nf = sizeof(th) / sizeof(th[0]);
+	if (nf == 0)
+		ahead = 0;
 	if (out->buf) {
 		offs = malloc((size_t)m->nchunks * sizeof(*offs));
 		status = malloc(m->nchunks);
-		if (!offs || !status) {
-			free(offs);
-			free(status);
-			return kvs_error_set(KVS_ENOMEM, "out of memory");
-		}
+	}
+	p.slots = calloc(p.depth, sizeof(*p.slots));
+	if (!p.slots || (out->buf && (!offs || !status))) {
+		free(offs);
+		free(status);
+		free(p.slots);
+		return kvs_error_set(KVS_ENOMEM, "out of memory");
+	}
+	if (offs)
 		for (uint32_t k = 0; k < m->nchunks; k++) {
 			offs[k] = off;
 			off += m->chunks[k].raw_len;
 		}
-		off = 0;
-	} else if (ahead) {
-		if (conc < 2)
-			ahead = 0;
-		else
-			conc /= 2;
-	}
-	if (m->nchunks == 0)
-		goto out;
-	run_plan(cur, m, 0, conc);
-	t0 = kvs__mono_ns();
-	rc = fetch_run(cur->segs, s, m, cur->want, cur->nwant, what, requests);
-	ns = kvs__mono_ns() - t0;
-	while (rc == 0) {
-		int more = cur->j < m->nchunks, async = ahead && ns >= AHEAD_MIN_NS, frc;
-		if (more) {
-			run_plan(nxt, m, cur->j, conc);
-			if (async)
-				prefetch_start(&pf, s, m, what, nxt);
+	off = 0;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	pthread_mutex_lock(&p.mu);
+	for (size_t k = 0; rc == 0; k++) {
+		slot *sl;
+		/* run k: fetched here while fetching does not pay for threads */
+		if (p.planned == k) {
+			if (!pipe_can_claim(&p))
+				break;   /* every run read */
+			if (pipe_fetch_next(&p) >= AHEAD_MIN_NS && ahead && nt == 0)
+				for (; nt < nf; nt++)
+					if (pthread_create(&th[nt], NULL, fetch_thread, &p) != 0)
+						break;
 		}
-		rc = run_read(s, m, what, out, whole, cur, offs, status, &off);
-		run_release(cur);
+		sl = &p.slots[k % p.depth];
+		while (sl->state != SLOT_FETCHED)
+			pthread_cond_wait(&p.cv, &p.mu);
+		pthread_mutex_unlock(&p.mu);
+		if ((rc = sl->rc) < 0)
+			rc = kvs_error_set(rc, "%s", sl->err);
+		else
+			rc = run_read(s, m, what, out, whole, &sl->r, offs, status, &off);
+		run_release(&sl->r);
 		if (rc == 0 && opts && opts->progress &&
 		    opts->progress(opts->progress_ctx, off, m->length) != 0)
 			rc = kvs_error_set(KVS_ECANCELED, "%s: canceled by the progress callback", what);
-		if (!more)
-			break;
-		if (async) {
-			char keep[1024];
-			if (rc < 0)   /* run k's error stands; run k+1 is only waited for */
-				snprintf(keep, sizeof(keep), "%s", kvs_error_last());
-			frc = prefetch_finish(&pf, requests, &ns);
-			if (rc < 0)
-				kvs_error_set(rc, "%s", keep);
-			else
-				rc = frc;
-		} else if (rc == 0) {
-			t0 = kvs__mono_ns();
-			rc = fetch_run(nxt->segs, s, m, nxt->want, nxt->nwant, what, requests);
-			ns = kvs__mono_ns() - t0;
-		}
-		t = cur;
-		cur = nxt;
-		nxt = t;
+		pthread_mutex_lock(&p.mu);
+		sl->state = SLOT_FREE;
+		p.released = k + 1;
 		if (rc < 0)
-			break;
+			p.stop = 1;
+		pthread_cond_broadcast(&p.cv);
 	}
-	run_release(cur);
-out:
+	p.stop = 1;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	if (rc < 0) {   /* run k's error stands; the fetches after it are only waited for */
+		char keep[1024];
+		snprintf(keep, sizeof(keep), "%s", kvs_error_last());
+		for (size_t t = 0; t < nt; t++)
+			pthread_join(th[t], NULL);
+		kvs_error_set(rc, "%s", keep);
+	} else
+		for (size_t t = 0; t < nt; t++)
+			pthread_join(th[t], NULL);
+	for (size_t k = 0; k < p.depth; k++)
+		run_release(&p.slots[k].r);
+	if (requests)
+		*requests += p.requests;
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+	free(p.slots);
 	free(offs);
 	free(status);
 	return rc;
