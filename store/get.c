@@ -331,8 +331,8 @@ static void run_release(run *r)
  * The fetch pipeline (docs/design.md "Get"). Runs are planned in order and
  * held in a ring of `depth` slots (run k in slot k % depth): a run is
  * fetched into its slot, the caller decodes it, and the slot is free again.
- * Once fetching pays for a thread (a run took AHEAD_MIN_NS or more: not the
- * in-memory backend, which answers with references), up to `nf` fetch
+ * Once fetching pays for a thread (a run's fetch waited AHEAD_MIN_NS or
+ * more: not the in-memory backend, which answers at once), up to `nf` fetch
  * threads of the get's own take the next runs in order, each one batch,
  * while the caller decodes the earliest one that has arrived: the transfers
  * of the runs after k overlap the decompression of run k, and the first
@@ -378,12 +378,25 @@ static int pipe_can_claim(const fpipe *p)
 	       p->planned < p->released + p->depth;
 }
 
+/* CPU time of the calling thread, ns (0 where the clock is missing). */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec t;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0)
+		return 0;
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 /* Claim the next run (under mu, pipe_can_claim true), fetch it without the
- * lock, and publish it. Returns how long the fetch took. */
+ * lock, and publish it. Returns how long the fetch waited: its time less
+ * the thread's CPU time in it (opening and hashing the segments is work a
+ * fetch thread would only take from the decoding; waiting for a server is
+ * what it overlaps). */
 static uint64_t pipe_fetch_next(fpipe *p)
 {
 	slot *sl = &p->slots[p->planned % p->depth];
-	uint64_t req = 0, t0, ns;
+	uint64_t req = 0, t0, c0, ns;
 	int rc;
 
 	run_plan(&sl->r, p->m, p->plan_at, p->run_len);
@@ -393,8 +406,11 @@ static uint64_t pipe_fetch_next(fpipe *p)
 	sl->err[0] = '\0';
 	pthread_mutex_unlock(&p->mu);
 	t0 = kvs__mono_ns();
+	c0 = thread_cpu_ns();
 	rc = fetch_run(sl->r.segs, p->s, p->m, sl->r.want, sl->r.nwant, p->what, &req);
 	ns = kvs__mono_ns() - t0;
+	c0 = thread_cpu_ns() - c0;
+	ns = ns > c0 ? ns - c0 : 0;
 	if (rc < 0)
 		snprintf(sl->err, sizeof(sl->err), "%s", kvs_error_last());
 	pthread_mutex_lock(&p->mu);
@@ -471,7 +487,7 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
 static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, sink *out,
                        XXH3_state_t *whole, const kvs_get_options *opts, uint64_t *requests)
 {
-	size_t conc = s->opts.concurrency ? s->opts.concurrency : 1, nf = 0, nt = 0;
+	size_t conc = s->opts.concurrency ? s->opts.concurrency : 1, nf = 0, nt = 0, sync_len;
 	fpipe p;
 	pthread_t th[4];
 	uint64_t off = 0, *offs = NULL;
@@ -485,6 +501,7 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 	p.m = m;
 	p.what = what;
 	p.run_len = conc / 4 ? conc / 4 : 1;
+	sync_len = out->buf || conc < 2 ? conc : conc / 2;
 	if (out->buf)
 		p.depth = 2 * conc / p.run_len;
 	else if (conc >= 2)
@@ -532,6 +549,8 @@ static int read_chunks(kvs_store *s, const kvs__manifest *m, const char *what, s
 				for (; nt < nf; nt++)
 					if (pthread_create(&th[nt], NULL, fetch_thread, &p) != 0)
 						break;
+			if (nt == 0)   /* one run at a time: fewer, longer runs decode faster */
+				p.run_len = sync_len;
 		}
 		sl = &p.slots[k % p.depth];
 		while (sl->state != SLOT_FETCHED)
