@@ -210,12 +210,15 @@ static int verify_chunk(const kvs__segment *sg, const kvs__chunk_ref *c, uint8_t
 
 /*
  * A run of chunks decoded into the value buffer by a few threads. The
- * whole-value hash must see the bytes in order, so the caller feeds it
- * chunk by chunk as the chunks are done (status no longer CK_PENDING) and
- * decodes a chunk itself whenever the next one in order is not done yet:
- * the hash overlaps the decoding instead of following it on one thread.
- * When nothing is left to take, it waits for the helpers (no spinning) and
- * hashes the few chunks they finished last.
+ * whole-value hash must see the bytes in order. Whoever has just decoded
+ * and verified a chunk feeds the hash with every chunk that is next in
+ * order and done (its own among them, while it is still in that thread's
+ * cache: a chunk hashed later by another thread is read from memory, which
+ * made that pass cost several times the per-chunk one), one thread at a
+ * time (the `hashing` flag; a thread that finds it taken goes on
+ * decoding). After the helpers are joined, the caller hashes whatever is
+ * left in order; the hashing stops before the first chunk that did not
+ * verify (read_chunks reports it).
  */
 #define CK_PENDING 0xff
 
@@ -228,22 +231,45 @@ typedef struct dec {
 	const uint64_t *offs;
 	uint8_t *status;      /* per chunk; atomic */
 	uint32_t end;
-	uint32_t next;        /* atomic */
+	uint32_t next;        /* atomic: the next chunk to decode */
+	XXH3_state_t *whole;
+	uint32_t h;           /* the next chunk to hash; under `hashing` */
+	int hashing;          /* atomic: a thread is feeding `whole` */
 } dec;
 
-/* Decode the next chunk nobody took; 0 when none is left. */
+/* Hash the chunks that are next in order and verified, unless another
+ * thread is at it. A chunk that verifies while the flag is held by
+ * another thread is seen by that thread's look after it lets go. */
+static void hash_ready(dec *d)
+{
+	while (__atomic_exchange_n(&d->hashing, 1, __ATOMIC_SEQ_CST) == 0) {
+		uint32_t h = d->h;
+		while (h < d->end && __atomic_load_n(&d->status[h], __ATOMIC_SEQ_CST) == CK_OK) {
+			XXH3_128bits_update(d->whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
+			h++;
+		}
+		d->h = h;
+		__atomic_store_n(&d->hashing, 0, __ATOMIC_SEQ_CST);
+		if (h >= d->end || __atomic_load_n(&d->status[h], __ATOMIC_SEQ_CST) != CK_OK)
+			return;
+	}
+}
+
+/* Decode the next chunk nobody took, then hash what is ready; 0 when none
+ * is left. */
 static int decode_one(dec *d)
 {
 	uint32_t i = __atomic_fetch_add(&d->next, 1, __ATOMIC_RELAXED);
 	const kvs__chunk_ref *c;
+	int st;
 
 	if (i >= d->end)
 		return 0;
 	c = &d->m->chunks[i];
-	__atomic_store_n(&d->status[i],
-	                 (uint8_t)verify_chunk(seg_of(d->segs, d->want, d->nwant, c->seg), c,
-	                                       d->buf + d->offs[i]),
-	                 __ATOMIC_RELEASE);
+	st = verify_chunk(seg_of(d->segs, d->want, d->nwant, c->seg), c, d->buf + d->offs[i]);
+	__atomic_store_n(&d->status[i], (uint8_t)st, __ATOMIC_SEQ_CST);
+	if (st == CK_OK)
+		hash_ready(d);
 	return 1;
 }
 
@@ -260,9 +286,11 @@ static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole
 {
 	pthread_t th[8];
 	size_t nt = 0, want = s->workers;
-	uint32_t h = start;
 
 	d->next = start;
+	d->h = start;
+	d->whole = whole;
+	d->hashing = 0;
 	for (uint32_t i = start; i < d->end; i++)
 		d->status[i] = CK_PENDING;
 	if (want > d->end - start)
@@ -270,22 +298,14 @@ static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole
 	for (; nt + 1 < want && nt < 8; nt++)
 		if (pthread_create(&th[nt], NULL, decode_thread, d) != 0)
 			break;
-	while (h < d->end) {
-		uint8_t st = __atomic_load_n(&d->status[h], __ATOMIC_ACQUIRE);
-		if (st == CK_OK) {
-			XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
-			h++;
-		} else if (st != CK_PENDING || !decode_one(d)) {
-			break;   /* a bad chunk, or the rest is on the helpers: no spinning */
-		}
-	}
-	while (decode_one(d))   /* after a bad chunk: every status set, as read_chunks expects */
+	while (decode_one(d))   /* every status set, as read_chunks expects */
 		;
 	for (size_t k = 0; k < nt; k++)
 		pthread_join(th[k], NULL);
-	/* the last chunks the helpers finished after the caller ran out of work */
-	for (; h < d->end && d->status[h] == CK_OK; h++)
-		XXH3_128bits_update(whole, d->buf + d->offs[h], d->m->chunks[h].raw_len);
+	/* what is left: the helpers' last chunks, when their look found the
+	 * flag taken */
+	for (; d->h < d->end && d->status[d->h] == CK_OK; d->h++)
+		XXH3_128bits_update(whole, d->buf + d->offs[d->h], d->m->chunks[d->h].raw_len);
 }
 
 /*
@@ -447,7 +467,7 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
 	int rc = 0;
 
 	if (out->buf) {
-		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0 };
+		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0, NULL, 0, 0 };
 		decode_run(s, &d, r->i, whole);   /* and hashed */
 	}
 	for (uint32_t i = r->i; i < r->j; i++) {
