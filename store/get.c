@@ -363,7 +363,7 @@ static void run_release(run *r)
  * details of a fetch are carried in its slot as text and set again on the
  * caller's thread when the caller reaches that run.
  */
-#define AHEAD_MIN_NS 250000u
+#define AHEAD_MIN_NS 50000u
 
 typedef struct slot {
 	run r;
