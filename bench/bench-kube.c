@@ -7,8 +7,15 @@
  * 1 GiB, each in a forked child. Prints figures; asserts nothing.
  *
  *   KVS_BUILD=$PWD/build build/bench-kube [--quick] [MiB]
+ *   KVS_BUILD=$PWD/build build/bench-kube --gets N [MiB]
  *
  * --quick skips the 1 GiB streams (about 15 s): the 64 MiB part only.
+ * --gets N puts the value once, then gets it N times each way, every get
+ * through a client and store of its own (new connections, cold segment
+ * cache, as the get into a buffer below), and prints the median and
+ * quartiles of the N ratios to the decompress floor: figures steady enough
+ * to tell two builds apart on a shared machine, where one get per run is
+ * not (docs/design.md, "The fetch pipeline measured").
  */
 #include <signal.h>
 #include <stdio.h>
@@ -445,10 +452,85 @@ static double server_stat(const char *url, const char *name)
 	return strtod(p + strlen(key), NULL);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median and quartiles of n values (sorted in place). */
+static void print_spread(const char *what, double *v, int n, double floor_s)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	printf("%s: median %.2fx the decompress floor [quartiles %.2f-%.2f, range %.2f-%.2f], "
+	       "%d gets\n", what, v[n / 2] / floor_s, v[n / 4] / floor_s, v[(3 * n) / 4] / floor_s,
+	       v[0] / floor_s, v[n - 1] / floor_s, n);
+}
+
+/* --gets: put once, then n allocating gets and n gets into a warm buffer,
+ * alternately, each through a new client and store (see the top). */
+static int gets_loop(const kvs_kube_options *ko, const char *v, size_t n, char *into, int reps,
+                     const bench_floor *fl)
+{
+	double *tg = calloc((size_t)reps, sizeof(double)), *ti = calloc((size_t)reps, sizeof(double));
+	kvs_backend *b = NULL;
+	kvs_store *st = NULL;
+	int rc;
+
+	if (!tg || !ti)
+		return -1;
+	if ((rc = kvs_backend_kube(&b, ko)) < 0 || (rc = kvs_open(&st, b, NULL)) < 0 ||
+	    (rc = kvs_put(NULL, st, "bench/workflow", v, n, NULL)) < 0)
+		goto out;
+	kvs_close(st);
+	st = NULL;
+	memset(into, 0, n);   /* warm, as the floor's output is */
+	for (int i = 0; i < reps; i++)
+		for (int k = 0; k < 2; k++) {
+			void *got = NULL;
+			size_t len = 0;
+			double t;
+
+			if ((rc = kvs_backend_kube(&b, ko)) < 0 || (rc = kvs_open(&st, b, NULL)) < 0)
+				goto out;
+			/* the index first, on a connection of its own */
+			if ((rc = kvs_get_into(&len, NULL, st, "bench/workflow", NULL, 0, NULL)) != KVS_ERANGE)
+				goto out;
+			t = now_s();
+			rc = k == 0 ? kvs_get(&got, &len, NULL, st, "bench/workflow", NULL)
+			            : kvs_get_into(&len, NULL, st, "bench/workflow", into, n, NULL);
+			(k == 0 ? tg : ti)[i] = now_s() - t;
+			if (rc == 0 && (len != n || memcmp(k == 0 ? got : into, v, n) != 0)) {
+				fprintf(stderr, "bench: value read back differs\n");
+				rc = -1;
+			}
+			kvs_free(got);
+			kvs_close(st);
+			st = NULL;
+			if (rc < 0)
+				goto out;
+		}
+	print_spread("kube get (fresh client each)", tg, reps, fl->decompress_s);
+	print_spread("kube get_into (warm caller buffer, fresh client each)", ti, reps,
+	             fl->decompress_s);
+	rc = 0;
+out:
+	kvs_close(st);
+	free(tg);
+	free(ti);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-	size_t mib = argc > 1 + quick ? (size_t)atoi(argv[1 + quick]) : 64, n = mib << 20;
+	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0, reps = 0, skip = quick;
+	if (argc > 2 && strcmp(argv[1], "--gets") == 0) {
+		reps = atoi(argv[2]);
+		skip = 2;
+		quick = 1;
+	}
+	size_t mib = argc > 1 + skip ? (size_t)atoi(argv[1 + skip]) : 64, n = mib << 20;
 	char *v, *edited, *into;
 	char url[128], dir[] = "/tmp/kvs-bench-kube-XXXXXX", cfg[256];
 	struct run mem = { 0 }, kube = { 0 };
@@ -456,8 +538,8 @@ int main(int argc, char **argv)
 	bench_floor fl;
 	int rc;
 
-	if (mib == 0) {
-		fprintf(stderr, "usage: bench-kube [--quick] [MiB]\n");
+	if (mib == 0 || (skip == 2 && reps <= 0)) {
+		fprintf(stderr, "usage: bench-kube [--quick | --gets N] [MiB]\n");
 		return 2;
 	}
 	v = malloc(n);
@@ -496,6 +578,17 @@ int main(int argc, char **argv)
 	if (bench_floor_measure(&fl, v, n) < 0) {
 		fprintf(stderr, "floor: out of memory\n");
 		return 1;
+	}
+	if (reps > 0) {
+		kvs_kube_options lo = KVS_KUBE_OPTIONS_INIT;
+		lo.kubeconfig = cfg;
+		bench_floor_print("json", &fl);
+		if ((rc = gets_loop(&lo, v, n, into, reps, &fl)) < 0) {
+			fprintf(stderr, "kube: %s: %s\n", kvs_strerror(rc), kvs_error_last());
+			return 1;
+		}
+		kvs_close(NULL);
+		return 0;
 	}
 
 	if ((rc = kvs_backend_mem(&b, NULL)) < 0 || (rc = run_store(&mem, b, NULL, v, n, edited, into)) < 0) {
