@@ -846,9 +846,11 @@ int kvs__kube_proto_body_object(char **out, size_t *out_len, const kvs_object *o
 	p = pw_head(p, 3, 0);                        /* Unknown.contentEncoding */
 	p = pw_head(p, 4, 0);                        /* Unknown.contentType */
 	if ((size_t)(p - buf) != total) {
+		size_t wrote = (size_t)(p - buf);
+
 		free(buf);
 		return kvs_error_set(KVS_EIO, "building request for %s: %zu bytes written of %zu",
-		                     obj->name, (size_t)(p - buf), total);
+		                     obj->name, wrote, total);
 	}
 	*out = (char *)buf;
 	*out_len = total;
