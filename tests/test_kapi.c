@@ -1425,6 +1425,44 @@ Test(kapi, malformed_protobuf_bodies_are_400_naming_what_is_wrong_and_change_not
 	fx_kapi_stop(k);
 }
 
+/*
+ * A create or update body's media type must be one the API server decodes:
+ * none (JSON), JSON or YAML with any case and parameters, protobuf; any
+ * other (text/plain) is 415 UnsupportedMediaType naming what is accepted,
+ * and nothing is stored. Checked to fail: before body_type_known, the
+ * text/plain create was parsed as JSON and answered 201.
+ */
+Test(kapi, a_body_of_an_unknown_media_type_is_415)
+{
+	fx_kapi *k = start();
+	char *p = path_of(k, NULL, NULL), *one = path_of(k, "mt", NULL), *resp = NULL;
+	char *body = cm_body("mt", NULL, "data", "k", "v");
+	long st;
+
+	st = req(k, "POST", p, "text/plain", body, &resp);
+	cr_expect_eq(st, 415, "text/plain: %ld %.300s", st, resp);
+	cr_expect(strstr(resp, "\"reason\":\"UnsupportedMediaType\"") != NULL, "%.300s", resp);
+	cr_expect(strstr(resp, "accepted media types include: application/json, application/yaml, "
+	                       "application/vnd.kubernetes.protobuf") != NULL, "%.300s", resp);
+	free(resp);
+	st = req(k, "GET", one, NULL, NULL, &resp);
+	cr_expect_eq(st, 404, "a 415 create stored the object: %ld", st);
+	free(resp);
+	st = req(k, "POST", p, "Application/JSON; charset=utf-8", body, &resp);
+	cr_expect_eq(st, 201, "JSON with parameters: %ld %.300s", st, resp);
+	free(resp);
+	st = req(k, "PUT", one, "application/xml", body, &resp);
+	cr_expect_eq(st, 415, "an update in XML: %ld %.300s", st, resp);
+	free(resp);
+	st = req(k, "PUT", one, "application/yaml", body, &resp);   /* JSON is YAML */
+	cr_expect_eq(st, 200, "an update as YAML: %ld %.300s", st, resp);
+	free(resp);
+	free(body);
+	free(one);
+	free(p);
+	fx_kapi_stop(k);
+}
+
 Test(kapi, protobuf_bodies_to_anything_but_configmap_create_and_update_are_415)
 {
 	fx_kapi *k = start();
