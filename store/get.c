@@ -280,16 +280,15 @@ static void *decode_thread(void *arg)
 	return NULL;
 }
 
-/* Decode chunks [start, d->end) and hash, in order, those that verify up
- * to the first that does not (read_chunks reports it). */
-static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole)
+/* Decode chunks [start, d->end) and hash into d->whole, in order, those
+ * that verify up to the first that does not (read_chunks reports it). */
+static void decode_run(kvs_store *s, dec *d, uint32_t start)
 {
 	pthread_t th[8];
 	size_t nt = 0, want = s->workers;
 
 	d->next = start;
 	d->h = start;
-	d->whole = whole;
 	d->hashing = 0;
 	for (uint32_t i = start; i < d->end; i++)
 		d->status[i] = CK_PENDING;
@@ -305,7 +304,7 @@ static void decode_run(kvs_store *s, dec *d, uint32_t start, XXH3_state_t *whole
 	/* what is left: the helpers' last chunks, when their look found the
 	 * flag taken */
 	for (; d->h < d->end && d->status[d->h] == CK_OK; d->h++)
-		XXH3_128bits_update(whole, d->buf + d->offs[d->h], d->m->chunks[d->h].raw_len);
+		XXH3_128bits_update(d->whole, d->buf + d->offs[d->h], d->m->chunks[d->h].raw_len);
 }
 
 /*
@@ -467,8 +466,8 @@ static int run_read(kvs_store *s, const kvs__manifest *m, const char *what, sink
 	int rc = 0;
 
 	if (out->buf) {
-		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0, NULL, 0, 0 };
-		decode_run(s, &d, r->i, whole);   /* and hashed */
+		dec d = { m, r->segs, r->want, r->nwant, out->buf, offs, status, r->j, 0, whole, 0, 0 };
+		decode_run(s, &d, r->i);   /* and hashed */
 	}
 	for (uint32_t i = r->i; i < r->j; i++) {
 		const kvs__chunk_ref *c = &m->chunks[i];

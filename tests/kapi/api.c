@@ -842,19 +842,35 @@ static struct status *parse_body(struct request *rq, cJSON **out)
 	return NULL;
 }
 
-/* The Content-Type's media type is protobuf (any case, parameters
- * ignored, as mime.ParseMediaType reads it). */
-static bool body_is_proto(struct MHD_Connection *c)
+/* The Content-Type's media type, blanks around it and parameters left
+ * out (as mime.ParseMediaType reads it): its start (after leading blanks,
+ * so "" for an empty header) and length in *n; NULL without the header. */
+static const char *media_type(struct MHD_Connection *c, size_t *n)
 {
 	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!ct)
-		return false;
+		return NULL;
 	while (*ct == ' ' || *ct == '\t')
 		ct++;
-	size_t n = strcspn(ct, ";");
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	return n == strlen(PROTO_CT) && strncasecmp(ct, PROTO_CT, n) == 0;
+	*n = strcspn(ct, ";");
+	while (*n && (ct[*n - 1] == ' ' || ct[*n - 1] == '\t'))
+		(*n)--;
+	return ct;
+}
+
+/* The media type is `want`, in any case. */
+static bool media_is(const char *ct, size_t n, const char *want)
+{
+	return ct && n == strlen(want) && strncasecmp(ct, want, n) == 0;
+}
+
+/* The Content-Type's media type is protobuf (any case, parameters
+ * ignored). */
+static bool body_is_proto(struct MHD_Connection *c)
+{
+	size_t n = 0;
+	const char *ct = media_type(c, &n);
+	return media_is(ct, n, PROTO_CT);
 }
 
 /*
@@ -867,18 +883,11 @@ static bool body_is_proto(struct MHD_Connection *c)
  */
 static bool body_type_known(struct MHD_Connection *c)
 {
-	const char *ct = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!ct)
-		return true;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	size_t n = strcspn(ct, ";");
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	if (n == 0 && !ct[0])
-		return true;   /* an empty header is no header */
-	return (n == 16 && strncasecmp(ct, "application/json", n) == 0) ||
-	       (n == 16 && strncasecmp(ct, "application/yaml", n) == 0);
+	size_t n = 0;
+	const char *ct = media_type(c, &n);
+	if (!ct || !ct[0])
+		return true;   /* no header, or an empty one */
+	return media_is(ct, n, "application/json") || media_is(ct, n, "application/yaml");
 }
 
 /* A create or update body as its tree: JSON, or for a ConfigMap (not a
