@@ -11,6 +11,7 @@
 
 #include "kvsplit.h"
 #include "kvsplit/backend.h"
+#include "valbuf.h"
 
 #define KVS_ERRBUF 1024
 
@@ -88,5 +89,5 @@ int kvs_op_result(kvs_op *op, int rc)
 
 void kvs_free(void *ptr)
 {
-	free(ptr);
+	kvs__valbuf_free(ptr);
 }

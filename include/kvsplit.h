@@ -134,8 +134,26 @@ KVS_API const char *kvs_strerror(int code);
  */
 KVS_API const char *kvs_error_last(void);
 
-/** Release memory returned by the library (values, strings). Accepts NULL. */
+/**
+ * Release memory returned by the library (values, strings). Accepts NULL.
+ *
+ * The buffer of a large value (4 MiB to 256 MiB) is kept for the next
+ * kvs_get of a like size instead of going back to the system, so a caller
+ * that reads the same large value over and over does not pay the kernel's
+ * zeroing of fresh pages each time. One buffer is kept at most; its pages
+ * are given back lazily (MADV_FREE: the kernel takes them whenever it needs
+ * memory), and it is released after 10 s unused or by kvs_release_memory().
+ * free() also releases anything the library returns (it just keeps nothing).
+ */
 KVS_API void kvs_free(void *ptr);
+
+/**
+ * Release the value buffer kvs_free() keeps for reuse, at once (as
+ * sqlite3_release_memory does for SQLite's caches). Thread-safe.
+ *
+ * @return the bytes released; 0 when nothing was kept
+ */
+KVS_API size_t kvs_release_memory(void);
 
 /*
  * Versions. A key's version is the resourceVersion of its index object: an

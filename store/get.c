@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/hash.h"
+#include "base/valbuf.h"
 
 #include "codec.h"
 #include "history.h"
@@ -674,30 +674,6 @@ int kvs__value_read(kvs_store *s, const kvs__manifest *m, const char *what,
 	return rc;
 }
 
-/*
- * The buffer of a whole-value get. Faulting in a fresh buffer 4 KiB at a
- * time costs more than decompressing into it (issue 14: ~27 ms for 64 MiB),
- * so a large one is 2 MiB-aligned and asks for transparent huge pages
- * (docs/design.md "Get"). Where THP is off, or madvise refuses, it is an
- * ordinary allocation: the advice is only advice. posix_memalign memory is
- * released by free(), so kvs_free() stays the one way to free a value.
- */
-#define HUGE_PAGE (2u << 20)
-
-static uint8_t *value_alloc(uint64_t len)
-{
-	void *p = NULL;
-
-	if (len < 2 * (uint64_t)HUGE_PAGE)
-		return malloc(len ? (size_t)len : 1);
-	if (posix_memalign(&p, HUGE_PAGE, (size_t)len) != 0)
-		return NULL;
-#ifdef MADV_HUGEPAGE
-	(void)madvise(p, (size_t)len & ~(size_t)(HUGE_PAGE - 1), MADV_HUGEPAGE);
-#endif
-	return p;
-}
-
 int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
                         const char *what, const kvs_get_options *opts, uint64_t *requests)
 {
@@ -707,7 +683,7 @@ int kvs__value_read_buf(uint8_t **outp, kvs_store *s, const kvs__manifest *m,
 	*outp = NULL;
 	if ((rc = over_cap(m, what, opts)) < 0)
 		return rc;
-	if (m->length > SIZE_MAX - 1 || !(out.buf = value_alloc(m->length)))
+	if (m->length > SIZE_MAX - 1 || !(out.buf = kvs__valbuf_alloc((size_t)m->length)))
 		return kvs_error_set(KVS_ENOMEM, "%s: cannot allocate %llu bytes", what,
 		                     (unsigned long long)m->length);
 	if ((rc = value_read(s, m, what, &out, opts, requests)) < 0) {
