@@ -292,15 +292,21 @@ static void hash_whole(put *P, clist *cl)
 		                    P->jobs[P->njobs - 1].len);
 }
 
+/* A step the caller runs while the helpers compress (a streaming put's
+ * read and cut of the next window), told whether chunks of the window are
+ * still waiting for a thread; its result is compress_window's. */
+typedef int (*meanwhile_fn)(void *ctx, int busy);
+
 /*
  * Compress the fresh jobs of the window, on up to s->workers threads; the
  * caller first feeds the whole-value hash (the helpers compress meanwhile),
- * then helps. With `pieces`, the next window's pieces are cut (and
- * addressed) in the same round, first, so the cut of window k+1 overlaps
- * the compression of window k (design.md "Performance").
+ * runs `meanwhile` (if any), then helps. With `pieces`, the next window's
+ * pieces are cut (and addressed) in the same round, first, so the cut of
+ * window k+1 overlaps the compression of window k (design.md
+ * "Performance").
  */
 static int compress_window(put *P, clist *cl, size_t nfresh, kvs__cdc_piece *pieces,
-                           size_t npieces)
+                           size_t npieces, meanwhile_fn meanwhile, void *mctx)
 {
 	pthread_t th[MAX_WORKERS];
 	worker wk[MAX_WORKERS];
@@ -308,9 +314,11 @@ static int compress_window(put *P, clist *cl, size_t nfresh, kvs__cdc_piece *pie
 	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, P->scratch,
 	            pieces, npieces, 0 };
 
+	int mrc = 0;
+
 	if (!nfresh && !npieces) {
 		hash_whole(P, cl);
-		return 0;
+		return meanwhile ? meanwhile(mctx, 0) : 0;
 	}
 	want = P->s->workers;
 	if (want > nfresh + npieces)
@@ -325,9 +333,13 @@ static int compress_window(put *P, clist *cl, size_t nfresh, kvs__cdc_piece *pie
 		}
 	nt = start_helpers(th, wk, &pl, want);
 	hash_whole(P, cl);
+	if (meanwhile)
+		mrc = meanwhile(mctx, __atomic_load_n(&pl.next, __ATOMIC_RELAXED) < pl.n);
 	work_some(&pl, P->scratch[0]);
 	for (size_t i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
+	if (mrc < 0)
+		return mrc;
 	if (pl.failed)
 		return kvs_error_set(KVS_ENOMEM, "out of memory compressing chunks");
 	return 0;
@@ -380,17 +392,6 @@ static int pack_window(put *P, int rc)
 	}
 	P->njobs = 0;
 	return rc;
-}
-
-/* Look up, compress and pack the chunks of the window, in order. */
-static int run_window(put *P, clist *cl)
-{
-	size_t nfresh = 0;
-	int rc = lookup_window(P, cl, &nfresh);
-
-	if (rc == 0)
-		rc = compress_window(P, cl, nfresh, NULL, 0);
-	return pack_window(P, rc);
 }
 
 /* The window's chunk lists: `cap` entries, and `pieces` pieces of scratch. */
@@ -462,14 +463,6 @@ static int cut_jobs(put *P, const uint8_t *p, size_t n, int final, size_t *used)
 	return fill_jobs(P, p, nc);
 }
 
-/* Cut [p, p+n) and run its chunks (a streaming put's window). */
-static int cut_region(put *P, clist *cl, const uint8_t *p, size_t n, int final, size_t *used)
-{
-	int rc = cut_jobs(P, p, n, final, used);
-
-	return rc < 0 ? rc : run_window(P, cl);
-}
-
 typedef struct source {
 	const uint8_t *data;  /* buffer put */
 	size_t len;
@@ -522,7 +515,7 @@ static int ingest_buffer(put *P, clist *cl, const source *src)
 				                    P->cutscratch + (size_t)k * cap,
 				                    P->addrscratch + (size_t)k * cap, cap);
 		}
-		rc = compress_window(P, cl, nfresh, pcs, npc);
+		rc = compress_window(P, cl, nfresh, pcs, npc, NULL, NULL);
 		if ((rc = pack_window(P, rc)) < 0)
 			return rc;
 		pos += used;
@@ -536,45 +529,116 @@ static int ingest_buffer(put *P, clist *cl, const source *src)
 	}
 }
 
-static int ingest(put *P, clist *cl, const source *src)
+/* Read from a streaming source into buf[*have, cap) until it is full or
+ * the source ends (*eof). */
+static int fill(put *P, const source *src, uint8_t *buf, size_t cap, size_t *have, int *eof)
 {
-	size_t cap, have = 0, used;
-	uint8_t *win;
-	int eof = 0, rc = 0;
+	while (*have < cap && !*eof) {
+		size_t got = 0;
+		if (src->read(src->ctx, buf + *have, cap - *have, &got) != 0)
+			return kvs_error_set(KVS_ECANCELED, "key \"%s\": the read callback failed", P->key);
+		if (got > cap - *have)
+			return kvs_error_set(KVS_EINVAL, "key \"%s\": read callback returned too much",
+			                     P->key);
+		*eof = got == 0;
+		*have += got;
+	}
+	return 0;
+}
 
-	if (src->data || !src->read)
-		return ingest_buffer(P, cl, src);
-	cap = WINDOW + P->s->cdc.max;
-	if (!(win = malloc(cap)))
-		return kvs_error_set(KVS_ENOMEM, "out of memory");
-	while (!eof) {
-		while (have < cap && !eof) {
-			size_t got = 0;
-			if (src->read(src->ctx, win + have, cap - have, &got) != 0) {
-				rc = kvs_error_set(KVS_ECANCELED, "key \"%s\": the read callback failed", P->key);
-				goto out;
-			}
-			if (got > cap - have) {
-				rc = kvs_error_set(KVS_EINVAL, "key \"%s\": read callback returned too much", P->key);
-				goto out;
-			}
-			eof = got == 0;
-			have += got;
-		}
-		if (cl->length + have > KVS__MF_MAX_LENGTH) {
-			rc = kvs_error_set(KVS_ETOOBIG, "key \"%s\": value longer than 2^40 bytes", P->key);
+/* The next window of a streaming put, read and cut while the current one
+ * compresses (ingest_stream). */
+typedef struct next_win {
+	put *P;
+	const source *src;
+	uint64_t before;        /* value bytes in the windows before it */
+	const uint8_t *tail;    /* the current window's uncut bytes */
+	size_t tail_len;
+	uint8_t *buf;
+	size_t cap;
+	size_t have, used, nc;  /* out: its bytes; those its chunks take, and how many */
+	int eof;                /* in: the source had ended; out: it has */
+} next_win;
+
+static int read_and_cut(void *ctx, int busy)
+{
+	next_win *n = ctx;
+	put *P = n->P;
+	size_t ccap;
+	unsigned th;
+	int rc;
+
+	memcpy(n->buf, n->tail, n->tail_len);
+	n->have = n->tail_len;
+	if ((rc = fill(P, n->src, n->buf, n->cap, &n->have, &n->eof)) < 0)
+		return rc;
+	if (n->before + n->have > KVS__MF_MAX_LENGTH)
+		return kvs_error_set(KVS_ETOOBIG, "key \"%s\": value longer than 2^40 bytes", P->key);
+	/* while chunks still wait to be compressed, the other threads have
+	 * work and the caller cuts alone; once they are all taken (quick ones:
+	 * raw, incompressible data) the cut takes every thread */
+	th = busy ? 1 : cut_threads(P);
+	ccap = n->have / P->s->cdc.min + 2;
+	if ((rc = cut_bufs(P, ccap, th)) < 0)
+		return rc;
+	return kvs__cdc_cut_all(&P->s->cdc, n->buf, n->have, n->eof, P->cuts, P->addrs, ccap,
+	                        &n->nc, &n->used, th, P->cutscratch, P->addrscratch);
+}
+
+/*
+ * A streaming put (kvs_put_stream, kvs_put_fd), pipelined as far as a
+ * source read on the caller's thread allows. Two window buffers: while the
+ * helpers compress window k (its jobs point into one), the caller reads
+ * window k+1 into the other, after k's uncut tail, and cuts it; then it
+ * helps compress. The callback is called on the caller's thread, in order,
+ * as before; the windows (each filled to WINDOW + chunk_max), their cut
+ * points and so the stored bytes are those of a window-by-window put.
+ */
+static int ingest_stream(put *P, clist *cl, const source *src)
+{
+	size_t cap = WINDOW + P->s->cdc.max, have = 0, used = 0;
+	uint8_t *win[2] = { malloc(cap), malloc(cap) };
+	int cur = 0, eof = 0, rc;
+
+	if (!win[0] || !win[1]) {
+		rc = kvs_error_set(KVS_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = fill(P, src, win[0], cap, &have, &eof)) < 0)
+		goto out;
+	if ((rc = cut_jobs(P, win[0], have, eof, &used)) < 0)
+		goto out;
+	for (;;) {
+		next_win n = { P, src, cl->length + used, win[cur] + used, have - used,
+		               win[!cur], cap, 0, 0, 0, eof };
+		size_t nfresh = 0;
+		int last = eof;
+
+		if ((rc = lookup_window(P, cl, &nfresh)) < 0) {
+			rc = pack_window(P, rc);
 			goto out;
 		}
-		if ((rc = cut_region(P, cl, win, have, eof, &used)) < 0)
+		rc = compress_window(P, cl, nfresh, NULL, 0, last ? NULL : read_and_cut, &n);
+		if ((rc = pack_window(P, rc)) < 0 || (rc = progress(P, cl->length, 0)) < 0 || last)
 			goto out;
-		memmove(win, win + used, have - used);
-		have -= used;
-		if ((rc = progress(P, cl->length, 0)) < 0)
+		if ((rc = fill_jobs(P, n.buf, n.nc)) < 0)
 			goto out;
+		cur = !cur;
+		have = n.have;
+		used = n.used;
+		eof = n.eof;
 	}
 out:
-	free(win);
+	free(win[0]);
+	free(win[1]);
 	return rc;
+}
+
+static int ingest(put *P, clist *cl, const source *src)
+{
+	if (src->data || !src->read)
+		return ingest_buffer(P, cl, src);
+	return ingest_stream(P, cl, src);
 }
 
 /* ---- base manifest ------------------------------------------------------ */

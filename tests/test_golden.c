@@ -20,6 +20,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "support/expect.h"
 #include "support/fixture.h"
 
 #define KIB 1024u
@@ -198,4 +199,59 @@ Test(golden, more_workers_store_the_same_bytes)
 		cr_expect_str_eq(hex, "162775cf8bc05834516705f9cbf064f1", "%u workers, small chunker: "
 		                 "digest of the stored objects changed: %s (%zu objects)", w[i], hex, n);
 	}
+}
+
+/*
+ * A stream over several windows (each read and cut while the one before
+ * compresses: put.c ingest_stream) stores what a buffer put of the same
+ * bytes stores, object for object, with the default chunker and a small
+ * one, one worker and two, and reads of an odd size.
+ */
+static void put_one(char hex[33], const kvs_options *o, const uint8_t *d, size_t n, size_t step)
+{
+	kvs_backend *b = NULL;
+	kvs_store *s = NULL;
+	size_t nobj = 0;
+	int rc;
+
+	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
+	cr_assert_eq(kvs_open(&s, b, o), 0, "open: %s", kvs_error_last());
+	if (step) {
+		mem_src src = { d, n, 0, step };
+		rc = kvs_put_stream(NULL, s, "g/stream", src_read, &src, NULL);
+	} else {
+		rc = kvs_put(NULL, s, "g/stream", d, n, NULL);
+	}
+	cr_assert_eq(rc, 0, "put (%s): %s", step ? "stream" : "buffer", kvs_error_last());
+	fx_expect_value(s, "g/stream", d, n);
+	digest_objects(hex, b, &nobj);
+	kvs_close(s);
+}
+
+Test(golden, a_stream_over_several_windows_stores_what_a_buffer_put_stores, .timeout = 120)
+{
+	size_t n = 19 * MIB + 12345;
+	uint8_t *d = malloc(n);
+
+	cr_assert(d);
+	fx_mixed(d, n, 21);
+	for (int small = 0; small < 2; small++)
+		for (unsigned w = 1; w <= 2; w++) {
+			kvs_options o = KVS_OPTIONS_INIT;
+			char hb[33], hs[33];
+
+			o.workers = w;
+			o.history = KVS_HISTORY_OFF;
+			if (small) {
+				o.chunk_min = 2 * KIB;
+				o.chunk_avg = 8 * KIB;
+				o.chunk_max = 32 * KIB;
+				o.segment_target = 128 * KIB;
+			}
+			put_one(hb, &o, d, n, 0);
+			put_one(hs, &o, d, n, 300 * KIB + 17);
+			cr_expect_str_eq(hs, hb, "%s chunker, %u worker(s): the stream stored other objects "
+			                 "than the buffer put", small ? "small" : "default", w);
+		}
+	free(d);
 }

@@ -17,6 +17,7 @@
  * op's answer overwriting the last, the put succeeded and its value could
  * not be read back.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include <criterion/criterion.h>
 
+#include "support/expect.h"
 #include "support/fixture.h"
 #include "internal.h"
 #include "mem/faults.h"
@@ -569,4 +571,82 @@ Test(pipeline, put_batch_first_failure_wins_on_the_caller)
 Test(pipeline, put_batch_first_failure_wins_in_the_background)
 {
 	first_failure_is_the_flush_s(2);
+}
+
+/* Threads of this process, from /proc/self/task. */
+static int task_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+typedef struct counted_src {
+	const uint8_t *d;
+	size_t n, off;
+	int calls, most_tasks;   /* the most threads seen by a read after the first window */
+} counted_src;
+
+static int counted_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+	counted_src *r = ctx;
+	size_t k = r->n - r->off;
+
+	if (r->off >= 4 * MIB) {   /* past the first window */
+		int t = task_count();
+		if (t > r->most_tasks)
+			r->most_tasks = t;
+	}
+	r->calls++;
+	if (k > cap)
+		k = cap;
+	if (k > 256 * KIB)
+		k = 256 * KIB;
+	memcpy(buf, r->d + r->off, k);
+	r->off += k;
+	*got = k;
+	return 0;
+}
+
+/*
+ * A streaming put reads the next window while the helpers compress the
+ * one before (put.c ingest_stream): a read past the first window sees a
+ * helper thread alive. In-memory backend, whose flushes stay on the
+ * caller's thread, so the only new threads are the compressing ones;
+ * 2 workers. Checked to fail with the next window read after the
+ * compression (the reads saw one thread), and the value reads back whole.
+ */
+Test(pipeline, put_stream_reads_the_next_window_while_this_one_compresses)
+{
+	kvs_backend *b = NULL;
+	kvs_store *s = NULL;
+	kvs_options o = KVS_OPTIONS_INIT;
+	size_t n = 20 * MIB;
+	uint8_t *d = malloc(n);
+	counted_src r = { 0 };
+
+	cr_assert_not_null(d);
+	fx_json((char *)d, n, 31);
+	o.workers = 2;
+	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
+	cr_assert_eq(kvs_open(&s, b, &o), 0, "%s", kvs_error_last());
+	int base = task_count();   /* Criterion's own threads */
+	cr_assert_geq(base, 1);
+	r.d = d;
+	r.n = n;
+	cr_assert_eq(kvs_put_stream(NULL, s, "v", counted_read, &r, NULL), 0, "%s",
+	             kvs_error_last());
+	cr_assert_gt(r.most_tasks, base, "no read after the first window ran beside a compressing "
+	             "thread (%d calls, %d threads at most, %d before)", r.calls, r.most_tasks, base);
+	fx_expect_value(s, "v", d, n);
+	free(d);
+	kvs_close(s);
 }
