@@ -142,7 +142,7 @@ Test(valbuf, an_unused_buffer_goes_back_after_the_keep_time)
  * thread to thread, and every value reads as its own bytes. */
 struct reader {
 	kvs_store *s;
-	char key[8];
+	char key[16];
 	uint8_t *want;
 	size_t n;
 	int bad;
