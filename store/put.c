@@ -313,7 +313,6 @@ static int compress_window(put *P, clist *cl, size_t nfresh, kvs__cdc_piece *pie
 	size_t nt, want, cap = kvs__blob_scratch_size(P->s->cdc.max);
 	pool pl = { P->jobs, P->njobs, 0, (int)P->s->opts.lz4_accel, 0, P->scratch,
 	            pieces, npieces, 0 };
-
 	int mrc = 0;
 
 	if (!nfresh && !npieces) {
