@@ -650,3 +650,72 @@ Test(pipeline, put_stream_reads_the_next_window_while_this_one_compresses)
 	free(d);
 	kvs_close(s);
 }
+
+/* A source that fails (rc) or overfills (bad) once `at` bytes are read. */
+typedef struct failing_src {
+	const uint8_t *d;
+	size_t n, off, at;
+	int overfill;
+} failing_src;
+
+static int failing_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+	failing_src *r = ctx;
+	size_t k = r->n - r->off;
+
+	if (r->off >= r->at) {
+		if (!r->overfill)
+			return -1;
+		*got = cap + 1;
+		return 0;
+	}
+	if (k > cap)
+		k = cap;
+	if (k > 256 * KIB)
+		k = 256 * KIB;
+	memcpy(buf, r->d + r->off, k);
+	r->off += k;
+	*got = k;
+	return 0;
+}
+
+/*
+ * A source that fails while the window before is compressing (its read
+ * runs beside the helpers: put.c ingest_stream) fails the put as it did
+ * between windows: KVS_ECANCELED for a failed read, KVS_EINVAL for a read
+ * that says it gave more than it was asked; the key keeps its value, and
+ * a put after it goes through.
+ */
+Test(pipeline, put_stream_source_failing_beside_the_compression)
+{
+	kvs_backend *b = NULL;
+	kvs_store *s = NULL;
+	kvs_options o = KVS_OPTIONS_INIT;
+	size_t n = 14 * MIB;
+	uint8_t *d = malloc(n), *old = malloc(n);
+
+	cr_assert(d && old);
+	fx_json((char *)d, n, 33);
+	fx_json((char *)old, n, 34);
+	o.workers = 2;
+	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
+	cr_assert_eq(kvs_open(&s, b, &o), 0, "%s", kvs_error_last());
+	cr_assert_eq(kvs_put(NULL, s, "v", old, n, NULL), 0, "%s", kvs_error_last());
+	for (int overfill = 0; overfill < 2; overfill++)
+		for (size_t at = 5 * MIB; at <= 10 * MIB; at += 5 * MIB) {
+			failing_src r = { d, n, 0, at, overfill };
+			int rc = kvs_put_stream(NULL, s, "v", failing_read, &r, NULL);
+
+			cr_assert_eq(rc, overfill ? KVS_EINVAL : KVS_ECANCELED,
+			             "%s at %zu MiB: %d (%s)", overfill ? "overfill" : "failure",
+			             at / MIB, rc, kvs_error_last());
+			fx_expect_value(s, "v", old, n);
+		}
+	failing_src ok = { d, n, 0, n + 1, 0 };
+	cr_assert_eq(kvs_put_stream(NULL, s, "v", failing_read, &ok, NULL), 0, "%s",
+	             kvs_error_last());
+	fx_expect_value(s, "v", d, n);
+	free(d);
+	free(old);
+	kvs_close(s);
+}

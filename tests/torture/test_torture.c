@@ -496,6 +496,31 @@ Test(torture, put_stream_existing_edit, .timeout = 300)
 	torture(&t);
 }
 
+/* A stream over three windows: each read and cut while the one before it
+ * compresses (put.c ingest_stream), so a failure may land in the read and
+ * cut of the next window, beside the compression of this one. */
+#define THREE_WINDOWS (9u * 1024u * 1024u)
+
+Test(torture, put_stream_over_three_windows, .timeout = 600)
+{
+	static uint8_t *v_old, *v_new;
+	size_t n = THREE_WINDOWS;
+
+	if (!v_old) {
+		v_old = malloc(n);
+		v_new = malloc(n);
+		cr_assert(v_old && v_new);
+		fx_json((char *)v_old, n, 24);
+		memcpy(v_new, v_old, n);
+		for (int i = 0; i < 10; i++)
+			fx_random(v_new + (size_t)i * (n / 10) + 4096, n / 1000, 200 + (uint64_t)i);
+	}
+	tc t = { .name = "put_stream_windows", .setup = setup_put, .op = op_put_stream,
+	         .after = after_put_stream, .key = "k", .oldv = v_old, .oldlen = n,
+	         .newv = v_new, .newlen = n };
+	torture(&t);
+}
+
 /* ------------------------------------------------------------------------ */
 /* reads: the op runs on a fresh client (cold cache)                        */
 
