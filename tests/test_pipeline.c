@@ -15,7 +15,11 @@
  * the put (the first failure is the flush's). Checked to fail: with the
  * flush on the caller's thread no read happens during a create; with each
  * op's answer overwriting the last, the put succeeded and its value could
- * not be read back.
+ * not be read back. A streaming put reads its next window while the one
+ * before compresses (a read past the first window sees a helper thread:
+ * checked to fail with the read after the compression), and a source that
+ * fails there fails the put as before (with the read's error dropped on
+ * both paths of compress_window, the put never ends).
  */
 #include <dirent.h>
 #include <stdio.h>
