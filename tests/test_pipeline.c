@@ -593,6 +593,34 @@ static int task_count(void)
 	return n;
 }
 
+/* The next at most 256 KiB of d[n] from *off into buf (a read callback's
+ * answer), and an in-memory store with `workers` threads. */
+static int copy_out(const uint8_t *d, size_t n, size_t *off, void *buf, size_t cap, size_t *got)
+{
+	size_t k = n - *off;
+
+	if (k > cap)
+		k = cap;
+	if (k > 256 * KIB)
+		k = 256 * KIB;
+	memcpy(buf, d + *off, k);
+	*off += k;
+	*got = k;
+	return 0;
+}
+
+static kvs_store *mem_store_with(unsigned workers)
+{
+	kvs_backend *b = NULL;
+	kvs_store *s = NULL;
+	kvs_options o = KVS_OPTIONS_INIT;
+
+	o.workers = workers;
+	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
+	cr_assert_eq(kvs_open(&s, b, &o), 0, "%s", kvs_error_last());
+	return s;
+}
+
 typedef struct counted_src {
 	const uint8_t *d;
 	size_t n, off;
@@ -602,7 +630,6 @@ typedef struct counted_src {
 static int counted_read(void *ctx, void *buf, size_t cap, size_t *got)
 {
 	counted_src *r = ctx;
-	size_t k = r->n - r->off;
 
 	if (r->off >= 4 * MIB) {   /* past the first window */
 		int t = task_count();
@@ -610,14 +637,7 @@ static int counted_read(void *ctx, void *buf, size_t cap, size_t *got)
 			r->most_tasks = t;
 	}
 	r->calls++;
-	if (k > cap)
-		k = cap;
-	if (k > 256 * KIB)
-		k = 256 * KIB;
-	memcpy(buf, r->d + r->off, k);
-	r->off += k;
-	*got = k;
-	return 0;
+	return copy_out(r->d, r->n, &r->off, buf, cap, got);
 }
 
 /*
@@ -630,18 +650,14 @@ static int counted_read(void *ctx, void *buf, size_t cap, size_t *got)
  */
 Test(pipeline, put_stream_reads_the_next_window_while_this_one_compresses)
 {
-	kvs_backend *b = NULL;
-	kvs_store *s = NULL;
-	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
 	size_t n = 20 * MIB;
 	uint8_t *d = malloc(n);
 	counted_src r = { 0 };
 
 	cr_assert_not_null(d);
 	fx_json((char *)d, n, 31);
-	o.workers = 2;
-	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
-	cr_assert_eq(kvs_open(&s, b, &o), 0, "%s", kvs_error_last());
+	s = mem_store_with(2);
 	int base = task_count();   /* Criterion's own threads */
 	cr_assert_geq(base, 1);
 	r.d = d;
@@ -665,7 +681,6 @@ typedef struct failing_src {
 static int failing_read(void *ctx, void *buf, size_t cap, size_t *got)
 {
 	failing_src *r = ctx;
-	size_t k = r->n - r->off;
 
 	if (r->off >= r->at) {
 		if (!r->overfill)
@@ -673,14 +688,7 @@ static int failing_read(void *ctx, void *buf, size_t cap, size_t *got)
 		*got = cap + 1;
 		return 0;
 	}
-	if (k > cap)
-		k = cap;
-	if (k > 256 * KIB)
-		k = 256 * KIB;
-	memcpy(buf, r->d + r->off, k);
-	r->off += k;
-	*got = k;
-	return 0;
+	return copy_out(r->d, r->n, &r->off, buf, cap, got);
 }
 
 /*
@@ -692,18 +700,14 @@ static int failing_read(void *ctx, void *buf, size_t cap, size_t *got)
  */
 Test(pipeline, put_stream_source_failing_beside_the_compression)
 {
-	kvs_backend *b = NULL;
-	kvs_store *s = NULL;
-	kvs_options o = KVS_OPTIONS_INIT;
+	kvs_store *s;
 	size_t n = 14 * MIB;
 	uint8_t *d = malloc(n), *old = malloc(n);
 
 	cr_assert(d && old);
 	fx_json((char *)d, n, 33);
 	fx_json((char *)old, n, 34);
-	o.workers = 2;
-	cr_assert_eq(kvs_backend_mem(&b, NULL), 0);
-	cr_assert_eq(kvs_open(&s, b, &o), 0, "%s", kvs_error_last());
+	s = mem_store_with(2);
 	cr_assert_eq(kvs_put(NULL, s, "v", old, n, NULL), 0, "%s", kvs_error_last());
 	for (int overfill = 0; overfill < 2; overfill++)
 		for (size_t at = 5 * MIB; at <= 10 * MIB; at += 5 * MIB) {
