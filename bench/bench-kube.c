@@ -538,10 +538,7 @@ static int gets_loop(const kvs_kube_options *ko, const char *v, size_t n, char *
 			size_t len = 0;
 			double t;
 
-			if ((rc = kvs_backend_kube(&b, ko)) < 0 || (rc = kvs_open(&st, b, NULL)) < 0)
-				goto out;
-			/* the index first, on a connection of its own */
-			if ((rc = kvs_get_into(&len, NULL, st, "bench/workflow", NULL, 0, NULL)) != KVS_ERANGE)
+			if ((rc = cold_store(&st, ko)) < 0)
 				goto out;
 			if (k == 0)
 				kvs_release_memory();   /* fresh memory */
